@@ -1,0 +1,546 @@
+package config
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/ftc-dev/ftc/compiler/diag"
+)
+
+// Check runs the cross-field rules CUE cannot express field by field:
+// batch arithmetic against the data-parallel world, GRPO generations,
+// data formats per method, stage references of the right kind, adapter and
+// strategy combinations, reward-function files. It reports every problem.
+func Check(r *Recipe, files fs.FS) diag.List {
+	c := &checker{r: r, files: files}
+	c.hardware()
+	for _, name := range r.SortedDatasetNames() {
+		c.dataset("datasets."+name, r.Datasets[name])
+	}
+	for _, name := range r.SortedStageNames() {
+		c.stage(name, r.Stages[name])
+	}
+	return c.diags
+}
+
+type checker struct {
+	r     *Recipe
+	files fs.FS
+	diags diag.List
+}
+
+func (c *checker) errorf(path, format string, args ...any) *diag.Diagnostic {
+	return c.diags.Errorf(c.r.Pos.At(path), path, format, args...)
+}
+
+func (c *checker) warnf(path, format string, args ...any) *diag.Diagnostic {
+	return c.diags.Warnf(c.r.Pos.At(path), path, format, args...)
+}
+
+func (c *checker) hardware() {
+	h := c.r.Hardware
+	world := h.GPUs()
+	switch h.Strategy {
+	case "single":
+		if world > 1 {
+			c.errorf("hardware.strategy", "strategy \"single\" runs one process, but the hardware has %d GPUs (%d node(s) × %d)", world, h.Nodes, h.GPUsPerNode).
+				WithHint("use \"ddp\", \"fsdp\", \"zero2\" or \"zero3\", or set gpusPerNode: 1")
+		}
+	case "ddp":
+		if h.Offload.Optimizer || h.Offload.Params {
+			c.errorf("hardware.offload", "DDP cannot offload to CPU").
+				WithHint("offload needs strategy \"fsdp\", \"zero2\" or \"zero3\"")
+		}
+	case "zero2":
+		if h.Offload.Params {
+			c.errorf("hardware.offload.params", "ZeRO-2 does not partition parameters, so it cannot offload them").
+				WithHint("use strategy \"zero3\", or offload only the optimizer")
+		}
+	}
+	if h.Strategy == "single" && (h.Offload.Optimizer || h.Offload.Params) {
+		c.errorf("hardware.offload", "a single process without a sharding strategy cannot offload to CPU").
+			WithHint("use strategy \"zero3\" (it runs on one GPU too) to offload")
+	}
+	if (h.Strategy == "zero2" || h.Strategy == "zero3") && !c.r.hasPackage("deepspeed") {
+		c.errorf("hardware.strategy", "strategy %q needs deepspeed, which profile %q does not provide", h.Strategy, c.r.Environment.Profile)
+	}
+	if h.Slurm != nil && h.Target != "slurm" {
+		c.errorf("hardware.slurm", "slurm settings given, but target is %q", h.Target).
+			WithHint("set target: \"slurm\" or remove the slurm block")
+	}
+	if h.Kubernetes != nil && h.Target != "kubernetes" {
+		c.errorf("hardware.kubernetes", "kubernetes settings given, but target is %q", h.Target).
+			WithHint("set target: \"kubernetes\" or remove the kubernetes block")
+	}
+	if h.Nodes > 1 && h.Target == "local" {
+		c.errorf("hardware.target", "%d nodes cannot run on target \"local\", which starts processes on this machine only", h.Nodes).
+			WithHint("use target \"slurm\" or \"kubernetes\" for multi-node recipes")
+	}
+}
+
+func (r *Recipe) hasPackage(name string) bool {
+	_, a := r.Environment.Packages[name]
+	_, b := r.Environment.Optional[name]
+	return a || b
+}
+
+func (c *checker) dataset(path string, d Dataset) {
+	switch {
+	case d.File == nil && d.Hub == nil:
+		c.errorf(path, "dataset has no source").WithHint("set file: {path, sha256} or hub: {repo, revision}")
+	case d.File != nil && d.Hub != nil:
+		c.errorf(path, "dataset has two sources, file and hub").WithHint("keep one of them")
+	case d.File != nil:
+		p := d.File.Path
+		if !fs.ValidPath(p) {
+			c.errorf(path+".file.path", "%q must be a path inside the recipe's directory", p).
+				WithHint("use a slash-separated relative path without \"..\"")
+		} else if st, err := fs.Stat(c.files, p); err != nil {
+			c.errorf(path+".file.path", "cannot read %s: %v", p, unwrapPathErr(err))
+		} else if st.IsDir() {
+			c.errorf(path+".file.path", "%s is a directory, not a data file", p)
+		}
+		if d.File.Encoding == "" && encodingOf(p) == "" {
+			c.errorf(path+".file.path", "cannot tell the encoding of %s from its extension", p).
+				WithHint("set encoding: \"jsonl\" or \"parquet\"")
+		}
+	case d.Hub != nil:
+		if !isCommit(d.Hub.Revision) {
+			c.warnf(path+".hub.revision", "revision %q is not a commit; `ftc run` pins it in ftc.lock", d.Hub.Revision)
+		}
+	}
+	if d.Format != "preference" && d.Prompt == "explicit" {
+		c.errorf(path+".prompt", "prompt: \"explicit\" applies to preference data only, but format is %q", d.Format)
+	}
+}
+
+// EncodingOf returns the encoding a data file's extension implies.
+func encodingOf(p string) string {
+	switch path.Ext(p) {
+	case ".jsonl", ".json":
+		return "jsonl"
+	case ".parquet":
+		return "parquet"
+	}
+	return ""
+}
+
+// Encoding returns the file's encoding, explicit or implied.
+func (f FileSource) EncodingOrDefault() string {
+	if f.Encoding != "" {
+		return f.Encoding
+	}
+	return encodingOf(f.Path)
+}
+
+var commitRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+func isCommit(s string) bool { return commitRE.MatchString(s) }
+
+// formatsFor lists the data formats a method reads.
+var formatsFor = map[string][]string{
+	"sft":    {"messages", "prompt-completion", "text"},
+	"reward": {"preference"},
+	"ppo":    {"prompt"},
+	"grpo":   {"prompt"},
+}
+
+var formatHint = map[string]string{
+	"sft":    "SFT reads conversations (messages), prompt-completion pairs or plain text",
+	"reward": "a reward model trains on preference pairs: format \"preference\" with chosen and rejected",
+	"ppo":    "PPO rolls out from prompts only: format \"prompt\"",
+	"grpo":   "GRPO samples completions for prompts only: format \"prompt\"",
+}
+
+// TrainingProcesses is the number of data-parallel training processes of
+// a stage: every GPU, less those given to a vLLM generation server.
+func (r *Recipe) TrainingProcesses(st Stage) int {
+	n := r.Hardware.GPUs()
+	if st.GRPO != nil && st.GRPO.Generation.Engine == "vllm" {
+		n -= st.GRPO.Generation.GPUs
+	}
+	return n
+}
+
+func (c *checker) stage(name string, st Stage) {
+	base := "stages." + name
+
+	// Data: the format must be one the method reads.
+	if want := formatsFor[st.Method]; !contains(want, st.Data.Train.Format) {
+		c.errorf(base+".data.train", "%s stage cannot train on %q data from dataset %q", st.Method, st.Data.Train.Format, st.Data.Train.Name).
+			WithHint("%s", formatHint[st.Method])
+	}
+	if st.Data.Eval != nil {
+		if st.Data.Eval.Format != st.Data.Train.Format {
+			c.errorf(base+".data.eval", "eval dataset %q has format %q, train has %q", st.Data.Eval.Name, st.Data.Eval.Format, st.Data.Train.Format)
+		}
+		if st.Data.EvalFraction > 0 {
+			c.errorf(base+".data.evalFraction", "evalFraction and eval both set").WithHint("hold out a fraction of train, or name an eval dataset, not both")
+		}
+	}
+	if st.Data.Packing && st.Method != "sft" {
+		c.errorf(base+".data.packing", "packing applies to SFT only, not %s", st.Method)
+	}
+
+	// Models.
+	bm := st.Base()
+	bp := base + ".model"
+	if st.Method == "ppo" {
+		bp = base + ".policy"
+	}
+	if bm != nil {
+		if bm.From != nil && bm.From.Kind == "reward-model" && st.Method != "reward" {
+			c.errorf(bp, "stage %q produces a reward model; %s needs a causal language model to train", bm.From.Stage, st.Method).
+				WithHint("start from a Hub model or the output of an sft stage")
+		}
+		if st.Data.MaxLength > bm.Arch.MaxPositions {
+			c.errorf(base+".data.maxLength", "maxLength %d exceeds the %d positions %s was trained for", st.Data.MaxLength, bm.Arch.MaxPositions, bm.Repo)
+		}
+		c.modelRef(bp, bm)
+	}
+	c.adapter(base, st)
+	c.training(base, st)
+
+	switch st.Method {
+	case "ppo":
+		c.ppo(base, st)
+	case "grpo":
+		c.grpo(base, st)
+	}
+}
+
+// modelRef checks a model that names a producing stage.
+func (c *checker) modelRef(base string, m *Model) {
+	if m.From != nil {
+		if _, ok := c.r.Stages[m.From.Stage]; !ok {
+			c.errorf(base, "model comes from stage %q, which this recipe does not have", m.From.Stage)
+		}
+	} else if !isCommit(m.Revision) {
+		c.warnf(base, "model %s at revision %q is not pinned to a commit; `ftc run` pins it in ftc.lock", m.Repo, m.Revision)
+	}
+}
+
+func (c *checker) adapter(base string, st Stage) {
+	a := st.Adapter
+	bm := st.Base()
+	if bm == nil {
+		return
+	}
+	if a.Type != "none" && !a.Targets.AllLinear {
+		var bad []string
+		for _, t := range a.Targets.Modules {
+			if !contains(bm.Arch.LinearModules, t) {
+				bad = append(bad, strconv.Quote(t))
+			}
+		}
+		if len(bad) > 0 {
+			c.errorf(base+".adapter.targets", "LoRA target %s not found in %s models", strings.Join(bad, ", "), bm.Arch.Family).
+				WithHint("%s linear modules: %s (or \"all-linear\")", bm.Arch.Family, strings.Join(bm.Arch.LinearModules, ", "))
+		}
+	}
+	if a.Type != "qlora" {
+		return
+	}
+	h := c.r.Hardware
+	if !c.r.Environment.HasFeature("bitsandbytes") {
+		c.errorf(base+".adapter.type", "QLoRA needs bitsandbytes, which profile %q does not provide", c.r.Environment.Profile)
+	}
+	if h.Strategy == "zero3" || h.Strategy == "fsdp" {
+		if a.Quant.Storage != bm.DType {
+			c.errorf(base+".adapter.quant.storage", "%s shards parameters, but 4-bit weights stored as %s cannot be sharded with %s ones", strategyName(h.Strategy), a.Quant.Storage, bm.DType).
+				WithHint("set adapter: quant: storage: %q (bnb_4bit_quant_storage must equal the model dtype)", bm.DType)
+		}
+		if h.Offload.Params {
+			c.errorf(base+".adapter.type", "%s cannot offload 4-bit quantized parameters to CPU", strategyName(h.Strategy)).
+				WithHint("offload only the optimizer, or use LoRA on %s weights", bm.DType)
+		}
+	}
+	if bm.DType == "fp32" {
+		c.errorf(base+".adapter.type", "QLoRA computes in half precision; the model dtype is fp32").WithHint("set dtype: \"bf16\"")
+	}
+}
+
+func strategyName(s string) string {
+	switch s {
+	case "zero2":
+		return "ZeRO-2"
+	case "zero3":
+		return "ZeRO-3"
+	case "fsdp":
+		return "FSDP"
+	case "ddp":
+		return "DDP"
+	}
+	return s
+}
+
+// BatchPlan is the resolved batch arithmetic of a stage.
+type BatchPlan struct {
+	MicroBatch  int
+	GradAccum   int
+	World       int
+	GlobalBatch int
+}
+
+// Batch resolves microBatch × gradAccum × world = globalBatch for st. It
+// returns ok=false when the numbers given disagree.
+func (r *Recipe) Batch(st Stage) (BatchPlan, bool) {
+	t := st.Training
+	world := r.TrainingProcesses(st)
+	if world < 1 {
+		world = 1
+	}
+	b := BatchPlan{MicroBatch: t.MicroBatch, World: world}
+	switch {
+	case t.GlobalBatch > 0 && t.GradAccum > 0:
+		b.GradAccum = t.GradAccum
+		b.GlobalBatch = t.MicroBatch * t.GradAccum * world
+		return b, b.GlobalBatch == t.GlobalBatch
+	case t.GlobalBatch > 0:
+		per := t.MicroBatch * world
+		b.GradAccum = t.GlobalBatch / per
+		b.GlobalBatch = t.GlobalBatch
+		return b, t.GlobalBatch%per == 0
+	case t.GradAccum > 0:
+		b.GradAccum = t.GradAccum
+	default:
+		b.GradAccum = 1
+	}
+	b.GlobalBatch = b.MicroBatch * b.GradAccum * world
+	return b, true
+}
+
+func (c *checker) training(base string, st Stage) {
+	t := st.Training
+	if t.Epochs > 0 && t.Steps > 0 {
+		c.errorf(base+".training.steps", "epochs and steps both set").WithHint("train for a number of epochs or of steps, not both")
+	}
+	if t.EvalEvery > 0 && st.Data.Eval == nil && st.Data.EvalFraction == 0 {
+		c.errorf(base+".training.evalEvery", "evalEvery set, but the stage has no evaluation data").
+			WithHint("set data: eval or data: evalFraction")
+	}
+	if t.Optimizer == "adamw-8bit" || t.Optimizer == "paged-adamw-8bit" {
+		if !c.r.Environment.HasFeature("bitsandbytes") {
+			c.errorf(base+".training.optimizer", "%s needs bitsandbytes, which profile %q does not provide", t.Optimizer, c.r.Environment.Profile)
+		}
+	}
+	b, ok := c.r.Batch(st)
+	if !ok {
+		per := t.MicroBatch * b.World
+		if t.GradAccum > 0 {
+			c.errorf(base+".training.globalBatch", "globalBatch %d ≠ microBatch %d × gradAccum %d × %d data-parallel GPUs = %d",
+				t.GlobalBatch, t.MicroBatch, t.GradAccum, b.World, t.MicroBatch*t.GradAccum*b.World).
+				WithHint("give gradAccum or globalBatch, not both; with globalBatch %d, gradAccum would be %s", t.GlobalBatch, accumFor(t.GlobalBatch, per))
+		} else {
+			c.errorf(base+".training.globalBatch", "globalBatch %d is not a multiple of microBatch %d × %d data-parallel GPUs = %d",
+				t.GlobalBatch, t.MicroBatch, b.World, per).
+				WithHint("nearest valid global batches: %s", nearestMultiples(t.GlobalBatch, per))
+		}
+	}
+}
+
+func accumFor(global, per int) string {
+	if global%per == 0 {
+		return strconv.Itoa(global / per)
+	}
+	return fmt.Sprintf("%d/%d, not a whole number", global, per)
+}
+
+func nearestMultiples(n, m int) string {
+	lo := n / m * m
+	if lo == 0 {
+		return strconv.Itoa(m)
+	}
+	return fmt.Sprintf("%d or %d", lo, lo+m)
+}
+
+func (c *checker) ppo(base string, st Stage) {
+	pol := st.Policy
+	check := func(role string, m *Model, wantReward bool) {
+		if m == nil {
+			return
+		}
+		p := base + "." + role
+		if m.From != nil {
+			if wantReward && m.From.Kind != "reward-model" {
+				c.errorf(p, "%s model comes from stage %q, a %s stage, not a reward stage", role, m.From.Stage, c.methodOf(m.From.Stage)).
+					WithHint("refer to the output of a stage with method: \"reward\"")
+			}
+			if !wantReward && m.From.Kind == "reward-model" {
+				c.errorf(p, "%s model comes from reward stage %q; it must be a causal language model", role, m.From.Stage)
+			}
+		}
+		c.modelRef(p, m)
+		if pol != nil && (m.Arch.Tokenizer != pol.Arch.Tokenizer || m.Arch.Vocab != pol.Arch.Vocab) {
+			c.errorf(p, "PPO passes the policy's token ids to the %s model, but it uses the %s tokenizer (vocabulary %d) and the policy the %s tokenizer (vocabulary %d)",
+				role, m.Arch.Tokenizer, m.Arch.Vocab, pol.Arch.Tokenizer, pol.Arch.Vocab).
+				WithHint("train the %s model from a model of the policy's family", role)
+		}
+	}
+	check("reward", st.Reward, true)
+	check("value", st.Value, true)
+	check("reference", st.Reference, false)
+}
+
+func (c *checker) methodOf(stage string) string {
+	if s, ok := c.r.Stages[stage]; ok {
+		return s.Method
+	}
+	return "unknown"
+}
+
+// pythonDef matches a top-level function definition and captures its name
+// and parameter list.
+var pythonDef = regexp.MustCompile(`(?m)^(?:async\s+)?def\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(([^)]*)\)`)
+
+func (c *checker) grpo(base string, st Stage) {
+	g := st.GRPO
+	h := c.r.Hardware
+	procs := c.r.TrainingProcesses(st)
+	if g.Generation.Engine == "vllm" {
+		p := base + ".grpo.generation"
+		if !c.r.Environment.HasFeature("vllm") {
+			c.errorf(p+".engine", "profile %q has no vLLM (vLLM pins torch exactly, and no release supports this profile's torch %s)", c.r.Environment.Profile, c.r.Environment.Packages["torch"]).
+				WithHint("use engine: \"transformers\", or a profile with vLLM such as profiles.Current2026")
+		}
+		if g.Generation.GPUs >= h.GPUsPerNode {
+			c.errorf(p+".gpus", "the vLLM server takes %d GPUs, but the first node has only %d, leaving none to train", g.Generation.GPUs, h.GPUsPerNode).
+				WithHint("give the server fewer GPUs or the node more")
+		}
+		if g.Generation.Port == g.Generation.GroupPort {
+			c.errorf(p+".groupPort", "the server's HTTP port and weight-sync port are both %d", g.Generation.Port)
+		}
+		if h.Strategy == "single" && procs == 1 && h.GPUs() == 1 {
+			c.errorf(p+".engine", "a vLLM server needs a GPU of its own, but the hardware has one GPU")
+		}
+	}
+	if procs >= 1 {
+		batch := procs * st.Training.MicroBatch
+		if batch%g.Generations != 0 {
+			c.errorf(base+".grpo.generations", "generations %d does not divide the per-step batch of %d (%d training processes × microBatch %d)",
+				g.Generations, batch, procs, st.Training.MicroBatch).
+				WithHint("valid generations for this batch: %s; or change microBatch to a multiple of %d", validGenerations(batch), g.Generations/gcd(g.Generations, procs))
+		}
+	}
+	if len(st.Rewards) == 0 || !c.r.Pos.Has(base+".rewards") {
+		// The schema's [#RewardSignal, ...] fills in one empty element
+		// when the field is absent; say what is really missing.
+		c.errorf(base+".rewards", "GRPO needs at least one reward").
+			WithHint("rewards: [{function: {file: \"rewards.py\", name: \"f\"}}] or [{model: stages.NAME.output}]")
+		return
+	}
+	for i, rw := range st.Rewards {
+		p := fmt.Sprintf("%s.rewards.%d", base, i)
+		switch {
+		case rw.Model == nil && rw.Function == nil:
+			c.errorf(p, "reward has neither model nor function").WithHint("set model: stages.NAME.output, or function: {file, name}")
+		case rw.Model != nil && rw.Function != nil:
+			c.errorf(p, "reward has both model and function").WithHint("split them into two rewards, each with its weight")
+		case rw.Model != nil:
+			if rw.Model.From != nil && rw.Model.From.Kind != "reward-model" {
+				c.errorf(p+".model", "reward model comes from stage %q, a %s stage, not a reward stage", rw.Model.From.Stage, c.methodOf(rw.Model.From.Stage)).
+					WithHint("refer to the output of a stage with method: \"reward\"")
+			}
+			c.modelRef(p+".model", rw.Model)
+		case rw.Function != nil:
+			c.rewardFunction(p+".function", *rw.Function)
+		}
+	}
+}
+
+// rewardFunction checks statically that the file defines the function
+// with a signature GRPOTrainer can call: f(prompts, completions, **kw).
+func (c *checker) rewardFunction(p string, fn RewardFunction) {
+	f, ok := c.r.Files[fn.File]
+	if !ok {
+		return // reading it already failed and was reported
+	}
+	for _, m := range pythonDef.FindAllStringSubmatch(string(f.Content), -1) {
+		if m[1] != fn.Name {
+			continue
+		}
+		params := splitParams(m[2])
+		if len(params) < 2 && !hasVarPositional(params) {
+			c.errorf(p+".name", "%s in %s takes %d positional parameters; GRPO calls it as %s(prompts, completions, **columns)", fn.Name, fn.File, len(params), fn.Name)
+			return
+		}
+		if !hasVarKeyword(params) {
+			c.errorf(p+".name", "%s in %s has no **kwargs parameter; GRPO passes the dataset's extra columns as keyword arguments", fn.Name, fn.File).
+				WithHint("def %s(prompts, completions, **kwargs)", fn.Name)
+		}
+		return
+	}
+	var defs []string
+	for _, m := range pythonDef.FindAllStringSubmatch(string(f.Content), -1) {
+		defs = append(defs, m[1])
+	}
+	d := c.errorf(p+".name", "%s defines no top-level function %q", fn.File, fn.Name)
+	if len(defs) > 0 {
+		sort.Strings(defs)
+		d.WithHint("functions in %s: %s", fn.File, strings.Join(defs, ", "))
+	}
+}
+
+func splitParams(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" || p == "/" {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func hasVarKeyword(ps []string) bool {
+	for _, p := range ps {
+		if strings.HasPrefix(p, "**") {
+			return true
+		}
+	}
+	return false
+}
+
+func hasVarPositional(ps []string) bool {
+	for _, p := range ps {
+		if strings.HasPrefix(p, "*") && !strings.HasPrefix(p, "**") {
+			return true
+		}
+	}
+	return false
+}
+
+func validGenerations(batch int) string {
+	var out []string
+	for d := 2; d <= batch; d++ {
+		if batch%d == 0 {
+			out = append(out, strconv.Itoa(d))
+		}
+	}
+	if len(out) == 0 {
+		return "none (the batch is 1)"
+	}
+	return strings.Join(out, ", ")
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

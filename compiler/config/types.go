@@ -1,0 +1,318 @@
+package config
+
+import "github.com/ftc-dev/ftc/compiler/diag"
+
+// Recipe is a validated recipe.
+type Recipe struct {
+	APIVersion  string             `json:"apiVersion"`
+	Name        string             `json:"name"`
+	Description string             `json:"description,omitempty"`
+	Seed        int64              `json:"seed"`
+	Environment Environment        `json:"environment"`
+	Hardware    Hardware           `json:"hardware"`
+	Datasets    map[string]Dataset `json:"datasets"`
+	Stages      map[string]Stage   `json:"stages"`
+	Secrets     []string           `json:"secrets"`
+
+	// Dir is the recipe's directory; relative paths are resolved in it.
+	Dir string `json:"-"`
+	// Files holds the recipe-directory files the recipe names (reward
+	// functions, chat templates), read once at decode time.
+	Files map[string]File `json:"-"`
+	// Pos maps recipe paths to where the user wrote them.
+	Pos diag.Positions `json:"-"`
+}
+
+// File is a file next to the recipe that becomes part of a stage.
+type File struct {
+	SHA256  string
+	Content []byte
+}
+
+// Environment is a pinned library set.
+type Environment struct {
+	Profile  string            `json:"profile"`
+	Python   string            `json:"python"`
+	CUDA     string            `json:"cuda"`
+	Base     BaseImage         `json:"base"`
+	Packages map[string]string `json:"packages"`
+	Optional map[string]string `json:"optional"`
+	Features []string          `json:"features"`
+}
+
+// HasFeature reports whether the profile supports f.
+func (e Environment) HasFeature(f string) bool {
+	for _, x := range e.Features {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// BaseImage is the image the environment is installed into.
+type BaseImage struct {
+	Image  string `json:"image"`
+	Digest string `json:"digest,omitempty"`
+}
+
+// Hardware is the topology.
+type Hardware struct {
+	Nodes       int         `json:"nodes"`
+	GPUsPerNode int         `json:"gpusPerNode"`
+	GPU         GPU         `json:"gpu"`
+	Strategy    string      `json:"strategy"`
+	Offload     Offload     `json:"offload"`
+	Rendezvous  Rendezvous  `json:"rendezvous"`
+	NCCL        NCCL        `json:"nccl"`
+	Target      string      `json:"target"`
+	Slurm       *Slurm      `json:"slurm,omitempty"`
+	Kubernetes  *Kubernetes `json:"kubernetes,omitempty"`
+}
+
+// GPUs is the total number of GPUs.
+func (h Hardware) GPUs() int { return h.Nodes * h.GPUsPerNode }
+
+// GPU is an accelerator kind.
+type GPU struct {
+	Name       string  `json:"name"`
+	MemoryGiB  float64 `json:"memoryGiB"`
+	BF16TFLOPS float64 `json:"bf16TFLOPS"`
+	FP8        bool    `json:"fp8"`
+}
+
+// Offload moves state to CPU memory.
+type Offload struct {
+	Optimizer bool `json:"optimizer"`
+	Params    bool `json:"params"`
+}
+
+// Rendezvous is where multi-node processes meet.
+type Rendezvous struct {
+	Port    int    `json:"port"`
+	Backend string `json:"backend"`
+}
+
+// NCCL holds exposed NCCL settings.
+type NCCL struct {
+	SocketIfname   string `json:"socketIfname,omitempty"`
+	IBHCA          string `json:"ibHCA,omitempty"`
+	Debug          string `json:"debug,omitempty"`
+	TimeoutMinutes int    `json:"timeoutMinutes"`
+}
+
+// Slurm holds sbatch settings.
+type Slurm struct {
+	Partition string `json:"partition,omitempty"`
+	Account   string `json:"account,omitempty"`
+	QOS       string `json:"qos,omitempty"`
+	Time      string `json:"time"`
+	Container string `json:"container"`
+}
+
+// Kubernetes holds manifest settings.
+type Kubernetes struct {
+	Namespace        string `json:"namespace"`
+	Workload         string `json:"workload"`
+	ServiceAccount   string `json:"serviceAccount,omitempty"`
+	CacheVolumeClaim string `json:"cacheVolumeClaim"`
+}
+
+// Dataset is a named data source.
+type Dataset struct {
+	Name    string            `json:"name"`
+	File    *FileSource       `json:"file,omitempty"`
+	Hub     *HubDataset       `json:"hub,omitempty"`
+	Format  string            `json:"format"`
+	Prompt  string            `json:"prompt"`
+	Columns map[string]string `json:"columns"`
+}
+
+// FileSource is a local file pinned by digest.
+type FileSource struct {
+	Path     string `json:"path"`
+	SHA256   string `json:"sha256"`
+	Encoding string `json:"encoding,omitempty"`
+}
+
+// HubDataset is a Hub dataset.
+type HubDataset struct {
+	Repo     string `json:"repo"`
+	Revision string `json:"revision"`
+	Config   string `json:"config,omitempty"`
+	Split    string `json:"split"`
+}
+
+// StageData is what a stage reads.
+type StageData struct {
+	Train        Dataset  `json:"train"`
+	Eval         *Dataset `json:"eval,omitempty"`
+	EvalFraction float64  `json:"evalFraction,omitempty"`
+	MaxLength    int      `json:"maxLength"`
+	OverLength   string   `json:"overLength"`
+	Packing      bool     `json:"packing"`
+}
+
+// Model is a set of weights.
+type Model struct {
+	Repo         string       `json:"repo"`
+	Revision     string       `json:"revision"`
+	Arch         Architecture `json:"arch"`
+	DType        string       `json:"dtype"`
+	Attention    string       `json:"attention"`
+	ChatTemplate string       `json:"chatTemplate,omitempty"`
+	From         *From        `json:"from,omitempty"`
+}
+
+// From says which stage produced a model.
+type From struct {
+	Stage   string `json:"stage"`
+	Kind    string `json:"kind"`
+	Adapter string `json:"adapter"`
+}
+
+// Architecture holds a model's facts.
+type Architecture struct {
+	Family         string   `json:"family"`
+	Tokenizer      string   `json:"tokenizer"`
+	Layers         int      `json:"layers"`
+	Hidden         int      `json:"hidden"`
+	Intermediate   int      `json:"intermediate"`
+	Heads          int      `json:"heads"`
+	KVHeads        int      `json:"kvHeads"`
+	Vocab          int      `json:"vocab"`
+	TiedEmbeddings bool     `json:"tiedEmbeddings"`
+	Params         int64    `json:"params"`
+	MaxPositions   int      `json:"maxPositions"`
+	LinearModules  []string `json:"linearModules"`
+}
+
+// Adapter is how weights are trained.
+type Adapter struct {
+	Type    string  `json:"type"`
+	R       int     `json:"r"`
+	Alpha   float64 `json:"alpha"`
+	Dropout float64 `json:"dropout"`
+	Targets Targets `json:"targets"`
+	Quant   Quant   `json:"quant"`
+}
+
+// Targets is "all-linear" or a list of module names.
+type Targets struct {
+	AllLinear bool
+	Modules   []string
+}
+
+// Quant configures 4-bit weights.
+type Quant struct {
+	Type        string `json:"type"`
+	DoubleQuant bool   `json:"doubleQuant"`
+	Compute     string `json:"compute"`
+	Storage     string `json:"storage"`
+}
+
+// Training holds optimisation settings.
+type Training struct {
+	LearningRate    float64 `json:"learningRate"`
+	Schedule        string  `json:"schedule"`
+	WarmupRatio     float64 `json:"warmupRatio"`
+	WeightDecay     float64 `json:"weightDecay"`
+	Optimizer       string  `json:"optimizer"`
+	MaxGradNorm     float64 `json:"maxGradNorm"`
+	Epochs          float64 `json:"epochs,omitempty"`
+	Steps           int     `json:"steps,omitempty"`
+	MicroBatch      int     `json:"microBatch"`
+	GradAccum       int     `json:"gradAccum,omitempty"`
+	GlobalBatch     int     `json:"globalBatch,omitempty"`
+	Seed            *int64  `json:"seed,omitempty"`
+	LogEvery        int     `json:"logEvery"`
+	SaveEvery       int     `json:"saveEvery"`
+	EvalEvery       int     `json:"evalEvery,omitempty"`
+	KeepCheckpoints int     `json:"keepCheckpoints"`
+}
+
+// Stage is one training step. Method-specific fields are set for their
+// method only.
+type Stage struct {
+	Name                  string    `json:"name"`
+	Method                string    `json:"method"`
+	Data                  StageData `json:"data"`
+	Adapter               Adapter   `json:"adapter"`
+	GradientCheckpointing string    `json:"gradientCheckpointing"`
+	Training              Training  `json:"training"`
+	Output                Model     `json:"output"`
+
+	// sft, reward, grpo
+	Model *Model `json:"model,omitempty"`
+	// sft
+	Backend        string `json:"backend,omitempty"`
+	CompletionOnly *bool  `json:"completionOnly,omitempty"`
+	// reward
+	CenterRewards *float64 `json:"centerRewards,omitempty"`
+	// ppo
+	Policy    *Model `json:"policy,omitempty"`
+	Reference *Model `json:"reference,omitempty"`
+	Reward    *Model `json:"reward,omitempty"`
+	Value     *Model `json:"value,omitempty"`
+	PPO       *PPO   `json:"ppo,omitempty"`
+	// grpo
+	Rewards []RewardSignal `json:"rewards,omitempty"`
+	GRPO    *GRPO          `json:"grpo,omitempty"`
+}
+
+// Base is the model a stage starts from (policy for PPO).
+func (s Stage) Base() *Model {
+	if s.Method == "ppo" {
+		return s.Policy
+	}
+	return s.Model
+}
+
+// PPO holds trl's PPO knobs.
+type PPO struct {
+	TotalEpisodes     int      `json:"totalEpisodes,omitempty"`
+	Epochs            int      `json:"epochs"`
+	MiniBatches       int      `json:"miniBatches"`
+	ResponseLength    int      `json:"responseLength"`
+	KLCoef            float64  `json:"klCoef"`
+	ClipRange         float64  `json:"clipRange"`
+	ValueClipRange    float64  `json:"valueClipRange"`
+	VFCoef            float64  `json:"vfCoef"`
+	Gamma             float64  `json:"gamma"`
+	Lam               float64  `json:"lam"`
+	WhitenRewards     bool     `json:"whitenRewards"`
+	MissingEOSPenalty *float64 `json:"missingEOSPenalty,omitempty"`
+	Temperature       float64  `json:"temperature"`
+}
+
+// GRPO holds trl's GRPO knobs.
+type GRPO struct {
+	Generations         int        `json:"generations"`
+	MaxPromptLength     int        `json:"maxPromptLength,omitempty"`
+	MaxCompletionLength int        `json:"maxCompletionLength"`
+	Beta                float64    `json:"beta"`
+	Temperature         float64    `json:"temperature"`
+	Generation          Generation `json:"generation"`
+}
+
+// Generation is where GRPO samples completions.
+type Generation struct {
+	Engine            string  `json:"engine"`
+	GPUs              int     `json:"gpus"`
+	Port              int     `json:"port"`
+	GroupPort         int     `json:"groupPort"`
+	MemoryUtilization float64 `json:"memoryUtilization"`
+}
+
+// RewardSignal is one GRPO reward.
+type RewardSignal struct {
+	Model    *Model          `json:"model,omitempty"`
+	Function *RewardFunction `json:"function,omitempty"`
+	Weight   float64         `json:"weight"`
+}
+
+// RewardFunction is a Python callable in a recipe-directory file.
+type RewardFunction struct {
+	File string `json:"file"`
+	Name string `json:"name"`
+}

@@ -1,0 +1,268 @@
+package load
+
+import (
+	"fmt"
+	"strings"
+
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/parser"
+	"cuelang.org/go/cue/token"
+
+	"github.com/ftc-dev/ftc/compiler/diag"
+)
+
+func parseExpr(filename, src string) (ast.Expr, error) {
+	return parser.ParseExpr(filename, src)
+}
+
+// converter turns CUE errors into diagnostics a user can act on.
+type converter struct {
+	// pos says where the user wrote each field, to place complaints the
+	// schema makes about fields that were never written.
+	pos diag.Positions
+}
+
+// convert groups CUE's errors by path and rewrites the two kinds whose raw
+// form is unhelpful:
+//
+//   - an "empty disjunction" is CUE trying every alternative of an enum or
+//     a default; it becomes `"x" is not one of "a", "b"`, or the one
+//     alternative's real complaint (e.g. "out of bound >=2");
+//   - an "incomplete value" at a field the user never wrote is a missing
+//     required field, reported at the enclosing field they did write.
+func (c converter) convert(errs []errors.Error) diag.List {
+	type group struct {
+		path    string
+		members []errors.Error
+		disj    bool
+	}
+	var order []*group
+	byPath := map[string]*group{}
+	for _, e := range errs {
+		p := recipePath(e)
+		g := byPath[p]
+		if g == nil {
+			g = &group{path: p}
+			byPath[p] = g
+			order = append(order, g)
+		}
+		if strings.Contains(msgOf(e), "in empty disjunction") {
+			g.disj = true
+			continue
+		}
+		g.members = append(g.members, e)
+	}
+	var out diag.List
+	for _, g := range order {
+		if g.disj {
+			out = append(out, c.disjunction(g.path, g.members)...)
+			continue
+		}
+		for _, e := range g.members {
+			out.Add(c.one(g.path, e))
+		}
+	}
+	return c.tidy(out)
+}
+
+// tidy drops the echoes one mistake leaves in CUE's error list: the same
+// error seen through a stage's derived output, through a schema-internal
+// definition, or once per missing sub-field of a block the user never
+// wrote.
+func (c converter) tidy(in diag.List) diag.List {
+	type at struct {
+		pos token.Pos
+		msg string
+	}
+	best := map[at]*diag.Diagnostic{}
+	var order []at
+	for _, d := range in {
+		if strings.HasPrefix(d.Message, "missing required field") {
+			if short := c.highestUnwritten(d.Path); short != d.Path {
+				// The hint described a field inside the block.
+				d.Path, d.Hint = short, ""
+			}
+			d.Pos, _ = c.posOf(d.Path)
+		}
+		k := at{d.Pos, d.Message}
+		prev, ok := best[k]
+		if !ok {
+			best[k] = d
+			order = append(order, k)
+			continue
+		}
+		if pathRank(d.Path) < pathRank(prev.Path) {
+			best[k] = d
+		}
+	}
+	var out diag.List
+	for _, k := range order {
+		d := best[k]
+		if pathRank(d.Path) >= 2 && len(order) > 1 {
+			continue
+		}
+		out.Add(d)
+	}
+	if len(out) == 0 {
+		return in
+	}
+	return out
+}
+
+// pathRank orders how well a path names what the user wrote: a plain
+// recipe path (0) beats a stage's derived output (1), which beats a path
+// inside the schema's own definitions (2).
+func pathRank(p string) int {
+	parts := strings.Split(p, ".")
+	switch {
+	case p == "" || strings.HasPrefix(p, "#") || !isRecipeField(parts[0]):
+		return 2
+	case len(parts) >= 3 && parts[0] == "stages" && parts[2] == "output":
+		return 1
+	}
+	return 0
+}
+
+func isRecipeField(s string) bool {
+	switch s {
+	case "apiVersion", "name", "description", "seed", "environment", "hardware", "datasets", "stages", "secrets":
+		return true
+	}
+	return false
+}
+
+// highestUnwritten shortens a missing field's path to the first element
+// the user did not write: a stage without a data block gets one
+// "stages.x.data: missing required field", not one per field inside it.
+func (c converter) highestUnwritten(path string) string {
+	if c.pos == nil {
+		return path
+	}
+	parts := strings.Split(path, ".")
+	for n := 1; n <= len(parts); n++ {
+		p := strings.Join(parts[:n], ".")
+		if !c.pos.Has(p) {
+			return p
+		}
+	}
+	return path
+}
+
+func (c converter) one(path string, e errors.Error) *diag.Diagnostic {
+	msg := msgOf(e)
+	pos := userPos(e)
+	if strings.HasPrefix(msg, "incomplete value") || strings.HasPrefix(msg, "non-concrete value") {
+		want := strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(msg, "incomplete value"), "non-concrete value"))
+		if p, written := c.posOf(path); !written {
+			d := &diag.Diagnostic{Pos: p, Path: path, Message: "missing required field"}
+			if want != "" {
+				d.Hint = "want " + want
+			}
+			return d
+		}
+		return &diag.Diagnostic{Pos: pos, Path: path, Message: "value is not concrete: want " + want}
+	}
+	if IsEmbedded(pos.Filename()) {
+		if p, _ := c.posOf(path); p.IsValid() {
+			pos = p
+		}
+	}
+	return &diag.Diagnostic{Pos: pos, Path: path, Message: msg}
+}
+
+// disjunction explains a failed enum or defaulted value.
+func (c converter) disjunction(path string, members []errors.Error) diag.List {
+	var specific, conflicts []errors.Error
+	for _, e := range members {
+		if strings.HasPrefix(msgOf(e), "conflicting values") {
+			conflicts = append(conflicts, e)
+		} else {
+			specific = append(specific, e)
+		}
+	}
+	var out diag.List
+	if len(specific) > 0 {
+		for _, e := range specific {
+			out.Add(c.one(path, e))
+		}
+		return out
+	}
+	if len(conflicts) == 0 {
+		return out
+	}
+	// Each conflict is "conflicting values A and B"; the value common to
+	// all of them is the user's, the others are the allowed ones.
+	counts := map[string]int{}
+	var seen []string
+	for _, e := range conflicts {
+		_, args := e.Msg()
+		for _, a := range args[:min(2, len(args))] {
+			s := fmt.Sprint(a)
+			if counts[s] == 0 {
+				seen = append(seen, s)
+			}
+			counts[s]++
+		}
+	}
+	got := ""
+	var allowed []string
+	for _, s := range seen {
+		if counts[s] == len(conflicts) && got == "" && len(conflicts) > 1 {
+			got = s
+			continue
+		}
+		allowed = append(allowed, s)
+	}
+	allowed = dropCoveredDefaults(allowed)
+	if got == "" {
+		for _, e := range conflicts {
+			out.Add(c.one(path, e))
+		}
+		return out
+	}
+	pos := userPos(conflicts[0])
+	d := &diag.Diagnostic{Pos: pos, Path: path, Message: fmt.Sprintf("%s is not allowed", got)}
+	if len(allowed) == 1 {
+		d.Hint = "want " + allowed[0]
+	} else {
+		d.Hint = "want one of " + strings.Join(allowed, ", ")
+	}
+	out.Add(d)
+	return out
+}
+
+// dropCoveredDefaults removes a default's literal from the alternatives
+// when a type alternative covers it: `*2048 | int` reads as "want int".
+func dropCoveredDefaults(alts []string) []string {
+	has := map[string]bool{}
+	for _, a := range alts {
+		has[a] = true
+	}
+	numeric := has["int"] || has["number"] || has["float"]
+	var out []string
+	for _, a := range alts {
+		isNum := len(a) > 0 && (a[0] >= '0' && a[0] <= '9' || a[0] == '-')
+		isStr := strings.HasPrefix(a, "\"")
+		isBool := a == "true" || a == "false"
+		if isNum && numeric || isStr && has["string"] || isBool && has["bool"] {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// posOf finds where path was written by the user, or else where its
+// nearest written ancestor was, and reports whether path itself was.
+func (c converter) posOf(path string) (token.Pos, bool) {
+	if c.pos == nil {
+		return token.NoPos, false
+	}
+	return c.pos.At(path), c.pos.Has(path)
+}
+
+func msgOf(e errors.Error) string {
+	f, args := e.Msg()
+	return fmt.Sprintf(f, args...)
+}

@@ -1,0 +1,309 @@
+package load
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/cuecontext"
+	"cuelang.org/go/cue/errors"
+	cueload "cuelang.org/go/cue/load"
+	"cuelang.org/go/cue/token"
+
+	"github.com/ftc-dev/ftc/compiler/diag"
+	"github.com/ftc-dev/ftc/schema"
+	"github.com/ftc-dev/ftc/stdlib"
+)
+
+// Instance is a loaded recipe.
+type Instance struct {
+	// Value is the recipe unified with #Recipe, defaults applied.
+	Value cue.Value
+	// User is the user's files evaluated alone; its positions are the
+	// user's, which Value's are not always.
+	User cue.Value
+	// Dir is the recipe's directory (absolute).
+	Dir string
+	// File is the recipe file (absolute).
+	File string
+	// Pos maps recipe paths to where the user wrote them.
+	Pos diag.Positions
+}
+
+// Override is one --set path=value.
+type Override struct {
+	Path  string
+	Value string
+}
+
+// ParseOverride splits "path=value".
+func ParseOverride(s string) (Override, error) {
+	p, v, ok := strings.Cut(s, "=")
+	if !ok || strings.TrimSpace(p) == "" {
+		return Override{}, fmt.Errorf("--set %q: want path=value", s)
+	}
+	return Override{Path: strings.TrimSpace(p), Value: v}, nil
+}
+
+// Load loads one recipe file with its overrides. Problems with the recipe
+// come back as a diag.List; other failures (unreadable file) as plain
+// errors.
+func Load(file string, overrides []Override) (*Instance, error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("reading recipe: %w", err)
+	} else if st.IsDir() {
+		return nil, fmt.Errorf("reading recipe: %s is a directory; name the .cue file", file)
+	}
+	dir := filepath.Dir(abs)
+	overlay, err := overlayFor(dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &cueload.Config{Dir: dir, ModuleRoot: dir, Overlay: overlay}
+
+	insts := cueload.Instances([]string{abs}, cfg)
+	if err := insts[0].Err; err != nil {
+		return nil, fromCUE(err, nil)
+	}
+	var diags diag.List
+	for _, o := range overrides {
+		if d := applyOverride(insts[0].Files, o); d != nil {
+			diags.Add(d)
+		}
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+
+	pos := diag.Positions{}
+	pos.Record(insts[0].Files)
+
+	ctx := cuecontext.New()
+	// An error in the user's value alone (a bad value unified with a
+	// preset) does not stop here: validating the whole recipe reports it
+	// again together with everything else that is wrong.
+	user := ctx.BuildInstance(insts[0])
+	sch := cueload.Instances([]string{schema.ImportPath}, cfg)
+	if err := sch[0].Err; err != nil {
+		return nil, fmt.Errorf("loading embedded schema: %w", err)
+	}
+	schemaV := ctx.BuildInstance(sch[0])
+	if err := schemaV.Err(); err != nil {
+		return nil, fmt.Errorf("building embedded schema: %w", err)
+	}
+	v := schemaV.LookupPath(cue.ParsePath(schema.Definition)).Unify(user)
+	if err := v.Validate(cue.Concrete(true), cue.All()); err != nil {
+		return nil, fromCUE(validateAll(v, err), pos)
+	}
+	return &Instance{Value: v, User: user, Dir: dir, File: abs, Pos: pos}, nil
+}
+
+// genRoot is where the embedded packages are overlaid: cue.mod/gen is
+// CUE's place for packages a tool provides.
+const genRoot = "cue.mod/gen"
+
+// overlayFor places the schema and stdlib under dir/cue.mod/gen, and a
+// module file when the directory has none.
+func overlayFor(dir string) (map[string]cueload.Source, error) {
+	ov := map[string]cueload.Source{}
+	modFile := filepath.Join(dir, "cue.mod", "module.cue")
+	if _, err := os.Stat(modFile); err != nil {
+		ov[modFile] = cueload.FromString("module: \"ftc.local/recipe\"\nlanguage: version: \"v0.17.0\"\n")
+	}
+	add := func(fsys fs.FS, importPath string) error {
+		return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || path.Ext(p) != ".cue" {
+				return err
+			}
+			b, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return err
+			}
+			ov[filepath.Join(dir, genRoot, filepath.FromSlash(path.Join(importPath, p)))] = cueload.FromBytes(b)
+			return nil
+		})
+	}
+	if err := add(schema.Files, schema.ImportPath); err != nil {
+		return nil, fmt.Errorf("embedding schema: %w", err)
+	}
+	if err := add(stdlib.Files, stdlib.ImportPrefix); err != nil {
+		return nil, fmt.Errorf("embedding stdlib: %w", err)
+	}
+	return ov, nil
+}
+
+// IsEmbedded reports whether a file name belongs to the overlaid schema or
+// stdlib rather than to the user.
+func IsEmbedded(filename string) bool {
+	return strings.Contains(filepath.ToSlash(filename), "/"+genRoot+"/") ||
+		strings.HasSuffix(filepath.ToSlash(filename), "/cue.mod/module.cue")
+}
+
+// applyOverride rewrites the recipe's syntax so that the field at o.Path
+// has the value o.Value: an existing field's value is replaced, a missing
+// one is added. The new value's position names the flag, so any error in
+// it points at --set.
+func applyOverride(files []*ast.File, o Override) *diag.Diagnostic {
+	sel := cue.ParsePath(o.Path)
+	if err := sel.Err(); err != nil {
+		return &diag.Diagnostic{Message: fmt.Sprintf("--set %s: invalid path: %v", o.Path, err)}
+	}
+	var labels []string
+	for _, s := range sel.Selectors() {
+		if s.LabelType() != cue.StringLabel {
+			return &diag.Diagnostic{Message: fmt.Sprintf("--set %s: only plain field names can be set", o.Path)}
+		}
+		labels = append(labels, s.Unquoted())
+	}
+	name := diag.OverridePrefix + o.Path + "=" + o.Value
+	expr := overrideExpr(name, o.Value)
+	if len(files) == 0 {
+		return &diag.Diagnostic{Message: "--set: the recipe has no files"}
+	}
+	found := false
+	for _, f := range files {
+		if setIn(&f.Decls, labels, expr, false) {
+			found = true
+		}
+	}
+	if !found {
+		setIn(&files[0].Decls, labels, expr, true)
+	}
+	return nil
+}
+
+// overrideExpr parses a --set value. Literals (numbers, booleans, null,
+// quoted strings, structs, lists) are CUE; anything else is taken as a
+// plain string, so `--set model.revision=abc123` needs no quoting.
+func overrideExpr(filename, value string) ast.Expr {
+	if e, err := parseExpr(filename, value); err == nil && isLiteral(e) {
+		return e
+	}
+	s := ast.NewString(value)
+	f := token.NewFile(filename, -1, len(value)+1)
+	f.SetLinesForContent([]byte(value))
+	s.ValuePos = f.Pos(0, token.NoRelPos)
+	return s
+}
+
+func isLiteral(e ast.Expr) bool {
+	switch e := e.(type) {
+	case *ast.BasicLit, *ast.StructLit, *ast.ListLit:
+		return true
+	case *ast.UnaryExpr:
+		_, ok := e.X.(*ast.BasicLit)
+		return ok && (e.Op == token.SUB || e.Op == token.ADD)
+	case *ast.Ident:
+		return e.Name == "true" || e.Name == "false" || e.Name == "null"
+	}
+	return false
+}
+
+// setIn sets labels to expr within decls. It descends into struct literals
+// of matching fields; with create it adds whatever is missing. It reports
+// whether a field was set.
+func setIn(decls *[]ast.Decl, labels []string, expr ast.Expr, create bool) bool {
+	set := false
+	for _, d := range *decls {
+		f, ok := d.(*ast.Field)
+		if !ok {
+			continue
+		}
+		name, _, err := ast.LabelName(f.Label)
+		if err != nil || name != labels[0] {
+			continue
+		}
+		if len(labels) == 1 {
+			f.Value = expr
+			set = true
+			continue
+		}
+		switch v := f.Value.(type) {
+		case *ast.StructLit:
+			if setIn(&v.Elts, labels[1:], expr, create) {
+				set = true
+			}
+		default:
+			if create && !set {
+				// The field's value is an expression (a preset, a
+				// reference): refine it rather than replace it.
+				st := ast.NewStruct()
+				setIn(&st.Elts, labels[1:], expr, true)
+				f.Value = &ast.BinaryExpr{X: f.Value, Op: token.AND, Y: st}
+				set = true
+			}
+		}
+	}
+	if set || !create {
+		return set
+	}
+	var val ast.Expr = expr
+	for i := len(labels) - 1; i >= 1; i-- {
+		val = ast.NewStruct(&ast.Field{Label: ast.NewIdent(labels[i]), Value: val})
+	}
+	*decls = append(*decls, &ast.Field{Label: ast.NewIdent(labels[0]), Value: val})
+	return true
+}
+
+// validateAll collects errors subtree by subtree. CUE's validation of
+// the whole value can stop at the first failing part of a struct and leave
+// errors in sibling fields unreported; a user fixing one error at a time
+// would pay a run each. Validating every section, dataset, stage and stage
+// field on its own surfaces them all; duplicates are merged later.
+func validateAll(v cue.Value, first error) error {
+	all := errors.Append(nil, errors.Promote(first, ""))
+	var walk func(v cue.Value, depth int)
+	walk = func(v cue.Value, depth int) {
+		if depth == 0 {
+			return
+		}
+		it, err := v.Fields()
+		if err != nil {
+			return
+		}
+		for it.Next() {
+			f := it.Value()
+			if err := f.Validate(cue.Concrete(true), cue.All()); err != nil {
+				all = errors.Append(all, errors.Promote(err, ""))
+				walk(f, depth-1)
+			}
+		}
+	}
+	walk(v, 4)
+	return all
+}
+
+// fromCUE converts CUE errors into diagnostics at user positions.
+func fromCUE(err error, pos diag.Positions) error {
+	return converter{pos: pos}.convert(errors.Errors(err)).Sort()
+}
+
+// userPos picks the position an error should be reported at: the first
+// one in the user's files or overrides, else the primary one.
+func userPos(e errors.Error) token.Pos {
+	cands := append([]token.Pos{e.Position()}, e.InputPositions()...)
+	for _, p := range cands {
+		if p.IsValid() && !IsEmbedded(p.Filename()) {
+			return p
+		}
+	}
+	return e.Position()
+}
+
+// recipePath renders an error's path without the schema's #Recipe prefix.
+func recipePath(e errors.Error) string {
+	p := e.Path()
+	if len(p) > 0 && p[0] == schema.Definition {
+		p = p[1:]
+	}
+	return strings.Join(p, ".")
+}

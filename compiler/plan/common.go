@@ -1,0 +1,228 @@
+package plan
+
+import (
+	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/key"
+	"github.com/ftc-dev/ftc/compiler/launch"
+)
+
+// stageVersion is the version of the training stage key material. Bump it
+// with any change to what the material holds.
+const stageVersion = 1
+
+// StageConfig is what a training entrypoint reads (stage.json). Names of
+// recipes, datasets and stages do not appear in it: inputs are addressed
+// by role, and the runtime maps roles to paths.
+type StageConfig struct {
+	Method                string                 `json:"method"`
+	Backend               string                 `json:"backend,omitempty"`
+	CompletionOnly        *bool                  `json:"completionOnly,omitempty"`
+	Models                map[string]ModelConfig `json:"models"`
+	Adapter               config.Adapter         `json:"adapter"`
+	GradientCheckpointing string                 `json:"gradientCheckpointing"`
+	Training              TrainingConfig         `json:"training"`
+	Data                  DataConfig             `json:"data"`
+	CenterRewards         *float64               `json:"centerRewards,omitempty"`
+	PPO                   *config.PPO            `json:"ppo,omitempty"`
+	GRPO                  *config.GRPO           `json:"grpo,omitempty"`
+	Rewards               []RewardConfig         `json:"rewards,omitempty"`
+	Distributed           Distributed            `json:"distributed"`
+	Cadence               Cadence                `json:"cadence"`
+}
+
+// ModelConfig is one model a stage loads.
+type ModelConfig struct {
+	Repo      string `json:"repo"`
+	Revision  string `json:"revision"`
+	DType     string `json:"dtype"`
+	Attention string `json:"attention"`
+	Family    string `json:"family"`
+	// Input is the role of the input holding trained weights (an adapter
+	// or full weights on top of Repo); empty for Hub weights as they are.
+	Input string `json:"input,omitempty"`
+	// Kind and Adapter describe trained weights.
+	Kind    string `json:"kind,omitempty"`
+	Adapter string `json:"adapter,omitempty"`
+	// ChatTemplateSHA256 identifies a chat template file replacing the
+	// tokenizer's.
+	ChatTemplate       string `json:"chatTemplate,omitempty"`
+	ChatTemplateSHA256 string `json:"chatTemplateSHA256,omitempty"`
+}
+
+// TrainingConfig is the optimisation settings with the batch resolved.
+type TrainingConfig struct {
+	LearningRate float64 `json:"learningRate"`
+	Schedule     string  `json:"schedule"`
+	WarmupRatio  float64 `json:"warmupRatio"`
+	WeightDecay  float64 `json:"weightDecay"`
+	Optimizer    string  `json:"optimizer"`
+	MaxGradNorm  float64 `json:"maxGradNorm"`
+	Epochs       float64 `json:"epochs,omitempty"`
+	Steps        int     `json:"steps,omitempty"`
+	MicroBatch   int     `json:"microBatch"`
+	GradAccum    int     `json:"gradAccum"`
+	GlobalBatch  int     `json:"globalBatch"`
+	Seed         int64   `json:"seed"`
+}
+
+// Cadence is when a stage logs, saves and evaluates. It does not change
+// what is learned, so it is left out of keys: changing it reruns nothing.
+type Cadence struct {
+	LogEvery        int `json:"logEvery"`
+	SaveEvery       int `json:"saveEvery"`
+	EvalEvery       int `json:"evalEvery,omitempty"`
+	KeepCheckpoints int `json:"keepCheckpoints"`
+}
+
+// DataConfig is how the stage's prepared data was shaped.
+type DataConfig struct {
+	MaxLength  int    `json:"maxLength"`
+	OverLength string `json:"overLength"`
+	Packing    bool   `json:"packing"`
+	HasEval    bool   `json:"hasEval"`
+}
+
+// Distributed is the process layout.
+type Distributed struct {
+	Strategy           string         `json:"strategy"`
+	Processes          int            `json:"processes"`
+	Nodes              int            `json:"nodes,omitempty"`
+	GPUsPerNode        int            `json:"gpusPerNode,omitempty"`
+	Offload            config.Offload `json:"offload"`
+	NCCLTimeoutMinutes int            `json:"ncclTimeoutMinutes,omitempty"`
+}
+
+// RewardConfig is one GRPO reward.
+type RewardConfig struct {
+	Kind   string       `json:"kind"` // "model" or "function"
+	Model  *ModelConfig `json:"model,omitempty"`
+	File   string       `json:"file,omitempty"`
+	SHA256 string       `json:"sha256,omitempty"`
+	Name   string       `json:"name,omitempty"`
+	Weight float64      `json:"weight"`
+}
+
+// stageMaterial is what a training stage key hashes.
+type stageMaterial struct {
+	Kind        string          `json:"kind"`
+	Config      StageConfig     `json:"config"`
+	Inputs      []inputMaterial `json:"inputs"`
+	Environment key.Key         `json:"environment"`
+	Platform    string          `json:"platform"`
+}
+
+type inputMaterial struct {
+	Role string  `json:"role"`
+	Key  key.Key `json:"key,omitempty"`
+	Kind string  `json:"kind,omitempty"`
+	Pin  string  `json:"pin,omitempty"`
+	Ref  string  `json:"ref,omitempty"`
+}
+
+// material strips what does not decide a stage's outputs: cadence, the
+// split of processes over nodes, timeouts, file names of recipe files.
+func material(kind string, cfg StageConfig, inputs []Input, env key.Key) stageMaterial {
+	cfg.Cadence = Cadence{}
+	cfg.Distributed = Distributed{Strategy: cfg.Distributed.Strategy, Processes: cfg.Distributed.Processes, Offload: cfg.Distributed.Offload}
+	rewards := make([]RewardConfig, len(cfg.Rewards))
+	for i, rw := range cfg.Rewards {
+		rw.File = ""
+		rewards[i] = rw
+	}
+	cfg.Rewards = rewards
+	models := map[string]ModelConfig{}
+	for role, m := range cfg.Models {
+		m.ChatTemplate = ""
+		models[role] = m
+	}
+	cfg.Models = models
+	var ins []inputMaterial
+	for _, in := range inputs {
+		im := inputMaterial{Role: in.Role, Key: in.Key}
+		if in.Source != nil {
+			im.Kind, im.Pin = in.Source.Kind, in.Source.Pin
+			if in.Source.Kind == "hub-model" || in.Source.Kind == "hub-dataset" {
+				im.Ref = in.Source.Ref // a Hub id is content identity; a file path is not
+			}
+		}
+		ins = append(ins, im)
+	}
+	return stageMaterial{Kind: kind, Config: cfg, Inputs: ins, Environment: env, Platform: Platform}
+}
+
+// model resolves a model for role: weights from an earlier stage become a
+// stage input, Hub weights a pinned source.
+func (b *builder) model(role string, m *config.Model) (ModelConfig, Input) {
+	mc := ModelConfig{Repo: m.Repo, Revision: m.Revision, DType: m.DType, Attention: m.Attention, Family: m.Arch.Family}
+	if m.ChatTemplate != "" {
+		mc.ChatTemplate = m.ChatTemplate
+		mc.ChatTemplateSHA256 = b.r.Files[m.ChatTemplate].SHA256
+	}
+	if m.From != nil {
+		up := b.byStage[m.From.Stage]
+		mc.Input, mc.Kind, mc.Adapter = role, m.From.Kind, m.From.Adapter
+		return mc, Input{Role: role, Stage: up.Name, Key: up.Key}
+	}
+	return mc, Input{Role: role, Source: &Source{Kind: "hub-model", Ref: m.Repo, Pin: m.Revision, Pinned: isCommit(m.Revision)}}
+}
+
+// training assembles the parts every training stage shares and computes
+// its key and launch plan.
+func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*Stage, error) {
+	r := b.r
+	batch, _ := r.Batch(st)
+	t := st.Training
+	seed := r.Seed
+	if t.Seed != nil {
+		seed = *t.Seed
+	}
+	cfg.Method = st.Method
+	cfg.Adapter = st.Adapter
+	cfg.GradientCheckpointing = st.GradientCheckpointing
+	cfg.Training = TrainingConfig{
+		LearningRate: t.LearningRate, Schedule: t.Schedule, WarmupRatio: t.WarmupRatio,
+		WeightDecay: t.WeightDecay, Optimizer: t.Optimizer, MaxGradNorm: t.MaxGradNorm,
+		Epochs: t.Epochs, Steps: t.Steps, MicroBatch: batch.MicroBatch, GradAccum: batch.GradAccum,
+		GlobalBatch: batch.GlobalBatch, Seed: seed,
+	}
+	if cfg.Training.Epochs == 0 && cfg.Training.Steps == 0 {
+		cfg.Training.Epochs = 1
+	}
+	cfg.Data = DataConfig{MaxLength: st.Data.MaxLength, OverLength: st.Data.OverLength, Packing: st.Data.Packing,
+		HasEval: st.Data.Eval != nil || st.Data.EvalFraction > 0}
+	h := r.Hardware
+	cfg.Distributed = Distributed{Strategy: h.Strategy, Processes: r.TrainingProcesses(st), Nodes: h.Nodes,
+		GPUsPerNode: h.GPUsPerNode, Offload: h.Offload, NCCLTimeoutMinutes: h.NCCL.TimeoutMinutes}
+	cfg.Cadence = Cadence{LogEvery: t.LogEvery, SaveEvery: t.SaveEvery, EvalEvery: t.EvalEvery, KeepCheckpoints: t.KeepCheckpoints}
+
+	// Data inputs come first, through their prepare stages.
+	dataInputs, err := b.prepareInputs(st)
+	if err != nil {
+		return nil, err
+	}
+	inputs = append(dataInputs, inputs...)
+	k, err := key.Of(key.DomainStage, stageVersion, material(st.Method, cfg, inputs, b.env))
+	if err != nil {
+		return nil, err
+	}
+	return &Stage{
+		Name:   st.Name,
+		Kind:   st.Method,
+		Key:    k,
+		Inputs: inputs,
+		Config: cfg,
+		Launch: launch.Training(st, h, k.Short()),
+	}, nil
+}
+
+func isCommit(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

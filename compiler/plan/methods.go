@@ -1,0 +1,73 @@
+package plan
+
+import (
+	"fmt"
+
+	"github.com/ftc-dev/ftc/compiler/config"
+)
+
+// buildSFT plans supervised fine-tuning.
+func buildSFT(b *builder, st config.Stage) (*Stage, error) {
+	mc, in := b.model("model", st.Model)
+	cfg := StageConfig{
+		Backend:        st.Backend,
+		CompletionOnly: st.CompletionOnly,
+		Models:         map[string]ModelConfig{"model": mc},
+	}
+	return b.training(st, cfg, []Input{in})
+}
+
+// buildReward plans reward model training.
+func buildReward(b *builder, st config.Stage) (*Stage, error) {
+	mc, in := b.model("model", st.Model)
+	cfg := StageConfig{
+		Models:        map[string]ModelConfig{"model": mc},
+		CenterRewards: st.CenterRewards,
+	}
+	return b.training(st, cfg, []Input{in})
+}
+
+// buildPPO plans PPO. Reference and value default as trl's example does:
+// the policy's starting weights and the reward model's.
+func buildPPO(b *builder, st config.Stage) (*Stage, error) {
+	ref, value := st.Reference, st.Value
+	if ref == nil {
+		ref = st.Policy
+	}
+	if value == nil {
+		value = st.Reward
+	}
+	cfg := StageConfig{Models: map[string]ModelConfig{}, PPO: st.PPO}
+	var inputs []Input
+	for _, m := range []struct {
+		role  string
+		model *config.Model
+	}{{"policy", st.Policy}, {"reference", ref}, {"reward", st.Reward}, {"value", value}} {
+		mc, in := b.model(m.role, m.model)
+		cfg.Models[m.role] = mc
+		inputs = append(inputs, in)
+	}
+	return b.training(st, cfg, inputs)
+}
+
+// buildGRPO plans GRPO with reward models and functions.
+func buildGRPO(b *builder, st config.Stage) (*Stage, error) {
+	mc, in := b.model("model", st.Model)
+	cfg := StageConfig{Models: map[string]ModelConfig{"model": mc}, GRPO: st.GRPO}
+	inputs := []Input{in}
+	for i, rw := range st.Rewards {
+		role := fmt.Sprintf("rewards.%d", i)
+		switch {
+		case rw.Model != nil:
+			rmc, rin := b.model(role, rw.Model)
+			cfg.Rewards = append(cfg.Rewards, RewardConfig{Kind: "model", Model: &rmc, Weight: rw.Weight})
+			inputs = append(inputs, rin)
+		case rw.Function != nil:
+			f := b.r.Files[rw.Function.File]
+			cfg.Rewards = append(cfg.Rewards, RewardConfig{Kind: "function", File: rw.Function.File,
+				SHA256: f.SHA256, Name: rw.Function.Name, Weight: rw.Weight})
+			inputs = append(inputs, Input{Role: role, Source: &Source{Kind: "recipe-file", Ref: rw.Function.File, Pin: "sha256:" + f.SHA256, Pinned: true}})
+		}
+	}
+	return b.training(st, cfg, inputs)
+}

@@ -1,0 +1,192 @@
+package plan
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/key"
+	"github.com/ftc-dev/ftc/compiler/launch"
+)
+
+// APIVersion is the version of the plan's JSON form.
+const APIVersion = "ftc.dev/plan/v1alpha1"
+
+// Platform is the platform stages run on; it is part of every key.
+const Platform = "linux/amd64"
+
+// Plan is a recipe's stage graph.
+type Plan struct {
+	APIVersion  string      `json:"apiVersion"`
+	Recipe      string      `json:"recipe"`
+	Environment Environment `json:"environment"`
+	Hardware    Hardware    `json:"hardware"`
+	// Stages in topological order: every stage after its inputs.
+	Stages []*Stage `json:"stages"`
+}
+
+// Environment identifies the library set.
+type Environment struct {
+	Profile string  `json:"profile"`
+	Key     key.Key `json:"key"`
+}
+
+// Hardware summarises the topology.
+type Hardware struct {
+	Nodes       int    `json:"nodes"`
+	GPUsPerNode int    `json:"gpusPerNode"`
+	GPU         string `json:"gpu"`
+	Strategy    string `json:"strategy"`
+	Target      string `json:"target"`
+}
+
+// Stage is one node of the graph.
+type Stage struct {
+	// Name is unique in the plan: a recipe stage's name, or
+	// "<stage>.prepare" and "<stage>.prepare-eval" for its data.
+	Name string `json:"name"`
+	// Kind is "prepare", "sft", "reward", "ppo" or "grpo".
+	Kind string `json:"kind"`
+	// Key is the stage's content key.
+	Key key.Key `json:"key"`
+	// Inputs are what the stage reads: outputs of earlier stages and
+	// pinned external sources.
+	Inputs []Input `json:"inputs"`
+	// Config is the stage config the entrypoint reads.
+	Config any `json:"config"`
+	// Launch is how the stage starts.
+	Launch launch.Plan `json:"launch"`
+}
+
+// Input is one thing a stage reads.
+type Input struct {
+	// Role is what the input is to the stage: "train", "eval", "model",
+	// "policy", "reference", "reward", "value", "rewards.N".
+	Role string `json:"role"`
+	// Stage names the producing stage when the input is a stage output.
+	Stage string  `json:"stage,omitempty"`
+	Key   key.Key `json:"key,omitempty"`
+	// Source is set when the input comes from outside the graph.
+	Source *Source `json:"source,omitempty"`
+}
+
+// Source is an external input, identified by its pin.
+type Source struct {
+	// Kind is "file", "hub-dataset", "hub-model" or "recipe-file".
+	Kind string `json:"kind"`
+	// Ref is the file path or Hub repo.
+	Ref string `json:"ref"`
+	// Pin is the sha256 or commit the key is computed from.
+	Pin string `json:"pin"`
+	// Pinned is false when Pin is a branch or tag that `ftc run` still has
+	// to resolve into ftc.lock.
+	Pinned bool `json:"pinned"`
+}
+
+// kinds is the table of training stage kinds.
+var kinds = map[string]func(b *builder, st config.Stage) (*Stage, error){
+	"sft":    buildSFT,
+	"reward": buildReward,
+	"ppo":    buildPPO,
+	"grpo":   buildGRPO,
+}
+
+// Build compiles r into its plan.
+func Build(r *config.Recipe) (*Plan, error) {
+	envKey, err := key.Of(key.DomainEnvironment, 1, r.Environment)
+	if err != nil {
+		return nil, err
+	}
+	b := &builder{r: r, env: envKey, byStage: map[string]*Stage{}, byKey: map[key.Key]*Stage{}}
+	order, err := topoOrder(r)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range order {
+		st := r.Stages[name]
+		build, ok := kinds[st.Method]
+		if !ok {
+			return nil, fmt.Errorf("stage %s: unknown method %q", name, st.Method)
+		}
+		ps, err := build(b, st)
+		if err != nil {
+			return nil, fmt.Errorf("stage %s: %w", name, err)
+		}
+		b.byStage[name] = ps
+		b.stages = append(b.stages, ps)
+	}
+	h := r.Hardware
+	return &Plan{
+		APIVersion:  APIVersion,
+		Recipe:      r.Name,
+		Environment: Environment{Profile: r.Environment.Profile, Key: envKey},
+		Hardware:    Hardware{Nodes: h.Nodes, GPUsPerNode: h.GPUsPerNode, GPU: h.GPU.Name, Strategy: h.Strategy, Target: h.Target},
+		Stages:      b.stages,
+	}, nil
+}
+
+type builder struct {
+	r       *config.Recipe
+	env     key.Key
+	stages  []*Stage
+	byStage map[string]*Stage  // recipe stage name → its training stage
+	byKey   map[key.Key]*Stage // prepare stages, shared when keys agree
+}
+
+// dependencies lists the recipe stages st reads outputs of.
+func dependencies(st config.Stage) []string {
+	var deps []string
+	add := func(m *config.Model) {
+		if m != nil && m.From != nil {
+			deps = append(deps, m.From.Stage)
+		}
+	}
+	add(st.Model)
+	add(st.Policy)
+	add(st.Reference)
+	add(st.Reward)
+	add(st.Value)
+	for _, rw := range st.Rewards {
+		add(rw.Model)
+	}
+	return deps
+}
+
+// topoOrder orders stages after their dependencies, breaking ties by name
+// so the plan is the same on every run.
+func topoOrder(r *config.Recipe) ([]string, error) {
+	indeg := map[string]int{}
+	users := map[string][]string{}
+	for _, name := range r.SortedStageNames() {
+		indeg[name] += 0
+		for _, d := range dependencies(r.Stages[name]) {
+			if _, ok := r.Stages[d]; !ok {
+				return nil, fmt.Errorf("stage %s reads the output of unknown stage %s", name, d)
+			}
+			indeg[name]++
+			users[d] = append(users[d], name)
+		}
+	}
+	var ready, order []string
+	for name, n := range indeg {
+		if n == 0 {
+			ready = append(ready, name)
+		}
+	}
+	for len(ready) > 0 {
+		sort.Strings(ready)
+		name := ready[0]
+		ready = ready[1:]
+		order = append(order, name)
+		for _, u := range users[name] {
+			indeg[u]--
+			if indeg[u] == 0 {
+				ready = append(ready, u)
+			}
+		}
+	}
+	if len(order) != len(r.Stages) {
+		return nil, fmt.Errorf("stages read each other's outputs in a cycle")
+	}
+	return order, nil
+}

@@ -1,0 +1,155 @@
+package plan
+
+import (
+	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/key"
+	"github.com/ftc-dev/ftc/compiler/launch"
+)
+
+// prepareVersion is the version of the prepare key material.
+const prepareVersion = 1
+
+// PrepareConfig is what the prepare entrypoint reads: how to turn one
+// dataset into tokenized rows for one kind of consumer.
+type PrepareConfig struct {
+	// Consumer is the method the rows are shaped for.
+	Consumer       string          `json:"consumer"`
+	Backend        string          `json:"backend,omitempty"`
+	CompletionOnly bool            `json:"completionOnly,omitempty"`
+	Dataset        DatasetConfig   `json:"dataset"`
+	Tokenizer      TokenizerConfig `json:"tokenizer"`
+	MaxLength      int             `json:"maxLength"`
+	OverLength     string          `json:"overLength"`
+	Packing        bool            `json:"packing"`
+	MaxPrompt      int             `json:"maxPromptLength,omitempty"`
+	EvalFraction   float64         `json:"evalFraction,omitempty"`
+	Seed           *int64          `json:"seed,omitempty"`
+}
+
+// DatasetConfig identifies the rows and their shape.
+type DatasetConfig struct {
+	Format  string            `json:"format"`
+	Prompt  string            `json:"prompt,omitempty"`
+	Columns map[string]string `json:"columns,omitempty"`
+	Source  Source            `json:"source"`
+	// Encoding, Config and Split say how to read the source.
+	Encoding string `json:"encoding,omitempty"`
+	Config   string `json:"config,omitempty"`
+	Split    string `json:"split,omitempty"`
+}
+
+// TokenizerConfig names the tokenizer: the base model's, whatever stage
+// trained the weights, since training does not change it.
+type TokenizerConfig struct {
+	Repo               string `json:"repo"`
+	Revision           string `json:"revision"`
+	ChatTemplate       string `json:"chatTemplate,omitempty"`
+	ChatTemplateSHA256 string `json:"chatTemplateSHA256,omitempty"`
+}
+
+type prepareMaterial struct {
+	Kind        string        `json:"kind"`
+	Config      PrepareConfig `json:"config"`
+	Environment key.Key       `json:"environment"`
+}
+
+// prepareInputs returns the data inputs of st, adding the prepare stages
+// that produce them. Two consumers whose prepare keys agree share one
+// stage.
+func (b *builder) prepareInputs(st config.Stage) ([]Input, error) {
+	var inputs []Input
+	add := func(role, suffix string, d config.Dataset, evalFraction float64) error {
+		ps, err := b.prepare(st, d, evalFraction, st.Name+"."+suffix)
+		if err != nil {
+			return err
+		}
+		inputs = append(inputs, Input{Role: role, Stage: ps.Name, Key: ps.Key})
+		return nil
+	}
+	if err := add("train", "prepare", st.Data.Train, st.Data.EvalFraction); err != nil {
+		return nil, err
+	}
+	if st.Data.Eval != nil {
+		if err := add("eval", "prepare-eval", *st.Data.Eval, 0); err != nil {
+			return nil, err
+		}
+	}
+	return inputs, nil
+}
+
+func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float64, name string) (*Stage, error) {
+	bm := st.Base()
+	cfg := PrepareConfig{
+		Consumer:   st.Method,
+		Dataset:    datasetConfig(d),
+		Tokenizer:  TokenizerConfig{Repo: bm.Repo, Revision: bm.Revision},
+		MaxLength:  st.Data.MaxLength,
+		OverLength: st.Data.OverLength,
+		Packing:    st.Data.Packing,
+	}
+	if bm.ChatTemplate != "" {
+		cfg.Tokenizer.ChatTemplate = bm.ChatTemplate
+		cfg.Tokenizer.ChatTemplateSHA256 = b.r.Files[bm.ChatTemplate].SHA256
+	}
+	if st.Method == "sft" {
+		cfg.Backend = st.Backend
+		cfg.CompletionOnly = st.CompletionOnly == nil || *st.CompletionOnly
+	}
+	if st.GRPO != nil {
+		cfg.MaxPrompt = st.GRPO.MaxPromptLength
+	}
+	if evalFraction > 0 {
+		// The split is drawn with the seed; without a split the seed
+		// changes nothing here and stays out of the key.
+		seed := b.r.Seed
+		if st.Training.Seed != nil {
+			seed = *st.Training.Seed
+		}
+		cfg.EvalFraction, cfg.Seed = evalFraction, &seed
+	}
+
+	mat := prepareMaterial{Kind: "prepare", Config: cfg, Environment: b.env}
+	// A file's path is where it is, not what it is: only its digest counts.
+	if mat.Config.Dataset.Source.Kind == "file" {
+		mat.Config.Dataset.Source.Ref = ""
+	}
+	mat.Config.Tokenizer.ChatTemplate = ""
+	k, err := key.Of(key.DomainStage, prepareVersion, mat)
+	if err != nil {
+		return nil, err
+	}
+	if ps, ok := b.byKey[k]; ok {
+		return ps, nil
+	}
+	src := cfg.Dataset.Source
+	ps := &Stage{
+		Name:   name,
+		Kind:   "prepare",
+		Key:    k,
+		Inputs: []Input{{Role: "dataset", Source: &src}, {Role: "tokenizer", Source: &Source{Kind: "hub-model", Ref: bm.Repo, Pin: bm.Revision, Pinned: isCommit(bm.Revision)}}},
+		Config: cfg,
+		Launch: launch.Prepare(),
+	}
+	b.byKey[k] = ps
+	b.stages = append(b.stages, ps)
+	return ps, nil
+}
+
+func datasetConfig(d config.Dataset) DatasetConfig {
+	dc := DatasetConfig{Format: d.Format, Columns: d.Columns}
+	if d.Format == "preference" {
+		dc.Prompt = d.Prompt
+	}
+	if len(dc.Columns) == 0 {
+		dc.Columns = nil
+	}
+	switch {
+	case d.File != nil:
+		dc.Source = Source{Kind: "file", Ref: d.File.Path, Pin: "sha256:" + d.File.SHA256, Pinned: true}
+		dc.Encoding = d.File.EncodingOrDefault()
+	case d.Hub != nil:
+		dc.Source = Source{Kind: "hub-dataset", Ref: d.Hub.Repo, Pin: d.Hub.Revision, Pinned: isCommit(d.Hub.Revision)}
+		dc.Config, dc.Split = d.Hub.Config, d.Hub.Split
+	}
+	return dc
+}
