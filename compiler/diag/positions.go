@@ -56,8 +56,14 @@ func (p Positions) decls(prefix string, decls []ast.Decl) {
 				continue
 			}
 			path := join(prefix, name)
-			if _, ok := p[path]; !ok {
-				p[path] = d.Label.Pos()
+			pos := d.Label.Pos()
+			// A value given with --set is blamed at the flag, not at the
+			// line of the recipe it replaced.
+			if vp := d.Value.Pos(); vp.IsValid() && (!pos.IsValid() || strings.HasPrefix(vp.Filename(), OverridePrefix)) {
+				pos = vp
+			}
+			if _, ok := p[path]; !ok || strings.HasPrefix(pos.Filename(), OverridePrefix) {
+				p[path] = pos
 			}
 			p.expr(path, d.Value)
 		case *ast.EmbedDecl:

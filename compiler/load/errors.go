@@ -2,6 +2,8 @@ package load
 
 import (
 	"fmt"
+
+	"cuelang.org/go/cue"
 	"strings"
 
 	"cuelang.org/go/cue/ast"
@@ -21,6 +23,8 @@ type converter struct {
 	// pos says where the user wrote each field, to place complaints the
 	// schema makes about fields that were never written.
 	pos diag.Positions
+	// user is the user's value alone, to quote what they wrote.
+	user cue.Value
 }
 
 // convert groups CUE's errors by path and rewrites the two kinds whose raw
@@ -163,10 +167,19 @@ func (c converter) one(path string, e errors.Error) *diag.Diagnostic {
 		}
 		return &diag.Diagnostic{Pos: pos, Path: path, Message: "value is not concrete: want " + want}
 	}
-	if IsEmbedded(pos.Filename()) {
-		if p, _ := c.posOf(path); p.IsValid() {
-			pos = p
+	if p, written := c.posOf(path); written && (IsEmbedded(pos.Filename()) || strings.HasPrefix(p.Filename(), diag.OverridePrefix)) {
+		pos = p
+	}
+	if strings.HasPrefix(msg, "incompatible") && strings.Contains(msg, "bounds") {
+		// CUE says "incompatible integer bounds >0 and <1" when an integer
+		// meets a fractional range; say what was given and what is wanted.
+		bounds := msg[strings.Index(msg, "bounds")+len("bounds "):]
+		d := &diag.Diagnostic{Pos: pos, Path: path, Message: "value out of range"}
+		if got := c.userValue(path); got != "" {
+			d.Message = got + " is out of range"
 		}
+		d.Hint = "want " + strings.ReplaceAll(bounds, " and ", " & ")
+		return d
 	}
 	return &diag.Diagnostic{Pos: pos, Path: path, Message: msg}
 }
@@ -260,6 +273,22 @@ func (c converter) posOf(path string) (token.Pos, bool) {
 		return token.NoPos, false
 	}
 	return c.pos.At(path), c.pos.Has(path)
+}
+
+// userValue renders the concrete value the user gave at path, or "".
+func (c converter) userValue(path string) string {
+	if !c.user.Exists() {
+		return ""
+	}
+	v := c.user.LookupPath(cue.ParsePath(path))
+	if !v.Exists() || !v.IsConcrete() {
+		return ""
+	}
+	b, err := v.MarshalJSON()
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
 
 func msgOf(e errors.Error) string {

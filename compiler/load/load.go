@@ -72,7 +72,7 @@ func Load(file string, overrides []Override) (*Instance, error) {
 
 	insts := cueload.Instances([]string{abs}, cfg)
 	if err := insts[0].Err; err != nil {
-		return nil, fromCUE(err, nil)
+		return nil, fromCUE(err, nil, cue.Value{})
 	}
 	var diags diag.List
 	for _, o := range overrides {
@@ -102,7 +102,7 @@ func Load(file string, overrides []Override) (*Instance, error) {
 	}
 	v := schemaV.LookupPath(cue.ParsePath(schema.Definition)).Unify(user)
 	if err := v.Validate(cue.Concrete(true), cue.All()); err != nil {
-		return nil, fromCUE(validateAll(v, err), pos)
+		return nil, fromCUE(validateAll(v, err), pos, user)
 	}
 	return &Instance{Value: v, User: user, Dir: dir, File: abs, Pos: pos}, nil
 }
@@ -283,14 +283,20 @@ func validateAll(v cue.Value, first error) error {
 }
 
 // fromCUE converts CUE errors into diagnostics at user positions.
-func fromCUE(err error, pos diag.Positions) error {
-	return converter{pos: pos}.convert(errors.Errors(err)).Sort()
+func fromCUE(err error, pos diag.Positions, user cue.Value) error {
+	return converter{pos: pos, user: user}.convert(errors.Errors(err)).Sort()
 }
 
 // userPos picks the position an error should be reported at: the first
 // one in the user's files or overrides, else the primary one.
 func userPos(e errors.Error) token.Pos {
 	cands := append([]token.Pos{e.Position()}, e.InputPositions()...)
+	// A value from --set is what the user just typed: blame it first.
+	for _, p := range cands {
+		if p.IsValid() && strings.HasPrefix(p.Filename(), diag.OverridePrefix) {
+			return p
+		}
+	}
 	for _, p := range cands {
 		if p.IsValid() && !IsEmbedded(p.Filename()) {
 			return p

@@ -1,0 +1,25 @@
+# ftc — common tasks. The README's two commands need nothing but Go.
+
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/ftc-dev/ftc/internal/cli.Version=$(VERSION)
+
+.PHONY: build test lint bench golden
+
+build:
+	go build -ldflags '$(LDFLAGS)' -o bin/ftc ./cmd/ftc
+
+test:
+	bash scripts/test.sh
+
+lint:
+	go vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+
+bench:
+	go test -run '^$$' -bench . -benchtime 20x ./bench/
+	bash bench/vet.sh
+
+# Refresh golden files (plans of the examples, vet messages) after a
+# deliberate change; review the diff before committing.
+golden:
+	FTC_UPDATE_GOLDEN=1 go test ./...

@@ -1,0 +1,154 @@
+package compiler_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ftc-dev/ftc/compiler"
+	"github.com/ftc-dev/ftc/compiler/key"
+	"github.com/ftc-dev/ftc/compiler/load"
+	"github.com/ftc-dev/ftc/compiler/plan"
+)
+
+const fixture = "testdata/ppo/recipe.cue"
+
+func keysOf(t *testing.T, file string, sets ...string) map[string]key.Key {
+	t.Helper()
+	var ovs []load.Override
+	for _, s := range sets {
+		o, err := load.ParseOverride(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ovs = append(ovs, o)
+	}
+	p, diags, err := compiler.Plan(file, ovs)
+	if err != nil {
+		t.Fatalf("plan %s %v: %v\n%s", file, sets, err, diags)
+	}
+	return stageKeys(p)
+}
+
+func stageKeys(p *plan.Plan) map[string]key.Key {
+	m := map[string]key.Key{}
+	for _, s := range p.Stages {
+		m[s.Name] = s.Key
+	}
+	return m
+}
+
+func TestKeysIgnoreWorkingDirectoryAndEnvironment(t *testing.T) {
+	abs, err := filepath.Abs(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := keysOf(t, abs)
+
+	// Plan again from another directory, through a copy of the recipe in
+	// another place, with a different environment.
+	copyDir := t.TempDir()
+	copyTree(t, filepath.Dir(abs), copyDir)
+	t.Chdir(t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("HF_TOKEN", "hf_secret_value")
+	t.Setenv("CUDA_VISIBLE_DEVICES", "3")
+	t.Setenv("FTC_ANYTHING", "x")
+	second := keysOf(t, filepath.Join(copyDir, "recipe.cue"))
+
+	if len(first) != 4 {
+		t.Fatalf("want 4 stages (2 prepare, rm, ppo), got %v", first)
+	}
+	for name, k := range first {
+		if second[name] != k {
+			t.Errorf("stage %s: key %s in one place, %s in another", name, k, second[name])
+		}
+	}
+}
+
+func TestLearningRateChangesTrainingKeyOnly(t *testing.T) {
+	base := keysOf(t, fixture)
+	changed := keysOf(t, fixture, "stages.ppo.training.learningRate=2e-6")
+
+	if base["ppo"] == changed["ppo"] {
+		t.Error("changing the PPO learning rate did not change the ppo key")
+	}
+	for _, same := range []string{"ppo.prepare", "rm.prepare", "rm"} {
+		if base[same] != changed[same] {
+			t.Errorf("changing the PPO learning rate changed the %s key", same)
+		}
+	}
+
+	rm := keysOf(t, fixture, "stages.rm.training.learningRate=3e-5")
+	if rm["rm"] == base["rm"] || rm["ppo"] == base["ppo"] {
+		t.Error("changing the reward model's learning rate must change rm and, through its input, ppo")
+	}
+	if rm["rm.prepare"] != base["rm.prepare"] || rm["ppo.prepare"] != base["ppo.prepare"] {
+		t.Error("changing a learning rate changed a data preparation key")
+	}
+}
+
+func TestDatasetDigestChangesPrepareAndTrainingKeys(t *testing.T) {
+	base := keysOf(t, fixture)
+	other := "0000000000000000000000000000000000000000000000000000000000000001"
+	changed := keysOf(t, fixture, "datasets.prefs.file.sha256="+other)
+	for _, k := range []string{"rm.prepare", "rm", "ppo"} {
+		if base[k] == changed[k] {
+			t.Errorf("changing the preference data's sha256 did not change the %s key", k)
+		}
+	}
+	if base["ppo.prepare"] != changed["ppo.prepare"] {
+		t.Error("changing the preference data changed the prompt data's prepare key")
+	}
+}
+
+func TestCadenceAndNamesDoNotChangeKeys(t *testing.T) {
+	base := keysOf(t, fixture)
+	for _, set := range []string{
+		"stages.ppo.training.logEvery=1",
+		"stages.ppo.training.saveEvery=7",
+		"name=renamed",
+		"description=\"another description\"",
+		"hardware.target=\"slurm\"",
+	} {
+		got := keysOf(t, fixture, set)
+		for name, k := range base {
+			if got[name] != k {
+				t.Errorf("--set %s changed the key of %s", set, name)
+			}
+		}
+	}
+}
+
+func TestTopologyAndProfileChangeTrainingKeys(t *testing.T) {
+	base := keysOf(t, fixture)
+	more := keysOf(t, fixture, "hardware.gpusPerNode=4")
+	if more["ppo"] == base["ppo"] {
+		t.Error("doubling the data-parallel world (and so the global batch) did not change the ppo key")
+	}
+	if more["ppo.prepare"] != base["ppo.prepare"] {
+		t.Error("the topology changed a data preparation key")
+	}
+}
+
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.Walk(from, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		dst := filepath.Join(to, rel)
+		if info.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
