@@ -465,8 +465,9 @@ func (c *checker) rewardFunction(p string, fn RewardFunction) {
 			continue
 		}
 		params := splitParams(m[2])
-		if len(params) < 2 && !hasVarPositional(params) {
-			c.errorf(p+".name", "%s in %s takes %d positional parameters; GRPO calls it as %s(prompts, completions, **columns)", fn.Name, fn.File, len(params), fn.Name)
+		if n := positional(params); n < 2 && !hasVarPositional(params) {
+			c.errorf(p+".name", "%s in %s takes %d positional parameter(s); GRPO calls it as %s(prompts, completions, **columns)", fn.Name, fn.File, n, fn.Name).
+				WithHint("def %s(prompts, completions, **kwargs)", fn.Name)
 			return
 		}
 		if !hasVarKeyword(params) {
@@ -486,16 +487,45 @@ func (c *checker) rewardFunction(p string, fn RewardFunction) {
 	}
 }
 
+// splitParams splits a Python parameter list on the commas that are not
+// inside brackets of an annotation such as dict[str, float].
 func splitParams(s string) []string {
 	var out []string
-	for _, p := range strings.Split(s, ",") {
-		p = strings.TrimSpace(p)
-		if p == "" || p == "/" {
-			continue
+	depth, start := 0, 0
+	flush := func(end int) {
+		p := strings.TrimSpace(s[start:end])
+		if p != "" && p != "/" {
+			out = append(out, p)
 		}
-		out = append(out, p)
 	}
+	for i, r := range s {
+		switch r {
+		case '[', '(', '{':
+			depth++
+		case ']', ')', '}':
+			depth--
+		case ',':
+			if depth == 0 {
+				flush(i)
+				start = i + 1
+			}
+		}
+	}
+	flush(len(s))
 	return out
+}
+
+// positional counts the parameters that can be given by position: those
+// before the first starred one.
+func positional(ps []string) int {
+	n := 0
+	for _, p := range ps {
+		if strings.HasPrefix(p, "*") {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 func hasVarKeyword(ps []string) bool {
