@@ -231,6 +231,10 @@ func (c *checker) adapter(base string, st Stage) {
 	if bm == nil {
 		return
 	}
+	if bm.Attention == "flash_attention_2" && !c.r.Environment.HasFeature("flash-attention") {
+		c.errorf(base+".model.attention", "flash_attention_2 needs flash-attn, which profile %q does not provide", c.r.Environment.Profile).
+			WithHint("use attention: \"sdpa\" (PyTorch's fused attention), or a profile with the flash-attention feature")
+	}
 	if a.Type != "none" && !a.Targets.AllLinear {
 		var bad []string
 		for _, t := range a.Targets.Modules {
@@ -420,11 +424,22 @@ func (c *checker) grpo(base string, st Stage) {
 		}
 	}
 	if procs >= 1 {
+		// trl 0.16 groups the completions of one prompt within a step's
+		// micro batches across processes; from trl 0.18 the generation
+		// batch also spans gradient accumulation.
 		batch := procs * st.Training.MicroBatch
+		what := fmt.Sprintf("%d training processes × microBatch %d", procs, st.Training.MicroBatch)
+		unit := procs
+		if versionAtLeast(c.r.Environment.Packages["trl"], 0, 18) {
+			b, _ := c.r.Batch(st)
+			batch *= b.GradAccum
+			what += fmt.Sprintf(" × gradAccum %d", b.GradAccum)
+			unit *= b.GradAccum
+		}
 		if batch%g.Generations != 0 {
-			c.errorf(base+".grpo.generations", "generations %d does not divide the per-step batch of %d (%d training processes × microBatch %d)",
-				g.Generations, batch, procs, st.Training.MicroBatch).
-				WithHint("valid generations for this batch: %s; or change microBatch to a multiple of %d", validGenerations(batch), g.Generations/gcd(g.Generations, procs))
+			c.errorf(base+".grpo.generations", "generations %d does not divide the batch of %d completions (%s)",
+				g.Generations, batch, what).
+				WithHint("valid generations for this batch: %s; or change microBatch to a multiple of %d", validGenerations(batch), g.Generations/gcd(g.Generations, unit))
 		}
 	}
 	if len(st.Rewards) == 0 || !c.r.Pos.Has(base+".rewards") {
@@ -544,6 +559,25 @@ func hasVarPositional(ps []string) bool {
 		}
 	}
 	return false
+}
+
+// versionAtLeast reports whether a version like "0.16.0" is at least
+// major.minor; an unparsable version counts as old, the stricter choice.
+func versionAtLeast(v string, major, minor int) bool {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	digits := parts[1]
+	if i := strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		digits = digits[:i]
+	}
+	mi, err2 := strconv.Atoi(digits)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
 }
 
 func validGenerations(batch int) string {

@@ -101,3 +101,11 @@ func TestValidGenerations(t *testing.T) {
 		t.Errorf("validGenerations(1) = %q", got)
 	}
 }
+
+func TestVersionAtLeast(t *testing.T) {
+	for v, want := range map[string]bool{"0.16.0": false, "0.18.0": true, "0.18": true, "1.9.0": true, "0.9.9": false, "": false, "x.y": false, "0.18rc1": true} {
+		if got := versionAtLeast(v, 0, 18); got != want {
+			t.Errorf("versionAtLeast(%q, 0, 18) = %v", v, got)
+		}
+	}
+}
