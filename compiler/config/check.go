@@ -372,7 +372,7 @@ func (c *checker) ppo(base string, st Stage) {
 		p := base + "." + role
 		if m.From != nil {
 			if wantReward && m.From.Kind != "reward-model" {
-				c.errorf(p, "%s model comes from stage %q, a %s stage, not a reward stage", role, m.From.Stage, c.methodOf(m.From.Stage)).
+				c.errorf(p, "%s model comes from stage %q, %s stage, not a reward stage", role, m.From.Stage, withArticle(c.methodOf(m.From.Stage))).
 					WithHint("refer to the output of a stage with method: \"reward\"")
 			}
 			if !wantReward && m.From.Kind == "reward-model" {
@@ -389,6 +389,14 @@ func (c *checker) ppo(base string, st Stage) {
 	check("reward", st.Reward, true)
 	check("value", st.Value, true)
 	check("reference", st.Reference, false)
+}
+
+// withArticle puts "a" or "an" before a method name: "an sft", "a ppo".
+func withArticle(method string) string {
+	if method != "" && strings.ContainsRune("aeiosx", rune(method[0])) {
+		return "an " + method
+	}
+	return "a " + method
 }
 
 func (c *checker) methodOf(stage string) string {
@@ -413,14 +421,11 @@ func (c *checker) grpo(base string, st Stage) {
 				WithHint("use engine: \"transformers\", or a profile with vLLM such as profiles.Current2026")
 		}
 		if g.Generation.GPUs >= h.GPUsPerNode {
-			c.errorf(p+".gpus", "the vLLM server takes %d GPUs, but the first node has only %d, leaving none to train", g.Generation.GPUs, h.GPUsPerNode).
+			c.errorf(p+".gpus", "the vLLM server takes %d GPU(s), but the first node has only %d, leaving none to train", g.Generation.GPUs, h.GPUsPerNode).
 				WithHint("give the server fewer GPUs or the node more")
 		}
 		if g.Generation.Port == g.Generation.GroupPort {
 			c.errorf(p+".groupPort", "the server's HTTP port and weight-sync port are both %d", g.Generation.Port)
-		}
-		if h.Strategy == "single" && procs == 1 && h.GPUs() == 1 {
-			c.errorf(p+".engine", "a vLLM server needs a GPU of its own, but the hardware has one GPU")
 		}
 	}
 	if procs >= 1 {
@@ -458,7 +463,7 @@ func (c *checker) grpo(base string, st Stage) {
 			c.errorf(p, "reward has both model and function").WithHint("split them into two rewards, each with its weight")
 		case rw.Model != nil:
 			if rw.Model.From != nil && rw.Model.From.Kind != "reward-model" {
-				c.errorf(p+".model", "reward model comes from stage %q, a %s stage, not a reward stage", rw.Model.From.Stage, c.methodOf(rw.Model.From.Stage)).
+				c.errorf(p+".model", "reward model comes from stage %q, %s stage, not a reward stage", rw.Model.From.Stage, withArticle(c.methodOf(rw.Model.From.Stage))).
 					WithHint("refer to the output of a stage with method: \"reward\"")
 			}
 			c.modelRef(p+".model", rw.Model)
@@ -469,37 +474,57 @@ func (c *checker) grpo(base string, st Stage) {
 }
 
 // rewardFunction checks statically that the file defines the function
-// with a signature GRPOTrainer can call: f(prompts, completions, **kw).
+// with a signature GRPOTrainer can call. trl calls reward functions by
+// keyword: f(prompts=..., completions=..., **columns), where columns are
+// the dataset's other columns.
 func (c *checker) rewardFunction(p string, fn RewardFunction) {
 	f, ok := c.r.Files[fn.File]
 	if !ok {
 		return // reading it already failed and was reported
 	}
+	var defs []string
 	for _, m := range pythonDef.FindAllStringSubmatch(string(f.Content), -1) {
+		defs = append(defs, m[1])
 		if m[1] != fn.Name {
 			continue
 		}
 		params := splitParams(m[2])
-		if n := positional(params); n < 2 && !hasVarPositional(params) {
-			c.errorf(p+".name", "%s in %s takes %d positional parameter(s); GRPO calls it as %s(prompts, completions, **columns)", fn.Name, fn.File, n, fn.Name).
-				WithHint("def %s(prompts, completions, **kwargs)", fn.Name)
-			return
-		}
 		if !hasVarKeyword(params) {
-			c.errorf(p+".name", "%s in %s has no **kwargs parameter; GRPO passes the dataset's extra columns as keyword arguments", fn.Name, fn.File).
+			c.errorf(p+".name", "%s in %s has no **kwargs parameter; GRPO calls it as %s(prompts=..., completions=..., **columns)", fn.Name, fn.File, fn.Name).
 				WithHint("def %s(prompts, completions, **kwargs)", fn.Name)
+		}
+		positionalOnly := false
+		for _, prm := range params {
+			if prm == "/" {
+				positionalOnly = true
+			}
+		}
+		for _, prm := range params {
+			name, hasDefault := paramName(prm)
+			switch {
+			case name == "" || strings.HasPrefix(prm, "*"):
+			case positionalOnly:
+				c.errorf(p+".name", "%s in %s has positional-only parameters, but GRPO passes arguments by name", fn.Name, fn.File)
+				return
+			case name == "prompts" || name == "completions" || hasDefault:
+			default:
+				c.warnf(p+".name", "parameter %q of %s gets a value only if the dataset has a column %q: GRPO calls %s(prompts=..., completions=..., **columns)", name, fn.Name, name, fn.Name)
+			}
 		}
 		return
-	}
-	var defs []string
-	for _, m := range pythonDef.FindAllStringSubmatch(string(f.Content), -1) {
-		defs = append(defs, m[1])
 	}
 	d := c.errorf(p+".name", "%s defines no top-level function %q", fn.File, fn.Name)
 	if len(defs) > 0 {
 		sort.Strings(defs)
 		d.WithHint("functions in %s: %s", fn.File, strings.Join(defs, ", "))
 	}
+}
+
+// paramName returns a parameter's name and whether it has a default.
+func paramName(p string) (string, bool) {
+	name, _, hasDefault := strings.Cut(p, "=")
+	name, _, _ = strings.Cut(name, ":")
+	return strings.TrimSpace(strings.TrimLeft(name, "*")), hasDefault
 }
 
 // splitParams splits a Python parameter list on the commas that are not
@@ -509,7 +534,7 @@ func splitParams(s string) []string {
 	depth, start := 0, 0
 	flush := func(end int) {
 		p := strings.TrimSpace(s[start:end])
-		if p != "" && p != "/" {
+		if p != "" {
 			out = append(out, p)
 		}
 	}
@@ -530,31 +555,9 @@ func splitParams(s string) []string {
 	return out
 }
 
-// positional counts the parameters that can be given by position: those
-// before the first starred one.
-func positional(ps []string) int {
-	n := 0
-	for _, p := range ps {
-		if strings.HasPrefix(p, "*") {
-			break
-		}
-		n++
-	}
-	return n
-}
-
 func hasVarKeyword(ps []string) bool {
 	for _, p := range ps {
 		if strings.HasPrefix(p, "**") {
-			return true
-		}
-	}
-	return false
-}
-
-func hasVarPositional(ps []string) bool {
-	for _, p := range ps {
-		if strings.HasPrefix(p, "*") && !strings.HasPrefix(p, "**") {
 			return true
 		}
 	}

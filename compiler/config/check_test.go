@@ -64,6 +64,12 @@ def no_kwargs(prompts, completions):
 def one_arg(completions, **kw):
     return []
 
+def renamed(xs, ys, **kwargs):
+    return []
+
+def posonly(prompts, completions, /, **kwargs):
+    return []
+
 class X:
     def method_only(self, prompts, completions, **kw):
         pass
@@ -74,7 +80,9 @@ class X:
 		{"fmt_reward", ""},
 		{"annotated", ""},
 		{"no_kwargs", "has no **kwargs parameter"},
-		{"one_arg", "takes 1 positional parameter(s)"},
+		{"one_arg", ""},
+		{"renamed", "gets a value only if the dataset has a column \"xs\""},
+		{"posonly", "positional-only"},
 		{"method_only", "defines no top-level function \"method_only\""},
 		{"missing", "defines no top-level function \"missing\""},
 	} {

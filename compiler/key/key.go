@@ -29,6 +29,7 @@ func (k Key) Hex() string { return strings.TrimPrefix(string(k), "sha256:") }
 const (
 	DomainStage       = "ftc/stage"
 	DomainEnvironment = "ftc/environment"
+	DomainResume      = "ftc/resume"
 )
 
 // Of computes the key of material in domain at version.

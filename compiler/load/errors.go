@@ -2,6 +2,7 @@ package load
 
 import (
 	"fmt"
+	"regexp"
 
 	"cuelang.org/go/cue"
 	"strings"
@@ -100,16 +101,50 @@ func (c converter) tidy(in diag.List) diag.List {
 			best[k] = d
 		}
 	}
-	var out diag.List
+	var kept diag.List
 	for _, k := range order {
-		d := best[k]
-		if pathRank(d.Path) >= 2 && len(order) > 1 {
+		kept = append(kept, best[k])
+	}
+	out := c.dropEchoes(kept)
+	if len(out) == 0 {
+		return in
+	}
+	return out
+}
+
+// dropEchoes removes diagnostics that are consequences of another one:
+//   - inside a stage whose method is wrong or missing (its fields are
+//     judged against the wrong method, or none);
+//   - under a stage's computed output, unless the user wrote it;
+//   - inside schema definitions;
+//   - a dataset's problem seen again through a stage that references it.
+func (c converter) dropEchoes(in diag.List) diag.List {
+	badMethod := map[string]bool{}
+	datasetMsgs := map[string]bool{}
+	for _, d := range in {
+		parts := strings.Split(d.Path, ".")
+		if len(parts) == 3 && parts[0] == "stages" && parts[2] == "method" {
+			badMethod[parts[1]] = true
+		}
+		if len(parts) >= 3 && parts[0] == "datasets" {
+			datasetMsgs[strings.Join(parts[2:], ".")+"\x00"+d.Message] = true
+		}
+	}
+	var out diag.List
+	for _, d := range in {
+		parts := strings.Split(d.Path, ".")
+		switch {
+		case pathRank(d.Path) == 2 && len(in) > 1:
+			continue
+		case len(parts) >= 3 && parts[0] == "stages" && badMethod[parts[1]] && parts[2] != "method":
+			continue
+		case len(parts) >= 3 && parts[0] == "stages" && parts[2] == "output" && !c.pos.Has(strings.Join(parts[:3], ".")):
+			continue
+		case len(parts) >= 5 && parts[0] == "stages" && parts[2] == "data" && (parts[3] == "train" || parts[3] == "eval") &&
+			datasetMsgs[strings.Join(parts[4:], ".")+"\x00"+d.Message]:
 			continue
 		}
 		out.Add(d)
-	}
-	if len(out) == 0 {
-		return in
 	}
 	return out
 }
@@ -169,6 +204,30 @@ func (c converter) one(path string, e errors.Error) *diag.Diagnostic {
 	}
 	if p, written := c.posOf(path); written && (IsEmbedded(pos.Filename()) || strings.HasPrefix(p.Filename(), diag.OverridePrefix)) {
 		pos = p
+	}
+	if m := outOfBound.FindStringSubmatch(msg); m != nil {
+		what := " is out of range"
+		if strings.HasPrefix(m[2], "=~") || strings.HasPrefix(m[2], "!~") {
+			what = " is malformed"
+		}
+		return &diag.Diagnostic{Pos: pos, Path: path, Message: m[1] + what, Hint: "want " + m[2]}
+	}
+	if msg == "field not allowed" {
+		parts := strings.Split(path, ".")
+		if len(parts) == 2 && (parts[0] == "stages" || parts[0] == "datasets") {
+			return &diag.Diagnostic{Pos: pos, Path: path, Message: fmt.Sprintf("%q is not a valid %s name", parts[1], strings.TrimSuffix(parts[0], "s")),
+				Hint: "names are lower-case letters, digits and \"-\", starting with a letter"}
+		}
+	}
+	if m := conflicting.FindStringSubmatch(msg); m != nil {
+		// One side is what the user wrote; the other is what is wanted.
+		if got := c.userValue(path); got == m[1] || got == m[2] {
+			want := m[1]
+			if got == m[1] {
+				want = m[2]
+			}
+			return &diag.Diagnostic{Pos: pos, Path: path, Message: got + " is not allowed", Hint: "want " + want}
+		}
 	}
 	if strings.HasPrefix(msg, "incompatible") && strings.Contains(msg, "bounds") {
 		// CUE says "incompatible integer bounds >0 and <1" when an integer
@@ -274,6 +333,11 @@ func (c converter) posOf(path string) (token.Pos, bool) {
 	}
 	return c.pos.At(path), c.pos.Has(path)
 }
+
+var (
+	outOfBound  = regexp.MustCompile(`^invalid value (.*) \(out of bound (.*)\)$`)
+	conflicting = regexp.MustCompile(`^conflicting values (.*) and (.*?)(?: \(mismatched types .*\))?$`)
+)
 
 // userValue renders the concrete value the user gave at path, or "".
 func (c converter) userValue(path string) string {

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -11,7 +12,7 @@ import (
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/cuecontext"
-	"cuelang.org/go/cue/errors"
+	cueerrors "cuelang.org/go/cue/errors"
 	cueload "cuelang.org/go/cue/load"
 	"cuelang.org/go/cue/token"
 
@@ -59,7 +60,11 @@ func Load(file string, overrides []Override) (*Instance, error) {
 		return nil, err
 	}
 	if st, err := os.Stat(abs); err != nil {
-		return nil, fmt.Errorf("reading recipe: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("cannot read recipe: %w", err)
 	} else if st.IsDir() {
 		return nil, fmt.Errorf("reading recipe: %s is a directory; name the .cue file", file)
 	}
@@ -260,7 +265,7 @@ func setIn(decls *[]ast.Decl, labels []string, expr ast.Expr, create bool) bool 
 // would pay a run each. Validating every section, dataset, stage and stage
 // field on its own surfaces them all; duplicates are merged later.
 func validateAll(v cue.Value, first error) error {
-	all := errors.Append(nil, errors.Promote(first, ""))
+	all := cueerrors.Append(nil, cueerrors.Promote(first, ""))
 	var walk func(v cue.Value, depth int)
 	walk = func(v cue.Value, depth int) {
 		if depth == 0 {
@@ -273,7 +278,7 @@ func validateAll(v cue.Value, first error) error {
 		for it.Next() {
 			f := it.Value()
 			if err := f.Validate(cue.Concrete(true), cue.All()); err != nil {
-				all = errors.Append(all, errors.Promote(err, ""))
+				all = cueerrors.Append(all, cueerrors.Promote(err, ""))
 				walk(f, depth-1)
 			}
 		}
@@ -284,12 +289,12 @@ func validateAll(v cue.Value, first error) error {
 
 // fromCUE converts CUE errors into diagnostics at user positions.
 func fromCUE(err error, pos diag.Positions, user cue.Value) error {
-	return converter{pos: pos, user: user}.convert(errors.Errors(err)).Sort()
+	return converter{pos: pos, user: user}.convert(cueerrors.Errors(err)).Sort()
 }
 
 // userPos picks the position an error should be reported at: the first
 // one in the user's files or overrides, else the primary one.
-func userPos(e errors.Error) token.Pos {
+func userPos(e cueerrors.Error) token.Pos {
 	cands := append([]token.Pos{e.Position()}, e.InputPositions()...)
 	// A value from --set is what the user just typed: blame it first.
 	for _, p := range cands {
@@ -306,7 +311,7 @@ func userPos(e errors.Error) token.Pos {
 }
 
 // recipePath renders an error's path without the schema's #Recipe prefix.
-func recipePath(e errors.Error) string {
+func recipePath(e cueerrors.Error) string {
 	p := e.Path()
 	if len(p) > 0 && p[0] == schema.Definition {
 		p = p[1:]

@@ -201,17 +201,25 @@ func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*S
 		return nil, err
 	}
 	inputs = append(dataInputs, inputs...)
-	k, err := key.Of(key.DomainStage, stageVersion, material(st.Method, cfg, inputs, b.env))
+	mat := material(st.Method, cfg, inputs, b.env)
+	k, err := key.Of(key.DomainStage, stageVersion, mat)
+	if err != nil {
+		return nil, err
+	}
+	mat.Config.Distributed = Distributed{}
+	mat.Config.Training.GradAccum, mat.Config.Training.GlobalBatch = 0, 0
+	rk, err := key.Of(key.DomainResume, stageVersion, mat)
 	if err != nil {
 		return nil, err
 	}
 	return &Stage{
-		Name:   st.Name,
-		Kind:   st.Method,
-		Key:    k,
-		Inputs: inputs,
-		Config: cfg,
-		Launch: launch.Training(st, h, k.Short()),
+		Name:      st.Name,
+		Kind:      st.Method,
+		Key:       k,
+		ResumeKey: rk,
+		Inputs:    inputs,
+		Config:    cfg,
+		Launch:    launch.Training(st, h, k.Short()),
 	}, nil
 }
 

@@ -49,6 +49,10 @@ type Stage struct {
 	Kind string `json:"kind"`
 	// Key is the stage's content key.
 	Key key.Key `json:"key"`
+	// ResumeKey identifies the stage's run directory: the key without the
+	// process layout, so a run interrupted on 8 GPUs is found again on 4,
+	// where the runtime decides whether its checkpoints can be resumed.
+	ResumeKey key.Key `json:"resumeKey"`
 	// Inputs are what the stage reads: outputs of earlier stages and
 	// pinned external sources.
 	Inputs []Input `json:"inputs"`

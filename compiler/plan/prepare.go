@@ -123,12 +123,13 @@ func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float6
 	}
 	src := cfg.Dataset.Source
 	ps := &Stage{
-		Name:   name,
-		Kind:   "prepare",
-		Key:    k,
-		Inputs: []Input{{Role: "dataset", Source: &src}, {Role: "tokenizer", Source: &Source{Kind: "hub-model", Ref: bm.Repo, Pin: bm.Revision, Pinned: isCommit(bm.Revision)}}},
-		Config: cfg,
-		Launch: launch.Prepare(),
+		Name:      name,
+		Kind:      "prepare",
+		Key:       k,
+		ResumeKey: k,
+		Inputs:    []Input{{Role: "dataset", Source: &src}, {Role: "tokenizer", Source: &Source{Kind: "hub-model", Ref: bm.Repo, Pin: bm.Revision, Pinned: isCommit(bm.Revision)}}},
+		Config:    cfg,
+		Launch:    launch.Prepare(),
 	}
 	b.byKey[k] = ps
 	b.stages = append(b.stages, ps)
