@@ -1,6 +1,8 @@
 package config
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"path"
@@ -468,7 +470,7 @@ func (c *checker) grpo(base string, st Stage) {
 			}
 			c.modelRef(p+".model", rw.Model)
 		case rw.Function != nil:
-			c.rewardFunction(p+".function", *rw.Function)
+			c.rewardFunction(p+".function", *rw.Function, c.columns(st.Data.Train))
 		}
 	}
 }
@@ -477,7 +479,11 @@ func (c *checker) grpo(base string, st Stage) {
 // with a signature GRPOTrainer can call. trl calls reward functions by
 // keyword: f(prompts=..., completions=..., **columns), where columns are
 // the dataset's other columns.
-func (c *checker) rewardFunction(p string, fn RewardFunction) {
+//
+// columns are the dataset's column names when known (nil otherwise); a
+// parameter that is neither prompts, completions nor a known column gets
+// no value, so it is an error when columns are known.
+func (c *checker) rewardFunction(p string, fn RewardFunction, columns []string) {
 	f, ok := c.r.Files[fn.File]
 	if !ok {
 		return // reading it already failed and was reported
@@ -506,7 +512,10 @@ func (c *checker) rewardFunction(p string, fn RewardFunction) {
 			case positionalOnly:
 				c.errorf(p+".name", "%s in %s has positional-only parameters, but GRPO passes arguments by name", fn.Name, fn.File)
 				return
-			case name == "prompts" || name == "completions" || hasDefault:
+			case name == "prompts" || name == "completions" || hasDefault || contains(columns, name):
+			case columns != nil:
+				c.errorf(p+".name", "parameter %q of %s gets no value: the dataset has no column %q, and GRPO calls %s(prompts=..., completions=..., **columns)", name, fn.Name, name, fn.Name).
+					WithHint("dataset columns: %s", strings.Join(columns, ", "))
 			default:
 				c.warnf(p+".name", "parameter %q of %s gets a value only if the dataset has a column %q: GRPO calls %s(prompts=..., completions=..., **columns)", name, fn.Name, name, fn.Name)
 			}
@@ -518,6 +527,33 @@ func (c *checker) rewardFunction(p string, fn RewardFunction) {
 		sort.Strings(defs)
 		d.WithHint("functions in %s: %s", fn.File, strings.Join(defs, ", "))
 	}
+}
+
+// columns returns the column names of a local JSON-lines dataset, read
+// from its first row, or nil when they cannot be known without loading it.
+func (c *checker) columns(d Dataset) []string {
+	if d.File == nil || d.File.EncodingOrDefault() != "jsonl" || !fs.ValidPath(d.File.Path) {
+		return nil
+	}
+	f, err := c.files.Open(d.File.Path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	line, err := bufio.NewReaderSize(f, 1<<16).ReadSlice('\n')
+	if err != nil && len(line) == 0 {
+		return nil
+	}
+	var row map[string]json.RawMessage
+	if json.Unmarshal(line, &row) != nil {
+		return nil
+	}
+	cols := []string{}
+	for k := range row {
+		cols = append(cols, k)
+	}
+	sort.Strings(cols)
+	return cols
 }
 
 // paramName returns a parameter's name and whether it has a default.

@@ -89,7 +89,7 @@ class X:
 		t.Run(tc.name, func(t *testing.T) {
 			r := &Recipe{Files: map[string]File{"r.py": {Content: []byte(src)}}}
 			c := &checker{r: r, files: fstest.MapFS{}}
-			c.rewardFunction("p", RewardFunction{File: "r.py", Name: tc.name})
+			c.rewardFunction("p", RewardFunction{File: "r.py", Name: tc.name}, nil)
 			got := ""
 			if len(c.diags) > 0 {
 				got = c.diags[0].Message
@@ -115,5 +115,19 @@ func TestVersionAtLeast(t *testing.T) {
 		if got := versionAtLeast(v, 0, 18); got != want {
 			t.Errorf("versionAtLeast(%q, 0, 18) = %v", v, got)
 		}
+	}
+}
+
+func TestRewardFunctionColumns(t *testing.T) {
+	src := "def f(prompts, completions, answer, **kwargs):\n    return []\n"
+	r := &Recipe{Files: map[string]File{"r.py": {Content: []byte(src)}}}
+	c := &checker{r: r}
+	c.rewardFunction("p", RewardFunction{File: "r.py", Name: "f"}, []string{"answer", "prompt"})
+	if len(c.diags) != 0 {
+		t.Errorf("a parameter named after a column was refused: %v", c.diags)
+	}
+	c.rewardFunction("p", RewardFunction{File: "r.py", Name: "f"}, []string{"prompt"})
+	if len(c.diags) != 1 || !strings.Contains(c.diags[0].Message, "gets no value") {
+		t.Errorf("want one error for the missing column, got %v", c.diags)
 	}
 }
