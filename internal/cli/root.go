@@ -87,7 +87,8 @@ into a validated stage graph with content keys and launch commands.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVet(stdout, stderr), newPlan(stdout, stderr), newVersion(stdout))
+	root.AddCommand(newVet(stdout, stderr), newPlan(stdout, stderr), newRun(stdout, stderr),
+		newCache(stdout, stderr), newStatus(stdout, stderr), newVersion(stdout))
 	return root
 }
 

@@ -1,0 +1,229 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ftc-dev/ftc/compiler"
+	"github.com/ftc-dev/ftc/compiler/plan"
+	"github.com/ftc-dev/ftc/runtime/cas"
+	"github.com/ftc-dev/ftc/runtime/remote"
+)
+
+func newCache(stdout, stderr io.Writer) *cobra.Command {
+	var cache cacheFlag
+	cmd := &cobra.Command{
+		Use:   "cache",
+		Short: "Inspect, verify, prune and share the content-addressed cache",
+	}
+	cache.registerPersistent(cmd)
+
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List cache entries, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			s, err := cas.Open(cache.store())
+			if err != nil {
+				return err
+			}
+			acts, err := s.Actions()
+			if err != nil {
+				return err
+			}
+			for _, a := range acts {
+				fmt.Fprintf(stdout, "%s  %-8s %-24s %10s  %s\n", short(a.Key), a.Kind, a.Name, humanBytes(a.Size), a.Created.Local().Format("2006-01-02 15:04"))
+			}
+			return nil
+		},
+	}
+	du := &cobra.Command{
+		Use:   "du",
+		Short: "Show how much disk the cache uses",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			s, err := cas.Open(cache.store())
+			if err != nil {
+				return err
+			}
+			u, err := s.DiskUsage()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%d entries, %d blobs, %s in %s\n", u.Actions, u.Blobs, humanBytes(u.Bytes), s.Root())
+			return nil
+		},
+	}
+	var repair bool
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Re-hash every blob every entry names; report (and with --repair remove) damaged entries",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			s, err := cas.Open(cache.store())
+			if err != nil {
+				return err
+			}
+			probs, n, err := s.Verify(repair)
+			if err != nil {
+				return err
+			}
+			for _, p := range probs {
+				fmt.Fprintf(stderr, "%s: %v\n", short(p.Key), p.Err)
+			}
+			if len(probs) > 0 {
+				what := "run with --repair to remove them; the stages rerun"
+				if repair {
+					what = "removed; the stages rerun next time"
+				}
+				fmt.Fprintf(stderr, "%d damaged entries (%s)\n", len(probs), what)
+				return errFailed
+			}
+			fmt.Fprintf(stdout, "ok: %d blobs verified\n", n)
+			return nil
+		},
+	}
+	verify.Flags().BoolVar(&repair, "repair", false, "remove damaged entries and blobs")
+
+	var keepDays float64
+	var keepRecipes []string
+	gc := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove entries not kept, then every blob no entry reaches",
+		Long: `gc keeps the entries of the recipes named with --keep and entries younger
+than --keep-days, removes the rest, then removes unreachable blobs. Run it
+when no ftc run is writing to the cache.`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			s, err := cas.Open(cache.store())
+			if err != nil {
+				return err
+			}
+			keep := map[string]bool{}
+			for _, r := range keepRecipes {
+				p, diags, err := compiler.Plan(r, nil)
+				printDiags(stderr, diags.Errors())
+				if err != nil {
+					return errFailed
+				}
+				for _, st := range p.Stages {
+					keep[string(st.Key)] = true
+				}
+			}
+			res, err := s.GC(cas.GCOptions{KeepKeys: keep, KeepNewerThan: time.Duration(keepDays * 24 * float64(time.Hour)), Now: time.Now()})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "removed %d entries and %d blobs, freed %s\n", res.ActionsRemoved, res.BlobsRemoved, humanBytes(res.BytesFreed))
+			return nil
+		},
+	}
+	gc.Flags().Float64Var(&keepDays, "keep-days", 0, "keep entries created within this many days")
+	gc.Flags().StringArrayVar(&keepRecipes, "keep", nil, "keep every entry of `RECIPE` (repeatable)")
+
+	push := &cobra.Command{
+		Use:   "push REPOSITORY [RECIPE]",
+		Short: "Upload cache entries (a recipe's, or all) to an OCI registry",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := cas.Open(cache.store())
+			if err != nil {
+				return err
+			}
+			var keys []string
+			if len(args) == 2 {
+				if keys, err = recipeKeys(args[1], stderr); err != nil {
+					return err
+				}
+			}
+			c, err := remote.Open(ctx(cmd), args[0], s, remote.Options{})
+			if err != nil {
+				return usageError{err}
+			}
+			st, err := c.Push(ctx(cmd), keys)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "pushed %d entries to %s (%d already there)\n", st.Entries, args[0], st.EntriesSkipped)
+			return nil
+		},
+	}
+	pull := &cobra.Command{
+		Use:   "pull REPOSITORY RECIPE",
+		Short: "Download a recipe's cache entries from an OCI registry",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := cas.Open(cache.store())
+			if err != nil {
+				return err
+			}
+			keys, err := recipeKeys(args[1], stderr)
+			if err != nil {
+				return err
+			}
+			c, err := remote.Open(ctx(cmd), args[0], s, remote.Options{})
+			if err != nil {
+				return usageError{err}
+			}
+			st, err := c.Pull(ctx(cmd), keys)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "pulled %d entries from %s (%d blobs fetched, %d already local; %d not in the registry)\n", st.Entries, args[0], st.BlobsFetched, st.BlobsLocal, st.Missing)
+			return nil
+		},
+	}
+	cmd.AddCommand(ls, du, verify, gc, push, pull)
+	return cmd
+}
+
+func (c *cacheFlag) registerPersistent(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&c.dir, "cache", "", "cache directory (default $FTC_CACHE, else $XDG_CACHE_HOME/ftc, else ~/.cache/ftc)")
+}
+
+func ctx(cmd *cobra.Command) context.Context {
+	if c := cmd.Context(); c != nil {
+		return c
+	}
+	return context.Background()
+}
+
+// recipeKeys plans a recipe and returns its stage keys.
+func recipeKeys(file string, stderr io.Writer) ([]string, error) {
+	p, diags, err := compiler.Plan(file, nil)
+	printDiags(stderr, diags.Errors())
+	if err != nil {
+		return nil, errFailed
+	}
+	return planKeys(p), nil
+}
+
+func planKeys(p *plan.Plan) []string {
+	var keys []string
+	for _, s := range p.Stages {
+		keys = append(keys, string(s.Key))
+	}
+	return keys
+}
+
+func pullRemote(c context.Context, s *cas.Store, ref string, p *plan.Plan) (int, error) {
+	rc, err := remote.Open(c, ref, s, remote.Options{})
+	if err != nil {
+		return 0, err
+	}
+	st, err := rc.Pull(c, planKeys(p))
+	return st.Entries, err
+}
+
+func pushRemote(c context.Context, s *cas.Store, ref string, p *plan.Plan) (int, error) {
+	rc, err := remote.Open(c, ref, s, remote.Options{})
+	if err != nil {
+		return 0, err
+	}
+	st, err := rc.Push(c, planKeys(p))
+	return st.Entries, err
+}

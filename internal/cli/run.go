@@ -1,0 +1,407 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/plan"
+	"github.com/ftc-dev/ftc/runtime/backend"
+	"github.com/ftc-dev/ftc/runtime/cas"
+	"github.com/ftc-dev/ftc/runtime/exec"
+	"github.com/ftc-dev/ftc/runtime/report"
+	"github.com/ftc-dev/ftc/runtime/resolve"
+
+	"github.com/ftc-dev/ftc/compiler"
+)
+
+type runFlags struct {
+	recipe     recipeFlags
+	cache      cacheFlag
+	gpus       int
+	dryRun     bool
+	force      []string
+	restart    []string
+	retries    int
+	python     string
+	entrypoint string
+	engine     string
+	image      string
+	offline    bool
+	remote     string
+}
+
+func newRun(stdout, stderr io.Writer) *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run FILE",
+		Short: "Execute a recipe's stage graph, reusing every cached stage",
+		Long: `run vets and plans a recipe, checks local data against its digests, pins Hub
+references (ftc.lock), then executes the stages in order: a stage whose key
+is in the cache (verified) is skipped, the rest run through the backend and
+their outputs are committed to the cache. An interrupted stage resumes from
+its newest complete checkpoint on the next run.`,
+		Args: argsError(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			if len(files) > 1 {
+				return usageError{fmt.Errorf("run: one recipe at a time")}
+			}
+			restartAll := false
+			for _, s := range f.restart {
+				restartAll = restartAll || s == "*"
+			}
+			return runRecipe(cmd.Context(), files[0], &f, cmd.Flags().Changed("gpus"), restartAll, stdout, stderr)
+		},
+	}
+	f.recipe.register(cmd)
+	f.cache.register(cmd)
+	fl := cmd.Flags()
+	fl.IntVar(&f.gpus, "gpus", 0, "number of GPUs to use (default: the recipe's gpusPerNode); must match the recipe")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "print what would run and what is cached, run nothing")
+	fl.StringArrayVar(&f.force, "force", nil, "rerun `STAGE` even if cached (repeatable)")
+	fl.StringSliceVar(&f.restart, "restart", nil, "discard `STAGE`s' checkpoints and start them over (no value: all)")
+	fl.Lookup("restart").NoOptDefVal = "*"
+	fl.IntVar(&f.retries, "retries", 0, "restart a failed stage up to `N` times, resuming from its newest checkpoint")
+	fl.StringVar(&f.python, "python", "python", "Python interpreter with ftc's entrypoints installed (local backend)")
+	fl.StringVar(&f.entrypoint, "entrypoint", os.Getenv("FTC_ENTRYPOINT"), "command standing in for the launcher and `python -m ftc.entry` (test trainers, wrapper scripts)")
+	fl.StringVar(&f.engine, "backend", "local", "where stages run: local, docker or podman")
+	fl.StringVar(&f.image, "image", "", "stage image by digest, for the docker and podman backends")
+	fl.BoolVar(&f.offline, "offline", false, "never contact the Hub; unpinned references must be in ftc.lock")
+	fl.StringVar(&f.remote, "remote", os.Getenv("FTC_REMOTE_CACHE"), "OCI repository used as a remote cache (pull hits before running, push results after)")
+	return cmd
+}
+
+func runRecipe(ctx context.Context, file string, f *runFlags, gpusSet, restartAll bool, stdout, stderr io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	overrides, err := f.recipe.overrides()
+	if err != nil {
+		return err
+	}
+	r, diags, err := compiler.Vet(file, overrides)
+	printDiags(stderr, diags.Errors())
+	if err != nil {
+		if len(diags) == 0 {
+			fmt.Fprintf(stderr, "%s: %v\n", file, err)
+		}
+		return errFailed
+	}
+
+	store, err := cas.Open(f.cache.store())
+	if err != nil {
+		return err
+	}
+	p, res, err := resolveAndPlan(ctx, r, f, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "ftc: %v\n", err)
+		return errFailed
+	}
+
+	gpus, err := gpuList(f.gpus, gpusSet, p)
+	if err != nil {
+		return usageError{err}
+	}
+	be, err := f.backend()
+	if err != nil {
+		return usageError{err}
+	}
+
+	if f.remote != "" && !f.dryRun {
+		pulled, err := pullRemote(ctx, store, f.remote, p)
+		if err != nil {
+			fmt.Fprintf(stderr, "ftc: remote cache %s: %v (continuing without it)\n", f.remote, err)
+		} else if pulled > 0 {
+			fmt.Fprintf(stdout, "remote: pulled %d stage(s) from %s\n", pulled, f.remote)
+		}
+	}
+
+	rec, err := newRecord(f.cache.records(), p.Recipe)
+	if err != nil {
+		return err
+	}
+	printer := newProgress(stdout, len(p.Stages))
+	events, err := exec.NewEventLog(filepath.Join(rec, "events.jsonl"), printer.event)
+	if err != nil {
+		return err
+	}
+	defer events.Close()
+
+	opts := exec.Options{
+		Store: store, RunsDir: f.cache.runs(), Backend: be, RecipeDir: r.Dir, Files: res.Files,
+		GPUs: gpus, Force: set(f.force), Restart: set(f.restart), Retries: f.retries,
+		DryRun: f.dryRun, Events: events, Env: secretEnv(r),
+	}
+	if restartAll {
+		opts.Restart["*"] = true
+	}
+	switch {
+	case f.entrypoint != "":
+		opts.Entrypoint = strings.Fields(f.entrypoint)
+	case f.python != "python":
+		opts.Python = f.python
+	}
+	start := time.Now()
+	sum, runErr := exec.Run(ctx, p, opts)
+	if sum == nil {
+		fmt.Fprintf(stderr, "ftc: %v\n", runErr)
+		return errFailed
+	}
+	cached, ran, failed := sum.Counts()
+	fmt.Fprintf(stdout, "%s: %d stage(s): %d cached, %d ran, %d failed in %s\n", p.Recipe, len(sum.Stages), cached, ran, failed, time.Since(start).Round(time.Millisecond))
+	if !f.dryRun {
+		if path, err := report.Write(rec, p, sum, store); err == nil {
+			fmt.Fprintf(stdout, "report: %s\n", path)
+		} else {
+			fmt.Fprintf(stderr, "ftc: writing the report: %v\n", err)
+		}
+	}
+	if runErr != nil {
+		fmt.Fprintf(stderr, "ftc: %v\n", runErr)
+		return errFailed
+	}
+	if f.remote != "" && !f.dryRun && ran > 0 {
+		if n, err := pushRemote(ctx, store, f.remote, p); err != nil {
+			fmt.Fprintf(stderr, "ftc: pushing to remote cache %s: %v\n", f.remote, err)
+		} else {
+			fmt.Fprintf(stdout, "remote: pushed %d stage(s) to %s\n", n, f.remote)
+		}
+	}
+	return nil
+}
+
+// resolveAndPlan checks data digests, pins Hub references through the lock
+// (and the Hub when online), writes the lock if it grew, and plans.
+func resolveAndPlan(ctx context.Context, r *config.Recipe, f *runFlags, stderr io.Writer) (*plan.Plan, *resolve.Result, error) {
+	lockPath := filepath.Join(r.Dir, resolve.LockFile)
+	lock, err := resolve.ReadLock(lockPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	var hub *resolve.Hub
+	if !f.offline && os.Getenv("HF_HUB_OFFLINE") != "1" {
+		endpoint := os.Getenv("HF_ENDPOINT")
+		if endpoint == "" {
+			endpoint = "https://huggingface.co"
+		}
+		hub = &resolve.Hub{Endpoint: endpoint, Token: os.Getenv("HF_TOKEN")}
+	}
+	hasher := &resolve.Hasher{MemoDir: f.cache.hashes(), Progress: hashProgress(stderr)}
+	res, err := resolve.Resolve(ctx, r, resolve.Options{Lock: lock, Hub: hub, Hasher: hasher})
+	if err != nil {
+		return nil, nil, err
+	}
+	if res.LockChanged {
+		if err := resolve.UpdatedLock(lock, res).Write(lockPath); err != nil {
+			return nil, nil, fmt.Errorf("writing %s: %w", lockPath, err)
+		}
+	}
+	p, err := plan.Build(r)
+	return p, res, err
+}
+
+// hashProgress reports hashing of large files, at most once a second.
+func hashProgress(w io.Writer) func(string, int64, int64) {
+	var last time.Time
+	return func(path string, done, total int64) {
+		if total < 256<<20 || (time.Since(last) < time.Second && done < total) {
+			return
+		}
+		last = time.Now()
+		fmt.Fprintf(w, "hashing %s: %d%% of %s\n", filepath.Base(path), done*100/total, humanBytes(total))
+	}
+}
+
+// gpuList picks the devices: --gpus N must agree with the recipe; without
+// it the recipe's count is used. CUDA_VISIBLE_DEVICES, when set, names
+// the devices to pick from.
+func gpuList(n int, set bool, p *plan.Plan) ([]int, error) {
+	need := p.Hardware.GPUsPerNode
+	if set && n != need && hasTraining(p) {
+		return nil, fmt.Errorf("--gpus %d conflicts with the recipe's hardware.gpusPerNode %d (strategy %s): change one of them", n, need, p.Hardware.Strategy)
+	}
+	if !set {
+		n = need
+	}
+	avail := visibleDevices()
+	if avail != nil && len(avail) < n {
+		return nil, fmt.Errorf("the recipe needs %d GPUs, but CUDA_VISIBLE_DEVICES lists %d", n, len(avail))
+	}
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+		if avail != nil {
+			out[i] = avail[i]
+		}
+	}
+	return out, nil
+}
+
+func hasTraining(p *plan.Plan) bool {
+	for _, s := range p.Stages {
+		if s.Kind != "prepare" {
+			return true
+		}
+	}
+	return false
+}
+
+func visibleDevices() []int {
+	v, ok := os.LookupEnv("CUDA_VISIBLE_DEVICES")
+	if !ok || v == "" {
+		return nil
+	}
+	var out []int
+	for _, s := range strings.Split(v, ",") {
+		if i, err := strconv.Atoi(strings.TrimSpace(s)); err == nil {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (f *runFlags) backend() (backend.Backend, error) {
+	switch f.engine {
+	case "local":
+		return backend.Local{}, nil
+	case "docker", "podman":
+		if f.image == "" {
+			return nil, errors.New("--backend " + f.engine + " needs --image REF@sha256:...")
+		}
+		return backend.Container{Engine: f.engine, Image: f.image, Mounts: []string{f.cache.root() + ":" + f.cache.root()}}, nil
+	}
+	return nil, fmt.Errorf("--backend %q: want local, docker or podman", f.engine)
+}
+
+// secretEnv passes the recipe's secrets by name: their values come from
+// this environment and are never written anywhere by ftc.
+func secretEnv(r *config.Recipe) []string {
+	var env []string
+	for _, s := range r.Secrets {
+		if v, ok := os.LookupEnv(s); ok {
+			env = append(env, s+"="+v)
+		}
+	}
+	return env
+}
+
+func set(l []string) map[string]bool {
+	m := map[string]bool{}
+	for _, s := range l {
+		if s != "" {
+			m[s] = true
+		}
+	}
+	return m
+}
+
+// newRecord creates the record directory of this run and points "latest"
+// at it.
+func newRecord(root, recipe string) (string, error) {
+	id := time.Now().UTC().Format("20060102T150405.000000000Z") + "-" + recipe
+	dir := filepath.Join(root, id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(root, "latest"), []byte(id+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// progress prints events as plain lines.
+type progress struct {
+	mu        sync.Mutex
+	w         io.Writer
+	total     int
+	finished  int
+	lastTrace map[string]time.Time
+}
+
+func newProgress(w io.Writer, total int) *progress {
+	return &progress{w: w, total: total, lastTrace: map[string]time.Time{}}
+}
+
+func (p *progress) event(e exec.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch e.Type {
+	case exec.EventCached, exec.EventDone, exec.EventFailed, exec.EventWouldRun:
+		p.finished++
+	}
+	n := fmt.Sprintf("[%d/%d]", p.finished, p.total)
+	switch e.Type {
+	case exec.EventCached:
+		fmt.Fprintf(p.w, "%s %-24s cached     %s\n", n, e.Stage, short(e.Key))
+	case exec.EventWouldRun:
+		fmt.Fprintf(p.w, "%s %-24s would run  %s\n", n, e.Stage, short(e.Key))
+	case exec.EventStart:
+		fmt.Fprintf(p.w, "      %-24s running    %s\n", e.Stage, e.Message)
+	case exec.EventResume:
+		fmt.Fprintf(p.w, "      %-24s resuming   from step %d\n", e.Stage, e.Step)
+	case exec.EventWaiting, exec.EventCorrupt, exec.EventRetry:
+		fmt.Fprintf(p.w, "      %-24s %s\n", e.Stage, e.Message)
+	case exec.EventMetric:
+		if time.Since(p.lastTrace[e.Stage]) < 2*time.Second {
+			return
+		}
+		p.lastTrace[e.Stage] = time.Now()
+		fmt.Fprintf(p.w, "      %-24s step %-7d %s\n", e.Stage, e.Step, formatMetrics(e.Metrics))
+	case exec.EventDone:
+		fmt.Fprintf(p.w, "%s %-24s done       %s in %.1fs %s\n", n, e.Stage, short(e.Key), e.Seconds, formatMetrics(e.Metrics))
+	case exec.EventFailed:
+		fmt.Fprintf(p.w, "%s %-24s FAILED     %s\n", n, e.Stage, e.Message)
+	}
+}
+
+func short(k string) string {
+	k = strings.TrimPrefix(k, "sha256:")
+	if len(k) > 12 {
+		return k[:12]
+	}
+	return k
+}
+
+func formatMetrics(m map[string]any) string {
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		if k == "step" {
+			continue
+		}
+		switch v := m[k].(type) {
+		case float64:
+			parts = append(parts, fmt.Sprintf("%s=%.4g", k, v))
+		default:
+			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

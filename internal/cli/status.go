@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ftc-dev/ftc/runtime/exec"
+)
+
+func newStatus(stdout, stderr io.Writer) *cobra.Command {
+	var cache cacheFlag
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the last run: stages, what was cached, what ran, metrics",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			root := cache.records()
+			id, err := os.ReadFile(filepath.Join(root, "latest"))
+			if err != nil {
+				fmt.Fprintln(stderr, "ftc: no run recorded yet in", root)
+				return errFailed
+			}
+			dir := filepath.Join(root, strings.TrimSpace(string(id)))
+			events, err := exec.ReadEvents(filepath.Join(dir, "events.jsonl"))
+			if err != nil {
+				return err
+			}
+			printStatus(stdout, dir, events)
+			return nil
+		},
+	}
+	cache.register(cmd)
+	return cmd
+}
+
+func printStatus(w io.Writer, dir string, events []exec.Event) {
+	type st struct {
+		status, key string
+		seconds     float64
+		metrics     map[string]any
+		message     string
+		order       int
+	}
+	stages := map[string]*st{}
+	get := func(name string) *st {
+		if stages[name] == nil {
+			stages[name] = &st{status: "pending", order: len(stages)}
+		}
+		return stages[name]
+	}
+	var recipe, end string
+	for _, e := range events {
+		switch e.Type {
+		case exec.EventRunStart:
+			recipe = e.Message
+			fmt.Fprintf(w, "run of %s at %s\n", recipe, e.Time.Local().Format("2006-01-02 15:04:05"))
+		case exec.EventCached:
+			s := get(e.Stage)
+			s.status, s.key = "cached", e.Key
+		case exec.EventWouldRun:
+			s := get(e.Stage)
+			s.status, s.key = "would run", e.Key
+		case exec.EventStart:
+			s := get(e.Stage)
+			s.status, s.key = "running", e.Key
+		case exec.EventMetric:
+			s := get(e.Stage)
+			if s.metrics == nil {
+				s.metrics = map[string]any{}
+			}
+			for k, v := range e.Metrics {
+				s.metrics[k] = v
+			}
+		case exec.EventDone:
+			s := get(e.Stage)
+			s.status, s.seconds = "ran", e.Seconds
+		case exec.EventFailed:
+			s := get(e.Stage)
+			s.status, s.message = "failed", e.Message
+		case exec.EventRunEnd:
+			end = e.Message
+		}
+	}
+	var names []string
+	for n := range stages {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return stages[names[i]].order < stages[names[j]].order })
+	for _, n := range names {
+		s := stages[n]
+		line := fmt.Sprintf("  %-24s %-9s %s", n, s.status, short(s.key))
+		if s.seconds > 0 {
+			line += fmt.Sprintf("  %.1fs", s.seconds)
+		}
+		if len(s.metrics) > 0 {
+			line += "  " + formatMetrics(s.metrics)
+		}
+		if s.message != "" {
+			line += "\n      " + s.message
+		}
+		fmt.Fprintln(w, line)
+	}
+	if end == "" {
+		end = "did not finish (interrupted, or still running)"
+	}
+	fmt.Fprintf(w, "result: %s\nrecord: %s\n", end, dir)
+}

@@ -1,0 +1,439 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ftc-dev/ftc/runtime/cas"
+	rexec "github.com/ftc-dev/ftc/runtime/exec"
+)
+
+var ftcBin, trainerBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ftc-e2e-bin")
+	if err != nil {
+		panic(err)
+	}
+	ftcBin = filepath.Join(dir, "ftc")
+	trainerBin = filepath.Join(dir, "testtrainer")
+	for bin, pkg := range map[string]string{ftcBin: "../../cmd/ftc", trainerBin: "../testtrainer"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is a test's world: a copy of the pipeline recipe and a cache.
+type env struct {
+	t      *testing.T
+	recipe string
+	cache  string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	copyDir(t, "testdata/pipeline", filepath.Join(dir, "recipe"))
+	return &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")}
+}
+
+type result struct {
+	out  string
+	code int
+}
+
+// ftc runs the binary with the env's cache and the test trainer.
+func (e *env) ftc(extraEnv []string, args ...string) result {
+	e.t.Helper()
+	cmd := e.cmd(extraEnv, args...)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatal(err)
+	}
+	return result{buf.String(), code}
+}
+
+func (e *env) cmd(extraEnv []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(ftcBin, args...)
+	cmd.Env = append(os.Environ(), "FTC_CACHE="+e.cache, "FTC_ENTRYPOINT="+trainerBin, "HF_HUB_OFFLINE=1")
+	cmd.Env = append(cmd.Env, extraEnv...)
+	return cmd
+}
+
+func (e *env) run(extraEnv []string, args ...string) result {
+	return e.ftc(extraEnv, append([]string{"run", e.recipe}, args...)...)
+}
+
+var countsRE = regexp.MustCompile(`(\d+) cached, (\d+) ran, (\d+) failed`)
+
+func counts(t *testing.T, r result) (cached, ran, failed int) {
+	t.Helper()
+	m := countsRE.FindStringSubmatch(r.out)
+	if m == nil {
+		t.Fatalf("no summary line in:\n%s", r.out)
+	}
+	fmt.Sscan(m[1], &cached)
+	fmt.Sscan(m[2], &ran)
+	fmt.Sscan(m[3], &failed)
+	return
+}
+
+func expect(t *testing.T, r result, code, cached, ran int) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit %d, want %d:\n%s", r.code, code, r.out)
+	}
+	c, n, _ := counts(t, r)
+	if c != cached || n != ran {
+		t.Fatalf("%d cached and %d ran, want %d and %d:\n%s", c, n, cached, ran, r.out)
+	}
+}
+
+func TestPipelineRunsOnceThenIsCached(t *testing.T) {
+	e := newEnv(t)
+	expect(t, e.run(nil), 0, 0, 4)
+	expect(t, e.run(nil), 0, 4, 0)
+
+	// A PPO hyperparameter reruns PPO only: no GPU time for the reward
+	// model or the data.
+	r := e.run(nil, "--set", "stages.ppo.ppo.klCoef=0.1")
+	expect(t, r, 0, 3, 1)
+	if !regexp.MustCompile(`ppo\s+done`).MatchString(r.out) {
+		t.Errorf("ppo did not run:\n%s", r.out)
+	}
+	// A reward-model hyperparameter reruns the reward model and PPO.
+	expect(t, e.run(nil, "--set", "stages.rm.training.learningRate=2e-5"), 0, 2, 2)
+	// --force reruns one stage.
+	expect(t, e.run(nil, "--force", "rm.prepare"), 0, 3, 1)
+	// --dry-run runs nothing.
+	r = e.run(nil, "--dry-run", "--set", "stages.ppo.ppo.klCoef=0.3")
+	if !strings.Contains(r.out, "would run") || r.code != 0 {
+		t.Errorf("dry run:\n%s", r.out)
+	}
+	if st := e.ftc(nil, "status"); !strings.Contains(st.out, "would run") {
+		t.Errorf("status after the dry run:\n%s", st.out)
+	}
+	if v := e.ftc(nil, "cache", "verify"); v.code != 0 {
+		t.Errorf("cache verify:\n%s", v.out)
+	}
+}
+
+func TestStageOutputsReachTheirConsumers(t *testing.T) {
+	e := newEnv(t)
+	expect(t, e.run(nil), 0, 0, 4)
+	store, err := cas.Open(filepath.Join(e.cache, "cas"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts, _ := store.Actions()
+	files := map[string]string{} // stage → inputs.txt
+	for _, a := range acts {
+		tr, err := store.ReadTree(a.Outputs["output"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, en := range tr.Entries {
+			if en.Path == "inputs.txt" {
+				b, _ := store.ReadBlob(en.Digest)
+				files[a.Name] = string(b)
+			}
+		}
+	}
+	// The test trainer lists "role digest-or-repo" for each input.
+	ppo := files["ppo"]
+	roles := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(ppo), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 2 {
+			roles[f[0]] = f[1]
+		}
+	}
+	for _, want := range []string{"train", "policy", "reference", "reward", "value"} {
+		if roles[want] == "" {
+			t.Errorf("ppo got no %s input:\n%s", want, ppo)
+		}
+	}
+	if roles["policy"] != "Qwen/Qwen2.5-0.5B-Instruct" {
+		t.Errorf("policy input = %q, want the Hub repo", roles["policy"])
+	}
+	if roles["reward"] != roles["value"] || len(roles["reward"]) != 16 {
+		t.Errorf("reward and value should be the reward stage's output directory: %q %q", roles["reward"], roles["value"])
+	}
+	if !strings.Contains(files["rm"], "train ") {
+		t.Errorf("rm got no train input:\n%s", files["rm"])
+	}
+}
+
+func TestCrashedStageResumesFromLastCheckpoint(t *testing.T) {
+	e := newEnv(t)
+	// ppo checkpoints every 2 steps; it crashes after step 5, so the
+	// newest complete checkpoint is step 4.
+	r := e.run([]string{"FTC_TEST_CRASH_AT=5"})
+	if r.code != 1 || !strings.Contains(r.out, "FAILED") {
+		t.Fatalf("want a failed run:\n%s", r.out)
+	}
+	// Make an incomplete checkpoint newer than step 4 — no manifest — as a
+	// crash in the middle of saving leaves. It must be ignored.
+	runs, _ := filepath.Glob(filepath.Join(e.cache, "runs", "*", "checkpoints"))
+	if len(runs) != 1 { // rm crashed; ppo, which reads it, never started
+		t.Fatalf("want one run directory with checkpoints, got %v", runs)
+	}
+	for _, ck := range runs {
+		os.MkdirAll(filepath.Join(ck, "step-6"), 0o755)
+		os.WriteFile(filepath.Join(ck, "step-6", "state.json"), []byte(`{"Step": 6}`), 0o644)
+	}
+	r = e.run(nil)
+	if r.code != 0 || !regexp.MustCompile(`rm\s+resuming\s+from step 4`).MatchString(r.out) {
+		t.Fatalf("want rm to resume from step 4:\n%s", r.out)
+	}
+	expect(t, r, 0, 2, 2)
+}
+
+func TestKilledTrainerResumes(t *testing.T) {
+	e := newEnv(t)
+	r := e.run([]string{"FTC_TEST_CRASH_AT=3", "FTC_TEST_CRASH_KILL=1"})
+	if r.code == 0 {
+		t.Fatalf("want a failed run:\n%s", r.out)
+	}
+	r = e.run(nil)
+	if !strings.Contains(r.out, "resuming   from step 2") {
+		t.Fatalf("want a resume from step 2:\n%s", r.out)
+	}
+	expect(t, r, 0, 2, 2)
+}
+
+func TestRetriesResume(t *testing.T) {
+	e := newEnv(t)
+	// Each attempt crashes at step 3 unless it resumed past it; with one
+	// retry the second attempt resumes from step 2 and crashes again at 3,
+	// so the run fails; the point is the retry resumed.
+	r := e.run([]string{"FTC_TEST_CRASH_AT=3"}, "--retries", "1")
+	if !strings.Contains(r.out, "attempt 2 of 2") || !strings.Contains(r.out, "resuming   from step 2") {
+		t.Fatalf("want a resumed retry:\n%s", r.out)
+	}
+}
+
+func TestRestartDiscardsCheckpoints(t *testing.T) {
+	e := newEnv(t)
+	e.run([]string{"FTC_TEST_CRASH_AT=5"})
+	r := e.run(nil, "--restart")
+	if strings.Contains(r.out, "resuming") {
+		t.Fatalf("--restart resumed:\n%s", r.out)
+	}
+	expect(t, r, 0, 2, 2)
+}
+
+func TestTopologyChangeRefusedForShardedCheckpoints(t *testing.T) {
+	e := newEnv(t)
+	zero3 := []string{"--set", "hardware.strategy=zero3", "--set", "hardware.gpusPerNode=2", "--gpus", "2"}
+	r := e.run([]string{"FTC_TEST_CRASH_AT=5"}, zero3...)
+	if r.code == 0 {
+		t.Fatalf("want a crash:\n%s", r.out)
+	}
+	r = e.run(nil, "--set", "hardware.strategy=zero3", "--set", "hardware.gpusPerNode=1", "--gpus", "1")
+	if r.code == 0 || !strings.Contains(r.out, "zero3 checkpoints are sharded over 2 processes, this run has 1") {
+		t.Fatalf("want a refused resume:\n%s", r.out)
+	}
+	expect(t, e.run(nil, "--set", "hardware.strategy=zero3", "--set", "hardware.gpusPerNode=1", "--gpus", "1", "--restart"), 0, 2, 2)
+}
+
+func TestConcurrentRunsRunEachStageOnce(t *testing.T) {
+	e := newEnv(t)
+	slow := []string{"FTC_TEST_STEP_DELAY=40ms"}
+	var wg sync.WaitGroup
+	res := make([]result, 2)
+	for i := range res {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i] = e.run(slow)
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for _, r := range res {
+		if r.code != 0 {
+			t.Fatalf("a concurrent run failed:\n%s", r.out)
+		}
+		c, n, _ := counts(t, r)
+		if c+n != 4 {
+			t.Fatalf("run did not account for 4 stages:\n%s", r.out)
+		}
+		total += n
+	}
+	if total != 4 {
+		t.Fatalf("stages ran %d times in all, want 4 (each once):\n%s\n---\n%s", total, res[0].out, res[1].out)
+	}
+	// Both see the same outputs: a third run is fully cached.
+	expect(t, e.run(nil), 0, 4, 0)
+}
+
+func TestCorruptBlobIsDetectedAndStageRerun(t *testing.T) {
+	e := newEnv(t)
+	expect(t, e.run(nil), 0, 0, 4)
+	// Damage the largest blob (a stage output), keeping its size.
+	var target string
+	var size int64
+	filepath.Walk(filepath.Join(e.cache, "cas", "blobs"), func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() && !strings.HasSuffix(p, ".ok") && info.Size() > size {
+			target, size = p, info.Size()
+		}
+		return nil
+	})
+	os.Chmod(target, 0o644)
+	b, _ := os.ReadFile(target)
+	b[0] ^= 0xff
+	if err := os.WriteFile(target, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if v := e.ftc(nil, "cache", "verify"); v.code == 0 || !strings.Contains(v.out, "corrupt") {
+		t.Fatalf("cache verify did not report the damage:\n%s", v.out)
+	}
+	r := e.run(nil)
+	if !strings.Contains(r.out, "corrupt") || r.code != 0 {
+		t.Fatalf("the damaged entry was not reported:\n%s", r.out)
+	}
+	if _, ran, _ := counts(t, r); ran == 0 {
+		t.Fatalf("nothing reran:\n%s", r.out)
+	}
+	if v := e.ftc(nil, "cache", "verify", "--repair"); v.code != 0 && !strings.Contains(v.out, "removed") {
+		t.Fatalf("repair:\n%s", v.out)
+	}
+}
+
+// TestKillDuringCommit kills `ftc run` with SIGKILL at random moments
+// while it commits a stage's outputs, 50 times. The cache must never hold
+// a partial or corrupt entry, and the next run must complete.
+func TestKillDuringCommit(t *testing.T) {
+	e := newEnv(t)
+	expect(t, e.run(nil), 0, 0, 4)
+	rng := rand.New(rand.NewSource(1))
+	// The output is large enough that committing it takes a while, and
+	// random so every commit writes new blobs.
+	big := []string{"FTC_TEST_OUTPUT_MB=24", "FTC_TEST_RANDOM_OUTPUT=1"}
+	expect(t, e.run(big, "--force", "ppo"), 0, 3, 1)
+	commit := commitDuration(t, e)
+	killed := 0
+	for i := 0; i < 50; i++ {
+		prev := latestID(e)
+		cmd := e.cmd(big, "run", e.recipe, "--force", "ppo")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		// Wait until this run's commit starts, then kill inside it.
+		waitForEvent(e, prev, "committing", done)
+		at := time.Duration(rng.Int63n(int64(commit)))
+		time.Sleep(at)
+		select {
+		case <-done:
+		default:
+			cmd.Process.Signal(syscall.SIGKILL)
+			killed++
+			<-done
+		}
+		if v := e.ftc(nil, "cache", "verify"); v.code != 0 {
+			t.Fatalf("after a kill %v into the commit (iteration %d) the cache is damaged:\n%s", at, i, v.out)
+		}
+	}
+	if killed < 40 {
+		t.Fatalf("only %d of 50 runs were killed mid-way", killed)
+	}
+	expect(t, e.run(nil), 0, 4, 0)
+	r := e.run(big, "--force", "ppo")
+	expect(t, r, 0, 3, 1)
+	t.Logf("%d of 50 runs killed within a %v commit; cache verified clean after each", killed, commit)
+}
+
+// commitDuration reads, from the last run's event log, how long its
+// commit took.
+func commitDuration(t *testing.T, e *env) time.Duration {
+	t.Helper()
+	events := latestEvents(e)
+	var from, to time.Time
+	for _, ev := range events {
+		switch {
+		case ev.Type == "committing":
+			from = ev.Time
+		case ev.Type == "done" && ev.Stage == "ppo":
+			to = ev.Time
+		}
+	}
+	if from.IsZero() || to.IsZero() {
+		t.Fatalf("no commit in the last run's events: %+v", events)
+	}
+	return to.Sub(from)
+}
+
+func latestID(e *env) string {
+	id, _ := os.ReadFile(filepath.Join(e.cache, "records", "latest"))
+	return strings.TrimSpace(string(id))
+}
+
+func latestEvents(e *env) []rexec.Event {
+	ev, _ := rexec.ReadEvents(filepath.Join(e.cache, "records", latestID(e), "events.jsonl"))
+	return ev
+}
+
+// waitForEvent polls the record of the run started after record prev
+// until an event of type typ appears, or the process ends.
+func waitForEvent(e *env, prev, typ string, done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if latestID(e) != prev {
+			for _, ev := range latestEvents(e) {
+				if ev.Type == typ {
+					return
+				}
+			}
+		}
+		time.Sleep(500 * time.Microsecond)
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.Walk(from, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		dst := filepath.Join(to, rel)
+		if info.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,528 @@
+package exec
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/renameio/v2"
+
+	"github.com/ftc-dev/ftc/compiler/launch"
+	"github.com/ftc-dev/ftc/compiler/plan"
+	"github.com/ftc-dev/ftc/runtime/backend"
+	"github.com/ftc-dev/ftc/runtime/cas"
+)
+
+// Options configure a run.
+type Options struct {
+	Store   *cas.Store
+	RunsDir string
+	Backend backend.Backend
+	// RecipeDir is where the recipe's own files (reward functions) are.
+	RecipeDir string
+	// Files maps checked dataset paths (relative to the recipe) to
+	// absolute paths, from resolve.
+	Files map[string]string
+	// Entrypoint replaces the launcher and "-m ftc.entry" in launch
+	// commands (test trainers, wrapper scripts).
+	Entrypoint []string
+	// Python replaces "python" in single-process launch commands.
+	Python string
+	// GPUs are the device indices this run may use.
+	GPUs []int
+	// Force reruns the named stages even when cached.
+	Force map[string]bool
+	// Restart discards the named stages' checkpoints ("*" for all).
+	Restart map[string]bool
+	// Retries is how many times a failed stage is restarted (resuming
+	// from its newest checkpoint).
+	Retries int
+	// DryRun reports what would run without running it.
+	DryRun bool
+	// Events receives progress and is written to the run record.
+	Events *EventLog
+	// Env holds extra variables for every stage (secret names pass
+	// through by name only).
+	Env []string
+}
+
+// StageResult is what happened to one stage.
+type StageResult struct {
+	Name    string
+	Kind    string
+	Key     string
+	Status  string // "cached", "ran", "would-run", "failed", "skipped"
+	Outputs map[string]cas.Digest
+	Seconds float64
+	Err     error
+	// ResumedFrom is the checkpoint step a run resumed from (0: none).
+	ResumedFrom int
+	// Metrics are the last value of each metric the stage emitted.
+	Metrics map[string]any
+}
+
+// Summary is the result of a run.
+type Summary struct {
+	Stages []*StageResult
+}
+
+// Counts returns how many stages were cached, ran and failed.
+func (s *Summary) Counts() (cached, ran, failed int) {
+	for _, r := range s.Stages {
+		switch r.Status {
+		case "cached":
+			cached++
+		case "ran":
+			ran++
+		case "failed":
+			failed++
+		}
+	}
+	return
+}
+
+// Run executes p.
+func Run(ctx context.Context, p *plan.Plan, opts Options) (*Summary, error) {
+	if opts.Store == nil || opts.Backend == nil && !opts.DryRun {
+		return nil, errors.New("exec: a store and a backend are required")
+	}
+	if err := checkGPUs(p, opts.GPUs); err != nil {
+		return nil, err
+	}
+	r := &runner{opts: opts, plan: p, results: map[string]*StageResult{}, done: map[string]chan struct{}{}}
+	for _, s := range p.Stages {
+		r.done[s.Name] = make(chan struct{})
+	}
+	r.gpus = newGPUPool(opts.GPUs)
+	opts.Events.Emit(Event{Type: EventRunStart, Message: p.Recipe})
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range p.Stages {
+		wg.Add(1)
+		go func(s *plan.Stage) {
+			defer wg.Done()
+			defer close(r.done[s.Name])
+			res := r.stage(ctx, s)
+			r.mu.Lock()
+			r.results[s.Name] = res
+			r.mu.Unlock()
+			if res.Status == "failed" {
+				cancel() // stop what is running; dependants are skipped
+			}
+		}(s)
+	}
+	wg.Wait()
+
+	sum := &Summary{}
+	var errs []error
+	for _, s := range p.Stages {
+		res := r.results[s.Name]
+		sum.Stages = append(sum.Stages, res)
+		if res.Err != nil && res.Status == "failed" {
+			errs = append(errs, fmt.Errorf("stage %s: %w", s.Name, res.Err))
+		}
+	}
+	c, ran, failed := sum.Counts()
+	opts.Events.Emit(Event{Type: EventRunEnd, Message: fmt.Sprintf("%d cached, %d ran, %d failed", c, ran, failed)})
+	return sum, errors.Join(errs...)
+}
+
+// checkGPUs refuses a plan that needs more GPUs than the run was given.
+func checkGPUs(p *plan.Plan, gpus []int) error {
+	for _, s := range p.Stages {
+		if s.Kind == "prepare" {
+			continue
+		}
+		need := s.Launch.ProcsPerNode
+		if s.Launch.Server != nil {
+			need += len(s.Launch.Server.GPUs)
+		}
+		if s.Launch.Nodes > 1 {
+			return fmt.Errorf("stage %s spans %d nodes; this machine runs one: use target slurm or kubernetes", s.Name, s.Launch.Nodes)
+		}
+		if need != len(gpus) {
+			return fmt.Errorf("stage %s needs %d GPUs (the recipe's hardware: %d per node), but --gpus gives %d: change --gpus or hardware.gpusPerNode", s.Name, need, p.Hardware.GPUsPerNode, len(gpus))
+		}
+	}
+	return nil
+}
+
+type runner struct {
+	opts    Options
+	plan    *plan.Plan
+	mu      sync.Mutex
+	results map[string]*StageResult
+	done    map[string]chan struct{}
+	gpus    *gpuPool
+}
+
+func (r *runner) result(name string) *StageResult {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.results[name]
+}
+
+func (r *runner) emit(e Event) { r.opts.Events.Emit(e) }
+
+func (r *runner) stage(ctx context.Context, s *plan.Stage) *StageResult {
+	res := &StageResult{Name: s.Name, Kind: s.Kind, Key: string(s.Key)}
+	// Wait for the stages this one reads.
+	for _, in := range s.Inputs {
+		if in.Stage == "" {
+			continue
+		}
+		<-r.done[in.Stage]
+		if up := r.result(in.Stage); up == nil || (up.Status != "cached" && up.Status != "ran" && up.Status != "would-run") {
+			res.Status = "skipped"
+			res.Err = fmt.Errorf("input %s did not complete", in.Stage)
+			return res
+		}
+	}
+	start := time.Now()
+	defer func() { res.Seconds = time.Since(start).Seconds() }()
+
+	if !r.opts.Force[s.Name] {
+		if hit, ok := r.lookup(s, res); ok {
+			return hit
+		}
+	}
+	if r.opts.DryRun {
+		res.Status = "would-run"
+		r.emit(Event{Type: EventWouldRun, Stage: s.Name, Kind: s.Kind, Key: string(s.Key)})
+		return res
+	}
+
+	// One process runs a stage at a time; others wait and reuse it.
+	lockName := s.ResumeKey.Hex()
+	lock, ok, err := r.opts.Store.TryLock(lockName)
+	if err != nil {
+		return r.fail(res, s, err)
+	}
+	if !ok {
+		r.emit(Event{Type: EventWaiting, Stage: s.Name, Message: "another ftc run is running this stage; waiting for it"})
+		lock, err = r.opts.Store.Lock(lockName)
+		if err != nil {
+			return r.fail(res, s, err)
+		}
+	}
+	defer lock.Unlock()
+	if !r.opts.Force[s.Name] {
+		if hit, ok := r.lookup(s, res); ok {
+			return hit
+		}
+	}
+
+	gpus := r.gpus.take(ctx, s)
+	defer r.gpus.give(gpus)
+	if ctx.Err() != nil {
+		res.Status = "skipped"
+		res.Err = ctx.Err()
+		return res
+	}
+
+	var runErr error
+	for attempt := 0; attempt <= r.opts.Retries; attempt++ {
+		if attempt > 0 {
+			r.emit(Event{Type: EventRetry, Stage: s.Name, Message: fmt.Sprintf("attempt %d of %d after: %v", attempt+1, r.opts.Retries+1, runErr)})
+		}
+		runErr = r.execute(ctx, s, gpus, res, attempt == 0 && (r.opts.Restart[s.Name] || r.opts.Restart["*"]))
+		if runErr == nil || ctx.Err() != nil {
+			break
+		}
+		var re *ResumeError
+		if errors.As(runErr, &re) {
+			break // retrying cannot help
+		}
+	}
+	if runErr != nil {
+		return r.fail(res, s, runErr)
+	}
+	res.Status = "ran"
+	r.emit(Event{Type: EventDone, Stage: s.Name, Kind: s.Kind, Key: string(s.Key), Seconds: time.Since(start).Seconds(), Metrics: res.Metrics})
+	return res
+}
+
+func (r *runner) fail(res *StageResult, s *plan.Stage, err error) *StageResult {
+	res.Status, res.Err = "failed", err
+	r.emit(Event{Type: EventFailed, Stage: s.Name, Kind: s.Kind, Key: string(s.Key), Message: err.Error()})
+	return res
+}
+
+// lookup returns a verified hit. A damaged entry is reported and removed
+// so the stage runs again.
+func (r *runner) lookup(s *plan.Stage, res *StageResult) (*StageResult, bool) {
+	a, err := r.opts.Store.GetAction(string(s.Key))
+	if errors.Is(err, cas.ErrNotFound) {
+		return nil, false
+	}
+	if err != nil {
+		r.emit(Event{Type: EventCorrupt, Stage: s.Name, Key: string(s.Key), Message: err.Error() + "; running the stage again"})
+		_ = r.opts.Store.DeleteAction(string(s.Key))
+		return nil, false
+	}
+	res.Status = "cached"
+	res.Outputs = a.Outputs
+	if len(a.Summary) > 0 {
+		_ = json.Unmarshal(a.Summary, &res.Metrics)
+	}
+	r.emit(Event{Type: EventCached, Stage: s.Name, Kind: s.Kind, Key: string(s.Key)})
+	return res, true
+}
+
+// execute runs one attempt of a stage in its run directory.
+func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *StageResult, restart bool) error {
+	dir := filepath.Join(r.opts.RunsDir, s.ResumeKey.Hex())
+	if restart {
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{"checkpoints", "logs"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	// Outputs and inputs of an earlier attempt are discarded: only
+	// checkpoints carry over.
+	for _, d := range []string{"output", "inputs"} {
+		if err := os.RemoveAll(filepath.Join(dir, d)); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "output"), 0o755); err != nil {
+		return err
+	}
+	inputs, err := r.layInputs(s, dir)
+	if err != nil {
+		return err
+	}
+	world := World{Processes: s.Launch.Processes, Strategy: r.plan.Hardware.Strategy}
+	if s.Kind == "prepare" {
+		world = World{Processes: 1, Strategy: "single"}
+	}
+	sf := StageFile{
+		APIVersion: StageFileVersion, Name: s.Name, Kind: s.Kind, Key: string(s.Key),
+		Config: s.Config, Inputs: inputs, Output: "output", Checkpoints: "checkpoints",
+		Metrics: "metrics.jsonl", World: world,
+	}
+	ck, m, err := newestCheckpoint(filepath.Join(dir, "checkpoints"))
+	if err != nil {
+		return err
+	}
+	if m != nil {
+		if err := checkResume(s.Name, m, world); err != nil {
+			return err
+		}
+		sf.ResumeFrom = filepath.Join("checkpoints", ck)
+		res.ResumedFrom = m.Step
+		r.emit(Event{Type: EventResume, Stage: s.Name, Step: m.Step, Message: "resuming from " + sf.ResumeFrom})
+	}
+	b, err := json.MarshalIndent(sf, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := renameio.WriteFile(filepath.Join(dir, launch.StageConfigFile), b, 0o644); err != nil {
+		return err
+	}
+
+	logf, err := os.OpenFile(filepath.Join(dir, "logs", "stage.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "== ftc: %s attempt at %s\n", s.Name, time.Now().UTC().Format(time.RFC3339))
+
+	argv := r.argv(s.Launch.Argv)
+	if r.opts.Python != "" && len(argv) > 0 && argv[0] == "python" {
+		argv = append([]string{r.opts.Python}, argv[1:]...)
+	}
+	r.emit(Event{Type: EventStart, Stage: s.Name, Kind: s.Kind, Key: string(s.Key), Message: strings.Join(argv, " ")})
+	tail := newMetricsTail(filepath.Join(dir, "metrics.jsonl"), func(step int, m map[string]any) {
+		r.emit(Event{Type: EventMetric, Stage: s.Name, Step: step, Metrics: m})
+	})
+	stopTail := tail.follow(time.Second)
+	job := backend.Job{
+		Name:   s.Name,
+		Dir:    dir,
+		Argv:   argv,
+		Env:    append([]string{"FTC_STAGE_CONFIG=" + filepath.Join(dir, launch.StageConfigFile)}, r.opts.Env...),
+		Output: logf,
+	}
+	if s.Kind != "prepare" {
+		job.GPUs = gpus
+	}
+	runErr := r.opts.Backend.Run(ctx, job)
+	stopTail()
+	res.Metrics = tail.last
+	if runErr != nil {
+		return fmt.Errorf("%w (log: %s)", runErr, filepath.Join(dir, "logs", "stage.log"))
+	}
+	return r.commit(s, dir, res)
+}
+
+// argv substitutes the configured entrypoint for the launcher and
+// "-m ftc.entry": the entrypoint then stands for the whole launch, which is
+// what a test trainer or a wrapper script wants.
+func (r *runner) argv(argv []string) []string {
+	ep := r.opts.Entrypoint
+	if len(ep) == 0 {
+		return argv
+	}
+	for i := 0; i+1 < len(argv); i++ {
+		if argv[i] == "-m" && argv[i+1] == launch.Entrypoint {
+			return append(append([]string(nil), ep...), argv[i+2:]...)
+		}
+	}
+	return argv
+}
+
+// layInputs places each input where the stage reads it.
+func (r *runner) layInputs(s *plan.Stage, dir string) (map[string]StageInput, error) {
+	inputs := map[string]StageInput{}
+	for _, in := range s.Inputs {
+		rel := filepath.Join("inputs", in.Role)
+		dst := filepath.Join(dir, rel)
+		switch {
+		case in.Stage != "":
+			up := r.result(in.Stage)
+			if up == nil || up.Outputs["output"] == "" {
+				return nil, fmt.Errorf("input %s: stage %s has no output", in.Role, in.Stage)
+			}
+			if err := r.opts.Store.Materialize(up.Outputs["output"], dst); err != nil {
+				return nil, fmt.Errorf("input %s: %w", in.Role, err)
+			}
+			inputs[in.Role] = StageInput{Path: rel, Kind: "stage-output"}
+		case in.Source.Kind == "file":
+			abs, ok := r.opts.Files[in.Source.Ref]
+			if !ok {
+				return nil, fmt.Errorf("input %s: %s was not checked against its digest", in.Role, in.Source.Ref)
+			}
+			if err := linkFile(abs, filepath.Join(dst, filepath.Base(abs))); err != nil {
+				return nil, fmt.Errorf("input %s: %w", in.Role, err)
+			}
+			inputs[in.Role] = StageInput{Path: filepath.Join(rel, filepath.Base(abs)), Kind: "file"}
+		case in.Source.Kind == "recipe-file":
+			src := filepath.Join(r.opts.RecipeDir, filepath.FromSlash(in.Source.Ref))
+			if err := copyVerified(src, filepath.Join(dst, filepath.Base(src)), in.Source.Pin); err != nil {
+				return nil, fmt.Errorf("input %s: %w", in.Role, err)
+			}
+			inputs[in.Role] = StageInput{Path: filepath.Join(rel, filepath.Base(src)), Kind: "file"}
+		default:
+			inputs[in.Role] = StageInput{Repo: in.Source.Ref, Revision: in.Source.Pin, Kind: in.Source.Kind}
+		}
+	}
+	return inputs, nil
+}
+
+// commit stores the stage's output and logs, then writes the action entry
+// last. A crash at any point leaves no entry, or a complete one.
+func (r *runner) commit(s *plan.Stage, dir string, res *StageResult) error {
+	r.emit(Event{Type: EventCommitting, Stage: s.Name})
+	out, _, err := r.opts.Store.PutTree(filepath.Join(dir, "output"), nil)
+	if err != nil {
+		return fmt.Errorf("committing output: %w", err)
+	}
+	logs := filepath.Join(dir, "logs")
+	if b, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl")); err == nil {
+		_ = os.WriteFile(filepath.Join(logs, "metrics.jsonl"), b, 0o644)
+	}
+	logTree, _, err := r.opts.Store.PutTree(logs, nil)
+	if err != nil {
+		return fmt.Errorf("committing logs: %w", err)
+	}
+	t, _ := r.opts.Store.ReadTree(out)
+	var size int64
+	if t != nil {
+		size = t.Size()
+	}
+	summary, _ := json.Marshal(res.Metrics)
+	a := cas.Action{Key: string(s.Key), Kind: s.Kind, Name: s.Name, Size: size, Created: time.Now().UTC(),
+		Outputs: map[string]cas.Digest{"output": out, "logs": logTree}, Summary: summary}
+	if err := r.opts.Store.PutAction(a); err != nil {
+		return err
+	}
+	res.Outputs = a.Outputs
+	// The run directory's job is done: its checkpoints are not cache
+	// entries and the outputs now live in the store.
+	return os.RemoveAll(dir)
+}
+
+func linkFile(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	return os.Symlink(src, dst)
+}
+
+// copyVerified copies a recipe file into a run directory if it still has
+// the digest the plan was made with.
+func copyVerified(src, dst, pin string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if d := digestOf(b); pin != "" && d != pin {
+		return fmt.Errorf("%s changed since the plan was made (%s, planned %s)", src, d, pin)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o644)
+}
+
+// gpuPool hands out device indices to stages.
+type gpuPool struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	free []int
+}
+
+func newGPUPool(gpus []int) *gpuPool {
+	p := &gpuPool{free: append([]int(nil), gpus...)}
+	p.cond = sync.NewCond(&p.mu)
+	return p
+}
+
+func (p *gpuPool) take(ctx context.Context, s *plan.Stage) []int {
+	if s.Kind == "prepare" {
+		return nil
+	}
+	need := s.Launch.ProcsPerNode
+	if s.Launch.Server != nil {
+		need += len(s.Launch.Server.GPUs)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.free) < need && ctx.Err() == nil {
+		p.cond.Wait()
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	sort.Ints(p.free)
+	got := append([]int(nil), p.free[:need]...)
+	p.free = p.free[need:]
+	return got
+}
+
+func (p *gpuPool) give(gpus []int) {
+	if len(gpus) == 0 {
+		return
+	}
+	p.mu.Lock()
+	p.free = append(p.free, gpus...)
+	p.mu.Unlock()
+	p.cond.Broadcast()
+}

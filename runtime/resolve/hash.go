@@ -1,0 +1,125 @@
+package resolve
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/google/renameio/v2"
+)
+
+// Hasher hashes files, remembering results by file identity.
+type Hasher struct {
+	// MemoDir holds one small file per hashed path; empty disables the
+	// memo.
+	MemoDir string
+	// Progress, when set, is told how many bytes of a file were hashed.
+	Progress func(path string, done, total int64)
+}
+
+type memo struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	Mtime  int64  `json:"mtime"`
+	Ctime  int64  `json:"ctime"`
+	Ino    uint64 `json:"ino"`
+	SHA256 string `json:"sha256"`
+}
+
+func identify(path string) (memo, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return memo{}, err
+	}
+	if !st.Mode().IsRegular() {
+		return memo{}, fmt.Errorf("%s is not a regular file", path)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return memo{}, errors.New("stat: no inode information")
+	}
+	return memo{Path: path, Size: st.Size(), Mtime: st.ModTime().UnixNano(),
+		Ctime: sys.Ctim.Sec*1e9 + sys.Ctim.Nsec, Ino: sys.Ino}, nil
+}
+
+func (h *Hasher) memoFile(abs string) string {
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(h.MemoDir, hex.EncodeToString(sum[:16])+".json")
+}
+
+// SHA256 returns the hex sha256 of the file at path. A memo is used when
+// the file's identity has not changed since it was hashed; ctime changes
+// on any write, so a modified file is always re-read.
+func (h *Hasher) SHA256(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	id, err := identify(abs)
+	if err != nil {
+		return "", err
+	}
+	if h.MemoDir != "" {
+		if b, err := os.ReadFile(h.memoFile(abs)); err == nil {
+			var m memo
+			if json.Unmarshal(b, &m) == nil && m.SHA256 != "" {
+				sum := m.SHA256
+				m.SHA256 = ""
+				if m == id {
+					return sum, nil
+				}
+			}
+		}
+	}
+	sum, err := h.hash(abs, id.Size)
+	if err != nil {
+		return "", err
+	}
+	// Only remember the result if the file did not change while read.
+	if after, err := identify(abs); err == nil && after == id && h.MemoDir != "" {
+		id.SHA256 = sum
+		b, _ := json.Marshal(id)
+		if os.MkdirAll(h.MemoDir, 0o755) == nil {
+			_ = renameio.WriteFile(h.memoFile(abs), b, 0o644)
+		}
+	}
+	return sum, nil
+}
+
+// hashBuffer is large enough that the syscall cost vanishes next to the
+// hashing itself.
+const hashBuffer = 1 << 20
+
+func (h *Hasher) hash(path string, size int64) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	d := sha256.New()
+	buf := make([]byte, hashBuffer)
+	var done int64
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			d.Write(buf[:n])
+			done += int64(n)
+			if h.Progress != nil {
+				h.Progress(path, done, size)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(d.Sum(nil)), nil
+}

@@ -1,0 +1,60 @@
+package resolve
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Hub resolves revisions through the Hugging Face Hub API.
+type Hub struct {
+	// Endpoint is the Hub's base URL (HF_ENDPOINT), e.g.
+	// https://huggingface.co.
+	Endpoint string
+	// Token authenticates for gated repositories. It is sent to the
+	// endpoint only and never stored or logged.
+	Token  string
+	Client *http.Client
+}
+
+// Commit returns the commit of ref.
+func (h *Hub) Commit(ctx context.Context, ref Ref) (string, error) {
+	kind := "models"
+	if ref.Kind == "dataset" {
+		kind = "datasets"
+	}
+	u := fmt.Sprintf("%s/api/%s/%s/revision/%s", strings.TrimRight(h.Endpoint, "/"), kind, ref.Repo, url.PathEscape(ref.Revision))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", err
+	}
+	if h.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+h.Token)
+	}
+	c := h.Client
+	if c == nil {
+		c = &http.Client{Timeout: 30 * time.Second}
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("resolving %s: %w", ref, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("resolving %s: the Hub answered %s", ref, resp.Status)
+	}
+	var body struct {
+		SHA string `json:"sha"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return "", fmt.Errorf("resolving %s: %w", ref, err)
+	}
+	if !isCommit(body.SHA) {
+		return "", fmt.Errorf("resolving %s: the Hub returned %q, not a commit", ref, body.SHA)
+	}
+	return body.SHA, nil
+}

@@ -1,0 +1,114 @@
+package resolve
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/ftc-dev/ftc/compiler/config"
+)
+
+// Options control resolution.
+type Options struct {
+	// Lock is the lock read from next to the recipe (may be empty).
+	Lock *Lock
+	// Hub resolves references the lock lacks; nil means offline.
+	Hub *Hub
+	// Hasher checks local files.
+	Hasher *Hasher
+}
+
+// Result says what resolution did.
+type Result struct {
+	// Pins are the commits used for every unpinned reference.
+	Pins map[Ref]string
+	// LockChanged is true when new pins were resolved and the lock
+	// should be written.
+	LockChanged bool
+	// Files are the checked local files: path relative to the recipe →
+	// absolute path.
+	Files map[string]string
+}
+
+// Resolve checks the recipe's local files against their digests and pins
+// its Hub references, then rewrites r's revisions to the commits, so the
+// plan built from r is keyed by content. It reports every problem.
+func Resolve(ctx context.Context, r *config.Recipe, opts Options) (*Result, error) {
+	res := &Result{Pins: map[Ref]string{}, Files: map[string]string{}}
+	var problems []string
+
+	for _, name := range r.SortedDatasetNames() {
+		d := r.Datasets[name]
+		if d.File == nil {
+			continue
+		}
+		abs := filepath.Join(r.Dir, filepath.FromSlash(d.File.Path))
+		sum, err := opts.Hasher.SHA256(abs)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("dataset %s: %v", name, err))
+			continue
+		}
+		if sum != d.File.SHA256 {
+			problems = append(problems, fmt.Sprintf("dataset %s: %s has sha256 %s, but the recipe pins %s (update the recipe if the data changed on purpose)", name, d.File.Path, sum, d.File.SHA256))
+			continue
+		}
+		res.Files[d.File.Path] = abs
+	}
+
+	lock := opts.Lock
+	if lock == nil {
+		lock = &Lock{Pins: map[Ref]string{}}
+	}
+	seen := map[Ref]bool{}
+	var refs []Ref
+	for _, hr := range config.HubRefs(r) {
+		ref := Ref{Kind: hr.Kind, Repo: hr.Repo, Revision: hr.Revision}
+		if !seen[ref] && !isCommit(ref.Revision) {
+			seen[ref] = true
+			refs = append(refs, ref)
+		}
+	}
+	sort.Slice(refs, func(i, j int) bool { return refs[i].String() < refs[j].String() })
+	for _, ref := range refs {
+		if c, ok := lock.Pins[ref]; ok {
+			res.Pins[ref] = c
+			continue
+		}
+		if opts.Hub == nil {
+			problems = append(problems, fmt.Sprintf("%s is not pinned and %s has no entry for it: pin revision to a commit in the recipe, or run once with network access to write the lock", ref, LockFile))
+			continue
+		}
+		c, err := opts.Hub.Commit(ctx, ref)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		res.Pins[ref] = c
+		res.LockChanged = true
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("resolving inputs:\n  %s", strings.Join(problems, "\n  "))
+	}
+	pins := map[config.HubRef]string{}
+	for ref, c := range res.Pins {
+		pins[config.HubRef{Kind: ref.Kind, Repo: ref.Repo, Revision: ref.Revision}] = c
+	}
+	config.ApplyPins(r, pins)
+	return res, nil
+}
+
+// UpdatedLock returns lock with res's pins added.
+func UpdatedLock(lock *Lock, res *Result) *Lock {
+	out := &Lock{Pins: map[Ref]string{}}
+	if lock != nil {
+		for k, v := range lock.Pins {
+			out.Pins[k] = v
+		}
+	}
+	for k, v := range res.Pins {
+		out.Pins[k] = v
+	}
+	return out
+}
