@@ -9,6 +9,22 @@ cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 status=0
 
+# Services the tests start themselves (by PID, with bounded waits) need
+# their programs installed. CI is a fresh Debian machine, as root.
+apt_packages=()
+command -v docker-registry >/dev/null || apt_packages+=(docker-registry)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+	echo "== installing ${apt_packages[*]} (apt)"
+	if [ "$(id -u)" = 0 ]; then
+		export DEBIAN_FRONTEND=noninteractive
+		timeout 600 apt-get update -qq >/dev/null &&
+			timeout 600 apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null ||
+			{ echo "apt-get install ${apt_packages[*]} failed"; status=1; }
+	else
+		echo "not root: install ${apt_packages[*]} yourself (sudo apt-get install ${apt_packages[*]})"; status=1
+	fi
+fi
+
 echo "== go vet"
 go vet ./... || status=1
 

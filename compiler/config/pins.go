@@ -40,7 +40,12 @@ func ApplyPins(r *Recipe, pins map[HubRef]string) {
 }
 
 // eachModel calls f on every model of every stage, in place.
-func (r *Recipe) eachModel(f func(*Model)) {
+func (r *Recipe) eachModel(visit func(*Model)) {
+	f := func(m *Model) {
+		if m.Repo != "" {
+			visit(m)
+		}
+	}
 	for name, st := range r.Stages {
 		for _, m := range []*Model{st.Model, st.Policy, st.Reference, st.Reward, st.Value} {
 			if m != nil {

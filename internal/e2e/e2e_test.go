@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ftc-dev/ftc/internal/registrytest"
 	"github.com/ftc-dev/ftc/runtime/cas"
 	rexec "github.com/ftc-dev/ftc/runtime/exec"
 )
@@ -435,5 +436,44 @@ func copyDir(t *testing.T, from, to string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRemoteCache pushes a run's entries to a real registry (Debian's
+// docker-registry), wipes the local cache, pulls them back, and runs
+// nothing; then does the same through `ftc run --remote`.
+func TestRemoteCache(t *testing.T) {
+	addr := registrytest.DockerRegistry(t)
+	repo := addr + "/team/ftc-cache"
+	e := newEnv(t)
+	expect(t, e.run(nil), 0, 0, 4)
+	if r := e.ftc(nil, "cache", "push", repo, e.recipe); r.code != 0 || !strings.Contains(r.out, "pushed 4 entries") {
+		t.Fatalf("push:\n%s", r.out)
+	}
+	if r := e.ftc(nil, "cache", "push", repo, e.recipe); r.code != 0 || !strings.Contains(r.out, "pushed 0 entries") || !strings.Contains(r.out, "4 already there") {
+		t.Fatalf("second push:\n%s", r.out)
+	}
+
+	os.RemoveAll(e.cache)
+	if r := e.ftc(nil, "cache", "pull", repo, e.recipe); r.code != 0 || !strings.Contains(r.out, "pulled 4 entries") {
+		t.Fatalf("pull:\n%s", r.out)
+	}
+	if v := e.ftc(nil, "cache", "verify"); v.code != 0 {
+		t.Fatalf("verify after pull:\n%s", v.out)
+	}
+	expect(t, e.run(nil), 0, 4, 0)
+
+	os.RemoveAll(e.cache)
+	r := e.run(nil, "--remote", repo)
+	if !strings.Contains(r.out, "pulled 4 stage(s)") {
+		t.Fatalf("run --remote did not pull:\n%s", r.out)
+	}
+	expect(t, r, 0, 4, 0)
+
+	// A new stage result is pushed after the run.
+	r = e.run(nil, "--remote", repo, "--set", "stages.ppo.ppo.klCoef=0.2")
+	expect(t, r, 0, 3, 1)
+	if !strings.Contains(r.out, "pushed 1 stage(s)") {
+		t.Fatalf("run --remote did not push the new result:\n%s", r.out)
 	}
 }

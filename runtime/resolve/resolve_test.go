@@ -1,0 +1,121 @@
+package resolve
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ftc-dev/ftc/compiler/config"
+)
+
+func TestHasherMemoSeesChanges(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "data.jsonl")
+	os.WriteFile(f, []byte("one\n"), 0o644)
+	h := &Hasher{MemoDir: filepath.Join(dir, "memo")}
+	reads := 0
+	h.Progress = func(string, int64, int64) { reads++ }
+	a, err := h.SHA256(f)
+	if err != nil || a != "2c8b08da5ce60398e1f19af0e5dccc744df274b826abe585eaba68c525434806" {
+		t.Fatalf("sha256 = %s, %v", a, err)
+	}
+	if _, err := h.SHA256(f); err != nil || reads != 1 {
+		t.Fatalf("unchanged file was read again (%d reads)", reads)
+	}
+	os.WriteFile(f, []byte("two\n"), 0o644)
+	b, _ := h.SHA256(f)
+	if b == a || reads != 2 {
+		t.Fatalf("changed file: %s (reads %d)", b, reads)
+	}
+}
+
+func TestLockRoundTripIsSorted(t *testing.T) {
+	l := &Lock{Pins: map[Ref]string{
+		{Kind: "model", Repo: "b/m", Revision: "main"}: strings.Repeat("b", 40),
+		{Kind: "dataset", Repo: "a/d", Revision: "v1"}: strings.Repeat("a", 40),
+		{Kind: "model", Repo: "a/m", Revision: "main"}: strings.Repeat("c", 40),
+	}}
+	p := filepath.Join(t.TempDir(), LockFile)
+	if err := l.Write(p); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	want := []string{"dataset a/d@v1 " + strings.Repeat("a", 40), "model a/m@main " + strings.Repeat("c", 40), "model b/m@main " + strings.Repeat("b", 40)}
+	if strings.Join(lines[2:], "|") != strings.Join(want, "|") {
+		t.Fatalf("lock:\n%s", b)
+	}
+	back, err := ReadLock(p)
+	if err != nil || len(back.Pins) != 3 {
+		t.Fatalf("read back: %v %v", back, err)
+	}
+	if string(back.Bytes()) != string(b) {
+		t.Fatal("lock does not round-trip byte for byte")
+	}
+}
+
+func recipe(dir string, sum string) *config.Recipe {
+	m := &config.Model{Repo: "Qwen/Qwen2.5-0.5B-Instruct", Revision: "main"}
+	return &config.Recipe{
+		Dir:      dir,
+		Datasets: map[string]config.Dataset{"d": {Name: "d", File: &config.FileSource{Path: "d.jsonl", SHA256: sum}}},
+		Stages:   map[string]config.Stage{"s": {Name: "s", Method: "sft", Model: m}},
+	}
+}
+
+func TestResolvePinsThroughHubAndLock(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "d.jsonl"), []byte("one\n"), 0o644)
+	sum := "2c8b08da5ce60398e1f19af0e5dccc744df274b826abe585eaba68c525434806"
+	commit := strings.Repeat("e", 40)
+	// A fake of the Hub's revision API (the real Hub is out of reach here).
+	calls := 0
+	hub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if r.URL.Path != "/api/models/Qwen/Qwen2.5-0.5B-Instruct/revision/main" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte(`{"sha": "` + commit + `"}`))
+	}))
+	defer hub.Close()
+
+	r := recipe(dir, sum)
+	res, err := Resolve(context.Background(), r, Options{Hub: &Hub{Endpoint: hub.URL}, Hasher: &Hasher{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.LockChanged || r.Stages["s"].Model.Revision != commit || calls != 1 {
+		t.Fatalf("resolution: %+v, revision %s, %d calls", res, r.Stages["s"].Model.Revision, calls)
+	}
+	lock := UpdatedLock(nil, res)
+
+	// Offline with the lock: same pin, no call.
+	r2 := recipe(dir, sum)
+	if _, err := Resolve(context.Background(), r2, Options{Lock: lock, Hasher: &Hasher{}}); err != nil {
+		t.Fatal(err)
+	}
+	if r2.Stages["s"].Model.Revision != commit || calls != 1 {
+		t.Fatal("the lock was not used")
+	}
+	// Offline without a lock: a clear error.
+	_, err = Resolve(context.Background(), recipe(dir, sum), Options{Hasher: &Hasher{}})
+	if err == nil || !strings.Contains(err.Error(), "not pinned") {
+		t.Fatalf("want an unpinned error, got %v", err)
+	}
+}
+
+func TestResolveRefusesChangedData(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "d.jsonl"), []byte("changed\n"), 0o644)
+	r := recipe(dir, strings.Repeat("0", 64))
+	r.Stages["s"].Model.Revision = strings.Repeat("f", 40)
+	_, err := Resolve(context.Background(), r, Options{Hasher: &Hasher{}})
+	if err == nil || !strings.Contains(err.Error(), "but the recipe pins") {
+		t.Fatalf("got %v", err)
+	}
+}
