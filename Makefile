@@ -18,6 +18,8 @@ lint:
 bench:
 	go test -run '^$$' -bench . -benchtime 20x ./bench/
 	bash bench/vet.sh
+	bash bench/cached_run.sh
+	go run ./bench/hashbench
 
 # Refresh golden files (plans of the examples, vet messages) after a
 # deliberate change; review the diff before committing.

@@ -144,6 +144,7 @@ when no ftc run is writing to the cache.`,
 			if err != nil {
 				return usageError{err}
 			}
+			c.Progress = func(m string) { fmt.Fprintln(stdout, m) }
 			st, err := c.Push(ctx(cmd), keys)
 			if err != nil {
 				return err
@@ -169,6 +170,7 @@ when no ftc run is writing to the cache.`,
 			if err != nil {
 				return usageError{err}
 			}
+			c.Progress = func(m string) { fmt.Fprintln(stdout, m) }
 			st, err := c.Pull(ctx(cmd), keys)
 			if err != nil {
 				return err

@@ -112,12 +112,21 @@ func expect(t *testing.T, r result, code, cached, ran int) {
 
 func TestPipelineRunsOnceThenIsCached(t *testing.T) {
 	e := newEnv(t)
-	expect(t, e.run(nil), 0, 0, 4)
+	r := e.run(nil)
+	expect(t, r, 0, 0, 4)
+	// The report charts the metrics the stages emitted.
+	m := regexp.MustCompile(`report: (\S+)`).FindStringSubmatch(r.out)
+	if m == nil {
+		t.Fatalf("no report:\n%s", r.out)
+	}
+	if b, err := os.ReadFile(m[1]); err != nil || !strings.Contains(string(b), "<svg") || !strings.Contains(string(b), "ppo · loss") {
+		t.Errorf("report lacks the loss chart of ppo (%v)", err)
+	}
 	expect(t, e.run(nil), 0, 4, 0)
 
 	// A PPO hyperparameter reruns PPO only: no GPU time for the reward
 	// model or the data.
-	r := e.run(nil, "--set", "stages.ppo.ppo.klCoef=0.1")
+	r = e.run(nil, "--set", "stages.ppo.ppo.klCoef=0.1")
 	expect(t, r, 0, 3, 1)
 	if !regexp.MustCompile(`ppo\s+done`).MatchString(r.out) {
 		t.Errorf("ppo did not run:\n%s", r.out)

@@ -32,6 +32,14 @@ type Cache struct {
 	repo  name.Repository
 	opts  []remote.Option
 	Store *cas.Store
+	// Progress, when set, is told about each entry transferred.
+	Progress func(msg string)
+}
+
+func (c *Cache) progress(format string, args ...any) {
+	if c.Progress != nil {
+		c.Progress(fmt.Sprintf(format, args...))
+	}
 }
 
 // Options tune a Cache.
@@ -191,7 +199,15 @@ func (c *Cache) pushOne(ctx context.Context, pusher *remote.Pusher, a *cas.Actio
 	if err := pusher.Upload(ctx, c.repo, &blobLayer{c.Store, cfgDigest, int64(len(cfg)), ArtifactType}); err != nil {
 		return false, err
 	}
-	return true, pusher.Push(ctx, tag, manifest{raw: raw})
+	if err := pusher.Push(ctx, tag, manifest{raw: raw}); err != nil {
+		return false, err
+	}
+	var size int64
+	for _, l := range layers {
+		size += l.size
+	}
+	c.progress("pushed %s (%s): %d blobs, %d bytes (blobs the registry had were skipped)", a.Name, Tag(a.Key)[:19], len(layers), size)
+	return true, nil
 }
 
 // PullStats says what a pull transferred.
@@ -262,7 +278,11 @@ func (c *Cache) pullOne(ctx context.Context, key string, st *PullStats) (bool, e
 	if a.Key != key {
 		return false, fmt.Errorf("entry under tag %s claims key %s", Tag(key), a.Key)
 	}
-	return true, c.Store.PutAction(a) // verifies every tree and blob first
+	if err := c.Store.PutAction(a); err != nil { // verifies every tree and blob first
+		return false, err
+	}
+	c.progress("pulled %s (%s)", a.Name, Tag(key)[:19])
+	return true, nil
 }
 
 func (c *Cache) fetch(d cas.Digest) error {

@@ -82,7 +82,7 @@ func Resolve(ctx context.Context, r *config.Recipe, opts Options) (*Result, erro
 		}
 		c, err := opts.Hub.Commit(ctx, ref)
 		if err != nil {
-			problems = append(problems, err.Error())
+			problems = append(problems, err.Error()+" (offline? pin the revision to a commit in the recipe, or commit an "+LockFile+" written where the Hub is reachable, and run with --offline)")
 			continue
 		}
 		res.Pins[ref] = c
