@@ -13,6 +13,9 @@ status=0
 # their programs installed. CI is a fresh Debian machine, as root.
 apt_packages=()
 command -v docker-registry >/dev/null || apt_packages+=(docker-registry)
+command -v podman >/dev/null || apt_packages+=(podman)
+command -v runc >/dev/null || apt_packages+=(runc)
+[ -x /usr/libexec/podman/catatonit ] || apt_packages+=(catatonit)
 if [ ${#apt_packages[@]} -gt 0 ]; then
 	echo "== installing ${apt_packages[*]} (apt)"
 	if [ "$(id -u)" = 0 ]; then

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -177,6 +178,16 @@ func writeOutput(sf stageFile, inputs []string) error {
 		model += hex.EncodeToString(nonce[:])
 	}
 	if err := os.WriteFile(filepath.Join(sf.Output, "model.bin"), []byte(model), 0o644); err != nil {
+		return err
+	}
+	// What devices the stage was given: tests of GPU passthrough read it.
+	var devs string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "CUDA_VISIBLE_DEVICES=") || strings.HasPrefix(kv, "FTC_FAKE_GPU") {
+			devs += kv + "\n"
+		}
+	}
+	if err := os.WriteFile(filepath.Join(sf.Output, "devices.txt"), []byte(devs), 0o644); err != nil {
 		return err
 	}
 	mb, _ := strconv.Atoi(os.Getenv("FTC_TEST_OUTPUT_MB"))

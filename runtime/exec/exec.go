@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -354,7 +355,9 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 		Name:   s.Name,
 		Dir:    dir,
 		Argv:   argv,
-		Env:    append([]string{"FTC_STAGE_CONFIG=" + filepath.Join(dir, launch.StageConfigFile)}, r.opts.Env...),
+		// Relative to the run directory, the processes' working directory
+		// on every backend (a container mounts it elsewhere).
+		Env:    append([]string{"FTC_STAGE_CONFIG=" + launch.StageConfigFile}, r.opts.Env...),
 		Output: logf,
 	}
 	if s.Kind != "prepare" {
@@ -364,7 +367,8 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 	stopTail()
 	res.Metrics = tail.last
 	if runErr != nil {
-		return fmt.Errorf("%w (log: %s)", runErr, filepath.Join(dir, "logs", "stage.log"))
+		logPath := filepath.Join(dir, "logs", "stage.log")
+		return fmt.Errorf("%w (log: %s)%s", runErr, logPath, logTail(logPath, 12))
 	}
 	return r.commit(s, dir, res)
 }
@@ -456,6 +460,21 @@ func (r *runner) commit(s *plan.Stage, dir string, res *StageResult) error {
 	return os.RemoveAll(dir)
 }
 
+// logTail returns the last n lines of a log, indented, for error messages.
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "\n    | " + strings.Join(lines, "\n    | ")
+}
+
+// linkFile hard-links a data file into a run directory, or copies it
+// across file systems: a symbolic link would not resolve in a container.
 func linkFile(src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
@@ -463,7 +482,20 @@ func linkFile(src, dst string) error {
 	if err := os.Link(src, dst); err == nil {
 		return nil
 	}
-	return os.Symlink(src, dst)
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // copyVerified copies a recipe file into a run directory if it still has
