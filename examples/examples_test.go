@@ -51,6 +51,7 @@ func TestExamplePlans(t *testing.T) {
 			for _, d := range diags {
 				t.Errorf("example has a warning: %v", d)
 			}
+			checkFiles(t, name, p)
 			got := summary(p)
 			golden := filepath.Join("testdata", name+".plan")
 			if os.Getenv("FTC_UPDATE_GOLDEN") != "" {
@@ -73,6 +74,47 @@ func TestExamplePlans(t *testing.T) {
 			t.Errorf("scenario %s has no example", s)
 		}
 	}
+}
+
+// checkFiles compares every launcher file of every stage (trainer
+// arguments, DeepSpeed and accelerate configs, job files) with its golden
+// under testdata/files/<example>/<stage>/.
+func checkFiles(t *testing.T, example string, p *plan.Plan) {
+	t.Helper()
+	update := os.Getenv("FTC_UPDATE_GOLDEN") != ""
+	root := filepath.Join("testdata", "files", example)
+	if update {
+		os.RemoveAll(root)
+	}
+	seen := map[string]bool{}
+	for _, s := range p.Stages {
+		for name, content := range s.Files {
+			path := filepath.Join(root, s.Name, name)
+			seen[path] = true
+			if update {
+				os.MkdirAll(filepath.Dir(path), 0o755)
+				if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Errorf("%v (run with FTC_UPDATE_GOLDEN=1 to create it)", err)
+				continue
+			}
+			if diff := cmp.Diff(string(want), content); diff != "" {
+				t.Errorf("%s/%s of %s changed (-golden +got):\n%s", s.Name, name, example, diff)
+			}
+		}
+	}
+	// A golden with no file behind it means a file stopped being rendered.
+	filepath.Walk(root, func(path string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() && !seen[path] {
+			t.Errorf("%s is no longer rendered", path)
+		}
+		return nil
+	})
 }
 
 // summary renders what the golden pins: order, kinds, keys, inputs and

@@ -58,6 +58,11 @@ func (c *checker) hardware() {
 			c.errorf("hardware.offload", "DDP cannot offload to CPU").
 				WithHint("offload needs strategy \"fsdp\", \"zero2\" or \"zero3\"")
 		}
+	case "fsdp":
+		if h.Offload.Optimizer != h.Offload.Params {
+			c.errorf("hardware.offload", "FSDP offloads parameters, gradients and optimizer state together, not one without the other").
+				WithHint("set offload: {optimizer: true, params: true}, or use strategy \"zero3\" to offload only the optimizer")
+		}
 	case "zero2":
 		if h.Offload.Params {
 			c.errorf("hardware.offload.params", "ZeRO-2 does not partition parameters, so it cannot offload them").
@@ -249,10 +254,14 @@ func (c *checker) adapter(base string, st Stage) {
 				WithHint("%s linear modules: %s (or \"all-linear\")", bm.Arch.Family, strings.Join(bm.Arch.LinearModules, ", "))
 		}
 	}
+	h := c.r.Hardware
+	if h.Strategy == "fsdp" && bm.Arch.DecoderLayer == "" {
+		c.errorf(base+".model.arch", "FSDP wraps each transformer block, but the %s architecture does not name its block class", bm.Arch.Family).
+			WithHint("set arch: decoderLayer (e.g. \"Qwen2DecoderLayer\")")
+	}
 	if a.Type != "qlora" {
 		return
 	}
-	h := c.r.Hardware
 	if !c.r.Environment.HasFeature("bitsandbytes") {
 		c.errorf(base+".adapter.type", "QLoRA needs bitsandbytes, which profile %q does not provide", c.r.Environment.Profile)
 	}

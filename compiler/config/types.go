@@ -185,6 +185,7 @@ type Architecture struct {
 	Params         int64    `json:"params"`
 	MaxPositions   int      `json:"maxPositions"`
 	LinearModules  []string `json:"linearModules"`
+	DecoderLayer   string   `json:"decoderLayer,omitempty"`
 }
 
 // Adapter is how weights are trained.

@@ -212,7 +212,7 @@ func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*S
 	if err != nil {
 		return nil, err
 	}
-	return &Stage{
+	ps := &Stage{
 		Name:      st.Name,
 		Kind:      st.Method,
 		Key:       k,
@@ -220,7 +220,11 @@ func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*S
 		Inputs:    inputs,
 		Config:    cfg,
 		Launch:    launch.Training(st, h, k.Short()),
-	}, nil
+	}
+	if ps.Files, err = b.files(st, cfg, ps); err != nil {
+		return nil, err
+	}
+	return ps, nil
 }
 
 func isCommit(s string) bool {

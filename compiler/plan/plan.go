@@ -60,6 +60,11 @@ type Stage struct {
 	Config any `json:"config"`
 	// Launch is how the stage starts.
 	Launch launch.Plan `json:"launch"`
+	// Files are the launcher files the stage needs, by name: trainer
+	// arguments, DeepSpeed or accelerate configs, and the target's job
+	// files (sbatch script, Kubernetes manifests). All are rendered from the
+	// same stage config, so no value can disagree with another.
+	Files map[string]string `json:"files,omitempty"`
 }
 
 // Input is one thing a stage reads.
@@ -95,13 +100,29 @@ var kinds = map[string]func(b *builder, st config.Stage) (*Stage, error){
 	"grpo":   buildGRPO,
 }
 
+// Options tune a build.
+type Options struct {
+	// Image is the stage image by digest, for job files that name it;
+	// empty until `ftc build` has made one.
+	Image string
+}
+
+// ImageNotBuilt stands in job files for the image until one is built.
+const ImageNotBuilt = "IMAGE-NOT-BUILT"
+
 // Build compiles r into its plan.
-func Build(r *config.Recipe) (*Plan, error) {
+func Build(r *config.Recipe) (*Plan, error) { return BuildWith(r, Options{}) }
+
+// BuildWith compiles r into its plan with options.
+func BuildWith(r *config.Recipe, opts Options) (*Plan, error) {
+	if opts.Image == "" {
+		opts.Image = ImageNotBuilt
+	}
 	envKey, err := key.Of(key.DomainEnvironment, 1, r.Environment)
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{r: r, env: envKey, byStage: map[string]*Stage{}, byKey: map[key.Key]*Stage{}}
+	b := &builder{r: r, env: envKey, opts: opts, byStage: map[string]*Stage{}, byKey: map[key.Key]*Stage{}}
 	order, err := topoOrder(r)
 	if err != nil {
 		return nil, err
@@ -132,6 +153,7 @@ func Build(r *config.Recipe) (*Plan, error) {
 type builder struct {
 	r       *config.Recipe
 	env     key.Key
+	opts    Options
 	stages  []*Stage
 	byStage map[string]*Stage  // recipe stage name → its training stage
 	byKey   map[key.Key]*Stage // prepare stages, shared when keys agree

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,6 +18,7 @@ import (
 func newPlan(stdout, stderr io.Writer) *cobra.Command {
 	var flags recipeFlags
 	var asJSON bool
+	var out string
 	cmd := &cobra.Command{
 		Use:   "plan FILE",
 		Short: "Show the stage graph a recipe compiles to, with content keys and commands",
@@ -40,6 +43,11 @@ and the command that starts it. --json prints the same as JSON
 				}
 				return errFailed
 			}
+			if out != "" {
+				if err := writePlanFiles(out, p); err != nil {
+					return err
+				}
+			}
 			if asJSON {
 				enc := json.NewEncoder(stdout)
 				enc.SetIndent("", "  ")
@@ -52,7 +60,58 @@ and the command that starts it. --json prints the same as JSON
 	}
 	flags.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "write each stage's config and launcher files under `DIR/<stage>/` (plan.json at the top)")
 	return cmd
+}
+
+// writePlanFiles writes the plan as files that can be read, diffed and
+// committed: DIR/plan.json, and per stage DIR/<stage>/stage-config.json,
+// launch.sh and the launcher files.
+func writePlanFiles(dir string, p *plan.Plan) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "plan.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	for _, s := range p.Stages {
+		sd := filepath.Join(dir, s.Name)
+		if err := os.MkdirAll(sd, 0o755); err != nil {
+			return err
+		}
+		cfg, _ := json.MarshalIndent(s.Config, "", "  ")
+		files := map[string]string{"stage-config.json": string(cfg) + "\n", "launch.sh": launchScript(s)}
+		for n, c := range s.Files {
+			files[n] = c
+		}
+		for n, c := range files {
+			if err := os.WriteFile(filepath.Join(sd, n), []byte(c), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// launchScript is the stage's launch command as a readable script.
+func launchScript(s *plan.Stage) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "#!/bin/sh\n# %s (%s), key %s\n# Run in the stage's run directory, next to stage.json.\nset -e\n", s.Name, s.Kind, s.Key)
+	for _, e := range launch.SortedEnv(s.Launch.Env) {
+		fmt.Fprintf(&b, "export %s\n", e)
+	}
+	if sv := s.Launch.Server; sv != nil {
+		fmt.Fprintf(&b, "# the generation server first, on GPUs %s\nCUDA_VISIBLE_DEVICES=%s %s &\n", ints(sv.GPUs), ints(sv.GPUs), strings.Join(sv.Argv, " "))
+	}
+	if len(s.Launch.GPUs) > 0 && s.Launch.Server != nil {
+		fmt.Fprintf(&b, "export CUDA_VISIBLE_DEVICES=%s\n", ints(s.Launch.GPUs))
+	}
+	fmt.Fprintf(&b, "%s\n", strings.Join(s.Launch.Argv, " "))
+	return b.String()
 }
 
 func printPlan(w io.Writer, p *plan.Plan) {
@@ -73,6 +132,9 @@ func printPlan(w io.Writer, p *plan.Plan) {
 			fmt.Fprintf(w, "   env   %s\n", e)
 		}
 		fmt.Fprintf(w, "   run   %s\n", strings.Join(s.Launch.Argv, " "))
+		if len(s.Files) > 0 {
+			fmt.Fprintf(w, "   files %s\n", strings.Join(sortedKeys(s.Files), " "))
+		}
 		if s.Launch.Processes > 1 || s.Launch.Nodes > 1 {
 			fmt.Fprintf(w, "         %d process(es) on %d node(s)\n", s.Launch.Processes, s.Launch.Nodes)
 		}

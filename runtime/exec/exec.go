@@ -334,6 +334,16 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 	if err := renameio.WriteFile(filepath.Join(dir, launch.StageConfigFile), b, 0o644); err != nil {
 		return err
 	}
+	// The launcher files sit next to the stage file, where the launch
+	// command names them (accelerate.yaml, ds_config.json, ...).
+	for name, content := range s.Files {
+		if name != filepath.Base(name) {
+			return fmt.Errorf("launcher file name %q is not a plain name", name)
+		}
+		if err := renameio.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
 
 	logf, err := os.OpenFile(filepath.Join(dir, "logs", "stage.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
