@@ -1,8 +1,10 @@
 package compiler_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ftc-dev/ftc/compiler"
@@ -150,5 +152,46 @@ func copyTree(t *testing.T, from, to string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAutoCheckpointingFollowsTheEstimate: "auto" resolves to off when the
+// stage fits without checkpointing and on when it does not, and the key
+// records the decision.
+func TestAutoCheckpointingFollowsTheEstimate(t *testing.T) {
+	recipe := "../examples/sft-trl-single/recipe.cue"
+	small := []string{"stages.sft.training.microBatch=1", "stages.sft.data.maxLength=512"}
+	big := []string{"stages.sft.training.microBatch=4", "stages.sft.data.maxLength=4096"}
+	ck := func(sets []string) (bool, key.Key) {
+		var ovs []load.Override
+		for _, s := range sets {
+			o, _ := load.ParseOverride(s)
+			ovs = append(ovs, o)
+		}
+		p, diags, err := compiler.Plan(recipe, ovs)
+		if err != nil {
+			t.Fatalf("%v\n%v", err, diags)
+		}
+		s := p.Stages[len(p.Stages)-1]
+		if s.Estimate == nil {
+			t.Fatal("no estimate")
+		}
+		if !strings.Contains(s.Files["trainer_args.json"], fmt.Sprintf(`"gradient_checkpointing": %v`, s.Estimate.Checkpointing)) {
+			t.Errorf("trainer arguments disagree with the decision:\n%s", s.Files["trainer_args.json"])
+		}
+		return s.Estimate.Checkpointing, s.Key
+	}
+	if on, _ := ck(small); on {
+		t.Error("1 × 512 tokens of a 7B LoRA fits an 80 GB GPU without checkpointing, but auto chose on")
+	}
+	if on, _ := ck(big); !on {
+		t.Error("4 × 4096 tokens of a 7B LoRA does not fit without checkpointing, but auto chose off")
+	}
+	// An explicit "on" for the small case gives the same key as the
+	// decision "on" would: the key holds the decision, not the word.
+	_, autoKey := ck(big)
+	_, onKey := ck(append(big, `stages.sft.gradientCheckpointing="on"`))
+	if autoKey != onKey {
+		t.Error("auto resolved to on and an explicit on have different keys")
 	}
 }

@@ -212,6 +212,11 @@ func (c *checker) stage(name string, st Stage) {
 	}
 	c.adapter(base, st)
 	c.training(base, st)
+	if !c.diags.HasErrors() {
+		// The estimate needs a consistent stage: judge memory once the
+		// rest holds.
+		c.memory(base, st)
+	}
 
 	switch st.Method {
 	case "ppo":

@@ -31,6 +31,14 @@ func Decode(inst *load.Instance, files fs.FS) (*Recipe, diag.List, error) {
 	r.Dir = inst.Dir
 	r.Pos = inst.Pos
 	r.Files = map[string]File{}
+	r.DataBytes = map[string]int64{}
+	for _, d := range r.Datasets {
+		if d.File != nil && fs.ValidPath(d.File.Path) {
+			if st, err := fs.Stat(files, d.File.Path); err == nil {
+				r.DataBytes[d.File.Path] = st.Size()
+			}
+		}
+	}
 
 	var diags diag.List
 	for _, name := range sortedKeys(r.Stages) {

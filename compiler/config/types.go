@@ -21,6 +21,9 @@ type Recipe struct {
 	Files map[string]File `json:"-"`
 	// Pos maps recipe paths to where the user wrote them.
 	Pos diag.Positions `json:"-"`
+	// DataBytes holds the size of each local data file, by path, for the
+	// time estimate.
+	DataBytes map[string]int64 `json:"-"`
 }
 
 // File is a file next to the recipe that becomes part of a stage.

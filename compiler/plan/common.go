@@ -8,7 +8,9 @@ import (
 
 // stageVersion is the version of the training stage key material. Bump it
 // with any change to what the material holds.
-const stageVersion = 1
+//
+// 2: gradientCheckpointing holds the resolved "on" or "off", never "auto".
+const stageVersion = 2
 
 // StageConfig is what a training entrypoint reads (stage.json). Names of
 // recipes, datasets and stages do not appear in it: inputs are addressed
@@ -178,7 +180,12 @@ func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*S
 	}
 	cfg.Method = st.Method
 	cfg.Adapter = st.Adapter
-	cfg.GradientCheckpointing = st.GradientCheckpointing
+	// "auto" is decided here, from the memory estimate, and recorded: the
+	// key covers the decision, not the word "auto".
+	cfg.GradientCheckpointing = "off"
+	if r.Checkpointing(st) {
+		cfg.GradientCheckpointing = "on"
+	}
 	cfg.Training = TrainingConfig{
 		LearningRate: t.LearningRate, Schedule: t.Schedule, WarmupRatio: t.WarmupRatio,
 		WeightDecay: t.WeightDecay, Optimizer: t.Optimizer, MaxGradNorm: t.MaxGradNorm,
@@ -224,6 +231,7 @@ func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*S
 	if ps.Files, err = b.files(st, cfg, ps); err != nil {
 		return nil, err
 	}
+	ps.Estimate = estimate(r, st, cfg)
 	return ps, nil
 }
 

@@ -26,7 +26,7 @@ func (b *builder) files(st config.Stage, cfg StageConfig, ps *Stage) (map[string
 		WarmupRatio: cfg.Training.WarmupRatio, WeightDecay: cfg.Training.WeightDecay,
 		Optimizer: cfg.Training.Optimizer, MaxGradNorm: cfg.Training.MaxGradNorm,
 		Epochs: cfg.Training.Epochs, Steps: cfg.Training.Steps, Seed: cfg.Training.Seed,
-		DType: bm.DType, GradientCheckpointing: cfg.GradientCheckpointing != "off",
+		DType: bm.DType, GradientCheckpointing: cfg.GradientCheckpointing == "on",
 		LogEvery: cfg.Cadence.LogEvery, SaveEvery: cfg.Cadence.SaveEvery, EvalEvery: cfg.Cadence.EvalEvery,
 		KeepCheckpoints: cfg.Cadence.KeepCheckpoints, HasEval: cfg.Data.HasEval, DeepSpeed: deepspeed,
 		NCCLTimeoutMinutes: h.NCCL.TimeoutMinutes,

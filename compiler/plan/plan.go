@@ -60,6 +60,9 @@ type Stage struct {
 	Config any `json:"config"`
 	// Launch is how the stage starts.
 	Launch launch.Plan `json:"launch"`
+	// Estimate is the stage's per-GPU memory and speed, before any GPU is
+	// used (training stages only).
+	Estimate *Estimate `json:"estimate,omitempty"`
 	// Files are the launcher files the stage needs, by name: trainer
 	// arguments, DeepSpeed or accelerate configs, and the target's job
 	// files (sbatch script, Kubernetes manifests). All are rendered from the

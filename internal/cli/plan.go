@@ -135,10 +135,47 @@ func printPlan(w io.Writer, p *plan.Plan) {
 		if len(s.Files) > 0 {
 			fmt.Fprintf(w, "   files %s\n", strings.Join(sortedKeys(s.Files), " "))
 		}
+		if e := s.Estimate; e != nil {
+			ck := "off"
+			if e.Checkpointing {
+				ck = "on"
+			}
+			fmt.Fprintf(w, "   mem   %.1f GiB per GPU of %.1f: %s (checkpointing %s)\n", e.PerGPUGiB, e.CapacityGiB, e.Verdict, ck)
+			for _, p := range e.Parts {
+				fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("         %-13s %6.1f GiB  %s", p.Name, p.GiB, p.Note), " "))
+			}
+			fmt.Fprintf(w, "   speed ≈%.0f tokens/s", e.TokensPerSecond)
+			if e.Hours > 0 {
+				fmt.Fprintf(w, ", ≈%s for ≈%s tokens (%.2g GPU-hours)", duration(e.Hours), si(e.Tokens), e.GPUHours)
+			}
+			fmt.Fprintln(w)
+		}
 		if s.Launch.Processes > 1 || s.Launch.Nodes > 1 {
 			fmt.Fprintf(w, "         %d process(es) on %d node(s)\n", s.Launch.Processes, s.Launch.Nodes)
 		}
 	}
+}
+
+func duration(hours float64) string {
+	switch {
+	case hours < 1.0/60:
+		return fmt.Sprintf("%.0fs", hours*3600)
+	case hours < 1:
+		return fmt.Sprintf("%.0f min", hours*60)
+	}
+	return fmt.Sprintf("%.1f h", hours)
+}
+
+func si(f float64) string {
+	switch {
+	case f >= 1e9:
+		return fmt.Sprintf("%.1fB", f/1e9)
+	case f >= 1e6:
+		return fmt.Sprintf("%.1fM", f/1e6)
+	case f >= 1e3:
+		return fmt.Sprintf("%.1fk", f/1e3)
+	}
+	return fmt.Sprintf("%.0f", f)
 }
 
 func describeInput(in plan.Input) string {

@@ -1,0 +1,179 @@
+package config
+
+import (
+	"fmt"
+
+	"github.com/ftc-dev/ftc/compiler/memory"
+)
+
+// memModel converts a model to the estimator's terms.
+func memModel(m *Model) memory.Model {
+	a := m.Arch
+	return memory.Model{Layers: a.Layers, Hidden: a.Hidden, Intermediate: a.Intermediate, Heads: a.Heads,
+		KVHeads: a.KVHeads, Vocab: a.Vocab, TiedEmbeddings: a.TiedEmbeddings, Params: a.Params, DType: m.DType}
+}
+
+// MemoryInput describes a stage on one GPU for the estimator, with
+// checkpointing on or off.
+func (r *Recipe) MemoryInput(st Stage, checkpointing bool) memory.Input {
+	h := r.Hardware
+	bm := st.Base()
+	t := st.Training
+	seq := st.Data.MaxLength
+	train := memory.Training{
+		Model: memModel(bm), Adapter: st.Adapter.Type, LoRARank: st.Adapter.R, LoRADropout: st.Adapter.Dropout,
+		Optimizer: t.Optimizer, Checkpointing: checkpointing,
+	}
+	if !st.Adapter.Targets.AllLinear {
+		train.Targets = st.Adapter.Targets.Modules
+	}
+	in := memory.Input{
+		Topology: memory.Topology{Strategy: h.Strategy, Processes: r.TrainingProcesses(st),
+			OffloadOptimizer: h.Offload.Optimizer, OffloadParams: h.Offload.Params},
+		CapacityGiB: h.GPU.MemoryGiB,
+	}
+	switch st.Method {
+	case "sft":
+		train.TokensPerMicroBatch = t.MicroBatch * seq
+		train.LogitsTokens = train.TokensPerMicroBatch
+	case "reward":
+		// Chosen and rejected go through the model together; the head has
+		// one output, not the vocabulary.
+		train.TokensPerMicroBatch = 2 * t.MicroBatch * seq
+	case "ppo":
+		total := seq + st.PPO.ResponseLength
+		train.TokensPerMicroBatch = t.MicroBatch * total
+		train.LogitsTokens = train.TokensPerMicroBatch
+		in.Rollout = &memory.Rollout{Sequences: t.MicroBatch, Length: total}
+		value := st.Value
+		if value == nil {
+			value = st.Reward
+		}
+		in.Value = &memory.Training{Model: memModel(value), Adapter: "none", Optimizer: t.Optimizer,
+			TokensPerMicroBatch: train.TokensPerMicroBatch, Checkpointing: checkpointing}
+		ref := st.Reference
+		if ref == nil {
+			ref = st.Policy
+		}
+		in.Frozen = append(in.Frozen,
+			memory.Frozen{Role: "reference", Model: memModel(ref), Shared: st.Adapter.Type != "none", Tokens: train.TokensPerMicroBatch, LogitsTokens: train.TokensPerMicroBatch},
+			memory.Frozen{Role: "reward model", Model: memModel(st.Reward), Tokens: train.TokensPerMicroBatch})
+	case "grpo":
+		g := st.GRPO
+		prompt := seq
+		if g.MaxPromptLength > 0 {
+			prompt = g.MaxPromptLength
+		}
+		total := prompt + g.MaxCompletionLength
+		train.TokensPerMicroBatch = t.MicroBatch * total
+		// trl computes logits for the completion tokens only.
+		train.LogitsTokens = t.MicroBatch * g.MaxCompletionLength
+		if g.Generation.Engine != "vllm" {
+			in.Rollout = &memory.Rollout{Sequences: t.MicroBatch, Length: total}
+		}
+		if g.Beta > 0 {
+			in.Frozen = append(in.Frozen, memory.Frozen{Role: "reference", Model: memModel(bm), Shared: st.Adapter.Type != "none",
+				Tokens: train.TokensPerMicroBatch, LogitsTokens: train.LogitsTokens})
+		}
+		for i, rw := range st.Rewards {
+			if rw.Model != nil {
+				in.Frozen = append(in.Frozen, memory.Frozen{Role: fmt.Sprintf("reward model %d", i), Model: memModel(rw.Model), Tokens: train.TokensPerMicroBatch})
+			}
+		}
+	}
+	in.Train = train
+	return in
+}
+
+// Checkpointing resolves a stage's gradient checkpointing: "auto" is off
+// when the stage fits without it, on otherwise.
+func (r *Recipe) Checkpointing(st Stage) bool {
+	switch st.GradientCheckpointing {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	return !memory.Estimate(r.MemoryInput(st, false)).Fits()
+}
+
+// Memory returns the estimate of a stage with its resolved checkpointing.
+func (r *Recipe) Memory(st Stage) memory.Breakdown {
+	return memory.Estimate(r.MemoryInput(st, r.Checkpointing(st)))
+}
+
+// fix is a change that may make a stage fit.
+type fix struct {
+	say   string
+	apply func(r *Recipe, st *Stage)
+}
+
+// smallestFit finds the first change, from least to most disruptive, that
+// makes the stage fit, and its estimate.
+func (r *Recipe) smallestFit(st Stage) (string, memory.Breakdown, bool) {
+	fixes := []fix{
+		{`gradientCheckpointing: "on"`, func(r *Recipe, s *Stage) { s.GradientCheckpointing = "on" }},
+	}
+	for mb := st.Training.MicroBatch / 2; mb >= 1; mb /= 2 {
+		mb := mb
+		fixes = append(fixes, fix{fmt.Sprintf(`gradientCheckpointing: "on" and training: microBatch: %d (raise gradAccum to keep the global batch)`, mb),
+			func(r *Recipe, s *Stage) { s.GradientCheckpointing = "on"; s.Training.MicroBatch = mb }})
+	}
+	h := r.Hardware
+	if h.GPUs() > 1 && h.Strategy != "zero3" && h.Strategy != "fsdp" {
+		fixes = append(fixes, fix{`hardware: strategy: "zero3" with gradientCheckpointing: "on"`, func(r *Recipe, s *Stage) {
+			r.Hardware.Strategy = "zero3"
+			s.GradientCheckpointing = "on"
+		}})
+	}
+	if !h.Offload.Optimizer {
+		fixes = append(fixes, fix{`hardware: strategy: "zero3", offload: optimizer: true, with gradientCheckpointing: "on"`, func(r *Recipe, s *Stage) {
+			r.Hardware.Strategy = "zero3"
+			r.Hardware.Offload.Optimizer = true
+			s.GradientCheckpointing = "on"
+		}})
+	}
+	if st.Adapter.Type == "lora" {
+		fixes = append(fixes, fix{`adapter: type: "qlora" with gradientCheckpointing: "on"`, func(r *Recipe, s *Stage) {
+			s.Adapter.Type = "qlora"
+			s.GradientCheckpointing = "on"
+		}})
+	}
+	for _, f := range fixes {
+		rr := *r
+		s := st
+		f.apply(&rr, &s)
+		if b := rr.Memory(s); b.Fits() {
+			return f.say, b, true
+		}
+	}
+	return "", memory.Breakdown{}, false
+}
+
+func (c *checker) memory(base string, st Stage) {
+	if st.Base() == nil || c.r.Hardware.GPU.MemoryGiB == 0 {
+		return
+	}
+	b := c.r.Memory(st)
+	if b.Fits() {
+		return
+	}
+	d := c.errorf(base, "needs about %.1f GiB per GPU, more than %.0f%% of the %s's %.1f GiB:\n%s",
+		b.TotalGiB(), memory.Headroom*100, c.r.Hardware.GPU.Name, b.CapacityGiB, indent(b.String()))
+	if say, fb, ok := c.r.smallestFit(st); ok {
+		d.WithHint("it fits (%.1f GiB) with %s", fb.TotalGiB(), say)
+	} else {
+		d.WithHint("no single change fits it on this hardware: use more or larger GPUs")
+	}
+}
+
+func indent(s string) string {
+	out := "\t  "
+	for _, c := range s {
+		out += string(c)
+		if c == '\n' {
+			out += "\t  "
+		}
+	}
+	return out
+}
