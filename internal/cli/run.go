@@ -341,7 +341,7 @@ func (p *progress) event(e exec.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch e.Type {
-	case exec.EventCached, exec.EventDone, exec.EventFailed, exec.EventWouldRun:
+	case exec.EventCached, exec.EventDone, exec.EventFailed, exec.EventWouldRun, exec.EventCancelled, exec.EventSkipped:
 		p.finished++
 	}
 	n := fmt.Sprintf("[%d/%d]", p.finished, p.total)
@@ -366,6 +366,10 @@ func (p *progress) event(e exec.Event) {
 		fmt.Fprintf(p.w, "%s %-24s done       %s in %.1fs %s\n", n, e.Stage, short(e.Key), e.Seconds, formatMetrics(e.Metrics))
 	case exec.EventFailed:
 		fmt.Fprintf(p.w, "%s %-24s FAILED     %s\n", n, e.Stage, e.Message)
+	case exec.EventCancelled:
+		fmt.Fprintf(p.w, "%s %-24s stopped    %s\n", n, e.Stage, e.Message)
+	case exec.EventSkipped:
+		fmt.Fprintf(p.w, "%s %-24s skipped    %s\n", n, e.Stage, e.Message)
 	}
 }
 

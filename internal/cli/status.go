@@ -83,6 +83,12 @@ func printStatus(w io.Writer, dir string, events []exec.Event) {
 		case exec.EventFailed:
 			s := get(e.Stage)
 			s.status, s.message = "failed", e.Message
+		case exec.EventCancelled:
+			s := get(e.Stage)
+			s.status = "stopped"
+		case exec.EventSkipped:
+			s := get(e.Stage)
+			s.status, s.message = "skipped", e.Message
 		case exec.EventRunEnd:
 			end = e.Message
 		}

@@ -486,3 +486,38 @@ func TestRemoteCache(t *testing.T) {
 		t.Fatalf("run --remote did not push the new result:\n%s", r.out)
 	}
 }
+
+// TestInterruptKeepsCheckpoints sends SIGINT (Ctrl-C) while a stage
+// trains: the stage stops, nothing is committed for it, and the next run
+// resumes from its checkpoint.
+func TestInterruptKeepsCheckpoints(t *testing.T) {
+	e := newEnv(t)
+	cmd := e.cmd([]string{"FTC_TEST_STEP_DELAY=150ms"}, "run", e.recipe)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Stages checkpoint every 2 steps of 150 ms; 6 steps take 0.9 s. At
+	// 0.8 s rm (started after its 0.15 s prepare) has saved step 2 or 4
+	// and is still running.
+	time.Sleep(800 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	if err == nil {
+		t.Fatalf("an interrupted run exited 0:\n%s", buf.String())
+	}
+	if !strings.Contains(buf.String(), "stopped") {
+		t.Fatalf("the interrupted stage was not reported as stopped:\n%s", buf.String())
+	}
+	if v := e.ftc(nil, "cache", "verify"); v.code != 0 {
+		t.Fatalf("cache after the interrupt:\n%s", v.out)
+	}
+	r := e.run(nil)
+	if !regexp.MustCompile(`(rm|ppo)\s+resuming\s+from step [24]`).MatchString(r.out) {
+		t.Fatalf("the next run did not resume the stopped stage:\n%s\n--- interrupted run:\n%s", r.out, buf.String())
+	}
+	if r.code != 0 {
+		t.Fatalf("resumed run failed:\n%s", r.out)
+	}
+}

@@ -34,6 +34,8 @@ const (
 	EventCommitting = "committing"
 	EventDone       = "done"
 	EventFailed     = "failed"
+	EventCancelled  = "cancelled"
+	EventSkipped    = "skipped"
 	EventWouldRun   = "would-run"
 	EventRunEnd     = "run-end"
 )

@@ -59,7 +59,7 @@ type StageResult struct {
 	Name    string
 	Kind    string
 	Key     string
-	Status  string // "cached", "ran", "would-run", "failed", "skipped"
+	Status  string // "cached", "ran", "would-run", "failed", "skipped", "cancelled"
 	Outputs map[string]cas.Digest
 	Seconds float64
 	Err     error
@@ -104,6 +104,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Summary, error) {
 	r.gpus = newGPUPool(opts.GPUs)
 	opts.Events.Emit(Event{Type: EventRunStart, Message: p.Recipe})
 
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -133,6 +134,15 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Summary, error) {
 		}
 	}
 	c, ran, failed := sum.Counts()
+	if parent.Err() != nil {
+		errs = append(errs, fmt.Errorf("interrupted: %w", parent.Err()))
+	} else if len(errs) == 0 {
+		for _, res := range sum.Stages {
+			if res.Status == "skipped" || res.Status == "cancelled" {
+				errs = append(errs, fmt.Errorf("stage %s did not run: %v", res.Name, res.Err))
+			}
+		}
+	}
 	opts.Events.Emit(Event{Type: EventRunEnd, Message: fmt.Sprintf("%d cached, %d ran, %d failed", c, ran, failed)})
 	return sum, errors.Join(errs...)
 }
@@ -185,6 +195,7 @@ func (r *runner) stage(ctx context.Context, s *plan.Stage) *StageResult {
 		if up := r.result(in.Stage); up == nil || (up.Status != "cached" && up.Status != "ran" && up.Status != "would-run") {
 			res.Status = "skipped"
 			res.Err = fmt.Errorf("input %s did not complete", in.Stage)
+			r.emit(Event{Type: EventSkipped, Stage: s.Name, Key: string(s.Key), Message: res.Err.Error()})
 			return res
 		}
 	}
@@ -243,6 +254,14 @@ func (r *runner) stage(ctx context.Context, s *plan.Stage) *StageResult {
 		if errors.As(runErr, &re) {
 			break // retrying cannot help
 		}
+	}
+	if runErr != nil && ctx.Err() != nil {
+		// Stopped because the run was interrupted or another stage
+		// failed: not this stage's failure. Its checkpoints stay for the
+		// next run.
+		res.Status, res.Err = "cancelled", ctx.Err()
+		r.emit(Event{Type: EventCancelled, Stage: s.Name, Key: string(s.Key), Message: "stopped before it finished; the next run resumes it"})
+		return res
 	}
 	if runErr != nil {
 		return r.fail(res, s, runErr)
