@@ -381,9 +381,9 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 	})
 	stopTail := tail.follow(time.Second)
 	job := backend.Job{
-		Name:   s.Name,
-		Dir:    dir,
-		Argv:   argv,
+		Name: s.Name,
+		Dir:  dir,
+		Argv: argv,
 		// Relative to the run directory, the processes' working directory
 		// on every backend (a container mounts it elsewhere).
 		Env:    append([]string{"FTC_STAGE_CONFIG=" + launch.StageConfigFile}, r.opts.Env...),
