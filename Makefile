@@ -3,7 +3,7 @@
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ftc-dev/ftc/internal/cli.Version=$(VERSION)
 
-.PHONY: build test lint bench golden
+.PHONY: build test lint bench golden k8s-test
 
 build:
 	go build -ldflags '$(LDFLAGS)' -o bin/ftc ./cmd/ftc
@@ -25,3 +25,10 @@ bench:
 # deliberate change; review the diff before committing.
 golden:
 	FTC_UPDATE_GOLDEN=1 go test ./...
+
+# Opt-in: a real Kubernetes API server (kube-apiserver and etcd built from
+# the Go module proxy, about 8 minutes cold) validates every example's
+# manifests by server-side dry run, and the Kubernetes backend is exercised.
+k8s-test:
+	bash scripts/kube-apiserver.sh
+	go test -tags kubernetes -run 'TestServerDryRun|TestKubernetesBackend' -v ./internal/e2e/

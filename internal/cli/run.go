@@ -76,7 +76,7 @@ its newest complete checkpoint on the next run.`,
 	fl.IntVar(&f.retries, "retries", 0, "restart a failed stage up to `N` times, resuming from its newest checkpoint")
 	fl.StringVar(&f.python, "python", "python", "Python interpreter with ftc's entrypoints installed (local backend)")
 	fl.StringVar(&f.entrypoint, "entrypoint", os.Getenv("FTC_ENTRYPOINT"), "command standing in for the launcher and `python -m ftc.entry` (test trainers, wrapper scripts)")
-	fl.StringVar(&f.engine, "backend", "local", "where stages run: local, docker or podman")
+	fl.StringVar(&f.engine, "backend", "local", "where stages run: local, docker, podman or kubernetes (kubectl; the recipe's target must be kubernetes)")
 	fl.StringVar(&f.image, "image", "", "stage image by digest, for the docker and podman backends")
 	fl.BoolVar(&f.offline, "offline", false, "never contact the Hub; unpinned references must be in ftc.lock")
 	fl.StringVar(&f.remote, "remote", os.Getenv("FTC_REMOTE_CACHE"), "OCI repository used as a remote cache (pull hits before running, push results after)")
@@ -113,13 +113,16 @@ func runRecipe(ctx context.Context, file string, f *runFlags, gpusSet, restartAl
 		return errFailed
 	}
 
-	gpus, err := gpuList(f.gpus, gpusSet, p)
-	if err != nil {
-		return usageError{err}
-	}
 	be, err := f.backend()
 	if err != nil {
 		return usageError{err}
+	}
+	cluster := f.engine == "kubernetes" || f.engine == "slurm"
+	var gpus []int
+	if !cluster {
+		if gpus, err = gpuList(f.gpus, gpusSet, p); err != nil {
+			return usageError{err}
+		}
 	}
 
 	if f.remote != "" && !f.dryRun {
@@ -144,7 +147,7 @@ func runRecipe(ctx context.Context, file string, f *runFlags, gpusSet, restartAl
 
 	opts := exec.Options{
 		Store: store, RunsDir: f.cache.runs(), Backend: be, RecipeDir: r.Dir, Files: res.Files,
-		GPUs: gpus, Force: set(f.force), Restart: set(f.restart), Retries: f.retries,
+		GPUs: gpus, Cluster: cluster, Force: set(f.force), Restart: set(f.restart), Retries: f.retries,
 		DryRun: f.dryRun, Events: events, Env: secretEnv(r),
 	}
 	if restartAll {
@@ -279,13 +282,15 @@ func (f *runFlags) backend() (backend.Backend, error) {
 	switch f.engine {
 	case "local":
 		return backend.Local{}, nil
+	case "kubernetes":
+		return backend.Kubernetes{}, nil
 	case "docker", "podman":
 		if f.image == "" {
 			return nil, errors.New("--backend " + f.engine + " needs --image REF@sha256:...")
 		}
 		return backend.Container{Engine: f.engine, Image: f.image, Mounts: []string{f.cache.root() + ":" + f.cache.root()}}, nil
 	}
-	return nil, fmt.Errorf("--backend %q: want local, docker or podman", f.engine)
+	return nil, fmt.Errorf("--backend %q: want local, docker, podman or kubernetes", f.engine)
 }
 
 // secretEnv passes the recipe's secrets by name: their values come from

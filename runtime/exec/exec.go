@@ -38,6 +38,9 @@ type Options struct {
 	Python string
 	// GPUs are the device indices this run may use.
 	GPUs []int
+	// Cluster is set when the backend places stages on other machines
+	// (Slurm, Kubernetes): GPUs here neither limit nor count.
+	Cluster bool
 	// Force reruns the named stages even when cached.
 	Force map[string]bool
 	// Restart discards the named stages' checkpoints ("*" for all).
@@ -94,8 +97,10 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Summary, error) {
 	if opts.Store == nil || opts.Backend == nil && !opts.DryRun {
 		return nil, errors.New("exec: a store and a backend are required")
 	}
-	if err := checkGPUs(p, opts.GPUs); err != nil {
-		return nil, err
+	if !opts.Cluster {
+		if err := checkGPUs(p, opts.GPUs); err != nil {
+			return nil, err
+		}
 	}
 	r := &runner{opts: opts, plan: p, results: map[string]*StageResult{}, done: map[string]chan struct{}{}}
 	for _, s := range p.Stages {
@@ -233,8 +238,11 @@ func (r *runner) stage(ctx context.Context, s *plan.Stage) *StageResult {
 		}
 	}
 
-	gpus := r.gpus.take(ctx, s)
-	defer r.gpus.give(gpus)
+	var gpus []int
+	if !r.opts.Cluster {
+		gpus = r.gpus.take(ctx, s)
+		defer r.gpus.give(gpus)
+	}
 	if ctx.Err() != nil {
 		res.Status = "skipped"
 		res.Err = ctx.Err()
@@ -392,7 +400,13 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 	if s.Kind != "prepare" {
 		job.GPUs = gpus
 	}
-	runErr := r.opts.Backend.Run(ctx, job)
+	be := r.opts.Backend
+	if s.Kind == "prepare" && r.opts.Cluster {
+		// Data preparation is one CPU process: it runs here, and its
+		// output reaches the cluster through the cache like any other.
+		be = backend.Local{}
+	}
+	runErr := be.Run(ctx, job)
 	stopTail()
 	res.Metrics = tail.last
 	if runErr != nil {
