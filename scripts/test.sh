@@ -16,6 +16,7 @@ command -v docker-registry >/dev/null || apt_packages+=(docker-registry)
 command -v podman >/dev/null || apt_packages+=(podman)
 command -v runc >/dev/null || apt_packages+=(runc)
 [ -x /usr/libexec/podman/catatonit ] || apt_packages+=(catatonit)
+/usr/bin/python3 -c 'import pytest' 2>/dev/null || apt_packages+=(python3-pytest)
 if [ ${#apt_packages[@]} -gt 0 ]; then
 	echo "== installing ${apt_packages[*]} (apt)"
 	if [ "$(id -u)" = 0 ]; then
@@ -36,6 +37,12 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 if [ -n "$unformatted" ]; then
 	echo "not gofmt'ed:"; echo "$unformatted"; status=1
 fi
+
+# The Python entrypoints' pure parts, with Debian's interpreter (pyenv's
+# python3 may come first on PATH and lacks pytest). pytest exits 5 when it
+# collects nothing: that is a failure here too.
+echo "== pytest (stdlib/python)"
+/usr/bin/python3 -m pytest -q stdlib/python/tests || status=1
 
 echo "== go test"
 go build -o /tmp/ftc-testsummary.$$ ./internal/testsummary || exit 1

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# GPU verification of ftc's training entrypoints (issue 4 §7), for one
+# H100/H200 with Python 3.12, torch 2.11, transformers 5.x, peft, accelerate
+# and tokenizers installed, and no Hub access.
+#
+#   FTC_PYSRC=/path/to/src bash bench/gpu/verify.sh [verify|bench|all]
+#
+# Each part fits one 10-minute device call: run "verify" and "bench" as
+# two calls when the whole does not. FTC_PYSRC is a folder holding trl, datasets, dill and multiprocess as
+# plain source folders (DESIGN.md §5: trl 1.9.0, datasets 5.0.1, dill 0.4.0,
+# multiprocess 0.70.18); without it the trl-based stages are skipped and
+# said so. Fetched source is never committed. FTC_WORK (default
+# /tmp/ftc-gpu) keeps built models between calls, so a rerun skips building.
+#
+# verify: tiny Qwen2-shaped models; prepare, sft (both backends), reward,
+#         ppo, grpo with reward functions and with a reward model run a few
+#         steps through `python -m ftc.entry`; losses finite; adapters
+#         written; SFT and PPO killed after a checkpoint resume from it;
+#         ftc's packed attention and chunked loss checked against plain
+#         references.
+# bench:  LoRA SFT on a Qwen2.5-7B-shaped model: the usual Trainer setup
+#         and ftc's entrypoint in the same run; tokens/s and peak memory.
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+part="${1:-all}"
+work="${FTC_WORK:-/tmp/ftc-gpu}"
+mkdir -p "$work"
+
+export PYTHONPATH="$repo/stdlib/python${FTC_PYSRC:+:$FTC_PYSRC}${PYTHONPATH:+:$PYTHONPATH}"
+export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false
+export PYTORCH_CUDA_ALLOC_CONF="${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}"
+py="${PYTHON:-python3}"
+
+if [ -z "${FTC_PYSRC:-}" ]; then
+	echo "verify.sh: FTC_PYSRC is not set: trl and datasets are not on PYTHONPATH; trl-based stages will be skipped"
+elif [ ! -d "$FTC_PYSRC/trl" ] || [ ! -d "$FTC_PYSRC/datasets" ]; then
+	echo "verify.sh: FTC_PYSRC=$FTC_PYSRC has no trl/ or datasets/ folder; trl-based stages will be skipped"
+fi
+"$py" - <<'EOF' || exit 1
+import importlib, sys
+import torch
+print("python", sys.version.split()[0], "| torch", torch.__version__, "| cuda", torch.cuda.is_available(),
+      "|", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-")
+for m in ("transformers", "peft", "accelerate", "tokenizers", "safetensors", "trl", "datasets"):
+    try:
+        print(f"  {m} {importlib.import_module(m).__version__}")
+    except Exception as e:
+        print(f"  {m}: not importable ({type(e).__name__})")
+if not torch.cuda.is_available():
+    sys.exit("verify.sh: no CUDA device")
+EOF
+
+status=0
+if [ "$part" = verify ] || [ "$part" = all ]; then
+	echo "== verify (tiny models)"
+	timeout 540 "$py" "$here/verify.py" "$work/verify" || status=1
+fi
+if [ "$part" = bench ] || [ "$part" = all ]; then
+	echo "== throughput (Qwen2.5-7B shape)"
+	timeout 540 "$py" "$here/throughput.py" "$work/bench" || status=1
+fi
+exit $status

@@ -1,0 +1,237 @@
+"""Everything that differs between the library profiles, in one place.
+
+Pinned profile: transformers 4.48.2, trl 0.16.0, peft 0.14.0, datasets 4.0.0.
+Current profile: transformers 5.x, trl >= 1.0 (PPO in trl.experimental.ppo).
+
+Each difference is decided from installed versions or, where a feature can
+be probed, from the library itself, so intermediate releases work too. The
+decisions are pure functions of version tuples (tested on CPU); the
+accessors below them import the libraries.
+
+Facts used (read in each library's source at the named tag):
+- trl v0.16.0 trainer/reward_trainer.py (+ utils.RewardDataCollatorWithPadding):
+  pre-tokenized columns are input_ids_chosen/attention_mask_chosen/
+  input_ids_rejected/attention_mask_rejected; v0.24.0 reads
+  chosen_input_ids/rejected_input_ids; v0.29.0 and v1.9.0 chosen_ids/
+  rejected_ids (and rename the 0.24 names).
+- trl v0.16.0 trainer/ppo_trainer.py: local_batch_size = per_device *
+  grad_accum * num_mini_batches; from v0.17.0 it is per_device *
+  grad_accum (mini batches split the rollout instead).
+- trl: PPOTrainer in trl.experimental.ppo from v0.26, gone from trl.trainer
+  in v0.29.
+- trl v0.18.0 adds GRPOConfig.vllm_mode, v0.27.0 vllm_group_port.
+- trl v0.28.0 removed GRPOConfig.max_prompt_length (ftc truncates prompts
+  in prepare instead); v0.16 has vllm_server_host/port, later versions add
+  vllm_mode ("server" | "colocate") and vllm_group_port.
+- trl v0.16.0 GRPOTrainer resume is broken (trl#3247).
+- transformers >= 4.56 takes `dtype` in from_pretrained (`torch_dtype`
+  before); 5.x detects packed sequences from position_ids for sdpa and
+  accepts registered attention functions (AttentionInterface, 4.50+).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import re
+from dataclasses import fields
+from typing import Any
+
+LIBRARIES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes", "deepspeed",
+             "tokenizers", "safetensors", "vllm")
+
+
+class Unsupported(RuntimeError):
+    """A feature this profile's libraries cannot do, with the reason."""
+
+
+def parse_version(s: str | None) -> tuple[int, ...]:
+    """(major, minor, patch) from a version string; () when unknown."""
+    if not s:
+        return ()
+    m = re.match(r"^(\d+)(?:\.(\d+))?(?:\.(\d+))?", s)
+    if not m:
+        return ()
+    return tuple(int(g) for g in m.groups(default="0"))
+
+
+def installed(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    # Source folders on PYTHONPATH (how the GPU machine carries trl and
+    # datasets) have no dist-info; the module's __version__ still tells.
+    try:
+        mod = importlib.import_module(dist.replace("-", "_"))
+    except Exception:
+        return None
+    return getattr(mod, "__version__", None)
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for lib in LIBRARIES:
+        v = installed(lib)
+        if v:
+            out[lib] = v
+    return out
+
+
+def version(lib: str) -> tuple[int, ...]:
+    return parse_version(installed(lib))
+
+
+# ---- pure decisions on version tuples ---------------------------------
+
+
+def reward_columns(trl: tuple[int, ...]) -> dict[str, str]:
+    """Maps ftc's neutral prepared columns to what RewardTrainer reads:
+    input_ids_chosen (+ attention masks) before trl 0.24, chosen_input_ids
+    in 0.24-0.28, chosen_ids from 0.29."""
+    if trl and trl < (0, 24):
+        return {"chosen_ids": "input_ids_chosen", "rejected_ids": "input_ids_rejected"}
+    if trl and trl < (0, 29):
+        return {"chosen_ids": "chosen_input_ids", "rejected_ids": "rejected_input_ids"}
+    return {"chosen_ids": "chosen_ids", "rejected_ids": "rejected_ids"}
+
+
+def reward_needs_attention_masks(trl: tuple[int, ...]) -> bool:
+    return bool(trl) and trl < (0, 24)
+
+
+def reward_row(row: dict, trl: tuple[int, ...]) -> dict:
+    """One prepared preference row in the columns this trl reads."""
+    cols = reward_columns(trl)
+    out = {cols["chosen_ids"]: row["chosen_ids"], cols["rejected_ids"]: row["rejected_ids"]}
+    if reward_needs_attention_masks(trl):
+        out["attention_mask_chosen"] = [1] * len(row["chosen_ids"])
+        out["attention_mask_rejected"] = [1] * len(row["rejected_ids"])
+    if row.get("margin") is not None:
+        out["margin"] = row["margin"]
+    return out
+
+
+def ppo_batch_layout(micro: int, grad_accum: int, mini_batches: int, trl: tuple[int, ...]) -> dict:
+    """PPOConfig batch fields so that one rollout is micro * grad_accum
+    prompts per process on every trl version (ftc's global batch)."""
+    if trl and trl < (0, 17):
+        if grad_accum % mini_batches:
+            raise Unsupported(f"trl {'.'.join(map(str, trl))} makes each rollout per_device * grad_accum * "
+                              f"num_mini_batches; gradAccum {grad_accum} must divide by ppo.miniBatches "
+                              f"{mini_batches} to keep the rollout at the stage's global batch")
+        return {"per_device_train_batch_size": micro, "gradient_accumulation_steps": grad_accum // mini_batches,
+                "num_mini_batches": mini_batches}
+    return {"per_device_train_batch_size": micro, "gradient_accumulation_steps": grad_accum,
+            "num_mini_batches": mini_batches}
+
+
+def grpo_resume_supported(trl: tuple[int, ...]) -> bool:
+    return not (trl and trl < (0, 17))
+
+
+def grpo_has_max_prompt_length(trl: tuple[int, ...]) -> bool:
+    return not trl or trl < (0, 28)
+
+
+def grpo_vllm_kwargs(trl: tuple[int, ...], port: int, group_port: int) -> dict:
+    kw = {"use_vllm": True, "vllm_server_host": "127.0.0.1", "vllm_server_port": port}
+    if trl and trl >= (0, 18):
+        kw["vllm_mode"] = "server"
+    if trl and trl >= (0, 27):
+        kw["vllm_group_port"] = group_port
+    return kw
+
+
+def dtype_kwarg(transformers: tuple[int, ...]) -> str:
+    return "dtype" if transformers and transformers >= (4, 56) else "torch_dtype"
+
+
+def ppo_module_candidates(trl: tuple[int, ...]) -> tuple[str, ...]:
+    if trl and trl >= (0, 26):
+        return ("trl.experimental.ppo", "trl")
+    return ("trl",)
+
+
+def packed_attention_mode(transformers: tuple[int, ...], attention: str, has_interface: bool,
+                          requested: str = "auto") -> str:
+    """How per-document attention is done for padding-free rows.
+
+    "native": the model's own attention reads position_ids (flash-attention
+    varlen in every version; transformers >= 5 builds a packed mask for
+    sdpa/eager from position_ids). "ftc": ftc's registered attention
+    function (varlen kernel or per-document loop), needing the attention
+    interface. "mask": ftc passes a 4D block-diagonal mask (transformers 4.x
+    uses a 4D mask as given).
+    """
+    if attention == "flash_attention_2":
+        return "native"
+    if requested == "mask":
+        return "native" if transformers and transformers >= (5,) else "mask"
+    if requested in ("varlen", "loop"):
+        if not has_interface:
+            raise Unsupported(f"speed.attention {requested!r} needs transformers' AttentionInterface (4.50+)")
+        return "ftc"
+    if has_interface:
+        return "ftc"
+    return "native" if transformers and transformers >= (5,) else "mask"
+
+
+def filter_kwargs(cls: type, kwargs: dict) -> tuple[dict, list[str]]:
+    """Keeps the keyword arguments a dataclass (a TrainingArguments or trl
+    config) has; returns the names it dropped so callers can refuse or log."""
+    names = {f.name for f in fields(cls)}
+    kept = {k: v for k, v in kwargs.items() if k in names}
+    return kept, sorted(k for k in kwargs if k not in names)
+
+
+# ---- accessors (import the libraries) --------------------------------
+
+
+def ppo_classes():
+    """(PPOConfig, PPOTrainer) for the installed trl."""
+    for mod_name in ppo_module_candidates(version("trl")):
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError:
+            continue
+        if hasattr(mod, "PPOTrainer") and hasattr(mod, "PPOConfig"):
+            return mod.PPOConfig, mod.PPOTrainer
+    raise Unsupported(f"trl {installed('trl')} has no PPOTrainer in {', '.join(ppo_module_candidates(version('trl')))}")
+
+
+def attention_interface():
+    """transformers' AttentionInterface, or None before 4.50."""
+    try:
+        from transformers import AttentionInterface
+    except ImportError:
+        return None
+    return AttentionInterface
+
+
+# Knobs renamed across versions: (name ftc uses, name in other versions).
+# transformers 5 folds warmup_ratio into warmup_steps (a float < 1 is a
+# ratio); releases before 4.41 call eval_strategy evaluation_strategy.
+RENAMED = (("warmup_ratio", "warmup_steps"), ("eval_strategy", "evaluation_strategy"))
+
+
+def make_config(cls: type, kwargs: dict, required: tuple[str, ...] = ()):
+    """Builds a trainer config, refusing when a required knob is missing
+    from this version and dropping the rest of what it lacks."""
+    names = {f.name for f in fields(cls)}
+    kwargs = dict(kwargs)
+    for ours, theirs in RENAMED:
+        if ours in kwargs and ours not in names and theirs in names:
+            kwargs[theirs] = kwargs.pop(ours)
+    kept, dropped = filter_kwargs(cls, kwargs)
+    missing = [k for k in required if k in dropped]
+    if missing:
+        raise Unsupported(f"{cls.__name__} in this profile has no {', '.join(missing)}")
+    return cls(**kept), dropped
+
+
+def load_kwargs(dtype: Any, attention: str | None) -> dict:
+    kw: dict[str, Any] = {dtype_kwarg(version("transformers")): dtype}
+    if attention:
+        kw["attn_implementation"] = attention
+    return kw

@@ -1,0 +1,66 @@
+"""`python -m ftc.entry <kind> --config stage.json`: run one stage.
+
+The kind is also in the stage file; both must agree, so a launch plan and
+a stage file from different plans cannot be mixed up. FTC_STAGE_CONFIG
+(set by the runtime) names the stage file when --config is not given.
+Exit status: 0 done, 2 usage or stage-file error, 3 the stage cannot run
+on this profile (a clear reason is printed), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from .stage import KINDS, StageError, StageFile
+
+MODULES = {
+    "prepare": "ftc.prepare",
+    "sft": "ftc.train_sft",
+    "reward": "ftc.train_reward",
+    "ppo": "ftc.train_ppo",
+    "grpo": "ftc.train_grpo",
+}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m ftc.entry", description="Run one ftc stage from its stage file.")
+    p.add_argument("kind", choices=KINDS)
+    p.add_argument("--config", default=os.environ.get("FTC_STAGE_CONFIG"),
+                   help="stage file (default: $FTC_STAGE_CONFIG)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if not args.config:
+        print("ftc.entry: no stage file: pass --config or set FTC_STAGE_CONFIG", file=sys.stderr)
+        return 2
+    try:
+        stage = StageFile.load(args.config)
+        if stage.kind != args.kind:
+            raise StageError(f"the command runs {args.kind!r} but {args.config} is a {stage.kind!r} stage")
+    except StageError as e:
+        print(f"ftc.entry: {e}", file=sys.stderr)
+        return 2
+    from .checkpoint import ResumeError
+    from .compat import Unsupported
+    from .data import DataError
+    from .rewards import RewardFunctionError
+
+    module = importlib.import_module(MODULES[stage.kind])
+    try:
+        module.run(stage)
+    except (Unsupported, ResumeError) as e:
+        print(f"ftc.entry: stage {stage.name}: {e}", file=sys.stderr)
+        return 3
+    except (StageError, DataError, RewardFunctionError) as e:
+        print(f"ftc.entry: stage {stage.name}: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

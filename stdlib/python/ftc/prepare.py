@@ -1,0 +1,325 @@
+"""The prepare entrypoint: one dataset, formatted and tokenized for its consumer.
+
+Reads the dataset input (a JSON-lines or Parquet file, or a Hub dataset at
+a revision through datasets), the tokenizer (Hub repo at a revision, or a
+local directory), applies the chat template, masks prompts, handles
+over-length rows, packs SFT rows when asked, and writes into the output
+directory:
+
+  train.jsonl        rows in the shape the consumer's entrypoint reads
+  eval.jsonl         the held-out share when evalFraction is set
+  stats.json         counts: rows in/out, dropped/truncated, tokens, ...
+  ftc-prepared.json  what the rows are (consumer, columns, packing)
+
+Every later stage and every rank reads these files instead of
+tokenizing again; the runtime caches them under the prepare key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import data, packing, tokens
+from .data import DataError
+from .stage import PrepareConfig, StageError, StageFile
+
+PREPARED = "ftc-prepared.json"
+PREPARED_VERSION = "ftc.dev/prepared/v1alpha1"
+
+
+@dataclass
+class Stats:
+    rows_in: int = 0
+    rows_out: int = 0
+    eval_rows: int = 0
+    over_length_dropped: int = 0
+    over_length_truncated: int = 0
+    no_trainable_dropped: int = 0
+    explicit_prompt_converted: int = 0
+    prompt_over_length_dropped: int = 0
+    prompt_over_length_truncated: int = 0
+    tokens: int = 0
+    trainable_tokens: int = 0
+    packed_rows: int = 0
+    packing_efficiency: float = 0.0
+    max_length: int = 0
+    columns: list = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        out = {}
+        for k, v in asdict(self).items():
+            head, *rest = k.split("_")
+            out[head + "".join(w.title() for w in rest)] = v
+        return out
+
+
+def split_eval(rows: list[dict], fraction: float, seed: int | None) -> tuple[list[dict], list[dict]]:
+    """Deterministic hold-out: the same seed and data give the same split."""
+    if fraction <= 0:
+        return rows, []
+    idx = list(range(len(rows)))
+    random.Random(seed if seed is not None else 0).shuffle(idx)
+    n = max(1, round(len(rows) * fraction)) if rows else 0
+    held = set(idx[:n])
+    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+
+
+@contextlib.contextmanager
+def _row(i: int):
+    try:
+        yield
+    except DataError as e:
+        raise DataError(f"row {i}: {e}") from None
+
+
+def _sft(cfg: PrepareConfig, rows: Iterable[dict], tok: Any, st: Stats) -> list[dict]:
+    counts = packing.LengthCounts()
+    docs = []
+    for i, row in enumerate(rows):
+        with _row(i):
+            ex = data.sft_example(cfg.dataset.format, row)
+            ids, labels = tokens.sft_tokens(tok, ex, cfg.completion_only)
+        fitted = packing.fit(ids, labels, cfg.max_length, cfg.over_length, counts)
+        if fitted is None:
+            continue
+        ids, labels = fitted
+        if not packing.has_trainable(labels):
+            counts.no_trainable_dropped += 1
+            continue
+        docs.append((ids, labels))
+    st.over_length_dropped += counts.over_length_dropped
+    st.over_length_truncated += counts.over_length_truncated
+    st.no_trainable_dropped += counts.no_trainable_dropped
+    st.tokens += sum(len(d[0]) for d in docs)
+    st.trainable_tokens += sum(sum(1 for x in d[1][1:] if x != packing.IGNORE) for d in docs)
+    if not cfg.packing:
+        return [{"input_ids": i, "labels": l} for i, l in docs]
+    bins = packing.pack_plan([len(d[0]) for d in docs], cfg.max_length, "ffd")
+    st.packed_rows += len(bins)
+    if bins:
+        st.packing_efficiency = round(sum(len(d[0]) for d in docs) / (len(bins) * cfg.max_length), 4)
+    return [packing.packed_row([docs[i] for i in b]) for b in bins]
+
+
+def _reward(cfg: PrepareConfig, rows: Iterable[dict], tok: Any, st: Stats) -> list[dict]:
+    out = []
+    for i, row in enumerate(rows):
+        with _row(i):
+            pair = data.preference_pair(row, cfg.dataset.prompt)
+            c, r = tokens.preference_tokens(tok, pair)
+        if pair.converted:
+            st.explicit_prompt_converted += 1
+        if len(c) > cfg.max_length or len(r) > cfg.max_length:
+            if cfg.over_length == "drop":
+                st.over_length_dropped += 1
+                continue
+            # Both sides keep their start (the shared prompt); the ends that
+            # decide the preference may be cut, which is why drop is default.
+            st.over_length_truncated += 1
+            c, r = c[: cfg.max_length], r[: cfg.max_length]
+        st.tokens += len(c) + len(r)
+        rec = {"chosen_ids": c, "rejected_ids": r}
+        if pair.margin is not None:
+            rec["margin"] = float(pair.margin)
+        out.append(rec)
+    return out
+
+
+def _ppo(cfg: PrepareConfig, rows: Iterable[dict], tok: Any, st: Stats) -> list[dict]:
+    counts = packing.LengthCounts()
+    limit = cfg.max_prompt_length or cfg.max_length
+    out = []
+    for i, row in enumerate(rows):
+        with _row(i):
+            pr = data.prompt_row(row)
+            ids = tokens.prompt_tokens(tok, pr.prompt)
+        fitted = packing.fit(ids, None, limit, cfg.over_length, counts, keep="left")
+        if fitted is None:
+            continue
+        st.tokens += len(fitted[0])
+        out.append({"input_ids": fitted[0]})
+    st.prompt_over_length_dropped += counts.over_length_dropped
+    st.prompt_over_length_truncated += counts.over_length_truncated
+    return out
+
+
+def _grpo(cfg: PrepareConfig, rows: Iterable[dict], tok: Any, st: Stats) -> list[dict]:
+    """GRPO templates prompts itself; ftc only checks them and applies the
+    prompt limit (trl >= 0.28 has no max_prompt_length)."""
+    limit = cfg.max_prompt_length or cfg.max_length
+    out = []
+    kind = None
+    for i, row in enumerate(rows):
+        with _row(i):
+            pr = data.prompt_row(row)
+            if kind is None:
+                kind = pr.conversational
+            elif kind != pr.conversational:
+                raise DataError("prompts mix strings and conversations; GRPO needs one kind per dataset")
+            ids = tokens.prompt_tokens(tok, pr.prompt)
+        prompt = pr.prompt
+        if len(ids) > limit:
+            if cfg.over_length == "drop":
+                st.prompt_over_length_dropped += 1
+                continue
+            # Left truncation, as trl did with max_prompt_length: the end of
+            # the prompt (and the generation prompt) survives. The result is
+            # the rendered text, which trl passes through unchanged.
+            st.prompt_over_length_truncated += 1
+            prompt = tok.decode(ids[-limit:], skip_special_tokens=False)
+            ids = ids[-limit:]
+        st.tokens += len(ids)
+        out.append({"prompt": prompt, **pr.extra})
+    if kind and any(isinstance(r["prompt"], str) for r in out):
+        # Truncated conversations became text; keep the dataset uniform
+        # (a prompt column holds one type).
+        for r in out:
+            if not isinstance(r["prompt"], str):
+                r["prompt"] = tokens.prompt_text(tok, r["prompt"])
+    return out
+
+
+SHAPERS = {"sft": _sft, "reward": _reward, "ppo": _ppo, "grpo": _grpo}
+
+
+def prepare_rows(cfg: PrepareConfig, rows: list[dict], tok: Any) -> tuple[list[dict], list[dict], Stats]:
+    """The whole transformation, without I/O: rows in, prepared rows out."""
+    if cfg.dataset.format not in data.formats_for(cfg.consumer):
+        raise DataError(f"a {cfg.consumer} stage cannot read {cfg.dataset.format!r} data "
+                        f"(want {', '.join(data.formats_for(cfg.consumer))})")
+    st = Stats(rows_in=len(rows), max_length=cfg.max_length)
+    renamed = []
+    for i, row in enumerate(rows):
+        try:
+            renamed.append(data.rename_columns(row, cfg.dataset.columns))
+        except DataError as e:
+            raise DataError(f"row {i}: {e}") from None
+    train, held = split_eval(renamed, cfg.eval_fraction, cfg.seed)
+    shaper = SHAPERS[cfg.consumer]
+    out = []
+    for name, part in (("train", train), ("eval", held)):
+        try:
+            out.append(shaper(cfg, part, tok, st))
+        except DataError as e:
+            raise DataError(f"{name} {e}") from None
+    st.rows_out, st.eval_rows = len(out[0]), len(out[1])
+    cols = sorted({k for r in out[0][:1] for k in r})
+    st.columns = cols
+    if not out[0]:
+        raise DataError(f"no rows left after preparation (stats: {json.dumps(st.to_json())})")
+    return out[0], out[1], st
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path.name}:{n}: {e}") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path.name}:{n}: a row must be a JSON object")
+            rows.append(row)
+    return rows
+
+
+def read_dataset(stage: StageFile, cfg: PrepareConfig) -> list[dict]:
+    inp = stage.input("dataset")
+    if inp.path:
+        p = stage.input_path("dataset")
+        enc = cfg.dataset.encoding or ("parquet" if p.suffix == ".parquet" else "jsonl")
+        if enc == "jsonl":
+            return read_jsonl(p)
+        if enc == "parquet":
+            import pyarrow.parquet as pq  # datasets' own dependency
+
+            return pq.read_table(p).to_pylist()
+        raise StageError(f"stage.json: dataset encoding {enc!r} is not jsonl or parquet")
+    import datasets
+
+    ds = datasets.load_dataset(inp.repo, name=cfg.dataset.config or None, split=cfg.dataset.split,
+                               revision=inp.revision)
+    return [dict(r) for r in ds]
+
+
+def load_tokenizer(stage: StageFile, cfg: PrepareConfig):
+    from transformers import AutoTokenizer
+
+    inp = stage.input("tokenizer") if stage.has_input("tokenizer") else None
+    if inp is not None and inp.path:
+        tok = AutoTokenizer.from_pretrained(str(stage.input_path("tokenizer")))
+    else:
+        repo = inp.repo if inp is not None and inp.repo else cfg.tokenizer_repo
+        rev = inp.revision if inp is not None and inp.revision else cfg.tokenizer_revision
+        tok = AutoTokenizer.from_pretrained(repo, revision=rev)
+    if cfg.chat_template:
+        tok.chat_template = chat_template_text(stage, cfg.chat_template)
+    return tok
+
+
+def chat_template_text(stage: StageFile, ref: str) -> str:
+    # The runtime does not lay a recipe's chat template out as an input
+    # yet; it would arrive under the role "chat-template".
+    if stage.has_input("chat-template"):
+        return stage.input_path("chat-template").read_text()
+    raise StageError(f"the tokenizer's chat template is replaced by {ref}, but the stage has no 'chat-template' "
+                     "input with the file; the runtime must lay it out before this stage can run")
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n")
+    os.replace(tmp, path)
+
+
+def write_outputs(out_dir: Path, cfg: PrepareConfig, train: list[dict], held: list[dict], st: Stats,
+                  tokenizer_ref: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out_dir / "train.jsonl", train)
+    files = {"train": "train.jsonl"}
+    if held:
+        write_jsonl(out_dir / "eval.jsonl", held)
+        files["eval"] = "eval.jsonl"
+    (out_dir / "stats.json").write_text(json.dumps(st.to_json(), indent=2, sort_keys=True) + "\n")
+    manifest = {
+        "apiVersion": PREPARED_VERSION,
+        "consumer": cfg.consumer,
+        "format": cfg.dataset.format,
+        "files": files,
+        "columns": st.columns,
+        "packed": cfg.packing and cfg.consumer == "sft",
+        "maxLength": cfg.max_length,
+        "tokenizer": tokenizer_ref,
+    }
+    (out_dir / PREPARED).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def read_prepared(path: Path) -> tuple[dict, list[dict], list[dict]]:
+    """What a training stage reads: (manifest, train rows, eval rows)."""
+    m = json.loads((path / PREPARED).read_text())
+    if m.get("apiVersion") != PREPARED_VERSION:
+        raise StageError(f"{path}: prepared data version {m.get('apiVersion')!r}, want {PREPARED_VERSION}")
+    train = read_jsonl(path / m["files"]["train"])
+    held = read_jsonl(path / m["files"]["eval"]) if "eval" in m["files"] else []
+    return m, train, held
+
+
+def run(stage: StageFile) -> dict:
+    cfg = stage.prepare_config()
+    rows = read_dataset(stage, cfg)
+    tok = load_tokenizer(stage, cfg)
+    train, held, st = prepare_rows(cfg, rows, tok)
+    write_outputs(stage.output, cfg, train, held, st,
+                  {"repo": cfg.tokenizer_repo, "revision": cfg.tokenizer_revision})
+    return st.to_json()

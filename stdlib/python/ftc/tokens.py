@@ -1,0 +1,103 @@
+"""Tokenization with prompt/completion masks. Pure given a tokenizer object.
+
+The tokenizer needs what transformers' tokenizers have:
+`apply_chat_template(messages, tokenize=False, add_generation_prompt=...)`,
+`encode(text, add_special_tokens=False)`, `decode(ids)`, `eos_token_id`.
+Tests pass a fake with the same methods.
+
+Masks come from the chat template itself: the conversation is rendered
+once, and each assistant turn's span is located by rendering the prefix up
+to it (with the generation prompt) and through it. Each span is encoded
+separately and the pieces concatenated, so the trained tokens are exactly
+the assistant's text and its end-of-turn marker, wherever BPE merges
+would otherwise straddle a boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .data import DataError, PreferencePair, SFTExample
+
+IGNORE = -100
+
+
+def render(tok: Any, messages: list[dict], add_generation_prompt: bool = False) -> str:
+    return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def encode(tok: Any, text: str) -> list[int]:
+    if not text:
+        return []
+    return list(tok.encode(text, add_special_tokens=False))
+
+
+def conversation_segments(tok: Any, messages: list[dict]) -> list[tuple[str, bool]]:
+    """Splits the rendered conversation into (text, is_assistant) pieces."""
+    full = render(tok, messages)
+    segs: list[tuple[str, bool]] = []
+    pos = 0
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        start = render(tok, messages[:i], add_generation_prompt=True) if i else ""
+        end = render(tok, messages[: i + 1])
+        if not (full.startswith(end) and end.startswith(start) and len(start) >= pos):
+            raise DataError("the chat template is not prefix-stable (rendering a conversation's first turns does not "
+                            "give a prefix of rendering all of it), so the assistant turns cannot be located for "
+                            "prompt masking; use a template without per-turn rewriting or completionOnly: false")
+        segs.append((full[pos:len(start)], False))
+        segs.append((full[len(start):len(end)], True))
+        pos = len(end)
+    segs.append((full[pos:], False))
+    return [(t, a) for t, a in segs if t]
+
+
+def sft_tokens(tok: Any, ex: SFTExample, completion_only: bool) -> tuple[list[int], list[int]]:
+    """input_ids and labels (IGNORE where no loss is taken)."""
+    ids: list[int] = []
+    labels: list[int] = []
+
+    def add(text: str, trained: bool) -> None:
+        t = encode(tok, text)
+        ids.extend(t)
+        labels.extend(t if trained or not completion_only else [IGNORE] * len(t))
+
+    if ex.messages is not None:
+        for text, assistant in conversation_segments(tok, ex.messages):
+            add(text, assistant)
+    else:
+        add(ex.prompt, False)
+        add(ex.completion, True)
+        # Plain text has no end-of-turn marker: the model learns to stop
+        # from EOS, as trl's SFTTrainer appends it.
+        eos = getattr(tok, "eos_token_id", None)
+        if eos is not None and (not ids or ids[-1] != eos):
+            ids.append(eos)
+            labels.append(eos)
+    return ids, labels
+
+
+def _side(tok: Any, v: Any, conversational: bool) -> list[int]:
+    if conversational:
+        return encode(tok, render(tok, v))
+    ids = encode(tok, v)
+    eos = getattr(tok, "eos_token_id", None)
+    if eos is not None and (not ids or ids[-1] != eos):
+        ids.append(eos)
+    return ids
+
+
+def preference_tokens(tok: Any, pair: PreferencePair) -> tuple[list[int], list[int]]:
+    return _side(tok, pair.chosen, pair.conversational), _side(tok, pair.rejected, pair.conversational)
+
+
+def prompt_tokens(tok: Any, prompt: Any) -> list[int]:
+    """A prompt as the policy sees it before generating."""
+    if isinstance(prompt, str):
+        return encode(tok, prompt)
+    return encode(tok, render(tok, prompt, add_generation_prompt=True))
+
+
+def prompt_text(tok: Any, prompt: Any) -> str:
+    return prompt if isinstance(prompt, str) else render(tok, prompt, add_generation_prompt=True)

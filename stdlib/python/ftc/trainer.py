@@ -1,0 +1,162 @@
+"""What the Trainer-based entrypoints share: environment, loss, callbacks,
+resume, and the closing record.
+
+ftc's SFT trainer class is built from the chosen backend's class
+(transformers.Trainer or trl.SFTTrainer) with one override, compute_loss:
+it counts real tokens, adds the per-document mask where the profile needs
+one, and divides the summed loss by the token count of the whole
+accumulated batch, so gradient accumulation and padding-free layouts
+learn exactly what the plain per-token mean over the global batch does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import checkpoint, compat, metrics
+from .stage import StageFile, TrainConfig
+
+log = logging.getLogger("ftc")
+
+
+def setup() -> None:
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("WANDB_DISABLED", "true")
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+
+
+def world_process_zero() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def peak_memory_gib() -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**30, 3)
+
+
+def cuda_sync():
+    import torch
+
+    return torch.cuda.synchronize if torch.cuda.is_available() else None
+
+
+def resume_checkpoint(stage: StageFile) -> str | None:
+    if stage.resume_from is None:
+        return None
+    m = checkpoint.check_resume(stage.resume_from, stage.world.processes, stage.world.strategy)
+    log.info("ftc: resuming %s from %s (step %d)", stage.name, stage.resume_from, m.step)
+    return str(stage.resume_from)
+
+
+def callbacks(stage: StageFile, cfg: TrainConfig, throughput: metrics.Throughput | None,
+              with_checkpoints: bool = True, step_offset: int = 0) -> list:
+    writer = metrics.MetricsWriter(stage.metrics, enabled=world_process_zero())
+    cbs = [metrics.trainer_callback(writer, throughput, step_offset, sync=cuda_sync(), memory=peak_memory_gib)]
+    if with_checkpoints:
+        cbs.append(checkpoint.trainer_callback(stage.checkpoints, stage.world.processes, stage.world.strategy,
+                                               compat.library_versions(), cfg.cadence.keep_checkpoints,
+                                               protect=stage.resume_from))
+    return cbs
+
+
+def close(stage: StageFile, step: int, throughput: metrics.Throughput | None, extra: dict | None = None) -> dict:
+    """The last metrics line: throughput of real tokens and peak memory."""
+    values = dict(extra or {})
+    if throughput is not None:
+        values.update(throughput.summary())
+    mem = peak_memory_gib()
+    if mem is not None:
+        values["peak_memory_gib"] = mem
+    values["final"] = True
+    rec = metrics.MetricsWriter(stage.metrics, enabled=world_process_zero()).write(step, values)
+    if world_process_zero():
+        log.info("ftc: %s done: %s", stage.name, rec)
+    return rec
+
+
+def sft_trainer_class(base, *, chunked: bool, packed_mask_dtype=None):
+    """base with ftc's compute_loss (see the module doc)."""
+    import torch
+    import torch.nn.functional as F
+
+    from .packing import IGNORE
+    from .speed import block_causal_mask
+
+    class FtcTrainer(base):
+        def __init__(self, *args, ftc_throughput: metrics.Throughput | None = None, **kwargs):
+            super().__init__(*args, **kwargs)
+            # With this True the Trainer counts the target tokens of the
+            # whole accumulation window (get_batch_samples) and, given that
+            # count, does not divide the loss by the accumulation steps
+            # (training_step in 4.48 and 5.x alike): ftc's compute_loss
+            # divides the summed loss by the count itself.
+            self.model_accepts_loss_kwargs = True
+            self.ftc_throughput = ftc_throughput
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            inputs.pop("_prediction_loss_only", None)  # trl >= 1 passes it through inputs
+            real = inputs.pop("ftc_real_tokens", None)
+            if self.ftc_throughput is not None and model.training and real is not None:
+                self.ftc_throughput.add_tokens(int(real.sum()))
+            if packed_mask_dtype is not None and "position_ids" in inputs and inputs.get("attention_mask") is None:
+                inputs["attention_mask"] = block_causal_mask(inputs["position_ids"], packed_mask_dtype)
+            if "labels" not in inputs:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            denom = None
+            if num_items_in_batch is not None and model.training:
+                n = num_items_in_batch.item() if hasattr(num_items_in_batch, "item") else num_items_in_batch
+                denom = max(float(n), 1.0)
+            if chunked:
+                outputs = model(**inputs, ftc_loss_denominator=denom)
+                loss = outputs["loss"]
+            else:
+                labels = inputs.pop("labels")
+                outputs = model(**inputs)
+                logits = outputs["logits"][:, :-1, :]
+                tgt = labels[:, 1:].to(logits.device)
+                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tgt.reshape(-1),
+                                       ignore_index=IGNORE, reduction="sum")
+                n_local = (tgt != IGNORE).sum().clamp(min=1)
+                loss = loss / (denom if denom is not None else n_local)
+            return (loss, outputs) if return_outputs else loss
+
+    FtcTrainer.__name__ = f"Ftc{base.__name__}"
+    return FtcTrainer
+
+
+def rows_dataset(rows: list[dict], need_datasets: bool):
+    """A datasets.Dataset where a trl trainer needs one; a plain list
+    (indexable, sized) serves transformers.Trainer."""
+    if not need_datasets:
+        return rows
+    try:
+        import datasets
+    except ImportError as e:
+        raise compat.Unsupported("this trainer needs the datasets library") from e
+    return datasets.Dataset.from_list(rows)
+
+
+def read_train_eval(stage: StageFile, consumer: str):
+    from .prepare import read_prepared
+
+    manifest, train, held = read_prepared(stage.input_path("train"))
+    if manifest.get("consumer") != consumer:
+        raise compat.Unsupported(f"input train was prepared for {manifest.get('consumer')}, not {consumer}")
+    if stage.has_input("eval"):
+        _, held, _ = read_prepared(stage.input_path("eval"))
+    return manifest, train, held
+
+
+def output_dir_ready(stage: StageFile) -> Path:
+    stage.output.mkdir(parents=True, exist_ok=True)
+    stage.checkpoints.mkdir(parents=True, exist_ok=True)
+    return stage.output

@@ -1,0 +1,98 @@
+from dataclasses import dataclass
+
+import pytest
+
+from ftc import compat
+from ftc.compat import Unsupported
+
+PINNED_TRL, CURRENT_TRL = (0, 16, 0), (1, 9, 0)
+PINNED_TF, CURRENT_TF = (4, 48, 2), (5, 17, 0)
+
+
+def test_parse_version():
+    assert compat.parse_version("4.48.2") == (4, 48, 2)
+    assert compat.parse_version("2.5.0+cu124") == (2, 5, 0)
+    assert compat.parse_version("1.0.0rc1") == (1, 0, 0)
+    assert compat.parse_version("0.20") == (0, 20, 0)
+    assert compat.parse_version(None) == () and compat.parse_version("dev") == ()
+
+
+def test_reward_columns_follow_trl():
+    row = {"chosen_ids": [1, 2], "rejected_ids": [3], "margin": 0.5}
+    assert compat.reward_row(row, PINNED_TRL) == {"input_ids_chosen": [1, 2], "attention_mask_chosen": [1, 1],
+                                                  "input_ids_rejected": [3], "attention_mask_rejected": [1],
+                                                  "margin": 0.5}
+    assert compat.reward_row(row, (0, 25, 0)) == {"chosen_input_ids": [1, 2], "rejected_input_ids": [3], "margin": 0.5}
+    assert compat.reward_row({"chosen_ids": [1], "rejected_ids": [2]}, CURRENT_TRL) == {"chosen_ids": [1],
+                                                                                      "rejected_ids": [2]}
+
+
+def test_ppo_rollout_is_the_global_batch_on_both_profiles():
+    old = compat.ppo_batch_layout(4, 8, 2, PINNED_TRL)
+    new = compat.ppo_batch_layout(4, 8, 2, CURRENT_TRL)
+    # trl 0.16: rollout = per_device * GA * mini; later: per_device * GA.
+    assert old["per_device_train_batch_size"] * old["gradient_accumulation_steps"] * old["num_mini_batches"] == 32
+    assert new["per_device_train_batch_size"] * new["gradient_accumulation_steps"] == 32
+    with pytest.raises(Unsupported, match="must divide"):
+        compat.ppo_batch_layout(4, 3, 2, PINNED_TRL)
+
+
+def test_grpo_differences():
+    assert not compat.grpo_resume_supported(PINNED_TRL) and compat.grpo_resume_supported(CURRENT_TRL)
+    assert compat.grpo_has_max_prompt_length(PINNED_TRL) and not compat.grpo_has_max_prompt_length(CURRENT_TRL)
+    assert compat.grpo_vllm_kwargs(PINNED_TRL, 8000, 51216) == {"use_vllm": True, "vllm_server_host": "127.0.0.1",
+                                                                 "vllm_server_port": 8000}
+    kw = compat.grpo_vllm_kwargs(CURRENT_TRL, 8001, 51217)
+    assert kw["vllm_mode"] == "server" and kw["vllm_group_port"] == 51217 and kw["vllm_server_port"] == 8001
+
+
+def test_loading_and_ppo_location():
+    assert compat.dtype_kwarg(PINNED_TF) == "torch_dtype" and compat.dtype_kwarg(CURRENT_TF) == "dtype"
+    assert compat.ppo_module_candidates(PINNED_TRL) == ("trl",)
+    assert compat.ppo_module_candidates(CURRENT_TRL)[0] == "trl.experimental.ppo"
+
+
+def test_packed_attention_mode():
+    assert compat.packed_attention_mode(PINNED_TF, "flash_attention_2", False) == "native"
+    assert compat.packed_attention_mode(PINNED_TF, "sdpa", False) == "mask"
+    assert compat.packed_attention_mode(CURRENT_TF, "sdpa", True) == "ftc"
+    assert compat.packed_attention_mode(CURRENT_TF, "sdpa", True, "mask") == "native"
+    assert compat.packed_attention_mode(CURRENT_TF, "sdpa", False) == "native"
+    with pytest.raises(Unsupported, match="AttentionInterface"):
+        compat.packed_attention_mode(PINNED_TF, "sdpa", False, "loop")
+
+
+def test_make_config_drops_or_refuses():
+    @dataclass
+    class Cfg:
+        a: int = 0
+        b: int = 0
+
+    kept, dropped = compat.filter_kwargs(Cfg, {"a": 1, "zz": 2})
+    assert kept == {"a": 1} and dropped == ["zz"]
+    cfg, dropped = compat.make_config(Cfg, {"a": 1, "b": 2, "c": 3})
+    assert cfg == Cfg(1, 2) and dropped == ["c"]
+    with pytest.raises(Unsupported, match="has no c"):
+        compat.make_config(Cfg, {"c": 3}, required=("c",))
+
+
+def test_library_versions_is_a_dict():
+    v = compat.library_versions()
+    assert isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
+
+
+def test_make_config_follows_renames():
+    @dataclass
+    class New:
+        warmup_steps: float = 0
+        eval_strategy: str = "no"
+
+    @dataclass
+    class Old:
+        warmup_ratio: float = 0
+        evaluation_strategy: str = "no"
+
+    cfg, dropped = compat.make_config(New, {"warmup_ratio": 0.1, "eval_strategy": "steps"})
+    assert cfg == New(0.1, "steps") and dropped == []
+    cfg, dropped = compat.make_config(Old, {"warmup_ratio": 0.1, "eval_strategy": "steps"})
+    assert cfg == Old(0.1, "steps") and dropped == []

@@ -1,0 +1,144 @@
+import json
+
+import pytest
+
+from fakes import FakeTokenizer
+from ftc import prepare
+from ftc.data import DataError
+from ftc.packing import IGNORE
+from ftc.stage import PrepareConfig, StageFile
+
+tok = FakeTokenizer()
+
+
+def cfg(consumer, fmt, **kw):
+    d = {"consumer": consumer, "dataset": {"format": fmt, "source": {"kind": "file", "ref": "d.jsonl"}},
+         "tokenizer": {"repo": "x/y", "revision": "abc"}, "maxLength": 64}
+    ds = kw.pop("dataset", {})
+    d["dataset"].update(ds)
+    d.update(kw)
+    return PrepareConfig.parse(d)
+
+
+def conv(q, a):
+    return {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+
+
+def test_sft_rows_masked_and_over_length_counted():
+    rows = [conv("hi", "yo"), conv("x" * 80, "y"), {"messages": [{"role": "user", "content": "q"},
+                                                               {"role": "assistant", "content": "a"}]}]
+    train, held, st = prepare.prepare_rows(cfg("sft", "messages", completionOnly=True), rows, tok)
+    assert len(train) == 2 and held == [] and st.over_length_dropped == 1 and st.rows_in == 3 and st.rows_out == 2
+    r = train[0]
+    assert tok.decode([t for t, l in zip(r["input_ids"], r["labels"]) if l != IGNORE]) == "yo<|im_end|>\n"
+    assert st.tokens == sum(len(r["input_ids"]) for r in train)
+
+
+def test_sft_truncation_keeps_rows_and_drops_untrainable_ones():
+    rows = [conv("q" * 40, "a" * 40), conv("q" * 70, "a")]
+    train, _, st = prepare.prepare_rows(cfg("sft", "messages", completionOnly=True, overLength="truncate"), rows, tok)
+    assert st.over_length_truncated == 2
+    # The second row's answer was cut off entirely: nothing to learn.
+    assert st.no_trainable_dropped == 1 and len(train) == 1 and len(train[0]["input_ids"]) == 64
+
+
+def test_sft_packing_plan():
+    rows = [conv("q" * n, "a") for n in (5, 30, 10, 20, 3)]
+    train, _, st = prepare.prepare_rows(cfg("sft", "messages", completionOnly=True, packing=True), rows, tok)
+    assert st.packed_rows == len(train) < 5
+    for r in train:
+        assert len(r["input_ids"]) <= 64 and sum(r["seq_lengths"]) == len(r["input_ids"])
+    assert sum(len(r["seq_lengths"]) for r in train) == 5
+    assert 0 < st.packing_efficiency <= 1
+
+
+def test_reward_explicit_prompt_converted_and_counted():
+    rows = [{"prompt": "Q", "chosen": "good", "rejected": "bad"},
+            {"prompt": "Q" * 70, "chosen": "good", "rejected": "bad"},
+            {"prompt": "Q", "chosen": "g", "rejected": "b", "margin": 1}]
+    train, _, st = prepare.prepare_rows(cfg("reward", "preference", dataset={"prompt": "explicit"}), rows, tok)
+    assert st.explicit_prompt_converted == 3 and st.over_length_dropped == 1 and len(train) == 2
+    assert tok.decode(train[0]["chosen_ids"]) == "Qgood<|im_end|>"
+    assert tok.decode(train[0]["rejected_ids"]) == "Qbad<|im_end|>"
+    assert train[1]["margin"] == 1.0
+
+
+def test_reward_implicit_with_prompt_column_fails_with_row_number():
+    rows = [{"chosen": "a", "rejected": "b"}, {"prompt": "q", "chosen": "a", "rejected": "b"}]
+    with pytest.raises(DataError, match="row 1"):
+        prepare.prepare_rows(cfg("reward", "preference"), rows, tok)
+
+
+def test_ppo_prompts_tokenized_and_left_truncated():
+    rows = [{"prompt": [{"role": "user", "content": "hello"}]}, {"prompt": "z" * 100}]
+    train, _, st = prepare.prepare_rows(cfg("ppo", "prompt", overLength="truncate", maxLength=32), rows, tok)
+    assert tok.decode(train[0]["input_ids"]).endswith("<|im_start|>assistant\n")
+    assert train[1]["input_ids"] == tok.encode("z" * 32) and st.prompt_over_length_truncated == 1
+
+
+def test_grpo_keeps_prompts_and_columns_and_applies_prompt_limit():
+    rows = [{"prompt": [{"role": "user", "content": "2+2?"}], "answer": "4"},
+            {"prompt": [{"role": "user", "content": "w" * 60}], "answer": "x"}]
+    train, _, st = prepare.prepare_rows(cfg("grpo", "prompt", maxPromptLength=40), rows, tok)
+    assert train == [rows[0]] and st.prompt_over_length_dropped == 1 and st.columns == ["answer", "prompt"]
+    train, _, st = prepare.prepare_rows(cfg("grpo", "prompt", maxPromptLength=40, overLength="truncate"), rows, tok)
+    assert st.prompt_over_length_truncated == 1
+    # The truncated conversation became text, so all prompts are text now.
+    assert all(isinstance(r["prompt"], str) for r in train)
+    assert train[1]["prompt"].endswith("<|im_start|>assistant\n") and len(tok.encode(train[1]["prompt"])) == 40
+    assert train[1]["answer"] == "x"
+
+
+def test_grpo_refuses_mixed_prompt_kinds():
+    rows = [{"prompt": "a"}, {"prompt": [{"role": "user", "content": "b"}]}]
+    with pytest.raises(DataError, match="mix"):
+        prepare.prepare_rows(cfg("grpo", "prompt"), rows, tok)
+
+
+def test_format_must_suit_consumer():
+    with pytest.raises(DataError, match="cannot read 'messages'"):
+        prepare.prepare_rows(cfg("reward", "messages"), [conv("a", "b")], tok)
+
+
+def test_eval_split_is_deterministic():
+    rows = [conv(str(i), "a") for i in range(20)]
+    c = cfg("sft", "messages", evalFraction=0.25, seed=7)
+    t1, e1, st = prepare.prepare_rows(c, rows, tok)
+    t2, e2, _ = prepare.prepare_rows(c, rows, tok)
+    assert (t1, e1) == (t2, e2) and len(e1) == 5 and st.eval_rows == 5
+    _, e3, _ = prepare.prepare_rows(cfg("sft", "messages", evalFraction=0.25, seed=8), rows, tok)
+    assert e3 != e1
+
+
+def test_columns_renamed_before_shaping():
+    rows = [{"conversations": conv("a", "b")["messages"]}]
+    train, _, _ = prepare.prepare_rows(cfg("sft", "messages", dataset={"columns": {"messages": "conversations"}}),
+                                       rows, tok)
+    assert len(train) == 1
+
+
+def test_outputs_round_trip(tmp_path):
+    c = cfg("sft", "messages", evalFraction=0.5, seed=1)
+    train, held, st = prepare.prepare_rows(c, [conv("a", "b"), conv("c", "d")], tok)
+    prepare.write_outputs(tmp_path, c, train, held, st, {"repo": "x/y", "revision": "abc"})
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["rowsIn"] == 2 and stats["evalRows"] == 1 and "overLengthDropped" in stats
+    m, t2, h2 = prepare.read_prepared(tmp_path)
+    assert m["consumer"] == "sft" and t2 == train and h2 == held and not m["packed"]
+
+
+def test_read_dataset_from_stage_file(tmp_path):
+    (tmp_path / "inputs" / "dataset").mkdir(parents=True)
+    (tmp_path / "inputs" / "dataset" / "d.jsonl").write_text('{"text": "a"}\n\n{"text": "b"}\n')
+    raw = {"apiVersion": "ftc.dev/stage/v1alpha1", "name": "s.prepare", "kind": "prepare", "key": "k",
+           "config": {"consumer": "sft", "dataset": {"format": "text", "source": {"kind": "file"}, "encoding": "jsonl"},
+                      "tokenizer": {"repo": "x/y", "revision": "r"}, "maxLength": 16},
+           "inputs": {"dataset": {"path": "inputs/dataset/d.jsonl", "kind": "file"}},
+           "output": "output", "checkpoints": "checkpoints", "metrics": "metrics.jsonl",
+           "world": {"processes": 1, "strategy": "single"}}
+    (tmp_path / "stage.json").write_text(json.dumps(raw))
+    st = StageFile.load(tmp_path / "stage.json")
+    assert prepare.read_dataset(st, st.prepare_config()) == [{"text": "a"}, {"text": "b"}]
+    (tmp_path / "inputs" / "dataset" / "d.jsonl").write_text('{"text": "a"}\n[1]\n')
+    with pytest.raises(DataError, match="d.jsonl:2"):
+        prepare.read_dataset(st, st.prepare_config())

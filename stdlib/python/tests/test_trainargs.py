@@ -1,0 +1,76 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from ftc import trainargs
+from ftc.stage import StageError, TrainConfig
+
+BASE = json.loads((Path(__file__).parent / "fixtures" / "sft.stage.json").read_text())["config"]
+
+
+def cfg(**edits):
+    c = json.loads(json.dumps(BASE))
+    for path, v in edits.items():
+        d = c
+        keys = path.split("__")
+        for k in keys[:-1]:
+            d = d.setdefault(k, {})
+        d[keys[-1]] = v
+    return TrainConfig.parse(c)
+
+
+def test_single_gpu_epochs():
+    kw = trainargs.training_kwargs(cfg(), "/run/checkpoints", "bf16", True, False)
+    assert kw["output_dir"] == "/run/checkpoints"
+    assert kw["per_device_train_batch_size"] == 8 and kw["gradient_accumulation_steps"] == 2
+    assert kw["num_train_epochs"] == 2 and "max_steps" not in kw
+    assert kw["bf16"] and not kw["fp16"] and kw["optim"] == "adamw_torch_fused"
+    assert kw["lr_scheduler_type"] == "cosine" and kw["save_steps"] == 500 and kw["save_total_limit"] is None
+    assert kw["gradient_checkpointing"] and kw["gradient_checkpointing_kwargs"] == {"use_reentrant": False}
+    assert kw["eval_strategy"] == "no" and kw["report_to"] == "none" and "deepspeed" not in kw
+    assert kw["ddp_timeout"] == 1800
+
+
+def test_steps_schedule_optimizer_eval():
+    c = cfg(training__steps=100, training__epochs=0, training__schedule="constant", training__optimizer="paged-adamw-8bit",
+            cadence__evalEvery=50)
+    kw = trainargs.training_kwargs(c, "/c", "fp16", False, True)
+    assert kw["max_steps"] == 100 and "num_train_epochs" not in kw
+    assert kw["lr_scheduler_type"] == "constant_with_warmup" and kw["optim"] == "paged_adamw_8bit"
+    assert kw["fp16"] and kw["eval_strategy"] == "steps" and kw["eval_steps"] == 50
+    assert kw["gradient_checkpointing_kwargs"] is None
+
+
+def test_zero3_offload_deepspeed_config():
+    c = cfg(distributed__strategy="zero3", distributed__offload={"optimizer": True, "params": True})
+    ds = trainargs.training_kwargs(c, "/c", "bf16", True, False)["deepspeed"]
+    z = ds["zero_optimization"]
+    assert z["stage"] == 3 and z["offload_optimizer"]["device"] == "cpu" and z["offload_param"]["device"] == "cpu"
+    assert ds["gradient_accumulation_steps"] == "auto" and ds["bf16"] == {"enabled": "auto"}
+    z2 = trainargs.deepspeed_config(cfg(distributed__strategy="zero2"))["zero_optimization"]
+    assert z2["stage"] == 2 and "offload_param" not in z2
+
+
+def test_fsdp_settings():
+    kw = trainargs.training_kwargs(cfg(distributed__strategy="fsdp"), "/c", "bf16", True, False, "Qwen2DecoderLayer")
+    assert kw["fsdp"] == "full_shard auto_wrap"
+    assert kw["fsdp_config"]["transformer_layer_cls_to_wrap"] == ["Qwen2DecoderLayer"]
+
+
+def test_unknown_optimizer():
+    with pytest.raises(StageError, match="optimizer"):
+        trainargs.training_kwargs(cfg(training__optimizer="lion"), "/c", "bf16", False, False)
+
+
+def test_runtime_trainer_args_win_except_what_ftc_owns(tmp_path):
+    kw = trainargs.training_kwargs(cfg(), str(tmp_path / "checkpoints"), "bf16", False, False)
+    assert trainargs.merge_runtime_args(kw, tmp_path) == kw  # no file: ftc's own derivation
+    (tmp_path / "trainer_args.json").write_text(json.dumps({
+        "output_dir": "checkpoints", "optim": "adamw_torch", "save_total_limit": 2, "warmup_steps": 0.03,
+        "dataloader_num_workers": 2, "deepspeed": "ds_config.json"}))
+    got = trainargs.merge_runtime_args(kw, tmp_path)
+    assert got["optim"] == "adamw_torch" and got["dataloader_num_workers"] == 2 and got["warmup_steps"] == 0.03
+    assert "warmup_ratio" not in got
+    assert got["output_dir"] == str(tmp_path / "checkpoints") and got["save_total_limit"] is None
+    assert got["deepspeed"] == str(tmp_path / "ds_config.json")
