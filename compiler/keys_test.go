@@ -195,3 +195,49 @@ func TestAutoCheckpointingFollowsTheEstimate(t *testing.T) {
 		t.Error("auto resolved to on and an explicit on have different keys")
 	}
 }
+
+// TestChatTemplateIsAnInputKeyedByContent: a chat template file reaches
+// the prepare and training stages as the "chat-template" input, and
+// editing it changes both keys.
+func TestChatTemplateIsAnInputKeyedByContent(t *testing.T) {
+	dir := t.TempDir()
+	copyTree(t, "../examples/sft-trl-single", dir)
+	tmpl := filepath.Join(dir, "template.jinja")
+	os.WriteFile(tmpl, []byte("{% for m in messages %}{{ m.content }}{% endfor %}"), 0o644)
+	recipe := filepath.Join(dir, "recipe.cue")
+	set := "stages.sft.model.chatTemplate=template.jinja"
+	p := planOf(t, recipe, set)
+	for _, s := range p.Stages {
+		found := false
+		for _, in := range s.Inputs {
+			if in.Role == "chat-template" && in.Source != nil && in.Source.Ref == "template.jinja" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("stage %s has no chat-template input", s.Name)
+		}
+	}
+	before := stageKeys(p)
+	os.WriteFile(tmpl, []byte("{{ messages }}"), 0o644)
+	after := stageKeys(planOf(t, recipe, set))
+	for name := range before {
+		if before[name] == after[name] {
+			t.Errorf("editing the chat template did not change the key of %s", name)
+		}
+	}
+}
+
+func planOf(t *testing.T, file string, sets ...string) *plan.Plan {
+	t.Helper()
+	var ovs []load.Override
+	for _, s := range sets {
+		o, _ := load.ParseOverride(s)
+		ovs = append(ovs, o)
+	}
+	p, diags, err := compiler.Plan(file, ovs)
+	if err != nil {
+		t.Fatalf("%v\n%v", err, diags)
+	}
+	return p
+}

@@ -36,6 +36,10 @@ func (r *Recipe) MemoryInput(st Stage, checkpointing bool) memory.Input {
 	case "sft":
 		train.TokensPerMicroBatch = t.MicroBatch * seq
 		train.LogitsTokens = train.TokensPerMicroBatch
+		if sp := st.Speed; sp != nil && sp.ChunkedLoss {
+			// Only one chunk of logits exists at a time.
+			train.LogitsTokens = min(train.LogitsTokens, sp.LossChunkTokens)
+		}
 	case "reward":
 		// Chosen and rejected go through the model together; the head has
 		// one output, not the vocabulary.

@@ -251,6 +251,7 @@ type Stage struct {
 	// sft
 	Backend        string `json:"backend,omitempty"`
 	CompletionOnly *bool  `json:"completionOnly,omitempty"`
+	Speed          *Speed `json:"speed,omitempty"`
 	// reward
 	CenterRewards *float64 `json:"centerRewards,omitempty"`
 	// ppo
@@ -270,6 +271,15 @@ func (s Stage) Base() *Model {
 		return s.Policy
 	}
 	return s.Model
+}
+
+// Speed holds the switches of the fast SFT path.
+type Speed struct {
+	PaddingFree     bool   `json:"paddingFree"`
+	ChunkedLoss     bool   `json:"chunkedLoss"`
+	LossChunkTokens int    `json:"lossChunkTokens"`
+	Compile         bool   `json:"compile"`
+	Attention       string `json:"attention"`
 }
 
 // PPO holds trl's PPO knobs.

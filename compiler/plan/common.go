@@ -10,7 +10,8 @@ import (
 // with any change to what the material holds.
 //
 // 2: gradientCheckpointing holds the resolved "on" or "off", never "auto".
-const stageVersion = 2
+// 3: SFT stages carry their speed switches.
+const stageVersion = 3
 
 // StageConfig is what a training entrypoint reads (stage.json). Names of
 // recipes, datasets and stages do not appear in it: inputs are addressed
@@ -19,6 +20,7 @@ type StageConfig struct {
 	Method                string                 `json:"method"`
 	Backend               string                 `json:"backend,omitempty"`
 	CompletionOnly        *bool                  `json:"completionOnly,omitempty"`
+	Speed                 *config.Speed          `json:"speed,omitempty"`
 	Models                map[string]ModelConfig `json:"models"`
 	Adapter               config.Adapter         `json:"adapter"`
 	GradientCheckpointing string                 `json:"gradientCheckpointing"`
@@ -168,6 +170,16 @@ func (b *builder) model(role string, m *config.Model) (ModelConfig, Input) {
 	return mc, Input{Role: role, Source: &Source{Kind: "hub-model", Ref: m.Repo, Pin: m.Revision, Pinned: isCommit(m.Revision)}}
 }
 
+// chatTemplate is the input carrying a recipe's chat template file, which
+// the entrypoints read under the role "chat-template".
+func (b *builder) chatTemplate(m *config.Model) (Input, bool) {
+	if m == nil || m.ChatTemplate == "" {
+		return Input{}, false
+	}
+	f := b.r.Files[m.ChatTemplate]
+	return Input{Role: "chat-template", Source: &Source{Kind: "recipe-file", Ref: m.ChatTemplate, Pin: "sha256:" + f.SHA256, Pinned: true}}, true
+}
+
 // training assembles the parts every training stage shares and computes
 // its key and launch plan.
 func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*Stage, error) {
@@ -208,6 +220,9 @@ func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*S
 		return nil, err
 	}
 	inputs = append(dataInputs, inputs...)
+	if in, ok := b.chatTemplate(st.Base()); ok {
+		inputs = append(inputs, in)
+	}
 	mat := material(st.Method, cfg, inputs, b.env)
 	k, err := key.Of(key.DomainStage, stageVersion, mat)
 	if err != nil {

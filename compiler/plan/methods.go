@@ -12,6 +12,7 @@ func buildSFT(b *builder, st config.Stage) (*Stage, error) {
 	cfg := StageConfig{
 		Backend:        st.Backend,
 		CompletionOnly: st.CompletionOnly,
+		Speed:          st.Speed,
 		Models:         map[string]ModelConfig{"model": mc},
 	}
 	return b.training(st, cfg, []Input{in})

@@ -122,12 +122,16 @@ func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float6
 		return ps, nil
 	}
 	src := cfg.Dataset.Source
+	inputs := []Input{{Role: "dataset", Source: &src}, {Role: "tokenizer", Source: &Source{Kind: "hub-model", Ref: bm.Repo, Pin: bm.Revision, Pinned: isCommit(bm.Revision)}}}
+	if in, ok := b.chatTemplate(bm); ok {
+		inputs = append(inputs, in)
+	}
 	ps := &Stage{
 		Name:      name,
 		Kind:      "prepare",
 		Key:       k,
 		ResumeKey: k,
-		Inputs:    []Input{{Role: "dataset", Source: &src}, {Role: "tokenizer", Source: &Source{Kind: "hub-model", Ref: bm.Repo, Pin: bm.Revision, Pinned: isCommit(bm.Revision)}}},
+		Inputs:    inputs,
 		Config:    cfg,
 		Launch:    launch.Prepare(),
 	}
