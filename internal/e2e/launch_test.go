@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,4 +53,43 @@ func TestGPUsRunTheLauncherWithThatManyProcesses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGenerationServerStartsFirst runs a GRPO stage with a vLLM server on
+// one of two GPUs: the server (a fake trl that listens on the port) starts
+// first on GPU 0, the trainers start on GPU 1 only once it listens, and
+// the server is stopped afterwards.
+func TestGenerationServerStartsFirst(t *testing.T) {
+	fakes, _ := filepath.Abs("testdata/fakelaunchers")
+	dir := t.TempDir()
+	copyDir(t, "testdata/grpo", filepath.Join(dir, "recipe"))
+	e := &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")}
+	log := filepath.Join(t.TempDir(), "launch.log")
+	port := freePortForTest(t)
+	env := []string{"PATH=" + fakes + ":" + os.Getenv("PATH"), "FTC_TEST_LAUNCH_LOG=" + log, "FTC_TEST_TRAINER=" + trainerBin, "FTC_ENTRYPOINT=", "CUDA_VISIBLE_DEVICES=4,5"}
+	r := e.run(env, "--gpus", "2", "--python", filepath.Join(fakes, "python"), "--set", fmt.Sprintf("stages.grpo.grpo.generation.port=%d", port))
+	expect(t, r, 0, 0, 2)
+	b, _ := os.ReadFile(log)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "trl vllm-serve --model Qwen/Qwen2.5-0.5B-Instruct --revision 7ae557604adf67be50417f59c2c2f167def9a775") ||
+		!strings.Contains(lines[0], fmt.Sprintf("--port %d", port)) || !strings.HasSuffix(lines[0], "CUDA_VISIBLE_DEVICES=4") {
+		t.Fatalf("the server did not start first, on the first GPU, with the policy's weights:\n%s", b)
+	}
+	if !strings.Contains(string(b), "torchrun --nnodes=1 --nproc-per-node=1") || !strings.Contains(string(b), "CUDA_VISIBLE_DEVICES=5") {
+		t.Fatalf("the trainers did not run on the other GPU:\n%s", b)
+	}
+	// The server was stopped: nothing listens on its port any more.
+	if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+		c.Close()
+		t.Fatal("the generation server is still running")
+	}
+}
+
+func freePortForTest(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -406,7 +407,12 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 		// output reaches the cluster through the cache like any other.
 		be = backend.Local{}
 	}
-	runErr := be.Run(ctx, job)
+	var runErr error
+	if sv := s.Launch.Server; sv != nil && !r.opts.Cluster {
+		runErr = r.withServer(ctx, s, be, job, gpus, inputs, logf)
+	} else {
+		runErr = be.Run(ctx, job)
+	}
 	stopTail()
 	res.Metrics = tail.last
 	if runErr != nil {
@@ -501,6 +507,80 @@ func (r *runner) commit(s *plan.Stage, dir string, res *StageResult) error {
 	// The run directory's job is done: its checkpoints are not cache
 	// entries and the outputs now live in the store.
 	return os.RemoveAll(dir)
+}
+
+// withServer starts the stage's helper server (GRPO's vLLM server) on its
+// GPUs, waits until it listens, runs the trainers on the remaining GPUs,
+// and stops the server when they are done.
+func (r *runner) withServer(ctx context.Context, s *plan.Stage, be backend.Backend, job backend.Job, gpus []int, inputs map[string]StageInput, logf *os.File) error {
+	sv := s.Launch.Server
+	n := len(sv.GPUs)
+	if len(gpus) < n {
+		return fmt.Errorf("the server needs %d GPUs, the stage has %d", n, len(gpus))
+	}
+	argv := make([]string, 0, len(sv.Argv)+2)
+	for i := 0; i < len(sv.Argv); i++ {
+		argv = append(argv, sv.Argv[i])
+		if sv.Argv[i] == "--model" && i+1 < len(sv.Argv) {
+			// The server loads the policy's starting weights: a stage
+			// output in the run directory, or a Hub model at its commit.
+			in := inputs["model"]
+			if in.Path != "" {
+				argv = append(argv, in.Path)
+			} else {
+				argv = append(argv, in.Repo, "--revision", in.Revision)
+			}
+			i++
+		}
+	}
+	serverLog, err := os.OpenFile(filepath.Join(job.Dir, "logs", "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer serverLog.Close()
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	exited := make(chan error, 1)
+	go func() {
+		exited <- be.Run(sctx, backend.Job{Name: s.Name + " server", Dir: job.Dir, Argv: argv, Env: job.Env, GPUs: gpus[:n], Output: serverLog})
+	}()
+	r.emit(Event{Type: EventStart, Stage: s.Name, Message: "server: " + strings.Join(argv, " ")})
+	if err := waitListening(ctx, sv.Ports[0], exited); err != nil {
+		return fmt.Errorf("generation server: %w (log: %s)", err, serverLog.Name())
+	}
+	fmt.Fprintf(logf, "== ftc: generation server listening on port %d\n", sv.Ports[0])
+	job.GPUs = gpus[n:]
+	runErr := be.Run(ctx, job)
+	stop()
+	<-exited
+	return runErr
+}
+
+// serverStartTimeout bounds how long a generation server may take to load
+// its model and listen.
+var serverStartTimeout = 15 * time.Minute
+
+// waitListening waits until something listens on the loopback port, the
+// server exits, or the timeout passes.
+func waitListening(ctx context.Context, port int, exited <-chan error) error {
+	deadline := time.Now().Add(serverStartTimeout)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("exited before listening on port %d: %v", port, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not listening on port %d after %v", port, serverStartTimeout)
+		}
+	}
 }
 
 // logTail returns the last n lines of a log, indented, for error messages.
