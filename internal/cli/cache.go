@@ -98,20 +98,19 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 than --keep-days, removes the rest, then removes unreachable blobs. Run it
 when no ftc run is writing to the cache.`,
 		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := cas.Open(cache.store())
 			if err != nil {
 				return err
 			}
 			keep := map[string]bool{}
 			for _, r := range keepRecipes {
-				p, diags, err := compiler.Plan(r, nil)
-				printDiags(stderr, diags.Errors())
+				keys, err := recipeKeys(ctx(cmd), r, &cache, stderr)
 				if err != nil {
-					return errFailed
+					return err
 				}
-				for _, st := range p.Stages {
-					keep[string(st.Key)] = true
+				for _, k := range keys {
+					keep[k] = true
 				}
 			}
 			res, err := s.GC(cas.GCOptions{KeepKeys: keep, KeepNewerThan: time.Duration(keepDays * 24 * float64(time.Hour)), Now: time.Now()})
@@ -136,7 +135,7 @@ when no ftc run is writing to the cache.`,
 			}
 			var keys []string
 			if len(args) == 2 {
-				if keys, err = recipeKeys(args[1], stderr); err != nil {
+				if keys, err = recipeKeys(ctx(cmd), args[1], &cache, stderr); err != nil {
 					return err
 				}
 			}
@@ -162,7 +161,7 @@ when no ftc run is writing to the cache.`,
 			if err != nil {
 				return err
 			}
-			keys, err := recipeKeys(args[1], stderr)
+			keys, err := recipeKeys(ctx(cmd), args[1], &cache, stderr)
 			if err != nil {
 				return err
 			}
@@ -194,11 +193,17 @@ func ctx(cmd *cobra.Command) context.Context {
 	return context.Background()
 }
 
-// recipeKeys plans a recipe and returns its stage keys.
-func recipeKeys(file string, stderr io.Writer) ([]string, error) {
-	p, diags, err := compiler.Plan(file, nil)
+// recipeKeys plans a recipe as `ftc run` does — data checked, Hub
+// references pinned from ftc.lock, offline — and returns its stage keys.
+func recipeKeys(c context.Context, file string, cache *cacheFlag, stderr io.Writer) ([]string, error) {
+	r, diags, err := compiler.Vet(file, nil)
 	printDiags(stderr, diags.Errors())
 	if err != nil {
+		return nil, errFailed
+	}
+	p, _, err := resolveAndPlan(c, r, &runFlags{cache: *cache, offline: true}, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "ftc: %v\n", err)
 		return nil, errFailed
 	}
 	return planKeys(p), nil

@@ -521,3 +521,17 @@ func TestInterruptKeepsCheckpoints(t *testing.T) {
 		t.Fatalf("resumed run failed:\n%s", r.out)
 	}
 }
+
+// TestGCKeepsARecipe: gc keeps the entries of a recipe named with --keep
+// and removes the rest, and the recipe then runs fully cached.
+func TestGCKeepsARecipe(t *testing.T) {
+	e := newEnv(t)
+	expect(t, e.run(nil), 0, 0, 4)
+	expect(t, e.run(nil, "--set", "stages.ppo.ppo.klCoef=0.3"), 0, 3, 1)
+	r := e.ftc(nil, "cache", "gc", "--keep", e.recipe)
+	if r.code != 0 || !strings.Contains(r.out, "removed 1 entries") {
+		t.Fatalf("gc:\n%s", r.out)
+	}
+	expect(t, e.run(nil), 0, 4, 0)
+	expect(t, e.run(nil, "--set", "stages.ppo.ppo.klCoef=0.3"), 0, 3, 1)
+}
