@@ -237,6 +237,19 @@ func setIn(decls *[]ast.Decl, labels []string, expr ast.Expr, create bool) bool 
 			if setIn(&v.Elts, labels[1:], expr, create) {
 				set = true
 			}
+		case *ast.BinaryExpr:
+			// preset & {field: ...}: replace the field where the user
+			// wrote it, in a struct literal of the unification.
+			if !create && setInUnification(v, labels[1:], expr) {
+				set = true
+				continue
+			}
+			if create && !set {
+				st := ast.NewStruct()
+				setIn(&st.Elts, labels[1:], expr, true)
+				f.Value = &ast.BinaryExpr{X: f.Value, Op: token.AND, Y: st}
+				set = true
+			}
 		default:
 			if create && !set {
 				// The field's value is an expression (a preset, a
@@ -285,6 +298,28 @@ func validateAll(v cue.Value, first error) error {
 	}
 	walk(v, 4)
 	return all
+}
+
+// setInUnification sets labels within the struct literals of an &
+// expression, reporting whether one of them held the field.
+func setInUnification(e *ast.BinaryExpr, labels []string, expr ast.Expr) bool {
+	if e.Op != token.AND {
+		return false
+	}
+	set := false
+	for _, side := range []ast.Expr{e.X, e.Y} {
+		switch v := side.(type) {
+		case *ast.StructLit:
+			if setIn(&v.Elts, labels, expr, false) {
+				set = true
+			}
+		case *ast.BinaryExpr:
+			if setInUnification(v, labels, expr) {
+				set = true
+			}
+		}
+	}
+	return set
 }
 
 // fromCUE converts CUE errors into diagnostics at user positions.

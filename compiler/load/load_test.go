@@ -153,3 +153,11 @@ func TestParseOverride(t *testing.T) {
 		t.Errorf("ParseOverride(a.b=c=d) = %+v, %v", o, err)
 	}
 }
+
+func TestOverrideReplacesFieldInsideUnification(t *testing.T) {
+	src := strings.Replace(recipe, "hardware: {gpu: gpus.H100_80G}", `hardware: {gpu: gpus.H100_80G} & {target: "slurm", slurm: {}}`, 1)
+	inst := mustLoad(t, write(t, src), "hardware.target=kubernetes")
+	if s, _ := lookup(t, inst, "hardware.target").String(); s != "kubernetes" {
+		t.Errorf("target = %q, want the override", s)
+	}
+}

@@ -47,6 +47,11 @@ func TestServerDryRunOfEveryExample(t *testing.T) {
 		for _, workload := range []string{"pytorchjob", "indexed-job"} {
 			sets := []load.Override{{Path: "hardware.target", Value: "kubernetes"}, {Path: "hardware.kubernetes.workload", Value: workload}}
 			p, diags, err := compiler.Plan(r, sets)
+			if err != nil && strings.Contains(diags.Error(), "slurm settings given") {
+				// A Slurm recipe keeps its slurm block; --set cannot remove it.
+				t.Logf("%s: written for Slurm, not re-targeted", r)
+				continue
+			}
 			if err != nil {
 				t.Fatalf("%s: %v\n%v", r, err, diags)
 			}
