@@ -17,6 +17,18 @@ command -v podman >/dev/null || apt_packages+=(podman)
 command -v runc >/dev/null || apt_packages+=(runc)
 [ -x /usr/libexec/podman/catatonit ] || apt_packages+=(catatonit)
 /usr/bin/python3 -c 'import pytest' 2>/dev/null || apt_packages+=(python3-pytest)
+# A private Slurm cluster (internal/slurmtest) and CPU torch for its DDP jobs.
+for p in sbatch slurmctld slurmd; do command -v $p >/dev/null || { apt_packages+=(slurm-wlm); break; }; done
+command -v munged >/dev/null || apt_packages+=(munge)
+/usr/bin/python3 -c 'import torch' 2>/dev/null || apt_packages+=(python3-torch)
+# ftc build against a real BuildKit (internal/buildkittest builds buildkitd
+# from go.mod once per run into $FTC_TEST_CACHE; it needs runc, above):
+# OCI readers, a static busybox for base images made on the spot, and
+# debootstrap for the Debian base with a real Python and pip.
+command -v skopeo >/dev/null || apt_packages+=(skopeo)
+command -v umoci >/dev/null || apt_packages+=(umoci)
+dpkg -s busybox-static >/dev/null 2>&1 || apt_packages+=(busybox-static)
+command -v debootstrap >/dev/null || apt_packages+=(debootstrap)
 if [ ${#apt_packages[@]} -gt 0 ]; then
 	echo "== installing ${apt_packages[*]} (apt)"
 	if [ "$(id -u)" = 0 ]; then
@@ -46,7 +58,7 @@ echo "== pytest (stdlib/python)"
 
 echo "== go test"
 go build -o /tmp/ftc-testsummary.$$ ./internal/testsummary || exit 1
-go test -count=1 -json ./... | /tmp/ftc-testsummary.$$ || status=1
+go test -count=1 -timeout 30m -json ./... | /tmp/ftc-testsummary.$$ || status=1
 rm -f /tmp/ftc-testsummary.$$
 
 exit $status

@@ -56,6 +56,23 @@ func (b *builder) files(st config.Stage, cfg StageConfig, ps *Stage) (map[string
 		files[launch.AccelerateFile] = string(acc)
 	}
 
+	if h.Target == "slurm" {
+		settings := config.Slurm{Time: "04:00:00", Container: "none"}
+		if h.Slurm != nil {
+			settings = *h.Slurm
+		}
+		in := launch.SbatchInput{Plan: ps.Launch, Stage: st.Name, Key: string(ps.Key), Slurm: settings}
+		if settings.Container != "none" {
+			in.Image = b.opts.Image
+		}
+		if settings.Container == "none" || in.Image != ImageNotBuilt {
+			sb, err := launch.Sbatch(in)
+			if err != nil {
+				return nil, err
+			}
+			files[launch.SbatchFile] = string(sb)
+		}
+	}
 	if h.Target == "kubernetes" {
 		k8s := config.Kubernetes{Namespace: "default", Workload: "pytorchjob", CacheVolumeClaim: "ftc-cache"}
 		if h.Kubernetes != nil {

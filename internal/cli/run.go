@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/launch"
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/backend"
 	"github.com/ftc-dev/ftc/runtime/cas"
@@ -76,7 +77,7 @@ its newest complete checkpoint on the next run.`,
 	fl.IntVar(&f.retries, "retries", 0, "restart a failed stage up to `N` times, resuming from its newest checkpoint")
 	fl.StringVar(&f.python, "python", "python", "Python interpreter with ftc's entrypoints installed (local backend)")
 	fl.StringVar(&f.entrypoint, "entrypoint", os.Getenv("FTC_ENTRYPOINT"), "command standing in for the launcher and `python -m ftc.entry` (test trainers, wrapper scripts)")
-	fl.StringVar(&f.engine, "backend", "local", "where stages run: local, docker, podman or kubernetes (kubectl; the recipe's target must be kubernetes)")
+	fl.StringVar(&f.engine, "backend", "local", "where stages run: local, docker, podman, slurm (sbatch from this host; the cache on a shared file system) or kubernetes (kubectl; the recipe's target must be kubernetes)")
 	fl.StringVar(&f.image, "image", "", "stage image by digest, for the docker and podman backends")
 	fl.BoolVar(&f.offline, "offline", false, "never contact the Hub; unpinned references must be in ftc.lock")
 	fl.StringVar(&f.remote, "remote", os.Getenv("FTC_REMOTE_CACHE"), "OCI repository used as a remote cache (pull hits before running, push results after)")
@@ -116,6 +117,20 @@ func runRecipe(ctx context.Context, file string, f *runFlags, gpusSet, restartAl
 	be, err := f.backend()
 	if err != nil {
 		return usageError{err}
+	}
+	if sb, ok := be.(backend.Slurm); ok {
+		// The jobs take their partition, time, container and layout from
+		// the recipe and the plan.
+		if r.Hardware.Slurm != nil {
+			sb.Settings = *r.Hardware.Slurm
+		} else {
+			sb.Settings = config.Slurm{Time: "04:00:00", Container: "none"}
+		}
+		sb.Plans = map[string]launch.Plan{}
+		for _, s := range p.Stages {
+			sb.Plans[s.Name] = s.Launch
+		}
+		be = sb
 	}
 	cluster := f.engine == "kubernetes" || f.engine == "slurm"
 	var gpus []int
@@ -284,13 +299,17 @@ func (f *runFlags) backend() (backend.Backend, error) {
 		return backend.Local{}, nil
 	case "kubernetes":
 		return backend.Kubernetes{}, nil
+	case "slurm":
+		// Submits from this host; the cache (and so the run directories)
+		// must be on a file system the nodes share.
+		return backend.Slurm{Image: f.image, Mounts: []string{f.cache.root() + ":" + f.cache.root()}}, nil
 	case "docker", "podman":
 		if f.image == "" {
 			return nil, errors.New("--backend " + f.engine + " needs --image REF@sha256:...")
 		}
 		return backend.Container{Engine: f.engine, Image: f.image, Mounts: []string{f.cache.root() + ":" + f.cache.root()}}, nil
 	}
-	return nil, fmt.Errorf("--backend %q: want local, docker, podman or kubernetes", f.engine)
+	return nil, fmt.Errorf("--backend %q: want local, docker, podman, kubernetes or slurm", f.engine)
 }
 
 // secretEnv passes the recipe's secrets by name: their values come from
