@@ -29,10 +29,15 @@ func Vet(file string, overrides []load.Override) (*config.Recipe, diag.List, err
 
 // Plan vets a recipe and compiles it into its stage graph.
 func Plan(file string, overrides []load.Override) (*plan.Plan, diag.List, error) {
+	return PlanWith(file, overrides, plan.Options{})
+}
+
+// PlanWith is Plan with options (the stage image by digest).
+func PlanWith(file string, overrides []load.Override, opts plan.Options) (*plan.Plan, diag.List, error) {
 	r, diags, err := Vet(file, overrides)
 	if err != nil {
 		return nil, diags, err
 	}
-	p, err := plan.Build(r)
+	p, err := plan.BuildWith(r, opts)
 	return p, diags, err
 }

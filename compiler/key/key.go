@@ -30,6 +30,9 @@ const (
 	DomainStage       = "ftc/stage"
 	DomainEnvironment = "ftc/environment"
 	DomainResume      = "ftc/resume"
+	// DomainImageEnvironment keys environment images (base by digest,
+	// locked Python dependencies, build steps): equal keys, equal images.
+	DomainImageEnvironment = "ftc/image/environment"
 )
 
 // Of computes the key of material in domain at version.

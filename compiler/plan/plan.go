@@ -21,6 +21,9 @@ type Plan struct {
 	Recipe      string      `json:"recipe"`
 	Environment Environment `json:"environment"`
 	Hardware    Hardware    `json:"hardware"`
+	// Image is the stage image by digest (REF@sha256:…) when one was
+	// given (ftc build makes it); stage keys do not depend on it.
+	Image string `json:"image,omitempty"`
 	// Stages in topological order: every stage after its inputs.
 	Stages []*Stage `json:"stages"`
 }
@@ -118,6 +121,7 @@ func Build(r *config.Recipe) (*Plan, error) { return BuildWith(r, Options{}) }
 
 // BuildWith compiles r into its plan with options.
 func BuildWith(r *config.Recipe, opts Options) (*Plan, error) {
+	ref := opts.Image
 	if opts.Image == "" {
 		opts.Image = ImageNotBuilt
 	}
@@ -149,6 +153,7 @@ func BuildWith(r *config.Recipe, opts Options) (*Plan, error) {
 		Recipe:      r.Name,
 		Environment: Environment{Profile: r.Environment.Profile, Key: envKey},
 		Hardware:    Hardware{Nodes: h.Nodes, GPUsPerNode: h.GPUsPerNode, GPU: h.GPU.Name, Strategy: h.Strategy, Target: h.Target},
+		Image:       ref,
 		Stages:      b.stages,
 	}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler"
+	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/compiler/launch"
 	"github.com/ftc-dev/ftc/compiler/plan"
 )
@@ -18,7 +19,7 @@ import (
 func newPlan(stdout, stderr io.Writer) *cobra.Command {
 	var flags recipeFlags
 	var asJSON bool
-	var out string
+	var out, img string
 	cmd := &cobra.Command{
 		Use:   "plan FILE",
 		Short: "Show the stage graph a recipe compiles to, with content keys and commands",
@@ -35,7 +36,10 @@ and the command that starts it. --json prints the same as JSON
 			if err != nil {
 				return err
 			}
-			p, diags, err := compiler.Plan(files[0], overrides)
+			if img != "" && !image.ByDigest(img) {
+				return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", img)}
+			}
+			p, diags, err := compiler.PlanWith(files[0], overrides, plan.Options{Image: img})
 			printDiags(stderr, diags)
 			if err != nil {
 				if len(diags) == 0 {
@@ -60,6 +64,7 @@ and the command that starts it. --json prints the same as JSON
 	}
 	flags.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	cmd.Flags().StringVar(&img, "image", "", "the stage image by digest, `REF@sha256:…` (from ftc build), named by the plan and its job files")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write each stage's config and launcher files under `DIR/<stage>/` (plan.json at the top)")
 	return cmd
 }
@@ -118,6 +123,9 @@ func printPlan(w io.Writer, p *plan.Plan) {
 	h := p.Hardware
 	fmt.Fprintf(w, "recipe %s\n", p.Recipe)
 	fmt.Fprintf(w, "environment %s (%s)\n", p.Environment.Profile, p.Environment.Key.Short())
+	if p.Image != "" {
+		fmt.Fprintf(w, "image %s\n", p.Image)
+	}
 	fmt.Fprintf(w, "hardware %d node(s) × %d %s, strategy %s, target %s\n\n", h.Nodes, h.GPUsPerNode, h.GPU, h.Strategy, h.Target)
 	for i, s := range p.Stages {
 		fmt.Fprintf(w, "%d. %s [%s]\n", i+1, s.Name, s.Kind)

@@ -327,3 +327,7 @@ func mustHash(s string) v1.Hash {
 	}
 	return h
 }
+
+// IsLoopback reports whether a registry reference names a loopback host,
+// which may be plain HTTP (ftc build pushes there too).
+func IsLoopback(ref string) bool { return isLoopback(ref) }

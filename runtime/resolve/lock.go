@@ -25,10 +25,44 @@ type Ref struct {
 
 func (r Ref) String() string { return r.Kind + " " + r.Repo + "@" + r.Revision }
 
-// Lock maps references to commits.
+// Lock holds a recipe's pins: Hub references to commits (ftc run), and
+// for images (ftc lock, ftc build) the base image's digest and the Python
+// dependency closure with hashes.
 type Lock struct {
 	Pins map[Ref]string
+	// Bases maps base image references written without a digest to the
+	// digest they were pinned to.
+	Bases map[string]string
+	// Python is the resolved Python closure; nil when none was resolved.
+	Python *PythonLock
 }
+
+// PythonLock is a resolved Python dependency closure.
+type PythonLock struct {
+	// Input identifies what was resolved (image.RequirementsDigest: the
+	// requirements, the base by digest, the platform); a lock resolved for
+	// another input is stale.
+	Input string
+	// Packages, sorted by name, each with the sha256 of its wheel(s).
+	Packages []PythonPackage
+}
+
+// PythonPackage is one locked distribution.
+type PythonPackage struct {
+	Name    string
+	Version string
+	// Hashes are "sha256:<hex>".
+	Hashes []string
+}
+
+// Lock file lines, one pin each:
+//
+//	model REPO@REVISION COMMIT
+//	dataset REPO@REVISION COMMIT
+//	base IMAGE sha256:DIGEST
+//	python-input sha256:DIGEST
+//	python NAME==VERSION sha256:HASH [sha256:HASH...]
+const lineFormats = `"model|dataset REPO@REVISION COMMIT", "base IMAGE sha256:DIGEST", "python-input sha256:DIGEST" or "python NAME==VERSION sha256:HASH..."`
 
 // ReadLock reads a lock file; a missing file is an empty lock.
 func ReadLock(path string) (*Lock, error) {
@@ -46,14 +80,59 @@ func ReadLock(path string) (*Lock, error) {
 			continue
 		}
 		f := strings.Fields(line)
+		switch f[0] {
+		case "base":
+			if len(f) != 3 || !isDigest(f[2]) {
+				return nil, fmt.Errorf("%s:%d: want \"base IMAGE sha256:DIGEST\"", path, n)
+			}
+			if l.Bases == nil {
+				l.Bases = map[string]string{}
+			}
+			l.Bases[f[1]] = f[2]
+			continue
+		case "python-input":
+			if len(f) != 2 || !isDigest(f[1]) {
+				return nil, fmt.Errorf("%s:%d: want \"python-input sha256:DIGEST\"", path, n)
+			}
+			if l.Python == nil {
+				l.Python = &PythonLock{}
+			}
+			l.Python.Input = f[1]
+			continue
+		case "python":
+			var name, version string
+			ok := len(f) >= 3
+			if ok {
+				name, version, ok = strings.Cut(f[1], "==")
+			}
+			if !ok || name == "" || version == "" {
+				return nil, fmt.Errorf("%s:%d: want \"python NAME==VERSION sha256:HASH...\"", path, n)
+			}
+			for _, h := range f[2:] {
+				if !isDigest(h) {
+					return nil, fmt.Errorf("%s:%d: %q is not sha256:<64 hex digits>", path, n, h)
+				}
+			}
+			if l.Python == nil {
+				l.Python = &PythonLock{}
+			}
+			l.Python.Packages = append(l.Python.Packages, PythonPackage{Name: name, Version: version, Hashes: f[2:]})
+			continue
+		}
 		if len(f) != 3 || (f[0] != "model" && f[0] != "dataset") {
-			return nil, fmt.Errorf("%s:%d: want \"model|dataset REPO@REVISION COMMIT\"", path, n)
+			return nil, fmt.Errorf("%s:%d: want %s", path, n, lineFormats)
 		}
 		repo, rev, ok := strings.Cut(f[1], "@")
 		if !ok || !isCommit(f[2]) {
-			return nil, fmt.Errorf("%s:%d: want \"model|dataset REPO@REVISION COMMIT\"", path, n)
+			return nil, fmt.Errorf("%s:%d: want %s", path, n, lineFormats)
 		}
 		l.Pins[Ref{Kind: f[0], Repo: repo, Revision: rev}] = f[2]
+	}
+	if l.Python != nil {
+		if l.Python.Input == "" {
+			return nil, fmt.Errorf("%s: python lines without a python-input line", path)
+		}
+		sort.Slice(l.Python.Packages, func(i, j int) bool { return l.Python.Packages[i].Name < l.Python.Packages[j].Name })
 	}
 	return l, sc.Err()
 }
@@ -64,10 +143,19 @@ func (l *Lock) Bytes() []byte {
 	for r, c := range l.Pins {
 		lines = append(lines, fmt.Sprintf("%s %s@%s %s", r.Kind, r.Repo, r.Revision, c))
 	}
+	for img, d := range l.Bases {
+		lines = append(lines, fmt.Sprintf("base %s %s", img, d))
+	}
+	if l.Python != nil {
+		lines = append(lines, "python-input "+l.Python.Input)
+		for _, p := range l.Python.Packages {
+			lines = append(lines, fmt.Sprintf("python %s==%s %s", p.Name, p.Version, strings.Join(p.Hashes, " ")))
+		}
+	}
 	sort.Strings(lines)
 	var b bytes.Buffer
-	b.WriteString("# ftc.lock: Hub references of this recipe pinned to commits.\n")
-	b.WriteString("# Written by `ftc run`; commit it so others run the same revisions.\n")
+	b.WriteString("# ftc.lock: this recipe's pins (Hub references to commits; base image digest and Python hashes for images).\n")
+	b.WriteString("# Written by `ftc run` and `ftc lock`; commit it so others run and build the same.\n")
 	for _, l := range lines {
 		b.WriteString(l + "\n")
 	}
@@ -79,10 +167,14 @@ func (l *Lock) Write(path string) error {
 	return renameio.WriteFile(path, l.Bytes(), 0o644)
 }
 
-func isCommit(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
+func isCommit(s string) bool { return len(s) == 40 && isLowerHex(s) }
+
+func isDigest(s string) bool {
+	h, ok := strings.CutPrefix(s, "sha256:")
+	return ok && len(h) == 64 && isLowerHex(h)
+}
+
+func isLowerHex(s string) bool {
 	for _, c := range s {
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
 			return false

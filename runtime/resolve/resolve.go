@@ -106,6 +106,8 @@ func UpdatedLock(lock *Lock, res *Result) *Lock {
 		for k, v := range lock.Pins {
 			out.Pins[k] = v
 		}
+		// The image pins (ftc lock) are not run's to change: keep them.
+		out.Bases, out.Python = lock.Bases, lock.Python
 	}
 	for k, v := range res.Pins {
 		out.Pins[k] = v

@@ -1,0 +1,283 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/ftc-dev/ftc/compiler"
+	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/image"
+	"github.com/ftc-dev/ftc/runtime/build"
+	"github.com/ftc-dev/ftc/runtime/resolve"
+	"github.com/ftc-dev/ftc/stdlib"
+)
+
+// builderFlags are the flags build and lock share.
+type builderFlags struct {
+	recipe   recipeFlags
+	cache    cacheFlag
+	buildkit string
+	wheels   string
+	indexURL string
+	progress string
+}
+
+func (f *builderFlags) register(cmd *cobra.Command) {
+	f.recipe.register(cmd)
+	f.cache.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.buildkit, "buildkit", "", "BuildKit daemon `ADDR` (default $BUILDKIT_HOST, else "+build.DefaultAddress+"); docker-container://NAME uses a buildx builder")
+	fl.StringVar(&f.wheels, "wheels", "", "local wheel `DIR` to resolve and install Python packages from, without network (where PyPI is not reachable)")
+	fl.StringVar(&f.indexURL, "index-url", "", "Python package index `URL` (default: pip's, PyPI)")
+	fl.StringVar(&f.progress, "progress", "auto", "progress display on stderr: auto, plain, tty or quiet")
+}
+
+func (f *builderFlags) options(stderr io.Writer) (build.Options, error) {
+	switch f.progress {
+	case "auto", "plain", "tty", "quiet":
+	default:
+		return build.Options{}, usageError{fmt.Errorf("--progress %q: want auto, plain, tty or quiet", f.progress)}
+	}
+	if f.wheels != "" && f.indexURL != "" {
+		return build.Options{}, usageError{errors.New("--wheels and --index-url: give one source of wheels")}
+	}
+	if f.wheels != "" {
+		if fi, err := os.Stat(f.wheels); err != nil || !fi.IsDir() {
+			return build.Options{}, usageError{fmt.Errorf("--wheels %s: not a directory", f.wheels)}
+		}
+	}
+	// BuildKit's client libraries log warnings (e.g. fsverity support) to
+	// stderr; what matters reaches the user as an error or the display.
+	logrus.SetLevel(logrus.ErrorLevel)
+	return build.Options{
+		BuildKit: f.buildkit, Cache: filepath.Join(f.cache.root(), "images"),
+		Wheels: f.wheels, IndexURL: f.indexURL, Progress: stderr, ProgressMode: f.progress,
+	}, nil
+}
+
+// vetForBuild vets a recipe and reads its lock.
+func (f *builderFlags) vet(file string, stderr io.Writer) (*config.Recipe, *resolve.Lock, string, error) {
+	overrides, err := f.recipe.overrides()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	r, diags, err := compiler.Vet(file, overrides)
+	printDiags(stderr, diags.Errors())
+	if err != nil {
+		if len(diags) == 0 {
+			fmt.Fprintf(stderr, "%s: %v\n", file, err)
+		}
+		return nil, nil, "", errFailed
+	}
+	lockPath := filepath.Join(r.Dir, resolve.LockFile)
+	lock, err := resolve.ReadLock(lockPath)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return r, lock, lockPath, nil
+}
+
+type buildFlags struct {
+	builderFlags
+	output  string
+	push    string
+	name    string
+	frozen  bool
+	epoch   string
+	noCache bool
+	iidfile string
+}
+
+func newBuild(stdout, stderr io.Writer) *cobra.Command {
+	var f buildFlags
+	cmd := &cobra.Command{
+		Use:   "build FILE",
+		Short: "Build the image a recipe's stages run in, reproducibly, identified by digest",
+		Long: `build makes the image every stage of a recipe runs in: the environment
+(the profile's base image by digest and its Python packages, installed from
+ftc.lock with --require-hashes by BuildKit, cached by content) and thin ftc
+layers (the entrypoints package and the recipe's own files) appended with
+go-containerregistry. The same recipe and lock give the same digest on any
+machine; hyperparameters never enter the image.
+
+Without --frozen, what ftc.lock lacks is pinned first, as ftc lock does. The
+image is written to an OCI layout directory (default oci:ftc-image), an OCI
+archive (oci-archive:FILE) and/or pushed (--push REPO[:TAG]), with an SBOM and
+a provenance statement attached as OCI referrers. Feed the digest reference
+to 'ftc plan --image'.`,
+		Args: argsError(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			if len(files) > 1 {
+				return usageError{fmt.Errorf("build: one recipe at a time")}
+			}
+			return runBuild(cmd.Context(), files[0], &f, stdout, stderr)
+		},
+	}
+	f.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVarP(&f.output, "output", "o", "", "write the image to `DEST`: oci:DIR (an OCI layout; the default, oci:ftc-image, unless --push) or oci-archive:FILE")
+	fl.StringVar(&f.push, "push", "", "push the image to a registry as `REF` (REPO[:TAG]); credentials from the docker config")
+	fl.StringVar(&f.name, "name", "", "the image's name in an OCI layout or archive (default: the recipe's name)")
+	fl.BoolVar(&f.frozen, "frozen", false, "refuse anything unpinned: the base digest and the Python lock must be in ftc.lock and current")
+	fl.StringVar(&f.epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "every timestamp in the image, in `SECONDS` since 1970 (default $SOURCE_DATE_EPOCH, else 0)")
+	fl.BoolVar(&f.noCache, "no-cache", false, "build the environment image again even if it is cached")
+	fl.StringVar(&f.iidfile, "iidfile", "", "write the image reference by digest to `FILE` (REPO@sha256:… when pushed, else sha256:…)")
+	return cmd
+}
+
+func runBuild(ctx context.Context, file string, f *buildFlags, stdout, stderr io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var epoch int64
+	if f.epoch != "" {
+		var err error
+		if epoch, err = strconv.ParseInt(f.epoch, 10, 64); err != nil || epoch < 0 {
+			return usageError{fmt.Errorf("--source-date-epoch %q: want seconds since 1970", f.epoch)}
+		}
+	}
+	publishers, err := f.publishers(stderr)
+	if err != nil {
+		return err
+	}
+	o, err := f.options(stderr)
+	if err != nil {
+		return err
+	}
+	o.NoCache = f.noCache
+	b := build.New(o)
+	r, lock, lockPath, err := f.vet(file, stderr)
+	if err != nil {
+		return err
+	}
+	if !f.frozen {
+		before := string(lock.Bytes())
+		lr, err := build.Lock(ctx, b, r, lock, false)
+		if err != nil {
+			fmt.Fprintf(stderr, "ftc: %v\n", err)
+			return errFailed
+		}
+		if string(lock.Bytes()) != before {
+			if err := lock.Write(lockPath); err != nil {
+				return fmt.Errorf("writing %s: %w", lockPath, err)
+			}
+			fmt.Fprintf(stdout, "locked %s in %s\n", describeLock(lr), lockPath)
+		}
+	}
+	spec, err := build.Spec(r, lock, build.SpecOptions{Entrypoints: stdlib.Entrypoints(), Version: Version, Epoch: epoch})
+	if err != nil {
+		var u image.Unpinned
+		if errors.As(err, &u) && f.frozen {
+			fmt.Fprintf(stderr, "ftc: --frozen: %v\n", err)
+			return errFailed
+		}
+		fmt.Fprintf(stderr, "ftc: %v\n", err)
+		return errFailed
+	}
+	start := time.Now()
+	res, err := b.Build(ctx, spec)
+	if err != nil {
+		fmt.Fprintf(stderr, "ftc: %v\n", err)
+		return errFailed
+	}
+	env := "built"
+	if res.EnvironmentCached {
+		env = "cached"
+	}
+	fmt.Fprintf(stdout, "image %s (environment %s %s, %d ftc layer(s)) in %s\n", res.Digest, env, res.EnvironmentKey.Short(), len(spec.Layers), time.Since(start).Round(time.Millisecond))
+	atts, err := build.Attachments(spec, res, r, lock, Version)
+	if err != nil {
+		return err
+	}
+	name := f.name
+	if name == "" {
+		name = r.Name
+	}
+	ref := res.Digest.String()
+	for _, p := range publishers {
+		p := p(name, epoch)
+		where, err := p.Publish(ctx, res.Image, atts)
+		if err != nil {
+			fmt.Fprintf(stderr, "ftc: %v\n", err)
+			return errFailed
+		}
+		if _, pushed := p.(build.Registry); pushed {
+			ref = where
+			fmt.Fprintf(stdout, "pushed %s\n", where)
+		} else {
+			fmt.Fprintf(stdout, "wrote %s\n", where)
+		}
+	}
+	if f.iidfile != "" {
+		if err := os.WriteFile(f.iidfile, []byte(ref+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(ref, "@") {
+		fmt.Fprintf(stdout, "plan with it: ftc plan --image %s %s\n", ref, file)
+	}
+	return nil
+}
+
+// publishers turns -o and --push into publishers, made once the image's
+// name is known.
+func (f *buildFlags) publishers(stderr io.Writer) ([]func(name string, epoch int64) build.Publisher, error) {
+	var out []func(string, int64) build.Publisher
+	dest := f.output
+	if dest == "" && f.push == "" {
+		dest = "oci:ftc-image"
+	}
+	if dest != "" {
+		kind, where, ok := strings.Cut(dest, ":")
+		if !ok || where == "" {
+			return nil, usageError{fmt.Errorf("--output %q: want oci:DIR or oci-archive:FILE", dest)}
+		}
+		switch kind {
+		case "oci":
+			out = append(out, func(name string, _ int64) build.Publisher { return build.Layout{Dir: where, Name: name} })
+		case "oci-archive":
+			out = append(out, func(name string, epoch int64) build.Publisher {
+				return build.Archive{Path: where, Name: name, Epoch: epoch}
+			})
+		default:
+			return nil, usageError{fmt.Errorf("--output %q: want oci:DIR or oci-archive:FILE", dest)}
+		}
+	}
+	if f.push != "" {
+		push := f.push
+		var progress io.Writer = stderr
+		if f.progress == "quiet" {
+			progress = nil
+		}
+		out = append(out, func(string, int64) build.Publisher { return build.Registry{Ref: push, Progress: progress} })
+	}
+	return out, nil
+}
+
+func describeLock(lr *build.LockResult) string {
+	var parts []string
+	if lr.BasePinned {
+		parts = append(parts, "base "+lr.Base)
+	}
+	if lr.Resolved {
+		parts = append(parts, fmt.Sprintf("%d Python package(s)", len(lr.Packages)))
+	}
+	if len(parts) == 0 {
+		return "nothing new"
+	}
+	return strings.Join(parts, " and ")
+}
