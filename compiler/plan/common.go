@@ -11,7 +11,8 @@ import (
 //
 // 2: gradientCheckpointing holds the resolved "on" or "off", never "auto".
 // 3: SFT stages carry their speed switches.
-const stageVersion = 3
+// 4: the entrypoints' digest.
+const stageVersion = 4
 
 // StageConfig is what a training entrypoint reads (stage.json). Names of
 // recipes, datasets and stages do not appear in it: inputs are addressed
@@ -112,6 +113,7 @@ type stageMaterial struct {
 	Config      StageConfig     `json:"config"`
 	Inputs      []inputMaterial `json:"inputs"`
 	Environment key.Key         `json:"environment"`
+	Entrypoints string          `json:"entrypoints"`
 	Platform    string          `json:"platform"`
 }
 
@@ -151,7 +153,7 @@ func material(kind string, cfg StageConfig, inputs []Input, env key.Key) stageMa
 		}
 		ins = append(ins, im)
 	}
-	return stageMaterial{Kind: kind, Config: cfg, Inputs: ins, Environment: env, Platform: Platform}
+	return stageMaterial{Kind: kind, Config: cfg, Inputs: ins, Environment: env, Entrypoints: entrypointsDigest(), Platform: Platform}
 }
 
 // model resolves a model for role: weights from an earlier stage become a

@@ -7,7 +7,9 @@ import (
 )
 
 // prepareVersion is the version of the prepare key material.
-const prepareVersion = 1
+//
+// 2: the entrypoints' digest.
+const prepareVersion = 2
 
 // PrepareConfig is what the prepare entrypoint reads: how to turn one
 // dataset into tokenized rows for one kind of consumer.
@@ -51,6 +53,7 @@ type prepareMaterial struct {
 	Kind        string        `json:"kind"`
 	Config      PrepareConfig `json:"config"`
 	Environment key.Key       `json:"environment"`
+	Entrypoints string        `json:"entrypoints"`
 }
 
 // prepareInputs returns the data inputs of st, adding the prepare stages
@@ -108,7 +111,7 @@ func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float6
 		cfg.EvalFraction, cfg.Seed = evalFraction, &seed
 	}
 
-	mat := prepareMaterial{Kind: "prepare", Config: cfg, Environment: b.env}
+	mat := prepareMaterial{Kind: "prepare", Config: cfg, Environment: b.env, Entrypoints: entrypointsDigest()}
 	// A file's path is where it is, not what it is: only its digest counts.
 	if mat.Config.Dataset.Source.Kind == "file" {
 		mat.Config.Dataset.Source.Ref = ""

@@ -1,0 +1,54 @@
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"io/fs"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/ftc-dev/ftc/stdlib"
+)
+
+// entrypointsDigest identifies the code that runs every stage: the
+// entrypoints package embedded in this ftc and shipped in its images. It
+// is part of every key, so a fix to the entrypoints reruns what they
+// produced, while an ftc release that leaves them alone keeps every cached
+// result. (DESIGN.md asks keys to hash the image config digest; that
+// config carries ftc's version label, which would invalidate every cache
+// on every release. The library set is hashed as the environment key.)
+var entrypointsDigest = sync.OnceValue(func() string {
+	fsys := stdlib.Entrypoints()
+	h := sha256.New()
+	// fs.WalkDir visits in lexical order: the digest does not depend on
+	// the file system.
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == "__pycache__" {
+				return fs.SkipDir // bytecode a local test run leaves behind
+			}
+			return nil
+		}
+		if strings.HasSuffix(p, ".pyc") {
+			return nil
+		}
+		f, err := fsys.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		io.WriteString(h, path.Clean(p)+"\x00")
+		_, err = io.Copy(h, f)
+		io.WriteString(h, "\x00")
+		return err
+	})
+	if err != nil {
+		panic("hashing the embedded entrypoints: " + err.Error())
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+})
