@@ -545,6 +545,18 @@ class StageFile:
             inputs[role] = Input(kind=inp.get("kind", ""), path=inp.get("path") or None,
                                  repo=inp.get("repo") or None, revision=inp.get("revision") or None)
         w = raw.get("world") or {}
+        checkpoints = rel("checkpoints", "checkpoints")
+        resume = rel("resumeFrom") if raw.get("resumeFrom") else None
+        # A job the scheduler requeues (Slurm) reruns this file as it was
+        # submitted, while its earlier attempt may have saved newer
+        # checkpoints since: continue from the newest complete one.
+        from . import checkpoint
+
+        latest = checkpoint.newest(checkpoints)
+        if latest is not None:
+            given = checkpoint.read_manifest(resume) if resume is not None else None
+            if given is None or latest[0].step > given.step:
+                resume = latest[1].resolve()
         return cls(
             api_version=v,
             name=_req(raw, "name", "stage"),
@@ -554,10 +566,10 @@ class StageFile:
             inputs=inputs,
             root=root,
             output=rel("output", "output"),
-            checkpoints=rel("checkpoints", "checkpoints"),
+            checkpoints=checkpoints,
             metrics=rel("metrics", "metrics.jsonl"),
             world=World(processes=int(w.get("processes", 1)), strategy=w.get("strategy", "single")),
-            resume_from=rel("resumeFrom") if raw.get("resumeFrom") else None,
+            resume_from=resume,
         )
 
     def input(self, role: str) -> Input:

@@ -73,3 +73,26 @@ def test_check_resume(tmp_path):
         checkpoint.check_resume(z, 4, "zero3")
     with pytest.raises(ResumeError, match="no complete"):
         checkpoint.check_resume(make(tmp_path, "checkpoint-8"), 1, "ddp")
+
+
+def test_stage_resumes_from_newer_checkpoint_than_submitted(tmp_path):
+    """A requeued job's stage file names the checkpoint of its submission;
+    the newest complete one written since wins."""
+    import json
+
+    from ftc import checkpoint
+    from ftc.stage import StageFile
+
+    ck = tmp_path / "checkpoints"
+    for step in (2, 4, 6):
+        (ck / f"step-{step}").mkdir(parents=True)
+    checkpoint.write_manifest(ck / "step-2", 2, 1, "single")
+    checkpoint.write_manifest(ck / "step-4", 4, 1, "single")
+    # step-6 has no manifest: incomplete, ignored
+    raw = {"apiVersion": "ftc.dev/stage/v1alpha1", "name": "sft", "kind": "sft", "key": "k", "config": {},
+           "inputs": {}, "output": "output", "checkpoints": "checkpoints", "resumeFrom": "checkpoints/step-2",
+           "metrics": "metrics.jsonl", "world": {"processes": 1, "strategy": "single"}}
+    p = tmp_path / "stage.json"
+    p.write_text(json.dumps(raw))
+    st = StageFile.load(p)
+    assert st.resume_from.name == "step-4"
