@@ -11,13 +11,13 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ftc-dev/ftc/internal/proctest"
 )
 
 // Cluster is a running API server.
@@ -50,8 +50,8 @@ func Start(t *testing.T) *Cluster {
 		t.Fatal("kubectl is not installed")
 	}
 	dir := t.TempDir()
-	etcdPort, peerPort, apiPort := freePort(t), freePort(t), freePort(t)
-	start(t, dir, "etcd", filepath.Join(bin, "etcd"), "--name", "ci", "--data-dir", filepath.Join(dir, "etcd"),
+	etcdPort, peerPort, apiPort := proctest.FreePort(t), proctest.FreePort(t), proctest.FreePort(t)
+	proctest.Start(t, dir, "etcd", 10*time.Second, filepath.Join(bin, "etcd"), "--name", "ci", "--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", fmt.Sprintf("http://127.0.0.1:%d", etcdPort),
 		"--advertise-client-urls", fmt.Sprintf("http://127.0.0.1:%d", etcdPort),
 		"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peerPort),
@@ -62,7 +62,7 @@ func Start(t *testing.T) *Cluster {
 	writeKey(t, key)
 	tokens := filepath.Join(dir, "tokens.csv")
 	os.WriteFile(tokens, []byte("ftc-test-token,ftc-test,1,system:masters\n"), 0o600)
-	start(t, dir, "kube-apiserver", filepath.Join(bin, "kube-apiserver"),
+	proctest.Start(t, dir, "kube-apiserver", 10*time.Second, filepath.Join(bin, "kube-apiserver"),
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", etcdPort), "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
 		fmt.Sprintf("--secure-port=%d", apiPort), "--cert-dir="+filepath.Join(dir, "certs"),
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -103,28 +103,6 @@ func (c *Cluster) Kubectl(args ...string) ([]byte, error) {
 	return exec.Command("kubectl", append([]string{"--kubeconfig", c.Kubeconfig}, args...)...).CombinedOutput()
 }
 
-func start(t *testing.T, dir, name, bin string, args ...string) {
-	t.Helper()
-	log, _ := os.Create(filepath.Join(dir, name+".log"))
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-}
-
 func writeKey(t *testing.T, path string) {
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -134,15 +112,6 @@ func writeKey(t *testing.T, path string) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func tail(b []byte) []byte {
