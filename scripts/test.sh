@@ -56,6 +56,19 @@ fi
 echo "== pytest (stdlib/python)"
 /usr/bin/python3 -m pytest -q stdlib/python/tests || status=1
 
+# The entrypoints on the real libraries (torch 2.x, transformers 5,
+# tokenizers, safetensors) on the CPU, in a Debian testing root built once
+# by scripts/pyenv.sh (about 4 min the first time; Debian 12 has torch 1.13
+# and no transformers, PyPI is unreachable).
+echo "== pytest (stdlib/python/libtests, real torch and transformers)"
+if bash scripts/pyenv.sh ensure; then
+	bash scripts/pyenv.sh versions | tr '\n' ' ' && echo
+	timeout 1200 bash scripts/pyenv.sh run python3 -m pytest -q -p no:cacheprovider stdlib/python/libtests ||
+		status=1
+else
+	status=1
+fi
+
 echo "== go test"
 go build -o /tmp/ftc-testsummary.$$ ./internal/testsummary || exit 1
 go test -count=1 -timeout 30m -json ./... | /tmp/ftc-testsummary.$$ || status=1

@@ -29,6 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import assets  # noqa: E402
 
 DOCS = int(os.environ.get("FTC_BENCH_DOCS", "320"))
+# "tiny" swaps the 7B shape for a small one: a smoke test of this script's
+# code paths on a CPU, not a measurement.
+SHAPE = os.environ.get("FTC_BENCH_SHAPE", "7b")
+SHAPES = {"7b": dict(hidden=3584, intermediate=18944, layers=28, heads=28, kv_heads=4, vocab=152064),
+          "tiny": dict(hidden=128, intermediate=256, layers=2, heads=4, kv_heads=2, vocab=4096)}
 STEPS = int(os.environ.get("FTC_BENCH_STEPS", "10"))
 LORA = dict(r=8, alpha=32, dropout=0.1, targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                                                    "down_proj"])
@@ -43,8 +48,7 @@ def build(work: Path) -> tuple[Path, Path]:
         assets.build_tokenizer(tok_dir, vocab_size=4000)
     tok = AutoTokenizer.from_pretrained(str(tok_dir))
     if not (model_dir / "config.json").exists():
-        cfg = assets.qwen2_config(tok, hidden=3584, intermediate=18944, layers=28, heads=28, kv_heads=4,
-                                  vocab=152064, max_pos=32768)
+        cfg = assets.qwen2_config(tok, max_pos=32768, **SHAPES[SHAPE])
         t0 = time.time()
         assets.build_model(model_dir, cfg, tok, device="cuda" if torch.cuda.is_available() else "cpu")
         print(f"throughput: built and saved the 7B-shaped model in {time.time() - t0:.0f}s", flush=True)
@@ -95,13 +99,17 @@ def baseline(work: Path) -> dict:
         att = [[1] * len(f["input_ids"]) + [0] * (width - len(f["input_ids"])) for f in features]
         return {"input_ids": torch.tensor(ids), "labels": torch.tensor(lab), "attention_mask": torch.tensor(att)}
 
+    gpu = torch.cuda.is_available()
+
     class Timer(TrainerCallback):
         def on_step_begin(self, *a, **k):
-            torch.cuda.synchronize()
+            if gpu:
+                torch.cuda.synchronize()
             tp.step_begin()
 
         def on_step_end(self, *a, **k):
-            torch.cuda.synchronize()
+            if gpu:
+                torch.cuda.synchronize()
             tp.step_end()
 
     args, _ = compat.make_config(TrainingArguments, dict(
@@ -109,7 +117,7 @@ def baseline(work: Path) -> dict:
         max_steps=STEPS, learning_rate=1e-4, lr_scheduler_type="cosine", bf16=True, gradient_checkpointing=True,
         gradient_checkpointing_kwargs={"use_reentrant": False}, logging_steps=1, save_strategy="no",
         report_to="none", remove_unused_columns=False, seed=42, data_seed=42, optim="adamw_torch_fused",
-        disable_tqdm=True, dataloader_num_workers=0))
+        disable_tqdm=True, dataloader_num_workers=0, use_cpu=not gpu))
     class Counting(Trainer):
         # Counted where the batch is consumed: collators run ahead of it.
         def training_step(self, model, inputs, *a, **k):
@@ -117,10 +125,12 @@ def baseline(work: Path) -> dict:
             return super().training_step(model, inputs, *a, **k)
 
     t = Counting(model=model, args=args, train_dataset=rows, data_collator=collate, callbacks=[Timer()])
-    torch.cuda.reset_peak_memory_stats()
+    if gpu:
+        torch.cuda.reset_peak_memory_stats()
     t.train()
     losses = [h["loss"] for h in t.state.log_history if "loss" in h]
-    return {"tokens_per_second": tp.tokens_per_second(), "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+    peak = torch.cuda.max_memory_allocated() / 2**30 if gpu else 0.0
+    return {"tokens_per_second": tp.tokens_per_second(), "peak_memory_gib": peak,
             "measured_tokens": tp.tokens, "last_loss": losses[-1] if losses else None}
 
 
@@ -142,7 +152,7 @@ def ftc_run(work: Path, micro: int, ga: int) -> dict:
     recs = [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines() if l.strip()]
     final = [x for x in recs if x.get("final")][-1]
     losses = [x["loss"] for x in recs if "loss" in x]
-    return {"tokens_per_second": final.get("tokens_per_second"), "peak_memory_gib": final.get("peak_memory_gib"),
+    return {"tokens_per_second": final.get("tokens_per_second"), "peak_memory_gib": final.get("peak_memory_gib") or 0.0,
             "measured_tokens": final.get("measured_tokens"), "last_loss": losses[-1] if losses else None,
             "layout": f"{micro}x{ga}", "attention": final.get("attention")}
 
@@ -168,7 +178,7 @@ def main() -> int:
     ftc = ftc_run(work, 16, 1)
     if ftc.get("oom"):
         ftc = ftc_run(work, 8, 2)
-    print(f"\nLoRA SFT, Qwen2.5-7B shape, global batch 16 documents, on {card}\n")
+    print(f"\nLoRA SFT, Qwen2.5-{SHAPE} shape, global batch 16 documents, on {card}\n")
     print("| setup | tokens/s (real) | peak GiB | last loss |\n| --- | --- | --- | --- |")
     for name, res in (("transformers Trainer 4x4, padding, checkpointing", base),
                       (f"ftc sft {ftc.get('layout', '')}, padding-free, chunked loss, no checkpointing", ftc)):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,9 @@ import assets  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 RESULTS: list[tuple[str, str, str]] = []
 HAVE_TRL = True
+# The checks run on the GPU; FTC_VERIFY_DEVICE=cpu runs them on a CPU (tiny
+# models only), which is how the script itself is checked without a GPU.
+DEVICE = os.environ.get("FTC_VERIFY_DEVICE", "cuda")
 
 
 def record(name: str, ok: bool | None, detail: str) -> None:
@@ -80,6 +84,9 @@ def check_output(run_dir: Path, adapter: bool) -> tuple[bool, str]:
 def run_stage(name: str, kind: str, work: Path, config: dict, inputs: dict, *, adapter: bool | None = None,
               loss_keys=("loss",), timeout: int = 420) -> Path | None:
     d = work / name
+    # A rerun in the same work folder (it keeps the built models) starts
+    # each stage afresh: old metrics or checkpoints would pass for new ones.
+    shutil.rmtree(d, ignore_errors=True)
     assets.write_stage(d, name, kind, config, inputs)
     t0 = time.time()
     rc, log = entry(kind, d, timeout)
@@ -106,7 +113,7 @@ def kernels() -> None:
 
     from ftc import speed
 
-    dev = "cuda"
+    dev = DEVICE
     torch.manual_seed(0)
     # Packed attention vs SDPA with a dense block-diagonal causal mask.
     lens = [5, 130, 64, 1, 300]
@@ -150,6 +157,7 @@ def resume_case(name: str, kind: str, work: Path, config: dict, inputs: dict, to
     from ftc import checkpoint
 
     d = work / name
+    shutil.rmtree(d, ignore_errors=True)
     assets.write_stage(d, name, kind, config, inputs)
     rc, log = entry(kind, d, kill_when=first_manifest)
     if rc != -9:

@@ -144,8 +144,10 @@ def wrap_adapter(model, adapter: AdapterConfig, task_type: str, gradient_checkpo
 
 def decoder_layer_class(model) -> str:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    names = getattr(base, "_no_split_modules", None) or []
-    return names[0] if names else "Qwen2DecoderLayer"
+    # A list in transformers 4.x, a set in 5.x.
+    names = sorted(getattr(base, "_no_split_modules", None) or [])
+    layers = [n for n in names if n.endswith("DecoderLayer")] or names
+    return layers[0] if layers else "Qwen2DecoderLayer"
 
 
 def save_output(stage: StageFile, cfg: TrainConfig, trainer, tokenizer, *, kind: str, base: ModelConfig,

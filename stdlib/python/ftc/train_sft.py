@@ -44,6 +44,10 @@ def run(stage: StageFile) -> dict:
         log.info("ftc: padding-free rows, per-document attention: %s", attention or mode)
 
     model = models.load_model(stage, mc, "model", attention=attention, adapter=cfg.adapter)
+    # Training needs no KV cache, and with one transformers 5 stops
+    # detecting packed documents from position_ids (attention would cross
+    # documents on the "mask" path); libtests/test_speed.py shows both.
+    model.config.use_cache = False
     model = models.wrap_adapter(model, cfg.adapter, "CAUSAL_LM", gc)
     chunked = sp.chunked_loss
     if chunked and cfg.distributed.strategy in ("fsdp", "zero3"):
@@ -67,8 +71,10 @@ def run(stage: StageFile) -> dict:
     if cfg.backend == "trl":
         from trl import SFTConfig, SFTTrainer
 
+        # loss_type "nll": trl >= 1.x defaults to its own chunked loss, which
+        # patches the model's forward; ftc's compute_loss owns the loss.
         kw.update({"dataset_kwargs": {"skip_prepare_dataset": True}, "max_length": cfg.data.max_length,
-                   "packing": False})
+                   "packing": False, "loss_type": "nll"})
         args, dropped = compat.make_config(SFTConfig, kw, required=("dataset_kwargs",))
         base = SFTTrainer
     else:

@@ -121,17 +121,25 @@ def training_kwargs(cfg: TrainConfig, checkpoints_dir: str, dtype: str, gradient
     return kw
 
 
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return True  # nothing to decide without torch (the pure tests)
+    return torch.cuda.is_available()
+
+
 RUNTIME_ARGS = "trainer_args.json"
 # What ftc's entrypoints decide themselves whatever the plan's trainer
 # arguments say: where checkpoints go (absolute, for every backend), that
 # ftc prunes checkpoints only after their manifest is written, and how
 # rows and losses reach the model.
-FTC_OWNS = ("output_dir", "save_total_limit", "report_to", "remove_unused_columns", "disable_tqdm",
+FTC_OWNS = ("output_dir", "use_cpu", "save_total_limit", "report_to", "remove_unused_columns", "disable_tqdm",
             "ddp_find_unused_parameters", "average_tokens_across_devices", "logging_first_step",
             "prediction_loss_only")
 
 
-def merge_runtime_args(kw: dict, run_dir) -> dict:
+def merge_runtime_args(kw: dict, run_dir, on_gpu: bool | None = None) -> dict:
     """The plan's trainer arguments (trainer_args.json, written next to
     stage.json by the runtime) win over ftc's own derivation for
     everything ftc does not own, so the plan shows what runs; the
@@ -152,6 +160,10 @@ def merge_runtime_args(kw: dict, run_dir) -> dict:
         for k, v in runtime.items():
             if k not in FTC_OWNS:
                 out[k] = v
+    if not (_cuda_available() if on_gpu is None else on_gpu):
+        # The Trainer refuses bf16 off a GPU unless told it runs on the CPU
+        # (a smoke test of a recipe on a machine without one).
+        out["use_cpu"] = True
     ds = out.get("deepspeed")
     if isinstance(ds, str) and not Path(ds).is_absolute():
         out["deepspeed"] = str(root / ds)

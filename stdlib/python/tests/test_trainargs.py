@@ -65,12 +65,19 @@ def test_unknown_optimizer():
 
 def test_runtime_trainer_args_win_except_what_ftc_owns(tmp_path):
     kw = trainargs.training_kwargs(cfg(), str(tmp_path / "checkpoints"), "bf16", False, False)
-    assert trainargs.merge_runtime_args(kw, tmp_path) == kw  # no file: ftc's own derivation
+    assert trainargs.merge_runtime_args(kw, tmp_path, on_gpu=True) == kw  # no file: ftc's own derivation
     (tmp_path / "trainer_args.json").write_text(json.dumps({
         "output_dir": "checkpoints", "optim": "adamw_torch", "save_total_limit": 2, "warmup_steps": 0.03,
         "dataloader_num_workers": 2, "deepspeed": "ds_config.json"}))
-    got = trainargs.merge_runtime_args(kw, tmp_path)
+    got = trainargs.merge_runtime_args(kw, tmp_path, on_gpu=True)
     assert got["optim"] == "adamw_torch" and got["dataloader_num_workers"] == 2 and got["warmup_steps"] == 0.03
     assert "warmup_ratio" not in got
     assert got["output_dir"] == str(tmp_path / "checkpoints") and got["save_total_limit"] is None
     assert got["deepspeed"] == str(tmp_path / "ds_config.json")
+
+
+def test_off_a_gpu_the_trainer_is_told_it_runs_on_the_cpu(tmp_path):
+    kw = trainargs.training_kwargs(cfg(), str(tmp_path / "checkpoints"), "bf16", False, False)
+    (tmp_path / "trainer_args.json").write_text(json.dumps({"use_cpu": False}))
+    assert trainargs.merge_runtime_args(kw, tmp_path, on_gpu=False)["use_cpu"] is True
+    assert "use_cpu" not in trainargs.merge_runtime_args(kw, tmp_path, on_gpu=True)
