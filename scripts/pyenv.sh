@@ -77,6 +77,13 @@ ensure() {
 run() {
 	ensure
 	local extra="${FTC_PYSRC:-}"
+	# The command sees a clean environment plus the FTC_* settings
+	# (FTC_VERIFY_DEVICE, FTC_BENCH_SHAPE, ...) that bench/gpu reads.
+	local -a pass=()
+	local v
+	while IFS= read -r v; do
+		case "$v" in FTC_PYSRC=* | FTC_PYENV*) ;; *) pass+=("$v") ;; esac
+	done < <(env | grep '^FTC_[A-Z0-9_]*=' || true)
 	# A private mount namespace: proc, shm and the bind mounts vanish with it.
 	exec unshare --mount --fork --propagation private sh -c '
 		root=$1 repo=$2 extra=$3; shift 3
@@ -88,8 +95,8 @@ run() {
 		if [ -n "$extra" ]; then mount --bind "$extra" "$root/pysrc" || exit 1; pp="$pp:/pysrc"; fi
 		cd "$root" && exec chroot "$root" env -i HOME=/tmp PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
 			PYTHONPATH="$pp" PYTHONDONTWRITEBYTECODE=1 HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 \
-			TOKENIZERS_PARALLELISM=false ${FTC_VERIFY_DEVICE:+FTC_VERIFY_DEVICE=$FTC_VERIFY_DEVICE} \
-			sh -c "cd /ftc && exec \"\$@\"" sh "$@"' sh "$root" "$repo" "$extra" "$@"
+			TOKENIZERS_PARALLELISM=false "$@"' sh "$root" "$repo" "$extra" ${pass[@]+"${pass[@]}"} \
+		sh -c 'cd /ftc && exec "$@"' sh "$@"
 }
 
 case "${1:-}" in
