@@ -10,12 +10,18 @@
 #   bash scripts/pyenv.sh ensure      build the root once (about 4 min, 2.4 GB)
 #   bash scripts/pyenv.sh run CMD...  run CMD in it, repository at /ftc, cwd /ftc
 #   bash scripts/pyenv.sh versions    the library versions inside
+#   bash scripts/pyenv.sh entry ARGS  python3 -m ftc.entry ARGS in it, in the
+#                                     current directory: a stand-in for the
+#                                     image's entrypoint (ftc run --entrypoint)
 #
 # FTC_PYENV       the root (default /var/cache/ftc-pyenv/forky)
 # FTC_PYENV_SUITE Debian suite (default forky)
 # FTC_PYSRC       optional host folder of extra source packages (fetched trl,
 #                 peft, datasets for a local check; never committed), mounted
 #                 at /pysrc and put on PYTHONPATH
+# FTC_PYENV_BIND  host folders (colon-separated) mounted at the same paths
+#                 inside, for `entry`: the run and cache folders of ftc run
+# HF_HOME         passed through (a Hub cache prepared for offline loading)
 #
 # Needs root (debootstrap, chroot, a private mount namespace). Mounts live
 # in that namespace only: nothing is left mounted when a command ends, even
@@ -76,27 +82,35 @@ ensure() {
 
 run() {
 	ensure
-	local extra="${FTC_PYSRC:-}"
+	local cwd="$1"
+	shift
+	local extra="${FTC_PYSRC:-}" binds="${FTC_PYENV_BIND:-}"
 	# The command sees a clean environment plus the FTC_* settings
 	# (FTC_VERIFY_DEVICE, FTC_BENCH_SHAPE, ...) that bench/gpu reads.
 	local -a pass=()
 	local v
 	while IFS= read -r v; do
 		case "$v" in FTC_PYSRC=* | FTC_PYENV*) ;; *) pass+=("$v") ;; esac
-	done < <(env | grep '^FTC_[A-Z0-9_]*=' || true)
+	done < <(env | grep -E '^(FTC_[A-Z0-9_]*|HF_HOME)=' || true)
 	# A private mount namespace: proc, shm and the bind mounts vanish with it.
 	exec unshare --mount --fork --propagation private sh -c '
-		root=$1 repo=$2 extra=$3; shift 3
+		root=$1 repo=$2 extra=$3 binds=$4 cwd=$5; shift 5
 		mount -t proc proc "$root/proc" &&
 		mount -t tmpfs tmpfs "$root/dev/shm" &&
 		mount -t sysfs sysfs "$root/sys" &&
 		mount --bind "$repo" "$root/ftc" || exit 1
 		pp=/ftc/stdlib/python
 		if [ -n "$extra" ]; then mount --bind "$extra" "$root/pysrc" || exit 1; pp="$pp:/pysrc"; fi
+		IFS=:
+		for b in $binds; do
+			[ -n "$b" ] || continue
+			mkdir -p "$root$b" && mount --bind "$b" "$root$b" || exit 1
+		done
+		unset IFS
 		cd "$root" && exec chroot "$root" env -i HOME=/tmp PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
 			PYTHONPATH="$pp" PYTHONDONTWRITEBYTECODE=1 HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 \
-			TOKENIZERS_PARALLELISM=false "$@"' sh "$root" "$repo" "$extra" ${pass[@]+"${pass[@]}"} \
-		sh -c 'cd /ftc && exec "$@"' sh "$@"
+			TOKENIZERS_PARALLELISM=false "$@"' sh "$root" "$repo" "$extra" "$binds" "$cwd" \
+		${pass[@]+"${pass[@]}"} FTC_PYENV_CWD="$cwd" sh -c 'cd "$FTC_PYENV_CWD" && exec "$@"' sh "$@"
 }
 
 case "${1:-}" in
@@ -104,10 +118,14 @@ ensure) ensure ;;
 run)
 	shift
 	[ $# -gt 0 ] || { log "run needs a command"; exit 2; }
-	run "$@"
+	run /ftc "$@"
+	;;
+entry)
+	shift
+	run "$(pwd)" python3 -m ftc.entry "$@"
 	;;
 versions)
-	run python3 -c 'import importlib
+	run /ftc python3 -c 'import importlib
 for m in ("torch", "transformers", "tokenizers", "safetensors", "accelerate", "pyarrow", "trl", "peft", "datasets"):
     try:
         print(m, importlib.import_module(m).__version__)
@@ -115,7 +133,7 @@ for m in ("torch", "transformers", "tokenizers", "safetensors", "accelerate", "p
         print(m, "-")'
 	;;
 *)
-	echo "usage: bash scripts/pyenv.sh ensure | run CMD... | versions" >&2
+	echo "usage: bash scripts/pyenv.sh ensure | run CMD... | entry ARGS... | versions" >&2
 	exit 2
 	;;
 esac

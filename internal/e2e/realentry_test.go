@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ftc-dev/ftc/runtime/cas"
+)
+
+// qwen05Revision is the Hub commit stdlib pins Qwen2.5-0.5B-Instruct to.
+const qwen05Revision = "7ae557604adf67be50417f59c2c2f167def9a775"
+
+// TestRealEntrypointsTrainOnCPU runs `ftc run` with the real Python
+// entrypoints instead of the test trainer: the runtime writes stage.json
+// and the plan's trainer_args.json, `python -m ftc.entry` (in the Debian
+// root with torch and transformers that scripts/pyenv.sh builds) prepares
+// the chat data with the model's tokenizer and trains it with transformers'
+// Trainer on the CPU, and the outputs go to the cache. A tiny Qwen2 with
+// random weights sits where the Hub cache would hold the pinned
+// Qwen2.5-0.5B-Instruct (no Hub here), so the entrypoints load it exactly
+// as they load a real snapshot offline.
+func TestRealEntrypointsTrainOnCPU(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the entrypoints run in the chroot scripts/pyenv.sh builds (CI runs as root)")
+	}
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pyenv := filepath.Join(repo, "scripts", "pyenv.sh")
+	if out, err := exec.Command("bash", pyenv, "ensure").CombinedOutput(); err != nil {
+		t.Fatalf("scripts/pyenv.sh ensure: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	copyDir(t, "testdata/realsft", filepath.Join(dir, "recipe"))
+	hf := filepath.Join(dir, "hf")
+	snapshot := filepath.Join(hf, "hub", "models--Qwen--Qwen2.5-0.5B-Instruct", "snapshots", qwen05Revision)
+	build := exec.Command("bash", pyenv, "run", "python3", "-c", `
+import sys
+sys.path.insert(0, "/ftc/bench/gpu")
+import assets
+out = sys.argv[1]
+tok = assets.build_tokenizer(out, vocab_size=600)
+cfg = assets.qwen2_config(tok, hidden=64, intermediate=128, layers=2, heads=4, kv_heads=2, vocab=640, max_pos=1024)
+assets.build_model(out, cfg, tok)
+`, snapshot)
+	build.Env = append(os.Environ(), "FTC_PYENV_BIND="+dir)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the tiny model: %v\n%s", err, out)
+	}
+
+	e := &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")}
+	real := []string{"FTC_ENTRYPOINT=bash " + pyenv + " entry", "FTC_PYENV_BIND=" + dir, "HF_HOME=" + hf}
+	r := e.run(real)
+	expect(t, r, 0, 0, 2)
+
+	// The sft stage trained: a finite loss at every step in the metrics
+	// the entrypoint wrote and the runtime committed with its logs; its
+	// cached output holds full weights, the tokenizer and ftc's manifest.
+	store, err := cas.Open(filepath.Join(e.cache, "cas"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts, _ := store.Actions()
+	files := map[string]bool{}
+	steps := map[int]float64{}
+	var final map[string]any
+	for _, a := range acts {
+		if a.Name != "sft" {
+			continue
+		}
+		tr, err := store.ReadTree(a.Outputs["output"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, en := range tr.Entries {
+			files[en.Path] = true
+		}
+		logs, err := store.ReadTree(a.Outputs["logs"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, en := range logs.Entries {
+			if en.Path != "metrics.jsonl" {
+				continue
+			}
+			b, err := store.ReadBlob(en.Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(line), &m); err != nil {
+					t.Fatalf("metrics line %q: %v", line, err)
+				}
+				step, _ := m["step"].(float64)
+				if loss, ok := m["loss"].(float64); ok && m["final"] == nil {
+					if math.IsNaN(loss) || math.IsInf(loss, 0) {
+						t.Errorf("step %v: loss %v", step, loss)
+					}
+					steps[int(step)] = loss
+				}
+				if m["final"] == true {
+					final = m
+				}
+			}
+		}
+	}
+	if len(steps) != 6 {
+		t.Fatalf("want a loss for each of 6 steps, got %v\n%s", steps, r.out)
+	}
+	if final == nil || final["chunked_loss"] != true || final["padding_free"] != true || final["step"] != 6.0 {
+		t.Errorf("final record of sft: %v", final)
+	}
+	for _, f := range []string{"model.safetensors", "config.json", "tokenizer_config.json", "ftc-output.json"} {
+		if !files[f] {
+			t.Errorf("the cached output of sft lacks %s (has %v)", f, files)
+		}
+	}
+
+	// Cached the second time; a learning rate reruns sft, not prepare.
+	expect(t, e.run(real), 0, 2, 0)
+	expect(t, e.run(real, "--set", "stages.sft.training.learningRate=2e-4"), 0, 1, 1)
+}
