@@ -23,6 +23,9 @@
 #         the CPU, since the Trainer picks the device).
 # bench:  LoRA SFT on a Qwen2.5-7B-shaped model: the usual Trainer setup
 #         and ftc's entrypoint in the same run; tokens/s and peak memory.
+#         Each of ftc's variants (FTC_BENCH_VARIANTS, default
+#         "default,compile") is one more model load and run: set it to
+#         "default" when the device time is short.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
