@@ -74,6 +74,8 @@ ensure() {
 		exit 1
 	fi
 	chroot "$tmp" apt-get clean
+	# torchrun's rendezvous resolves localhost; debootstrap writes no hosts file.
+	[ -s "$tmp/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$tmp/etc/hosts"
 	mkdir -p "$tmp/ftc" "$tmp/pysrc"
 	echo "$stamp" >"$tmp/.ftc-pyenv"
 	mv "$tmp" "$root"

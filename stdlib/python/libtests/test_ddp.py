@@ -1,0 +1,86 @@
+"""Two training processes (torchrun, gloo on the CPU) through the sft
+entrypoint, as the plan's DDP launch runs it: one metrics line per step
+(rank 0 only), checkpoint manifests that record the two processes, full
+weights written once, and a resumed two-process run continuing from the
+checkpoint."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+from conftest import assets
+from test_entry import prepared  # noqa: F401  (fixture)
+
+from ftc import checkpoint
+
+
+def ddp_config(steps, save_every):
+    cfg = assets.train_config("sft", {"model": assets.model_config(dtype="fp32")}, steps=steps, micro=2,
+                              adapter_block=assets.adapter("none"), save_every=save_every,
+                              extra={"backend": "transformers", "completionOnly": True})
+    cfg["training"]["globalBatch"] = 4
+    cfg["distributed"].update({"strategy": "ddp", "processes": 2, "gpusPerNode": 2})
+    return cfg
+
+
+def write(d, tiny, prepared, steps, save_every, resume_from=None):
+    assets.write_stage(d, "sft", "sft", ddp_config(steps, save_every),
+                       {"train": {"path": str(prepared[0]), "kind": "stage-output"},
+                        "model": {"path": str(tiny[1]), "kind": "hub-model"}}, resume_from=resume_from)
+    sf = json.loads((d / "stage.json").read_text())
+    sf["world"] = {"processes": 2, "strategy": "ddp"}
+    (d / "stage.json").write_text(json.dumps(sf))
+
+
+def torchrun(d):
+    """Two ranks with the environment torchrun gives its workers. (Debian's
+    torch is built without libuv, which torchrun's own rendezvous store
+    insists on; the workers' env:// rendezvous honours USE_LIBUV=0.)"""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in range(2):
+        env = dict(os.environ, FTC_STAGE_CONFIG="stage.json", OMP_NUM_THREADS="1", USE_LIBUV="0",
+                   RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        procs.append(subprocess.Popen([sys.executable, "-m", "ftc.entry", "sft", "--config", "stage.json"], cwd=d,
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outs = []
+    for p in procs:
+        try:
+            out, _ = p.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise
+        outs.append(out)
+    return max(p.returncode for p in procs), "\n".join(outs)
+
+
+def steps_logged(d):
+    ms = [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines() if l.strip()]
+    return [m["step"] for m in ms if "loss" in m and not m.get("final")], ms
+
+
+def test_two_processes_train_checkpoint_and_resume(tiny, prepared, tmp_path):  # noqa: F811
+    d = tmp_path / "ddp"
+    write(d, tiny, prepared, steps=4, save_every=2)
+    rc, out = torchrun(d)
+    assert rc == 0, out[-4000:]
+    steps, ms = steps_logged(d)
+    assert steps == [1, 2, 3, 4], steps  # rank 0 alone writes metrics
+    assert sum(1 for m in ms if m.get("final")) == 1
+    m, ck = checkpoint.newest(d / "checkpoints")
+    assert m.step == 4 and m.world_size == 2 and m.strategy == "ddp"
+    assert (d / "output" / "model.safetensors").exists() and (d / "output" / "ftc-output.json").exists()
+
+    # A longer run of the same stage resumes from step 4 on two processes.
+    write(d, tiny, prepared, steps=6, save_every=2, resume_from=f"checkpoints/{ck.name}")
+    rc, out = torchrun(d)
+    assert rc == 0, out[-4000:]
+    steps, _ = steps_logged(d)
+    assert steps == [1, 2, 3, 4, 5, 6], steps
+    assert checkpoint.newest(d / "checkpoints")[0].step == 6
