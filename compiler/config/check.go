@@ -80,6 +80,10 @@ func (c *checker) hardware() {
 		c.errorf("hardware.slurm", "slurm settings given, but target is %q", h.Target).
 			WithHint("set target: \"slurm\" or remove the slurm block")
 	}
+	if h.Slurm != nil && h.Slurm.CPUsPerNode > 0 && h.Slurm.CPUsPerNode < h.GPUsPerNode {
+		c.errorf("hardware.slurm.cpusPerNode", "cpusPerNode %d is fewer CPUs than the %d processes each node starts", h.Slurm.CPUsPerNode, h.GPUsPerNode).
+			WithHint("give each node at least %d CPUs, or leave cpusPerNode out (one per process)", h.GPUsPerNode)
+	}
 	if h.Kubernetes != nil && h.Target != "kubernetes" {
 		c.errorf("hardware.kubernetes", "kubernetes settings given, but target is %q", h.Target).
 			WithHint("set target: \"kubernetes\" or remove the kubernetes block")

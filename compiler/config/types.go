@@ -111,6 +111,9 @@ type Slurm struct {
 	QOS       string `json:"qos,omitempty"`
 	Time      string `json:"time"`
 	Container string `json:"container"`
+	// CPUsPerNode is each node's launcher's CPU count; 0 means one per
+	// process.
+	CPUsPerNode int `json:"cpusPerNode,omitempty"`
 }
 
 // Kubernetes holds manifest settings.

@@ -46,8 +46,9 @@ type SbatchInput struct {
 	// inputs linked from it resolve).
 	Mounts []string
 	// CPUsPerTask is the number of CPUs of each node's launcher, which
-	// forks all of that node's processes. 0 gives one per process, the
-	// least that runs; clusters usually want more for data loading.
+	// forks all of that node's processes; it overrides the recipe's
+	// slurm.cpusPerNode. With neither, one per process, the least that
+	// runs; clusters usually want more for data loading.
 	CPUsPerTask int
 }
 
@@ -80,6 +81,9 @@ func Sbatch(in SbatchInput) ([]byte, error) {
 		gpus += len(p.Server.GPUs)
 	}
 	cpus := in.CPUsPerTask
+	if cpus <= 0 {
+		cpus = in.Slurm.CPUsPerNode
+	}
 	if cpus <= 0 {
 		cpus = max(1, gpus, p.ProcsPerNode)
 	}

@@ -335,7 +335,7 @@ func testSlurmServer(t *testing.T, c *slurmtest.Cluster) {
 
 // testSlurmExamples renders every example's stages with the test
 // cluster's partitions and has sbatch --test-only validate them. Every
-// example fits: the test nodes offer 8 GPUs and 16 CPUs each, and there
+// example fits: the test nodes offer 8 GPUs and 128 CPUs each, and there
 // are two of them.
 func testSlurmExamples(t *testing.T, c *slurmtest.Cluster) {
 	recipes, err := filepath.Glob("../../examples/*/recipe.cue")
@@ -363,7 +363,7 @@ func testSlurmExamples(t *testing.T, c *slurmtest.Cluster) {
 				if s.Launch.Server != nil {
 					gpus += len(s.Launch.Server.GPUs)
 				}
-				if s.Launch.Nodes > len(c.Nodes) || gpus > c.GPUs || max(gpus, s.Launch.ProcsPerNode) > c.CPUs {
+				if s.Launch.Nodes > len(c.Nodes) || gpus > c.GPUs || max(gpus, s.Launch.ProcsPerNode, settings.CPUsPerNode) > c.CPUs {
 					t.Errorf("stage %s (%d node(s) × %d GPUs) does not fit the test cluster (%d × %d): grow it in internal/slurmtest, or skip here saying why",
 						s.Name, s.Launch.Nodes, gpus, len(c.Nodes), c.GPUs)
 					continue

@@ -48,7 +48,8 @@ type Cluster struct {
 
 // Options size the cluster.
 type Options struct {
-	// CPUs per node (default 16) and GPUs per node (default 8).
+	// CPUs per node (default 128, as GPU nodes have; slurmd is told to
+	// take the configuration's word for it) and GPUs per node (default 8).
 	CPUs, GPUs int
 }
 
@@ -69,7 +70,7 @@ func Start(t testing.TB, o Options) *Cluster {
 		t.Skip("a private Slurm cluster needs root (mknod for the GPU device files, SlurmUser=root)")
 	}
 	if o.CPUs == 0 {
-		o.CPUs = 16
+		o.CPUs = 128
 	}
 	if o.GPUs == 0 {
 		o.GPUs = 8
