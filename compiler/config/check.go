@@ -409,6 +409,14 @@ func (c *checker) ppo(base string, st Stage) {
 	check("reward", st.Reward, true)
 	check("value", st.Value, true)
 	check("reference", st.Reference, false)
+	// From trl 0.17 a PPO rollout is microBatch × gradAccum and each mini
+	// batch a slice of the accumulation window, but the optimizer still
+	// steps once per full window: the mini batches merge into one update
+	// per PPO epoch (trl/experimental/ppo/ppo_trainer.py in 1.9.0).
+	if trl := c.r.Environment.Packages["trl"]; st.PPO != nil && st.PPO.MiniBatches > 1 && versionAtLeast(trl, 0, 17) {
+		c.errorf(base+".ppo.miniBatches", "ppo.miniBatches %d has no effect with trl %s: its PPOTrainer steps the optimizer once per accumulation window, so the mini batches merge into one update per PPO epoch", st.PPO.MiniBatches, trl).
+			WithHint("set miniBatches: 1 and raise ppo.epochs for more updates per rollout, or use a profile with trl < 0.17")
+	}
 }
 
 // withArticle puts "a" or "an" before a method name: "an sft", "a ppo".

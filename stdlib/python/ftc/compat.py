@@ -24,6 +24,13 @@ Facts used (read in each library's source at the named tag):
   in prepare instead); v0.16 has vllm_server_host/port, later versions add
   vllm_mode ("server" | "colocate") and vllm_group_port.
 - trl v0.16.0 GRPOTrainer resume is broken (trl#3247).
+- trl GRPOConfig.top_k defaults to 50 in 0.16-0.17, None (off) from
+  0.18, 0 (off) from 0.28; max_prompt_length defaults to 512 before 0.27
+  and cuts prompts from the left.
+- trl >= 0.17 PPOTrainer: mini batches slice the accumulation window but
+  the optimizer steps once per window (so miniBatches > 1 is refused).
+- transformers 4.46-4.48 Trainer under DeepSpeed divides the loss by the
+  accumulation steps and DeepSpeed divides again (fixed by PR 35808).
 - transformers >= 4.56 takes `dtype` in from_pretrained (`torch_dtype`
   before); 5.x detects packed sequences from position_ids for sdpa and
   accepts registered attention functions (AttentionInterface, 4.50+).
@@ -115,6 +122,12 @@ def reward_row(row: dict, trl: tuple[int, ...]) -> dict:
 def ppo_batch_layout(micro: int, grad_accum: int, mini_batches: int, trl: tuple[int, ...]) -> dict:
     """PPOConfig batch fields so that one rollout is micro * grad_accum
     prompts per process on every trl version (ftc's global batch)."""
+    if mini_batches > 1 and (not trl or trl >= (0, 17)):
+        # From 0.17 each mini batch is a slice of the accumulation window
+        # while the optimizer steps once per whole window: mini batches
+        # would merge into one update (ftc vet refuses this too).
+        raise Unsupported(f"ppo.miniBatches {mini_batches} has no effect with trl {'.'.join(map(str, trl)) or '?'}: "
+                          "its PPOTrainer steps once per accumulation window; set miniBatches 1")
     if trl and trl < (0, 17):
         if grad_accum % mini_batches:
             raise Unsupported(f"trl {'.'.join(map(str, trl))} makes each rollout per_device * grad_accum * "
@@ -124,6 +137,12 @@ def ppo_batch_layout(micro: int, grad_accum: int, mini_batches: int, trl: tuple[
                 "num_mini_batches": mini_batches}
     return {"per_device_train_batch_size": micro, "gradient_accumulation_steps": grad_accum,
             "num_mini_batches": mini_batches}
+
+
+def grpo_top_k_off(trl: tuple[int, ...]):
+    """GRPOConfig.top_k that turns top-k sampling off: None before 0.28
+    (0.16 and 0.17 default to 50), 0 from 0.28 (its default)."""
+    return 0 if trl and trl >= (0, 28) else None
 
 
 def grpo_resume_supported(trl: tuple[int, ...]) -> bool:
@@ -141,6 +160,19 @@ def grpo_vllm_kwargs(trl: tuple[int, ...], port: int, group_port: int) -> dict:
     if trl and trl >= (0, 27):
         kw["vllm_group_port"] = group_port
     return kw
+
+
+def passes_scale_wrt_gas(trainer_cls) -> bool:
+    """Whether this Trainer tells DeepSpeed not to divide the loss by the
+    accumulation steps again (transformers PR 35808). Releases 4.46 to
+    4.48 divide it themselves and then let DeepSpeed divide once more.
+    Probed in the source; without source, decided by version (4.49+)."""
+    import inspect
+
+    try:
+        return "scale_wrt_gas" in inspect.getsource(trainer_cls.training_step)
+    except (OSError, TypeError):
+        return version("transformers") >= (4, 49)
 
 
 def dtype_kwarg(transformers: tuple[int, ...]) -> str:

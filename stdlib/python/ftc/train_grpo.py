@@ -76,9 +76,14 @@ def run(stage: StageFile) -> dict:
         "temperature": g.temperature,
         "reward_weights": weights,
         "log_completions": False,
+        # Top-k off on every trl: 0.16 and 0.17 sample from the top 50 by
+        # default, later releases from all tokens.
+        "top_k": compat.grpo_top_k_off(tv),
     })
-    if g.max_prompt_length and compat.grpo_has_max_prompt_length(tv):
-        kw["max_prompt_length"] = g.max_prompt_length
+    if compat.grpo_has_max_prompt_length(tv):
+        # prepare already truncated prompts to this length; trl before 0.27
+        # would otherwise cut them again to its default 512.
+        kw["max_prompt_length"] = g.max_prompt_length or cfg.data.max_length
     required = ["num_generations", "reward_weights"]
     if g.generation.engine == "vllm":
         try:
@@ -102,6 +107,7 @@ def run(stage: StageFile) -> dict:
                     eval_dataset=trainer.rows_dataset(eval_rows, True) if eval_rows else None,
                     processing_class=tok, reward_processing_classes=reward_toks, peft_config=peft_config,
                     callbacks=trainer.callbacks(stage, cfg, None, with_checkpoints=resumable))
+    trainer.scale_loss_once_under_deepspeed(t)
     t.train(resume_from_checkpoint=trainer.resume_checkpoint(stage))
     models.save_output(stage, cfg, t, tok, kind="causal-lm", base=mc)
     return trainer.close(stage, t.state.global_step, None, {"rewards": len(funcs)})

@@ -91,6 +91,7 @@ def run(stage: StageFile) -> dict:
             eval_dataset=trainer.rows_dataset(eval_rows, need_ds) if eval_rows else None,
             data_collator=collator, processing_class=tok, callbacks=trainer.callbacks(stage, cfg, throughput),
             ftc_throughput=throughput)
+    trainer.scale_loss_once_under_deepspeed(t)
     t.train(resume_from_checkpoint=trainer.resume_checkpoint(stage))
     models.save_output(stage, cfg, t, tok, kind="causal-lm", base=mc)
     return trainer.close(stage, t.state.global_step, throughput,

@@ -133,6 +133,27 @@ def sft_trainer_class(base, *, chunked: bool, packed_mask_dtype=None):
     return FtcTrainer
 
 
+def scale_loss_once_under_deepspeed(t) -> bool:
+    """On Trainers that divide the loss by the accumulation steps before
+    DeepSpeed divides it again (transformers 4.46-4.48, the pinned
+    profile), tells DeepSpeed not to, as later releases do: otherwise
+    ZeRO with gradAccum > 1 trains on gradients gradAccum times too small
+    (clipping and Adam's epsilon see it). Returns whether it did."""
+    if not getattr(t, "is_deepspeed_enabled", False) or t.args.gradient_accumulation_steps <= 1:
+        return False
+    if compat.passes_scale_wrt_gas(type(t)):
+        return False
+    backward = t.accelerator.backward
+
+    def backward_scaled_once(loss, **kwargs):
+        kwargs.setdefault("scale_wrt_gas", False)
+        return backward(loss, **kwargs)
+
+    t.accelerator.backward = backward_scaled_once
+    log.info("ftc: DeepSpeed told not to divide the loss by gradient accumulation again (this transformers divides it)")
+    return True
+
+
 def rows_dataset(rows: list[dict], need_datasets: bool):
     """A datasets.Dataset where a trl trainer needs one; a plain list
     (indexable, sized) serves transformers.Trainer."""

@@ -164,3 +164,12 @@ def test_ftc_trainer_learns_the_plain_mean_over_the_global_batch(tmp_path):
             assert torch.allclose(q, p, atol=2e-6, rtol=1e-4), (flatten, n, (q - p).abs().max().item())
             moved = max(moved, (q - qwen2(seed=6).get_parameter(n)).abs().max().item())
         assert moved > 1e-3  # the step did move the weights
+
+
+def test_this_transformers_tells_deepspeed_not_to_divide_again():
+    """transformers 5 passes scale_wrt_gas=False itself, so ftc patches
+    nothing on the current profile (the pinned one needs the patch)."""
+    from transformers import Trainer
+
+    assert compat.passes_scale_wrt_gas(Trainer)
+    assert compat.passes_scale_wrt_gas(trainer.sft_trainer_class(Trainer, chunked=True))

@@ -29,12 +29,70 @@ def test_reward_columns_follow_trl():
 
 def test_ppo_rollout_is_the_global_batch_on_both_profiles():
     old = compat.ppo_batch_layout(4, 8, 2, PINNED_TRL)
-    new = compat.ppo_batch_layout(4, 8, 2, CURRENT_TRL)
+    new = compat.ppo_batch_layout(4, 8, 1, CURRENT_TRL)
     # trl 0.16: rollout = per_device * GA * mini; later: per_device * GA.
     assert old["per_device_train_batch_size"] * old["gradient_accumulation_steps"] * old["num_mini_batches"] == 32
     assert new["per_device_train_batch_size"] * new["gradient_accumulation_steps"] == 32
     with pytest.raises(Unsupported, match="must divide"):
         compat.ppo_batch_layout(4, 3, 2, PINNED_TRL)
+
+
+def test_ppo_mini_batches_refused_where_they_merge_into_one_update():
+    with pytest.raises(Unsupported, match="no effect with trl 1.9.0"):
+        compat.ppo_batch_layout(4, 8, 2, CURRENT_TRL)
+    assert compat.ppo_batch_layout(4, 8, 1, CURRENT_TRL)["num_mini_batches"] == 1
+
+
+def test_grpo_top_k_is_off_on_every_trl():
+    assert compat.grpo_top_k_off(PINNED_TRL) is None  # 0.16: None disables, the default is 50
+    assert compat.grpo_top_k_off((0, 18, 0)) is None
+    assert compat.grpo_top_k_off(CURRENT_TRL) == 0  # 0.28+: 0 disables
+
+
+class _Accel:
+    def __init__(self):
+        self.calls = []
+
+    def backward(self, loss, **kw):
+        self.calls.append(kw)
+
+
+class _Args:
+    gradient_accumulation_steps = 4
+
+
+class _OldTrainer:
+    """Shaped like transformers 4.48's Trainer.training_step: divides, then backward."""
+
+    def __init__(self, deepspeed=True):
+        self.is_deepspeed_enabled = deepspeed
+        self.args = _Args()
+        self.accelerator = _Accel()
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = 1.0 / self.args.gradient_accumulation_steps
+        self.accelerator.backward(loss)
+
+
+class _NewTrainer(_OldTrainer):
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        kwargs = {"scale_wrt_gas": False}
+        self.accelerator.backward(1.0, **kwargs)
+
+
+def test_deepspeed_divides_the_loss_once():
+    from ftc import trainer
+
+    old = _OldTrainer()
+    assert trainer.scale_loss_once_under_deepspeed(old)
+    old.training_step(None, None)
+    assert old.accelerator.calls == [{"scale_wrt_gas": False}]
+    new = _NewTrainer()
+    assert not trainer.scale_loss_once_under_deepspeed(new)  # it says so itself
+    assert not trainer.scale_loss_once_under_deepspeed(_OldTrainer(deepspeed=False))
+    one = _OldTrainer()
+    one.args = type("A", (), {"gradient_accumulation_steps": 1})()
+    assert not trainer.scale_loss_once_under_deepspeed(one)
 
 
 def test_grpo_differences():
