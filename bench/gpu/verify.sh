@@ -5,11 +5,15 @@
 #
 #   FTC_PYSRC=/path/to/src bash bench/gpu/verify.sh [verify|bench|all]
 #
+# On the device machine: assemble the source into the git-ignored .pysrc
+# here (bash bench/gpu/pysrc.sh .pysrc TRL DATASETS DILL MULTIPROCESS, about
+# 8 MB), carry ".pysrc" with the run, and run with FTC_PYSRC=$PWD/.pysrc.
+#
 # Each part fits one 10-minute device call: run "verify" and "bench" as
 # two calls when the whole does not. FTC_PYSRC is a folder holding trl, datasets, dill and multiprocess as
 # plain source folders (DESIGN.md §5: trl 1.9.0, datasets 5.0.1, dill 0.4.0,
-# multiprocess 0.70.18); without it the trl-based stages are skipped and
-# said so. Fetched source is never committed. FTC_WORK (default
+# multiprocess 0.70.18; bench/gpu/pysrc.sh assembles it from git mirrors);
+# without it the trl-based stages are skipped and said so. Fetched source is never committed. FTC_WORK (default
 # /tmp/ftc-gpu) keeps built models between calls, so a rerun skips building.
 #
 # verify: tiny Qwen2-shaped models; prepare, sft (both backends), reward,
