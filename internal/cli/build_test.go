@@ -363,6 +363,21 @@ func TestBuildExample(t *testing.T) {
 			t.Fatalf("layers that differ: %v of %d (want only the last, the recipe files)", differ, len(a))
 		}
 	})
+	t.Run("cache du and gc see the environment image", func(t *testing.T) {
+		var out bytes.Buffer
+		if code := cli.Run([]string{"cache", "du", "--cache", cache1}, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "1 environment images") {
+			t.Fatalf("du (exit %d):\n%s", code, out.String())
+		}
+		// Just built and reused: kept by --keep-days.
+		out.Reset()
+		if code := cli.Run([]string{"cache", "gc", "--keep-days", "1", "--cache", cache1}, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "removed 0 environment images") {
+			t.Fatalf("gc --keep-days 1 (exit %d):\n%s", code, out.String())
+		}
+		out.Reset()
+		if code := cli.Run([]string{"cache", "gc", "--cache", cache1}, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "removed 1 environment images") {
+			t.Fatalf("gc (exit %d):\n%s", code, out.String())
+		}
+	})
 }
 
 func must[T any](v T, err error) T {

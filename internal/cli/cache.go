@@ -4,14 +4,20 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler"
 	"github.com/ftc-dev/ftc/compiler/plan"
+	"github.com/ftc-dev/ftc/runtime/build"
 	"github.com/ftc-dev/ftc/runtime/cas"
 	"github.com/ftc-dev/ftc/runtime/remote"
+	"github.com/ftc-dev/ftc/runtime/resolve"
+	"github.com/ftc-dev/ftc/stdlib"
 )
 
 func newCache(stdout, stderr io.Writer) *cobra.Command {
@@ -55,6 +61,15 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(stdout, "%d entries, %d blobs, %s in %s\n", u.Actions, u.Blobs, humanBytes(u.Bytes), s.Root())
+			envs, err := build.Environments(cache.images())
+			if err != nil {
+				return err
+			}
+			var size int64
+			for _, e := range envs {
+				size += e.Size
+			}
+			fmt.Fprintf(stdout, "%d environment images, %s in %s\n", len(envs), humanBytes(size), filepath.Join(cache.images(), "env"))
 			return nil
 		},
 	}
@@ -93,17 +108,20 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 	var keepRecipes []string
 	gc := &cobra.Command{
 		Use:   "gc",
-		Short: "Remove entries not kept, then every blob no entry reaches",
+		Short: "Remove entries and environment images not kept, then every blob no entry reaches",
 		Long: `gc keeps the entries of the recipes named with --keep and entries younger
-than --keep-days, removes the rest, then removes unreachable blobs. Run it
-when no ftc run is writing to the cache.`,
+than --keep-days, removes the rest, then removes unreachable blobs. The
+environment images ftc build caches go by the same rules: kept when they
+are a --keep recipe's environment (from its ftc.lock, with
+$SOURCE_DATE_EPOCH or 0) or were built or reused within --keep-days. Run
+it when no ftc run or ftc build is writing to the cache.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := cas.Open(cache.store())
 			if err != nil {
 				return err
 			}
-			keep := map[string]bool{}
+			keep, keepEnv := map[string]bool{}, map[string]bool{}
 			for _, r := range keepRecipes {
 				keys, err := recipeKeys(ctx(cmd), r, &cache, stderr)
 				if err != nil {
@@ -112,12 +130,21 @@ when no ftc run is writing to the cache.`,
 				for _, k := range keys {
 					keep[k] = true
 				}
+				if k, ok := recipeEnvironmentKey(r); ok {
+					keepEnv[k] = true
+				}
 			}
-			res, err := s.GC(cas.GCOptions{KeepKeys: keep, KeepNewerThan: time.Duration(keepDays * 24 * float64(time.Hour)), Now: time.Now()})
+			now, age := time.Now(), time.Duration(keepDays*24*float64(time.Hour))
+			res, err := s.GC(cas.GCOptions{KeepKeys: keep, KeepNewerThan: age, Now: now})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "removed %d entries and %d blobs, freed %s\n", res.ActionsRemoved, res.BlobsRemoved, humanBytes(res.BytesFreed))
+			env, err := build.PruneEnvironments(cache.images(), keepEnv, age, now)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "removed %d environment images, freed %s\n", env.Removed, humanBytes(env.Freed))
 			return nil
 		},
 	}
@@ -207,6 +234,30 @@ func recipeKeys(c context.Context, file string, cache *cacheFlag, stderr io.Writ
 		return nil, errFailed
 	}
 	return planKeys(p), nil
+}
+
+// recipeEnvironmentKey is the environment key ftc build gives a recipe
+// (hex), when the recipe vets and has a complete ftc.lock; a recipe never
+// built has no environment image to keep.
+func recipeEnvironmentKey(file string) (string, bool) {
+	r, _, err := compiler.Vet(file, nil)
+	if err != nil {
+		return "", false
+	}
+	lock, err := resolve.ReadLock(filepath.Join(r.Dir, resolve.LockFile))
+	if err != nil {
+		return "", false
+	}
+	epoch, _ := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64)
+	spec, err := build.Spec(r, lock, build.SpecOptions{Entrypoints: stdlib.Entrypoints(), Version: Version, Epoch: epoch})
+	if err != nil {
+		return "", false
+	}
+	k, err := spec.EnvironmentKey()
+	if err != nil {
+		return "", false
+	}
+	return k.Hex(), true
 }
 
 func planKeys(p *plan.Plan) []string {

@@ -35,3 +35,6 @@ func (c *cacheFlag) store() string   { return filepath.Join(c.root(), "cas") }
 func (c *cacheFlag) runs() string    { return filepath.Join(c.root(), "runs") }
 func (c *cacheFlag) records() string { return filepath.Join(c.root(), "records") }
 func (c *cacheFlag) hashes() string  { return filepath.Join(c.root(), "hashes") }
+
+// images is where ftc build keeps environment images (build.Options.Cache).
+func (c *cacheFlag) images() string { return filepath.Join(c.root(), "images") }

@@ -547,3 +547,37 @@ func TestGCKeepsARecipe(t *testing.T) {
 	expect(t, e.run(nil), 0, 4, 0)
 	expect(t, e.run(nil, "--set", "stages.ppo.ppo.klCoef=0.3"), 0, 3, 1)
 }
+
+// TestGCPrunesEnvironmentImages: ftc build's cached environment images
+// (OCI layouts under images/env) go when unused for longer than
+// --keep-days; du reports them.
+func TestGCPrunesEnvironmentImages(t *testing.T) {
+	e := newEnv(t)
+	env := filepath.Join(e.cache, "images", "env")
+	for name, age := range map[string]time.Duration{"old": 40 * 24 * time.Hour, "recent": time.Hour} {
+		dir := filepath.Join(env, name)
+		if err := os.MkdirAll(filepath.Join(dir, "blobs"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "blobs", "layer"), make([]byte, 3<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		used := time.Now().Add(-age)
+		if err := os.Chtimes(dir, used, used); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := e.ftc(nil, "cache", "du"); !strings.Contains(r.out, "2 environment images, 6.0 MiB") {
+		t.Errorf("du:\n%s", r.out)
+	}
+	r := e.ftc(nil, "cache", "gc", "--keep-days", "7")
+	if r.code != 0 || !strings.Contains(r.out, "removed 1 environment images, freed 3.0 MiB") {
+		t.Fatalf("gc:\n%s", r.out)
+	}
+	if _, err := os.Stat(filepath.Join(env, "old")); err == nil {
+		t.Error("the image unused for 40 days is still there")
+	}
+	if _, err := os.Stat(filepath.Join(env, "recent")); err != nil {
+		t.Errorf("the recent image is gone: %v", err)
+	}
+}

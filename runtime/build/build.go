@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -91,6 +92,7 @@ func (b *Builder) environment(ctx context.Context, spec *image.Spec) (v1.Image, 
 	dir := filepath.Join(root, k.Hex())
 	if !b.o.NoCache {
 		if img, err := openLayoutImage(dir); err == nil {
+			touch(dir, time.Now()) // a use, for PruneEnvironments
 			return img, k, true, nil
 		}
 	}
@@ -120,6 +122,7 @@ func (b *Builder) environment(ctx context.Context, spec *image.Spec) (v1.Image, 
 			defer os.RemoveAll(old)
 		}
 	}
+	touch(tmp, time.Now())
 	if err := os.Rename(tmp, dir); err != nil {
 		// A concurrent build of the same key got there first: same key,
 		// same image.
