@@ -40,6 +40,7 @@ func (r *Recipe) MemoryInput(st Stage, checkpointing bool) memory.Input {
 			// Only one chunk of logits exists at a time.
 			train.LogitsTokens = min(train.LogitsTokens, sp.LossChunkTokens)
 		}
+		train.MaskTokens, train.MaskElementBytes = r.packedMask(st, train.TokensPerMicroBatch)
 	case "reward":
 		// Chosen and rejected go through the model together; the head has
 		// one output, not the vocabulary.
@@ -180,4 +181,35 @@ func indent(s string) string {
 		}
 	}
 	return out
+}
+
+// packedMask says whether padding-free rows of tokens tokens need a dense
+// [T, T] mask for per-document attention, and its element size (the
+// entrypoints' compat.packed_attention_mode decides the same at run
+// time): flash attention reads boundaries from position ids, and ftc's
+// registered attention (transformers 4.50+, attention "auto", "varlen" or
+// "loop") needs no mask; otherwise transformers 5 builds a boolean mask
+// from the position ids and earlier releases take ftc's additive mask in
+// the model dtype.
+func (r *Recipe) packedMask(st Stage, tokens int) (int, float64) {
+	sp := st.Speed
+	m := st.Base()
+	if sp == nil || !sp.PaddingFree || m == nil || m.Attention == "flash_attention_2" {
+		return 0, 0
+	}
+	tf := r.Environment.Packages["transformers"]
+	if sp.Attention != "mask" && versionAtLeast(tf, 4, 50) {
+		return 0, 0
+	}
+	if versionAtLeast(tf, 5, 0) {
+		return tokens, 1
+	}
+	return tokens, dtypeSize(m.DType)
+}
+
+func dtypeSize(d string) float64 {
+	if d == "fp32" {
+		return 4
+	}
+	return 2
 }

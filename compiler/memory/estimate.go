@@ -97,6 +97,10 @@ func Estimate(in Input) Breakdown {
 	act := activationBytes(in.Train)
 	parts = append(parts, Part{"activations", act, actNote(in.Train)})
 	parts = append(parts, Part{"logits", float64(in.Train.LogitsTokens) * float64(m.Vocab) * logitBytes, ""})
+	if n := float64(in.Train.MaskTokens); n > 0 {
+		parts = append(parts, Part{"attention mask", n * n * in.Train.MaskElementBytes,
+			fmt.Sprintf("dense %d × %d for per-document attention", in.Train.MaskTokens, in.Train.MaskTokens)})
+	}
 
 	if v := in.Value; v != nil {
 		vw := float64(v.Model.Params) * dtypeBytes(v.Model.DType)

@@ -95,6 +95,11 @@ type Training struct {
 	// LogitsTokens are the tokens whose vocabulary logits are computed
 	// (all for SFT; completions for RL; none for a reward model).
 	LogitsTokens int
+	// MaskTokens is T when per-document attention of padding-free rows
+	// takes a dense [T, T] mask of MaskElementBytes per element (0 when the
+	// attention reads document boundaries without one).
+	MaskTokens       int
+	MaskElementBytes float64
 }
 
 // Topology is how the work is spread.

@@ -150,7 +150,7 @@ func printPlan(w io.Writer, p *plan.Plan) {
 			}
 			fmt.Fprintf(w, "   mem   %.1f GiB per GPU of %.1f: %s (checkpointing %s)\n", e.PerGPUGiB, e.CapacityGiB, e.Verdict, ck)
 			for _, p := range e.Parts {
-				fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("         %-13s %6.1f GiB  %s", p.Name, p.GiB, p.Note), " "))
+				fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("         %-14s %6.1f GiB  %s", p.Name, p.GiB, p.Note), " "))
 			}
 			fmt.Fprintf(w, "   speed ≈%.0f tokens/s", e.TokensPerSecond)
 			if e.Hours > 0 {

@@ -1,0 +1,34 @@
+package config
+
+import "testing"
+
+// The dense mask of per-document attention is counted exactly where the
+// entrypoints build one (compat.packed_attention_mode).
+func TestPackedMaskFollowsTheAttentionPath(t *testing.T) {
+	stage := func(attention, speedAttention string, paddingFree bool) Stage {
+		return Stage{Method: "sft", Model: &Model{Attention: attention, DType: "bf16"},
+			Speed: &Speed{PaddingFree: paddingFree, Attention: speedAttention}}
+	}
+	recipe := func(transformers string) *Recipe {
+		return &Recipe{Environment: Environment{Packages: map[string]string{"transformers": transformers}}}
+	}
+	for _, c := range []struct {
+		name         string
+		transformers string
+		st           Stage
+		tokens       int
+		bytes        float64
+	}{
+		{"4.48 sdpa: ftc's additive bf16 mask", "4.48.2", stage("sdpa", "auto", true), 4096, 2},
+		{"4.48 flash: boundaries from position ids", "4.48.2", stage("flash_attention_2", "auto", true), 0, 0},
+		{"5.x auto: ftc's registered attention", "5.17.0", stage("sdpa", "auto", true), 0, 0},
+		{"5.x mask: transformers' boolean mask", "5.17.0", stage("sdpa", "mask", true), 4096, 1},
+		{"4.50 loop: registered attention", "4.50.0", stage("sdpa", "loop", true), 0, 0},
+		{"padded rows: no mask", "4.48.2", stage("sdpa", "auto", false), 0, 0},
+	} {
+		n, b := recipe(c.transformers).packedMask(c.st, 4096)
+		if n != c.tokens || b != c.bytes {
+			t.Errorf("%s: %d tokens × %v bytes, want %d × %v", c.name, n, b, c.tokens, c.bytes)
+		}
+	}
+}
