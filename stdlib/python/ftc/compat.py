@@ -153,8 +153,10 @@ def grpo_has_max_prompt_length(trl: tuple[int, ...]) -> bool:
     return not trl or trl < (0, 28)
 
 
-def grpo_vllm_kwargs(trl: tuple[int, ...], port: int, group_port: int) -> dict:
-    kw = {"use_vllm": True, "vllm_server_host": "127.0.0.1", "vllm_server_port": port}
+def grpo_vllm_kwargs(trl: tuple[int, ...], port: int, group_port: int, host: str = "127.0.0.1") -> dict:
+    """The server-mode settings. host is where the server runs: the first
+    node (FTC_MASTER_ADDR) when trainers span nodes."""
+    kw = {"use_vllm": True, "vllm_server_host": host, "vllm_server_port": port}
     if trl and trl >= (0, 18):
         kw["vllm_mode"] = "server"
     if trl and trl >= (0, 27):

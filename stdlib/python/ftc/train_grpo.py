@@ -12,6 +12,7 @@ the launch plan starts on its own GPUs.
 from __future__ import annotations
 
 import logging
+import os
 
 from . import compat, models, rewards, trainargs, trainer
 from .stage import StageFile
@@ -90,7 +91,11 @@ def run(stage: StageFile) -> dict:
             import vllm  # noqa: F401  (the trainer's client needs it)
         except ImportError as e:
             raise compat.Unsupported("generation.engine is vllm but vllm is not installed in this environment") from e
-        vk = compat.grpo_vllm_kwargs(tv, g.generation.port, g.generation.group_port)
+        # The launch plan starts the server on the first node; trainers on
+        # the other nodes reach it there (trl vllm-serve listens on all
+        # interfaces).
+        host = os.environ.get("FTC_MASTER_ADDR") or "127.0.0.1"
+        vk = compat.grpo_vllm_kwargs(tv, g.generation.port, g.generation.group_port, host)
         kw.update(vk)
         required += list(vk)
     args, dropped = compat.make_config(GRPOConfig, kw, required=tuple(required))

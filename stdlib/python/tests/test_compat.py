@@ -100,6 +100,7 @@ def test_grpo_differences():
     assert compat.grpo_has_max_prompt_length(PINNED_TRL) and not compat.grpo_has_max_prompt_length(CURRENT_TRL)
     assert compat.grpo_vllm_kwargs(PINNED_TRL, 8000, 51216) == {"use_vllm": True, "vllm_server_host": "127.0.0.1",
                                                                  "vllm_server_port": 8000}
+    assert compat.grpo_vllm_kwargs(CURRENT_TRL, 8001, 51217, "node-0")["vllm_server_host"] == "node-0"
     kw = compat.grpo_vllm_kwargs(CURRENT_TRL, 8001, 51217)
     assert kw["vllm_mode"] == "server" and kw["vllm_group_port"] == 51217 and kw["vllm_server_port"] == 8001
 
