@@ -315,7 +315,18 @@ func sbatchNodeScript(p Plan, gpus int) (string, error) {
 	fmt.Fprintf(&b, "\t\tif (exec 3<>/dev/tcp/127.0.0.1/%d) 2>/dev/null; then break; fi\n", port)
 	fmt.Fprintf(&b, "\t\tif ! kill -0 \"$ftc_server\" 2>/dev/null; then echo \"ftc: the generation server exited before listening on port %d\" >&2; exit 1; fi\n", port)
 	fmt.Fprintf(&b, "\t\tif [ \"$ftc_i\" = %d ]; then echo \"ftc: the generation server did not listen on port %d within %ds\" >&2; exit 1; fi\n", sbatchServerWait, port, sbatchServerWait)
-	fmt.Fprintf(&b, "\t\tsleep 1\n\tdone\nfi\n")
+	fmt.Fprintf(&b, "\t\tsleep 1\n\tdone\n")
+	if p.Nodes > 1 {
+		// The other nodes' trainers reach the server on the first node;
+		// they wait for it here, as node 0's trainers do above, rather
+		// than time out in their client while it loads the model.
+		fmt.Fprintf(&b, "else\n")
+		fmt.Fprintf(&b, "\tfor ftc_i in $(seq %d); do\n", sbatchServerWait)
+		fmt.Fprintf(&b, "\t\tif (exec 3<>\"/dev/tcp/$%s/%d\") 2>/dev/null; then break; fi\n", EnvMasterAddr, port)
+		fmt.Fprintf(&b, "\t\tif [ \"$ftc_i\" = %d ]; then echo \"ftc: the generation server on $%s did not listen on port %d within %ds\" >&2; exit 1; fi\n", sbatchServerWait, EnvMasterAddr, port, sbatchServerWait)
+		fmt.Fprintf(&b, "\t\tsleep 1\n\tdone\n")
+	}
+	fmt.Fprintf(&b, "fi\n")
 	fmt.Fprintf(&b, "CUDA_VISIBLE_DEVICES=\"$(ftc_gpus %s)\" %s\n", sbatchInts(p.GPUs), argv)
 	return b.String(), nil
 }

@@ -38,6 +38,7 @@ func TestSlurm(t *testing.T) {
 	t.Run("Cancel", func(t *testing.T) { testSlurmCancel(t, c) })
 	t.Run("Requeue", func(t *testing.T) { testSlurmRequeue(t, c) })
 	t.Run("GenerationServer", func(t *testing.T) { testSlurmServer(t, c) })
+	t.Run("GenerationServerTwoNodes", func(t *testing.T) { testSlurmServerTwoNodes(t, c) })
 	t.Run("PlannedScript", func(t *testing.T) { testSlurmPlannedScript(t, c) })
 	t.Run("ExamplesTestOnly", func(t *testing.T) { testSlurmExamples(t, c) })
 	t.Run("FtcRun", func(t *testing.T) { testSlurmFtcRun(t, c) })
@@ -426,4 +427,39 @@ func testSlurmFtcRun(t *testing.T, c *slurmtest.Cluster) {
 		t.Errorf("the reward model did not reach the ppo job:\n%s", ins)
 	}
 	expect(t, e.run(c.Env, "--backend", "slurm"), 0, 4, 0)
+}
+
+// testSlurmServerTwoNodes: the server starts on the first node only; the
+// second node's trainers wait until it listens at $FTC_MASTER_ADDR, then
+// reach it there.
+func testSlurmServerTwoNodes(t *testing.T, c *slurmtest.Cluster) {
+	if _, err := net.LookupHost(c.Nodes[0]); err != nil {
+		t.Skipf("the first node's name %s does not resolve (%v): no server address", c.Nodes[0], err)
+	}
+	port := slurmtest.FreePort(t)
+	p := launch.Plan{
+		Launcher: "bash", Nodes: 2, ProcsPerNode: 2, Processes: 4, GPUs: []int{1, 2},
+		Argv: []string{"bash", "-c", fmt.Sprintf(`exec 3<>"/dev/tcp/$FTC_MASTER_ADDR/%d" && echo "trainer on node $FTC_NODE_RANK reached the server"`, port)},
+		Server: &launch.Server{
+			// Slow to start, as vLLM loading a model is.
+			Argv:  []string{"bash", "-c", fmt.Sprintf(`echo "server starts on node $FTC_NODE_RANK"; sleep 3; exec /usr/bin/python3 -m http.server --bind 0.0.0.0 %d`, port)},
+			GPUs:  []int{0},
+			Ports: []int{port},
+		},
+	}
+	b := slurmBackend(c, c.MultiPartition)
+	b.Plans = map[string]launch.Plan{"grpo": p}
+	out := &syncBuffer{}
+	if err := runJob(t, b, backend.Job{Name: "grpo", Dir: t.TempDir(), Argv: p.Argv, Output: out}, time.Minute); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	log := out.String()
+	if n := strings.Count(log, "server starts on node 0"); n != 1 || strings.Contains(log, "server starts on node 1") {
+		t.Errorf("want one server, on node 0:\n%s", log)
+	}
+	for _, want := range []string{"trainer on node 0 reached the server", "trainer on node 1 reached the server"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("output lacks %q:\n%s", want, log)
+		}
+	}
 }
