@@ -249,7 +249,7 @@ def main() -> int:
                                              "speed": {"paddingFree": False, "chunkedLoss": False}}),
                   {**train_in("prepare-sft-pc"), **model}, adapter=True)
     if not HAVE_TRL:
-        for n in ("sft-trl", "reward", "grpo-functions", "grpo-reward-model", "ppo", "resume-ppo"):
+        for n in ("sft-trl", "reward", "grpo-functions", "resume-grpo", "grpo-reward-model", "ppo", "resume-ppo"):
             record(n, None, "needs trl and datasets (set FTC_PYSRC)")
     else:
         if train_in("prepare-sft-packed"):
@@ -271,10 +271,14 @@ def main() -> int:
             funcs = dict(grpo_extra, rewards=[
                 {"kind": "function", "file": "rewards.py", "name": "has_answer", "weight": 1.0},
                 {"kind": "function", "file": "rewards.py", "name": "length_penalty", "weight": 0.5}])
+            grpo_in = {**train_in("prepare-grpo"), **model, "rewards.0": {"path": str(rewards_py)},
+                       "rewards.1": {"path": str(rewards_py)}}
             run_stage("grpo-functions", "grpo", work,
                       assets.train_config("grpo", {"model": mc}, steps=3, micro=4, extra=funcs),
-                      {**train_in("prepare-grpo"), **model, "rewards.0": {"path": str(rewards_py)},
-                       "rewards.1": {"path": str(rewards_py)}}, adapter=True)
+                      grpo_in, adapter=True)
+            resume_case("resume-grpo", "grpo", work,
+                        assets.train_config("grpo", {"model": mc}, steps=8, micro=4, save_every=2, extra=funcs),
+                        grpo_in, 8)
             if rm is not None:
                 rm_mc = assets.model_config(input="rewards.0", kind="reward-model", adapter="none")
                 run_stage("grpo-reward-model", "grpo", work,

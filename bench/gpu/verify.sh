@@ -19,7 +19,7 @@
 # verify: tiny Qwen2-shaped models; prepare, sft (both backends), reward,
 #         ppo, grpo with reward functions and with a reward model run a few
 #         steps through `python -m ftc.entry`; losses finite; adapters
-#         written; SFT and PPO killed after a checkpoint resume from it;
+#         written; SFT, PPO and GRPO killed after a checkpoint resume from it;
 #         ftc's packed attention and chunked loss checked against plain
 #         references.
 #         FTC_VERIFY_DEVICE=cpu runs this part on a CPU (how the script
