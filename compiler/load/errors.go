@@ -218,6 +218,9 @@ func (c converter) one(path string, e errors.Error) *diag.Diagnostic {
 			return &diag.Diagnostic{Pos: pos, Path: path, Message: fmt.Sprintf("%q is not a valid %s name", parts[1], strings.TrimSuffix(parts[0], "s")),
 				Hint: "names are lower-case letters, digits and \"-\", starting with a letter"}
 		}
+		if u, ok := e.(*unknownField); ok && u.suggest != "" {
+			return &diag.Diagnostic{Pos: pos, Path: path, Message: "field not allowed", Hint: fmt.Sprintf("did you mean %q?", u.suggest)}
+		}
 	}
 	if m := conflicting.FindStringSubmatch(msg); m != nil {
 		// One side is what the user wrote; the other is what is wanted.

@@ -107,7 +107,9 @@ func Load(file string, overrides []Override) (*Instance, error) {
 	}
 	v := schemaV.LookupPath(cue.ParsePath(schema.Definition)).Unify(user)
 	if err := v.Validate(cue.Concrete(true), cue.All()); err != nil {
-		return nil, fromCUE(validateAll(v, err), pos, user)
+		all := validateAll(v, err)
+		def := schemaV.LookupPath(cue.ParsePath(schema.Definition))
+		return nil, fromCUE(withUnknown(all, unknownFields(insts[0], sch[0], all), def, user), pos, user)
 	}
 	return &Instance{Value: v, User: user, Dir: dir, File: abs, Pos: pos}, nil
 }
@@ -278,6 +280,9 @@ func setIn(decls *[]ast.Decl, labels []string, expr ast.Expr, create bool) bool 
 // would pay a run each. Validating every section, dataset, stage and stage
 // field on its own surfaces them all; duplicates are merged later.
 func validateAll(v cue.Value, first error) error {
+	if first == nil {
+		return nil
+	}
 	all := cueerrors.Append(nil, cueerrors.Promote(first, ""))
 	var walk func(v cue.Value, depth int)
 	walk = func(v cue.Value, depth int) {
@@ -297,6 +302,27 @@ func validateAll(v cue.Value, first error) error {
 		}
 	}
 	walk(v, 4)
+	return all
+}
+
+// withUnknown adds the unknown fields to CUE's errors, and gives CUE's own
+// "field not allowed" errors the nearest allowed name of the schema def.
+func withUnknown(err error, unknown []cueerrors.Error, def, user cue.Value) error {
+	seen := map[string]bool{}
+	var all cueerrors.Error
+	for _, u := range unknown {
+		seen[strings.Join(u.Path(), ".")] = true
+		all = cueerrors.Append(all, u)
+	}
+	for _, e := range cueerrors.Errors(err) {
+		if msgOf(e) == "field not allowed" {
+			if seen[strings.Join(e.Path(), ".")] {
+				continue
+			}
+			e = &unknownField{err: e, suggest: suggestion(def, user, e.Path())}
+		}
+		all = cueerrors.Append(all, e)
+	}
 	return all
 }
 
