@@ -439,7 +439,9 @@ func testSlurmServerTwoNodes(t *testing.T, c *slurmtest.Cluster) {
 	port := slurmtest.FreePort(t)
 	p := launch.Plan{
 		Launcher: "bash", Nodes: 2, ProcsPerNode: 2, Processes: 4, GPUs: []int{1, 2},
-		Argv: []string{"bash", "-c", fmt.Sprintf(`exec 3<>"/dev/tcp/$FTC_MASTER_ADDR/%d" && echo "trainer on node $FTC_NODE_RANK reached the server"`, port)},
+		// Trainers train together for a while (the first node's, when it
+		// ends, stops the server): here 5 s after reaching the server.
+		Argv: []string{"bash", "-c", fmt.Sprintf(`exec 3<>"/dev/tcp/$FTC_MASTER_ADDR/%d" && echo "trainer on node $FTC_NODE_RANK reached the server" && sleep 5`, port)},
 		Server: &launch.Server{
 			// Slow to start, as vLLM loading a model is.
 			Argv:  []string{"bash", "-c", fmt.Sprintf(`echo "server starts on node $FTC_NODE_RANK"; sleep 3; exec /usr/bin/python3 -m http.server --bind 0.0.0.0 %d`, port)},
