@@ -52,13 +52,17 @@ ensure() {
 	flock -w 1500 9 || { log "timed out waiting for another build of $root"; exit 1; }
 	ready && return 0
 	local tmp="$root.tmp"
-	rm -rf "$tmp" "$root"
+	# --one-file-system: never into a mount a killed build left behind.
+	rm -rf --one-file-system "$tmp" "$root"
 	log "building $root: Debian $suite, ${#packages[@]} packages (about 4 min the first time)"
 	local t0=$SECONDS
 	# debootstrap's own resolver does not follow virtual packages (pyarrow's
 	# libre2 is one): bootstrap a minimal Python, then let apt install the rest.
 	# The sid script serves testing suites this debootstrap predates.
-	if ! timeout 900 debootstrap --variant=minbase --include=python3,ca-certificates "$suite" "$tmp" "$mirror" \
+	# In a private mount namespace: what debootstrap mounts (proc, sys)
+	# goes with it, even when it is killed.
+	if ! timeout 900 unshare --mount --propagation private debootstrap --variant=minbase \
+		--include=python3,ca-certificates "$suite" "$tmp" "$mirror" \
 		/usr/share/debootstrap/scripts/sid >"$root.debootstrap.log" 2>&1; then
 		tail -20 "$root.debootstrap.log" >&2
 		log "debootstrap failed (log: $root.debootstrap.log)"
@@ -79,6 +83,7 @@ ensure() {
 	mkdir -p "$tmp/ftc" "$tmp/pysrc"
 	echo "$stamp" >"$tmp/.ftc-pyenv"
 	mv "$tmp" "$root"
+	exec 9>&- # the build lock; commands run later must not hold it
 	log "built in $((SECONDS - t0)) s"
 }
 
@@ -95,7 +100,8 @@ run() {
 		case "$v" in FTC_PYSRC=* | FTC_PYENV*) ;; *) pass+=("$v") ;; esac
 	done < <(env | grep -E '^(FTC_[A-Z0-9_]*|HF_HOME)=' || true)
 	# A private mount namespace: proc, shm and the bind mounts vanish with it.
-	exec unshare --mount --fork --propagation private sh -c '
+	local rc=0
+	unshare --mount --fork --propagation private sh -c '
 		root=$1 repo=$2 extra=$3 binds=$4 cwd=$5; shift 5
 		mount -t proc proc "$root/proc" &&
 		mount -t tmpfs tmpfs "$root/dev/shm" &&
@@ -112,7 +118,21 @@ run() {
 		cd "$root" && exec chroot "$root" env -i HOME=/tmp PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
 			PYTHONPATH="$pp" PYTHONDONTWRITEBYTECODE=1 HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 \
 			TOKENIZERS_PARALLELISM=false "$@"' sh "$root" "$repo" "$extra" "$binds" "$cwd" \
-		${pass[@]+"${pass[@]}"} FTC_PYENV_CWD="$cwd" sh -c 'cd "$FTC_PYENV_CWD" && exec "$@"' sh "$@"
+		${pass[@]+"${pass[@]}"} FTC_PYENV_CWD="$cwd" sh -c 'cd "$FTC_PYENV_CWD" && exec "$@"' sh "$@" || rc=$?
+	# The empty folders the bind mounts stood on (unmounted with the
+	# namespace) do not stay in the root.
+	local -a dirs=()
+	local d
+	IFS=: read -ra dirs <<<"$binds"
+	for d in ${dirs[@]+"${dirs[@]}"}; do
+		[ -n "$d" ] || continue
+		d="$root$d"
+		# Up to, not including, the root's own top-level folders.
+		while [ "$(dirname "$d")" != "$root" ] && rmdir "$d" 2>/dev/null; do
+			d=$(dirname "$d")
+		done
+	done
+	return $rc
 }
 
 case "${1:-}" in
@@ -121,10 +141,12 @@ run)
 	shift
 	[ $# -gt 0 ] || { log "run needs a command"; exit 2; }
 	run /ftc "$@"
+	exit $?
 	;;
 entry)
 	shift
 	run "$(pwd)" python3 -m ftc.entry "$@"
+	exit $?
 	;;
 versions)
 	run /ftc python3 -c 'import importlib

@@ -28,12 +28,18 @@ export_pkg() {
 	local git=$1 tag=$2 path=$3 name=$4 tmp
 	git -C "$git" rev-parse -q --verify "$tag^{commit}" >/dev/null || {
 		echo "pysrc: $git has no tag $tag" >&2
-		exit 1
+		return 1
 	}
 	tmp=$(mktemp -d)
-	git -C "$git" archive "$tag" "$path" | tar -x -C "$tmp"
+	# set -e does not reach into a function called from a && list: every
+	# step says itself whether it failed.
+	if ! git -C "$git" archive "$tag" "$path" | tar -x -C "$tmp" || [ ! -d "$tmp/$path" ]; then
+		rm -rf "$tmp"
+		echo "pysrc: exporting $path at $tag from $git failed" >&2
+		return 1
+	fi
 	rm -rf "${out:?}/$name"
-	mv "$tmp/$path" "$out/$name"
+	mv "$tmp/$path" "$out/$name" || { rm -rf "$tmp"; return 1; }
 	rm -rf "$tmp"
 }
 
@@ -52,15 +58,22 @@ info() {
 		>"$out/$1/__info__.py"
 }
 
-export_pkg "$trl" v1.9.0 trl trl && metadata trl 1.9.0
-export_pkg "$datasets" 5.0.1 src/datasets datasets && metadata datasets 5.0.1
-export_pkg "$dill" 0.4.0 dill dill && metadata dill 0.4.0 && info dill 0.4.0
-export_pkg "$mp" 0.70.18 "py$pyver/multiprocess" multiprocess && metadata multiprocess 0.70.18 && info multiprocess 0.70.18
+export_pkg "$trl" v1.9.0 trl trl || exit 1
+metadata trl 1.9.0
+export_pkg "$datasets" 5.0.1 src/datasets datasets || exit 1
+metadata datasets 5.0.1
+export_pkg "$dill" 0.4.0 dill dill || exit 1
+metadata dill 0.4.0
+info dill 0.4.0
+export_pkg "$mp" 0.70.18 "py$pyver/multiprocess" multiprocess || exit 1
+metadata multiprocess 0.70.18
+info multiprocess 0.70.18
 # multiprocess ships _multiprocess (its C-free shim) beside the package.
 if git -C "$mp" cat-file -e "0.70.18:py$pyver/_multiprocess" 2>/dev/null; then
-	export_pkg "$mp" 0.70.18 "py$pyver/_multiprocess" _multiprocess
+	export_pkg "$mp" 0.70.18 "py$pyver/_multiprocess" _multiprocess || exit 1
 fi
 if [ -n "$peft" ]; then
-	export_pkg "$peft" v0.20.0 src/peft peft && metadata peft 0.20.0
+	export_pkg "$peft" v0.20.0 src/peft peft || exit 1
+	metadata peft 0.20.0
 fi
 echo "pysrc: $out holds $(cd "$out" && ls -d */ | tr -d / | tr '\n' ' ')"

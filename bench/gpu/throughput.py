@@ -169,6 +169,9 @@ def main() -> int:
     if len(sys.argv) > 2 and sys.argv[2] == "baseline":
         print("BASELINE " + json.dumps(baseline(work)), flush=True)
         return 0
+    variants = [v for v in os.environ.get("FTC_BENCH_VARIANTS", "default,compile").split(",") if v]
+    if unknown := [v for v in variants if v not in VARIANTS]:
+        raise SystemExit(f"FTC_BENCH_VARIANTS: unknown {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     import torch
 
     card = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
@@ -182,7 +185,7 @@ def main() -> int:
     line = [l for l in r.stdout.splitlines() if l.startswith("BASELINE ")]
     base = json.loads(line[-1][9:]) if line else {"error": (r.stderr or r.stdout).strip().splitlines()[-1][:300]}
     runs = []
-    for variant in [v for v in os.environ.get("FTC_BENCH_VARIANTS", "default,compile").split(",") if v]:
+    for variant in variants:
         res = ftc_run(work, 16, 1, variant)
         if res.get("oom"):
             res = ftc_run(work, 8, 2, variant)

@@ -322,7 +322,9 @@ func sbatchNodeScript(p Plan, gpus int) (string, error) {
 		// than time out in their client while it loads the model.
 		fmt.Fprintf(&b, "else\n")
 		fmt.Fprintf(&b, "\tfor ftc_i in $(seq %d); do\n", sbatchServerWait)
-		fmt.Fprintf(&b, "\t\tif (exec 3<>\"/dev/tcp/$%s/%d\") 2>/dev/null; then break; fi\n", EnvMasterAddr, port)
+		// A connect to a firewalled port can hang for minutes: each try
+		// is bounded, so the wait as a whole is.
+		fmt.Fprintf(&b, "\t\tif timeout 5 bash -c 'exec 3<>\"/dev/tcp/$0/$1\"' \"$%s\" %d 2>/dev/null; then break; fi\n", EnvMasterAddr, port)
 		fmt.Fprintf(&b, "\t\tif [ \"$ftc_i\" = %d ]; then echo \"ftc: the generation server on $%s did not listen on port %d within %ds\" >&2; exit 1; fi\n", sbatchServerWait, EnvMasterAddr, port, sbatchServerWait)
 		fmt.Fprintf(&b, "\t\tsleep 1\n\tdone\n")
 	}

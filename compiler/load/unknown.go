@@ -1,6 +1,7 @@
 package load
 
 import (
+	"strconv"
 	"strings"
 
 	"cuelang.org/go/cue"
@@ -31,7 +32,8 @@ func (u *unknownField) Error() string                { return u.err.Error() }
 // report: it reports them only while nothing else in the same struct is
 // wrong, so a typo next to a bad value would surface one run later. The
 // fields already reported are taken out of the user's files and the
-// recipe is validated again; what is "not allowed" then is new.
+// recipe is validated again; what is "not allowed" then is new. It
+// changes inst's files.
 func unknownFields(inst, schemaInst *build.Instance, first error) []cueerrors.Error {
 	bad := map[token.Position]bool{}
 	for _, e := range cueerrors.Errors(first) {
@@ -39,10 +41,8 @@ func unknownFields(inst, schemaInst *build.Instance, first error) []cueerrors.Er
 			bad[p.Position()] = true
 		}
 	}
-	// The files are changed in place and put back (the caller has built
-	// its value and recorded its positions already).
-	saved := append([]*ast.File(nil), inst.Files...)
-	defer copy(inst.Files, saved)
+	// The instance's files are changed in place: inst is used up (the
+	// caller has built its value and recorded its positions already).
 	var out []cueerrors.Error
 	seen := map[token.Position]bool{}
 	// Each round takes out what is reported so far; a misspelling inside
@@ -105,6 +105,10 @@ func suggestion(def, user cue.Value, path []string) string {
 	}
 	var sels []cue.Selector
 	for _, l := range labels {
+		if n, err := strconv.Atoi(l); err == nil {
+			sels = append(sels, cue.Index(n)) // a list element: rewards.0
+			continue
+		}
 		sels = append(sels, cue.Str(l))
 	}
 	it, err := def.LookupPath(cue.MakePath(sels...)).Fields(cue.Optional(true))

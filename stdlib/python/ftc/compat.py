@@ -171,10 +171,20 @@ def passes_scale_wrt_gas(trainer_cls) -> bool:
     Probed in the source; without source, decided by version (4.49+)."""
     import inspect
 
-    try:
-        return "scale_wrt_gas" in inspect.getsource(trainer_cls.training_step)
-    except (OSError, TypeError):
-        return version("transformers") >= (4, 49)
+    # trl's trainers wrap training_step and call the Trainer's: look at
+    # every class's own training_step.
+    found = False
+    for cls in getattr(trainer_cls, "__mro__", (trainer_cls,)):
+        step = cls.__dict__.get("training_step")
+        if step is None:
+            continue
+        try:
+            if "scale_wrt_gas" in inspect.getsource(step):
+                return True
+            found = True
+        except (OSError, TypeError):
+            continue
+    return False if found else version("transformers") >= (4, 49)
 
 
 def dtype_kwarg(transformers: tuple[int, ...]) -> str:

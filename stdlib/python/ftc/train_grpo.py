@@ -94,7 +94,8 @@ def run(stage: StageFile) -> dict:
         # The launch plan starts the server on the first node; trainers on
         # the other nodes reach it there (trl vllm-serve listens on all
         # interfaces).
-        host = os.environ.get("FTC_MASTER_ADDR") or "127.0.0.1"
+        multi_node = int(os.environ.get("WORLD_SIZE", "1")) > int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        host = (os.environ.get("FTC_MASTER_ADDR") if multi_node else None) or "127.0.0.1"
         vk = compat.grpo_vllm_kwargs(tv, g.generation.port, g.generation.group_port, host)
         kw.update(vk)
         required += list(vk)

@@ -41,23 +41,28 @@ def torchrun(d):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    procs = []
+    procs, logs = [], []
     for rank in range(2):
         env = dict(os.environ, FTC_STAGE_CONFIG="stage.json", OMP_NUM_THREADS="1", USE_LIBUV="0",
                    RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
                    MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        # Each rank's output to a file: a full pipe would stall one rank
+        # while the other waits for it in a collective.
+        log = open(d / f"rank{rank}.log", "w")
+        logs.append(log)
         procs.append(subprocess.Popen([sys.executable, "-m", "ftc.entry", "sft", "--config", "stage.json"], cwd=d,
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outs = []
-    for p in procs:
-        try:
-            out, _ = p.communicate(timeout=600)
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            raise
-        outs.append(out)
-    return max(p.returncode for p in procs), "\n".join(outs)
+                                      env=env, stdout=log, stderr=subprocess.STDOUT))
+    try:
+        for p in procs:
+            p.wait(timeout=600)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        for log in logs:
+            log.close()
+    out = "\n".join((d / f"rank{r}.log").read_text() for r in range(2))
+    return max(p.returncode for p in procs), out
 
 
 def steps_logged(d):

@@ -89,6 +89,14 @@ def test_deepspeed_divides_the_loss_once():
     assert old.accelerator.calls == [{"scale_wrt_gas": False}]
     new = _NewTrainer()
     assert not trainer.scale_loss_once_under_deepspeed(new)  # it says so itself
+
+    class _Wrapping(_NewTrainer):
+        """A trl trainer's thin override that calls the Trainer's."""
+
+        def training_step(self, *args, **kwargs):
+            return super().training_step(*args, **kwargs)
+
+    assert compat.passes_scale_wrt_gas(_Wrapping)
     assert not trainer.scale_loss_once_under_deepspeed(_OldTrainer(deepspeed=False))
     one = _OldTrainer()
     one.args = type("A", (), {"gradient_accumulation_steps": 1})()
