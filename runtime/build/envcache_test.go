@@ -27,7 +27,7 @@ func TestPruneEnvironmentsKeepsTheKeptAndTheRecent(t *testing.T) {
 	writeEnv(t, filepath.Join(env, "old"), 1000, now.Add(-30*24*time.Hour))
 	writeEnv(t, filepath.Join(env, "kept"), 10, now.Add(-30*24*time.Hour))
 	writeEnv(t, filepath.Join(env, "recent"), 100, now.Add(-time.Hour))
-	writeEnv(t, filepath.Join(env, "old.tmp-1"), 7, now.Add(-2*time.Hour))  // a killed build
+	writeEnv(t, filepath.Join(env, "old.tmp-1"), 7, now.Add(-2*time.Hour)) // a killed build
 	writeEnv(t, filepath.Join(env, "new.tmp-2"), 7, now.Add(-time.Minute)) // a build running now
 
 	imgs, err := Environments(cache)
