@@ -12,11 +12,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
 	"github.com/google/renameio/v2"
+
+	"github.com/ftc-dev/ftc/runtime/fileid"
 )
 
 // Digest is "sha256:" followed by 64 hex digits.
@@ -215,37 +216,16 @@ func (s *Store) rehash(d Digest, p string) error {
 	return nil
 }
 
-// fileID is what the verification memo compares.
-type fileID struct {
-	Size  int64  `json:"size"`
-	Mtime int64  `json:"mtime"`
-	Ctime int64  `json:"ctime"`
-	Ino   uint64 `json:"ino"`
-}
-
-func statID(p string) (fileID, error) {
-	st, err := os.Stat(p)
-	if err != nil {
-		return fileID{}, err
-	}
-	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fileID{}, errors.New("no stat_t")
-	}
-	return fileID{Size: st.Size(), Mtime: st.ModTime().UnixNano(),
-		Ctime: sys.Ctim.Sec*1e9 + sys.Ctim.Nsec, Ino: sys.Ino}, nil
-}
-
 func (s *Store) verifyMemo(d Digest, p string) error {
 	b, err := os.ReadFile(s.memoPath(d))
 	if err != nil {
 		return err
 	}
-	var memo fileID
+	var memo fileid.ID
 	if err := json.Unmarshal(b, &memo); err != nil {
 		return err
 	}
-	cur, err := statID(p)
+	cur, err := fileid.Stat(p)
 	if err != nil {
 		return err
 	}
@@ -256,7 +236,7 @@ func (s *Store) verifyMemo(d Digest, p string) error {
 }
 
 func (s *Store) writeMemo(d Digest, p string) {
-	id, err := statID(p)
+	id, err := fileid.Stat(p)
 	if err != nil {
 		return
 	}

@@ -4,14 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/google/renameio/v2"
+
+	"github.com/ftc-dev/ftc/runtime/fileid"
 )
 
 // Hasher hashes files, remembering results by file identity.
@@ -23,29 +22,17 @@ type Hasher struct {
 	Progress func(path string, done, total int64)
 }
 
+// memo is what the memo file of a hashed path holds: the file's identity
+// when it was hashed, and the hash.
 type memo struct {
-	Path   string `json:"path"`
-	Size   int64  `json:"size"`
-	Mtime  int64  `json:"mtime"`
-	Ctime  int64  `json:"ctime"`
-	Ino    uint64 `json:"ino"`
+	Path string `json:"path"`
+	fileid.ID
 	SHA256 string `json:"sha256"`
 }
 
 func identify(path string) (memo, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return memo{}, err
-	}
-	if !st.Mode().IsRegular() {
-		return memo{}, fmt.Errorf("%s is not a regular file", path)
-	}
-	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok {
-		return memo{}, errors.New("stat: no inode information")
-	}
-	return memo{Path: path, Size: st.Size(), Mtime: st.ModTime().UnixNano(),
-		Ctime: sys.Ctim.Sec*1e9 + sys.Ctim.Nsec, Ino: sys.Ino}, nil
+	id, err := fileid.Stat(path)
+	return memo{Path: path, ID: id}, err
 }
 
 func (h *Hasher) memoFile(abs string) string {
