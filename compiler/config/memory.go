@@ -204,12 +204,5 @@ func (r *Recipe) packedMask(st Stage, tokens int) (int, float64) {
 	if versionAtLeast(tf, 5, 0) {
 		return tokens, 1
 	}
-	return tokens, dtypeSize(m.DType)
-}
-
-func dtypeSize(d string) float64 {
-	if d == "fp32" {
-		return 4
-	}
-	return 2
+	return tokens, memory.DTypeBytes(m.DType)
 }

@@ -32,7 +32,7 @@ func Estimate(in Input) Breakdown {
 
 	m := in.Train.Model
 	params := float64(m.Params)
-	wbytes := dtypeBytes(m.DType)
+	wbytes := DTypeBytes(m.DType)
 	weights := params * wbytes
 	note := m.DType
 	if in.Train.Adapter == "qlora" {
@@ -56,7 +56,7 @@ func Estimate(in Input) Breakdown {
 		wT, gT = 4, 4
 	case t.Strategy == "fsdp" || t.Strategy == "zero2" || t.Strategy == "zero3":
 		// Mixed precision keeps fp32 master weights next to the bf16 ones.
-		wT, gT = 4, dtypeBytes(m.DType)
+		wT, gT = 4, DTypeBytes(m.DType)
 	default:
 		// Plain Trainer on a bf16 model: weights, grads and Adam state
 		// all in the model dtype.
@@ -103,8 +103,8 @@ func Estimate(in Input) Breakdown {
 	}
 
 	if v := in.Value; v != nil {
-		vw := float64(v.Model.Params) * dtypeBytes(v.Model.DType)
-		vp := float64(v.Model.Params) * (dtypeBytes(v.Model.DType) + optimizerBytes(v.Optimizer, v.Model.DType, false))
+		vw := float64(v.Model.Params) * DTypeBytes(v.Model.DType)
+		vp := float64(v.Model.Params) * (DTypeBytes(v.Model.DType) + optimizerBytes(v.Optimizer, v.Model.DType, false))
 		if shardParams {
 			vw /= world
 		}
@@ -117,7 +117,7 @@ func Estimate(in Input) Breakdown {
 		if f.Shared {
 			continue
 		}
-		fb := float64(f.Model.Params) * dtypeBytes(f.Model.DType)
+		fb := float64(f.Model.Params) * DTypeBytes(f.Model.DType)
 		if shardParams {
 			fb /= world
 		}
@@ -127,7 +127,7 @@ func Estimate(in Input) Breakdown {
 		parts = append(parts, Part{f.Role, fb, "frozen"})
 	}
 	if r := in.Rollout; r != nil {
-		kv := float64(r.Sequences) * float64(r.Length) * 2 * float64(m.Layers) * float64(m.kvDim()) * dtypeBytes(m.DType)
+		kv := float64(r.Sequences) * float64(r.Length) * 2 * float64(m.Layers) * float64(m.kvDim()) * DTypeBytes(m.DType)
 		parts = append(parts, Part{"rollout KV", kv, fmt.Sprintf("%d sequences × %d tokens", r.Sequences, r.Length)})
 	}
 	parts = append(parts, Part{"framework", frameworkBytes, "CUDA context, workspaces"})
@@ -142,7 +142,7 @@ func Estimate(in Input) Breakdown {
 
 // optimizerBytes is the optimizer state per trainable parameter.
 func optimizerBytes(opt, dtype string, fp32Params bool) float64 {
-	state := dtypeBytes(dtype)
+	state := DTypeBytes(dtype)
 	if fp32Params {
 		state = 4
 	}

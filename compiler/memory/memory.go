@@ -68,7 +68,9 @@ func (m Model) LoRAParams(r int, modules []string) int64 {
 	return n * int64(m.Layers)
 }
 
-func dtypeBytes(d string) float64 {
+// DTypeBytes is the size of one element of dtype d ("fp32", else 2 bytes
+// for bf16 and fp16).
+func DTypeBytes(d string) float64 {
 	switch d {
 	case "fp32":
 		return 4
