@@ -3,6 +3,7 @@ package config
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -12,14 +13,20 @@ import (
 	"strings"
 
 	"github.com/ftc-dev/ftc/compiler/diag"
+	"github.com/ftc-dev/ftc/compiler/recipefs"
 )
 
 // Check runs the cross-field rules CUE cannot express field by field:
 // batch arithmetic against the data-parallel world, GRPO generations,
 // data formats per method, stage references of the right kind, adapter and
 // strategy combinations, reward-function files. It reports every problem.
-func Check(r *Recipe, files fs.FS) diag.List {
-	c := &checker{r: r, files: files}
+//
+// files is the recipe's directory; data is its view for data files, which
+// may also reach declared data roots.
+func Check(r *Recipe, files fs.FS) diag.List { return check(r, files, files) }
+
+func check(r *Recipe, files, data fs.FS) diag.List {
+	c := &checker{r: r, files: files, data: data}
 	c.hardware()
 	for _, name := range r.SortedDatasetNames() {
 		c.dataset("datasets."+name, r.Datasets[name])
@@ -33,6 +40,7 @@ func Check(r *Recipe, files fs.FS) diag.List {
 type checker struct {
 	r     *Recipe
 	files fs.FS
+	data  fs.FS
 	diags diag.List
 }
 
@@ -111,8 +119,14 @@ func (c *checker) dataset(path string, d Dataset) {
 		if !fs.ValidPath(p) {
 			c.errorf(path+".file.path", "%q must be a path inside the recipe's directory", p).
 				WithHint("use a slash-separated relative path without \"..\"")
-		} else if st, err := fs.Stat(c.files, p); err != nil {
-			c.errorf(path+".file.path", "cannot read %s: %v", p, unwrapPathErr(err))
+		} else if st, err := fs.Stat(c.data, p); err != nil {
+			var esc *recipefs.EscapeError
+			if errors.As(err, &esc) {
+				c.errorf(path+".file.path", "%q %v", p, esc).
+					WithHint("if %s is a data volume, declare it: dataRoots: [%q] in the recipe, or --data-root %s", esc.Root, esc.Root, esc.Root)
+			} else {
+				c.errorf(path+".file.path", "cannot read %s: %v", p, unwrapPathErr(err))
+			}
 		} else if st.IsDir() {
 			c.errorf(path+".file.path", "%s is a directory, not a data file", p)
 		}
@@ -561,7 +575,7 @@ func (c *checker) columns(d Dataset) []string {
 	if d.File == nil || d.File.EncodingOrDefault() != "jsonl" || !fs.ValidPath(d.File.Path) {
 		return nil
 	}
-	f, err := c.files.Open(d.File.Path)
+	f, err := c.data.Open(d.File.Path)
 	if err != nil {
 		return nil
 	}

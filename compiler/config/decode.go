@@ -4,25 +4,48 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
+	"path"
+	"path/filepath"
 	"sort"
 
 	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/load"
+	"github.com/ftc-dev/ftc/compiler/recipefs"
 )
 
+// Options are the parts of decoding that do not come from the recipe.
+type Options struct {
+	// DataRoots are directories, given on the command line, that data
+	// files may reach through symlinks (absolute paths); they add to the
+	// recipe's own dataRoots.
+	DataRoots []string
+}
+
+// DataRooted is implemented by a recipe directory whose data files may
+// resolve into declared data roots (recipefs.Dir). A plain fs.FS has no
+// symlinks to follow and needs no roots.
+type DataRooted interface {
+	WithDataRoots(roots []string) fs.FS
+}
+
 // Decode turns a loaded recipe into Go values and runs every semantic
-// check. files is the recipe's directory (os.DirFS(inst.Dir) in the CLI);
-// reward functions and chat templates are read from it. The returned
-// diagnostics hold warnings even when the recipe is valid; the error is
-// non-nil when they hold errors.
-func Decode(inst *load.Instance, files fs.FS) (*Recipe, diag.List, error) {
+// check. files is the recipe's directory (a recipefs.Dir in the CLI);
+// reward functions and chat templates are read from it and must stay
+// inside it, data files may also resolve into a declared data root. The
+// returned diagnostics hold warnings even when the recipe is valid; the
+// error is non-nil when they hold errors.
+func Decode(inst *load.Instance, files fs.FS, opts Options) (*Recipe, diag.List, error) {
 	// JSON is the bridge: CUE's exporter gives the concrete, defaulted
 	// value, and encoding/json's rules are the ones the types document.
 	b, err := inst.Value.MarshalJSON()
 	if err != nil {
 		return nil, nil, fmt.Errorf("exporting recipe: %w", err)
+	}
+	if b, err = cleanPaths(b); err != nil {
+		return nil, nil, fmt.Errorf("decoding recipe: %w", err)
 	}
 	var r Recipe
 	if err := json.Unmarshal(b, &r); err != nil {
@@ -32,9 +55,14 @@ func Decode(inst *load.Instance, files fs.FS) (*Recipe, diag.List, error) {
 	r.Pos = inst.Pos
 	r.Files = map[string]File{}
 	r.DataBytes = map[string]int64{}
+	r.DataRoots = dataRoots(r.DataRoots, opts.DataRoots)
+	data := files
+	if dr, ok := files.(DataRooted); ok && len(r.DataRoots) > 0 {
+		data = dr.WithDataRoots(r.DataRoots)
+	}
 	for _, d := range r.Datasets {
 		if d.File != nil && fs.ValidPath(d.File.Path) {
-			if st, err := fs.Stat(files, d.File.Path); err == nil {
+			if st, err := fs.Stat(data, d.File.Path); err == nil {
 				r.DataBytes[d.File.Path] = st.Size()
 			}
 		}
@@ -53,13 +81,78 @@ func Decode(inst *load.Instance, files fs.FS) (*Recipe, diag.List, error) {
 			}
 		}
 	}
-	diags = append(diags, Check(&r, files)...)
+	diags = append(diags, check(&r, files, data)...)
 	diags = diags.Sort()
 	return &r, diags, diags.Err()
 }
 
+// dataRoots is the recipe's data roots and the command line's, cleaned,
+// without duplicates, in order.
+func dataRoots(lists ...[]string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, l := range lists {
+		for _, d := range l {
+			d = filepath.Clean(d)
+			if !seen[d] {
+				seen[d] = true
+				out = append(out, d)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// cleanPaths normalises every recipe-relative path (dataset files, reward
+// function files, chat templates) with path.Clean, so "./data/x.jsonl"
+// and "data/x.jsonl" name the same file, in the plan and in every key. A
+// path that still leaves the directory ("../x", "/x") is refused later.
+// It works on the exported JSON because a dataset or model is copied into
+// every stage that refers to it.
+func cleanPaths(b []byte) ([]byte, error) {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	var walk func(v any, parent string)
+	walk = func(v any, parent string) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if s, ok := x.(string); ok && s != "" && isRelPathField(parent, k) {
+					v[k] = path.Clean(s)
+					continue
+				}
+				walk(x, k)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x, parent)
+			}
+		}
+	}
+	walk(v, "")
+	return json.Marshal(v)
+}
+
+// isRelPathField reports whether key k of an object found under parent is
+// one of the schema's #RelPath fields.
+func isRelPathField(parent, k string) bool {
+	switch {
+	case k == "chatTemplate":
+		return true
+	case parent == "file" && k == "path": // datasets.*.file.path
+		return true
+	case parent == "function" && k == "file": // rewards[].function.file
+		return true
+	}
+	return false
+}
+
 // readFile reads a recipe-directory file once, refusing paths that leave
-// the directory: what it reads may end up in an image layer.
+// the directory, through ".." or through a symlink: what it reads may end
+// up in an image layer, so data roots never apply.
 func (r *Recipe) readFile(files fs.FS, name, path string, diags *diag.List) {
 	if _, ok := r.Files[name]; ok {
 		return
@@ -71,6 +164,12 @@ func (r *Recipe) readFile(files fs.FS, name, path string, diags *diag.List) {
 	}
 	b, err := fs.ReadFile(files, name)
 	if err != nil {
+		var esc *recipefs.EscapeError
+		if errors.As(err, &esc) {
+			diags.Errorf(r.Pos.At(path), path, "%q %v", name, esc).
+				WithHint("reward functions and chat templates enter the image, so they must be inside the recipe's directory even where a data root is declared: copy the file in")
+			return
+		}
 		diags.Errorf(r.Pos.At(path), path, "cannot read %s: %v", name, unwrapPathErr(err))
 		return
 	}

@@ -13,6 +13,10 @@ type Recipe struct {
 	Datasets    map[string]Dataset `json:"datasets"`
 	Stages      map[string]Stage   `json:"stages"`
 	Secrets     []string           `json:"secrets"`
+	// DataRoots are the directories data files may reach through symlinks
+	// (the recipe's dataRoots and --data-root, cleaned and sorted). They
+	// never enter a key: data is keyed by its digest.
+	DataRoots []string `json:"dataRoots,omitempty"`
 
 	// Dir is the recipe's directory; relative paths are resolved in it.
 	Dir string `json:"-"`

@@ -24,6 +24,10 @@ type Plan struct {
 	// Image is the stage image by digest (REF@sha256:…) when one was
 	// given (ftc build makes it); stage keys do not depend on it.
 	Image string `json:"image,omitempty"`
+	// DataRoots are the directories outside the recipe's that its data
+	// files were allowed to reach through symlinks (the recipe's dataRoots
+	// and --data-root). Shown for the record; no key depends on them.
+	DataRoots []string `json:"dataRoots,omitempty"`
 	// Stages in topological order: every stage after its inputs.
 	Stages []*Stage `json:"stages"`
 }
@@ -154,6 +158,7 @@ func BuildWith(r *config.Recipe, opts Options) (*Plan, error) {
 		Environment: Environment{Profile: r.Environment.Profile, Key: envKey},
 		Hardware:    Hardware{Nodes: h.Nodes, GPUsPerNode: h.GPUsPerNode, GPU: h.GPU.Name, Strategy: h.Strategy, Target: h.Target},
 		Image:       ref,
+		DataRoots:   r.DataRoots,
 		Stages:      b.stages,
 	}, nil
 }

@@ -73,7 +73,11 @@ func (f *builderFlags) vet(file string, stderr io.Writer) (*config.Recipe, *reso
 	if err != nil {
 		return nil, nil, "", err
 	}
-	r, diags, err := compiler.Vet(file, overrides)
+	vo, err := f.recipe.vetOptions()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	r, diags, err := compiler.VetWith(file, overrides, vo)
 	printDiags(stderr, diags.Errors())
 	if err != nil {
 		if len(diags) == 0 {

@@ -36,10 +36,14 @@ and the command that starts it. --json prints the same as JSON
 			if err != nil {
 				return err
 			}
+			vo, err := flags.vetOptions()
+			if err != nil {
+				return err
+			}
 			if img != "" && !image.ByDigest(img) {
 				return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", img)}
 			}
-			p, diags, err := compiler.PlanWith(files[0], overrides, plan.Options{Image: img})
+			p, diags, err := compiler.PlanWith(files[0], overrides, vo, plan.Options{Image: img})
 			printDiags(stderr, diags)
 			if err != nil {
 				if len(diags) == 0 {
@@ -126,7 +130,11 @@ func printPlan(w io.Writer, p *plan.Plan) {
 	if p.Image != "" {
 		fmt.Fprintf(w, "image %s\n", p.Image)
 	}
-	fmt.Fprintf(w, "hardware %d node(s) × %d %s, strategy %s, target %s\n\n", h.Nodes, h.GPUsPerNode, h.GPU, h.Strategy, h.Target)
+	fmt.Fprintf(w, "hardware %d node(s) × %d %s, strategy %s, target %s\n", h.Nodes, h.GPUsPerNode, h.GPU, h.Strategy, h.Target)
+	if len(p.DataRoots) > 0 {
+		fmt.Fprintf(w, "data roots %s\n", strings.Join(p.DataRoots, " "))
+	}
+	fmt.Fprintln(w)
 	for i, s := range p.Stages {
 		fmt.Fprintf(w, "%d. %s [%s]\n", i+1, s.Name, s.Kind)
 		fmt.Fprintf(w, "   key   %s\n", s.Key)

@@ -1,22 +1,43 @@
 package cli
 
 import (
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/load"
 )
 
 // recipeFlags are the flags every command that reads a recipe takes.
 type recipeFlags struct {
-	sets []string
+	sets      []string
+	dataRoots []string
 }
 
 func (f *recipeFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override a recipe field: `path=value` (repeatable), e.g. stages.sft.training.learningRate=1e-5")
+	cmd.Flags().StringArrayVar(&f.dataRoots, "data-root", nil, "a `DIR` outside the recipe's directory that data files may reach through symlinks (repeatable; adds to the recipe's dataRoots; never for reward functions or chat templates)")
+}
+
+// vetOptions are the vet options the flags give: data roots, absolute.
+func (f *recipeFlags) vetOptions() (config.Options, error) {
+	var o config.Options
+	for _, d := range f.dataRoots {
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return o, usageError{fmt.Errorf("--data-root %s: %w", d, err)}
+		}
+		if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+			return o, usageError{fmt.Errorf("--data-root %s: not a directory", d)}
+		}
+		o.DataRoots = append(o.DataRoots, abs)
+	}
+	return o, nil
 }
 
 func (f *recipeFlags) overrides() ([]load.Override, error) {

@@ -95,7 +95,11 @@ func runRecipe(ctx context.Context, file string, f *runFlags, gpusSet, restartAl
 	if err != nil {
 		return err
 	}
-	r, diags, err := compiler.Vet(file, overrides)
+	vo, err := f.recipe.vetOptions()
+	if err != nil {
+		return err
+	}
+	r, diags, err := compiler.VetWith(file, overrides, vo)
 	printDiags(stderr, diags.Errors())
 	if err != nil {
 		if len(diags) == 0 {

@@ -26,9 +26,13 @@ network. Exit status: 0 valid, 1 invalid, 2 usage error.`,
 			if err != nil {
 				return err
 			}
+			vo, err := flags.vetOptions()
+			if err != nil {
+				return err
+			}
 			bad := false
 			for _, f := range files {
-				r, diags, err := compiler.Vet(f, overrides)
+				r, diags, err := compiler.VetWith(f, overrides, vo)
 				printDiags(stderr, diags)
 				if err != nil {
 					if len(diags) == 0 {

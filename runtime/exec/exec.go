@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -459,10 +460,13 @@ func (r *runner) layInputs(s *plan.Stage, dir string) (map[string]StageInput, er
 			if !ok {
 				return nil, fmt.Errorf("input %s: %s was not checked against its digest", in.Role, in.Source.Ref)
 			}
-			if err := linkFile(abs, filepath.Join(dst, filepath.Base(abs))); err != nil {
+			// abs is the resolved file (symlinks followed); the stage sees
+			// it under the name the recipe gives it.
+			base := path.Base(in.Source.Ref)
+			if err := linkFile(abs, filepath.Join(dst, base)); err != nil {
 				return nil, fmt.Errorf("input %s: %w", in.Role, err)
 			}
-			inputs[in.Role] = StageInput{Path: filepath.Join(rel, filepath.Base(abs)), Kind: "file"}
+			inputs[in.Role] = StageInput{Path: filepath.Join(rel, base), Kind: "file"}
 		case in.Source.Kind == "recipe-file":
 			src := filepath.Join(r.opts.RecipeDir, filepath.FromSlash(in.Source.Ref))
 			if err := copyVerified(src, filepath.Join(dst, filepath.Base(src)), in.Source.Pin); err != nil {

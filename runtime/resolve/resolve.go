@@ -2,12 +2,13 @@ package resolve
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/recipefs"
 )
 
 // Options control resolution.
@@ -39,12 +40,25 @@ func Resolve(ctx context.Context, r *config.Recipe, opts Options) (*Result, erro
 	res := &Result{Pins: map[Ref]string{}, Files: map[string]string{}}
 	var problems []string
 
+	// Data files are found as vet found them: inside the recipe's
+	// directory or, through a symlink, in a declared data root. Files are
+	// resolved again here, not trusted from vet: the tree may have changed.
+	dir := recipefs.New(r.Dir).Data(r.DataRoots)
 	for _, name := range r.SortedDatasetNames() {
 		d := r.Datasets[name]
 		if d.File == nil {
 			continue
 		}
-		abs := filepath.Join(r.Dir, filepath.FromSlash(d.File.Path))
+		abs, err := dir.Resolve(d.File.Path)
+		if err != nil {
+			var esc *recipefs.EscapeError
+			if errors.As(err, &esc) {
+				problems = append(problems, fmt.Sprintf("dataset %s: %q %v (declare the shared volume as a data root: dataRoots in the recipe, or --data-root %s)", name, d.File.Path, esc, esc.Root))
+			} else {
+				problems = append(problems, fmt.Sprintf("dataset %s: %v", name, err))
+			}
+			continue
+		}
 		sum, err := opts.Hasher.SHA256(abs)
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("dataset %s: %v", name, err))
