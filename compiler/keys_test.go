@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ftc-dev/ftc/compiler"
+	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/key"
 	"github.com/ftc-dev/ftc/compiler/load"
 	"github.com/ftc-dev/ftc/compiler/plan"
@@ -240,4 +241,84 @@ func planOf(t *testing.T, file string, sets ...string) *plan.Plan {
 		t.Fatalf("%v\n%v", err, diags)
 	}
 	return p
+}
+
+// TestKeysSameThroughDataRoot: data reached through a symlink into a
+// declared data root keys the same as the same data inside the recipe's
+// directory: keys come from content, never from where the file lives.
+func TestKeysSameThroughDataRoot(t *testing.T) {
+	direct := keysOf(t, fixture)
+
+	tmp := t.TempDir()
+	dir, shared := filepath.Join(tmp, "recipe"), filepath.Join(tmp, "volume")
+	copyTree(t, filepath.Dir(fixture), dir)
+	if err := os.Rename(filepath.Join(dir, "data"), shared); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(shared, filepath.Join(dir, "data")); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "recipe.cue")
+
+	// Undeclared, the link is an escape.
+	if _, diags, err := compiler.Plan(file, nil); err == nil || !strings.Contains(diags.Error(), "leaves the recipe's directory through the symlink data -> "+shared) {
+		t.Fatalf("an undeclared data root was accepted: %v\n%s", err, diags)
+	}
+
+	// Declared on the command line.
+	p, diags, err := compiler.PlanWith(file, nil, config.Options{DataRoots: []string{shared}}, plan.Options{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, diags)
+	}
+	if len(p.DataRoots) != 1 || p.DataRoots[0] != shared {
+		t.Errorf("plan data roots %v, want [%s]", p.DataRoots, shared)
+	}
+	viaFlag := stageKeys(p)
+	// Declared in the recipe.
+	viaRecipe := keysOf(t, file, fmt.Sprintf("dataRoots=[%q]", shared))
+	for name, k := range direct {
+		if viaFlag[name] != k || viaRecipe[name] != k {
+			t.Errorf("stage %s: key %s directly, %s through --data-root, %s through dataRoots", name, k, viaFlag[name], viaRecipe[name])
+		}
+	}
+}
+
+// TestDotSlashPathsKeySame: "./rewards.py" and "./data/x.jsonl" are the
+// paths "rewards.py" and "data/x.jsonl", in the plan and in every key.
+func TestDotSlashPathsKeySame(t *testing.T) {
+	const example = "../examples/grpo-reward-funcs"
+	plain := keysOf(t, example+"/recipe.cue")
+
+	dir := t.TempDir()
+	copyTree(t, example, dir)
+	file := filepath.Join(dir, "recipe.cue")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.ReplaceAll(string(b), `file: "rewards.py"`, `file: "./rewards.py"`)
+	s = strings.ReplaceAll(s, `path: "data/`, `path: "./data/`)
+	if s == string(b) || strings.Count(s, `"./`) < 3 {
+		t.Fatalf("the example no longer has the paths this test rewrites")
+	}
+	if err := os.WriteFile(file, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, diags, err := compiler.Plan(file, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, diags)
+	}
+	dotted := stageKeys(p)
+	for name, k := range plain {
+		if dotted[name] != k {
+			t.Errorf("stage %s: key %s with plain paths, %s with ./ paths", name, k, dotted[name])
+		}
+	}
+	for _, st := range p.Stages {
+		for _, in := range st.Inputs {
+			if in.Source != nil && strings.HasPrefix(in.Source.Ref, "./") {
+				t.Errorf("stage %s input %s: ref %q not cleaned", st.Name, in.Role, in.Source.Ref)
+			}
+		}
+	}
 }

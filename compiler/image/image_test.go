@@ -3,6 +3,8 @@ package image_test
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -284,5 +286,114 @@ func TestByDigest(t *testing.T) {
 		if image.ByDigest(ref) != want {
 			t.Errorf("ByDigest(%q) != %v", ref, want)
 		}
+	}
+}
+
+// TestRecipeLayerTakesOnlyFilesInsideTheRecipe: the recipe layer holds the
+// recipe's own files, read at vet time through the recipe's directory. A
+// reward function linked outside it never reaches a layer, even when the
+// place it links to is a declared data root; one linked inside does.
+func TestRecipeLayerTakesOnlyFilesInsideTheRecipe(t *testing.T) {
+	tmp := t.TempDir()
+	dir, outside := filepath.Join(tmp, "recipe"), filepath.Join(tmp, "outside")
+	copyDir(t, "../../examples/grpo-reward-funcs", dir)
+	if err := os.MkdirAll(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rewards := filepath.Join(dir, "rewards.py")
+	b, err := os.ReadFile(rewards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := append(b, []byte("\n# not the recipe's\n")...)
+	if err := os.WriteFile(filepath.Join(outside, "rewards.py"), secret, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ovs := overrides(t, env)
+	file := filepath.Join(dir, "recipe.cue")
+
+	// Linked outside: refused, with or without a data root.
+	os.Remove(rewards)
+	if err := os.Symlink("../outside/rewards.py", rewards); err != nil {
+		t.Fatal(err)
+	}
+	for _, roots := range [][]string{nil, {outside}, {tmp}} {
+		r, diags, err := compiler.VetWith(file, ovs, config.Options{DataRoots: roots})
+		if err == nil || !strings.Contains(diags.Error(), "leaves the recipe's directory through the symlink rewards.py -> ../outside/rewards.py") {
+			t.Fatalf("roots %v: a reward function linked outside was accepted: %v\n%v", roots, err, diags)
+		}
+		if r != nil {
+			if _, ok := r.Files["rewards.py"]; ok {
+				t.Fatalf("roots %v: the outside file was read for the image", roots)
+			}
+		}
+	}
+
+	// Linked inside: followed, and the layer holds what the link leads to.
+	os.Remove(rewards)
+	if err := os.MkdirAll(filepath.Join(dir, "lib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "lib", "rewards.py"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("lib/rewards.py", rewards); err != nil {
+		t.Fatal(err)
+	}
+	r, diags, err := compiler.VetWith(file, ovs, config.Options{})
+	if err != nil {
+		t.Fatalf("%v\n%v", err, diags)
+	}
+	spec, err := image.Build(r, inputs(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, l := range spec.Layers {
+		for _, f := range l.Files {
+			if f.Path == image.RecipeDir+"/rewards.py" {
+				found = true
+				if string(f.Content) != string(b) {
+					t.Errorf("layer %q holds other content for rewards.py", l.Name)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Error("no layer holds rewards.py")
+	}
+}
+
+func overrides(t *testing.T, sets ...string) []load.Override {
+	t.Helper()
+	var ovs []load.Override
+	for _, s := range sets {
+		o, err := load.ParseOverride(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ovs = append(ovs, o)
+	}
+	return ovs
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.Walk(from, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		if info.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -153,7 +153,9 @@ func (d *Dir) Resolve(name string) (string, error) {
 		}
 		dest := target
 		if !filepath.IsAbs(dest) {
-			dest = filepath.Join(cur, dest)
+			// Not filepath.Join: it would clean "link/.." lexically, where
+			// EvalSymlinks takes ".." after the link, as the kernel does.
+			dest = cur + string(filepath.Separator) + dest
 		}
 		resolved, evalErr := filepath.EvalSymlinks(dest)
 		where := resolved

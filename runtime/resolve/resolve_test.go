@@ -119,3 +119,45 @@ func TestResolveRefusesChangedData(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestResolveRefusesEscapingData: `ftc run` checks data files again, as
+// vet did: a symlink out of the recipe's directory is refused unless it
+// leads into a declared data root, and then the file is used where the
+// link leads (content-checked as any other).
+func TestResolveRefusesEscapingData(t *testing.T) {
+	tmp := t.TempDir()
+	dir, volume := filepath.Join(tmp, "recipe"), filepath.Join(tmp, "volume")
+	os.MkdirAll(dir, 0o755)
+	os.MkdirAll(volume, 0o755)
+	os.WriteFile(filepath.Join(volume, "d.jsonl"), []byte("one\n"), 0o644)
+	if err := os.Symlink(filepath.Join(volume, "d.jsonl"), filepath.Join(dir, "d.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	sum := "2c8b08da5ce60398e1f19af0e5dccc744df274b826abe585eaba68c525434806"
+	r := recipe(dir, sum)
+	r.Stages["s"].Model.Revision = strings.Repeat("f", 40)
+	_, err := Resolve(context.Background(), r, Options{Hasher: &Hasher{}})
+	if err == nil || !strings.Contains(err.Error(), `dataset d: "d.jsonl" leaves the recipe's directory through the symlink d.jsonl -> `+filepath.Join(volume, "d.jsonl")) ||
+		!strings.Contains(err.Error(), "--data-root "+volume) {
+		t.Fatalf("got %v", err)
+	}
+
+	// /etc/passwd is refused whatever its content.
+	os.Remove(filepath.Join(dir, "d.jsonl"))
+	os.Symlink("/etc/passwd", filepath.Join(dir, "d.jsonl"))
+	if _, err := Resolve(context.Background(), r, Options{Hasher: &Hasher{}}); err == nil || !strings.Contains(err.Error(), "-> /etc/passwd") {
+		t.Fatalf("got %v", err)
+	}
+
+	// Declared, the link is followed and the run reads the file it leads to.
+	os.Remove(filepath.Join(dir, "d.jsonl"))
+	os.Symlink(filepath.Join(volume, "d.jsonl"), filepath.Join(dir, "d.jsonl"))
+	r.DataRoots = []string{volume}
+	res, err := Resolve(context.Background(), r, Options{Hasher: &Hasher{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Files["d.jsonl"]; got != filepath.Join(volume, "d.jsonl") {
+		t.Errorf("the run reads %s, want the file the link leads to", got)
+	}
+}
