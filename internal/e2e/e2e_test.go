@@ -581,3 +581,28 @@ func TestGCPrunesEnvironmentImages(t *testing.T) {
 		t.Errorf("the recent image is gone: %v", err)
 	}
 }
+
+// TestRunThroughADataRoot: `ftc run` refuses a data/ directory linked out
+// of the recipe's directory until the place it leads to is declared a data
+// root; then the stages find their data there, and since keys come from
+// content, everything run with the data inside the directory is cached.
+func TestRunThroughADataRoot(t *testing.T) {
+	e := newEnv(t)
+	expect(t, e.run(nil), 0, 0, 4)
+
+	dir := filepath.Dir(e.recipe)
+	volume := filepath.Join(filepath.Dir(dir), "volume")
+	if err := os.Rename(filepath.Join(dir, "data"), volume); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(volume, filepath.Join(dir, "data")); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run(nil)
+	if r.code != 1 || !strings.Contains(r.out, `leaves the recipe's directory through the symlink data -> `+volume) || countsRE.MatchString(r.out) {
+		t.Fatalf("an undeclared escape was run (exit %d):\n%s", r.code, r.out)
+	}
+	expect(t, e.run(nil, "--data-root", volume), 0, 4, 0)
+	// A changed stage reads the data through the root.
+	expect(t, e.run(nil, "--data-root", volume, "--force", "rm.prepare"), 0, 3, 1)
+}
