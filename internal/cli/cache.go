@@ -27,6 +27,10 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Inspect, verify, prune and share the content-addressed cache",
 	}
 	cache.registerPersistent(cmd)
+	// The recipes gc --keep, push and pull name are vetted as run vets
+	// them: their data may need the roots run was given.
+	var roots recipeFlags
+	cmd.PersistentFlags().StringArrayVar(&roots.dataRoots, "data-root", nil, "a `DIR` the named recipes' data files may reach through symlinks, as for ftc run (repeatable)")
 
 	ls := &cobra.Command{
 		Use:   "ls",
@@ -123,14 +127,14 @@ it when no ftc run or ftc build is writing to the cache.`,
 			}
 			keep, keepEnv := map[string]bool{}, map[string]bool{}
 			for _, r := range keepRecipes {
-				keys, err := recipeKeys(ctx(cmd), r, &cache, stderr)
+				keys, err := recipeKeys(ctx(cmd), r, &cache, &roots, stderr)
 				if err != nil {
 					return err
 				}
 				for _, k := range keys {
 					keep[k] = true
 				}
-				if k, ok := recipeEnvironmentKey(r); ok {
+				if k, ok := recipeEnvironmentKey(r, &roots); ok {
 					keepEnv[k] = true
 				}
 			}
@@ -162,7 +166,7 @@ it when no ftc run or ftc build is writing to the cache.`,
 			}
 			var keys []string
 			if len(args) == 2 {
-				if keys, err = recipeKeys(ctx(cmd), args[1], &cache, stderr); err != nil {
+				if keys, err = recipeKeys(ctx(cmd), args[1], &cache, &roots, stderr); err != nil {
 					return err
 				}
 			}
@@ -188,7 +192,7 @@ it when no ftc run or ftc build is writing to the cache.`,
 			if err != nil {
 				return err
 			}
-			keys, err := recipeKeys(ctx(cmd), args[1], &cache, stderr)
+			keys, err := recipeKeys(ctx(cmd), args[1], &cache, &roots, stderr)
 			if err != nil {
 				return err
 			}
@@ -222,8 +226,12 @@ func ctx(cmd *cobra.Command) context.Context {
 
 // recipeKeys plans a recipe as `ftc run` does — data checked, Hub
 // references pinned from ftc.lock, offline — and returns its stage keys.
-func recipeKeys(c context.Context, file string, cache *cacheFlag, stderr io.Writer) ([]string, error) {
-	r, diags, err := compiler.Vet(file, nil)
+func recipeKeys(c context.Context, file string, cache *cacheFlag, roots *recipeFlags, stderr io.Writer) ([]string, error) {
+	vo, err := roots.vetOptions()
+	if err != nil {
+		return nil, err
+	}
+	r, diags, err := compiler.VetWith(file, nil, vo)
 	printDiags(stderr, diags.Errors())
 	if err != nil {
 		return nil, errFailed
@@ -239,8 +247,12 @@ func recipeKeys(c context.Context, file string, cache *cacheFlag, stderr io.Writ
 // recipeEnvironmentKey is the environment key ftc build gives a recipe
 // (hex), when the recipe vets and has a complete ftc.lock; a recipe never
 // built has no environment image to keep.
-func recipeEnvironmentKey(file string) (string, bool) {
-	r, _, err := compiler.Vet(file, nil)
+func recipeEnvironmentKey(file string, roots *recipeFlags) (string, bool) {
+	vo, err := roots.vetOptions()
+	if err != nil {
+		return "", false
+	}
+	r, _, err := compiler.VetWith(file, nil, vo)
 	if err != nil {
 		return "", false
 	}

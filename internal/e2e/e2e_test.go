@@ -605,4 +605,14 @@ func TestRunThroughADataRoot(t *testing.T) {
 	expect(t, e.run(nil, "--data-root", volume), 0, 4, 0)
 	// A changed stage reads the data through the root.
 	expect(t, e.run(nil, "--data-root", volume, "--force", "rm.prepare"), 0, 3, 1)
+
+	// gc --keep vets the recipe as run does: without the root it refuses
+	// (and removes nothing), with it every entry is kept.
+	if r := e.ftc(nil, "cache", "gc", "--keep", e.recipe); r.code == 0 {
+		t.Fatalf("gc kept a recipe it could not vet:\n%s", r.out)
+	}
+	if r := e.ftc(nil, "cache", "gc", "--data-root", volume, "--keep", e.recipe); r.code != 0 || !strings.Contains(r.out, "removed 0 entries") {
+		t.Fatalf("gc:\n%s", r.out)
+	}
+	expect(t, e.run(nil, "--data-root", volume), 0, 4, 0)
 }
