@@ -68,8 +68,9 @@ func New(dir string) *Dir {
 }
 
 // WithDataRoots returns the view of d for data files: a path may resolve
-// into one of roots (absolute directories) as well as into d. Roots that
-// do not exist are ignored.
+// into one of roots (absolute directories) as well as into d. A root that
+// does not exist admits nothing, but a link into it reads as a missing
+// file rather than an escape.
 func (d *Dir) WithDataRoots(roots []string) fs.FS { return d.Data(roots) }
 
 // Data is WithDataRoots returning the *Dir, for callers that Resolve.
@@ -81,6 +82,8 @@ func (d *Dir) Data(roots []string) *Dir {
 		}
 		if er, err := filepath.EvalSymlinks(r); err == nil {
 			v.roots = append(v.roots, er)
+		} else {
+			v.roots = append(v.roots, filepath.Clean(r))
 		}
 	}
 	return v

@@ -82,6 +82,8 @@ func TestResolve(t *testing.T) {
 		{name: "data/x.jsonl", view: data},
 		{name: "escape/x.jsonl", view: data},
 		{name: "missing.txt", view: strict, wantErr: fs.ErrNotExist},
+		// A declared root that is not mounted: the file is missing.
+		{name: "dangling", view: strict.Data([]string{"/nonexistent"}), wantErr: fs.ErrNotExist},
 		{name: "../inside.txt", view: strict, wantErr: fs.ErrInvalid},
 		{name: "/etc/passwd", view: data, wantErr: fs.ErrInvalid},
 	} {

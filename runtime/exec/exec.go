@@ -468,11 +468,10 @@ func (r *runner) layInputs(s *plan.Stage, dir string) (map[string]StageInput, er
 			}
 			inputs[in.Role] = StageInput{Path: filepath.Join(rel, base), Kind: "file"}
 		case in.Source.Kind == "recipe-file":
-			src := filepath.Join(r.opts.RecipeDir, filepath.FromSlash(in.Source.Ref))
-			if err := copyVerified(src, filepath.Join(dst, filepath.Base(src)), in.Source.Pin); err != nil {
+			if err := copyVerified(r.opts.RecipeDir, in.Source.Ref, filepath.Join(dst, path.Base(in.Source.Ref)), in.Source.Pin); err != nil {
 				return nil, fmt.Errorf("input %s: %w", in.Role, err)
 			}
-			inputs[in.Role] = StageInput{Path: filepath.Join(rel, filepath.Base(src)), Kind: "file"}
+			inputs[in.Role] = StageInput{Path: filepath.Join(rel, path.Base(in.Source.Ref)), Kind: "file"}
 		default:
 			inputs[in.Role] = StageInput{Repo: in.Source.Ref, Revision: in.Source.Pin, Kind: in.Source.Kind}
 		}
@@ -627,13 +626,20 @@ func linkFile(src, dst string) error {
 
 // copyVerified copies a recipe file into a run directory if it still has
 // the digest the plan was made with.
-func copyVerified(src, dst, pin string) error {
-	b, err := os.ReadFile(src)
+func copyVerified(dir, name, dst, pin string) error {
+	// os.Root: a recipe file stays inside the recipe's directory, even if
+	// a symlink changed since vet read it.
+	f, err := os.OpenInRoot(dir, filepath.FromSlash(name))
+	if err != nil {
+		return err
+	}
+	b, err := io.ReadAll(f)
+	f.Close()
 	if err != nil {
 		return err
 	}
 	if d := digestOf(b); pin != "" && d != pin {
-		return fmt.Errorf("%s changed since the plan was made (%s, planned %s)", src, d, pin)
+		return fmt.Errorf("%s changed since the plan was made (%s, planned %s)", name, d, pin)
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
