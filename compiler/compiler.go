@@ -10,10 +10,25 @@ import (
 	"github.com/ftc-dev/ftc/compiler/plan"
 )
 
+// Options are what vetting and planning take from outside the compiler.
+type Options struct {
+	// Digest, when set, hashes local data files so their pins are checked
+	// at vet; the CLI passes a memoizing hasher from runtime/resolve.
+	Digest config.Digester
+	// Plan are the plan's options (the stage image by digest).
+	Plan plan.Options
+}
+
 // Vet loads, validates and checks one recipe file. Diagnostics about the
 // recipe (errors and warnings) come back in the list; err is non-nil when
 // the recipe has errors or could not be read at all.
 func Vet(file string, overrides []load.Override) (*config.Recipe, diag.List, error) {
+	return VetWith(file, overrides, Options{})
+}
+
+// VetWith is Vet with options: with opts.Digest, data files are checked
+// against their sha256 pins too.
+func VetWith(file string, overrides []load.Override, opts Options) (*config.Recipe, diag.List, error) {
 	inst, err := load.Load(file, overrides)
 	if err != nil {
 		var l diag.List
@@ -24,20 +39,27 @@ func Vet(file string, overrides []load.Override) (*config.Recipe, diag.List, err
 	}
 	// The recipe's directory is the only part of the file system a recipe
 	// can name; reads outside it are refused by fs.FS's path rules.
-	return config.Decode(inst, os.DirFS(inst.Dir))
+	files := os.DirFS(inst.Dir)
+	r, diags, err := config.Decode(inst, files)
+	if r == nil || opts.Digest == nil {
+		return r, diags, err
+	}
+	diags = append(diags, config.CheckDigests(r, files, opts.Digest)...).Sort()
+	return r, diags, diags.Err()
 }
 
 // Plan vets a recipe and compiles it into its stage graph.
 func Plan(file string, overrides []load.Override) (*plan.Plan, diag.List, error) {
-	return PlanWith(file, overrides, plan.Options{})
+	return PlanWith(file, overrides, Options{})
 }
 
-// PlanWith is Plan with options (the stage image by digest).
-func PlanWith(file string, overrides []load.Override, opts plan.Options) (*plan.Plan, diag.List, error) {
-	r, diags, err := Vet(file, overrides)
+// PlanWith is Plan with options (the stage image by digest, the data
+// digests).
+func PlanWith(file string, overrides []load.Override, opts Options) (*plan.Plan, diag.List, error) {
+	r, diags, err := VetWith(file, overrides, opts)
 	if err != nil {
 		return nil, diags, err
 	}
-	p, err := plan.BuildWith(r, opts)
+	p, err := plan.BuildWith(r, opts.Plan)
 	return p, diags, err
 }

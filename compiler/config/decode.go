@@ -54,6 +54,7 @@ func Decode(inst *load.Instance, files fs.FS) (*Recipe, diag.List, error) {
 		}
 	}
 	diags = append(diags, Check(&r, files)...)
+	diags = append(diags, r.checkData(files)...)
 	diags = diags.Sort()
 	return &r, diags, diags.Err()
 }

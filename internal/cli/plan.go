@@ -39,7 +39,7 @@ and the command that starts it. --json prints the same as JSON
 			if img != "" && !image.ByDigest(img) {
 				return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", img)}
 			}
-			p, diags, err := compiler.PlanWith(files[0], overrides, plan.Options{Image: img})
+			p, diags, err := compiler.PlanWith(files[0], overrides, compiler.Options{Plan: plan.Options{Image: img}, Digest: dataDigests(cacheFlag{}, stderr)})
 			printDiags(stderr, diags)
 			if err != nil {
 				if len(diags) == 0 {

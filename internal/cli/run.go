@@ -95,7 +95,7 @@ func runRecipe(ctx context.Context, file string, f *runFlags, gpusSet, restartAl
 	if err != nil {
 		return err
 	}
-	r, diags, err := compiler.Vet(file, overrides)
+	r, diags, err := compiler.VetWith(file, overrides, compiler.Options{Digest: dataDigests(f.cache, stderr)})
 	printDiags(stderr, diags.Errors())
 	if err != nil {
 		if len(diags) == 0 {

@@ -28,7 +28,7 @@ network. Exit status: 0 valid, 1 invalid, 2 usage error.`,
 			}
 			bad := false
 			for _, f := range files {
-				r, diags, err := compiler.Vet(f, overrides)
+				r, diags, err := compiler.VetWith(f, overrides, compiler.Options{Digest: dataDigests(cacheFlag{}, stderr)})
 				printDiags(stderr, diags)
 				if err != nil {
 					if len(diags) == 0 {
