@@ -282,14 +282,12 @@ func guessColumn(want string, row map[string]any) string {
 // jsonError says where in the line JSON broke, in characters.
 func jsonError(err error, line []byte) string {
 	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		col := utf8.RuneCount(line[:min(int(se.Offset), len(line))])
-		if se.Offset >= int64(len(bytes.TrimRight(line, " \t\r\n"))) {
-			return se.Error()
-		}
-		return se.Error() + " at column " + strconv.Itoa(col)
+	if !errors.As(err, &se) || strings.Contains(se.Error(), "unexpected end") {
+		return err.Error()
 	}
-	return err.Error()
+	// Offset counts the bytes read up to and including the bad one.
+	col := utf8.RuneCount(line[:min(int(se.Offset), len(line))])
+	return se.Error() + " at column " + strconv.Itoa(col)
 }
 
 // parquet checks the magic bytes at both ends of a Parquet file.
