@@ -1,6 +1,7 @@
 package datacheck
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -26,7 +27,9 @@ func TestRows(t *testing.T) {
 		Row     any               `json:"row"`
 		OK      bool              `json:"ok"`
 	}
-	if err := json.Unmarshal(b, &cases); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber() // as Check decodes rows
+	if err := dec.Decode(&cases); err != nil {
 		t.Fatal(err)
 	}
 	for i, c := range cases {
@@ -97,6 +100,8 @@ func TestFiles(t *testing.T) {
 		{"syntax", good + "\n{\"messages\": [}\n", "d.jsonl:2: datasets.d: invalid JSON: invalid character '}' looking for beginning of value at column 15"},
 		{"no final newline", good + "\n" + `{"messages": []}`, `d.jsonl:2: datasets.d: "messages" is an empty list`},
 		{"crlf", good + "\r\n" + good + "\r\n", ""},
+		{"two values", good + " {}\n", "d.jsonl:1: datasets.d: invalid JSON: invalid character '{' after top-level value at column"},
+		{"huge number", strings.TrimSuffix(good, "}") + `, "n": 1e400}` + "\n", ""},
 	} {
 		got := check(t, c.data, chat, "jsonl")
 		if c.want == "" && got != "" || !strings.HasPrefix(got, c.want) {

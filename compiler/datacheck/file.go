@@ -156,8 +156,7 @@ func (c *checker) jsonl(f fs.File) {
 			if !utf8.Valid(b) {
 				p = &problem{msg: "the line is not UTF-8 text"}
 			} else {
-				var v any
-				if jerr := json.Unmarshal(b, &v); jerr != nil {
+				if v, jerr := decode(b); jerr != nil {
 					p = &problem{msg: "invalid JSON: " + jsonError(jerr, b)}
 				} else {
 					if o, ok := v.(map[string]any); ok && first == nil {
@@ -277,6 +276,29 @@ func guessColumn(want string, row map[string]any) string {
 		}
 	}
 	return ""
+}
+
+// decode decodes one JSON value, numbers as json.Number: Python reads
+// 1e400 (as inf), so vet must not refuse it as a float64 would.
+func decode(line []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	if err == nil {
+		if _, after := dec.Token(); after != io.EOF {
+			err = errors.New("more than one value")
+		}
+	}
+	if err != nil {
+		// Unmarshal's errors say what is wrong and where.
+		var w any
+		if uerr := json.Unmarshal(line, &w); uerr != nil {
+			return nil, uerr
+		}
+		return nil, err
+	}
+	return v, nil
 }
 
 // jsonError says where in the line JSON broke, in characters.

@@ -1,6 +1,7 @@
 package datacheck
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -163,7 +164,7 @@ func (c rowChecker) preference() *problem {
 		return p
 	}
 	if m, ok := c.row["margin"]; ok && m != nil {
-		if _, num := m.(float64); !num {
+		if _, num := m.(json.Number); !num {
 			return &problem{msg: fmt.Sprintf("%q must be a number, got %s", c.s.source("margin"), jsonType(m))}
 		}
 	}
@@ -335,7 +336,7 @@ func jsonType(v any) string {
 		return "null"
 	case bool:
 		return "a boolean"
-	case float64:
+	case float64, json.Number:
 		return "a number"
 	case string:
 		return "a string"
