@@ -10,15 +10,29 @@ import (
 	"github.com/ftc-dev/ftc/compiler/recipefs"
 )
 
+// Options are what vetting and planning take from outside the compiler.
+type Options struct {
+	// DataRoots are directories, given on the command line, that data
+	// files may reach through symlinks (absolute paths); they add to the
+	// recipe's own dataRoots.
+	DataRoots []string
+	// Digest, when set, hashes local data files so their pins are checked
+	// at vet; the CLI passes a memoizing hasher from runtime/resolve.
+	Digest config.Digester
+	// Plan are the plan's options (the stage image by digest).
+	Plan plan.Options
+}
+
 // Vet loads, validates and checks one recipe file. Diagnostics about the
 // recipe (errors and warnings) come back in the list; err is non-nil when
 // the recipe has errors or could not be read at all.
 func Vet(file string, overrides []load.Override) (*config.Recipe, diag.List, error) {
-	return VetWith(file, overrides, config.Options{})
+	return VetWith(file, overrides, Options{})
 }
 
-// VetWith is Vet with options (data roots from the command line).
-func VetWith(file string, overrides []load.Override, opts config.Options) (*config.Recipe, diag.List, error) {
+// VetWith is Vet with options: with opts.Digest, data files are checked
+// against their sha256 pins too.
+func VetWith(file string, overrides []load.Override, opts Options) (*config.Recipe, diag.List, error) {
 	inst, err := load.Load(file, overrides)
 	if err != nil {
 		var l diag.List
@@ -30,20 +44,21 @@ func VetWith(file string, overrides []load.Override, opts config.Options) (*conf
 	// The recipe's directory is the only part of the file system a recipe
 	// can name: paths that leave it, by ".." or through a symlink, are
 	// refused, except data files reaching a declared data root.
-	return config.Decode(inst, recipefs.New(inst.Dir), opts)
+	return config.Decode(inst, recipefs.New(inst.Dir), config.Options{DataRoots: opts.DataRoots, Digest: opts.Digest})
 }
 
 // Plan vets a recipe and compiles it into its stage graph.
 func Plan(file string, overrides []load.Override) (*plan.Plan, diag.List, error) {
-	return PlanWith(file, overrides, config.Options{}, plan.Options{})
+	return PlanWith(file, overrides, Options{})
 }
 
-// PlanWith is Plan with options (data roots; the stage image by digest).
-func PlanWith(file string, overrides []load.Override, vet config.Options, opts plan.Options) (*plan.Plan, diag.List, error) {
-	r, diags, err := VetWith(file, overrides, vet)
+// PlanWith is Plan with options (the stage image by digest, the data
+// digests).
+func PlanWith(file string, overrides []load.Override, opts Options) (*plan.Plan, diag.List, error) {
+	r, diags, err := VetWith(file, overrides, opts)
 	if err != nil {
 		return nil, diags, err
 	}
-	p, err := plan.BuildWith(r, opts)
+	p, err := plan.BuildWith(r, opts.Plan)
 	return p, diags, err
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/ftc-dev/ftc/compiler"
-	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/key"
 	"github.com/ftc-dev/ftc/compiler/load"
 	"github.com/ftc-dev/ftc/compiler/plan"
@@ -266,7 +265,7 @@ func TestKeysSameThroughDataRoot(t *testing.T) {
 	}
 
 	// Declared on the command line.
-	p, diags, err := compiler.PlanWith(file, nil, config.Options{DataRoots: []string{shared}}, plan.Options{})
+	p, diags, err := compiler.PlanWith(file, nil, compiler.Options{DataRoots: []string{shared}})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, diags)
 	}

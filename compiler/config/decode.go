@@ -22,6 +22,9 @@ type Options struct {
 	// files may reach through symlinks (absolute paths); they add to the
 	// recipe's own dataRoots.
 	DataRoots []string
+	// Digest, when set, hashes local data files so their pins are checked
+	// at vet; the CLI passes a memoizing hasher from runtime/resolve.
+	Digest Digester
 }
 
 // DataRooted is implemented by a recipe directory whose data files may
@@ -82,6 +85,10 @@ func Decode(inst *load.Instance, files fs.FS, opts Options) (*Recipe, diag.List,
 		}
 	}
 	diags = append(diags, check(&r, files, data)...)
+	diags = append(diags, r.checkData(data)...)
+	if opts.Digest != nil {
+		diags = append(diags, CheckDigests(&r, data, opts.Digest)...)
+	}
 	diags = diags.Sort()
 	return &r, diags, diags.Err()
 }

@@ -27,6 +27,9 @@ type Diagnostic struct {
 	Message  string
 	Hint     string
 	Severity Severity
+	// Line, when Pos is unset, places the diagnostic in a file that is not
+	// CUE (a data file's row): see FileLine.
+	Line *FileLine
 }
 
 // Error implements error.
@@ -34,6 +37,8 @@ func (d *Diagnostic) Error() string {
 	s := d.text()
 	if d.Pos.IsValid() {
 		s = d.Pos.String() + ": " + s
+	} else if d.Line != nil {
+		s = d.where("") + s
 	}
 	return s
 }
@@ -120,7 +125,7 @@ func (l List) Error() string {
 // exact duplicates, so output is stable whatever order checks ran in.
 func (l List) Sort() List {
 	sort.SliceStable(l, func(i, j int) bool {
-		a, b := l[i].Pos.Position(), l[j].Pos.Position()
+		a, b := l[i].position(), l[j].position()
 		if a.Filename != b.Filename {
 			return a.Filename < b.Filename
 		}
@@ -134,7 +139,7 @@ func (l List) Sort() List {
 	})
 	out := l[:0]
 	for i, d := range l {
-		if i > 0 && d.Pos == l[i-1].Pos && d.text() == l[i-1].text() && d.Hint == l[i-1].Hint {
+		if i > 0 && d.Pos == l[i-1].Pos && d.position() == l[i-1].position() && d.text() == l[i-1].text() && d.Hint == l[i-1].Hint {
 			continue
 		}
 		out = append(out, d)
@@ -147,7 +152,7 @@ func (l List) Sort() List {
 // they lie below it, so messages read like a compiler's.
 func (l List) Print(w io.Writer, dir string) {
 	for _, d := range l {
-		fmt.Fprintf(w, "%s%s\n", Where(d.Pos, dir), d.text())
+		fmt.Fprintf(w, "%s%s\n", d.where(dir), d.text())
 		if d.Hint != "" {
 			fmt.Fprintf(w, "\thint: %s\n", d.Hint)
 		}

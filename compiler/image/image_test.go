@@ -318,7 +318,7 @@ func TestRecipeLayerTakesOnlyFilesInsideTheRecipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, roots := range [][]string{nil, {outside}, {tmp}} {
-		r, diags, err := compiler.VetWith(file, ovs, config.Options{DataRoots: roots})
+		r, diags, err := compiler.VetWith(file, ovs, compiler.Options{DataRoots: roots})
 		if err == nil || !strings.Contains(diags.Error(), "leaves the recipe's directory through the symlink rewards.py -> ../outside/rewards.py") {
 			t.Fatalf("roots %v: a reward function linked outside was accepted: %v\n%v", roots, err, diags)
 		}
@@ -340,7 +340,7 @@ func TestRecipeLayerTakesOnlyFilesInsideTheRecipe(t *testing.T) {
 	if err := os.Symlink("lib/rewards.py", rewards); err != nil {
 		t.Fatal(err)
 	}
-	r, diags, err := compiler.VetWith(file, ovs, config.Options{})
+	r, diags, err := compiler.VetWith(file, ovs, compiler.Options{})
 	if err != nil {
 		t.Fatalf("%v\n%v", err, diags)
 	}

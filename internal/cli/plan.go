@@ -40,10 +40,12 @@ and the command that starts it. --json prints the same as JSON
 			if err != nil {
 				return err
 			}
+			vo.Digest = dataDigests(cacheFlag{}, stderr)
+			vo.Plan = plan.Options{Image: img}
 			if img != "" && !image.ByDigest(img) {
 				return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", img)}
 			}
-			p, diags, err := compiler.PlanWith(files[0], overrides, vo, plan.Options{Image: img})
+			p, diags, err := compiler.PlanWith(files[0], overrides, vo)
 			printDiags(stderr, diags)
 			if err != nil {
 				if len(diags) == 0 {

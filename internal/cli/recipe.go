@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler"
 	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/load"
 )
@@ -25,8 +25,8 @@ func (f *recipeFlags) register(cmd *cobra.Command) {
 }
 
 // vetOptions are the vet options the flags give: data roots, absolute.
-func (f *recipeFlags) vetOptions() (config.Options, error) {
-	var o config.Options
+func (f *recipeFlags) vetOptions() (compiler.Options, error) {
+	var o compiler.Options
 	for _, d := range f.dataRoots {
 		abs, err := filepath.Abs(d)
 		if err != nil {

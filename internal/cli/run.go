@@ -99,6 +99,7 @@ func runRecipe(ctx context.Context, file string, f *runFlags, gpusSet, restartAl
 	if err != nil {
 		return err
 	}
+	vo.Digest = dataDigests(f.cache, stderr)
 	r, diags, err := compiler.VetWith(file, overrides, vo)
 	printDiags(stderr, diags.Errors())
 	if err != nil {

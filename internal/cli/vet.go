@@ -18,7 +18,10 @@ func newVet(stdout, stderr io.Writer) *cobra.Command {
 		Long: `vet loads each recipe with ftc's schema and presets, checks every field and
 the rules that span fields (batch arithmetic, GRPO generations, data formats
 per method, stage references, adapter and strategy combinations, reward
-function files), and reports all problems at once. It needs no GPU and no
+function files), reads the first 1,000 rows (or 4 MiB) of each local
+dataset to check them against the declared format, checks each data file
+against its sha256 pin (remembered by file identity in the cache's
+hashes/), and reports all problems at once. It needs no GPU and no
 network. Exit status: 0 valid, 1 invalid, 2 usage error.`,
 		Args: argsError(1),
 		RunE: func(_ *cobra.Command, files []string) error {
@@ -30,6 +33,7 @@ network. Exit status: 0 valid, 1 invalid, 2 usage error.`,
 			if err != nil {
 				return err
 			}
+			vo.Digest = dataDigests(cacheFlag{}, stderr)
 			bad := false
 			for _, f := range files {
 				r, diags, err := compiler.VetWith(f, overrides, vo)

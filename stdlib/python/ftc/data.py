@@ -156,6 +156,61 @@ def prompt_row(row: dict) -> PromptRow:
     return PromptRow(p, {k: v for k, v in row.items() if k != "prompt"})
 
 
+def check_row(fmt: str, prompt_mode: str, columns: dict[str, str], row: Any) -> None:
+    """Raises DataError when a row does not have the shape its dataset
+    declares. These are the rules ftc vet applies to a sample of the file
+    (compiler/datacheck); both read compiler/datacheck/testdata/rows.json
+    in their tests."""
+    if not isinstance(row, dict):
+        raise DataError(f"a row must be a JSON object, got {_json_type(row)}")
+    row = rename_columns(row, columns)
+    if fmt in ("messages", "prompt-completion", "text"):
+        sft_example(fmt, row)
+    elif fmt == "preference":
+        preference_pair(row, prompt_mode)
+    elif fmt == "prompt":
+        prompt_row(row)
+    else:
+        raise DataError(f"unknown format {fmt!r}")
+
+
+def want(fmt: str, prompt_mode: str, columns: dict[str, str]) -> str:
+    """The row shape a dataset declares, in the file's column names (as
+    ftc vet's hints say it)."""
+    def q(w: str) -> str:
+        return '"' + columns.get(w, w) + '"'
+    msgs = '[{"role": ..., "content": ...}, ...]'
+    if fmt == "messages":
+        return f"want {{{q('messages')}: {msgs}}} with at least one assistant turn"
+    if fmt == "prompt-completion":
+        return f"want {{{q('prompt')}: ..., {q('completion')}: ...}}, each a string or a list of messages"
+    if fmt == "text":
+        return f'want {{{q("text")}: "..."}}'
+    if fmt == "preference":
+        if prompt_mode == "explicit":
+            return (f"want {{{q('prompt')}: ..., {q('chosen')}: ..., {q('rejected')}: ...}}, "
+                    'each a string or a list of messages (prompt: "explicit")')
+        return (f"want {{{q('chosen')}: ..., {q('rejected')}: ...}}, both strings or both lists of messages, "
+                'each holding the prompt (prompt: "implicit")')
+    if fmt == "prompt":
+        return f'want {{{q("prompt")}: "..."}} or {{{q("prompt")}: {msgs}}} not ending with an assistant turn'
+    return ""
+
+
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "a list"
+    return type(v).__name__
+
+
 def formats_for(consumer: str) -> tuple[str, ...]:
     """The dataset formats a consumer accepts (ftc vet checks the same)."""
     return {

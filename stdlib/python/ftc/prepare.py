@@ -217,6 +217,8 @@ def prepare_rows(cfg: PrepareConfig, rows: list[dict], tok: Any) -> tuple[list[d
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """Reads prepared rows (written by write_jsonl); stops at the first bad
+    line. Dataset files go through read_jsonl_rows and check_rows."""
     rows = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -232,23 +234,99 @@ def read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
+# How many bad rows a failure names one by one; the rest are counted.
+SHOWN_ROWS = 5
+
+
+def read_jsonl_rows(path: Path, name: str) -> list[tuple[int, Any]]:
+    """Every non-blank line of a JSON-lines dataset as (line number, value);
+    a line that is not UTF-8 or not JSON comes back as (line, DataError).
+    Lines end at newline bytes only, as ftc vet counts them."""
+    with open(path, "rb") as f:
+        head = f.read(8000)
+        if not head:
+            raise DataError(f"{name}: the file is empty")
+        if b"\x00" in head:
+            raise DataError(f"{name}: not JSON Lines: the file is binary (it holds NUL bytes)")
+        f.seek(0)
+        out: list[tuple[int, Any]] = []
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                out.append((n, DataError("the line is not UTF-8 text")))
+                continue
+            try:
+                out.append((n, json.loads(text)))
+            except json.JSONDecodeError as e:
+                out.append((n, DataError(f"invalid JSON: {e}")))
+    return out
+
+
+def check_rows(cfg: PrepareConfig, numbered: list[tuple[int, Any]], name: str, unit: str = "line") -> list[dict]:
+    """Checks every row against the dataset's declared shape before any
+    tokenizer or GPU is touched, and fails once for the whole file: the
+    count of bad rows and the first few, each as NAME:LINE (or NAME: row N
+    for files without lines)."""
+    ds = cfg.dataset
+    bad: list[tuple[int, str]] = []
+    for n, v in numbered:
+        err = v if isinstance(v, DataError) else None
+        if err is None:
+            try:
+                data.check_row(ds.format, ds.prompt, ds.columns, v)
+            except DataError as e:
+                err = e
+        if err is not None:
+            bad.append((n, str(err)))
+    if not numbered:
+        raise DataError(f"{name}: the file has no rows ({data.want(ds.format, ds.prompt, ds.columns)}, one JSON object per line)")
+    if bad:
+        where = (lambda n: f"{name}:{n}") if unit == "line" else (lambda n: f"{name}: row {n}")
+        total = len(numbered)
+        head = (f"{len(bad)} of {total} rows of {name} are malformed; first:" if len(bad) > 1
+                else f"1 of {total} rows of {name} is malformed:")
+        lines = [head] + [f"  {where(n)}: {msg}" for n, msg in bad[:SHOWN_ROWS]]
+        if len(bad) > SHOWN_ROWS:
+            lines.append(f"  ... and {len(bad) - SHOWN_ROWS} more")
+        lines.append("  " + data.want(ds.format, ds.prompt, ds.columns))
+        raise DataError("\n".join(lines))
+    return [v for _, v in numbered]
+
+
+def dataset_name(cfg: PrepareConfig, path: Path | None) -> str:
+    """The dataset as the user knows it: the recipe's file path, else the
+    file's name, else the Hub repo."""
+    src = cfg.dataset
+    if src.source_kind == "file" and src.source_ref:
+        return src.source_ref
+    if path is not None:
+        return path.name
+    return src.source_ref or "dataset"
+
+
 def read_dataset(stage: StageFile, cfg: PrepareConfig) -> list[dict]:
+    """The dataset's rows, every one checked against its declared shape."""
     inp = stage.input("dataset")
     if inp.path:
         p = stage.input_path("dataset")
+        name = dataset_name(cfg, p)
         enc = cfg.dataset.encoding or ("parquet" if p.suffix == ".parquet" else "jsonl")
         if enc == "jsonl":
-            return read_jsonl(p)
+            return check_rows(cfg, read_jsonl_rows(p, name), name)
         if enc == "parquet":
             import pyarrow.parquet as pq  # datasets' own dependency
 
-            return pq.read_table(p).to_pylist()
+            rows = pq.read_table(p).to_pylist()
+            return check_rows(cfg, list(enumerate(rows, 1)), name, unit="row")
         raise StageError(f"stage.json: dataset encoding {enc!r} is not jsonl or parquet")
     import datasets
 
     ds = datasets.load_dataset(inp.repo, name=cfg.dataset.config or None, split=cfg.dataset.split,
                                revision=inp.revision)
-    return [dict(r) for r in ds]
+    return check_rows(cfg, list(enumerate((dict(r) for r in ds), 1)), inp.repo or dataset_name(cfg, None), unit="row")
 
 
 def load_tokenizer(stage: StageFile, cfg: PrepareConfig):

@@ -1,0 +1,48 @@
+package config
+
+import (
+	"io/fs"
+	"path/filepath"
+	"regexp"
+
+	"github.com/ftc-dev/ftc/compiler/diag"
+)
+
+// Digester returns the hex sha256 of the file at an absolute path. The
+// compiler does not read files by path itself; the CLI passes one that
+// remembers digests by file identity (runtime/resolve.Hasher), so an
+// unchanged file costs a stat.
+type Digester func(abs string) (string, error)
+
+var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// CheckDigests compares every local data file with the sha256 the recipe
+// pins, so a changed file is caught at vet rather than when `ftc run`
+// resolves it. Files the recipe checks already refused (missing, a
+// directory, a malformed pin) are skipped.
+func CheckDigests(r *Recipe, files fs.FS, digest Digester) diag.List {
+	var out diag.List
+	for _, name := range r.SortedDatasetNames() {
+		d := r.Datasets[name]
+		if d.File == nil || d.Hub != nil || !sha256RE.MatchString(d.File.SHA256) {
+			continue
+		}
+		if !fs.ValidPath(d.File.Path) {
+			continue
+		}
+		if st, err := fs.Stat(files, d.File.Path); err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		path := "datasets." + name + ".file.sha256"
+		sum, err := digest(filepath.Join(r.Dir, filepath.FromSlash(d.File.Path)))
+		if err != nil {
+			out.Errorf(r.Pos.At(path), path, "cannot hash %s: %v", d.File.Path, unwrapPathErr(err))
+			continue
+		}
+		if sum != d.File.SHA256 {
+			out.Errorf(r.Pos.At(path), path, "%s has sha256 %s, not the one pinned here", d.File.Path, sum).
+				WithHint("if the data changed on purpose, pin it: sha256: %q", sum)
+		}
+	}
+	return out
+}
