@@ -113,16 +113,35 @@ type fix struct {
 	apply func(r *Recipe, st *Stage)
 }
 
-// smallestFit finds the first change, from least to most disruptive, that
-// makes the stage fit, and its estimate.
-func (r *Recipe) smallestFit(st Stage) (string, memory.Breakdown, bool) {
+// microBatchFix lowers the micro batch to mb (a divisor of the current
+// one) and keeps the global batch: gradAccum rises by the same factor, or
+// follows from globalBatch when that is what the recipe gives.
+func microBatchFix(st Stage, mb int) fix {
+	t := st.Training
+	factor := t.MicroBatch / mb
+	if t.GlobalBatch > 0 && t.GradAccum == 0 {
+		return fix{fmt.Sprintf(`gradientCheckpointing: "on" and training: microBatch: %d (gradAccum follows from globalBatch %d)`, mb, t.GlobalBatch),
+			func(r *Recipe, s *Stage) { s.GradientCheckpointing = "on"; s.Training.MicroBatch = mb }}
+	}
+	ga := max(1, t.GradAccum) * factor
+	return fix{fmt.Sprintf(`gradientCheckpointing: "on" and training: {microBatch: %d, gradAccum: %d} (the same global batch)`, mb, ga),
+		func(r *Recipe, s *Stage) {
+			s.GradientCheckpointing = "on"
+			s.Training.MicroBatch = mb
+			s.Training.GradAccum = ga
+		}}
+}
+
+// memoryFixes are the changes that may make a stage fit, from least to
+// most disruptive.
+func (r *Recipe) memoryFixes(st Stage) []fix {
 	fixes := []fix{
 		{`gradientCheckpointing: "on"`, func(r *Recipe, s *Stage) { s.GradientCheckpointing = "on" }},
 	}
-	for mb := st.Training.MicroBatch / 2; mb >= 1; mb /= 2 {
-		mb := mb
-		fixes = append(fixes, fix{fmt.Sprintf(`gradientCheckpointing: "on" and training: microBatch: %d (raise gradAccum to keep the global batch)`, mb),
-			func(r *Recipe, s *Stage) { s.GradientCheckpointing = "on"; s.Training.MicroBatch = mb }})
+	for mb := st.Training.MicroBatch - 1; mb >= 1; mb-- {
+		if st.Training.MicroBatch%mb == 0 {
+			fixes = append(fixes, microBatchFix(st, mb))
+		}
 	}
 	h := r.Hardware
 	if h.GPUs() > 1 && h.Strategy != "zero3" && h.Strategy != "fsdp" {
@@ -144,11 +163,18 @@ func (r *Recipe) smallestFit(st Stage) (string, memory.Breakdown, bool) {
 			s.GradientCheckpointing = "on"
 		}})
 	}
-	for _, f := range fixes {
-		rr := *r
+	return fixes
+}
+
+// smallestFit finds the first change, from least to most disruptive, that
+// makes the stage fit and passes vet, and its estimate.
+func (c *checker) smallestFit(base string, st Stage) (string, memory.Breakdown, bool) {
+	for _, f := range c.r.memoryFixes(st) {
+		rr := *c.r
 		s := st
 		f.apply(&rr, &s)
-		if b := rr.Memory(s); b.Fits() {
+		if b := rr.Memory(s); b.Fits() && c.fixPasses(st.Name, base, f.apply) {
+			c.offered = append(c.offered, offer{st.Name, base, f.say, f.apply})
 			return f.say, b, true
 		}
 	}
@@ -165,7 +191,10 @@ func (c *checker) memory(base string, st Stage) {
 	}
 	d := c.errorf(base, "needs about %.1f GiB per GPU, more than %.0f%% of the %s's %.1f GiB:\n%s",
 		b.TotalGiB(), memory.Headroom*100, c.r.Hardware.GPU.Name, b.CapacityGiB, indent(b.String()))
-	if say, fb, ok := c.r.smallestFit(st); ok {
+	if c.proposing {
+		return
+	}
+	if say, fb, ok := c.smallestFit(base, st); ok {
 		d.WithHint("it fits (%.1f GiB) with %s", fb.TotalGiB(), say)
 	} else {
 		d.WithHint("no single change fits it on this hardware: use more or larger GPUs")
