@@ -195,6 +195,13 @@ func Estimate(in Input) Breakdown {
 		Part{"activations", SavedActivationBytes(tr), actNote(tr), PhaseBackward},
 		Part{"logits", LossBytes(tr), lossNote(tr), PhaseLoss},
 		Part{"layer backward", LayerBackwardBytes(tr), layerNote(tr), PhaseLayer})
+	if !lora && (tr.Loss == LossPlain || tr.Loss == LossLogps) && tr.LogitsTokens > 0 {
+		// The LM head's weight gradient (tied or not) is made by the loss's
+		// backward, before any layer's activations are freed; the other
+		// gradients replace activations as the backward frees them. (The
+		// chunked loss keeps its own fp32 copy, in LossBytes.)
+		parts = append(parts, Part{"LM head grad", float64(m.Vocab) * float64(m.Hidden) * gT, "made while every activation is alive", PhaseBackward})
+	}
 	if tr.MaskElements > 0 {
 		parts = append(parts, Part{"attention mask", float64(tr.MaskElements) * tr.MaskElementBytes, tr.MaskNote, PhaseBackward})
 	}

@@ -106,9 +106,12 @@ func TestOptimizerAndPhases(t *testing.T) {
 	if part(b, "weights") != 2000 || part(b, "optimizer") != 4000 || part(b, "gradients") != 2000 || part(b, "optimizer step") != 0 {
 		t.Fatalf("full fine-tuning state:\n%s", b)
 	}
-	// held 6000 + framework; backward 6720 + max(loss 14000, layer 1920)
-	// against step 2000.
-	if want := 6000 + frameworkBytes + 6720 + 14000; b.Total != want {
+	// held 6000 + framework; backward 6720 + the LM head's gradient
+	// 100·8·2 + max(loss 14000, layer 1920) against step 2000.
+	if part(b, "LM head grad") != 1600 {
+		t.Errorf("LM head gradient: %v, want 1600", part(b, "LM head grad"))
+	}
+	if want := 6000 + frameworkBytes + 6720 + 1600 + 14000; b.Total != want {
 		t.Errorf("total %v, want %v\n%s", b.Total, want, b)
 	}
 	in.Train.ForeachOptimizer = true
@@ -124,7 +127,7 @@ func TestOptimizerAndPhases(t *testing.T) {
 	// Accumulated gradients are held through the next forward.
 	in.Train.GradAccum, in.Train.ForeachOptimizer = 4, false
 	in.Train.TokensPerMicroBatch, in.Train.LogitsTokens = 10, 10
-	if got, want := Estimate(in).Total, 6000+2000+frameworkBytes+6720+14000; got != want {
+	if got, want := Estimate(in).Total, 6000+2000+frameworkBytes+6720+1600+14000; got != want {
 		t.Errorf("accumulation: %v, want %v", got, want)
 	}
 	// LoRA: fp32 adapters, gradients and moments.
