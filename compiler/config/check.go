@@ -361,6 +361,10 @@ func (c *checker) rolloutLength(base string, st Stage) {
 
 // modelRef checks a model that names a producing stage.
 func (c *checker) modelRef(base string, m *Model) {
+	if m.From != nil && m.Kind != "" && m.Kind != m.From.Kind {
+		c.errorf(base+".kind", "kind %q contradicts stage %q, which produces a %s", m.Kind, m.From.Stage, m.From.Kind).
+			WithHint("leave kind out: a stage's output says what it is")
+	}
 	if m.From != nil {
 		if _, ok := c.r.Stages[m.From.Stage]; !ok {
 			c.errorf(base, "model comes from stage %q, which this recipe does not have", m.From.Stage)
