@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"regexp"
 	"sort"
@@ -26,15 +27,7 @@ import (
 func Check(r *Recipe, files fs.FS) diag.List { return check(r, files, files) }
 
 func check(r *Recipe, files, data fs.FS) diag.List {
-	c := &checker{r: r, files: files, data: data}
-	c.hardware()
-	for _, name := range r.SortedDatasetNames() {
-		c.dataset("datasets."+name, r.Datasets[name])
-	}
-	for _, name := range r.SortedStageNames() {
-		c.stage(name, r.Stages[name])
-	}
-	return c.diags
+	return (&checker{r: r, files: files, data: data}).run()
 }
 
 type checker struct {
@@ -42,6 +35,56 @@ type checker struct {
 	files fs.FS
 	data  fs.FS
 	diags diag.List
+	// proposing is set on the checkers that vet a proposed fix: they
+	// report errors but propose no fixes of their own.
+	proposing bool
+	// asWritten holds the errors of the recipe as written (path and
+	// message), computed when the first fix is vetted.
+	asWritten map[string]bool
+	// offered are the changes the hints propose, for tests to apply.
+	offered []offer
+}
+
+// offer is a change a hint proposes for the error at target.
+type offer struct {
+	stage, target, say string
+	apply              func(r *Recipe, st *Stage)
+}
+
+// fixPasses reports whether a hint's change passes vet: applied to a copy
+// of the recipe (apply edits the copy and the copy of stage), it brings
+// no error the recipe as written does not have, and none at target, the
+// path of the error it is meant to fix. Hints are vetted rather than
+// trusted, so that a hint never proposes a recipe vet would refuse.
+func (c *checker) fixPasses(stage, target string, apply func(r *Recipe, st *Stage)) bool {
+	if c.asWritten == nil {
+		c.asWritten = map[string]bool{}
+		for _, d := range (&checker{r: c.r, files: c.files, data: c.data, proposing: true}).run().Errors() {
+			c.asWritten[d.Path+"\x00"+d.Message] = true
+		}
+	}
+	rr := *c.r
+	rr.Stages = maps.Clone(c.r.Stages)
+	st := rr.Stages[stage]
+	apply(&rr, &st)
+	rr.Stages[stage] = st
+	for _, d := range (&checker{r: &rr, files: c.files, data: c.data, proposing: true}).run().Errors() {
+		if d.Path == target || !c.asWritten[d.Path+"\x00"+d.Message] {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *checker) run() diag.List {
+	c.hardware()
+	for _, name := range c.r.SortedDatasetNames() {
+		c.dataset("datasets."+name, c.r.Datasets[name])
+	}
+	for _, name := range c.r.SortedStageNames() {
+		c.stage(name, c.r.Stages[name])
+	}
+	return c.diags
 }
 
 func (c *checker) errorf(path, format string, args ...any) *diag.Diagnostic {
@@ -77,6 +120,15 @@ func (c *checker) hardware() {
 				WithHint("use strategy \"zero3\", or offload only the optimizer")
 		}
 	}
+	if world == 1 && h.Strategy != "single" && h.Strategy != "ddp" && !h.Offload.Optimizer && !h.Offload.Params {
+		// Sharding over one GPU shards nothing: FSDP and ZeRO keep the
+		// same bytes as a single process plus their flat buffers and
+		// communication hooks. With offload they do what a single process
+		// cannot (state in CPU memory, to fit a model that would not), so
+		// that stays allowed.
+		c.errorf("hardware.strategy", "strategy %q shards over the GPUs, but the hardware has one GPU: there is nothing to shard, only the wrapper's overhead", h.Strategy).
+			WithHint("use strategy \"single\"; %s on one GPU is only worth it with CPU offload (offload: {optimizer: true%s})", strategyName(h.Strategy), offloadParamsHint(h.Strategy))
+	}
 	if h.Strategy == "single" && (h.Offload.Optimizer || h.Offload.Params) {
 		c.errorf("hardware.offload", "a single process without a sharding strategy cannot offload to CPU").
 			WithHint("use strategy \"zero3\" (it runs on one GPU too) to offload")
@@ -100,6 +152,15 @@ func (c *checker) hardware() {
 		c.errorf("hardware.target", "%d nodes cannot run on target \"local\", which starts processes on this machine only", h.Nodes).
 			WithHint("use target \"slurm\" or \"kubernetes\" for multi-node recipes")
 	}
+}
+
+// offloadParamsHint completes an offload hint for strategies that must
+// or can offload parameters too.
+func offloadParamsHint(strategy string) string {
+	if strategy == "fsdp" {
+		return ", params: true" // FSDP offloads both together
+	}
+	return ""
 }
 
 func (r *Recipe) hasPackage(name string) bool {
@@ -182,6 +243,27 @@ var formatHint = map[string]string{
 	"grpo":   "GRPO samples completions for prompts only: format \"prompt\"",
 }
 
+// DefaultMasterPort is torch.distributed's default rendezvous port, which
+// torchrun (--master-port) and accelerate (main_process_port) use when
+// given none.
+const DefaultMasterPort = 29500
+
+// LauncherPort is the TCP port the launcher's rendezvous listens on, on
+// the first node, or 0 when the stage starts one process with python and
+// opens none. It follows launch.Training: across nodes that passes
+// hardware.rendezvous.port to torchrun or accelerate; on one node it
+// passes none, so they use DefaultMasterPort.
+func (r *Recipe) LauncherPort(st Stage) int {
+	h := r.Hardware
+	switch {
+	case h.Strategy == "single" && r.TrainingProcesses(st) <= 1:
+		return 0
+	case h.Nodes > 1:
+		return h.Rendezvous.Port
+	}
+	return DefaultMasterPort
+}
+
 // TrainingProcesses is the number of data-parallel training processes of
 // a stage: every GPU, less those given to a vLLM generation server.
 func (r *Recipe) TrainingProcesses(st Stage) int {
@@ -219,12 +301,19 @@ func (c *checker) stage(name string, st Stage) {
 		bp = base + ".policy"
 	}
 	if bm != nil {
-		if bm.From != nil && bm.From.Kind == "reward-model" && st.Method != "reward" {
+		switch {
+		case bm.WeightsKind() != "reward-model" || st.Method == "reward":
+		case bm.From != nil:
 			c.errorf(bp, "stage %q produces a reward model; %s needs a causal language model to train", bm.From.Stage, st.Method).
 				WithHint("start from a Hub model or the output of an sft stage")
+		default:
+			c.errorf(bp, "%s is declared a reward model (kind: \"reward-model\"); %s needs a causal language model to train", bm.Repo, st.Method).
+				WithHint("start from a causal language model: leave kind out")
 		}
 		if st.Data.MaxLength > bm.Arch.MaxPositions {
 			c.errorf(base+".data.maxLength", "maxLength %d exceeds the %d positions %s was trained for", st.Data.MaxLength, bm.Arch.MaxPositions, bm.Repo)
+		} else {
+			c.rolloutLength(base, st)
 		}
 		c.modelRef(bp, bm)
 	}
@@ -244,8 +333,52 @@ func (c *checker) stage(name string, st Stage) {
 	}
 }
 
+// rolloutLength checks that PPO's and GRPO's sequences, a prompt and
+// what is generated after it, fit the positions of every model that reads
+// them: the policy, and for PPO the reward and value models, which score
+// the policy's token ids as they are.
+func (c *checker) rolloutLength(base string, st Stage) {
+	var prompt, gen int
+	var genPath, genName, promptName string
+	models := []*Model{st.Base()}
+	switch {
+	case st.Method == "ppo" && st.PPO != nil:
+		prompt, gen = st.Data.MaxLength, st.PPO.ResponseLength
+		genPath, genName, promptName = base+".ppo.responseLength", "responseLength", "data.maxLength"
+		models = append(models, st.Reward, st.Value)
+	case st.Method == "grpo" && st.GRPO != nil:
+		// The entrypoint truncates prompts to maxPromptLength, else to
+		// data.maxLength (prepare.py).
+		prompt, gen = st.Data.MaxLength, st.GRPO.MaxCompletionLength
+		promptName = "grpo.maxPromptLength"
+		if st.GRPO.MaxPromptLength > 0 {
+			prompt = st.GRPO.MaxPromptLength
+		}
+		genPath, genName = base+".grpo.maxCompletionLength", "maxCompletionLength"
+	default:
+		return
+	}
+	for _, m := range models {
+		if m == nil || prompt+gen <= m.Arch.MaxPositions {
+			continue
+		}
+		d := c.errorf(genPath, "prompts of up to %d tokens + %s %d = %d tokens exceed the %d positions %s was trained for",
+			prompt, genName, gen, prompt+gen, m.Arch.MaxPositions, m.Repo)
+		if room := m.Arch.MaxPositions - prompt; room >= 1 {
+			d.WithHint("set %s to at most %d, or lower %s", genName, room, promptName)
+		} else {
+			d.WithHint("set %s below %d", promptName, m.Arch.MaxPositions)
+		}
+		return
+	}
+}
+
 // modelRef checks a model that names a producing stage.
 func (c *checker) modelRef(base string, m *Model) {
+	if m.From != nil && m.Kind != "" && m.Kind != m.From.Kind {
+		c.errorf(base+".kind", "kind %q contradicts stage %q, which produces a %s", m.Kind, m.From.Stage, m.From.Kind).
+			WithHint("leave kind out: a stage's output says what it is")
+	}
 	if m.From != nil {
 		if _, ok := c.r.Stages[m.From.Stage]; !ok {
 			c.errorf(base, "model comes from stage %q, which this recipe does not have", m.From.Stage)
@@ -404,7 +537,8 @@ func (c *checker) ppo(base string, st Stage) {
 			return
 		}
 		p := base + "." + role
-		if m.From != nil {
+		switch {
+		case m.From != nil:
 			if wantReward && m.From.Kind != "reward-model" {
 				c.errorf(p, "%s model comes from stage %q, %s stage, not a reward stage", role, m.From.Stage, withArticle(c.methodOf(m.From.Stage))).
 					WithHint("refer to the output of a stage with method: \"reward\"")
@@ -412,6 +546,12 @@ func (c *checker) ppo(base string, st Stage) {
 			if !wantReward && m.From.Kind == "reward-model" {
 				c.errorf(p, "%s model comes from reward stage %q; it must be a causal language model", role, m.From.Stage)
 			}
+		case role == "reward":
+			// A value model's head is trained by PPO, so a fresh one is
+			// fine; the reward model's head is only read.
+			c.hubRewardModel(p, m)
+		case !wantReward && m.Kind == "reward-model":
+			c.errorf(p, "%s model %s is declared a reward model (kind: \"reward-model\"); it must be a causal language model", role, m.Repo)
 		}
 		c.modelRef(p, m)
 		if pol != nil && (m.Arch.Tokenizer != pol.Arch.Tokenizer || m.Arch.Vocab != pol.Arch.Vocab) {
@@ -431,6 +571,75 @@ func (c *checker) ppo(base string, st Stage) {
 		c.errorf(base+".ppo.miniBatches", "ppo.miniBatches %d has no effect with trl %s: its PPOTrainer steps the optimizer once per accumulation window, so the mini batches merge into one update per PPO epoch", st.PPO.MiniBatches, trl).
 			WithHint("set miniBatches: 1 and raise ppo.epochs for more updates per rollout, or use a profile with trl < 0.17")
 	}
+}
+
+// vllmGPUsHint proposes, among the changes that leave a GPU to train,
+// those that pass vet: fewer server GPUs (when the node has more than
+// one), generation on the training GPUs, or more GPUs on the node (with a
+// data-parallel strategy when the recipe's is "single", which runs one
+// process only).
+func (c *checker) vllmGPUsHint(stage, target string) string {
+	if c.proposing {
+		return ""
+	}
+	h := c.r.Hardware
+	g := c.r.Stages[stage].GRPO.Generation
+	type change struct {
+		say   string
+		apply func(r *Recipe, st *Stage)
+	}
+	withGeneration := func(st *Stage, f func(*Generation)) {
+		gr := *st.GRPO
+		f(&gr.Generation)
+		st.GRPO = &gr
+	}
+	var changes []change
+	if h.GPUsPerNode > 1 {
+		n := h.GPUsPerNode - 1
+		changes = append(changes, change{fmt.Sprintf("generation: gpus: %d, leaving %d to train", n, h.GPUsPerNode-n), func(r *Recipe, st *Stage) {
+			withGeneration(st, func(g *Generation) { g.GPUs = n })
+		}})
+	}
+	changes = append(changes, change{`generation: engine: "transformers", generating on the training GPUs`, func(r *Recipe, st *Stage) {
+		withGeneration(st, func(g *Generation) { g.Engine = "transformers" })
+	}})
+	need := g.GPUs + 1
+	if need <= 16 {
+		say := fmt.Sprintf("hardware: gpusPerNode: %d, one GPU to train on", need)
+		strategy := h.Strategy
+		if strategy == "single" {
+			strategy = "ddp"
+			say = fmt.Sprintf("hardware: {gpusPerNode: %d, strategy: \"ddp\"}, one GPU to train on", need)
+		}
+		changes = append(changes, change{say, func(r *Recipe, st *Stage) {
+			r.Hardware.GPUsPerNode = need
+			r.Hardware.Strategy = strategy
+		}})
+	}
+	var ok []string
+	for _, ch := range changes {
+		if c.fixPasses(stage, target, ch.apply) {
+			ok = append(ok, ch.say)
+			c.offered = append(c.offered, offer{stage, target, ch.say, ch.apply})
+		}
+	}
+	if len(ok) == 0 {
+		return "no single change passes vet here: the server needs GPUs of its own, beside at least one training GPU on the first node"
+	}
+	return "set " + strings.Join(ok, "; or ")
+}
+
+// hubRewardModel checks that a Hub model used as a reward model says it
+// has a trained score head. trl loads a reward model with
+// AutoModelForSequenceClassification(num_labels=1): from a chat model's
+// weights that builds the score head at random (transformers only warns),
+// and the run trains against noise.
+func (c *checker) hubRewardModel(p string, m *Model) {
+	if m.Kind == "reward-model" {
+		return
+	}
+	c.errorf(p, "%s is not a reward model: it has no trained score head, so trl would score completions with a randomly initialised one", m.Repo).
+		WithHint("refer to the output of a stage with method: \"reward\", or, for a Hub reward model with a trained head, declare it: kind: \"reward-model\"")
 }
 
 // withArticle puts "a" or "an" before a method name: "an sft", "a ppo".
@@ -463,11 +672,31 @@ func (c *checker) grpo(base string, st Stage) {
 				WithHint("use engine: \"transformers\", or a profile with vLLM such as profiles.Current2026")
 		}
 		if g.Generation.GPUs >= h.GPUsPerNode {
-			c.errorf(p+".gpus", "the vLLM server takes %d GPU(s), but the first node has only %d, leaving none to train", g.Generation.GPUs, h.GPUsPerNode).
-				WithHint("give the server fewer GPUs or the node more")
+			d := c.errorf(p+".gpus", "the vLLM server takes %d GPU(s), but the first node has only %d, leaving none to train", g.Generation.GPUs, h.GPUsPerNode)
+			if hint := c.vllmGPUsHint(st.Name, p+".gpus"); hint != "" {
+				d.WithHint("%s", hint)
+			}
 		}
 		if g.Generation.Port == g.Generation.GroupPort {
 			c.errorf(p+".groupPort", "the server's HTTP port and weight-sync port are both %d", g.Generation.Port)
+		}
+		// The server runs on the first node, where the launcher's
+		// rendezvous listens too.
+		if rp := c.r.LauncherPort(st); rp != 0 {
+			for _, f := range []struct {
+				name string
+				port int
+			}{{"port", g.Generation.Port}, {"groupPort", g.Generation.GroupPort}} {
+				if f.port != rp {
+					continue
+				}
+				d := c.errorf(p+"."+f.name, "the vLLM server's %s %d is the port the launcher's rendezvous listens on, on the same node", f.name, f.port)
+				if h.Nodes > 1 {
+					d.WithHint("choose another %s, or another hardware.rendezvous.port", f.name)
+				} else {
+					d.WithHint("choose another %s: on one node torchrun and accelerate use port %d", f.name, rp)
+				}
+			}
 		}
 	}
 	if procs >= 1 {
@@ -496,6 +725,16 @@ func (c *checker) grpo(base string, st Stage) {
 			WithHint("rewards: [{function: {file: \"rewards.py\", name: \"f\"}}] or [{model: stages.NAME.output}]")
 		return
 	}
+	allZero := true
+	for _, rw := range st.Rewards {
+		allZero = allZero && rw.Weight == 0
+	}
+	if allZero {
+		// Every reward is multiplied by 0: each completion scores 0, the
+		// group advantages are all 0 and only the KL term moves the policy.
+		c.errorf(base+".rewards.0.weight", "every reward has weight 0, so every completion scores 0 and GRPO has nothing to learn from").
+			WithHint("give at least one reward a non-zero weight (the default is 1.0)")
+	}
 	for i, rw := range st.Rewards {
 		p := fmt.Sprintf("%s.rewards.%d", base, i)
 		switch {
@@ -507,6 +746,8 @@ func (c *checker) grpo(base string, st Stage) {
 			if rw.Model.From != nil && rw.Model.From.Kind != "reward-model" {
 				c.errorf(p+".model", "reward model comes from stage %q, %s stage, not a reward stage", rw.Model.From.Stage, withArticle(c.methodOf(rw.Model.From.Stage))).
 					WithHint("refer to the output of a stage with method: \"reward\"")
+			} else if rw.Model.From == nil {
+				c.hubRewardModel(p+".model", rw.Model)
 			}
 			c.modelRef(p+".model", rw.Model)
 		case rw.Function != nil:

@@ -88,7 +88,7 @@ class X:
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &Recipe{Files: map[string]File{"r.py": {Content: []byte(src)}}}
-			c := &checker{r: r, files: fstest.MapFS{}}
+			c := &checker{r: r, files: fstest.MapFS{}, data: fstest.MapFS{}}
 			c.rewardFunction("p", RewardFunction{File: "r.py", Name: tc.name}, nil)
 			got := ""
 			if len(c.diags) > 0 {

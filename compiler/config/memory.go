@@ -20,9 +20,11 @@ func (r *Recipe) MemoryInput(st Stage, checkpointing bool) memory.Input {
 	bm := st.Base()
 	t := st.Training
 	seq := st.Data.MaxLength
+	b, _ := r.Batch(st)
 	train := memory.Training{
 		Model: memModel(bm), Adapter: st.Adapter.Type, LoRARank: st.Adapter.R, LoRADropout: st.Adapter.Dropout,
-		Optimizer: t.Optimizer, Checkpointing: checkpointing,
+		Optimizer: t.Optimizer, Checkpointing: checkpointing, GradAccum: b.GradAccum,
+		Attention: bm.Attention, Rows: t.MicroBatch,
 	}
 	if !st.Adapter.Targets.AllLinear {
 		train.Targets = st.Adapter.Targets.Modules
@@ -34,28 +36,46 @@ func (r *Recipe) MemoryInput(st Stage, checkpointing bool) memory.Input {
 	}
 	switch st.Method {
 	case "sft":
+		// Rows are padded to the longest in the batch (or packed to
+		// maxLength): maxLength is the longest a row can be.
 		train.TokensPerMicroBatch = t.MicroBatch * seq
 		train.LogitsTokens = train.TokensPerMicroBatch
 		if sp := st.Speed; sp != nil && sp.ChunkedLoss {
 			// Only one chunk of logits exists at a time.
 			train.LogitsTokens = min(train.LogitsTokens, sp.LossChunkTokens)
+			train.Loss = memory.LossChunked
 		}
-		train.MaskTokens, train.MaskElementBytes = r.packedMask(st, train.TokensPerMicroBatch)
+		if sp := st.Speed; sp != nil && sp.PaddingFree {
+			// One row of every document, attended per document.
+			train.Rows = 1
+			if n, eb := r.packedMask(st, train.TokensPerMicroBatch); n > 0 {
+				train.MaskElements, train.MaskElementBytes = int64(n)*int64(n), eb
+				train.MaskNote = fmt.Sprintf("dense %d × %d for per-document attention", n, n)
+			}
+		} else if !st.Data.Packing {
+			r.paddedMask(&train, bm, t.MicroBatch, seq)
+		}
 	case "reward":
-		// Chosen and rejected go through the model together; the head has
-		// one output, not the vocabulary.
+		// Chosen and rejected go through the model together, padded to
+		// the longer; the head has one output, not the vocabulary.
 		train.TokensPerMicroBatch = 2 * t.MicroBatch * seq
+		train.Rows = 2 * t.MicroBatch
+		train.Loss = memory.LossNone
+		r.paddedMask(&train, bm, train.Rows, seq)
 	case "ppo":
 		total := seq + st.PPO.ResponseLength
 		train.TokensPerMicroBatch = t.MicroBatch * total
 		train.LogitsTokens = train.TokensPerMicroBatch
+		train.Loss = memory.LossLogps
+		r.paddedMask(&train, bm, t.MicroBatch, total)
 		in.Rollout = &memory.Rollout{Sequences: t.MicroBatch, Length: total}
 		value := st.Value
 		if value == nil {
 			value = st.Reward
 		}
-		in.Value = &memory.Training{Model: memModel(value), Adapter: "none", Optimizer: t.Optimizer,
-			TokensPerMicroBatch: train.TokensPerMicroBatch, Checkpointing: checkpointing}
+		in.Value = &memory.Training{Model: memModel(value), Adapter: "none", Optimizer: t.Optimizer, GradAccum: b.GradAccum,
+			TokensPerMicroBatch: train.TokensPerMicroBatch, Rows: t.MicroBatch, Attention: value.Attention,
+			Checkpointing: checkpointing, Loss: memory.LossNone}
 		ref := st.Reference
 		if ref == nil {
 			ref = st.Policy
@@ -73,6 +93,8 @@ func (r *Recipe) MemoryInput(st Stage, checkpointing bool) memory.Input {
 		train.TokensPerMicroBatch = t.MicroBatch * total
 		// trl computes logits for the completion tokens only.
 		train.LogitsTokens = t.MicroBatch * g.MaxCompletionLength
+		train.Loss = memory.LossLogps
+		r.paddedMask(&train, bm, t.MicroBatch, total)
 		if g.Generation.Engine != "vllm" {
 			in.Rollout = &memory.Rollout{Sequences: t.MicroBatch, Length: total}
 		}
@@ -90,8 +112,28 @@ func (r *Recipe) MemoryInput(st Stage, checkpointing bool) memory.Input {
 	return in
 }
 
+// paddedMask counts the 4-D attention mask transformers builds for a
+// batch of padded rows (left padding for PPO and GRPO, right for SFT and
+// reward pairs): [rows, 1, length, length], in the model dtype up to
+// transformers 4.x (_prepare_4d_causal_attention_mask_with_cache_position)
+// and boolean from 5.0 (sdpa_mask). A single row has no padding, and
+// flash attention takes the unpadded sequences instead: no mask.
+func (r *Recipe) paddedMask(t *memory.Training, m *Model, rows, length int) {
+	if rows < 2 || m.Attention == "flash_attention_2" {
+		return
+	}
+	t.MaskElements = int64(rows) * int64(length) * int64(length)
+	t.MaskElementBytes = memory.DTypeBytes(m.DType)
+	if versionAtLeast(r.Environment.Packages["transformers"], 5, 0) {
+		t.MaskElementBytes = 1
+	}
+	t.MaskNote = fmt.Sprintf("%d × %d × %d for padded rows", rows, length, length)
+}
+
 // Checkpointing resolves a stage's gradient checkpointing: "auto" is off
-// when the stage fits without it, on otherwise.
+// when the stage fits without it by an estimate that models every term
+// of the configuration, on otherwise (turning it off is a claim that the
+// stage fits, which an estimate with unmodelled terms cannot make).
 func (r *Recipe) Checkpointing(st Stage) bool {
 	switch st.GradientCheckpointing {
 	case "on":
@@ -99,7 +141,8 @@ func (r *Recipe) Checkpointing(st Stage) bool {
 	case "off":
 		return false
 	}
-	return !memory.Estimate(r.MemoryInput(st, false)).Fits()
+	b := memory.Estimate(r.MemoryInput(st, false))
+	return !b.Fits() || len(b.Unmodelled) > 0
 }
 
 // Memory returns the estimate of a stage with its resolved checkpointing.
@@ -113,16 +156,35 @@ type fix struct {
 	apply func(r *Recipe, st *Stage)
 }
 
-// smallestFit finds the first change, from least to most disruptive, that
-// makes the stage fit, and its estimate.
-func (r *Recipe) smallestFit(st Stage) (string, memory.Breakdown, bool) {
+// microBatchFix lowers the micro batch to mb (a divisor of the current
+// one) and keeps the global batch: gradAccum rises by the same factor, or
+// follows from globalBatch when that is what the recipe gives.
+func microBatchFix(st Stage, mb int) fix {
+	t := st.Training
+	factor := t.MicroBatch / mb
+	if t.GlobalBatch > 0 && t.GradAccum == 0 {
+		return fix{fmt.Sprintf(`gradientCheckpointing: "on" and training: microBatch: %d (gradAccum follows from globalBatch %d)`, mb, t.GlobalBatch),
+			func(r *Recipe, s *Stage) { s.GradientCheckpointing = "on"; s.Training.MicroBatch = mb }}
+	}
+	ga := max(1, t.GradAccum) * factor
+	return fix{fmt.Sprintf(`gradientCheckpointing: "on" and training: {microBatch: %d, gradAccum: %d} (the same global batch)`, mb, ga),
+		func(r *Recipe, s *Stage) {
+			s.GradientCheckpointing = "on"
+			s.Training.MicroBatch = mb
+			s.Training.GradAccum = ga
+		}}
+}
+
+// memoryFixes are the changes that may make a stage fit, from least to
+// most disruptive.
+func (r *Recipe) memoryFixes(st Stage) []fix {
 	fixes := []fix{
 		{`gradientCheckpointing: "on"`, func(r *Recipe, s *Stage) { s.GradientCheckpointing = "on" }},
 	}
-	for mb := st.Training.MicroBatch / 2; mb >= 1; mb /= 2 {
-		mb := mb
-		fixes = append(fixes, fix{fmt.Sprintf(`gradientCheckpointing: "on" and training: microBatch: %d (raise gradAccum to keep the global batch)`, mb),
-			func(r *Recipe, s *Stage) { s.GradientCheckpointing = "on"; s.Training.MicroBatch = mb }})
+	for mb := st.Training.MicroBatch - 1; mb >= 1; mb-- {
+		if st.Training.MicroBatch%mb == 0 {
+			fixes = append(fixes, microBatchFix(st, mb))
+		}
 	}
 	h := r.Hardware
 	if h.GPUs() > 1 && h.Strategy != "zero3" && h.Strategy != "fsdp" {
@@ -144,11 +206,18 @@ func (r *Recipe) smallestFit(st Stage) (string, memory.Breakdown, bool) {
 			s.GradientCheckpointing = "on"
 		}})
 	}
-	for _, f := range fixes {
-		rr := *r
+	return fixes
+}
+
+// smallestFit finds the first change, from least to most disruptive, that
+// makes the stage fit and passes vet, and its estimate.
+func (c *checker) smallestFit(base string, st Stage) (string, memory.Breakdown, bool) {
+	for _, f := range c.r.memoryFixes(st) {
+		rr := *c.r
 		s := st
 		f.apply(&rr, &s)
-		if b := rr.Memory(s); b.Fits() {
+		if b := rr.Memory(s); b.Fits() && c.fixPasses(st.Name, base, f.apply) {
+			c.offered = append(c.offered, offer{st.Name, base, f.say, f.apply})
 			return f.say, b, true
 		}
 	}
@@ -165,10 +234,13 @@ func (c *checker) memory(base string, st Stage) {
 	}
 	d := c.errorf(base, "needs about %.1f GiB per GPU, more than %.0f%% of the %s's %.1f GiB:\n%s",
 		b.TotalGiB(), memory.Headroom*100, c.r.Hardware.GPU.Name, b.CapacityGiB, indent(b.String()))
-	if say, fb, ok := c.r.smallestFit(st); ok {
+	if c.proposing {
+		return
+	}
+	if say, fb, ok := c.smallestFit(base, st); ok {
 		d.WithHint("it fits (%.1f GiB) with %s", fb.TotalGiB(), say)
 	} else {
-		d.WithHint("no single change fits it on this hardware: use more or larger GPUs")
+		d.WithHint("no single change that passes vet fits it on this hardware: use more or larger GPUs")
 	}
 }
 

@@ -1,6 +1,10 @@
 package config
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/ftc-dev/ftc/compiler/memory"
+)
 
 // The dense mask of per-document attention is counted exactly where the
 // entrypoints build one (compat.packed_attention_mode).
@@ -29,6 +33,29 @@ func TestPackedMaskFollowsTheAttentionPath(t *testing.T) {
 		n, b := recipe(c.transformers).packedMask(c.st, 4096)
 		if n != c.tokens || b != c.bytes {
 			t.Errorf("%s: %d tokens × %v bytes, want %d × %v", c.name, n, b, c.tokens, c.bytes)
+		}
+	}
+}
+
+// Padded rows get the 4-D mask transformers builds for them: in the model
+// dtype before 5.0, boolean from 5.0; none for one row or flash attention.
+func TestPaddedMask(t *testing.T) {
+	for _, c := range []struct {
+		name, transformers, attention string
+		rows                          int
+		elements                      int64
+		bytes                         float64
+	}{
+		{"4.48 sdpa", "4.48.2", "sdpa", 4, 4 * 100 * 100, 2},
+		{"5.x sdpa", "5.17.0", "sdpa", 4, 4 * 100 * 100, 1},
+		{"one row", "4.48.2", "sdpa", 1, 0, 0},
+		{"flash", "4.48.2", "flash_attention_2", 4, 0, 0},
+	} {
+		r := &Recipe{Environment: Environment{Packages: map[string]string{"transformers": c.transformers}}}
+		var tr memory.Training
+		r.paddedMask(&tr, &Model{Attention: c.attention, DType: "bf16"}, c.rows, 100)
+		if tr.MaskElements != c.elements || tr.MaskElementBytes != c.bytes {
+			t.Errorf("%s: %d × %v bytes, want %d × %v", c.name, tr.MaskElements, tr.MaskElementBytes, c.elements, c.bytes)
 		}
 	}
 }

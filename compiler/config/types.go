@@ -171,7 +171,24 @@ type Model struct {
 	DType        string       `json:"dtype"`
 	Attention    string       `json:"attention"`
 	ChatTemplate string       `json:"chatTemplate,omitempty"`
-	From         *From        `json:"from,omitempty"`
+	// Kind is what a Hub model's weights are, as declared ("" when not
+	// declared: a causal LM); see WeightsKind.
+	Kind string `json:"kind,omitempty"`
+	From *From  `json:"from,omitempty"`
+}
+
+// WeightsKind is what the weights are: "reward-model" (a one-label
+// sequence classifier with a trained score head) or "causal-lm". A
+// stage's output says it in from.kind; a Hub model only by declaring
+// kind, since nothing else tells a chat model from a reward model.
+func (m *Model) WeightsKind() string {
+	switch {
+	case m.From != nil:
+		return m.From.Kind
+	case m.Kind != "":
+		return m.Kind
+	}
+	return "causal-lm"
 }
 
 // From says which stage produced a model.

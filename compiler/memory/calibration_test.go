@@ -9,30 +9,46 @@ var qwen7B = Model{Layers: 28, Hidden: 3584, Intermediate: 18944, Heads: 28, KVH
 
 // TestCalibration compares the estimate with peak memory measured on one
 // H200 (DESIGN.md §5): Qwen2.5-7B shape, random weights, LoRA r=8 on all
-// linear layers, packed rows. Only the packed runs are used: the dynamic
-// padding runs' token counts per batch were not recorded, so they cannot
-// be compared. Each estimate must be within ±15%.
+// linear layers, packed rows, the plain (non-chunked) loss. The dynamic
+// padding runs are left out: their longest row per batch was not
+// recorded, and the estimate needs it.
+//
+// The constants were not fitted to these points: every term is derived
+// from how the libraries allocate (estimate.go), so the points check the
+// derivation. What matters most is the direction: an estimate below the
+// measured peak says "fits" for a run that runs out of memory, so it may
+// be at most 3% below; above, it may be up to 30% high (the trl 1.9
+// SFTTrainer runs need about 6 bytes per logit element where
+// transformers' own loss, which ftc's entrypoints run, needs 12 to 14,
+// see PlainLossBytes). The comparison is with what the caching allocator
+// serves (torch.cuda.max_memory_allocated), so the memory outside it is
+// left out.
 func TestCalibration(t *testing.T) {
 	for _, c := range []struct {
 		name          string
-		tokens        int
+		rows, length  int
 		checkpointing bool
 		measuredGiB   float64
 	}{
-		{"trl 1.9 SFTTrainer, packing 4096, checkpointing", 4096, true, 18.6},
-		{"trl 1.9 SFTTrainer, packing 4096, no checkpointing", 4096, false, 49.9},
-		{"hand-written loop, 2×4096 packed rows, no checkpointing", 8192, false, 90.6},
+		{"trl 1.9 SFTTrainer, packing 4096, checkpointing", 1, 4096, true, 18.6},
+		{"trl 1.9 SFTTrainer, packing 4096, no checkpointing", 1, 4096, false, 49.9},
+		{"hand-written loop, 2×4096 packed rows, no checkpointing", 2, 4096, false, 90.6},
 	} {
+		tokens := c.rows * c.length
 		b := Estimate(Input{
-			Train: Training{Model: qwen7B, Adapter: "lora", LoRARank: 8, LoRADropout: 0.1, Optimizer: "adamw",
-				TokensPerMicroBatch: c.tokens, LogitsTokens: c.tokens, Checkpointing: c.checkpointing},
+			Train: Training{Model: qwen7B, Adapter: "lora", LoRARank: 8, LoRADropout: 0.1, Optimizer: "adamw", GradAccum: 1,
+				TokensPerMicroBatch: tokens, Rows: c.rows, Attention: "sdpa", LogitsTokens: tokens, Checkpointing: c.checkpointing},
 			Topology:    Topology{Strategy: "single", Processes: 1},
 			CapacityGiB: 140.4,
 		})
-		ratio := b.TotalGiB() / c.measuredGiB
-		t.Logf("%-58s measured %5.1f GiB, estimated %5.1f GiB (%+.1f%%)", c.name, c.measuredGiB, b.TotalGiB(), (ratio-1)*100)
-		if math.Abs(ratio-1) > 0.15 {
-			t.Errorf("%s: estimate %.1f GiB is %.0f%% off the measured %.1f GiB", c.name, b.TotalGiB(), (ratio-1)*100, c.measuredGiB)
+		got := b.Allocated() / GiB
+		ratio := got / c.measuredGiB
+		t.Logf("%-58s measured %5.1f GiB, estimated %5.1f GiB (%+.1f%%)", c.name, c.measuredGiB, got, (ratio-1)*100)
+		if ratio < 0.97 || ratio > 1.30 {
+			t.Errorf("%s: estimate %.1f GiB is %+.0f%% off the measured %.1f GiB (allowed: -3%% to +30%%)", c.name, got, (ratio-1)*100, c.measuredGiB)
+		}
+		if len(b.Unmodelled) != 0 {
+			t.Errorf("%s: a single-GPU LoRA run is modelled in full, but the estimate leaves out %v", c.name, b.Unmodelled)
 		}
 	}
 }
@@ -67,7 +83,7 @@ func TestParameterCounts(t *testing.T) {
 }
 
 func TestShardingDividesState(t *testing.T) {
-	full := Training{Model: qwen7B, Adapter: "none", Optimizer: "adamw", TokensPerMicroBatch: 2048, LogitsTokens: 2048, Checkpointing: true}
+	full := Training{Model: qwen7B, Adapter: "none", Optimizer: "adamw", GradAccum: 1, TokensPerMicroBatch: 2048, Rows: 1, LogitsTokens: 2048, Checkpointing: true}
 	ddp := Estimate(Input{Train: full, Topology: Topology{Strategy: "ddp", Processes: 8}, CapacityGiB: 40})
 	z3 := Estimate(Input{Train: full, Topology: Topology{Strategy: "zero3", Processes: 8}, CapacityGiB: 40})
 	z3off := Estimate(Input{Train: full, Topology: Topology{Strategy: "zero3", Processes: 8, OffloadOptimizer: true, OffloadParams: true}, CapacityGiB: 40})

@@ -79,6 +79,20 @@ func DTypeBytes(d string) float64 {
 	}
 }
 
+// Loss says how a stage's loss reads the logits; see LossBytes.
+type Loss string
+
+const (
+	// LossPlain is transformers' cross-entropy over full fp32 logits.
+	LossPlain Loss = ""
+	// LossChunked is ftc's chunked cross-entropy (speed.chunkedLoss).
+	LossChunked Loss = "chunked"
+	// LossLogps is trl's per-token log-probabilities (PPO, GRPO).
+	LossLogps Loss = "logps"
+	// LossNone is a head without vocabulary logits (a reward model).
+	LossNone Loss = "none"
+)
+
 // Training is one trained model's settings.
 type Training struct {
 	Model Model
@@ -90,18 +104,36 @@ type Training struct {
 	Targets []string
 	// Optimizer is "adamw", "adamw-8bit", "paged-adamw-8bit" or "sgd".
 	Optimizer string
-	// TokensPerMicroBatch is micro batch × sequence length (the longest a
-	// batch can be).
+	// ForeachOptimizer says AdamW runs torch's foreach implementation
+	// (a temporary the size of its state) rather than the fused one ftc
+	// asks for.
+	ForeachOptimizer bool
+	// GradAccum is the number of micro batches per optimizer step; above
+	// 1 the gradients are held through the forward and backward passes.
+	GradAccum int
+	// TokensPerMicroBatch is the tokens of one micro batch as the model
+	// sees them: rows × the longest row, since padding (the Trainer's
+	// dynamic padding pads each batch to its longest row) costs the same
+	// memory as tokens. Use the longest a row can be, not the mean.
 	TokensPerMicroBatch int
-	Checkpointing       bool
-	// LogitsTokens are the tokens whose vocabulary logits are computed
-	// (all for SFT; completions for RL; none for a reward model).
+	// Rows is the sequences of one micro batch (for eager attention's
+	// per-sequence score matrices); 0 when unknown.
+	Rows int
+	// Attention is the kernel: "sdpa", "flash_attention_2" or "eager".
+	Attention     string
+	Checkpointing bool
+	// LogitsTokens are the tokens whose vocabulary logits exist at once
+	// (all for SFT; one chunk with the chunked loss; completions for RL;
+	// none for a reward model), and Loss how the loss reads them.
 	LogitsTokens int
-	// MaskTokens is T when per-document attention of padding-free rows
-	// takes a dense [T, T] mask of MaskElementBytes per element (0 when the
-	// attention reads document boundaries without one).
-	MaskTokens       int
+	Loss         Loss
+	// MaskElements is the size of a dense attention mask built for the
+	// batch (per-document attention of packed rows, or the 4-D mask of
+	// padded rows), of MaskElementBytes each, described by MaskNote; 0
+	// when attention needs none.
+	MaskElements     int64
 	MaskElementBytes float64
+	MaskNote         string
 }
 
 // Topology is how the work is spread.
@@ -149,6 +181,9 @@ type Part struct {
 	Name  string
 	Bytes float64
 	Note  string
+	// Phase is when it is allocated; the total is not the sum of the
+	// parts (see peak).
+	Phase Phase
 }
 
 // Breakdown is the per-GPU estimate of a stage.
@@ -157,44 +192,68 @@ type Breakdown struct {
 	Total       float64
 	CapacityGiB float64
 	// Usable is the share of the GPU a plan may fill: the allocator's
-	// fragmentation and the estimate's error need the rest.
+	// fragmentation needs the rest.
 	Usable float64
+	// Unmodelled names what the configuration uses that the estimate
+	// does not model; when not empty, the estimate cannot say "fits".
+	Unmodelled []string
 }
 
-// Headroom is the share of a GPU's memory an estimate may fill.
+// Headroom is the share of a GPU's memory an estimate may fill: a fixed
+// margin for the caching allocator's fragmentation (blocks reserved but
+// not allocated), which depends on the order of allocations and is not
+// modelled.
 const Headroom = 0.92
 
 // Fits reports whether the total is within the usable memory.
 func (b Breakdown) Fits() bool { return b.Total <= b.Usable }
 
+// Allocated is the part of the total that torch's caching allocator
+// serves, what torch.cuda.max_memory_allocated measures: the total less
+// the memory outside it (frameworkBytes).
+func (b Breakdown) Allocated() float64 { return b.Total - frameworkBytes }
+
 // TotalGiB is the total in GiB.
 func (b Breakdown) TotalGiB() float64 { return b.Total / GiB }
 
-// Verdict says whether the stage fits, for people.
+// Verdict says whether the stage fits, for people: "fits" only when
+// every term of the configuration is modelled.
 func (b Breakdown) Verdict(offload bool) string {
 	switch {
 	case !b.Fits():
 		return "does not fit"
+	case len(b.Unmodelled) > 0:
+		return "may not fit (not modelled: " + unmodelledNote(b.Unmodelled) + ")"
 	case offload:
 		return "fits with offload"
 	}
 	return "fits"
 }
 
-// String renders the breakdown as lines.
+var phaseNames = [phases]string{PhaseRollout: "rollout", PhaseBackward: "backward", PhaseLoss: "loss", PhaseLayer: "layer", PhaseStep: "step"}
+
+// String renders the breakdown as lines; each part not held through the
+// step says its phase, and the total says how the phases combine.
 func (b Breakdown) String() string {
 	var s strings.Builder
 	for _, p := range b.Parts {
 		if p.Bytes == 0 {
 			continue
 		}
-		fmt.Fprintf(&s, "%-14s %7.1f GiB", p.Name, p.Bytes/GiB)
-		if p.Note != "" {
-			s.WriteString("  " + p.Note)
+		fmt.Fprintf(&s, "%-16s %7.1f GiB", p.Name, p.Bytes/GiB)
+		note := p.Note
+		if p.Phase != PhaseHeld {
+			note = strings.TrimPrefix(note+" ["+phaseNames[p.Phase]+"]", " ")
+		}
+		if note != "" {
+			s.WriteString("  " + note)
 		}
 		s.WriteByte('\n')
 	}
-	fmt.Fprintf(&s, "%-14s %7.1f GiB of %.1f GiB (%.0f%% usable)", "total", b.Total/GiB, b.CapacityGiB, Headroom*100)
+	fmt.Fprintf(&s, "%-16s %7.1f GiB of %.1f GiB (%.0f%% usable): held + max(rollout, backward + max(loss, layer), step)", "total", b.Total/GiB, b.CapacityGiB, Headroom*100)
+	if len(b.Unmodelled) > 0 {
+		fmt.Fprintf(&s, "\nnot modelled: %s", unmodelledNote(b.Unmodelled))
+	}
 	return s.String()
 }
 
