@@ -323,3 +323,19 @@ func TestRepositoryPythonParses(t *testing.T) {
 		t.Errorf("found only %d Python files", n)
 	}
 }
+
+// BenchmarkParseExample parses the reward functions of the
+// grpo-reward-funcs example, what ftc vet does once per file.
+func BenchmarkParseExample(b *testing.B) {
+	src, err := os.ReadFile("../../examples/grpo-reward-funcs/rewards.py")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := Parse(src); errors.Is(err, ErrNoParser) {
+		b.Skip("built without cgo")
+	}
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		Parse(src)
+	}
+}
