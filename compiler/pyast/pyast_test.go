@@ -339,3 +339,25 @@ func BenchmarkParseExample(b *testing.B) {
 		Parse(src)
 	}
 }
+
+// Odd input is reported, never a crash.
+func TestOddInput(t *testing.T) {
+	for _, src := range []string{
+		"", "\x00", "\xff\xfe\x00d\x00e\x00f", "def", "((((((", ")))", "\ufeffdef f(prompts, completions, **kw): pass\n",
+		strings.Repeat("(", 5000), strings.Repeat("if x:\n", 200), "x = '''\n", "def f(\n",
+		strings.Repeat("    ", 100) + "x = 1\n", "\tdef f(): pass\n", "def f():\r\n    pass\r\n",
+	} {
+		m := parse(t, src)
+		for _, e := range m.Errors {
+			if e.Pos.Line < 1 || e.Pos.Col < 1 || e.Pos.Offset < 0 || e.Pos.Offset > len(src) {
+				t.Errorf("%q: error %q at %+v", src, e.Msg, e.Pos)
+			}
+		}
+	}
+	if m := parse(t, "def f():\r\n    pass\r\n"); len(m.Errors) > 0 {
+		t.Errorf("CRLF line ends refused: %v", m.Errors)
+	}
+	if m := parse(t, "\ufeffdef f(prompts, completions, **kw): pass\n"); len(m.Errors) > 0 || m.Lookup("f") == nil {
+		t.Errorf("a file starting with a byte-order mark: %v", m.Errors)
+	}
+}
