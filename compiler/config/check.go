@@ -8,12 +8,16 @@ import (
 	"io/fs"
 	"maps"
 	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
+	"cuelang.org/go/cue/token"
+
 	"github.com/ftc-dev/ftc/compiler/diag"
+	"github.com/ftc-dev/ftc/compiler/pyast"
 	"github.com/ftc-dev/ftc/compiler/recipefs"
 )
 
@@ -43,6 +47,8 @@ type checker struct {
 	asWritten map[string]bool
 	// offered are the changes the hints propose, for tests to apply.
 	offered []offer
+	// py holds the parsed reward-function files, nil when unusable.
+	py map[string]*pyast.Module
 }
 
 // offer is a change a hint proposes for the error at target.
@@ -657,10 +663,6 @@ func (c *checker) methodOf(stage string) string {
 	return "unknown"
 }
 
-// pythonDef matches a top-level function definition and captures its name
-// and parameter list.
-var pythonDef = regexp.MustCompile(`(?m)^(?:async\s+)?def\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(([^)]*)\)`)
-
 func (c *checker) grpo(base string, st Stage) {
 	g := st.GRPO
 	h := c.r.Hardware
@@ -764,50 +766,96 @@ func (c *checker) grpo(base string, st Stage) {
 // columns are the dataset's column names when known (nil otherwise); a
 // parameter that is neither prompts, completions nor a known column gets
 // no value, so it is an error when columns are known.
+//
+// The file is parsed (compiler/pyast), never run. The name's last
+// module-level binding counts, as in Python. A def or a lambda assigned
+// to the name has its parameters checked; a name bound by an import or
+// by assigning some other value (length_reward = make_reward(400),
+// partial(f, scale=2)), or a class, is accepted unchecked: what it is
+// called with is only known by running Python. A decorated function's
+// parameters are checked as written, but problems are warnings: most
+// decorators keep the signature, some do not.
 func (c *checker) rewardFunction(p string, fn RewardFunction, columns []string) {
-	f, ok := c.r.Files[fn.File]
-	if !ok {
-		return // reading it already failed and was reported
+	m := c.python(p, fn.File)
+	if m == nil {
+		return // unreadable, unparsable or not parsed: already reported
 	}
-	var defs []string
-	for _, m := range pythonDef.FindAllStringSubmatch(string(f.Content), -1) {
-		defs = append(defs, m[1])
-		if m[1] != fn.Name {
-			continue
+	b := m.Lookup(fn.Name)
+	if b == nil {
+		if m.StarImport {
+			c.warnf(p+".name", "%s does not define %q itself; it may come from its from ... import *", fn.File, fn.Name)
+			return
 		}
-		params := splitParams(m[2])
-		if !hasVarKeyword(params) {
-			c.errorf(p+".name", "%s in %s has no **kwargs parameter; GRPO calls it as %s(prompts=..., completions=..., **columns)", fn.Name, fn.File, fn.Name).
-				WithHint("def %s(prompts, completions, **kwargs)", fn.Name)
-		}
-		positionalOnly := false
-		for _, prm := range params {
-			if prm == "/" {
-				positionalOnly = true
-			}
-		}
-		for _, prm := range params {
-			name, hasDefault := paramName(prm)
-			switch {
-			case name == "" || strings.HasPrefix(prm, "*"):
-			case positionalOnly:
-				c.errorf(p+".name", "%s in %s has positional-only parameters, but GRPO passes arguments by name", fn.Name, fn.File)
-				return
-			case name == "prompts" || name == "completions" || hasDefault || contains(columns, name):
-			case columns != nil:
-				c.errorf(p+".name", "parameter %q of %s gets no value: the dataset has no column %q, and GRPO calls %s(prompts=..., completions=..., **columns)", name, fn.Name, name, fn.Name).
-					WithHint("dataset columns: %s", strings.Join(columns, ", "))
-			default:
-				c.warnf(p+".name", "parameter %q of %s gets a value only if the dataset has a column %q: GRPO calls %s(prompts=..., completions=..., **columns)", name, fn.Name, name, fn.Name)
-			}
+		d := c.errorf(p+".name", "%s defines no top-level function %q", fn.File, fn.Name)
+		if defs := m.Names(pyast.Function, pyast.Lambda); len(defs) > 0 {
+			d.WithHint("functions in %s: %s", fn.File, strings.Join(defs, ", "))
 		}
 		return
 	}
-	d := c.errorf(p+".name", "%s defines no top-level function %q", fn.File, fn.Name)
-	if len(defs) > 0 {
-		sort.Strings(defs)
-		d.WithHint("functions in %s: %s", fn.File, strings.Join(defs, ", "))
+	if !b.HasSignature() {
+		return
 	}
+	report, unless := c.errorf, ""
+	if b.Decorated {
+		report, unless = c.warnf, " (unless its decorator changes its signature)"
+	}
+	hasVarKeyword := false
+	for _, prm := range b.Params {
+		hasVarKeyword = hasVarKeyword || prm.Kind == pyast.VarKeyword
+	}
+	if !hasVarKeyword {
+		report(p+".name", "%s in %s has no **kwargs parameter%s; GRPO calls it as %s(prompts=..., completions=..., **columns)", fn.Name, fn.File, unless, fn.Name).
+			WithHint("def %s(prompts, completions, **kwargs)", fn.Name)
+	}
+	for _, prm := range b.Params {
+		switch {
+		case prm.Kind == pyast.VarPositional || prm.Kind == pyast.VarKeyword || prm.HasDefault:
+		case prm.Kind == pyast.PositionalOnly:
+			report(p+".name", "%s in %s has positional-only parameters%s, but GRPO passes arguments by name", fn.Name, fn.File, unless)
+			return
+		case prm.Name == "prompts" || prm.Name == "completions" || contains(columns, prm.Name):
+		case columns != nil:
+			report(p+".name", "parameter %q of %s gets no value%s: the dataset has no column %q, and GRPO calls %s(prompts=..., completions=..., **columns)", prm.Name, fn.Name, unless, prm.Name, fn.Name).
+				WithHint("dataset columns: %s", strings.Join(columns, ", "))
+		default:
+			c.warnf(p+".name", "parameter %q of %s gets a value only if the dataset has a column %q: GRPO calls %s(prompts=..., completions=..., **columns)", prm.Name, fn.Name, prm.Name, fn.Name)
+		}
+	}
+}
+
+// python parses a reward-function file once, and reports once per file a
+// syntax error, at its line and column in the file, or that it could not
+// be parsed. It returns nil when the file's functions cannot be known.
+func (c *checker) python(p, name string) *pyast.Module {
+	if m, ok := c.py[name]; ok {
+		return m
+	}
+	if c.py == nil {
+		c.py = map[string]*pyast.Module{}
+	}
+	c.py[name] = nil
+	f, ok := c.r.Files[name]
+	if !ok {
+		return nil // reading it already failed and was reported
+	}
+	m, err := pyast.Parse(f.Content)
+	if err != nil {
+		c.warnf(p+".file", "%s was not checked: %v", name, err).
+			WithHint("build ftc with cgo (CGO_ENABLED=1 and a C compiler) to check reward functions before a run")
+		return nil
+	}
+	if len(m.Errors) > 0 {
+		// The first error only, as Python reports: after one, a parser's
+		// recovery guesses, and later errors may be its own.
+		e := m.Errors[0]
+		tf := token.NewFile(filepath.Join(c.r.Dir, filepath.FromSlash(name)), -1, len(f.Content)+1)
+		tf.SetLinesForContent(f.Content)
+		c.diags.Errorf(tf.Pos(e.Pos.Offset, token.NoRelPos), "", "syntax error: %s", e.Msg).
+			WithHint("%s names this file, and Python would not import it", p)
+		return nil
+	}
+	c.py[name] = m
+	return m
 }
 
 // columns returns the column names of a local JSON-lines dataset, read
@@ -835,50 +883,6 @@ func (c *checker) columns(d Dataset) []string {
 	}
 	sort.Strings(cols)
 	return cols
-}
-
-// paramName returns a parameter's name and whether it has a default.
-func paramName(p string) (string, bool) {
-	name, _, hasDefault := strings.Cut(p, "=")
-	name, _, _ = strings.Cut(name, ":")
-	return strings.TrimSpace(strings.TrimLeft(name, "*")), hasDefault
-}
-
-// splitParams splits a Python parameter list on the commas that are not
-// inside brackets of an annotation such as dict[str, float].
-func splitParams(s string) []string {
-	var out []string
-	depth, start := 0, 0
-	flush := func(end int) {
-		p := strings.TrimSpace(s[start:end])
-		if p != "" {
-			out = append(out, p)
-		}
-	}
-	for i, r := range s {
-		switch r {
-		case '[', '(', '{':
-			depth++
-		case ']', ')', '}':
-			depth--
-		case ',':
-			if depth == 0 {
-				flush(i)
-				start = i + 1
-			}
-		}
-	}
-	flush(len(s))
-	return out
-}
-
-func hasVarKeyword(ps []string) bool {
-	for _, p := range ps {
-		if strings.HasPrefix(p, "**") {
-			return true
-		}
-	}
-	return false
 }
 
 // versionAtLeast reports whether a version like "0.16.0" is at least

@@ -1,9 +1,13 @@
 package config
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/ftc-dev/ftc/compiler/diag"
+	"github.com/ftc-dev/ftc/compiler/pyast"
 )
 
 func recipeWith(gpus int, st Stage) *Recipe {
@@ -49,7 +53,17 @@ func TestTrainingProcessesExcludeVLLM(t *testing.T) {
 	}
 }
 
+// needParser skips a test that needs the Python parser when this build
+// has none (CGO_ENABLED=0).
+func needParser(t *testing.T) {
+	t.Helper()
+	if _, err := pyast.Parse(nil); errors.Is(err, pyast.ErrNoParser) {
+		t.Skip("built without cgo")
+	}
+}
+
 func TestRewardFunctionSignature(t *testing.T) {
+	needParser(t)
 	src := `import re
 
 def fmt_reward(prompts, completions, **kwargs):
@@ -73,6 +87,26 @@ def posonly(prompts, completions, /, **kwargs):
 class X:
     def method_only(self, prompts, completions, **kw):
         pass
+
+def redefined(prompts, completions, **kwargs):
+    return []
+
+def redefined(prompts, completions):
+    return []
+
+def posonly_default(extra=None, /, *, prompts, completions, **kwargs):
+    return []
+
+def string_default(prompts, completions, pattern="a,b)", *, scale=1.0, **kwargs):
+    return []
+
+@decorator
+def decorated(prompts, completions):
+    return []
+
+made = make_reward(400)
+lam = lambda prompts, completions: []
+from helpers import score as imported
 `
 	for _, tc := range []struct {
 		name, want string
@@ -85,6 +119,13 @@ class X:
 		{"posonly", "positional-only"},
 		{"method_only", "defines no top-level function \"method_only\""},
 		{"missing", "defines no top-level function \"missing\""},
+		{"redefined", "has no **kwargs parameter"},
+		{"posonly_default", ""},
+		{"string_default", ""},
+		{"decorated", "warning: decorated in r.py has no **kwargs parameter (unless its decorator changes its signature)"},
+		{"made", ""},
+		{"lam", "has no **kwargs parameter"},
+		{"imported", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &Recipe{Files: map[string]File{"r.py": {Content: []byte(src)}}}
@@ -93,6 +134,9 @@ class X:
 			got := ""
 			if len(c.diags) > 0 {
 				got = c.diags[0].Message
+				if c.diags[0].Severity == diag.Warning {
+					got = "warning: " + got
+				}
 			}
 			if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
 				t.Errorf("got %q, want %q", got, tc.want)
@@ -119,6 +163,7 @@ func TestVersionAtLeast(t *testing.T) {
 }
 
 func TestRewardFunctionColumns(t *testing.T) {
+	needParser(t)
 	src := "def f(prompts, completions, answer, **kwargs):\n    return []\n"
 	r := &Recipe{Files: map[string]File{"r.py": {Content: []byte(src)}}}
 	c := &checker{r: r}
@@ -129,5 +174,51 @@ func TestRewardFunctionColumns(t *testing.T) {
 	c.rewardFunction("p", RewardFunction{File: "r.py", Name: "f"}, []string{"prompt"})
 	if len(c.diags) != 1 || !strings.Contains(c.diags[0].Message, "gets no value") {
 		t.Errorf("want one error for the missing column, got %v", c.diags)
+	}
+}
+
+// A syntax error is reported once per file, however many rewards name it,
+// at its line and column in the .py file; the rewards are not checked
+// further.
+func TestRewardFunctionSyntaxError(t *testing.T) {
+	needParser(t)
+	src := "def f(prompts, completions, **kwargs):\n    return [1.0 for c in completions\n"
+	r := &Recipe{Dir: "/recipes/a", Files: map[string]File{"sub/r.py": {Content: []byte(src)}}}
+	c := &checker{r: r}
+	c.rewardFunction("p0", RewardFunction{File: "sub/r.py", Name: "f"}, nil)
+	c.rewardFunction("p1", RewardFunction{File: "sub/r.py", Name: "g"}, nil)
+	if len(c.diags) != 1 {
+		t.Fatalf("want one diagnostic, got %v", c.diags)
+	}
+	d := c.diags[0]
+	if got := diag.Where(d.Pos, "/recipes/a") + d.Message; got != "sub/r.py:2:12: syntax error: '[' was never closed" {
+		t.Errorf("got %q", got)
+	}
+	if d.Severity != diag.Error || !strings.Contains(d.Hint, "p0") {
+		t.Errorf("severity %v, hint %q", d.Severity, d.Hint)
+	}
+}
+
+func TestRewardFunctionStarImport(t *testing.T) {
+	needParser(t)
+	r := &Recipe{Files: map[string]File{"r.py": {Content: []byte("from helpers import *\n")}}}
+	c := &checker{r: r}
+	c.rewardFunction("p", RewardFunction{File: "r.py", Name: "f"}, nil)
+	if len(c.diags) != 1 || c.diags[0].Severity != diag.Warning || !strings.Contains(c.diags[0].Message, "import *") {
+		t.Errorf("want a warning about the star import, got %v", c.diags)
+	}
+}
+
+// Without cgo there is no parser: the file is not checked, and vet says so
+// with a warning rather than refusing every GRPO recipe.
+func TestRewardFunctionWithoutParser(t *testing.T) {
+	if _, err := pyast.Parse(nil); !errors.Is(err, pyast.ErrNoParser) {
+		t.Skip("built with cgo; run with CGO_ENABLED=0")
+	}
+	r := &Recipe{Files: map[string]File{"r.py": {Content: []byte("def f(x): pass\n")}}}
+	c := &checker{r: r}
+	c.rewardFunction("p", RewardFunction{File: "r.py", Name: "f"}, nil)
+	if len(c.diags) != 1 || c.diags[0].Severity != diag.Warning || !strings.Contains(c.diags[0].Message, "not checked") {
+		t.Errorf("want one warning, got %v", c.diags)
 	}
 }

@@ -156,3 +156,30 @@ func TestOnlyCLIPrints(t *testing.T) {
 		}
 	}
 }
+
+// tree-sitter, the Python parser, is cgo: only compiler/pyast imports it,
+// and only from files built with cgo, so the module still builds without a
+// C compiler or when cross-compiling (CGO_ENABLED=0, GOOS=darwin), where
+// vet says it could not check reward functions.
+func TestTreeSitterOnlyInPyastWithCgo(t *testing.T) {
+	const ts = "github.com/tree-sitter"
+	for _, p := range listPackages(t) {
+		for _, imp := range p.Imports {
+			if under(imp, ts) && p.ImportPath != module+"/compiler/pyast" {
+				t.Errorf("%s imports %s; only compiler/pyast may", p.ImportPath, imp)
+			}
+		}
+	}
+	cmd := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", module+"/...")
+	cmd.Dir = "../.."
+	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list without cgo: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if under(p, ts) {
+			t.Errorf("without cgo the module still depends on %s", p)
+		}
+	}
+}
