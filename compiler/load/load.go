@@ -89,6 +89,12 @@ func Load(file string, overrides []Override) (*Instance, error) {
 		return nil, diags
 	}
 
+	// A cycle of references hangs CUE's evaluation of the recipe with the
+	// schema: find it in the syntax first.
+	if cyc := referenceCycles(insts[0].Files); len(cyc) > 0 {
+		return nil, cyc.Sort()
+	}
+
 	pos := diag.Positions{}
 	pos.Record(insts[0].Files)
 

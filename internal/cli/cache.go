@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ftc-dev/ftc/compiler"
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/build"
 	"github.com/ftc-dev/ftc/runtime/cas"
@@ -223,7 +222,7 @@ func ctx(cmd *cobra.Command) context.Context {
 // recipeKeys plans a recipe as `ftc run` does — data checked, Hub
 // references pinned from ftc.lock, offline — and returns its stage keys.
 func recipeKeys(c context.Context, file string, cache *cacheFlag, stderr io.Writer) ([]string, error) {
-	r, diags, err := compiler.Vet(file, nil)
+	r, diags, err := vetRecipe(file, nil)
 	printDiags(stderr, diags.Errors())
 	if err != nil {
 		return nil, errFailed
@@ -240,7 +239,7 @@ func recipeKeys(c context.Context, file string, cache *cacheFlag, stderr io.Writ
 // (hex), when the recipe vets and has a complete ftc.lock; a recipe never
 // built has no environment image to keep.
 func recipeEnvironmentKey(file string) (string, bool) {
-	r, _, err := compiler.Vet(file, nil)
+	r, _, err := vetRecipe(file, nil)
 	if err != nil {
 		return "", false
 	}

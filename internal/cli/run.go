@@ -24,8 +24,6 @@ import (
 	"github.com/ftc-dev/ftc/runtime/exec"
 	"github.com/ftc-dev/ftc/runtime/report"
 	"github.com/ftc-dev/ftc/runtime/resolve"
-
-	"github.com/ftc-dev/ftc/compiler"
 )
 
 type runFlags struct {
@@ -95,7 +93,7 @@ func runRecipe(ctx context.Context, file string, f *runFlags, gpusSet, restartAl
 	if err != nil {
 		return err
 	}
-	r, diags, err := compiler.Vet(file, overrides)
+	r, diags, err := vetRecipe(file, overrides)
 	printDiags(stderr, diags.Errors())
 	if err != nil {
 		if len(diags) == 0 {

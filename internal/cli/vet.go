@@ -5,8 +5,6 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
-
-	"github.com/ftc-dev/ftc/compiler"
 )
 
 func newVet(stdout, stderr io.Writer) *cobra.Command {
@@ -28,7 +26,7 @@ network. Exit status: 0 valid, 1 invalid, 2 usage error.`,
 			}
 			bad := false
 			for _, f := range files {
-				r, diags, err := compiler.Vet(f, overrides)
+				r, diags, err := vetRecipe(f, overrides)
 				printDiags(stderr, diags)
 				if err != nil {
 					if len(diags) == 0 {
