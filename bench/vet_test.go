@@ -1,10 +1,16 @@
 package bench
 
 import (
+	"crypto/sha256"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ftc-dev/ftc/compiler"
+	"github.com/ftc-dev/ftc/compiler/load"
 )
 
 // BenchmarkVet measures loading, validating and checking each example in
@@ -40,3 +46,82 @@ func BenchmarkPlan(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkVetLarge vets generated large recipes next to a small one in
+// the same run and reports each one's time as a multiple of the small
+// recipe's (x-small): 5 MB of comments, and load.MaxFields datasets
+// (the most a struct may have; CUE's time grows with the square of a
+// struct's fields). Both stay well under two seconds on CI's machine.
+//
+//	go test ./bench -run '^$' -bench VetLarge -benchtime 3x
+func BenchmarkVetLarge(b *testing.B) {
+	dir := b.TempDir()
+	data := []byte("{\"text\": \"hi\"}\n")
+	if err := os.WriteFile(filepath.Join(dir, "d.jsonl"), data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	sum := fmt.Sprintf("%x", sha256.Sum256(data))
+	gen := func(name string, datasets, comment int) string {
+		var s strings.Builder
+		s.WriteString(strings.ReplaceAll(largeHead, strings.Repeat("0", 64), sum))
+		for i := 0; i < datasets; i++ {
+			fmt.Fprintf(&s, "datasets: d%d: {file: {path: \"d.jsonl\", sha256: %q}, format: \"text\"}\n", i, sum)
+		}
+		line := "// " + strings.Repeat("x", 77) + "\n"
+		for i := 0; i < comment/len(line); i++ {
+			s.WriteString(line)
+		}
+		f := filepath.Join(dir, name+".cue")
+		if err := os.WriteFile(f, []byte(s.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		return f
+	}
+	small := gen("small", 0, 0)
+	vet := func(f string) time.Duration {
+		t := time.Now()
+		if _, diags, err := compiler.Vet(f, nil); err != nil {
+			b.Fatalf("%v\n%v", err, diags)
+		}
+		return time.Since(t)
+	}
+	for _, c := range []struct {
+		name              string
+		datasets, comment int
+	}{{"comments-5MB", 0, 5 << 20}, {"datasets-max", load.MaxFields - 1, 0}} {
+		f := gen(c.name, c.datasets, c.comment)
+		b.Run(c.name, func(b *testing.B) {
+			var base, large time.Duration
+			for b.Loop() {
+				base += vet(small)
+				large += vet(f)
+			}
+			b.ReportMetric(float64(large)/float64(base), "x-small")
+			b.ReportMetric(large.Seconds()/float64(b.N), "s/large")
+		})
+	}
+}
+
+const largeHead = `package recipe
+
+import (
+	"ftc.dev/stdlib/gpus"
+	"ftc.dev/stdlib/models"
+	"ftc.dev/stdlib/profiles"
+)
+
+apiVersion:  "ftc.dev/v1alpha1"
+name:        "large"
+environment: profiles.Pinned2025Q1
+hardware: gpu: gpus.H100_80G
+datasets: d: {
+	file: {path: "d.jsonl", sha256: "0000000000000000000000000000000000000000000000000000000000000000"}
+	format: "text"
+}
+stages: s: {
+	method: "sft"
+	model:  models.Qwen25_05BInstruct
+	data: train: datasets.d
+	training: epochs: 1
+}
+`

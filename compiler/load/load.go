@@ -89,6 +89,10 @@ func Load(file string, overrides []Override) (*Instance, error) {
 		return nil, diags
 	}
 
+	// A struct with very many fields takes CUE a time in their square.
+	if big := tooManyFields(insts[0].Files); len(big) > 0 {
+		return nil, big.Sort()
+	}
 	// A cycle of references hangs CUE's evaluation of the recipe with the
 	// schema: find it in the syntax first.
 	if cyc := referenceCycles(insts[0].Files); len(cyc) > 0 {
