@@ -80,8 +80,9 @@ func Load(file string, overrides []Override) (*Instance, error) {
 		return nil, fromCUE(err, nil, cue.Value{})
 	}
 	var diags diag.List
+	pre := &presets{cfg: cfg, ctx: cuecontext.New()}
 	for _, o := range overrides {
-		if d := applyOverride(insts[0].Files, o); d != nil {
+		if d := applyOverride(insts[0].Files, o, pre); d != nil {
 			diags.Add(d)
 		}
 	}
@@ -169,7 +170,13 @@ func IsEmbedded(filename string) bool {
 // has the value o.Value: an existing field's value is replaced, a missing
 // one is added. The new value's position names the flag, so any error in
 // it points at --set.
-func applyOverride(files []*ast.File, o Override) *diag.Diagnostic {
+//
+// A field that a preset sets (hardware.strategy of strategies.DDP) is
+// replaced too: the preset's reference is replaced by its value, written
+// out, and the field in it is set. Unifying would conflict with the
+// preset's value, and overriding a preset's choice is what --set is most
+// used for.
+func applyOverride(files []*ast.File, o Override, pre *presets) *diag.Diagnostic {
 	sel := cue.ParsePath(o.Path)
 	if err := sel.Err(); err != nil {
 		return &diag.Diagnostic{Message: fmt.Sprintf("--set %s: invalid path: %v", o.Path, err)}
@@ -186,14 +193,17 @@ func applyOverride(files []*ast.File, o Override) *diag.Diagnostic {
 	if len(files) == 0 {
 		return &diag.Diagnostic{Message: "--set: the recipe has no files"}
 	}
+	if d := missingEntry(files, labels, expr.Pos()); d != nil {
+		return d
+	}
 	found := false
 	for _, f := range files {
-		if setIn(&f.Decls, labels, expr, false) {
+		if setIn(&f.Decls, labels, expr, false, pre.inline) {
 			found = true
 		}
 	}
 	if !found {
-		setIn(&files[0].Decls, labels, expr, true)
+		setIn(&files[0].Decls, labels, expr, true, pre.inline)
 	}
 	return nil
 }
@@ -228,7 +238,11 @@ func isLiteral(e ast.Expr) bool {
 // setIn sets labels to expr within decls. It descends into struct literals
 // of matching fields; with create it adds whatever is missing. It reports
 // whether a field was set.
-func setIn(decls *[]ast.Decl, labels []string, expr ast.Expr, create bool) bool {
+//
+// inline, when not nil, writes out the presets a field's value refers to
+// that set the rest of the path, so that the field can be replaced in
+// them.
+func setIn(decls *[]ast.Decl, labels []string, expr ast.Expr, create bool, inline func(ast.Expr, []string) ast.Expr) bool {
 	set := false
 	for _, d := range *decls {
 		f, ok := d.(*ast.Field)
@@ -244,21 +258,24 @@ func setIn(decls *[]ast.Decl, labels []string, expr ast.Expr, create bool) bool 
 			set = true
 			continue
 		}
+		if inline != nil {
+			f.Value = inline(f.Value, labels[1:])
+		}
 		switch v := f.Value.(type) {
 		case *ast.StructLit:
-			if setIn(&v.Elts, labels[1:], expr, create) {
+			if setIn(&v.Elts, labels[1:], expr, create, inline) {
 				set = true
 			}
 		case *ast.BinaryExpr:
 			// preset & {field: ...}: replace the field where the user
 			// wrote it, in a struct literal of the unification.
-			if !create && setInUnification(v, labels[1:], expr) {
+			if !create && setInUnification(v, labels[1:], expr, inline) {
 				set = true
 				continue
 			}
 			if create && !set {
 				st := ast.NewStruct()
-				setIn(&st.Elts, labels[1:], expr, true)
+				setIn(&st.Elts, labels[1:], expr, true, nil)
 				f.Value = &ast.BinaryExpr{X: f.Value, Op: token.AND, Y: st}
 				set = true
 			}
@@ -267,7 +284,7 @@ func setIn(decls *[]ast.Decl, labels []string, expr ast.Expr, create bool) bool 
 				// The field's value is an expression (a preset, a
 				// reference): refine it rather than replace it.
 				st := ast.NewStruct()
-				setIn(&st.Elts, labels[1:], expr, true)
+				setIn(&st.Elts, labels[1:], expr, true, nil)
 				f.Value = &ast.BinaryExpr{X: f.Value, Op: token.AND, Y: st}
 				set = true
 			}
@@ -338,7 +355,7 @@ func withUnknown(err error, unknown []cueerrors.Error, def, user cue.Value) erro
 
 // setInUnification sets labels within the struct literals of an &
 // expression, reporting whether one of them held the field.
-func setInUnification(e *ast.BinaryExpr, labels []string, expr ast.Expr) bool {
+func setInUnification(e *ast.BinaryExpr, labels []string, expr ast.Expr, inline func(ast.Expr, []string) ast.Expr) bool {
 	if e.Op != token.AND {
 		return false
 	}
@@ -346,11 +363,11 @@ func setInUnification(e *ast.BinaryExpr, labels []string, expr ast.Expr) bool {
 	for _, side := range []ast.Expr{e.X, e.Y} {
 		switch v := side.(type) {
 		case *ast.StructLit:
-			if setIn(&v.Elts, labels, expr, false) {
+			if setIn(&v.Elts, labels, expr, false, inline) {
 				set = true
 			}
 		case *ast.BinaryExpr:
-			if setInUnification(v, labels, expr) {
+			if setInUnification(v, labels, expr, inline) {
 				set = true
 			}
 		}
