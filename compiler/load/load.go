@@ -77,7 +77,15 @@ func Load(file string, overrides []Override) (*Instance, error) {
 
 	insts := cueload.Instances([]string{abs}, cfg)
 	if err := insts[0].Err; err != nil {
+		if src, rerr := os.ReadFile(abs); rerr == nil {
+			if l := badImports(abs, src); len(l) > 0 {
+				return nil, l.Sort()
+			}
+		}
 		return nil, fromCUE(err, nil, cue.Value{})
+	}
+	if d := emptyRecipe(abs, insts[0].Files); d != nil {
+		return nil, diag.List{d}
 	}
 	var diags diag.List
 	pre := &presets{cfg: cfg, ctx: cuecontext.New()}
@@ -346,7 +354,7 @@ func withUnknown(err error, unknown []cueerrors.Error, def, user cue.Value) erro
 			if seen[strings.Join(e.Path(), ".")] {
 				continue
 			}
-			e = &unknownField{err: e, suggest: suggestion(def, user, e.Path())}
+			e = newUnknown(e, def, user)
 		}
 		all = cueerrors.Append(all, e)
 	}

@@ -20,6 +20,22 @@ import (
 type unknownField struct {
 	err     cueerrors.Error
 	suggest string
+	// hint, when set, says where ftc keeps a setting the user wrote
+	// under another library's name (foreignNames).
+	hint string
+}
+
+// newUnknown makes the unknownField of e, a "field not allowed" error.
+func newUnknown(e cueerrors.Error, def, user cue.Value) *unknownField {
+	u := &unknownField{err: e}
+	p := e.Path()
+	if len(p) > 0 && p[0] == schema.Definition {
+		p = p[1:]
+	}
+	if u.hint = foreignHint(user, p); u.hint == "" {
+		u.suggest = suggestion(def, user, e.Path())
+	}
+	return u
 }
 
 func (u *unknownField) Position() token.Pos          { return u.err.Position() }
@@ -78,7 +94,7 @@ func unknownFields(inst, schemaInst *build.Instance, first error) []cueerrors.Er
 				continue
 			}
 			bad[p] = true
-			out = append(out, &unknownField{err: e, suggest: suggestion(def, v, e.Path())})
+			out = append(out, newUnknown(e, def, v))
 		}
 	}
 	return out
