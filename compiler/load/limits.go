@@ -2,7 +2,11 @@ package load
 
 import (
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 
+	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
 
 	"github.com/ftc-dev/ftc/compiler/diag"
@@ -25,6 +29,7 @@ func tooManyFields(files []*ast.File) diag.List {
 	var out diag.List
 	var decls func(prefix string, ds []ast.Decl)
 	var expr func(path string, e ast.Expr)
+	var comprehension func(path string, x *ast.Comprehension)
 	decls = func(prefix string, ds []ast.Decl) {
 		for _, d := range ds {
 			switch x := d.(type) {
@@ -54,7 +59,20 @@ func tooManyFields(files []*ast.File) diag.List {
 				expr(join(prefix, name), x.Value)
 			case *ast.EmbedDecl:
 				expr(prefix, x.Expr)
+			case *ast.Comprehension:
+				comprehension(prefix, x)
 			}
+		}
+	}
+	// A comprehension's size is known in the syntax when it iterates over
+	// list literals and list.Range of constants; evaluating one that
+	// makes too many fields is what takes the time.
+	comprehension = func(path string, x *ast.Comprehension) {
+		if n := iterations(x); n > MaxFields && !reported[path] {
+			reported[path] = true
+			out.Add(&diag.Diagnostic{Pos: x.Pos(), Path: path,
+				Message: fmt.Sprintf("this comprehension makes %d fields or elements, more than %d", n, MaxFields),
+				Hint:    fmt.Sprintf("ftc vets at most %d fields in one struct or elements in one list", MaxFields)})
 		}
 	}
 	expr = func(path string, e ast.Expr) {
@@ -68,6 +86,15 @@ func tooManyFields(files []*ast.File) diag.List {
 			expr(path, x.X)
 		case *ast.ListLit:
 			for i, el := range x.Elts {
+				if i == MaxFields && !reported[path] {
+					reported[path] = true
+					out.Add(&diag.Diagnostic{Pos: el.Pos(), Path: join(path, fmt.Sprint(i)),
+						Message: fmt.Sprintf("%s has more than %d elements", path, MaxFields),
+						Hint:    fmt.Sprintf("ftc vets at most %d elements in one list", MaxFields)})
+				}
+				if c, ok := el.(*ast.Comprehension); ok {
+					comprehension(path, c)
+				}
 				expr(join(path, fmt.Sprint(i)), el)
 			}
 		}
@@ -76,4 +103,115 @@ func tooManyFields(files []*ast.File) diag.List {
 		decls("", f.Decls)
 	}
 	return out
+}
+
+// tooManyInValue is tooManyFields for what the syntax does not show:
+// fields and list elements that comprehensions make (`for i in
+// list.Range(0, 30000, 1) {...}`). It walks the user's value alone,
+// before the schema is unified with it; lists count too (each element is
+// checked against the schema one by one).
+func tooManyInValue(user cue.Value) diag.List {
+	var out diag.List
+	var walk func(v cue.Value, path string, depth int)
+	walk = func(v cue.Value, path string, depth int) {
+		if depth > 8 {
+			return
+		}
+		switch v.IncompleteKind() {
+		case cue.StructKind:
+			it, err := v.Fields(cue.Optional(true))
+			if err != nil {
+				return
+			}
+			var kids []cue.Value
+			var names []string
+			for it.Next() {
+				if len(kids) == MaxFields {
+					what := path
+					if what == "" {
+						what = "the recipe"
+					}
+					out.Add(&diag.Diagnostic{Pos: it.Value().Pos(), Path: join(path, it.Selector().String()),
+						Message: fmt.Sprintf("%s has more than %d fields", what, MaxFields),
+						Hint:    fmt.Sprintf("ftc vets at most %d fields in one struct (datasets, stages, ...): split the recipe", MaxFields)})
+					return
+				}
+				kids = append(kids, it.Value())
+				names = append(names, it.Selector().String())
+			}
+			for i, k := range kids {
+				walk(k, join(path, names[i]), depth+1)
+			}
+		case cue.ListKind:
+			it, err := v.List()
+			if err != nil {
+				return
+			}
+			var kids []cue.Value
+			for it.Next() {
+				if len(kids) == MaxFields {
+					out.Add(&diag.Diagnostic{Pos: it.Value().Pos(), Path: join(path, fmt.Sprint(len(kids))),
+						Message: fmt.Sprintf("%s has more than %d elements", path, MaxFields),
+						Hint:    fmt.Sprintf("ftc vets at most %d elements in one list", MaxFields)})
+					return
+				}
+				kids = append(kids, it.Value())
+			}
+			for i, k := range kids {
+				walk(k, join(path, fmt.Sprint(i)), depth+1)
+			}
+		}
+	}
+	walk(user, "", 0)
+	return out
+}
+
+// iterations is how many values a comprehension yields at most, as far as
+// its for clauses show: the product of their list literals' lengths and
+// list.Range counts (other sources count 1).
+func iterations(x *ast.Comprehension) int64 {
+	n := int64(1)
+	for _, c := range x.Clauses {
+		f, ok := c.(*ast.ForClause)
+		if !ok {
+			continue
+		}
+		k := int64(1)
+		switch src := f.Source.(type) {
+		case *ast.ListLit:
+			k = int64(len(src.Elts))
+		case *ast.CallExpr:
+			if sel, ok := src.Fun.(*ast.SelectorExpr); ok && len(src.Args) == 3 {
+				if id, ok := sel.X.(*ast.Ident); ok && id.Name == "list" {
+					if name, _, _ := ast.LabelName(sel.Sel); name == "Range" {
+						var a [3]float64
+						ok := true
+						for i, arg := range src.Args {
+							lit, isLit := arg.(*ast.BasicLit)
+							if !isLit {
+								ok = false
+								break
+							}
+							v, err := strconv.ParseFloat(strings.ReplaceAll(lit.Value, "_", ""), 64)
+							if err != nil {
+								ok = false
+								break
+							}
+							a[i] = v
+						}
+						if ok && a[2] != 0 {
+							if c := math.Ceil((a[1] - a[0]) / a[2]); c > 0 {
+								k = int64(min(c, 1e12))
+							}
+						}
+					}
+				}
+			}
+		}
+		n *= max(k, 1)
+		if n > 1e12 {
+			return n
+		}
+	}
+	return n
 }

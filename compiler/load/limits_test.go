@@ -45,3 +45,27 @@ func TestFieldBound(t *testing.T) {
 func TestLongComments(t *testing.T) {
 	mustLoad(t, write(t, bigRecipe(0, 5<<20)))
 }
+
+// TestComprehensionBound: fields and elements that comprehensions make
+// count too: those whose size the syntax shows are refused before any
+// evaluation, the others once the user's value is evaluated alone.
+func TestComprehensionBound(t *testing.T) {
+	src := strings.Replace(recipe, `import (`, "import (\n\t\"list\"", 1)
+	for _, c := range []struct{ name, add, want string }{
+		{"range", "x: {for i in list.Range(0, 30000, 1) {\"d\\(i)\": i}}", "x: this comprehension makes 30000 fields or elements, more than 1000"},
+		{"nested-literals", "x: [for a in [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] for b in list.Range(0, 100, 1) {a * b}]", "x: this comprehension makes 1100 fields or elements"},
+		{"through-references", "_l: [for i in list.Range(0, 40, 1) {i}]\nx: {for a in _l for b in _l {\"k\\(a)-\\(b)\": 1}}", "x has more than 1000 fields"},
+		{"list", "secrets: [" + strings.Repeat(`"A", `, 1001) + "]", "secrets.1000: secrets has more than 1000 elements"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := load.Load(write(t, src+c.add+"\n"), nil)
+			var l diag.List
+			if !errors.As(err, &l) || len(l) != 1 {
+				t.Fatalf("want one diagnostic, got %v", err)
+			}
+			if !strings.Contains(l[0].Error(), c.want) {
+				t.Errorf("got %v, want %q", l[0], c.want)
+			}
+		})
+	}
+}

@@ -116,6 +116,9 @@ func Load(file string, overrides []Override) (*Instance, error) {
 	// preset) does not stop here: validating the whole recipe reports it
 	// again together with everything else that is wrong.
 	user := ctx.BuildInstance(insts[0])
+	if big := tooManyInValue(user); len(big) > 0 {
+		return nil, big.Sort()
+	}
 	sch := cueload.Instances([]string{schema.ImportPath}, cfg)
 	if err := sch[0].Err; err != nil {
 		return nil, fmt.Errorf("loading embedded schema: %w", err)
