@@ -100,11 +100,12 @@ func (p *presets) inline(e ast.Expr, rest []string) ast.Expr {
 	return e
 }
 
-// missingEntry reports an override of a stage or dataset the recipe does
-// not have, with the nearest name it has: adding one field would make a
-// stage or dataset of it, with every other required field missing.
+// missingEntry reports an override of a field of a stage or dataset the
+// recipe does not have, with the nearest name it has: adding one field
+// would make a stage or dataset of it, with every other required field
+// missing. A whole new entry (--set 'stages.x={...}') is allowed.
 func missingEntry(files []*ast.File, labels []string, at token.Pos) *diag.Diagnostic {
-	if len(labels) < 2 || (labels[0] != "stages" && labels[0] != "datasets") {
+	if len(labels) < 3 || (labels[0] != "stages" && labels[0] != "datasets") {
 		return nil
 	}
 	names := map[string]bool{}
