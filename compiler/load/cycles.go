@@ -206,6 +206,8 @@ func cycleDiags(cyc []step) diag.List {
 			}
 			d.Message = b.String()
 			d.Hint = "stages must form a chain without cycles: one of them needs a Hub model"
+		case len(cyc) == 1 && strings.HasPrefix(s.via.from, s.via.to+"."):
+			d.Message = fmt.Sprintf("refers to %s, which contains it: a structure cannot contain itself", s.via.to)
 		default:
 			// A cycle among plain references, written from this one.
 			names := []string{s.via.from}

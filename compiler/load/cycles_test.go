@@ -38,6 +38,8 @@ func TestReferenceCycles(t *testing.T) {
 			}},
 		{"plain", "training: learningRate: 1e-4", "training: {learningRate: stages.s.training.warmupRatio, warmupRatio: stages.s.training.learningRate}",
 			[]string{"reference cycle: stages.s.training.learningRate → stages.s.training.warmupRatio → stages.s.training.learningRate"}},
+		{"structural", "training: learningRate: 1e-4", "training: learningRate: 1e-4\n}\nx: y: x\nz: {",
+			[]string{"x.y: refers to x, which contains it"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			src := strings.Replace(recipe, c.old, c.new, 1)
