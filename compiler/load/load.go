@@ -89,7 +89,11 @@ func Load(file string, overrides []Override) (*Instance, error) {
 	}
 	var diags diag.List
 	pre := &presets{cfg: cfg, ctx: cuecontext.New()}
+	notes := map[string]string{}
 	for _, o := range overrides {
+		if n := refNote(insts[0].Files, strings.Split(o.Path, ".")); n != "" {
+			notes[diag.OverridePrefix+o.Path+"="+o.Value] = n
+		}
 		if d := applyOverride(insts[0].Files, o, pre); d != nil {
 			diags.Add(d)
 		}
@@ -131,7 +135,13 @@ func Load(file string, overrides []Override) (*Instance, error) {
 	if err := v.Validate(cue.Concrete(true), cue.All()); err != nil {
 		all := validateAll(v, err)
 		def := schemaV.LookupPath(cue.ParsePath(schema.Definition))
-		return nil, fromCUE(withUnknown(all, unknownFields(insts[0], sch[0], all), def, user), pos, user)
+		l := fromCUE(withUnknown(all, unknownFields(insts[0], sch[0], all), def, user), pos, user).(diag.List)
+		for _, d := range l {
+			if n := notes[d.Pos.Filename()]; n != "" && d.Pos.IsValid() {
+				d.Hint = strings.TrimPrefix(d.Hint+"; "+n, "; ")
+			}
+		}
+		return nil, l
 	}
 	return &Instance{Value: v, User: user, Dir: dir, File: abs, Pos: pos}, nil
 }

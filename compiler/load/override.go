@@ -174,3 +174,71 @@ func quoteAll(s []string) string {
 	}
 	return strings.Join(q, ", ")
 }
+
+// refNote explains an override that passes through a field whose value is
+// a reference to another field of the recipe (policy: stages.sft.output):
+// the override is unified with what that field gives, and cannot replace
+// it; the note names the field to set instead. "" when there is none.
+func refNote(files []*ast.File, labels []string) string {
+	for _, f := range files {
+		if n := refNoteIn(f.Decls, labels, 0); n != "" {
+			return n
+		}
+	}
+	return ""
+}
+
+func refNoteIn(decls []ast.Decl, labels []string, i int) string {
+	if i >= len(labels)-1 {
+		return ""
+	}
+	for _, d := range decls {
+		fd, ok := d.(*ast.Field)
+		if !ok {
+			continue
+		}
+		if n, _, err := ast.LabelName(fd.Label); err != nil || n != labels[i] {
+			continue
+		}
+		var operands []ast.Expr
+		var collect func(e ast.Expr)
+		collect = func(e ast.Expr) {
+			switch x := e.(type) {
+			case *ast.BinaryExpr:
+				if x.Op == token.AND {
+					collect(x.X)
+					collect(x.Y)
+					return
+				}
+			case *ast.ParenExpr:
+				collect(x.X)
+				return
+			}
+			operands = append(operands, e)
+		}
+		collect(fd.Value)
+		for _, op := range operands {
+			if st, ok := op.(*ast.StructLit); ok {
+				if n := refNoteIn(st.Elts, labels, i+1); n != "" {
+					return n
+				}
+				continue
+			}
+			base, sels, ok := refChain(op)
+			if !ok {
+				continue
+			}
+			if _, isImport := base.Node.(*ast.ImportSpec); isImport || base.Node == nil && !isRecipeField(base.Name) {
+				continue
+			}
+			ref := strings.Join(append([]string{base.Name}, sels...), ".")
+			field := strings.Join(labels[:i+1], ".")
+			rest := strings.Join(labels[i+1:], ".")
+			if len(sels) == 2 && base.Name == "stages" && sels[1] == "output" {
+				return fmt.Sprintf("%s is %s, which stage %q derives from its model: set stages.%s.model.%s instead", field, ref, sels[0], sels[0], rest)
+			}
+			return fmt.Sprintf("%s is %s: set %s.%s instead", field, ref, ref, rest)
+		}
+	}
+	return ""
+}
