@@ -49,9 +49,11 @@ func BenchmarkPlan(b *testing.B) {
 
 // BenchmarkVetLarge vets generated large recipes next to a small one in
 // the same run and reports each one's time as a multiple of the small
-// recipe's (x-small): 5 MB of comments, and load.MaxFields datasets
-// (the most a struct may have; CUE's time grows with the square of a
-// struct's fields). Both stay well under two seconds on CI's machine.
+// recipe's (x-small): 5 MB of comments, load.MaxFields datasets (the
+// most a struct may have; CUE's time grows with the square of a struct's
+// fields) and a chain of load.MaxStages stages each training on the
+// previous one's output (CUE's time grows with about the cube of its
+// length). All stay well under two seconds on CI's machine.
 //
 //	go test ./bench -run '^$' -bench VetLarge -benchtime 3x
 func BenchmarkVetLarge(b *testing.B) {
@@ -61,7 +63,7 @@ func BenchmarkVetLarge(b *testing.B) {
 		b.Fatal(err)
 	}
 	sum := fmt.Sprintf("%x", sha256.Sum256(data))
-	gen := func(name string, datasets, comment int) string {
+	gen := func(name string, datasets, comment, chain int) string {
 		var s strings.Builder
 		s.WriteString(strings.ReplaceAll(largeHead, strings.Repeat("0", 64), sum))
 		for i := 0; i < datasets; i++ {
@@ -71,13 +73,18 @@ func BenchmarkVetLarge(b *testing.B) {
 		for i := 0; i < comment/len(line); i++ {
 			s.WriteString(line)
 		}
+		prev := "s"
+		for i := 1; i < chain; i++ {
+			fmt.Fprintf(&s, "stages: t%d: {method: \"sft\", model: stages.%s.output, data: train: datasets.d, training: epochs: 1}\n", i, prev)
+			prev = fmt.Sprintf("t%d", i)
+		}
 		f := filepath.Join(dir, name+".cue")
 		if err := os.WriteFile(f, []byte(s.String()), 0o644); err != nil {
 			b.Fatal(err)
 		}
 		return f
 	}
-	small := gen("small", 0, 0)
+	small := gen("small", 0, 0, 0)
 	vet := func(f string) time.Duration {
 		t := time.Now()
 		if _, diags, err := compiler.Vet(f, nil); err != nil {
@@ -86,10 +93,14 @@ func BenchmarkVetLarge(b *testing.B) {
 		return time.Since(t)
 	}
 	for _, c := range []struct {
-		name              string
-		datasets, comment int
-	}{{"comments-5MB", 0, 5 << 20}, {"datasets-max", load.MaxFields - 1, 0}} {
-		f := gen(c.name, c.datasets, c.comment)
+		name                     string
+		datasets, comment, chain int
+	}{
+		{"comments-5MB", 0, 5 << 20, 0},
+		{"datasets-max", load.MaxFields - 1, 0, 0},
+		{"stage-chain-max", 0, 0, load.MaxStages},
+	} {
+		f := gen(c.name, c.datasets, c.comment, c.chain)
 		b.Run(c.name, func(b *testing.B) {
 			var base, large time.Duration
 			for b.Loop() {

@@ -69,3 +69,29 @@ func TestComprehensionBound(t *testing.T) {
 		})
 	}
 }
+
+// TestStageBound: a recipe with more than load.MaxStages stages is
+// refused before evaluation; a chain of MaxStages stages, each training
+// on the previous one's output (CUE's slowest shape: 999 took a minute),
+// loads.
+func TestStageBound(t *testing.T) {
+	chain := func(n int) string {
+		var b strings.Builder
+		b.WriteString(recipe)
+		prev := "s"
+		for i := 1; i < n; i++ {
+			fmt.Fprintf(&b, "stages: t%d: {method: \"sft\", model: stages.%s.output, data: train: datasets.d, training: epochs: 1}\n", i, prev)
+			prev = fmt.Sprintf("t%d", i)
+		}
+		return b.String()
+	}
+	mustLoad(t, write(t, chain(load.MaxStages)))
+	_, err := load.Load(write(t, chain(load.MaxStages+1)), nil)
+	var l diag.List
+	if !errors.As(err, &l) || len(l) != 1 {
+		t.Fatalf("want one diagnostic, got %v", err)
+	}
+	if want := fmt.Sprintf("stages.t%d: the recipe has more than %d stages", load.MaxStages, load.MaxStages); !strings.Contains(l[0].Error(), want) {
+		t.Errorf("got %v, want %q", l[0], want)
+	}
+}
