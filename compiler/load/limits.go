@@ -21,6 +21,12 @@ import (
 // keeps every recipe's vet within two seconds.
 const MaxFields = 1000
 
+// MaxTotalFields is the most fields and list elements a recipe may have
+// in all. Evaluation time is linear in them, about 1 s per 60,000 on CI's
+// machine (900 datasets with 300 renamed columns each, 3.7 MB, took
+// 4.7 s); real recipes have a few hundred.
+const MaxTotalFields = 50000
+
 // MaxStages is the most stages a recipe may have. CUE derives each
 // stage's output from its model, and a chain of stages that each train
 // on the previous one's output takes it a time that grows with about the
@@ -58,7 +64,17 @@ func tooMany(pos token.Pos, path, field string) *diag.Diagnostic {
 func tooManyFields(files []*ast.File) diag.List {
 	labels := map[string]map[string]bool{}
 	reported := map[string]bool{}
+	total := 0
 	var out diag.List
+	count := func(pos token.Pos, path string) {
+		total++
+		if total == MaxTotalFields+1 && !reported["\x00total"] {
+			reported["\x00total"] = true
+			out.Add(&diag.Diagnostic{Pos: pos, Path: path,
+				Message: fmt.Sprintf("the recipe has more than %d fields and list elements", MaxTotalFields),
+				Hint:    fmt.Sprintf("ftc vets recipes of at most %d fields and list elements: split the recipe", MaxTotalFields)})
+		}
+	}
 	var decls func(prefix string, ds []ast.Decl)
 	var expr func(path string, e ast.Expr)
 	var comprehension func(path string, x *ast.Comprehension)
@@ -77,6 +93,7 @@ func tooManyFields(files []*ast.File) diag.List {
 				}
 				if !set[name] {
 					set[name] = true
+					count(x.Pos(), join(prefix, name))
 					if len(set) > fieldBound(prefix) && !reported[prefix] {
 						reported[prefix] = true
 						out.Add(tooMany(x.Pos(), prefix, name))
@@ -118,6 +135,7 @@ func tooManyFields(files []*ast.File) diag.List {
 						Message: fmt.Sprintf("%s has more than %d elements", path, MaxFields),
 						Hint:    fmt.Sprintf("ftc vets at most %d elements in one list", MaxFields)})
 				}
+				count(el.Pos(), join(path, fmt.Sprint(i)))
 				if c, ok := el.(*ast.Comprehension); ok {
 					comprehension(path, c)
 				}
@@ -138,9 +156,16 @@ func tooManyFields(files []*ast.File) diag.List {
 // checked against the schema one by one).
 func tooManyInValue(user cue.Value) diag.List {
 	var out diag.List
+	total := 0
 	var walk func(v cue.Value, path string, depth int)
 	walk = func(v cue.Value, path string, depth int) {
-		if depth > 8 {
+		if depth > 8 || total > MaxTotalFields {
+			return
+		}
+		if total++; total > MaxTotalFields {
+			out.Add(&diag.Diagnostic{Pos: v.Pos(), Path: path,
+				Message: fmt.Sprintf("the recipe has more than %d fields and list elements", MaxTotalFields),
+				Hint:    fmt.Sprintf("ftc vets recipes of at most %d fields and list elements: split the recipe", MaxTotalFields)})
 			return
 		}
 		switch v.IncompleteKind() {

@@ -95,3 +95,26 @@ func TestStageBound(t *testing.T) {
 		t.Errorf("got %v, want %q", l[0], want)
 	}
 }
+
+// TestTotalBound: more than load.MaxTotalFields fields in all are refused
+// before evaluation (vet's time is linear in them), also when each struct
+// is within its own bound.
+func TestTotalBound(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(recipe)
+	for i := 0; i < load.MaxTotalFields/200+1; i++ {
+		fmt.Fprintf(&b, "datasets: w%d: {file: {path: \"d.jsonl\", sha256: %q}, format: \"text\", columns: {", i, strings.Repeat("0", 64))
+		for j := 0; j < 200; j++ {
+			fmt.Fprintf(&b, "c%d: \"x\", ", j)
+		}
+		b.WriteString("}}\n")
+	}
+	_, err := load.Load(write(t, b.String()), nil)
+	var l diag.List
+	if !errors.As(err, &l) || len(l) != 1 {
+		t.Fatalf("want one diagnostic, got %v", err)
+	}
+	if want := fmt.Sprintf("the recipe has more than %d fields and list elements", load.MaxTotalFields); !strings.Contains(l[0].Error(), want) {
+		t.Errorf("got %v, want %q", l[0], want)
+	}
+}
