@@ -53,7 +53,8 @@ func BenchmarkPlan(b *testing.B) {
 // most a struct may have; CUE's time grows with the square of a struct's
 // fields) and a chain of load.MaxStages stages each training on the
 // previous one's output (CUE's time grows with about the cube of its
-// length). All stay well under two seconds on CI's machine.
+// length), and the same datasets with two mistakes each (2,000
+// diagnostics). All stay well under two seconds on CI's machine.
 //
 //	go test ./bench -run '^$' -bench VetLarge -benchtime 3x
 func BenchmarkVetLarge(b *testing.B) {
@@ -63,10 +64,16 @@ func BenchmarkVetLarge(b *testing.B) {
 		b.Fatal(err)
 	}
 	sum := fmt.Sprintf("%x", sha256.Sum256(data))
-	gen := func(name string, datasets, comment, chain int) string {
+	gen := func(name string, datasets, comment, chain int, bad bool) string {
 		var s strings.Builder
 		s.WriteString(strings.ReplaceAll(largeHead, strings.Repeat("0", 64), sum))
 		for i := 0; i < datasets; i++ {
+			if bad {
+				// A wrong format and a misspelt field in each: two
+				// diagnostics per dataset.
+				fmt.Fprintf(&s, "datasets: d%d: {file: {path: \"d.jsonl\", sha256: %q}, format: \"textz\", colums: {}}\n", i, sum)
+				continue
+			}
 			fmt.Fprintf(&s, "datasets: d%d: {file: {path: \"d.jsonl\", sha256: %q}, format: \"text\"}\n", i, sum)
 		}
 		line := "// " + strings.Repeat("x", 77) + "\n"
@@ -84,10 +91,10 @@ func BenchmarkVetLarge(b *testing.B) {
 		}
 		return f
 	}
-	small := gen("small", 0, 0, 0)
-	vet := func(f string) time.Duration {
+	small := gen("small", 0, 0, 0, false)
+	vet := func(f string, bad bool) time.Duration {
 		t := time.Now()
-		if _, diags, err := compiler.Vet(f, nil); err != nil {
+		if _, diags, err := compiler.Vet(f, nil); (err != nil) != bad {
 			b.Fatalf("%v\n%v", err, diags)
 		}
 		return time.Since(t)
@@ -95,17 +102,19 @@ func BenchmarkVetLarge(b *testing.B) {
 	for _, c := range []struct {
 		name                     string
 		datasets, comment, chain int
+		bad                      bool
 	}{
-		{"comments-5MB", 0, 5 << 20, 0},
-		{"datasets-max", load.MaxFields - 1, 0, 0},
-		{"stage-chain-max", 0, 0, load.MaxStages},
+		{"comments-5MB", 0, 5 << 20, 0, false},
+		{"datasets-max", load.MaxFields - 1, 0, 0, false},
+		{"stage-chain-max", 0, 0, load.MaxStages, false},
+		{"datasets-max-2-errors-each", load.MaxFields - 1, 0, 0, true},
 	} {
-		f := gen(c.name, c.datasets, c.comment, c.chain)
+		f := gen(c.name, c.datasets, c.comment, c.chain, c.bad)
 		b.Run(c.name, func(b *testing.B) {
 			var base, large time.Duration
 			for b.Loop() {
-				base += vet(small)
-				large += vet(f)
+				base += vet(small, false)
+				large += vet(f, c.bad)
 			}
 			b.ReportMetric(float64(large)/float64(base), "x-small")
 			b.ReportMetric(large.Seconds()/float64(b.N), "s/large")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"cuelang.org/go/cue"
@@ -82,7 +83,7 @@ func Load(file string, overrides []Override) (*Instance, error) {
 				return nil, l.Sort()
 			}
 		}
-		return nil, fromCUE(err, nil, cue.Value{})
+		return nil, fromCUE(cueerrors.Errors(err), nil, cue.Value{})
 	}
 	if d := emptyRecipe(abs, insts[0].Files); d != nil {
 		return nil, diag.List{d}
@@ -135,7 +136,7 @@ func Load(file string, overrides []Override) (*Instance, error) {
 	if err := v.Validate(cue.Concrete(true), cue.All()); err != nil {
 		all := validateAll(v, err)
 		def := schemaV.LookupPath(cue.ParsePath(schema.Definition))
-		l := fromCUE(withUnknown(all, unknownFields(insts[0], sch[0], all), def, user), pos, user).(diag.List)
+		l := fromCUE(withUnknown(all, unknownFields(insts[0], sch[0], all), def, user), pos, user)
 		for _, d := range l {
 			if n := notes[d.Pos.Filename()]; n != "" && d.Pos.IsValid() {
 				d.Hint = strings.TrimPrefix(d.Hint+"; "+n, "; ")
@@ -327,11 +328,12 @@ func setIn(decls *[]ast.Decl, labels []string, expr ast.Expr, create bool, inlin
 // errors in sibling fields unreported; a user fixing one error at a time
 // would pay a run each. Validating every section, dataset, stage and stage
 // field on its own surfaces them all; duplicates are merged later.
-func validateAll(v cue.Value, first error) error {
+func validateAll(v cue.Value, first error) []cueerrors.Error {
 	if first == nil {
 		return nil
 	}
-	all := cueerrors.Append(nil, cueerrors.Promote(first, ""))
+	var all errSet
+	all.add(first)
 	var walk func(v cue.Value, depth int)
 	walk = func(v cue.Value, depth int) {
 		if depth == 0 {
@@ -344,34 +346,65 @@ func validateAll(v cue.Value, first error) error {
 		for it.Next() {
 			f := it.Value()
 			if err := f.Validate(cue.Concrete(true), cue.All()); err != nil {
-				all = cueerrors.Append(all, cueerrors.Promote(err, ""))
+				all.add(err)
 				walk(f, depth-1)
 			}
 		}
 	}
 	walk(v, 4)
-	return all
+	return all.list
+}
+
+// errSet collects CUE errors without repeating one. CUE's errors.Append
+// looks for the new error in the whole list each time: with a few
+// thousand errors (a large recipe with a mistake repeated in each
+// dataset) that search was most of vet's time.
+type errSet struct {
+	list []cueerrors.Error
+	seen map[any]bool
+}
+
+func (s *errSet) add(err error) {
+	for _, e := range cueerrors.Errors(err) {
+		s.addOne(e)
+	}
+}
+
+func (s *errSet) addOne(e cueerrors.Error) {
+	if e == nil {
+		return
+	}
+	if reflect.TypeOf(e).Comparable() {
+		if s.seen == nil {
+			s.seen = map[any]bool{}
+		}
+		if s.seen[e] {
+			return
+		}
+		s.seen[e] = true
+	}
+	s.list = append(s.list, e)
 }
 
 // withUnknown adds the unknown fields to CUE's errors, and gives CUE's own
 // "field not allowed" errors the nearest allowed name of the schema def.
-func withUnknown(err error, unknown []cueerrors.Error, def, user cue.Value) error {
+func withUnknown(errs []cueerrors.Error, unknown []cueerrors.Error, def, user cue.Value) []cueerrors.Error {
 	seen := map[string]bool{}
-	var all cueerrors.Error
+	var all errSet
 	for _, u := range unknown {
 		seen[strings.Join(u.Path(), ".")] = true
-		all = cueerrors.Append(all, u)
+		all.addOne(u)
 	}
-	for _, e := range cueerrors.Errors(err) {
+	for _, e := range errs {
 		if msgOf(e) == "field not allowed" {
 			if seen[strings.Join(e.Path(), ".")] {
 				continue
 			}
 			e = newUnknown(e, def, user)
 		}
-		all = cueerrors.Append(all, e)
+		all.addOne(e)
 	}
-	return all
+	return all.list
 }
 
 // setInUnification sets labels within the struct literals of an &
@@ -397,8 +430,8 @@ func setInUnification(e *ast.BinaryExpr, labels []string, expr ast.Expr, inline 
 }
 
 // fromCUE converts CUE errors into diagnostics at user positions.
-func fromCUE(err error, pos diag.Positions, user cue.Value) error {
-	return converter{pos: pos, user: user}.convert(cueerrors.Errors(err)).Sort()
+func fromCUE(errs []cueerrors.Error, pos diag.Positions, user cue.Value) diag.List {
+	return converter{pos: pos, user: user}.convert(errs).Sort()
 }
 
 // userPos picks the position an error should be reported at: the first

@@ -50,9 +50,9 @@ func (u *unknownField) Error() string                { return u.err.Error() }
 // fields already reported are taken out of the user's files and the
 // recipe is validated again; what is "not allowed" then is new. It
 // changes inst's files.
-func unknownFields(inst, schemaInst *build.Instance, first error) []cueerrors.Error {
+func unknownFields(inst, schemaInst *build.Instance, first []cueerrors.Error) []cueerrors.Error {
 	bad := map[token.Position]bool{}
-	for _, e := range cueerrors.Errors(first) {
+	for _, e := range first {
 		if p := userPos(e); p.IsValid() && !IsEmbedded(p.Filename()) {
 			bad[p.Position()] = true
 		}
@@ -88,7 +88,7 @@ func unknownFields(inst, schemaInst *build.Instance, first error) []cueerrors.Er
 			break
 		}
 		bad = map[token.Position]bool{}
-		for _, e := range cueerrors.Errors(validateAll(v, err)) {
+		for _, e := range validateAll(v, err) {
 			p := userPos(e).Position()
 			if msgOf(e) != "field not allowed" || seen[p] || bad[p] {
 				continue
