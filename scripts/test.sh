@@ -74,4 +74,11 @@ go build -o /tmp/ftc-testsummary.$$ ./internal/testsummary || exit 1
 go test -count=1 -timeout 30m -json ./... | /tmp/ftc-testsummary.$$ || status=1
 rm -f /tmp/ftc-testsummary.$$
 
+# A bounded fuzzing run of ftc vet (compiler.FuzzVet): arbitrary recipe
+# text and --set values must give diagnostics, never a panic or a hang.
+# Inputs it fails on are saved under compiler/testdata/fuzz/FuzzVet; add
+# them to git with the fix, and plain go test replays them.
+echo "== go test -fuzz FuzzVet (20 s)"
+go test -run '^$' -fuzz '^FuzzVet$' -fuzztime 20s ./compiler/ || { echo "FuzzVet failed"; status=1; }
+
 exit $status

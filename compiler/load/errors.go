@@ -130,10 +130,19 @@ func (c converter) dropEchoes(in diag.List) diag.List {
 			datasetMsgs[strings.Join(parts[2:], ".")+"\x00"+d.Message] = true
 		}
 	}
+	notAllowed := map[string]bool{}
+	for _, d := range in {
+		if d.Message == "field not allowed" {
+			notAllowed[d.Path] = true
+		}
+	}
 	var out diag.List
 	for _, d := range in {
 		parts := strings.Split(d.Path, ".")
 		switch {
+		case d.Message == "field not allowed" && underAny(parts, notAllowed):
+			// Inside a field that is not allowed itself.
+			continue
 		case pathRank(d.Path) == 2 && len(in) > 1:
 			continue
 		case len(parts) >= 3 && parts[0] == "stages" && badMethod[parts[1]] && parts[2] != "method":
@@ -147,6 +156,16 @@ func (c converter) dropEchoes(in diag.List) diag.List {
 		out.Add(d)
 	}
 	return out
+}
+
+// underAny reports whether a proper prefix of the path parts is in set.
+func underAny(parts []string, set map[string]bool) bool {
+	for n := 1; n < len(parts); n++ {
+		if set[strings.Join(parts[:n], ".")] {
+			return true
+		}
+	}
+	return false
 }
 
 // pathRank orders how well a path names what the user wrote: a plain
@@ -217,6 +236,9 @@ func (c converter) one(path string, e errors.Error) *diag.Diagnostic {
 		if len(parts) == 2 && (parts[0] == "stages" || parts[0] == "datasets") {
 			return &diag.Diagnostic{Pos: pos, Path: path, Message: fmt.Sprintf("%q is not a valid %s name", parts[1], strings.TrimSuffix(parts[0], "s")),
 				Hint: "names are lower-case letters, digits and \"-\", starting with a letter"}
+		}
+		if u, ok := e.(*unknownField); ok && u.hint != "" {
+			return &diag.Diagnostic{Pos: pos, Path: path, Message: "field not allowed", Hint: u.hint}
 		}
 		if u, ok := e.(*unknownField); ok && u.suggest != "" {
 			return &diag.Diagnostic{Pos: pos, Path: path, Message: "field not allowed", Hint: fmt.Sprintf("did you mean %q?", u.suggest)}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"cuelang.org/go/cue"
@@ -77,16 +78,39 @@ func Load(file string, overrides []Override) (*Instance, error) {
 
 	insts := cueload.Instances([]string{abs}, cfg)
 	if err := insts[0].Err; err != nil {
-		return nil, fromCUE(err, nil, cue.Value{})
+		if src, rerr := os.ReadFile(abs); rerr == nil {
+			if l := badImports(abs, src); len(l) > 0 {
+				return nil, l.Sort()
+			}
+		}
+		return nil, fromCUE(cueerrors.Errors(err), nil, cue.Value{})
+	}
+	if d := emptyRecipe(abs, insts[0].Files); d != nil {
+		return nil, diag.List{d}
 	}
 	var diags diag.List
+	pre := &presets{cfg: cfg, ctx: cuecontext.New()}
+	notes := map[string]string{}
 	for _, o := range overrides {
-		if d := applyOverride(insts[0].Files, o); d != nil {
+		if n := refNote(insts[0].Files, strings.Split(o.Path, ".")); n != "" {
+			notes[diag.OverridePrefix+o.Path+"="+o.Value] = n
+		}
+		if d := applyOverride(insts[0].Files, o, pre); d != nil {
 			diags.Add(d)
 		}
 	}
 	if diags.HasErrors() {
 		return nil, diags
+	}
+
+	// A struct with very many fields takes CUE a time in their square.
+	if big := tooManyFields(insts[0].Files); len(big) > 0 {
+		return nil, big.Sort()
+	}
+	// A cycle of references hangs CUE's evaluation of the recipe with the
+	// schema: find it in the syntax first.
+	if cyc := referenceCycles(insts[0].Files); len(cyc) > 0 {
+		return nil, cyc.Sort()
 	}
 
 	pos := diag.Positions{}
@@ -97,6 +121,9 @@ func Load(file string, overrides []Override) (*Instance, error) {
 	// preset) does not stop here: validating the whole recipe reports it
 	// again together with everything else that is wrong.
 	user := ctx.BuildInstance(insts[0])
+	if big := tooManyInValue(user); len(big) > 0 {
+		return nil, big.Sort()
+	}
 	sch := cueload.Instances([]string{schema.ImportPath}, cfg)
 	if err := sch[0].Err; err != nil {
 		return nil, fmt.Errorf("loading embedded schema: %w", err)
@@ -109,7 +136,13 @@ func Load(file string, overrides []Override) (*Instance, error) {
 	if err := v.Validate(cue.Concrete(true), cue.All()); err != nil {
 		all := validateAll(v, err)
 		def := schemaV.LookupPath(cue.ParsePath(schema.Definition))
-		return nil, fromCUE(withUnknown(all, unknownFields(insts[0], sch[0], all), def, user), pos, user)
+		l := fromCUE(withUnknown(all, unknownFields(insts[0], sch[0], all), def, user), pos, user)
+		for _, d := range l {
+			if n := notes[d.Pos.Filename()]; n != "" && d.Pos.IsValid() {
+				d.Hint = strings.TrimPrefix(d.Hint+"; "+n, "; ")
+			}
+		}
+		return nil, l
 	}
 	return &Instance{Value: v, User: user, Dir: dir, File: abs, Pos: pos}, nil
 }
@@ -159,7 +192,13 @@ func IsEmbedded(filename string) bool {
 // has the value o.Value: an existing field's value is replaced, a missing
 // one is added. The new value's position names the flag, so any error in
 // it points at --set.
-func applyOverride(files []*ast.File, o Override) *diag.Diagnostic {
+//
+// A field that a preset sets (hardware.strategy of strategies.DDP) is
+// replaced too: the preset's reference is replaced by its value, written
+// out, and the field in it is set. Unifying would conflict with the
+// preset's value, and overriding a preset's choice is what --set is most
+// used for.
+func applyOverride(files []*ast.File, o Override, pre *presets) *diag.Diagnostic {
 	sel := cue.ParsePath(o.Path)
 	if err := sel.Err(); err != nil {
 		return &diag.Diagnostic{Message: fmt.Sprintf("--set %s: invalid path: %v", o.Path, err)}
@@ -176,14 +215,17 @@ func applyOverride(files []*ast.File, o Override) *diag.Diagnostic {
 	if len(files) == 0 {
 		return &diag.Diagnostic{Message: "--set: the recipe has no files"}
 	}
+	if d := missingEntry(files, labels, expr.Pos()); d != nil {
+		return d
+	}
 	found := false
 	for _, f := range files {
-		if setIn(&f.Decls, labels, expr, false) {
+		if setIn(&f.Decls, labels, expr, false, pre.inline) {
 			found = true
 		}
 	}
 	if !found {
-		setIn(&files[0].Decls, labels, expr, true)
+		setIn(&files[0].Decls, labels, expr, true, pre.inline)
 	}
 	return nil
 }
@@ -218,7 +260,11 @@ func isLiteral(e ast.Expr) bool {
 // setIn sets labels to expr within decls. It descends into struct literals
 // of matching fields; with create it adds whatever is missing. It reports
 // whether a field was set.
-func setIn(decls *[]ast.Decl, labels []string, expr ast.Expr, create bool) bool {
+//
+// inline, when not nil, writes out the presets a field's value refers to
+// that set the rest of the path, so that the field can be replaced in
+// them.
+func setIn(decls *[]ast.Decl, labels []string, expr ast.Expr, create bool, inline func(ast.Expr, []string) ast.Expr) bool {
 	set := false
 	for _, d := range *decls {
 		f, ok := d.(*ast.Field)
@@ -234,21 +280,24 @@ func setIn(decls *[]ast.Decl, labels []string, expr ast.Expr, create bool) bool 
 			set = true
 			continue
 		}
+		if inline != nil {
+			f.Value = inline(f.Value, labels[1:])
+		}
 		switch v := f.Value.(type) {
 		case *ast.StructLit:
-			if setIn(&v.Elts, labels[1:], expr, create) {
+			if setIn(&v.Elts, labels[1:], expr, create, inline) {
 				set = true
 			}
 		case *ast.BinaryExpr:
 			// preset & {field: ...}: replace the field where the user
 			// wrote it, in a struct literal of the unification.
-			if !create && setInUnification(v, labels[1:], expr) {
+			if !create && setInUnification(v, labels[1:], expr, inline) {
 				set = true
 				continue
 			}
 			if create && !set {
 				st := ast.NewStruct()
-				setIn(&st.Elts, labels[1:], expr, true)
+				setIn(&st.Elts, labels[1:], expr, true, nil)
 				f.Value = &ast.BinaryExpr{X: f.Value, Op: token.AND, Y: st}
 				set = true
 			}
@@ -257,7 +306,7 @@ func setIn(decls *[]ast.Decl, labels []string, expr ast.Expr, create bool) bool 
 				// The field's value is an expression (a preset, a
 				// reference): refine it rather than replace it.
 				st := ast.NewStruct()
-				setIn(&st.Elts, labels[1:], expr, true)
+				setIn(&st.Elts, labels[1:], expr, true, nil)
 				f.Value = &ast.BinaryExpr{X: f.Value, Op: token.AND, Y: st}
 				set = true
 			}
@@ -279,11 +328,12 @@ func setIn(decls *[]ast.Decl, labels []string, expr ast.Expr, create bool) bool 
 // errors in sibling fields unreported; a user fixing one error at a time
 // would pay a run each. Validating every section, dataset, stage and stage
 // field on its own surfaces them all; duplicates are merged later.
-func validateAll(v cue.Value, first error) error {
+func validateAll(v cue.Value, first error) []cueerrors.Error {
 	if first == nil {
 		return nil
 	}
-	all := cueerrors.Append(nil, cueerrors.Promote(first, ""))
+	var all errSet
+	all.add(first)
 	var walk func(v cue.Value, depth int)
 	walk = func(v cue.Value, depth int) {
 		if depth == 0 {
@@ -296,39 +346,70 @@ func validateAll(v cue.Value, first error) error {
 		for it.Next() {
 			f := it.Value()
 			if err := f.Validate(cue.Concrete(true), cue.All()); err != nil {
-				all = cueerrors.Append(all, cueerrors.Promote(err, ""))
+				all.add(err)
 				walk(f, depth-1)
 			}
 		}
 	}
 	walk(v, 4)
-	return all
+	return all.list
+}
+
+// errSet collects CUE errors without repeating one. CUE's errors.Append
+// looks for the new error in the whole list each time: with a few
+// thousand errors (a large recipe with a mistake repeated in each
+// dataset) that search was most of vet's time.
+type errSet struct {
+	list []cueerrors.Error
+	seen map[any]bool
+}
+
+func (s *errSet) add(err error) {
+	for _, e := range cueerrors.Errors(err) {
+		s.addOne(e)
+	}
+}
+
+func (s *errSet) addOne(e cueerrors.Error) {
+	if e == nil {
+		return
+	}
+	if reflect.TypeOf(e).Comparable() {
+		if s.seen == nil {
+			s.seen = map[any]bool{}
+		}
+		if s.seen[e] {
+			return
+		}
+		s.seen[e] = true
+	}
+	s.list = append(s.list, e)
 }
 
 // withUnknown adds the unknown fields to CUE's errors, and gives CUE's own
 // "field not allowed" errors the nearest allowed name of the schema def.
-func withUnknown(err error, unknown []cueerrors.Error, def, user cue.Value) error {
+func withUnknown(errs []cueerrors.Error, unknown []cueerrors.Error, def, user cue.Value) []cueerrors.Error {
 	seen := map[string]bool{}
-	var all cueerrors.Error
+	var all errSet
 	for _, u := range unknown {
 		seen[strings.Join(u.Path(), ".")] = true
-		all = cueerrors.Append(all, u)
+		all.addOne(u)
 	}
-	for _, e := range cueerrors.Errors(err) {
+	for _, e := range errs {
 		if msgOf(e) == "field not allowed" {
 			if seen[strings.Join(e.Path(), ".")] {
 				continue
 			}
-			e = &unknownField{err: e, suggest: suggestion(def, user, e.Path())}
+			e = newUnknown(e, def, user)
 		}
-		all = cueerrors.Append(all, e)
+		all.addOne(e)
 	}
-	return all
+	return all.list
 }
 
 // setInUnification sets labels within the struct literals of an &
 // expression, reporting whether one of them held the field.
-func setInUnification(e *ast.BinaryExpr, labels []string, expr ast.Expr) bool {
+func setInUnification(e *ast.BinaryExpr, labels []string, expr ast.Expr, inline func(ast.Expr, []string) ast.Expr) bool {
 	if e.Op != token.AND {
 		return false
 	}
@@ -336,11 +417,11 @@ func setInUnification(e *ast.BinaryExpr, labels []string, expr ast.Expr) bool {
 	for _, side := range []ast.Expr{e.X, e.Y} {
 		switch v := side.(type) {
 		case *ast.StructLit:
-			if setIn(&v.Elts, labels, expr, false) {
+			if setIn(&v.Elts, labels, expr, false, inline) {
 				set = true
 			}
 		case *ast.BinaryExpr:
-			if setInUnification(v, labels, expr) {
+			if setInUnification(v, labels, expr, inline) {
 				set = true
 			}
 		}
@@ -349,8 +430,8 @@ func setInUnification(e *ast.BinaryExpr, labels []string, expr ast.Expr) bool {
 }
 
 // fromCUE converts CUE errors into diagnostics at user positions.
-func fromCUE(err error, pos diag.Positions, user cue.Value) error {
-	return converter{pos: pos, user: user}.convert(cueerrors.Errors(err)).Sort()
+func fromCUE(errs []cueerrors.Error, pos diag.Positions, user cue.Value) diag.List {
+	return converter{pos: pos, user: user}.convert(errs).Sort()
 }
 
 // userPos picks the position an error should be reported at: the first

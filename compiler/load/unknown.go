@@ -20,6 +20,22 @@ import (
 type unknownField struct {
 	err     cueerrors.Error
 	suggest string
+	// hint, when set, says where ftc keeps a setting the user wrote
+	// under another library's name (foreignNames).
+	hint string
+}
+
+// newUnknown makes the unknownField of e, a "field not allowed" error.
+func newUnknown(e cueerrors.Error, def, user cue.Value) *unknownField {
+	u := &unknownField{err: e}
+	p := e.Path()
+	if len(p) > 0 && p[0] == schema.Definition {
+		p = p[1:]
+	}
+	if u.hint = foreignHint(user, p); u.hint == "" {
+		u.suggest = suggestion(def, user, e.Path())
+	}
+	return u
 }
 
 func (u *unknownField) Position() token.Pos          { return u.err.Position() }
@@ -34,9 +50,9 @@ func (u *unknownField) Error() string                { return u.err.Error() }
 // fields already reported are taken out of the user's files and the
 // recipe is validated again; what is "not allowed" then is new. It
 // changes inst's files.
-func unknownFields(inst, schemaInst *build.Instance, first error) []cueerrors.Error {
+func unknownFields(inst, schemaInst *build.Instance, first []cueerrors.Error) []cueerrors.Error {
 	bad := map[token.Position]bool{}
-	for _, e := range cueerrors.Errors(first) {
+	for _, e := range first {
 		if p := userPos(e); p.IsValid() && !IsEmbedded(p.Filename()) {
 			bad[p.Position()] = true
 		}
@@ -72,13 +88,13 @@ func unknownFields(inst, schemaInst *build.Instance, first error) []cueerrors.Er
 			break
 		}
 		bad = map[token.Position]bool{}
-		for _, e := range cueerrors.Errors(validateAll(v, err)) {
+		for _, e := range validateAll(v, err) {
 			p := userPos(e).Position()
 			if msgOf(e) != "field not allowed" || seen[p] || bad[p] {
 				continue
 			}
 			bad[p] = true
-			out = append(out, &unknownField{err: e, suggest: suggestion(def, v, e.Path())})
+			out = append(out, newUnknown(e, def, v))
 		}
 	}
 	return out

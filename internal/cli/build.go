@@ -16,7 +16,6 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
-	"github.com/ftc-dev/ftc/compiler"
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/runtime/build"
@@ -77,7 +76,7 @@ func (f *builderFlags) vet(file string, stderr io.Writer) (*config.Recipe, *reso
 	if err != nil {
 		return nil, nil, "", err
 	}
-	r, diags, err := compiler.VetWith(file, overrides, vo)
+	r, diags, err := vetRecipe(file, overrides, vo)
 	printDiags(stderr, diags.Errors())
 	if err != nil {
 		if len(diags) == 0 {

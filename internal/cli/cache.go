@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ftc-dev/ftc/compiler"
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/build"
 	"github.com/ftc-dev/ftc/runtime/cas"
@@ -231,7 +230,7 @@ func recipeKeys(c context.Context, file string, cache *cacheFlag, roots *recipeF
 	if err != nil {
 		return nil, err
 	}
-	r, diags, err := compiler.VetWith(file, nil, vo)
+	r, diags, err := vetRecipe(file, nil, vo)
 	printDiags(stderr, diags.Errors())
 	if err != nil {
 		return nil, errFailed
@@ -252,7 +251,7 @@ func recipeEnvironmentKey(file string, roots *recipeFlags) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	r, _, err := compiler.VetWith(file, nil, vo)
+	r, _, err := vetRecipe(file, nil, vo)
 	if err != nil {
 		return "", false
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler"
+	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/compiler/launch"
 	"github.com/ftc-dev/ftc/compiler/plan"
@@ -45,7 +46,9 @@ and the command that starts it. --json prints the same as JSON
 			if img != "" && !image.ByDigest(img) {
 				return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", img)}
 			}
-			p, diags, err := compiler.PlanWith(files[0], overrides, vo)
+			p, diags, err := bounded(files[0], func() (*plan.Plan, diag.List, error) {
+				return compiler.PlanWith(files[0], overrides, vo)
+			})
 			printDiags(stderr, diags)
 			if err != nil {
 				if len(diags) == 0 {

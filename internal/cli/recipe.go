@@ -5,10 +5,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler"
+	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/load"
 )
@@ -57,4 +59,40 @@ func (f *recipeFlags) overrides() ([]load.Override, error) {
 func printDiags(w io.Writer, l diag.List) {
 	wd, _ := os.Getwd()
 	l.Print(w, wd)
+}
+
+// evalBound is the longest ftc waits for the compiler to evaluate one
+// recipe. Vetting takes well under a second; the compiler finds the
+// recipes CUE cannot evaluate (reference cycles) itself. The bound is a
+// last resort, so that a recipe nobody foresaw cannot hang a command.
+var evalBound = 60 * time.Second
+
+// bounded runs one compiler call on file within evalBound. Past it the
+// call is left running (the process ends soon after) and an error says
+// what happened.
+func bounded[T any](file string, f func() (T, diag.List, error)) (T, diag.List, error) {
+	type result struct {
+		v     T
+		diags diag.List
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, diags, err := f()
+		done <- result{v, diags, err}
+	}()
+	t := time.NewTimer(evalBound)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.v, r.diags, r.err
+	case <-t.C:
+		var zero T
+		return zero, nil, fmt.Errorf("evaluating the recipe did not finish within %s; this is a bug in ftc, please report it with the recipe", evalBound)
+	}
+}
+
+// vetRecipe is compiler.VetWith within evalBound.
+func vetRecipe(file string, overrides []load.Override, opts compiler.Options) (*config.Recipe, diag.List, error) {
+	return bounded(file, func() (*config.Recipe, diag.List, error) { return compiler.VetWith(file, overrides, opts) })
 }

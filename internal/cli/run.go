@@ -24,8 +24,6 @@ import (
 	"github.com/ftc-dev/ftc/runtime/exec"
 	"github.com/ftc-dev/ftc/runtime/report"
 	"github.com/ftc-dev/ftc/runtime/resolve"
-
-	"github.com/ftc-dev/ftc/compiler"
 )
 
 type runFlags struct {
@@ -100,7 +98,7 @@ func runRecipe(ctx context.Context, file string, f *runFlags, gpusSet, restartAl
 		return err
 	}
 	vo.Digest = dataDigests(f.cache, stderr)
-	r, diags, err := compiler.VetWith(file, overrides, vo)
+	r, diags, err := vetRecipe(file, overrides, vo)
 	printDiags(stderr, diags.Errors())
 	if err != nil {
 		if len(diags) == 0 {

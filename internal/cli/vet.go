@@ -5,8 +5,6 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
-
-	"github.com/ftc-dev/ftc/compiler"
 )
 
 func newVet(stdout, stderr io.Writer) *cobra.Command {
@@ -36,7 +34,7 @@ network. Exit status: 0 valid, 1 invalid, 2 usage error.`,
 			vo.Digest = dataDigests(cacheFlag{}, stderr)
 			bad := false
 			for _, f := range files {
-				r, diags, err := compiler.VetWith(f, overrides, vo)
+				r, diags, err := vetRecipe(f, overrides, vo)
 				printDiags(stderr, diags)
 				if err != nil {
 					if len(diags) == 0 {
