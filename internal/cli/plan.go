@@ -13,6 +13,7 @@ import (
 	"github.com/ftc-dev/ftc/compiler"
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/compiler/launch"
+	"github.com/ftc-dev/ftc/compiler/launch/shq"
 	"github.com/ftc-dev/ftc/compiler/plan"
 )
 
@@ -89,7 +90,11 @@ func writePlanFiles(dir string, p *plan.Plan) error {
 			return err
 		}
 		cfg, _ := json.MarshalIndent(s.Config, "", "  ")
-		files := map[string]string{"stage-config.json": string(cfg) + "\n", "launch.sh": launchScript(s)}
+		script, err := launch.Script(s.Name, s.Kind, string(s.Key), s.Launch)
+		if err != nil {
+			return err
+		}
+		files := map[string]string{"stage-config.json": string(cfg) + "\n", launch.ScriptFile: script}
 		for n, c := range s.Files {
 			files[n] = c
 		}
@@ -102,23 +107,6 @@ func writePlanFiles(dir string, p *plan.Plan) error {
 	return nil
 }
 
-// launchScript is the stage's launch command as a readable script.
-func launchScript(s *plan.Stage) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "#!/bin/sh\n# %s (%s), key %s\n# Run in the stage's run directory, next to stage.json.\nset -e\n", s.Name, s.Kind, s.Key)
-	for _, e := range launch.SortedEnv(s.Launch.Env) {
-		fmt.Fprintf(&b, "export %s\n", e)
-	}
-	if sv := s.Launch.Server; sv != nil {
-		fmt.Fprintf(&b, "# the generation server first, on GPUs %s\nCUDA_VISIBLE_DEVICES=%s %s &\n", ints(sv.GPUs), ints(sv.GPUs), strings.Join(sv.Argv, " "))
-	}
-	if len(s.Launch.GPUs) > 0 && s.Launch.Server != nil {
-		fmt.Fprintf(&b, "export CUDA_VISIBLE_DEVICES=%s\n", ints(s.Launch.GPUs))
-	}
-	fmt.Fprintf(&b, "%s\n", strings.Join(s.Launch.Argv, " "))
-	return b.String()
-}
-
 func printPlan(w io.Writer, p *plan.Plan) {
 	h := p.Hardware
 	fmt.Fprintf(w, "recipe %s\n", p.Recipe)
@@ -126,6 +114,8 @@ func printPlan(w io.Writer, p *plan.Plan) {
 	if p.Image != "" {
 		fmt.Fprintf(w, "image %s\n", p.Image)
 	}
+	// Commands print as launch.sh writes them: they can be pasted.
+	vars := []string{launch.EnvMasterAddr, launch.EnvNodeRank}
 	fmt.Fprintf(w, "hardware %d node(s) × %d %s, strategy %s, target %s\n\n", h.Nodes, h.GPUsPerNode, h.GPU, h.Strategy, h.Target)
 	for i, s := range p.Stages {
 		fmt.Fprintf(w, "%d. %s [%s]\n", i+1, s.Name, s.Kind)
@@ -134,12 +124,13 @@ func printPlan(w io.Writer, p *plan.Plan) {
 			fmt.Fprintf(w, "   in    %-10s %s\n", in.Role, describeInput(in))
 		}
 		if s.Launch.Server != nil {
-			fmt.Fprintf(w, "   start %s  (GPUs %s, first)\n", strings.Join(s.Launch.Server.Argv, " "), ints(s.Launch.Server.GPUs))
+			fmt.Fprintf(w, "   start %s  (GPUs %s, first)\n", shq.Join(s.Launch.Server.Argv, vars...), ints(s.Launch.Server.GPUs))
 		}
 		for _, e := range launch.SortedEnv(s.Launch.Env) {
-			fmt.Fprintf(w, "   env   %s\n", e)
+			k, v, _ := strings.Cut(e, "=")
+			fmt.Fprintf(w, "   env   %s=%s\n", k, shq.Quote(v))
 		}
-		fmt.Fprintf(w, "   run   %s\n", strings.Join(s.Launch.Argv, " "))
+		fmt.Fprintf(w, "   run   %s\n", shq.Join(s.Launch.Argv, vars...))
 		if len(s.Files) > 0 {
 			fmt.Fprintf(w, "   files %s\n", strings.Join(sortedKeys(s.Files), " "))
 		}
