@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -27,7 +28,12 @@ func newPlan(stdout, stderr io.Writer) *cobra.Command {
 		Long: `plan vets a recipe and prints its stage graph in the order stages run: each
 stage with its content key, its inputs (earlier stages or pinned sources)
 and the command that starts it. --json prints the same as JSON
-(apiVersion ftc.dev/plan/v1alpha1, documented in the README).`,
+(apiVersion ftc.dev/plan/v1alpha1, documented in the README).
+
+--out writes the plan's files; the job files that run a stage in its image
+need the image's digest (--image, from ftc build): without it a Slurm
+target with a container gets no stage.sbatch and Kubernetes manifests name
+the image ` + plan.ImageNotBuilt + `, each said on stderr (the status stays 0).`,
 		Args: argsError(1),
 		RunE: func(_ *cobra.Command, files []string) error {
 			if len(files) > 1 {
@@ -51,6 +57,14 @@ and the command that starts it. --json prints the same as JSON
 			if out != "" {
 				if err := writePlanFiles(out, p); err != nil {
 					return err
+				}
+				// Files that name the image need one: say which were
+				// left out or hold a placeholder, rather than nothing.
+				// The plan itself is complete, so the status stays 0.
+				if img == "" {
+					if msg := imageNotes(p); msg != "" {
+						fmt.Fprint(stderr, msg)
+					}
 				}
 			}
 			if asJSON {
@@ -103,8 +117,45 @@ func writePlanFiles(dir string, p *plan.Plan) error {
 				return err
 			}
 		}
+		// A job file this plan does not write must not survive from an
+		// earlier one (another image, another key).
+		for _, n := range []string{launch.SbatchFile, launch.KubernetesFile} {
+			if _, ok := files[n]; !ok {
+				if err := os.Remove(filepath.Join(sd, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
+			}
+		}
 	}
 	return nil
+}
+
+// imageNotes says which job files plan -o could not complete without
+// --image.
+func imageNotes(p *plan.Plan) string {
+	var sbatch, k8s []string
+	for _, s := range p.Stages {
+		if s.Kind == "prepare" {
+			continue
+		}
+		_, hasSbatch := s.Files[launch.SbatchFile]
+		if p.Hardware.Target == "slurm" && !hasSbatch {
+			sbatch = append(sbatch, s.Name)
+		}
+		if m, ok := s.Files[launch.KubernetesFile]; ok && strings.Contains(m, plan.ImageNotBuilt) {
+			k8s = append(k8s, s.Name)
+		}
+	}
+	var b strings.Builder
+	if len(sbatch) > 0 {
+		fmt.Fprintf(&b, "ftc: no %s written for %s: with hardware.slurm.container the job runs in the stage image, which needs --image REF@sha256:… (ftc build prints it)\n",
+			launch.SbatchFile, strings.Join(sbatch, ", "))
+	}
+	if len(k8s) > 0 {
+		fmt.Fprintf(&b, "ftc: %s of %s names the image %s: give --image REF@sha256:… (ftc build prints it)\n",
+			launch.KubernetesFile, strings.Join(k8s, ", "), plan.ImageNotBuilt)
+	}
+	return b.String()
 }
 
 func printPlan(w io.Writer, p *plan.Plan) {
