@@ -295,7 +295,7 @@ func (f *runFlags) checkTopology(h config.Hardware, training bool) error {
 // when set, names the devices to pick from.
 func gpuList(n int, set bool, h config.Hardware) ([]int, error) {
 	if !set {
-		n = h.GPUs()
+		n = h.GPUsPerNode // this machine's share; checkTopology refused more than one node
 	}
 	avail := visibleDevices()
 	if avail != nil && len(avail) < n {
