@@ -7,6 +7,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/launch/shq"
 )
 
 // KubernetesFile is the name of a stage's manifests.
@@ -86,7 +87,10 @@ func Kubernetes(in KubernetesInput) ([]byte, error) {
 		// One shell line per node: the launcher's argv refers to
 		// $FTC_MASTER_ADDR and $FTC_NODE_RANK, set from what the workload
 		// provides.
-		script := fmt.Sprintf("export FTC_MASTER_ADDR=%s FTC_NODE_RANK=%s; exec %s", master, rank, shellJoin(in.Plan.Argv))
+		// master and rank are the workload's own variables ($MASTER_ADDR,
+		// $RANK, $JOB_COMPLETION_INDEX) or the first pod's DNS name.
+		script := fmt.Sprintf("export %s=%s %s=%s; exec %s", EnvMasterAddr, master, EnvNodeRank, rank,
+			shq.Join(in.Plan.Argv, EnvMasterAddr, EnvNodeRank))
 		c := map[string]any{
 			"name":       cname,
 			"image":      in.Image,
@@ -131,8 +135,8 @@ func Kubernetes(in KubernetesInput) ([]byte, error) {
 				"ports":     []any{map[string]any{"name": "rendezvous", "port": in.Port}},
 			},
 		}
-		master := fmt.Sprintf("%s-0.%s", name, name)
-		spec := podSpec(container("trainer", master, "$JOB_COMPLETION_INDEX"), "Never")
+		master := shq.Quote(fmt.Sprintf("%s-0.%s", name, name))
+		spec := podSpec(container("trainer", master, `"$JOB_COMPLETION_INDEX"`), "Never")
 		spec["subdomain"] = name
 		podLabels := map[string]string{"ftc.dev/job": name}
 		for k, v := range labels {
@@ -159,7 +163,7 @@ func Kubernetes(in KubernetesInput) ([]byte, error) {
 				"restartPolicy": "Never",
 				"template": map[string]any{
 					"metadata": map[string]any{"labels": labels},
-					"spec":     podSpec(container("pytorch", "$MASTER_ADDR", "$RANK"), "Never"),
+					"spec":     podSpec(container("pytorch", `"$MASTER_ADDR"`, `"$RANK"`), "Never"),
 				},
 			},
 		}
@@ -169,7 +173,7 @@ func Kubernetes(in KubernetesInput) ([]byte, error) {
 				"restartPolicy": "Never",
 				"template": map[string]any{
 					"metadata": map[string]any{"labels": labels},
-					"spec":     podSpec(container("pytorch", "$MASTER_ADDR", "$RANK"), "Never"),
+					"spec":     podSpec(container("pytorch", `"$MASTER_ADDR"`, `"$RANK"`), "Never"),
 				},
 			}
 		}
@@ -193,20 +197,4 @@ func Kubernetes(in KubernetesInput) ([]byte, error) {
 		out = append(out, b...)
 	}
 	return out, nil
-}
-
-// shellJoin quotes argv for /bin/sh, leaving $VARIABLE references of the
-// multi-node argv to expand.
-func shellJoin(argv []string) string {
-	var parts []string
-	for _, a := range argv {
-		if a != "" && strings.IndexFunc(a, func(r rune) bool {
-			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_=./:,$@", r))
-		}) < 0 {
-			parts = append(parts, a)
-			continue
-		}
-		parts = append(parts, "'"+strings.ReplaceAll(a, "'", `'\''`)+"'")
-	}
-	return strings.Join(parts, " ")
 }

@@ -248,3 +248,36 @@ func TestTrainingLaunchers(t *testing.T) {
 		t.Errorf("multi-node argv %s", got)
 	}
 }
+
+func TestScriptQuotesEveryValue(t *testing.T) {
+	p := Plan{
+		Nodes: 2, ProcsPerNode: 2, GPUs: []int{2, 3},
+		Argv: []string{"torchrun", "--rdzv-endpoint=$FTC_MASTER_ADDR:29500", "$(touch PWNED)"},
+		Env:  map[string]string{"NCCL_SOCKET_IFNAME": "eth0; touch PWNED", "NCCL_DEBUG": "INFO"},
+		Server: &Server{Argv: []string{"trl", "vllm-serve", "--model", "my model"}, GPUs: []int{0, 1},
+			Env: map[string]string{"VLLM_X": "`id`"}},
+	}
+	got, err := Script("sft\nrm -rf /", "sft", "sha256:ab", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `#!/bin/sh
+# sft rm -rf / (sft), key sha256:ab
+# Run in the stage's run directory, next to stage.json.
+set -e
+# On every node, with FTC_MASTER_ADDR (the first node's address) and FTC_NODE_RANK (0 to 1) set.
+export NCCL_DEBUG=INFO
+export NCCL_SOCKET_IFNAME='eth0; touch PWNED'
+# the generation server first, on GPUs 0,1
+CUDA_VISIBLE_DEVICES=0,1 VLLM_X='` + "`id`" + `' trl vllm-serve --model 'my model' &
+export CUDA_VISIBLE_DEVICES=2,3
+torchrun --rdzv-endpoint="$FTC_MASTER_ADDR":29500 '$(touch PWNED)'
+`
+	if got != want {
+		t.Errorf("Script =\n%s\nwant\n%s", got, want)
+	}
+	p.Env["BAD NAME"] = "x"
+	if _, err := Script("sft", "sft", "k", p); err == nil || !strings.Contains(err.Error(), `environment variable name "BAD NAME"`) {
+		t.Errorf("a bad variable name gave %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/launch/shq"
 )
 
 // SbatchFile is the name of a stage's batch script in its run directory.
@@ -126,7 +127,7 @@ func Sbatch(in SbatchInput) ([]byte, error) {
 		env[k] = v
 	}
 	for k := range env {
-		if !sbatchIsName(k) {
+		if !shq.IsName(k) {
 			return nil, errorf("environment variable name %q", k)
 		}
 	}
@@ -290,7 +291,7 @@ func sbatchNodeScript(p Plan, gpus int) (string, error) {
 	var prefix []string
 	for _, kv := range SortedEnv(sv.Env) {
 		k, v, _ := strings.Cut(kv, "=")
-		if !sbatchIsName(k) {
+		if !shq.IsName(k) {
 			return "", fmt.Errorf("server environment variable name %q", k)
 		}
 		q, err := sbatchQuote(v)
@@ -309,7 +310,7 @@ func sbatchNodeScript(p Plan, gpus int) (string, error) {
 	fmt.Fprintf(&b, "ftc_gpus() {\n\tlocal IFS=, i\n\tlocal -a out=()\n\tfor i in \"$@\"; do out+=(\"${ftc_all_gpus[$i]}\"); done\n\techo \"${out[*]}\"\n}\n")
 	fmt.Fprintf(&b, "if [ \"$%s\" = 0 ]; then\n", EnvNodeRank)
 	fmt.Fprintf(&b, "\t# The generation server starts first, on its own GPUs; the trainers\n\t# start once it listens.\n")
-	fmt.Fprintf(&b, "\tCUDA_VISIBLE_DEVICES=\"$(ftc_gpus %s)\" %s%s &\n", sbatchInts(sv.GPUs), strings.Join(append(prefix, ""), " "), server)
+	fmt.Fprintf(&b, "\tCUDA_VISIBLE_DEVICES=\"$(ftc_gpus %s)\" %s%s &\n", ints(sv.GPUs, " "), strings.Join(append(prefix, ""), " "), server)
 	fmt.Fprintf(&b, "\tftc_server=$!\n\ttrap 'kill \"$ftc_server\" 2>/dev/null || true' EXIT\n")
 	fmt.Fprintf(&b, "\tfor ftc_i in $(seq %d); do\n", sbatchServerWait)
 	fmt.Fprintf(&b, "\t\tif (exec 3<>/dev/tcp/127.0.0.1/%d) 2>/dev/null; then break; fi\n", port)
@@ -329,7 +330,7 @@ func sbatchNodeScript(p Plan, gpus int) (string, error) {
 		fmt.Fprintf(&b, "\t\tsleep 1\n\tdone\n")
 	}
 	fmt.Fprintf(&b, "fi\n")
-	fmt.Fprintf(&b, "CUDA_VISIBLE_DEVICES=\"$(ftc_gpus %s)\" %s\n", sbatchInts(p.GPUs), argv)
+	fmt.Fprintf(&b, "CUDA_VISIBLE_DEVICES=\"$(ftc_gpus %s)\" %s\n", ints(p.GPUs, " "), argv)
 	return b.String(), nil
 }
 
@@ -338,80 +339,24 @@ func sbatchNodeScript(p Plan, gpus int) (string, error) {
 const sbatchServerWait = 900
 
 // sbatchCommand quotes argv for bash, leaving the runtime's per-node
-// variables to expand.
+// variables to expand. The node script is a quoted here-document: a line
+// break in an argument could end it, so none is accepted.
 func sbatchCommand(argv []string) (string, error) {
-	words := make([]string, len(argv))
-	for i, a := range argv {
-		w, err := sbatchWord(a)
-		if err != nil {
+	for _, a := range argv {
+		if _, err := sbatchQuote(a); err != nil {
 			return "", err
 		}
-		words[i] = w
 	}
-	return strings.Join(words, " "), nil
+	return shq.Join(argv, EnvMasterAddr, EnvNodeRank), nil
 }
 
-// sbatchWord quotes one argument. References to $FTC_MASTER_ADDR and
-// $FTC_NODE_RANK (as launch plans write them, or as ${NAME}) become "$NAME"
-// expansions; any other $ is literal.
-func sbatchWord(a string) (string, error) {
-	if a == "" {
-		return "''", nil
-	}
-	var b strings.Builder
-	lit := 0 // start of the pending literal
-	flush := func(end int) error {
-		if end > lit {
-			q, err := sbatchQuote(a[lit:end])
-			if err != nil {
-				return err
-			}
-			b.WriteString(q)
-		}
-		return nil
-	}
-	for i := 0; i < len(a); i++ {
-		if a[i] != '$' {
-			continue
-		}
-		for _, v := range []string{EnvMasterAddr, EnvNodeRank} {
-			n := 0
-			switch {
-			case strings.HasPrefix(a[i:], "${"+v+"}"):
-				n = len(v) + 3
-			case strings.HasPrefix(a[i:], "$"+v) && (i+1+len(v) == len(a) || !sbatchNameChar(a[i+1+len(v)])):
-				n = len(v) + 1
-			default:
-				continue
-			}
-			if err := flush(i); err != nil {
-				return "", err
-			}
-			b.WriteString(`"$` + v + `"`)
-			i += n - 1
-			lit = i + 1
-			break
-		}
-	}
-	if err := flush(len(a)); err != nil {
-		return "", err
-	}
-	return b.String(), nil
-}
-
-// sbatchQuote quotes s as one bash word, bare when it needs no quoting.
+// sbatchQuote quotes s as one bash word (shq.Quote), refusing line breaks
+// (the node script is a here-document) and NUL.
 func sbatchQuote(s string) (string, error) {
 	if strings.ContainsAny(s, "\n\r\x00") {
 		return "", fmt.Errorf("value %q contains a line break or NUL", s)
 	}
-	if s != "" && s[0] != '#' && strings.IndexFunc(s, func(r rune) bool { return !sbatchSafe(r) }) < 0 {
-		return s, nil
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'", nil
-}
-
-func sbatchSafe(r rune) bool {
-	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_=./:,@%+#", r)
+	return shq.Quote(s), nil
 }
 
 // sbatchDirectiveValue writes a value of an #SBATCH line. sbatch splits
@@ -421,7 +366,7 @@ func sbatchDirectiveValue(v string) (string, error) {
 	if v == "" || strings.ContainsAny(v, "\"'\\\n\r\x00") {
 		return "", fmt.Errorf("value %q is empty or holds a quote, backslash or line break", v)
 	}
-	if strings.IndexFunc(v, func(r rune) bool { return !sbatchSafe(r) }) < 0 && !strings.HasPrefix(v, "#") {
+	if shq.Bare(v) {
 		return v, nil
 	}
 	return `"` + v + `"`, nil
@@ -462,30 +407,6 @@ func sbatchEnrootImage(name, digest string) string {
 		repo = "library/" + name
 	}
 	return registry + "#" + repo + ":" + digest
-}
-
-func sbatchIsName(s string) bool {
-	if s == "" || s[0] >= '0' && s[0] <= '9' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !sbatchNameChar(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func sbatchNameChar(c byte) bool {
-	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
-
-func sbatchInts(xs []int) string {
-	s := make([]string, len(xs))
-	for i, x := range xs {
-		s[i] = strconv.Itoa(x)
-	}
-	return strings.Join(s, " ")
 }
 
 func sbatchSortedKeys(m map[string]string) []string {

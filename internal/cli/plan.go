@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/compiler/launch"
+	"github.com/ftc-dev/ftc/compiler/launch/shq"
 	"github.com/ftc-dev/ftc/compiler/plan"
 )
 
@@ -27,7 +29,12 @@ func newPlan(stdout, stderr io.Writer) *cobra.Command {
 		Long: `plan vets a recipe and prints its stage graph in the order stages run: each
 stage with its content key, its inputs (earlier stages or pinned sources)
 and the command that starts it. --json prints the same as JSON
-(apiVersion ftc.dev/plan/v1alpha1, documented in the README).`,
+(apiVersion ftc.dev/plan/v1alpha1, documented in the README).
+
+--out writes the plan's files; the job files that run a stage in its image
+need the image's digest (--image, from ftc build): without it a Slurm
+target with a container gets no stage.sbatch and Kubernetes manifests name
+the image ` + plan.ImageNotBuilt + `, each said on stderr (the status stays 0).`,
 		Args: argsError(1),
 		RunE: func(_ *cobra.Command, files []string) error {
 			if len(files) > 1 {
@@ -59,6 +66,14 @@ and the command that starts it. --json prints the same as JSON
 			if out != "" {
 				if err := writePlanFiles(out, p); err != nil {
 					return err
+				}
+				// Files that name the image need one: say which were
+				// left out or hold a placeholder, rather than nothing.
+				// The plan itself is complete, so the status stays 0.
+				if img == "" {
+					if msg := imageNotes(p); msg != "" {
+						fmt.Fprint(stderr, msg)
+					}
 				}
 			}
 			if asJSON {
@@ -98,7 +113,11 @@ func writePlanFiles(dir string, p *plan.Plan) error {
 			return err
 		}
 		cfg, _ := json.MarshalIndent(s.Config, "", "  ")
-		files := map[string]string{"stage-config.json": string(cfg) + "\n", "launch.sh": launchScript(s)}
+		script, err := launch.Script(s.Name, s.Kind, string(s.Key), s.Launch)
+		if err != nil {
+			return err
+		}
+		files := map[string]string{"stage-config.json": string(cfg) + "\n", launch.ScriptFile: script}
 		for n, c := range s.Files {
 			files[n] = c
 		}
@@ -107,24 +126,44 @@ func writePlanFiles(dir string, p *plan.Plan) error {
 				return err
 			}
 		}
+		// A job file this plan does not write must not survive from an
+		// earlier one (another image, another key).
+		for _, n := range []string{launch.SbatchFile, launch.KubernetesFile} {
+			if _, ok := files[n]; !ok {
+				if err := os.Remove(filepath.Join(sd, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
+			}
+		}
 	}
 	return nil
 }
 
-// launchScript is the stage's launch command as a readable script.
-func launchScript(s *plan.Stage) string {
+// imageNotes says which job files plan -o could not complete without
+// --image.
+func imageNotes(p *plan.Plan) string {
+	var sbatch, k8s []string
+	for _, s := range p.Stages {
+		if s.Kind == "prepare" {
+			continue
+		}
+		_, hasSbatch := s.Files[launch.SbatchFile]
+		if p.Hardware.Target == "slurm" && !hasSbatch {
+			sbatch = append(sbatch, s.Name)
+		}
+		if m, ok := s.Files[launch.KubernetesFile]; ok && strings.Contains(m, plan.ImageNotBuilt) {
+			k8s = append(k8s, s.Name)
+		}
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "#!/bin/sh\n# %s (%s), key %s\n# Run in the stage's run directory, next to stage.json.\nset -e\n", s.Name, s.Kind, s.Key)
-	for _, e := range launch.SortedEnv(s.Launch.Env) {
-		fmt.Fprintf(&b, "export %s\n", e)
+	if len(sbatch) > 0 {
+		fmt.Fprintf(&b, "ftc: no %s written for %s: with hardware.slurm.container the job runs in the stage image, which needs --image REF@sha256:… (ftc build prints it)\n",
+			launch.SbatchFile, strings.Join(sbatch, ", "))
 	}
-	if sv := s.Launch.Server; sv != nil {
-		fmt.Fprintf(&b, "# the generation server first, on GPUs %s\nCUDA_VISIBLE_DEVICES=%s %s &\n", ints(sv.GPUs), ints(sv.GPUs), strings.Join(sv.Argv, " "))
+	if len(k8s) > 0 {
+		fmt.Fprintf(&b, "ftc: %s of %s names the image %s: give --image REF@sha256:… (ftc build prints it)\n",
+			launch.KubernetesFile, strings.Join(k8s, ", "), plan.ImageNotBuilt)
 	}
-	if len(s.Launch.GPUs) > 0 && s.Launch.Server != nil {
-		fmt.Fprintf(&b, "export CUDA_VISIBLE_DEVICES=%s\n", ints(s.Launch.GPUs))
-	}
-	fmt.Fprintf(&b, "%s\n", strings.Join(s.Launch.Argv, " "))
 	return b.String()
 }
 
@@ -135,6 +174,8 @@ func printPlan(w io.Writer, p *plan.Plan) {
 	if p.Image != "" {
 		fmt.Fprintf(w, "image %s\n", p.Image)
 	}
+	// Commands print as launch.sh writes them: they can be pasted.
+	vars := []string{launch.EnvMasterAddr, launch.EnvNodeRank}
 	fmt.Fprintf(w, "hardware %d node(s) × %d %s, strategy %s, target %s\n", h.Nodes, h.GPUsPerNode, h.GPU, h.Strategy, h.Target)
 	if len(p.DataRoots) > 0 {
 		fmt.Fprintf(w, "data roots %s\n", strings.Join(p.DataRoots, " "))
@@ -147,12 +188,13 @@ func printPlan(w io.Writer, p *plan.Plan) {
 			fmt.Fprintf(w, "   in    %-10s %s\n", in.Role, describeInput(in))
 		}
 		if s.Launch.Server != nil {
-			fmt.Fprintf(w, "   start %s  (GPUs %s, first)\n", strings.Join(s.Launch.Server.Argv, " "), ints(s.Launch.Server.GPUs))
+			fmt.Fprintf(w, "   start %s  (GPUs %s, first)\n", shq.Join(s.Launch.Server.Argv, vars...), ints(s.Launch.Server.GPUs))
 		}
 		for _, e := range launch.SortedEnv(s.Launch.Env) {
-			fmt.Fprintf(w, "   env   %s\n", e)
+			k, v, _ := strings.Cut(e, "=")
+			fmt.Fprintf(w, "   env   %s=%s\n", k, shq.Quote(v))
 		}
-		fmt.Fprintf(w, "   run   %s\n", strings.Join(s.Launch.Argv, " "))
+		fmt.Fprintf(w, "   run   %s\n", shq.Join(s.Launch.Argv, vars...))
 		if len(s.Files) > 0 {
 			fmt.Fprintf(w, "   files %s\n", strings.Join(sortedKeys(s.Files), " "))
 		}

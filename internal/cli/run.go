@@ -30,6 +30,8 @@ type runFlags struct {
 	recipe     recipeFlags
 	cache      cacheFlag
 	gpus       int
+	gpusSet    bool // --gpus was given
+	engineSet  bool // --backend was given
 	dryRun     bool
 	force      []string
 	restart    []string
@@ -61,13 +63,14 @@ its newest complete checkpoint on the next run.`,
 			for _, s := range f.restart {
 				restartAll = restartAll || s == "*"
 			}
-			return runRecipe(cmd.Context(), files[0], &f, cmd.Flags().Changed("gpus"), restartAll, stdout, stderr)
+			f.gpusSet, f.engineSet = cmd.Flags().Changed("gpus"), cmd.Flags().Changed("backend")
+			return runRecipe(cmd.Context(), files[0], &f, restartAll, stdout, stderr)
 		},
 	}
 	f.recipe.register(cmd)
 	f.cache.register(cmd)
 	fl := cmd.Flags()
-	fl.IntVar(&f.gpus, "gpus", 0, "number of GPUs to use (default: the recipe's gpusPerNode); must match the recipe")
+	fl.IntVar(&f.gpus, "gpus", 0, "number of GPUs to use (default: the recipe's); must match the recipe's whole topology, nodes × gpusPerNode, on every backend")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print what would run and what is cached, run nothing")
 	fl.StringArrayVar(&f.force, "force", nil, "rerun `STAGE` even if cached (repeatable)")
 	fl.StringSliceVar(&f.restart, "restart", nil, "discard `STAGE`s' checkpoints and start them over (no value: all)")
@@ -82,7 +85,7 @@ its newest complete checkpoint on the next run.`,
 	return cmd
 }
 
-func runRecipe(ctx context.Context, file string, f *runFlags, gpusSet, restartAll bool, stdout, stderr io.Writer) error {
+func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, stdout, stderr io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -121,6 +124,9 @@ func runRecipe(ctx context.Context, file string, f *runFlags, gpusSet, restartAl
 	if err != nil {
 		return usageError{err}
 	}
+	if err := f.checkTopology(r.Hardware, hasTraining(p)); err != nil {
+		return usageError{err}
+	}
 	if sb, ok := be.(backend.Slurm); ok {
 		// The jobs take their partition, time, container and layout from
 		// the recipe and the plan.
@@ -135,10 +141,10 @@ func runRecipe(ctx context.Context, file string, f *runFlags, gpusSet, restartAl
 		}
 		be = sb
 	}
-	cluster := f.engine == "kubernetes" || f.engine == "slurm"
+	cluster := f.cluster()
 	var gpus []int
 	if !cluster {
-		if gpus, err = gpuList(f.gpus, gpusSet, p); err != nil {
+		if gpus, err = gpuList(f.gpus, f.gpusSet, r.Hardware); err != nil {
 			return usageError{err}
 		}
 	}
@@ -248,16 +254,51 @@ func hashProgress(w io.Writer) func(string, int64, int64) {
 	}
 }
 
-// gpuList picks the devices: --gpus N must agree with the recipe; without
-// it the recipe's count is used. CUDA_VISIBLE_DEVICES, when set, names
-// the devices to pick from.
-func gpuList(n int, set bool, p *plan.Plan) ([]int, error) {
-	need := p.Hardware.GPUsPerNode
-	if set && n != need && hasTraining(p) {
-		return nil, fmt.Errorf("--gpus %d conflicts with the recipe's hardware.gpusPerNode %d (strategy %s): change one of them", n, need, p.Hardware.Strategy)
+// cluster reports whether stages run on a cluster's nodes rather than on
+// this machine.
+func (f *runFlags) cluster() bool { return f.engine == "kubernetes" || f.engine == "slurm" }
+
+// checkTopology checks --gpus and --backend against the recipe's whole
+// topology (hardware.GPUs: nodes × gpusPerNode), on every backend: a
+// backend that runs on this machine cannot run a multi-node stage, and
+// --gpus, where given, must count every GPU of the topology. Messages name
+// what the user typed. Plans without a training stage need no GPUs.
+func (f *runFlags) checkTopology(h config.Hardware, training bool) error {
+	if !training {
+		return nil
 	}
+	total := h.GPUs()
+	topo := fmt.Sprintf("%d nodes × %d GPUs per node = %d GPUs", h.Nodes, h.GPUsPerNode, total)
+	if !f.cluster() && h.Nodes > 1 {
+		backend := "--backend " + f.engine
+		if !f.engineSet {
+			backend = "the local backend (the default of --backend)"
+		}
+		use := "--backend slurm or --backend kubernetes"
+		if h.Target == "slurm" || h.Target == "kubernetes" {
+			use = "--backend " + h.Target
+		}
+		msg := fmt.Sprintf("the recipe's hardware is %s (target %s), and %s runs on this machine only: run it with %s", topo, h.Target, backend, use)
+		if f.gpusSet {
+			msg = fmt.Sprintf("--gpus %d: %s", f.gpus, msg)
+		}
+		return errors.New(msg)
+	}
+	if !f.gpusSet || f.gpus == total {
+		return nil
+	}
+	if h.Nodes == 1 {
+		return fmt.Errorf("--gpus %d conflicts with the recipe's hardware.gpusPerNode %d (strategy %s): change one of them", f.gpus, h.GPUsPerNode, h.Strategy)
+	}
+	return fmt.Errorf("--gpus %d conflicts with the recipe's hardware: %s (strategy %s); --backend %s takes the nodes and GPUs from the recipe: drop --gpus or change hardware.nodes and hardware.gpusPerNode", f.gpus, topo, h.Strategy, f.engine)
+}
+
+// gpuList picks this machine's devices for a recipe that checkTopology
+// accepted: --gpus N when given, else the recipe's count. CUDA_VISIBLE_DEVICES,
+// when set, names the devices to pick from.
+func gpuList(n int, set bool, h config.Hardware) ([]int, error) {
 	if !set {
-		n = need
+		n = h.GPUsPerNode // this machine's share; checkTopology refused more than one node
 	}
 	avail := visibleDevices()
 	if avail != nil && len(avail) < n {

@@ -133,3 +133,74 @@ func TestSlurmNodeCommandRoundTrip(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", out, want)
 	}
 }
+
+// The whole batch script, run by bash with stand-ins for srun, scontrol and
+// apptainer: a run directory, cache mount, image name and command (from
+// --cache, --image, --entrypoint) with shell metacharacters stay literal.
+func TestSlurmScriptKeepsPathsAndImageLiteral(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	root := t.TempDir()
+	// #SBATCH --chdir refuses quotes; the cache mount takes them.
+	dir := filepath.Join(root, "run $(touch PWNED) `touch PWNED` *")
+	cache := filepath.Join(root, "cache;touch PWNED& 'q' \"d\"")
+	for _, d := range []string{dir, cache} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	image := "reg.example/$(touch${IFS}PWNED);x@sha256:" + strings.Repeat("ab", 32)
+	argv := []string{"python", "-c", "import sys; print(sys.argv)", "$(touch PWNED)", "; touch PWNED", "`touch PWNED`"}
+	s := Slurm{Settings: config.Slurm{Time: "01:00:00", Container: "apptainer"}, Image: image, Mounts: []string{cache + ":" + cache}}
+	b, err := s.Script(Job{Name: "sft", Dir: dir, Argv: argv, GPUs: []int{0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(root, "stage.sbatch")
+	if err := os.WriteFile(script, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("bash", "-n", script).CombinedOutput(); err != nil {
+		t.Fatalf("bash -n: %v\n%s", err, out)
+	}
+	bin, rec := t.TempDir(), t.TempDir()
+	record := "#!/bin/sh\nprintf '%s\\0' \"$@\" > \"$FTC_REC/$(basename \"$0\").argv\"\n"
+	fakes := map[string]string{
+		"scontrol":  "#!/bin/sh\necho node-1\n",
+		"srun":      record + "while [ $# -gt 0 ]; do case $1 in --*) shift;; *) break;; esac; done\nexec \"$@\"\n",
+		"apptainer": record + "while [ $# -gt 0 ]; do case $1 in exec|--nv) shift;; --bind|--pwd) shift 2;; *) shift; break;; esac; done\nexec \"$@\"\n",
+		"python":    record,
+	}
+	for n, c := range fakes {
+		if err := os.WriteFile(filepath.Join(bin, n), []byte(c), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("bash", script)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "FTC_REC="+rec,
+		"SLURM_JOB_NODELIST=node-1", "SLURM_JOB_ID=7", "SLURM_NODEID=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("bash %s: %v\n%s", script, err, out)
+	}
+	for _, d := range []string{root, dir, cache, bin, rec} {
+		if _, err := os.Stat(filepath.Join(d, "PWNED")); err == nil {
+			t.Fatalf("the batch script ran an injected command (PWNED in %s)", d)
+		}
+	}
+	read := func(prog string) []string {
+		b, err := os.ReadFile(filepath.Join(rec, prog+".argv"))
+		if err != nil {
+			t.Fatalf("%s did not run: %v", prog, err)
+		}
+		return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	}
+	if got := read("python"); strings.Join(got, "\x00") != strings.Join(argv[1:], "\x00") {
+		t.Errorf("python ran with %q, want %q", got, argv[1:])
+	}
+	want := []string{"exec", "--nv", "--bind", dir, "--bind", cache + ":" + cache, "--pwd", dir, "docker://" + image}
+	if got := read("apptainer"); strings.Join(got[:len(want)], "\x00") != strings.Join(want, "\x00") {
+		t.Errorf("apptainer ran with %q, want %q first", got, want)
+	}
+}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,22 @@ MANIFEST = "ftc-checkpoint.json"
 
 class ResumeError(RuntimeError):
     """A checkpoint that cannot be resumed, with the reason."""
+
+
+class WorldError(RuntimeError):
+    """The trainer's process group is not the world the stage plans."""
+
+
+def check_world(planned: int, seen: int, backend: str | None = None) -> None:
+    """Refuses a training run whose process group does not hold the
+    stage's processes. Who writes metrics, checkpoint manifests and the
+    output is decided by rank in that group: processes that each see a
+    world of one all believe they are the main process, train alone and
+    race on the same files."""
+    if planned > 1 and seen != planned:
+        via = f" (torch.distributed backend {backend})" if backend else ""
+        raise WorldError(f"the stage runs {planned} training processes, but the trainer's process group "
+                         f"holds {seen}{via}: every process would train alone and all write the same checkpoints")
 
 
 @dataclass(frozen=True)
@@ -68,8 +85,11 @@ def write_manifest(ckpt_dir: str | os.PathLike, step: int, world_size: int, stra
             except OSError:
                 pass
     m = Manifest(step=int(step), world_size=int(world_size), strategy=strategy, libraries=libraries or {}, complete=True)
-    tmp = d / (MANIFEST + ".tmp")
-    with open(tmp, "w") as f:
+    # One writer should get here (the main process), but a temporary name
+    # of its own means two writers can never rename each other's file
+    # away: the last rename wins and the manifest is always whole.
+    tmp = d / f"{MANIFEST}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+    with open(tmp, "x") as f:
         json.dump(m.to_json(), f, sort_keys=True)
         f.flush()
         os.fsync(f.fileno())

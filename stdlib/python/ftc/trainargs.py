@@ -10,6 +10,8 @@ built here from the stage's distributed block.
 
 from __future__ import annotations
 
+import os
+
 from .stage import StageError, TrainConfig
 
 OPTIMIZERS = {
@@ -129,6 +131,15 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def cpu_world(on_gpu: bool | None = None, world_size: int | None = None) -> bool:
+    """Whether this process is one of several training on the CPU (a smoke
+    test of a DDP recipe); world_size defaults to the launcher's
+    WORLD_SIZE."""
+    if world_size is None:
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    return world_size > 1 and not (_cuda_available() if on_gpu is None else on_gpu)
+
+
 RUNTIME_ARGS = "trainer_args.json"
 # What ftc's entrypoints decide themselves whatever the plan's trainer
 # arguments say: where checkpoints go (absolute, for every backend), that
@@ -139,11 +150,12 @@ FTC_OWNS = ("output_dir", "use_cpu", "save_total_limit", "report_to", "remove_un
             "prediction_loss_only")
 
 
-def merge_runtime_args(kw: dict, run_dir, on_gpu: bool | None = None) -> dict:
+def merge_runtime_args(kw: dict, run_dir, on_gpu: bool | None = None, world_size: int | None = None) -> dict:
     """The plan's trainer arguments (trainer_args.json, written next to
     stage.json by the runtime) win over ftc's own derivation for
     everything ftc does not own, so the plan shows what runs; the
-    DeepSpeed file it names resolves against the run directory."""
+    DeepSpeed file it names resolves against the run directory.
+    on_gpu and world_size default to what this process sees."""
     import json
     from pathlib import Path
 
@@ -164,6 +176,14 @@ def merge_runtime_args(kw: dict, run_dir, on_gpu: bool | None = None) -> dict:
         # The Trainer refuses bf16 off a GPU unless told it runs on the CPU
         # (a smoke test of a recipe on a machine without one).
         out["use_cpu"] = True
+    if cpu_world(on_gpu, world_size):
+        # Off a GPU, accelerate picks torch.distributed's "mpi" backend
+        # whenever torch was built with MPI (Debian's, conda's): started by
+        # torchrun rather than mpirun, every process then is rank 0 of a
+        # world of one. Each trains alone, all believe they are the main
+        # process, and all write the same checkpoint manifest. gloo joins
+        # the world torchrun describes (RANK, WORLD_SIZE).
+        out["ddp_backend"] = "gloo"
     ds = out.get("deepspeed")
     if isinstance(ds, str) and not Path(ds).is_absolute():
         out["deepspeed"] = str(root / ds)

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import checkpoint, compat, metrics
+from . import checkpoint, compat, metrics, trainargs
 from .stage import StageFile, TrainConfig
 
 log = logging.getLogger("ftc")
@@ -26,6 +26,11 @@ def setup() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("WANDB_DISABLED", "true")
+    if trainargs.cpu_world():
+        # accelerate names the device of each CPU process "cpu:0", which
+        # torch.load cannot map a checkpoint to: resuming would fail
+        # loading the optimizer state.
+        os.environ.setdefault("ACCELERATE_TORCH_DEVICE", "cpu")
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
 
 
@@ -60,12 +65,28 @@ def resume_checkpoint(stage: StageFile) -> str | None:
 def callbacks(stage: StageFile, cfg: TrainConfig, throughput: metrics.Throughput | None,
               with_checkpoints: bool = True, step_offset: int = 0) -> list:
     writer = metrics.MetricsWriter(stage.metrics, enabled=world_process_zero())
-    cbs = [metrics.trainer_callback(writer, throughput, step_offset, sync=cuda_sync(), memory=peak_memory_gib)]
+    cbs = [world_callback(stage.world.processes),
+           metrics.trainer_callback(writer, throughput, step_offset, sync=cuda_sync(), memory=peak_memory_gib)]
     if with_checkpoints:
         cbs.append(checkpoint.trainer_callback(stage.checkpoints, stage.world.processes, stage.world.strategy,
                                                compat.library_versions(), cfg.cadence.keep_checkpoints,
                                                protect=stage.resume_from))
     return cbs
+
+
+def world_callback(processes: int):
+    """A TrainerCallback that refuses to train when the Trainer's process
+    group is not the stage's world (checkpoint.check_world): the main
+    process is decided by rank in that group, for the manifest, the
+    metrics and the output alike."""
+    from transformers import TrainerCallback
+
+    class FtcWorld(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            ds = getattr(args, "distributed_state", None)
+            checkpoint.check_world(processes, args.world_size, getattr(ds, "backend", None))
+
+    return FtcWorld()
 
 
 def close(stage: StageFile, step: int, throughput: metrics.Throughput | None, extra: dict | None = None) -> dict:

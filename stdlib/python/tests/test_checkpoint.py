@@ -24,7 +24,7 @@ def test_manifest_written_last_and_readable(tmp_path):
     d = make(tmp_path, "checkpoint-400", 400)
     raw = json.loads((d / MANIFEST).read_text())
     assert raw == {"step": 400, "worldSize": 8, "strategy": "ddp", "libraries": {"trl": "0.16.0"}, "complete": True}
-    assert not (d / (MANIFEST + ".tmp")).exists()
+    assert [p.name for p in d.iterdir() if p.name.endswith(".tmp")] == []
     m = checkpoint.read_manifest(d)
     assert (m.step, m.world_size, m.strategy) == (400, 8, "ddp")
     with pytest.raises(FileNotFoundError):
@@ -96,3 +96,37 @@ def test_stage_resumes_from_newer_checkpoint_than_submitted(tmp_path):
     p.write_text(json.dumps(raw))
     st = StageFile.load(p)
     assert st.resume_from.name == "step-4"
+
+
+def test_two_writers_of_one_manifest_never_rename_each_others_file(tmp_path, monkeypatch):
+    """Two processes that both believe they are the main process write the
+    same manifest at once. Interleaved as the flaky DDP libtest did (both
+    open the temporary file before either renames it), one shared name made
+    the second rename fail with FileNotFoundError."""
+    d = make(tmp_path, "checkpoint-2")
+    real_replace = checkpoint.os.replace
+    pending = []
+
+    def interleaved(src, dst):
+        # The first writer's rename waits until the second has written
+        # its temporary file; then both rename.
+        pending.append((src, dst))
+        if len(pending) == 1:
+            checkpoint.write_manifest(d, 2, 2, "ddp")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(checkpoint.os, "replace", interleaved)
+    checkpoint.write_manifest(d, 2, 2, "ddp")
+    assert len({src for src, _ in pending}) == 2  # each writer had its own temporary name
+    assert checkpoint.read_manifest(d).step == 2
+    assert [p.name for p in d.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_world_check_refuses_processes_that_each_see_a_world_of_one():
+    # What Debian's MPI-enabled torch gave two torchrun processes on the
+    # CPU: each was rank 0 of its own "mpi" world.
+    with pytest.raises(checkpoint.WorldError, match=r"runs 2 training processes, but the trainer's process group "
+                                                    r"holds 1 \(torch.distributed backend mpi\)"):
+        checkpoint.check_world(2, 1, "mpi")
+    checkpoint.check_world(2, 2, "gloo")
+    checkpoint.check_world(1, 1)

@@ -81,3 +81,13 @@ def test_off_a_gpu_the_trainer_is_told_it_runs_on_the_cpu(tmp_path):
     (tmp_path / "trainer_args.json").write_text(json.dumps({"use_cpu": False}))
     assert trainargs.merge_runtime_args(kw, tmp_path, on_gpu=False)["use_cpu"] is True
     assert "use_cpu" not in trainargs.merge_runtime_args(kw, tmp_path, on_gpu=True)
+
+
+def test_off_a_gpu_processes_join_torchruns_world_with_gloo(tmp_path):
+    """accelerate picks the "mpi" backend on the CPU when torch has MPI;
+    under torchrun each process then is rank 0 of a world of one (the root
+    cause of the DDP libtest's manifest race)."""
+    kw = trainargs.training_kwargs(cfg(), str(tmp_path / "checkpoints"), "bf16", False, False)
+    assert trainargs.merge_runtime_args(kw, tmp_path, on_gpu=False, world_size=2)["ddp_backend"] == "gloo"
+    assert "ddp_backend" not in trainargs.merge_runtime_args(kw, tmp_path, on_gpu=False, world_size=1)
+    assert "ddp_backend" not in trainargs.merge_runtime_args(kw, tmp_path, on_gpu=True, world_size=2)
