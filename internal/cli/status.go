@@ -91,6 +91,8 @@ func printStatus(w io.Writer, dir string, events []exec.Event) {
 			s.status, s.message = "skipped", e.Message
 		case exec.EventRunEnd:
 			end = e.Message
+		case exec.EventEnvironment:
+			fmt.Fprintf(w, "environment: %s\n", e.Message)
 		}
 	}
 	var names []string
