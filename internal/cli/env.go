@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -146,7 +147,8 @@ func printEnvTable(w io.Writer, rep *envcheck.Report) {
 		gpus = fmt.Sprintf("%d GPU(s)", rep.Want.GPUs)
 	}
 	fmt.Fprintf(w, "environment: %s (Python %s, %s) against profile %s, %s\n", rep.Python, rep.Probe.Python, rep.Probe.Executable, rep.Want.Profile, gpus)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  \tWANT\tFOUND\t")
 	for _, row := range rep.Rows {
 		st := ""
@@ -163,6 +165,9 @@ func printEnvTable(w io.Writer, rep *envcheck.Report) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", row.What, row.Want, row.Found, st)
 	}
 	tw.Flush()
+	for _, line := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
 }
 
 // printEnvProblems says why the environment is refused and what fixes it.
@@ -172,7 +177,8 @@ func printEnvProblems(w io.Writer, rep *envcheck.Report, run bool) {
 		case "GPUs":
 			fmt.Fprintf(w, "ftc: the run needs %s GPU(s), %s: change --gpus or hardware.gpusPerNode, or CUDA_VISIBLE_DEVICES\n", row.Want, row.Found)
 		default:
-			fmt.Fprintf(w, "ftc: the run needs GPUs, but %s %s for %s: install a CUDA build of torch %s, or run where a GPU is visible\n", row.What, row.Found, rep.Python, rep.Want.Packages["torch"])
+			fmt.Fprintf(w, "ftc: the run needs %d GPU(s), but %s can use none (CUDA %s): install torch %s built for CUDA %s, or run where a GPU is visible\n",
+				rep.Want.GPUs, rep.Python, row.Found, rep.Want.Packages["torch"], rep.Want.CUDA)
 		}
 	}
 	refused := rep.Refused()

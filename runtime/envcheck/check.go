@@ -93,7 +93,7 @@ func Check(python string, want Want, got *Probe) *Report {
 	t := got.Torch
 	switch {
 	case got.Packages["torch"] == "" || t == nil:
-		add(Row{What: "CUDA", Want: "available", Found: "unknown (torch is not installed)", Status: Fatal})
+		add(Row{What: "CUDA", Want: "available", Found: "unknown: torch is not installed", Status: Fatal})
 		return r
 	case t.Error != "":
 		add(Row{What: "CUDA", Want: "available", Found: "import torch failed: " + t.Error, Status: Fatal})

@@ -44,7 +44,7 @@ func TestCheck(t *testing.T) {
 		{
 			name:  "no torch: GPUs unknown",
 			probe: func(p *Probe) { p.Packages["torch"] = ""; p.Torch = nil },
-			rows:  []string{"torch differs not installed", "CUDA fatal unknown (torch is not installed)"}, differs: true,
+			rows:  []string{"torch differs not installed", "CUDA fatal unknown: torch is not installed"}, differs: true,
 			fix: "python -m pip install torch==2.5.0",
 		},
 		{
