@@ -211,7 +211,8 @@ type localEnv struct {
 	report *envcheck.Report // nil when not checked
 	skip   string           // why the check did not run
 	// env holds the variables stages run with here: the materialised
-	// entrypoints on PYTHONPATH.
+	// entrypoints on PYTHONPATH, the checked interpreter's directory
+	// first on PATH.
 	env []string
 }
 
@@ -285,6 +286,14 @@ func prepareLocal(ctx context.Context, r *config.Recipe, p *plan.Plan, f *runFla
 		pp += string(os.PathListSeparator) + old
 	}
 	le.env = []string{"PYTHONPATH=" + pp}
+	if le.report != nil && filepath.IsAbs(le.report.Probe.Executable) {
+		// The checked interpreter's directory first on the stages' PATH
+		// (what activating its environment does): the launchers a stage
+		// starts with (torchrun, accelerate, trl) and a plain "python"
+		// are then that environment's, not whatever comes first in ftc's
+		// PATH or a pyenv shim that picks by directory.
+		le.env = append(le.env, "PATH="+filepath.Dir(le.report.Probe.Executable)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
 	return p, le, nil
 }
 

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -31,9 +32,12 @@ func fakeProbe(profile string, n int, change map[string]string) string {
 	for k, x := range change {
 		v[k] = x
 	}
+	if v["executable"] == "" {
+		v["executable"] = "/fake/python"
+	}
 	pkgs := map[string]string{}
 	for k, x := range v {
-		if k != "python" && k != "cuda" {
+		if k != "python" && k != "cuda" && k != "executable" {
 			pkgs[k] = x
 		}
 	}
@@ -41,7 +45,7 @@ func fakeProbe(profile string, n int, change map[string]string) string {
 	for i := 0; i < n; i++ {
 		gpus = append(gpus, map[string]any{"name": "NVIDIA H100 80GB HBM3", "memory": int64(85031714816)})
 	}
-	probe := map[string]any{"python": v["python"], "executable": "/fake/python", "packages": pkgs,
+	probe := map[string]any{"python": v["python"], "executable": v["executable"], "packages": pkgs,
 		"torch": map[string]any{"version": v["torch"], "cuda": v["cuda"], "available": n > 0, "gpus": gpus}}
 	b, _ := json.Marshal(probe)
 	return string(b)
@@ -107,7 +111,16 @@ func TestEnvironmentCheckedBeforeAnyStage(t *testing.T) {
 	base := []string{"FTC_ENTRYPOINT=", "FTC_TEST_TRAINER=" + trainerBin, "FTC_TEST_IMPORT_LOG=" + imports, "CUDA_VISIBLE_DEVICES="}
 	withProbe := func(probe string) []string { return append(append([]string{}, base...), "FTC_TEST_PROBE="+probe) }
 	python := []string{"--python", filepath.Join(fakes, "python")}
-	wrong := fakeProbe("pinned-2025q1", 1, map[string]string{"torch": "1.13.0a0+gitunknown", "transformers": "", "python": "3.12.1"})
+	// The probed interpreter's directory holds a python3 that notes it
+	// ran: the stages' PATH starts there.
+	realPython, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3")
+	}
+	bin := t.TempDir()
+	ranFromBin := filepath.Join(t.TempDir(), "bin.log")
+	os.WriteFile(filepath.Join(bin, "python3"), []byte("#!/bin/sh\necho x >>"+ranFromBin+"\nexec "+realPython+" \"$@\"\n"), 0o755)
+	wrong := fakeProbe("pinned-2025q1", 1, map[string]string{"torch": "1.13.0a0+gitunknown", "transformers": "", "python": "3.12.1", "executable": filepath.Join(bin, "python")})
 
 	// Refused: the table of wanted and found, and the command that fixes it.
 	r := e.run(withProbe(wrong), python...)
@@ -176,6 +189,9 @@ func TestEnvironmentCheckedBeforeAnyStage(t *testing.T) {
 		if l != initPy {
 			t.Fatalf("a stage imported ftc from %s, want %s", l, initPy)
 		}
+	}
+	if b, _ := os.ReadFile(ranFromBin); strings.Count(string(b), "x") != 4 {
+		t.Fatalf("the stages did not find python3 in the checked interpreter's directory first (%q)", b)
 	}
 	info, err := os.Stat(initPy)
 	if err != nil || info.Mode().Perm() != 0o444 {
