@@ -159,8 +159,6 @@ func printEnvTable(w io.Writer, rep *envcheck.Report) {
 			st = "TOO SMALL"
 		case envcheck.Fatal:
 			st = "CANNOT RUN"
-		case envcheck.Note:
-			st = "note"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", row.What, row.Want, row.Found, st)
 	}

@@ -43,8 +43,6 @@ const (
 	// Fatal: no stage could launch (no CUDA, too few GPUs). Always
 	// refused.
 	Fatal Status = "fatal"
-	// Note: shown, never refused (a GPU of another name).
-	Note Status = "note"
 )
 
 // Row is one line of the report: what was wanted and what was found.

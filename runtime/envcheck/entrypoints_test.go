@@ -3,6 +3,7 @@ package envcheck
 import (
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"testing/fstest"
 
@@ -76,5 +77,33 @@ func TestMaterializeRefusesWhatDoesNotMatchItsDigest(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "ftc", "__init__.py")); string(b) != "x = 1\n" {
 		t.Fatal(string(b))
+	}
+}
+
+// TestEntrypointsConcurrentWriters: runs that start together each get a
+// complete copy; one directory is left.
+func TestEntrypointsConcurrentWriters(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "entrypoints")
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			dir, err := Entrypoints(root)
+			if err == nil {
+				err = verify(dir, plan.EntrypointsDigest())
+			}
+			errs[i] = err
+		}(i)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 1 {
+		t.Fatalf("left behind: %v", entries)
 	}
 }
