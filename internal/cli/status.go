@@ -54,7 +54,7 @@ func printStatus(w io.Writer, dir string, events []exec.Event) {
 		}
 		return stages[name]
 	}
-	var recipe, end string
+	var recipe, end, environment string
 	for _, e := range events {
 		switch e.Type {
 		case exec.EventRunStart:
@@ -92,8 +92,11 @@ func printStatus(w io.Writer, dir string, events []exec.Event) {
 		case exec.EventRunEnd:
 			end = e.Message
 		case exec.EventEnvironment:
-			fmt.Fprintf(w, "environment: %s\n", e.Message)
+			environment = e.Message // written before run-start
 		}
+	}
+	if environment != "" {
+		fmt.Fprintf(w, "environment: %s\n", environment)
 	}
 	var names []string
 	for n := range stages {
