@@ -270,6 +270,9 @@ func prepareLocal(ctx context.Context, r *config.Recipe, p *plan.Plan, f *runFla
 				fmt.Fprintf(stderr, "ftc: %v\n", err)
 				return nil, nil, errFailed
 			}
+			fmt.Fprintf(stdout, "going on (--%s): outputs are keyed by the environment that ran (%s), not profile %s\n", allowEnvFlag, p.Environment.Key.Short(), rep.Want.Profile)
+		} else if refused {
+			fmt.Fprintf(stdout, "going on (--%s)\n", allowEnvFlag)
 		}
 	}
 	if f.dryRun {
