@@ -321,3 +321,40 @@ func TestDotSlashPathsKeySame(t *testing.T) {
 		}
 	}
 }
+
+// TestFoundEnvironmentKeysEveryStage: a run in an environment other than
+// the profile's (plan.Options.RanIn) changes every stage's key, data
+// preparation included, and the same found environment gives the same
+// keys again (DESIGN.md rule 10).
+func TestFoundEnvironmentKeysEveryStage(t *testing.T) {
+	profile, _, err := compiler.Plan(fixture, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := &plan.RanEnvironment{Profile: profile.Environment.Profile, Python: "3.11.7", Packages: map[string]string{"torch": "1.13.0", "trl": ""}}
+	found := func(r *plan.RanEnvironment) map[string]key.Key {
+		p, _, err := compiler.PlanWith(fixture, nil, compiler.Options{Plan: plan.Options{RanIn: r}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Environment.Ran == nil {
+			t.Fatal("the plan does not say which environment its keys name")
+		}
+		return stageKeys(p)
+	}
+	a, b := found(ran), found(ran)
+	other := *ran
+	other.Packages = map[string]string{"torch": "1.13.1", "trl": ""}
+	c := found(&other)
+	for name, k := range stageKeys(profile) {
+		if a[name] == k || c[name] == k {
+			t.Errorf("stage %s: the found environment shares the profile's key", name)
+		}
+		if a[name] != b[name] {
+			t.Errorf("stage %s: the same found environment gives another key", name)
+		}
+		if a[name] == c[name] {
+			t.Errorf("stage %s: another torch gives the same key", name)
+		}
+	}
+}

@@ -29,7 +29,11 @@ func (k Key) Hex() string { return strings.TrimPrefix(string(k), "sha256:") }
 const (
 	DomainStage       = "ftc/stage"
 	DomainEnvironment = "ftc/environment"
-	DomainResume      = "ftc/resume"
+	// DomainFoundEnvironment keys a local environment that differs from
+	// the recipe's profile (the versions a probe found): never equal to a
+	// profile's key.
+	DomainFoundEnvironment = "ftc/environment/found"
+	DomainResume           = "ftc/resume"
 	// DomainImageEnvironment keys environment images (base by digest,
 	// locked Python dependencies, build steps): equal keys, equal images.
 	DomainImageEnvironment = "ftc/image/environment"

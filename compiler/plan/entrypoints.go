@@ -20,7 +20,23 @@ import (
 // config carries ftc's version label, which would invalidate every cache
 // on every release. The library set is hashed as the environment key.)
 var entrypointsDigest = sync.OnceValue(func() string {
-	fsys := stdlib.Entrypoints()
+	d, err := TreeDigest(stdlib.Entrypoints())
+	if err != nil {
+		panic("hashing the embedded entrypoints: " + err.Error())
+	}
+	return d
+})
+
+// EntrypointsDigest is the digest of the embedded entrypoints package, as
+// hashed into every key. The local backend names its materialised copy by
+// it.
+func EntrypointsDigest() string { return entrypointsDigest() }
+
+// TreeDigest hashes a file tree the way the entrypoints digest does: every
+// file's path and content in lexical order, bytecode caches left out. The
+// local backend verifies its materialised copy of the entrypoints with it,
+// so one function decides what "the same entrypoints" means.
+func TreeDigest(fsys fs.FS) (string, error) {
 	h := sha256.New()
 	// fs.WalkDir visits in lexical order: the digest does not depend on
 	// the file system.
@@ -48,7 +64,7 @@ var entrypointsDigest = sync.OnceValue(func() string {
 		return err
 	})
 	if err != nil {
-		panic("hashing the embedded entrypoints: " + err.Error())
+		return "", err
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))
-})
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}

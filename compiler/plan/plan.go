@@ -36,6 +36,26 @@ type Plan struct {
 type Environment struct {
 	Profile string  `json:"profile"`
 	Key     key.Key `json:"key"`
+	// Ran is set when the stages run in an environment other than the
+	// profile's (Options.RanIn): Key then names that environment.
+	Ran *RanEnvironment `json:"ran,omitempty"`
+}
+
+// RanEnvironment is the library set a local run actually found, when it
+// differs from the profile and the user chose to go on. Keys hash it in
+// place of the profile (DESIGN.md rule 10, "a key means what ran"): the
+// outputs are cached, but never under the profile's keys, and a later run
+// in the same environment reuses them.
+type RanEnvironment struct {
+	// Profile is the profile the recipe asked for.
+	Profile string `json:"profile"`
+	Python  string `json:"python"`
+	// CUDA is the CUDA version torch was built with ("" without torch or
+	// for a CPU build).
+	CUDA string `json:"cuda"`
+	// Packages holds the installed version of every package the profile
+	// pins or the recipe needs ("" where it is not installed).
+	Packages map[string]string `json:"packages"`
 }
 
 // Hardware summarises the topology.
@@ -115,6 +135,9 @@ type Options struct {
 	// Image is the stage image by digest, for job files that name it;
 	// empty until `ftc build` has made one.
 	Image string
+	// RanIn is the environment the stages will run in when it is not the
+	// profile's: keys are computed from it instead.
+	RanIn *RanEnvironment
 }
 
 // ImageNotBuilt stands in job files for the image until one is built.
@@ -130,6 +153,11 @@ func BuildWith(r *config.Recipe, opts Options) (*Plan, error) {
 		opts.Image = ImageNotBuilt
 	}
 	envKey, err := key.Of(key.DomainEnvironment, 1, r.Environment)
+	if opts.RanIn != nil {
+		// Its own domain: a found environment never shares a key with a
+		// profile.
+		envKey, err = key.Of(key.DomainFoundEnvironment, 1, *opts.RanIn)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +183,7 @@ func BuildWith(r *config.Recipe, opts Options) (*Plan, error) {
 	return &Plan{
 		APIVersion:  APIVersion,
 		Recipe:      r.Name,
-		Environment: Environment{Profile: r.Environment.Profile, Key: envKey},
+		Environment: Environment{Profile: r.Environment.Profile, Key: envKey, Ran: opts.RanIn},
 		Hardware:    Hardware{Nodes: h.Nodes, GPUsPerNode: h.GPUsPerNode, GPU: h.GPU.Name, Strategy: h.Strategy, Target: h.Target},
 		Image:       ref,
 		DataRoots:   r.DataRoots,

@@ -42,6 +42,7 @@ type runFlags struct {
 	image      string
 	offline    bool
 	remote     string
+	allowEnv   bool
 }
 
 func newRun(stdout, stderr io.Writer) *cobra.Command {
@@ -76,12 +77,13 @@ its newest complete checkpoint on the next run.`,
 	fl.StringSliceVar(&f.restart, "restart", nil, "discard `STAGE`s' checkpoints and start them over (no value: all)")
 	fl.Lookup("restart").NoOptDefVal = "*"
 	fl.IntVar(&f.retries, "retries", 0, "restart a failed stage up to `N` times, resuming from its newest checkpoint")
-	fl.StringVar(&f.python, "python", "python", "Python interpreter with ftc's entrypoints installed (local backend)")
+	fl.StringVar(&f.python, "python", "python", "Python interpreter that runs stages on the local backend (the entrypoints come with ftc; see ftc env check)")
 	fl.StringVar(&f.entrypoint, "entrypoint", os.Getenv("FTC_ENTRYPOINT"), "command standing in for the launcher and `python -m ftc.entry` (test trainers, wrapper scripts)")
 	fl.StringVar(&f.engine, "backend", "local", "where stages run: local, docker, podman, slurm (sbatch from this host; the cache on a shared file system) or kubernetes (kubectl; the recipe's target must be kubernetes)")
 	fl.StringVar(&f.image, "image", "", "stage image by digest, for the docker and podman backends")
 	fl.BoolVar(&f.offline, "offline", false, "never contact the Hub; unpinned references must be in ftc.lock")
 	fl.StringVar(&f.remote, "remote", os.Getenv("FTC_REMOTE_CACHE"), "OCI repository used as a remote cache (pull hits before running, push results after)")
+	fl.BoolVar(&f.allowEnv, allowEnvFlag, false, "go on when the local interpreter's packages are not the profile's (outputs are keyed by the environment that ran)")
 	return cmd
 }
 
@@ -149,6 +151,12 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 		}
 	}
 
+	// Before anything is pulled, recorded or run (env.go).
+	p, local, err := prepareLocal(ctx, r, p, f, gpus, stdout, stderr)
+	if err != nil {
+		return err
+	}
+
 	if f.remote != "" && !f.dryRun {
 		pulled, err := pullRemote(ctx, store, f.remote, p)
 		if err != nil {
@@ -168,11 +176,12 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 		return err
 	}
 	defer events.Close()
+	local.record(events, rec, p)
 
 	opts := exec.Options{
 		Store: store, RunsDir: f.cache.runs(), Backend: be, RecipeDir: r.Dir, Files: res.Files,
 		GPUs: gpus, Cluster: cluster, Force: set(f.force), Restart: set(f.restart), Retries: f.retries,
-		DryRun: f.dryRun, Events: events, Env: secretEnv(r),
+		DryRun: f.dryRun, Events: events, Env: secretEnv(r), LocalEnv: local.env,
 	}
 	if restartAll {
 		opts.Restart["*"] = true

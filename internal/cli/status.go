@@ -54,7 +54,7 @@ func printStatus(w io.Writer, dir string, events []exec.Event) {
 		}
 		return stages[name]
 	}
-	var recipe, end string
+	var recipe, end, environment string
 	for _, e := range events {
 		switch e.Type {
 		case exec.EventRunStart:
@@ -91,7 +91,12 @@ func printStatus(w io.Writer, dir string, events []exec.Event) {
 			s.status, s.message = "skipped", e.Message
 		case exec.EventRunEnd:
 			end = e.Message
+		case exec.EventEnvironment:
+			environment = e.Message // written before run-start
 		}
+	}
+	if environment != "" {
+		fmt.Fprintf(w, "environment: %s\n", environment)
 	}
 	var names []string
 	for n := range stages {

@@ -24,7 +24,7 @@ func TestGPUsRunTheLauncherWithThatManyProcesses(t *testing.T) {
 		t.Run(strategy, func(t *testing.T) {
 			e := newEnv(t)
 			log := filepath.Join(t.TempDir(), "launch.log")
-			env := []string{"PATH=" + fakes + ":" + os.Getenv("PATH"), "FTC_TEST_LAUNCH_LOG=" + log, "FTC_TEST_TRAINER=" + trainerBin, "FTC_ENTRYPOINT=", "CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7"}
+			env := []string{"PATH=" + fakes + ":" + os.Getenv("PATH"), "FTC_TEST_LAUNCH_LOG=" + log, "FTC_TEST_TRAINER=" + trainerBin, "FTC_ENTRYPOINT=", "CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7", "FTC_TEST_PROBE=" + fakeProbe("pinned-2025q1", 8, nil)}
 			set := []string{"--set", "hardware.gpusPerNode=8", "--set", "hardware.strategy=" + strategy, "--gpus", "8", "--python", filepath.Join(fakes, "python")}
 			r := e.run(env, set...)
 			expect(t, r, 0, 0, 4)
@@ -66,7 +66,7 @@ func TestGenerationServerStartsFirst(t *testing.T) {
 	e := &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")}
 	log := filepath.Join(t.TempDir(), "launch.log")
 	port := freePortForTest(t)
-	env := []string{"PATH=" + fakes + ":" + os.Getenv("PATH"), "FTC_TEST_LAUNCH_LOG=" + log, "FTC_TEST_TRAINER=" + trainerBin, "FTC_ENTRYPOINT=", "CUDA_VISIBLE_DEVICES=4,5"}
+	env := []string{"PATH=" + fakes + ":" + os.Getenv("PATH"), "FTC_TEST_LAUNCH_LOG=" + log, "FTC_TEST_TRAINER=" + trainerBin, "FTC_ENTRYPOINT=", "CUDA_VISIBLE_DEVICES=4,5", "FTC_TEST_PROBE=" + fakeProbe("current-2026", 2, nil)}
 	r := e.run(env, "--gpus", "2", "--python", filepath.Join(fakes, "python"), "--set", fmt.Sprintf("stages.grpo.grpo.generation.port=%d", port))
 	expect(t, r, 0, 0, 2)
 	b, _ := os.ReadFile(log)

@@ -23,6 +23,25 @@ func TestLocalRunsInDirWithGPUs(t *testing.T) {
 	}
 }
 
+// TestLocalLooksUpTheProgramInTheJobsPath: a PATH among the job's
+// variables decides which program runs, not ftc's own PATH.
+func TestLocalLooksUpTheProgramInTheJobsPath(t *testing.T) {
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "ftc-test-launcher"), []byte("#!/bin/sh\necho from-job-path \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err := Local{}.Run(context.Background(), Job{Dir: t.TempDir(), Argv: []string{"ftc-test-launcher", "x"}, Env: []string{"PATH=" + bin + ":" + os.Getenv("PATH")}, Output: &out})
+	if err != nil || out.String() != "from-job-path x\n" {
+		t.Fatalf("%v: %q", err, out.String())
+	}
+	// Without it, ftc's PATH as before.
+	out.Reset()
+	if err := (Local{}).Run(context.Background(), Job{Dir: t.TempDir(), Argv: []string{"sh", "-c", "echo ok"}, Output: &out}); err != nil || out.String() != "ok\n" {
+		t.Fatalf("%v: %q", err, out.String())
+	}
+}
+
 func TestLocalReportsExitStatus(t *testing.T) {
 	err := Local{}.Run(context.Background(), Job{Dir: t.TempDir(), Argv: []string{"sh", "-c", "exit 7"}, Output: &bytes.Buffer{}})
 	var ee *ExitError

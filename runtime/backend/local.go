@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -27,6 +29,15 @@ func (l Local) Run(ctx context.Context, job Job) error {
 	cmd := exec.Command(job.Argv[0], job.Argv[1:]...)
 	cmd.Dir = job.Dir
 	cmd.Env = append(os.Environ(), job.Env...)
+	if p, ok := jobPath(job.Env); ok && !strings.Contains(job.Argv[0], "/") {
+		// A job's PATH decides which program runs, as in a shell: the
+		// runtime puts the checked interpreter's directory first, so that
+		// python, torchrun and accelerate come from the environment that
+		// was checked (exec.Command looks in ftc's own PATH).
+		if path, ok := lookPathIn(job.Argv[0], p); ok {
+			cmd.Path, cmd.Err = path, nil
+		}
+	}
 	if job.GPUs != nil {
 		cmd.Env = append(cmd.Env, "CUDA_VISIBLE_DEVICES="+visibleDevices(job.GPUs))
 	}
@@ -66,4 +77,30 @@ func exitError(err error) error {
 		return &ExitError{Code: -1, Signal: ws.Signal().String()}
 	}
 	return &ExitError{Code: ee.ExitCode()}
+}
+
+// jobPath is the last PATH a job's variables set.
+func jobPath(env []string) (string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], "PATH="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// lookPathIn finds an executable file called name in the directories of
+// path (absolute ones only: a relative one would depend on the job's
+// directory).
+func lookPathIn(name, path string) (string, bool) {
+	for _, dir := range filepath.SplitList(path) {
+		if !filepath.IsAbs(dir) {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, true
+		}
+	}
+	return "", false
 }

@@ -38,6 +38,9 @@ const (
 	EventSkipped    = "skipped"
 	EventWouldRun   = "would-run"
 	EventRunEnd     = "run-end"
+	// EventEnvironment says what the local environment check found and
+	// how outputs are keyed when it differed from the profile.
+	EventEnvironment = "environment"
 )
 
 // EventLog appends events to a JSON-lines file and passes them on.

@@ -57,6 +57,10 @@ type Options struct {
 	// Env holds extra variables for every stage (secret names pass
 	// through by name only).
 	Env []string
+	// LocalEnv holds extra variables for jobs that run on this machine
+	// (the local backend; data preparation of cluster runs): the
+	// materialised entrypoints on PYTHONPATH.
+	LocalEnv []string
 }
 
 // StageResult is what happened to one stage.
@@ -407,6 +411,9 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 		// Data preparation is one CPU process: it runs here, and its
 		// output reaches the cluster through the cache like any other.
 		be = backend.Local{}
+	}
+	if _, local := be.(backend.Local); local {
+		job.Env = append(job.Env, r.opts.LocalEnv...)
 	}
 	var runErr error
 	if sv := s.Launch.Server; sv != nil && !r.opts.Cluster {
