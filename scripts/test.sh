@@ -69,16 +69,18 @@ else
 	status=1
 fi
 
+# A bounded fuzzing run of ftc vet (compiler.FuzzVet): arbitrary recipe
+# text and --set values must give diagnostics, never a panic or a hang.
+# Inputs it fails on are saved under compiler/testdata/fuzz/FuzzVet; add
+# them to git with the fix, and plain go test replays them. Minimising a
+# new interesting input takes up to 60 s by default, and the workers report
+# no executions meanwhile: 5 s leaves the run to fuzzing.
+echo "== go test -fuzz FuzzVet (20 s)"
+go test -run '^$' -fuzz '^FuzzVet$' -fuzztime 20s -fuzzminimizetime 5s ./compiler/ || { echo "FuzzVet failed"; status=1; }
+
 echo "== go test"
 go build -o /tmp/ftc-testsummary.$$ ./internal/testsummary || exit 1
 go test -count=1 -timeout 30m -json ./... | /tmp/ftc-testsummary.$$ || status=1
 rm -f /tmp/ftc-testsummary.$$
-
-# A bounded fuzzing run of ftc vet (compiler.FuzzVet): arbitrary recipe
-# text and --set values must give diagnostics, never a panic or a hang.
-# Inputs it fails on are saved under compiler/testdata/fuzz/FuzzVet; add
-# them to git with the fix, and plain go test replays them.
-echo "== go test -fuzz FuzzVet (20 s)"
-go test -run '^$' -fuzz '^FuzzVet$' -fuzztime 20s ./compiler/ || { echo "FuzzVet failed"; status=1; }
 
 exit $status
