@@ -18,6 +18,7 @@ import (
 
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/launch"
+	"github.com/ftc-dev/ftc/compiler/load"
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/backend"
 	"github.com/ftc-dev/ftc/runtime/cas"
@@ -122,6 +123,9 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 		return errFailed
 	}
 
+	if err := checkStageNames(p, f); err != nil {
+		return usageError{err}
+	}
 	be, err := f.backend()
 	if err != nil {
 		return usageError{err}
@@ -375,6 +379,33 @@ func secretEnv(r *config.Recipe) []string {
 		}
 	}
 	return env
+}
+
+// checkStageNames refuses a --force or --restart that names no stage of
+// the plan: a typo would otherwise be ignored and the stage not rerun.
+func checkStageNames(p *plan.Plan, f *runFlags) error {
+	var names []string
+	have := map[string]bool{}
+	for _, s := range p.Stages {
+		names = append(names, s.Name)
+		have[s.Name] = true
+	}
+	for _, fl := range []struct {
+		flag string
+		l    []string
+	}{{"--force", f.force}, {"--restart", f.restart}} {
+		for _, n := range fl.l {
+			if n == "" || have[n] || (fl.flag == "--restart" && n == "*") {
+				continue
+			}
+			msg := fmt.Sprintf("%s %s: the recipe has no stage %q", fl.flag, n, n)
+			if h := load.NearestHint(n, "stage", names); h != "" {
+				msg += "; " + h
+			}
+			return errors.New(msg)
+		}
+	}
+	return nil
 }
 
 func set(l []string) map[string]bool {
