@@ -330,7 +330,7 @@ func (le *localEnv) record(events *exec.EventLog, dir string, p *plan.Plan) {
 		msg = fmt.Sprintf("profile %s, as pinned (Python %s)", le.report.Want.Profile, le.report.Probe.Python)
 	}
 	events.Emit(exec.Event{Type: exec.EventEnvironment, Message: msg})
-	if le.report != nil {
+	if le.report != nil && dir != "" { // a dry run has no record
 		b, _ := json.MarshalIndent(struct {
 			Message string          `json:"message"`
 			Want    envcheck.Want   `json:"want"`

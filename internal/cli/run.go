@@ -170,12 +170,17 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 		}
 	}
 
-	rec, err := newRecord(f.cache.records(), p.Recipe)
-	if err != nil {
-		return err
+	// A dry run records nothing: ftc status goes on showing the last
+	// real run.
+	var rec, eventsFile string
+	if !f.dryRun {
+		if rec, err = newRecord(f.cache.records(), p.Recipe); err != nil {
+			return err
+		}
+		eventsFile = filepath.Join(rec, "events.jsonl")
 	}
 	printer := newProgress(stdout, len(p.Stages))
-	events, err := exec.NewEventLog(filepath.Join(rec, "events.jsonl"), printer.event)
+	events, err := exec.NewEventLog(eventsFile, printer.event)
 	if err != nil {
 		return err
 	}
@@ -204,7 +209,9 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	}
 	cached, ran, failed := sum.Counts()
 	fmt.Fprintf(stdout, "%s: %d stage(s): %d cached, %d ran, %d failed in %s\n", p.Recipe, len(sum.Stages), cached, ran, failed, time.Since(start).Round(time.Millisecond))
-	if !f.dryRun {
+	if f.dryRun {
+		fmt.Fprintln(stdout, "dry run: nothing ran, nothing recorded")
+	} else {
 		if path, err := report.Write(rec, p, sum, store); err == nil {
 			fmt.Fprintf(stdout, "report: %s\n", path)
 		} else {
