@@ -68,7 +68,11 @@ func (c converter) convert(errs []errors.Error) diag.List {
 			out.Add(c.one(g.path, e))
 		}
 	}
-	return c.tidy(out)
+	out = c.tidy(out)
+	for _, d := range out {
+		pinHint(d)
+	}
+	return out
 }
 
 // tidy drops the echoes one mistake leaves in CUE's error list: the same
