@@ -274,7 +274,7 @@ func prepareLocal(ctx context.Context, r *config.Recipe, p *plan.Plan, f *runFla
 		}
 		if ran := rep.Ran(); ran != nil {
 			var err error
-			if p, err = plan.BuildWith(r, plan.Options{RanIn: ran}); err != nil {
+			if p, err = plan.BuildWith(r, plan.Options{RanIn: ran, Image: f.image}); err != nil {
 				fmt.Fprintf(stderr, "ftc: %v\n", err)
 				return nil, nil, errFailed
 			}

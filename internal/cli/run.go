@@ -147,6 +147,14 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 		}
 		be = sb
 	}
+	// Where the stages would run is checked before anything is pulled,
+	// recorded or run, and by a dry run too: a missing sbatch or kubectl,
+	// an unreachable cluster or a missing image surface here, not when
+	// the first stage is submitted.
+	if err := checkWhereItRuns(ctx, be, f); err != nil {
+		fmt.Fprintf(stderr, "ftc: --backend %s: %v\n", f.engine, err)
+		return errFailed
+	}
 	cluster := f.cluster()
 	var gpus []int
 	if !cluster {
@@ -258,7 +266,7 @@ func resolveAndPlan(ctx context.Context, r *config.Recipe, f *runFlags, stderr i
 			return nil, nil, fmt.Errorf("writing %s: %w", lockPath, err)
 		}
 	}
-	p, err := plan.Build(r)
+	p, err := plan.BuildWith(r, plan.Options{Image: f.image})
 	return p, res, err
 }
 
@@ -374,6 +382,18 @@ func (f *runFlags) backend() (backend.Backend, error) {
 		return backend.Container{Engine: f.engine, Image: f.image, Mounts: []string{f.cache.root() + ":" + f.cache.root()}}, nil
 	}
 	return nil, fmt.Errorf("--backend %q: want local, docker, podman, kubernetes or slurm", f.engine)
+}
+
+// checkWhereItRuns checks that the backend can reach where its jobs run
+// (backend.Checker) and has the image it needs.
+func checkWhereItRuns(ctx context.Context, be backend.Backend, f *runFlags) error {
+	if f.engine == "kubernetes" && f.image == "" {
+		return fmt.Errorf("the pods run the stage image: give --image REF@sha256:… (ftc build prints it)")
+	}
+	if c, ok := be.(backend.Checker); ok {
+		return c.Check(ctx)
+	}
+	return nil
 }
 
 // secretEnv passes the recipe's secrets by name: their values come from
