@@ -117,8 +117,9 @@ func checkFiles(t *testing.T, example string, p *plan.Plan) {
 	})
 }
 
-// summary renders what the golden pins: order, kinds, keys, inputs and
-// the launch command of every stage.
+// summary renders what the golden pins: order, kinds, keys, inputs, the
+// launch command of every stage, and what a training stage will train
+// (global batch, steps, tokens per step).
 func summary(p *plan.Plan) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "environment %s %s\n", p.Environment.Profile, p.Environment.Key)
@@ -135,6 +136,9 @@ func summary(p *plan.Plan) string {
 			fmt.Fprintf(&b, "  server %s\n", strings.Join(s.Launch.Server.Argv, " "))
 		}
 		fmt.Fprintf(&b, "  run %s\n", strings.Join(s.Launch.Argv, " "))
+		if st := s.Steps; st != nil {
+			fmt.Fprintf(&b, "  batch %s\n  steps %s\n  %s\n", st.BatchLine(), st.StepsLine(), st.TokensLine())
+		}
 	}
 	return b.String()
 }

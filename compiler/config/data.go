@@ -25,7 +25,7 @@ func (r *Recipe) checkData(files fs.FS) diag.List {
 		if enc == "" {
 			continue
 		}
-		l := datacheck.Check(files, datacheck.Dataset{
+		l, sample := datacheck.CheckSample(files, datacheck.Dataset{
 			Spec:     datacheck.Spec{Format: d.Format, Prompt: d.Prompt, Columns: d.Columns},
 			Path:     "datasets." + name,
 			File:     d.File.Path,
@@ -34,6 +34,12 @@ func (r *Recipe) checkData(files fs.FS) diag.List {
 		}, r.Pos)
 		if l.HasErrors() {
 			delete(r.DataBytes, d.File.Path)
+		} else if sample.Rows > 0 && sample.Bytes > 0 {
+			rows := Rows{N: int64(sample.Rows), Exact: sample.Complete}
+			if size := r.DataBytes[d.File.Path]; !sample.Complete && size > 0 {
+				rows.N = int64(float64(size) * float64(sample.Rows) / float64(sample.Bytes))
+			}
+			r.DataRows[d.File.Path] = rows
 		}
 		out = append(out, l...)
 	}

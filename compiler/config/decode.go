@@ -58,6 +58,7 @@ func Decode(inst *load.Instance, files fs.FS, opts Options) (*Recipe, diag.List,
 	r.Pos = inst.Pos
 	r.Files = map[string]File{}
 	r.DataBytes = map[string]int64{}
+	r.DataRows = map[string]Rows{}
 	r.DataRoots = dataRoots(r.DataRoots, opts.DataRoots)
 	data := files
 	if dr, ok := files.(DataRooted); ok && len(r.DataRoots) > 0 {
@@ -86,6 +87,7 @@ func Decode(inst *load.Instance, files fs.FS, opts Options) (*Recipe, diag.List,
 	}
 	diags = append(diags, check(&r, files, data)...)
 	diags = append(diags, r.checkData(data)...)
+	diags = append(diags, r.checkCheckpoints()...)
 	if opts.Digest != nil {
 		diags = append(diags, CheckDigests(&r, data, opts.Digest)...)
 	}

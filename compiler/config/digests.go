@@ -6,6 +6,7 @@ import (
 	"regexp"
 
 	"github.com/ftc-dev/ftc/compiler/diag"
+	"github.com/ftc-dev/ftc/compiler/load"
 )
 
 // Digester returns the hex sha256 of the file at an absolute path. The
@@ -40,8 +41,9 @@ func CheckDigests(r *Recipe, files fs.FS, digest Digester) diag.List {
 			continue
 		}
 		if sum != d.File.SHA256 {
-			out.Errorf(r.Pos.At(path), path, "%s has sha256 %s, not the one pinned here", d.File.Path, sum).
-				WithHint("if the data changed on purpose, pin it: sha256: %q", sum)
+			at := r.Pos.At(path)
+			out.Errorf(at, path, "%s has sha256 %s, not the one pinned here", d.File.Path, sum).
+				WithHint("if the data changed on purpose, %s (or write sha256: %q)", load.PinCommandHint(at), sum)
 		}
 	}
 	return out

@@ -28,6 +28,16 @@ type Recipe struct {
 	// DataBytes holds the size of each local data file, by path, for the
 	// time estimate.
 	DataBytes map[string]int64 `json:"-"`
+	// DataRows holds the row count of each local JSON Lines data file
+	// whose sample vet read without an error, by path (steps per epoch).
+	DataRows map[string]Rows `json:"-"`
+}
+
+// Rows is a data file's number of rows: counted when vet's sample was the
+// whole file, else estimated from the sample's bytes per row.
+type Rows struct {
+	N     int64
+	Exact bool
 }
 
 // File is a file next to the recipe that becomes part of a stage.

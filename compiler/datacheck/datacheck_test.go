@@ -162,3 +162,25 @@ func TestSharedProblem(t *testing.T) {
 		t.Errorf("got %v", l)
 	}
 }
+
+// TestSample checks the row count the plan's steps come from: counted
+// when the sample is the whole file, else the sample's rows and the bytes
+// they span (a row cut by the byte budget counts in neither).
+func TestSample(t *testing.T) {
+	sample := func(data string) Sample {
+		fsys := fstest.MapFS{"d.jsonl": {Data: []byte(data)}}
+		_, s := CheckSample(fsys, Dataset{Spec: Spec{Format: "text"}, Path: "datasets.d", File: "d.jsonl", Encoding: "jsonl"}, nil)
+		return s
+	}
+	row := `{"text": "hello"}` + "\n"
+	if got, want := sample(strings.Repeat(row, 7)+"\n"), (Sample{Rows: 7, Bytes: int64(7*len(row) + 1), Complete: true}); got != want {
+		t.Errorf("whole file: got %+v, want %+v", got, want)
+	}
+	if got, want := sample(strings.Repeat(row, SampleRows+5)), (Sample{Rows: SampleRows, Bytes: int64(SampleRows * len(row))}); got != want {
+		t.Errorf("past SampleRows: got %+v, want %+v", got, want)
+	}
+	big := `{"text": "` + strings.Repeat("x", 1<<20) + `"}` + "\n"
+	if got, want := sample(strings.Repeat(big, 6)), (Sample{Rows: 3, Bytes: int64(3 * len(big))}); got != want {
+		t.Errorf("past SampleBytes: got %+v, want %+v", got, want)
+	}
+}

@@ -44,9 +44,27 @@ type Dataset struct {
 // the recipe field (positions from pos). A file that cannot be opened
 // yields nothing: the recipe checks report that.
 func Check(fsys fs.FS, d Dataset, pos diag.Positions) diag.List {
+	l, _ := CheckSample(fsys, d, pos)
+	return l
+}
+
+// Sample is what the read sample says about a file's size in rows.
+type Sample struct {
+	// Rows is the number of non-blank rows read, Bytes the bytes they
+	// span.
+	Rows  int
+	Bytes int64
+	// Complete is set when the sample is the whole file: Rows is then its
+	// row count.
+	Complete bool
+}
+
+// CheckSample is Check that also returns the sample's row count (zero
+// for Parquet files, whose rows are not read).
+func CheckSample(fsys fs.FS, d Dataset, pos diag.Positions) (diag.List, Sample) {
 	f, err := fsys.Open(d.File)
 	if err != nil {
-		return nil
+		return nil, Sample{}
 	}
 	defer f.Close()
 	c := &checker{d: d, pos: pos}
@@ -55,13 +73,14 @@ func Check(fsys fs.FS, d Dataset, pos diag.Positions) diag.List {
 	} else {
 		c.jsonl(f)
 	}
-	return c.diags
+	return c.diags, c.sample
 }
 
 type checker struct {
-	d     Dataset
-	pos   diag.Positions
-	diags diag.List
+	d      Dataset
+	pos    diag.Positions
+	diags  diag.List
+	sample Sample
 }
 
 func (c *checker) fileError(format string, args ...any) *diag.Diagnostic {
@@ -144,7 +163,8 @@ func (c *checker) jsonl(f fs.File) {
 		}
 		read += len(b)
 		if read > SampleBytes || errors.Is(err, bufio.ErrBufferFull) {
-			break // the row is cut: the sample ends before it
+			read -= len(b) // the sample's bytes are its whole rows'
+			break          // the row is cut: the sample ends before it
 		}
 		if err != nil && err != io.EOF {
 			c.fileError("reading: %v", err)
@@ -179,6 +199,7 @@ func (c *checker) jsonl(f fs.File) {
 			break
 		}
 	}
+	c.sample = Sample{Rows: rows, Bytes: int64(read), Complete: complete}
 	if rows == 0 {
 		if complete {
 			c.fileError("the file has no rows, only blank lines").WithHint("%s, one JSON object per line", c.d.Want())

@@ -68,7 +68,11 @@ func (c converter) convert(errs []errors.Error) diag.List {
 			out.Add(c.one(g.path, e))
 		}
 	}
-	return c.tidy(out)
+	out = c.tidy(out)
+	for _, d := range out {
+		pinHint(d)
+	}
+	return out
 }
 
 // tidy drops the echoes one mistake leaves in CUE's error list: the same
@@ -128,6 +132,14 @@ func (c converter) dropEchoes(in diag.List) diag.List {
 		}
 		if len(parts) >= 3 && parts[0] == "datasets" {
 			datasetMsgs[strings.Join(parts[2:], ".")+"\x00"+d.Message] = true
+			if d.Message == "missing required field" {
+				// Seen through a stage's data, the missing field is
+				// shortened to the first one the stage did not write
+				// (stages.x.data.train.file for file.sha256).
+				for n := 3; n < len(parts); n++ {
+					datasetMsgs[strings.Join(parts[2:n], ".")+"\x00"+d.Message] = true
+				}
+			}
 		}
 	}
 	notAllowed := map[string]bool{}

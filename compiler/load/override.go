@@ -145,24 +145,34 @@ func missingEntry(files []*ast.File, labels []string, at token.Pos) *diag.Diagno
 		kind = "dataset"
 	}
 	d := &diag.Diagnostic{Pos: at, Path: labels[0] + "." + labels[1], Message: fmt.Sprintf("the recipe has no %s %q", kind, labels[1])}
-	best, bestD := "", 1<<30
 	var all []string
 	for n := range names {
 		all = append(all, n)
 	}
+	d.Hint = NearestHint(labels[1], kind, all)
+	return d
+}
+
+// NearestHint is the hint for an unknown name of a kind ("stage",
+// "dataset") among names: the nearest one when it is near enough to be a
+// typo, else all of them ("" when there are none). --set and the stage
+// flags of ftc run say it alike.
+func NearestHint(name, kind string, names []string) string {
+	all := append([]string(nil), names...)
 	sortStrings(all)
+	best, bestD := "", 1<<30
 	for _, n := range all {
-		if dd := editDistance(labels[1], n); dd < bestD {
+		if dd := editDistance(name, n); dd < bestD {
 			best, bestD = n, dd
 		}
 	}
 	switch {
-	case best != "" && bestD <= max(2, len(labels[1])/3):
-		d.Hint = fmt.Sprintf("did you mean %q?", best)
+	case best != "" && bestD <= max(2, len(name)/3):
+		return fmt.Sprintf("did you mean %q?", best)
 	case len(all) > 0:
-		d.Hint = fmt.Sprintf("its %ss are %s", kind, quoteAll(all))
+		return fmt.Sprintf("its %ss are %s", kind, quoteAll(all))
 	}
-	return d
+	return ""
 }
 
 func sortStrings(s []string) { sort.Strings(s) }

@@ -249,6 +249,7 @@ func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*S
 		return nil, err
 	}
 	ps.Estimate = estimate(r, st, cfg)
+	ps.Steps = steps(r, st, cfg)
 	return ps, nil
 }
 

@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"fmt"
+
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/memory"
 )
@@ -71,3 +73,92 @@ func estimate(r *config.Recipe, st config.Stage, cfg StageConfig) *Estimate {
 }
 
 func round1(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
+
+// Steps is what a training stage will train: its batch, as the topology
+// makes it, its steps and its tokens per step. Counts estimated from the
+// data's size are marked ≈ when printed.
+type Steps struct {
+	GlobalBatch int `json:"globalBatch"`
+	MicroBatch  int `json:"microBatch"`
+	GradAccum   int `json:"gradAccum"`
+	// Processes is the data-parallel world the batch is spread over.
+	Processes int `json:"processes"`
+	// FixedGlobal is set when the recipe gives training.globalBatch:
+	// gradAccum then follows the process count. Otherwise the global batch
+	// grows with the processes.
+	FixedGlobal bool `json:"fixedGlobalBatch"`
+	// Examples is the training rows of one epoch (packed sequences with
+	// packing), 0 when unknown.
+	Examples      int64 `json:"examples,omitempty"`
+	ExamplesExact bool  `json:"examplesExact,omitempty"`
+	Packed        bool  `json:"packed,omitempty"`
+	// Unit is what an example is: "rows", "packed sequences" or
+	// "completions"; "" when the method's steps are not estimated.
+	Unit     string  `json:"unit,omitempty"`
+	PerEpoch int     `json:"stepsPerEpoch,omitempty"`
+	Epochs   float64 `json:"epochs,omitempty"`
+	// Total is the optimizer steps of the stage, 0 when unknown.
+	Total      int  `json:"totalSteps,omitempty"`
+	TotalExact bool `json:"totalExact,omitempty"`
+	// TokensPerStep is globalBatch × maxLength: exact with packing, an
+	// upper bound without.
+	TokensPerStep int64 `json:"tokensPerStep"`
+	MaxLength     int   `json:"maxLength"`
+}
+
+func steps(r *config.Recipe, st config.Stage, cfg StageConfig) *Steps {
+	sp := r.Steps(st)
+	s := &Steps{
+		GlobalBatch: sp.GlobalBatch, MicroBatch: sp.MicroBatch, GradAccum: sp.GradAccum, Processes: sp.World,
+		FixedGlobal: st.Training.GlobalBatch > 0 && st.Training.GradAccum == 0,
+		Examples:    sp.Examples, ExamplesExact: sp.ExamplesExact, Packed: sp.Packed, Unit: sp.Unit, PerEpoch: sp.PerEpoch,
+		Total: sp.Total, TotalExact: sp.TotalExact, TokensPerStep: sp.TokensPerStep, MaxLength: st.Data.MaxLength,
+	}
+	if st.Training.Steps == 0 {
+		s.Epochs = cfg.Training.Epochs
+	}
+	return s
+}
+
+func about(exact bool) string {
+	if exact {
+		return ""
+	}
+	return "≈"
+}
+
+// BatchLine says how the global batch is made, and what the topology does
+// to it.
+func (s *Steps) BatchLine() string {
+	l := fmt.Sprintf("global batch %d = micro %d × accum %d × %d process(es)", s.GlobalBatch, s.MicroBatch, s.GradAccum, s.Processes)
+	switch {
+	case s.FixedGlobal && s.Processes > 1:
+		l += fmt.Sprintf(" (accum %d follows from globalBatch for %d processes)", s.GradAccum, s.Processes)
+	case !s.FixedGlobal && s.Processes > 1:
+		l += fmt.Sprintf(" (%d× the batch of one process: set training.globalBatch to keep it across topologies)", s.Processes)
+	}
+	return l
+}
+
+// StepsLine says how many optimizer steps the stage takes.
+func (s *Steps) StepsLine() string {
+	switch {
+	case s.Epochs == 0 && s.Total > 0:
+		return fmt.Sprintf("%d (training.steps)", s.Total)
+	case s.Unit == "":
+		return fmt.Sprintf("%g epoch(s), steps not estimated for this method", s.Epochs)
+	case s.PerEpoch == 0:
+		return fmt.Sprintf("%g epoch(s) of data whose size vet did not read", s.Epochs)
+	}
+	what := s.Unit
+	return fmt.Sprintf("%s%d = %s%d per epoch (%s%d %s / %d) × %g epoch(s)",
+		about(s.TotalExact), s.Total, about(s.ExamplesExact), s.PerEpoch, about(s.ExamplesExact), s.Examples, what, s.GlobalBatch, s.Epochs)
+}
+
+// TokensLine gives the tokens of one step.
+func (s *Steps) TokensLine() string {
+	if s.Packed {
+		return fmt.Sprintf("%d tokens per step (global batch %d × maxLength %d, packed)", s.TokensPerStep, s.GlobalBatch, s.MaxLength)
+	}
+	return fmt.Sprintf("at most %d tokens per step (global batch %d × maxLength %d)", s.TokensPerStep, s.GlobalBatch, s.MaxLength)
+}

@@ -90,6 +90,9 @@ type Stage struct {
 	// Estimate is the stage's per-GPU memory and speed, before any GPU is
 	// used (training stages only).
 	Estimate *Estimate `json:"estimate,omitempty"`
+	// Steps is the stage's batch, steps and tokens per step (training
+	// stages only).
+	Steps *Steps `json:"steps,omitempty"`
 	// Files are the launcher files the stage needs, by name: trainer
 	// arguments, DeepSpeed or accelerate configs, and the target's job
 	// files (sbatch script, Kubernetes manifests). All are rendered from the

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -40,6 +41,18 @@ func params(dir string) testscript.Params {
 		Dir:           dir,
 		UpdateScripts: os.Getenv("FTC_UPDATE_GOLDEN") != "",
 		Cmds:          map[string]func(ts *testscript.TestScript, neg bool, args []string){"exitcode": exitcode},
+		// $FTCBIN is the directory testscript puts ftc in (the first of
+		// PATH), so that a script can run ftc with a PATH of its own
+		// choosing: PATH=$WORK/bin:$FTCBIN has only the script's fakes.
+		Setup: func(e *testscript.Env) error {
+			for _, v := range e.Vars {
+				if p, ok := strings.CutPrefix(v, "PATH="); ok {
+					first, _, _ := strings.Cut(p, string(os.PathListSeparator))
+					e.Setenv("FTCBIN", first)
+				}
+			}
+			return nil
+		},
 	}
 }
 

@@ -274,7 +274,7 @@ func prepareLocal(ctx context.Context, r *config.Recipe, p *plan.Plan, f *runFla
 		}
 		if ran := rep.Ran(); ran != nil {
 			var err error
-			if p, err = plan.BuildWith(r, plan.Options{RanIn: ran}); err != nil {
+			if p, err = plan.BuildWith(r, plan.Options{RanIn: ran, Image: f.image}); err != nil {
 				fmt.Fprintf(stderr, "ftc: %v\n", err)
 				return nil, nil, errFailed
 			}
@@ -330,7 +330,7 @@ func (le *localEnv) record(events *exec.EventLog, dir string, p *plan.Plan) {
 		msg = fmt.Sprintf("profile %s, as pinned (Python %s)", le.report.Want.Profile, le.report.Probe.Python)
 	}
 	events.Emit(exec.Event{Type: exec.EventEnvironment, Message: msg})
-	if le.report != nil {
+	if le.report != nil && dir != "" { // a dry run has no record
 		b, _ := json.MarshalIndent(struct {
 			Message string          `json:"message"`
 			Want    envcheck.Want   `json:"want"`

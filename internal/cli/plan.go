@@ -198,6 +198,11 @@ func printPlan(w io.Writer, p *plan.Plan) {
 		if len(s.Files) > 0 {
 			fmt.Fprintf(w, "   files %s\n", strings.Join(sortedKeys(s.Files), " "))
 		}
+		if st := s.Steps; st != nil {
+			fmt.Fprintf(w, "   batch %s\n", st.BatchLine())
+			fmt.Fprintf(w, "   steps %s\n", st.StepsLine())
+			fmt.Fprintf(w, "         %s\n", st.TokensLine())
+		}
 		if e := s.Estimate; e != nil {
 			ck := "off"
 			if e.Checkpointing {

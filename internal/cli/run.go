@@ -18,6 +18,7 @@ import (
 
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/launch"
+	"github.com/ftc-dev/ftc/compiler/load"
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/backend"
 	"github.com/ftc-dev/ftc/runtime/cas"
@@ -122,6 +123,9 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 		return errFailed
 	}
 
+	if err := checkStageNames(p, f); err != nil {
+		return usageError{err}
+	}
 	be, err := f.backend()
 	if err != nil {
 		return usageError{err}
@@ -142,6 +146,14 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 			sb.Plans[s.Name] = s.Launch
 		}
 		be = sb
+	}
+	// Where the stages would run is checked before anything is pulled,
+	// recorded or run, and by a dry run too: a missing sbatch or kubectl,
+	// an unreachable cluster or a missing image surface here, not when
+	// the first stage is submitted.
+	if err := checkWhereItRuns(ctx, be, f); err != nil {
+		fmt.Fprintf(stderr, "ftc: --backend %s: %v\n", f.engine, err)
+		return errFailed
 	}
 	cluster := f.cluster()
 	var gpus []int
@@ -166,12 +178,17 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 		}
 	}
 
-	rec, err := newRecord(f.cache.records(), p.Recipe)
-	if err != nil {
-		return err
+	// A dry run records nothing: ftc status goes on showing the last
+	// real run.
+	var rec, eventsFile string
+	if !f.dryRun {
+		if rec, err = newRecord(f.cache.records(), p.Recipe); err != nil {
+			return err
+		}
+		eventsFile = filepath.Join(rec, "events.jsonl")
 	}
 	printer := newProgress(stdout, len(p.Stages))
-	events, err := exec.NewEventLog(filepath.Join(rec, "events.jsonl"), printer.event)
+	events, err := exec.NewEventLog(eventsFile, printer.event)
 	if err != nil {
 		return err
 	}
@@ -200,7 +217,9 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	}
 	cached, ran, failed := sum.Counts()
 	fmt.Fprintf(stdout, "%s: %d stage(s): %d cached, %d ran, %d failed in %s\n", p.Recipe, len(sum.Stages), cached, ran, failed, time.Since(start).Round(time.Millisecond))
-	if !f.dryRun {
+	if f.dryRun {
+		fmt.Fprintln(stdout, "dry run: nothing ran, nothing recorded")
+	} else {
 		if path, err := report.Write(rec, p, sum, store); err == nil {
 			fmt.Fprintf(stdout, "report: %s\n", path)
 		} else {
@@ -247,7 +266,7 @@ func resolveAndPlan(ctx context.Context, r *config.Recipe, f *runFlags, stderr i
 			return nil, nil, fmt.Errorf("writing %s: %w", lockPath, err)
 		}
 	}
-	p, err := plan.Build(r)
+	p, err := plan.BuildWith(r, plan.Options{Image: f.image})
 	return p, res, err
 }
 
@@ -365,6 +384,18 @@ func (f *runFlags) backend() (backend.Backend, error) {
 	return nil, fmt.Errorf("--backend %q: want local, docker, podman, kubernetes or slurm", f.engine)
 }
 
+// checkWhereItRuns checks that the backend can reach where its jobs run
+// (backend.Checker) and has the image it needs.
+func checkWhereItRuns(ctx context.Context, be backend.Backend, f *runFlags) error {
+	if f.engine == "kubernetes" && f.image == "" {
+		return fmt.Errorf("the pods run the stage image: give --image REF@sha256:… (ftc build prints it)")
+	}
+	if c, ok := be.(backend.Checker); ok {
+		return c.Check(ctx)
+	}
+	return nil
+}
+
 // secretEnv passes the recipe's secrets by name: their values come from
 // this environment and are never written anywhere by ftc.
 func secretEnv(r *config.Recipe) []string {
@@ -375,6 +406,33 @@ func secretEnv(r *config.Recipe) []string {
 		}
 	}
 	return env
+}
+
+// checkStageNames refuses a --force or --restart that names no stage of
+// the plan: a typo would otherwise be ignored and the stage not rerun.
+func checkStageNames(p *plan.Plan, f *runFlags) error {
+	var names []string
+	have := map[string]bool{}
+	for _, s := range p.Stages {
+		names = append(names, s.Name)
+		have[s.Name] = true
+	}
+	for _, fl := range []struct {
+		flag string
+		l    []string
+	}{{"--force", f.force}, {"--restart", f.restart}} {
+		for _, n := range fl.l {
+			if n == "" || have[n] || (fl.flag == "--restart" && n == "*") {
+				continue
+			}
+			msg := fmt.Sprintf("%s %s: the recipe has no stage %q", fl.flag, n, n)
+			if h := load.NearestHint(n, "stage", names); h != "" {
+				msg += "; " + h
+			}
+			return errors.New(msg)
+		}
+	}
+	return nil
 }
 
 func set(l []string) map[string]bool {

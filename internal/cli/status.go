@@ -58,6 +58,11 @@ func printStatus(w io.Writer, dir string, events []exec.Event) {
 	for _, e := range events {
 		switch e.Type {
 		case exec.EventRunStart:
+			// Stages are listed in plan order, not in the order
+			// concurrent stages reported.
+			for _, n := range e.Stages {
+				get(n)
+			}
 			recipe = e.Message
 			fmt.Fprintf(w, "run of %s at %s\n", recipe, e.Time.Local().Format("2006-01-02 15:04:05"))
 		case exec.EventCached:

@@ -140,8 +140,9 @@ func TestPipelineRunsOnceThenIsCached(t *testing.T) {
 	if !strings.Contains(r.out, "would run") || r.code != 0 {
 		t.Errorf("dry run:\n%s", r.out)
 	}
-	if st := e.ftc(nil, "status"); !strings.Contains(st.out, "would run") {
-		t.Errorf("status after the dry run:\n%s", st.out)
+	// ... and records nothing: status still shows the last real run.
+	if st := e.ftc(nil, "status"); strings.Contains(st.out, "would run") || !regexp.MustCompile(`ppo\s+(ran|cached)`).MatchString(st.out) {
+		t.Errorf("status after the dry run shows the dry run, not the last real run:\n%s", st.out)
 	}
 	if v := e.ftc(nil, "cache", "verify"); v.code != 0 {
 		t.Errorf("cache verify:\n%s", v.out)

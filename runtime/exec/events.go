@@ -19,6 +19,10 @@ type Event struct {
 	Step    int            `json:"step,omitempty"`
 	Metrics map[string]any `json:"metrics,omitempty"`
 	Seconds float64        `json:"seconds,omitempty"`
+	// Stages lists the plan's stages in plan order (run-start only), so
+	// that a listing of the run does not follow the order in which
+	// concurrent stages happened to report.
+	Stages []string `json:"stages,omitempty"`
 }
 
 // Event types.

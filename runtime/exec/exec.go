@@ -113,13 +113,29 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Summary, error) {
 		r.done[s.Name] = make(chan struct{})
 	}
 	r.gpus = newGPUPool(opts.GPUs)
-	opts.Events.Emit(Event{Type: EventRunStart, Message: p.Recipe})
+	var order []string
+	for _, s := range p.Stages {
+		order = append(order, s.Name)
+	}
+	opts.Events.Emit(Event{Type: EventRunStart, Message: p.Recipe, Stages: order})
 
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	if opts.DryRun {
+		// Nothing runs, so nothing gains from concurrency: stages are
+		// looked up one by one in plan order (every input before its
+		// reader), and the dry run reports the same order every time.
+		for _, s := range p.Stages {
+			r.results[s.Name] = r.stage(ctx, s)
+			close(r.done[s.Name])
+		}
+	}
 	for _, s := range p.Stages {
+		if opts.DryRun {
+			break
+		}
 		wg.Add(1)
 		go func(s *plan.Stage) {
 			defer wg.Done()

@@ -1,0 +1,161 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ftc-dev/ftc/compiler/diag"
+	"github.com/ftc-dev/ftc/compiler/load"
+	"github.com/ftc-dev/ftc/runtime/resolve"
+)
+
+func newPin(stdout, stderr io.Writer) *cobra.Command {
+	var cache cacheFlag
+	var check bool
+	cmd := &cobra.Command{
+		Use:   "pin FILE",
+		Short: "Fill or update the sha256 of every local file the recipe names",
+		Long: `pin hashes every local file a recipe file names in a file struct,
+file: {path: "…"}, and writes its sha256 into that struct: a missing pin is
+added, a stale one replaced. Only sha256 fields change; the file is
+formatted as cue fmt would, comments kept. Hashes are remembered by file
+identity in the cache's hashes/, as vet's are.
+
+A pin written in another file (an imported package, another file of the
+recipe's package) is not rewritten: pin says where it is. After writing,
+pin vets the data pins of the result. --check writes nothing and exits 1
+when a pin would change. Exit status: 0 all pins current, 1 otherwise.`,
+		Args: argsError(1),
+		RunE: func(_ *cobra.Command, files []string) error {
+			if len(files) > 1 {
+				return usageError{fmt.Errorf("pin: one recipe file at a time")}
+			}
+			return pinRecipe(files[0], cache, check, stdout, stderr)
+		},
+	}
+	cache.register(cmd)
+	cmd.Flags().BoolVar(&check, "check", false, "write nothing; exit 1 when a pin is missing or stale")
+	return cmd
+}
+
+func pinRecipe(file string, cache cacheFlag, check bool, stdout, stderr io.Writer) error {
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(file)
+	hasher := &resolve.Hasher{MemoDir: cache.hashes(), Progress: hashProgress(stderr)}
+	out, sites, err := load.RewritePins(file, src, func(path string) (string, error) {
+		if !fs.ValidPath(path) {
+			return "", fmt.Errorf("not a path inside the recipe's directory; left alone")
+		}
+		return hasher.SHA256(filepath.Join(dir, filepath.FromSlash(path)))
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "ftc: %v\n", err)
+		return errFailed
+	}
+	bad := false
+	var added, updated, current int
+	for _, s := range sites {
+		at := fmt.Sprintf("%s:%d:%d", file, s.Pos.Line(), s.Pos.Column())
+		switch {
+		case s.Err != nil:
+			bad = true
+			fmt.Fprintf(stderr, "%s: %s: %v\n", at, s.Path, unwrapPath(s.Err))
+		case s.Old == s.New:
+			current++
+		case s.Old == "":
+			added++
+			fmt.Fprintf(stdout, "%s: %s: sha256 %s (was missing)\n", at, s.Path, s.New)
+		default:
+			updated++
+			fmt.Fprintf(stdout, "%s: %s: sha256 %s (was %s)\n", at, s.Path, s.New, s.Old)
+		}
+	}
+	note := ""
+	if check {
+		if added+updated > 0 {
+			bad, note = true, " (--check: nothing written)"
+		}
+	} else if added+updated > 0 {
+		if err := writeKeepingMode(file, out); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "%s: %d pin(s) added, %d updated, %d current%s\n", file, added, updated, current, note)
+	if check {
+		if bad {
+			return errFailed
+		}
+		return nil
+	}
+
+	// The pins this file does not hold: vet says which are missing or
+	// stale, and where they are written.
+	vo := recipeFlags{}
+	opts, _ := vo.vetOptions()
+	opts.Digest = hasher.SHA256
+	_, diags, _ := vetRecipe(file, nil, opts)
+	abs, _ := filepath.Abs(file)
+	var rest diag.List
+	for _, d := range diags.Errors() {
+		if !strings.HasSuffix(d.Path, ".file.sha256") {
+			continue
+		}
+		if d.Pos.IsValid() && d.Pos.Filename() != abs {
+			wd, _ := os.Getwd()
+			where := d.Pos.Filename()
+			if r, err := filepath.Rel(wd, where); err == nil {
+				where = r
+			}
+			fmt.Fprintf(stderr, "ftc: %s is written in %s:%d:%d, not in %s: pin rewrites only the file it is given; change it there\n",
+				d.Path, where, d.Pos.Line(), d.Pos.Column(), file)
+		}
+		rest = append(rest, d)
+	}
+	printDiags(stderr, rest)
+	if bad || len(rest) > 0 {
+		return errFailed
+	}
+	return nil
+}
+
+// writeKeepingMode replaces file with b atomically, keeping its mode.
+func writeKeepingMode(file string, b []byte) error {
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(file); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".ftc-pin-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
+}
+
+// unwrapPath drops the path an *fs.PathError repeats.
+func unwrapPath(err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,30 @@
+package cli
+
+import (
+	"bytes"
+	"regexp"
+	"testing"
+
+	"github.com/ftc-dev/ftc/runtime/exec"
+)
+
+// TestStatusPlanOrder: stages that ran concurrently report in any order;
+// ftc status lists them in the plan order the run-start event records.
+func TestStatusPlanOrder(t *testing.T) {
+	events := []exec.Event{
+		{Type: exec.EventRunStart, Message: "sweep", Stages: []string{"a.prepare", "a", "b", "c"}},
+		{Type: exec.EventCached, Stage: "a.prepare", Key: "sha256:11"},
+		{Type: exec.EventStart, Stage: "c", Key: "sha256:33"},
+		{Type: exec.EventStart, Stage: "a", Key: "sha256:aa"},
+		{Type: exec.EventDone, Stage: "c", Seconds: 2},
+		{Type: exec.EventStart, Stage: "b", Key: "sha256:bb"},
+		{Type: exec.EventDone, Stage: "b", Seconds: 1},
+		{Type: exec.EventDone, Stage: "a", Seconds: 3},
+		{Type: exec.EventRunEnd, Message: "1 cached, 3 ran, 0 failed"},
+	}
+	var b bytes.Buffer
+	printStatus(&b, "rec", events)
+	if !regexp.MustCompile(`(?s)\n  a\.prepare +cached.*\n  a +ran.*\n  b +ran.*\n  c +ran`).Match(b.Bytes()) {
+		t.Errorf("stages not in plan order:\n%s", b.String())
+	}
+}
