@@ -48,8 +48,10 @@ def build_tokenizer(out: Path, vocab_size: int = 1000):
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(corpus, trainer)
+    # Qwen2's tokenizer gives no token_type_ids (a Qwen2 model's forward
+    # takes none; trl 0.16 passes whatever the reward tokenizer returns).
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   chat_template=CHAT_TEMPLATE)
+                                   chat_template=CHAT_TEMPLATE, model_input_names=["input_ids", "attention_mask"])
     fast.save_pretrained(str(out))
     return fast
 

@@ -250,7 +250,7 @@ def main() -> int:
                   {**train_in("prepare-sft-pc"), **model}, adapter=True)
     if not HAVE_TRL:
         for n in ("sft-trl", "reward", "grpo-functions", "resume-grpo", "grpo-reward-model", "ppo", "resume-ppo"):
-            record(n, None, "needs trl and datasets (set FTC_PYSRC)")
+            record(n, None, "needs trl and datasets (bash bench/gpu/wheels.sh download)")
     else:
         if train_in("prepare-sft-packed"):
             run_stage("sft-trl", "sft", work,

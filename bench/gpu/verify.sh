@@ -3,18 +3,19 @@
 # H100/H200 with Python 3.12, torch 2.11, transformers 5.x, peft, accelerate
 # and tokenizers installed, and no Hub access.
 #
-#   FTC_PYSRC=/path/to/src bash bench/gpu/verify.sh [verify|bench|all]
+#   bash bench/gpu/verify.sh [verify|bench|all]
 #
-# On the device machine: assemble the source into the git-ignored .pysrc
-# here (bash bench/gpu/pysrc.sh .pysrc TRL DATASETS DILL MULTIPROCESS, about
-# 8 MB), carry ".pysrc" with the run, and run with FTC_PYSRC=$PWD/.pysrc.
+# trl, datasets, dill and multiprocess (which the GPU machine lacks) come
+# as wheels, not source: download them here (bash bench/gpu/wheels.sh
+# download: exact versions, hashes checked, into the git-ignored .whl,
+# about 1.7 MB), carry ".whl" with the run; this script installs them
+# there (no index, --require-hashes) into $FTC_WORK/pywheels and puts that
+# on PYTHONPATH. FTC_WHEELS names another folder of them; without any the
+# trl-based stages are skipped and said so.
 #
 # Each part fits one 10-minute device call: run "verify" and "bench" as
-# two calls when the whole does not. FTC_PYSRC is a folder holding trl, datasets, dill and multiprocess as
-# plain source folders (DESIGN.md §5: trl 1.9.0, datasets 5.0.1, dill 0.4.0,
-# multiprocess 0.70.18; bench/gpu/pysrc.sh assembles it from git mirrors);
-# without it the trl-based stages are skipped and said so. Fetched source is never committed. FTC_WORK (default
-# /tmp/ftc-gpu) keeps built models between calls, so a rerun skips building.
+# two calls when the whole does not. FTC_WORK (default /tmp/ftc-gpu) keeps
+# built models between calls, so a rerun skips building.
 #
 # verify: tiny Qwen2-shaped models; prepare, sft (both backends), reward,
 #         ppo, grpo with reward functions and with a reward model run a few
@@ -37,16 +38,22 @@ part="${1:-all}"
 work="${FTC_WORK:-/tmp/ftc-gpu}"
 mkdir -p "$work"
 
-export PYTHONPATH="$repo/stdlib/python${FTC_PYSRC:+:$FTC_PYSRC}${PYTHONPATH:+:$PYTHONPATH}"
+wheels="${FTC_WHEELS:-$repo/.whl}"
+extra=""
+if ls "$wheels"/*.whl >/dev/null 2>&1; then
+	if PYTHON="${PYTHON:-python3}" bash "$here/wheels.sh" install "$wheels" "$work/pywheels"; then
+		extra="$work/pywheels"
+	else
+		echo "verify.sh: installing the wheels of $wheels failed"
+	fi
+else
+	echo "verify.sh: no wheels in $wheels (bash bench/gpu/wheels.sh download): trl-based stages will be skipped"
+fi
+export PYTHONPATH="$repo/stdlib/python${extra:+:$extra}${PYTHONPATH:+:$PYTHONPATH}"
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false
 export PYTORCH_CUDA_ALLOC_CONF="${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}"
 py="${PYTHON:-python3}"
 
-if [ -z "${FTC_PYSRC:-}" ]; then
-	echo "verify.sh: FTC_PYSRC is not set: trl and datasets are not on PYTHONPATH; trl-based stages will be skipped"
-elif [ ! -d "$FTC_PYSRC/trl" ] || [ ! -d "$FTC_PYSRC/datasets" ]; then
-	echo "verify.sh: FTC_PYSRC=$FTC_PYSRC has no trl/ or datasets/ folder; trl-based stages will be skipped"
-fi
 "$py" - <<'EOF' || exit 1
 import importlib, sys
 import torch

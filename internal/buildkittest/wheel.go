@@ -19,13 +19,22 @@ import (
 // so the same files give the same wheel and the same sha256. It returns
 // the wheel's path.
 func Wheel(dir, dist, version string, files map[string]string) (string, error) {
+	return WheelRequires(dir, dist, version, nil, files)
+}
+
+// WheelRequires is Wheel with Requires-Dist lines (PEP 508 requirements).
+func WheelRequires(dir, dist, version string, requires []string, files map[string]string) (string, error) {
 	norm := strings.ToLower(strings.NewReplacer("-", "_", ".", "_").Replace(dist))
 	info := fmt.Sprintf("%s-%s.dist-info", norm, version)
 	all := map[string]string{}
 	for p, c := range files {
 		all[p] = c
 	}
-	all[info+"/METADATA"] = fmt.Sprintf("Metadata-Version: 2.1\nName: %s\nVersion: %s\nSummary: test wheel made by ftc's tests\n", dist, version)
+	meta := fmt.Sprintf("Metadata-Version: 2.1\nName: %s\nVersion: %s\nSummary: test wheel made by ftc's tests\n", dist, version)
+	for _, r := range requires {
+		meta += "Requires-Dist: " + r + "\n"
+	}
+	all[info+"/METADATA"] = meta
 	all[info+"/WHEEL"] = "Wheel-Version: 1.0\nGenerator: ftc-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
 	var names []string
 	for p := range all {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,45 +16,46 @@ const qwen05Revision = "7ae557604adf67be50417f59c2c2f167def9a775"
 
 // TestRealEntrypointsTrainOnCPU runs `ftc run` with the real Python
 // entrypoints instead of the test trainer: the runtime writes stage.json
-// and the plan's trainer_args.json, `python -m ftc.entry` (in the Debian
-// root with torch and transformers that scripts/pyenv.sh builds) prepares
+// and the plan's trainer_args.json, `python -m ftc.entry` (in the locked
+// environment of profile current-2026 that scripts/pyvenv.sh builds, the
+// recipe's own profile) prepares
 // the chat data with the model's tokenizer and trains it with transformers'
 // Trainer on the CPU, and the outputs go to the cache. A tiny Qwen2 with
 // random weights sits where the Hub cache would hold the pinned
 // Qwen2.5-0.5B-Instruct (no Hub here), so the entrypoints load it exactly
 // as they load a real snapshot offline.
 func TestRealEntrypointsTrainOnCPU(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the entrypoints run in the chroot scripts/pyenv.sh builds (CI runs as root)")
+	if testing.Short() {
+		t.Skip("-short: builds a Python environment (several GB of wheels the first time)")
 	}
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pyenv := filepath.Join(repo, "scripts", "pyenv.sh")
-	if out, err := exec.Command("bash", pyenv, "ensure").CombinedOutput(); err != nil {
-		t.Fatalf("scripts/pyenv.sh ensure: %v\n%s", err, out)
+	const profile = "current-2026"
+	pyvenv := filepath.Join(repo, "scripts", "pyvenv.sh")
+	if out, err := exec.Command("bash", pyvenv, "ensure", profile).CombinedOutput(); err != nil {
+		t.Fatalf("scripts/pyvenv.sh ensure %s: %v\n%s", profile, err, out)
 	}
 	dir := t.TempDir()
 	copyDir(t, "testdata/realsft", filepath.Join(dir, "recipe"))
 	hf := filepath.Join(dir, "hf")
 	snapshot := filepath.Join(hf, "hub", "models--Qwen--Qwen2.5-0.5B-Instruct", "snapshots", qwen05Revision)
-	build := exec.Command("bash", pyenv, "run", "python3", "-c", `
+	build := exec.Command("bash", pyvenv, "run", profile, "python", "-c", `
 import sys
-sys.path.insert(0, "/ftc/bench/gpu")
+sys.path.insert(0, sys.argv[2])
 import assets
 out = sys.argv[1]
 tok = assets.build_tokenizer(out, vocab_size=600)
 cfg = assets.qwen2_config(tok, hidden=64, intermediate=128, layers=2, heads=4, kv_heads=2, vocab=640, max_pos=1024)
 assets.build_model(out, cfg, tok)
-`, snapshot)
-	build.Env = append(os.Environ(), "FTC_PYENV_BIND="+dir)
+`, snapshot, filepath.Join(repo, "bench", "gpu"))
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the tiny model: %v\n%s", err, out)
 	}
 
 	e := &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")}
-	real := []string{"FTC_ENTRYPOINT=bash " + pyenv + " entry", "FTC_PYENV_BIND=" + dir, "HF_HOME=" + hf}
+	real := []string{"FTC_ENTRYPOINT=bash " + pyvenv + " entry " + profile, "HF_HOME=" + hf}
 	r := e.run(real)
 	expect(t, r, 0, 0, 2)
 

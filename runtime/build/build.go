@@ -215,6 +215,13 @@ func packagesFromReport(report []byte, wheels string) ([]image.Package, error) {
 					return nil, err
 				}
 				h = sum
+			} else if p, ok := strings.CutPrefix(in.DownloadInfo.URL, "file://"); ok && strings.HasPrefix(p, wheels+"/") {
+				// Resolved on this machine (ResolvePythonLocal), from wheels itself.
+				sum, err := fileSHA256(p)
+				if err != nil {
+					return nil, err
+				}
+				h = sum
 			}
 		}
 		if h == "" {

@@ -32,6 +32,28 @@ def setup() -> None:
         # loading the optimizer state.
         os.environ.setdefault("ACCELERATE_TORCH_DEVICE", "cpu")
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+    cpu_map_location()
+
+
+def cpu_map_location() -> None:
+    """transformers 4.48's Trainer resumes a run of several processes with
+    torch.load(..., map_location=args.device), which on a CPU is "cpu:0",
+    and torch 2.5 knows no such location ("don't know how to restore data
+    location of torch.storage.UntypedStorage (tagged with cpu:0)"): DDP on
+    gloo could not resume. A CPU index means the CPU."""
+    import torch
+
+    if getattr(torch.load, "_ftc_cpu", False):
+        return
+    load = torch.load
+
+    def load_on_cpu(f, map_location=None, *args, **kwargs):
+        if isinstance(map_location, (str, torch.device)) and str(map_location).startswith("cpu:"):
+            map_location = "cpu"
+        return load(f, map_location, *args, **kwargs)
+
+    load_on_cpu._ftc_cpu = True
+    torch.load = load_on_cpu
 
 
 def world_process_zero() -> bool:

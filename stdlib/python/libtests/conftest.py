@@ -1,7 +1,7 @@
-"""Tests of ftc's entrypoints on the real libraries (torch 2.x,
-transformers 5, tokenizers, safetensors), run on CPU inside the Debian
-root that scripts/pyenv.sh builds. They import those libraries at the top
-on purpose: where they are missing the run fails, it does not skip.
+"""Tests of ftc's entrypoints on the real libraries, run on CPU in each
+stock profile's locked environment (scripts/pyvenv.sh run PROFILE ...).
+They import those libraries at the top on purpose: where they are missing
+the run fails, it does not skip.
 
 The tiny models and the tokenizer are made locally by bench/gpu/assets.py,
 the same stand-ins the GPU verification uses (no Hub here).

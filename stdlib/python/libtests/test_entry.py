@@ -1,8 +1,7 @@
 """The real entrypoints through `python -m ftc.entry`, as the runtime
 starts them, on the CPU: prepare with a real tokenizer and chat template,
-SFT with full weights (peft and trl are not in Debian: LoRA, trl's
-trainers, reward, PPO and GRPO are checked by bench/gpu/verify.sh), and a
-stage killed after its first checkpoint resuming from it."""
+SFT with full weights, and a stage killed after its first checkpoint
+resuming from it (every other method: test_methods.py)."""
 
 import json
 
@@ -65,7 +64,13 @@ def test_sft_trains_and_writes_full_weights(tiny, prepared, tmp_path):
     ok, detail = verify.finite_losses(ms)
     assert ok and len(losses) >= 6, detail
     final = [m for m in ms if m.get("final")][-1]
-    assert final["padding_free"] and final["chunked_loss"] and final["attention"] == "ftc_packed"
+    # ftc's packed attention where transformers has the attention interface
+    # (4.50+); transformers 4.48 (pinned-2025q1) gets a block-diagonal mask
+    # with the model's own sdpa.
+    from ftc import compat
+
+    want = "ftc_packed" if compat.attention_interface() is not None else "sdpa"
+    assert final["padding_free"] and final["chunked_loss"] and final["attention"] == want
     assert final["measured_tokens"] > 0 and final["tokens_per_second"] > 0
     ok, detail = verify.check_output(d, adapter=False)
     assert ok, detail
@@ -82,7 +87,7 @@ def test_sft_killed_after_a_checkpoint_resumes_from_it(tiny, prepared, tmp_path)
     d = tmp_path / "resume"
     total = 400
     assets.write_stage(d, "sft", "sft", sft_config(total, save_every=3), inputs(tiny, prepared))
-    rc, log = verify.entry("sft", d, timeout=300, kill_when=verify.first_manifest)
+    rc, log = verify.entry("sft", d, timeout=900, kill_when=verify.first_manifest)
     assert rc == -9, f"not interrupted (exit {rc}): {log[-2000:]}"
     newest = checkpoint.newest(d / "checkpoints")
     assert newest is not None, "killed, but no complete checkpoint"
@@ -90,7 +95,7 @@ def test_sft_killed_after_a_checkpoint_resumes_from_it(tiny, prepared, tmp_path)
     before = len(verify.metrics_of(d))
     assets.write_stage(d, "sft", "sft", sft_config(total, save_every=3), inputs(tiny, prepared),
                        resume_from=f"checkpoints/{ck.name}")
-    rc, log = verify.entry("sft", d, timeout=300)
+    rc, log = verify.entry("sft", d, timeout=900)
     assert rc == 0, log[-3000:]
     assert f"resuming sft from {d / 'checkpoints' / ck.name} (step {m.step})" in log
     after = verify.metrics_of(d)[before:]

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# The Python test environments: for each stock profile, a virtual
+# environment holding exactly the locked closure `ftc build` installs for a
+# recipe on that profile (stdlib/python/envs/PROFILE/requirements.txt,
+# written by `go run ./internal/pyenvs/pylock`), installed with pip
+# --require-hashes --no-deps from a wheelhouse. The tests of ftc's
+# entrypoints on the real libraries run there.
+#
+#   bash scripts/pyvenv.sh ensure PROFILE      build it once (downloads the
+#                                              wheels the wheelhouse lacks)
+#   bash scripts/pyvenv.sh run PROFILE CMD...  run CMD with the environment's
+#                                              python first on PATH, offline
+#   bash scripts/pyvenv.sh entry PROFILE ARGS  python -m ftc.entry ARGS in it
+#                                              (ftc run --entrypoint stand-in)
+#   bash scripts/pyvenv.sh versions PROFILE    the library versions inside
+#   bash scripts/pyvenv.sh profiles            the profiles, one a line
+#
+# FTC_PYVENVS  the cache (default /var/cache/ftc-pyenvs): wheels/ (shared by
+#              the profiles, reused between runs), PROFILE-DIGEST/ (one
+#              environment per requirements file; another file, another one)
+# FTC_PYTHON   the CPython 3.11 interpreter to make them with (default: the
+#              python3.11 on PATH)
+#
+# Only `ensure` uses the network (the package index, when wheels are
+# missing). `run` and `entry` set HF_HUB_OFFLINE=1 and PIP_NO_INDEX=1: no
+# test reaches the network. pytest and its two missing dependencies
+# (stdlib/python/envs/tools.txt) sit in a folder of their own on
+# PYTHONPATH, so the environment itself stays exactly the lock.
+set -euo pipefail
+
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cache="${FTC_PYVENVS:-/var/cache/ftc-pyenvs}"
+wheels="$cache/wheels"
+envs="$repo/stdlib/python/envs"
+
+log() { echo "pyvenv: $*" >&2; }
+
+profiles() { (cd "$envs" && for d in */; do [ -f "$d/requirements.txt" ] && echo "${d%/}"; done); }
+
+reqs_of() {
+	local f="$envs/$1/requirements.txt"
+	[ -f "$f" ] || { log "no profile $1 (profiles: $(profiles | tr '\n' ' '))"; exit 2; }
+	echo "$f"
+}
+
+# dir_of PROFILE: the environment's folder, named by the digest of what it
+# holds (the requirements and the tools).
+dir_of() {
+	local d
+	d=$(cat "$(reqs_of "$1")" "$envs/tools.txt" | sha256sum | cut -c1-12)
+	echo "$cache/$1-$d"
+}
+
+ready() { [ -f "$1/.ftc-pyvenv" ]; }
+
+interpreter() {
+	local py="${FTC_PYTHON:-python3.11}"
+	py=$(command -v "$py") || { log "no python3.11 on PATH (FTC_PYTHON names another)"; exit 1; }
+	# The real interpreter (pyenv's shims are scripts), and it must be 3.11:
+	# the locks are for CPython 3.11.
+	"$py" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version; print(sys.executable)' ||
+		{ log "$py is not CPython 3.11"; exit 1; }
+}
+
+# pip without the machine's own configuration (find-links, other indexes).
+pip_env=(env PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_EXTRA_INDEX_URL= PIP_DISABLE_PIP_VERSION_CHECK=1
+	PIP_ROOT_USER_ACTION=ignore)
+
+ensure() {
+	local profile=$1 reqs dir
+	reqs=$(reqs_of "$profile")
+	dir=$(dir_of "$profile")
+	ready "$dir" && return 0
+	mkdir -p "$cache" "$wheels"
+	exec 9>"$cache/.lock"
+	# Another test run may be building one: wait for it (bounded).
+	flock -w 2400 9 || { log "timed out waiting for another build under $cache"; exit 1; }
+	if ready "$dir"; then exec 9>&-; return 0; fi
+	local py t0=$SECONDS
+	py=$(interpreter)
+	rm -rf "$dir"
+	log "building $dir from $reqs ($(grep -c '^[^#]' "$reqs") packages)"
+	# The environment lives where it was made (its scripts name their
+	# interpreter by absolute path); the stamp, written last, marks it done.
+	"$py" -m venv "$dir"
+	# Wheels the wheelhouse lacks come from the index, each checked against
+	# its hash; those it has are checked and reused.
+	if ! timeout 2400 "${pip_env[@]}" "$dir/bin/python" -m pip download -q --no-deps --require-hashes \
+		--only-binary=:all: -d "$wheels" -r "$reqs" -r "$envs/tools.txt"; then
+		log "downloading the wheels of $reqs failed"
+		exit 1
+	fi
+	local t1=$SECONDS
+	# No index from here on: the lock is the closure, the wheelhouse has it.
+	if ! timeout 1800 "${pip_env[@]}" "$dir/bin/python" -m pip install -q --no-index --find-links "$wheels" \
+		--no-deps --require-hashes --only-binary=:all: --no-compile -r "$reqs"; then
+		log "installing $reqs failed"
+		exit 1
+	fi
+	if ! timeout 600 "${pip_env[@]}" "$dir/bin/python" -m pip install -q --no-index --find-links "$wheels" \
+		--no-deps --require-hashes --only-binary=:all: --no-compile --target "$dir/tools" -r "$envs/tools.txt"; then
+		log "installing $envs/tools.txt failed"
+		exit 1
+	fi
+	# pip check: the lock is a consistent closure for this interpreter.
+	"${pip_env[@]}" "$dir/bin/python" -m pip check >&2 || { log "pip check failed in $dir"; exit 1; }
+	echo "$profile" >"$dir/.ftc-pyvenv"
+	exec 9>&-
+	log "built $dir in $((SECONDS - t0)) s (wheels $((t1 - t0)) s, install $((SECONDS - t1)) s)"
+}
+
+run() {
+	local profile=$1 dir
+	shift
+	ensure "$profile"
+	dir=$(dir_of "$profile")
+	env -u PYTHONHOME VIRTUAL_ENV="$dir" PATH="$dir/bin:$PATH" \
+		PYTHONPATH="$repo/stdlib/python:$dir/tools${PYTHONPATH:+:$PYTHONPATH}" \
+		PIP_NO_INDEX=1 PIP_CONFIG_FILE=/dev/null HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+		HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false FTC_PYVENV_PROFILE="$profile" "$@"
+}
+
+case "${1:-}" in
+ensure)
+	[ $# -eq 2 ] || { log "usage: ensure PROFILE"; exit 2; }
+	ensure "$2"
+	;;
+run)
+	[ $# -ge 3 ] || { log "usage: run PROFILE CMD..."; exit 2; }
+	shift
+	run "$@"
+	;;
+entry)
+	[ $# -ge 2 ] || { log "usage: entry PROFILE ARGS..."; exit 2; }
+	p=$2
+	shift 2
+	run "$p" python -m ftc.entry "$@"
+	;;
+versions)
+	[ $# -eq 2 ] || { log "usage: versions PROFILE"; exit 2; }
+	run "$2" python -c 'import importlib, sys
+print("python", sys.version.split()[0], end="")
+for m in ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers", "safetensors", "bitsandbytes"):
+    try:
+        print(f" {m} {importlib.import_module(m).__version__}", end="")
+    except Exception as e:
+        print(f" {m} - ({type(e).__name__})", end="")
+print()'
+	;;
+profiles) profiles ;;
+*)
+	sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+	;;
+esac
