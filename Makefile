@@ -3,7 +3,7 @@
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ftc-dev/ftc/internal/cli.Version=$(VERSION)
 
-.PHONY: build test lint bench golden k8s-test
+.PHONY: build test lint bench golden k8s-test pylock
 
 build:
 	go build -ldflags '$(LDFLAGS)' -o bin/ftc ./cmd/ftc
@@ -32,3 +32,10 @@ golden:
 k8s-test:
 	bash scripts/kube-apiserver.sh
 	go test -tags kubernetes -run 'TestServerDryRun|TestKubernetesBackend' -v ./internal/e2e/
+
+# Re-lock the Python test environments (stdlib/python/envs/PROFILE/
+# requirements.txt) after a profile changed: ftc lock's resolution without
+# BuildKit, against the package index (a few minutes: pip downloads torch to
+# read its metadata). go test ./internal/pyenvs says when this is due.
+pylock:
+	go run ./internal/pyenvs/pylock
