@@ -77,12 +77,17 @@ def losses_of(d, key="loss"):
     return [m[key] for m in verify.metrics_of(d) if key in m and not m.get("final")]
 
 
-def assert_learns(d, key="loss", by=0.25):
+def assert_learns(d, key="loss", by=0.25, head=None):
+    """The mean of the last quarter of the logged values is below the mean
+    of the first `head` (default: the first quarter) by `by`. A model that
+    learns fast makes most of its progress inside the first quarter: pass
+    head=2 (the first pass over the data) to compare with where it started."""
     ls = losses_of(d, key)
     assert ls and all(isinstance(v, (int, float)) and math.isfinite(v) for v in ls), ls
     k = max(2, len(ls) // 4)
-    first, last = sum(ls[:k]) / k, sum(ls[-k:]) / k
-    assert last < first - by, f"{key} did not fall by {by}: first {ls[:k]}, last {ls[-k:]}"
+    h = head or k
+    first, last = sum(ls[:h]) / h, sum(ls[-k:]) / k
+    assert last < first - by, f"{key} did not fall by {by}: first {ls[:h]}, last {ls[-k:]}"
     return ls
 
 
@@ -118,8 +123,11 @@ def test_sft_learns_and_its_output_reloads(tiny, prep, tmp_path, backend, adapte
     # memorises the 8 conversations (about 4.4 after 24 steps): it must fall
     # by 0.25 at least. LoRA leaves the random LM head (std 0.02) and the
     # final norm frozen, which bounds the logits it can reach (about +-1.3):
-    # its loss flattens near 6.1-6.2, so it must fall by 0.1, five times the
-    # noise of a quarter's mean.
+    # its loss flattens near 6.1-6.2 within a few steps, so the first
+    # quarter's mean already holds most of the fall (a run once measured
+    # 0.094 between quarters): its start is the first pass over the data
+    # (2 steps of 4 of the 8 conversations, about 6.46), and it must fall
+    # from there by 0.1 (measured about 0.2).
     steps, lr, by = (24, 2e-2, 0.1) if adapter == "lora" else (24, 2e-3, 0.25)
     cfg = assets.train_config("sft", {"model": assets.model_config(dtype="fp32")}, steps=steps, micro=4,
                               adapter_block=assets.adapter(adapter, dropout=0.0), save_every=steps,
@@ -128,7 +136,7 @@ def test_sft_learns_and_its_output_reloads(tiny, prep, tmp_path, backend, adapte
     cfg["data"]["packing"] = packing
     d = tmp_path / f"sft-{backend}-{adapter}"
     run(d, "sft", cfg, {**train_in(prep["sft-packed" if packing else "sft"]), **model_in(tiny)})
-    assert_learns(d, by=by)
+    assert_learns(d, by=by, head=2 if adapter == "lora" else None)
     final = [m for m in verify.metrics_of(d) if m.get("final")][-1]
     assert final["step"] == steps and final["backend"] == backend
     out = d / "output"
