@@ -35,6 +35,8 @@ SHAPE = os.environ.get("FTC_BENCH_SHAPE", "7b")
 SHAPES = {"7b": dict(hidden=3584, intermediate=18944, layers=28, heads=28, kv_heads=4, vocab=152064),
           "tiny": dict(hidden=128, intermediate=256, layers=2, heads=4, kv_heads=2, vocab=4096)}
 STEPS = int(os.environ.get("FTC_BENCH_STEPS", "10"))
+# Seconds each training process may take (model load included).
+RUN_TIMEOUT = int(os.environ.get("FTC_BENCH_RUN_TIMEOUT", "200"))
 LORA = dict(r=8, alpha=32, dropout=0.1, targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                                                    "down_proj"])
 
@@ -139,9 +141,16 @@ def baseline(work: Path) -> dict:
 VARIANTS = {"default": {}, "compile": {"compile": True}}
 
 
-def ftc_run(work: Path, micro: int, ga: int, variant: str = "default") -> dict:
-    d = work / f"bench-ftc-{variant}-{micro}x{ga}"
-    cfg = assets.train_config("sft", {"model": assets.model_config()}, steps=STEPS, micro=micro, ga=ga,
+def ftc_run(work: Path, micro: int, ga: int, variant: str = "default", profile: bool = False) -> dict:
+    """One run of ftc's sft entrypoint. With profile, a short run whose
+    step 4 torch.profiler records (ftc.profiling): its own run, so the
+    profiler's overhead is in no measured step."""
+    d = work / f"bench-ftc-{variant}-{micro}x{ga}{'-profile' if profile else ''}"
+    env = dict(os.environ)
+    if profile:
+        env["FTC_TORCH_PROFILE"] = str(d / "profile")
+    cfg = assets.train_config("sft", {"model": assets.model_config()}, steps=6 if profile else STEPS, micro=micro,
+                              ga=ga,
                               max_length=4096, adapter_block=assets.adapter("lora", **LORA), gc="off", log_every=1,
                               extra={"backend": "transformers", "completionOnly": True,
                                      "speed": VARIANTS[variant]})
@@ -149,8 +158,12 @@ def ftc_run(work: Path, micro: int, ga: int, variant: str = "default") -> dict:
     assets.write_stage(d, "bench-ftc", "sft", cfg,
                        {"train": {"path": str(work / "bench-prepare" / "output"), "kind": "stage-output"},
                         "model": {"path": str(work / "qwen25-7b-shape"), "kind": "hub-model"}})
-    r = subprocess.run([sys.executable, "-m", "ftc.entry", "sft", "--config", "stage.json"], cwd=d,
-                       capture_output=True, text=True)
+    try:
+        r = subprocess.run([sys.executable, "-m", "ftc.entry", "sft", "--config", "stage.json"], cwd=d,
+                           capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        (d / "stage.log").write_text(str(e.stdout or "") + str(e.stderr or ""))
+        return {"error": f"timed out after {RUN_TIMEOUT}s", "oom": False}
     (d / "stage.log").write_text(r.stdout + r.stderr)
     if r.returncode:
         return {"error": (r.stdout + r.stderr).strip().splitlines()[-1][:300] if (r.stdout + r.stderr).strip() else
@@ -158,9 +171,12 @@ def ftc_run(work: Path, micro: int, ga: int, variant: str = "default") -> dict:
     recs = [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines() if l.strip()]
     final = [x for x in recs if x.get("final")][-1]
     losses = [x["loss"] for x in recs if "loss" in x]
-    return {"tokens_per_second": final.get("tokens_per_second"), "peak_memory_gib": final.get("peak_memory_gib") or 0.0,
-            "measured_tokens": final.get("measured_tokens"), "last_loss": losses[-1] if losses else None,
-            "layout": f"{micro}x{ga}", "attention": final.get("attention"), "variant": variant}
+    res = {"tokens_per_second": final.get("tokens_per_second"), "peak_memory_gib": final.get("peak_memory_gib") or 0.0,
+           "measured_tokens": final.get("measured_tokens"), "last_loss": losses[-1] if losses else None,
+           "layout": f"{micro}x{ga}", "attention": final.get("attention"), "variant": variant}
+    if profile:
+        res["profile"] = str(d / "profile" / "profile.txt")
+    return res
 
 
 def main() -> int:
@@ -168,6 +184,11 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     if len(sys.argv) > 2 and sys.argv[2] == "baseline":
         print("BASELINE " + json.dumps(baseline(work)), flush=True)
+        return 0
+    if len(sys.argv) > 2 and sys.argv[2] == "build":
+        # The model and the prepared rows only (a GPU visit makes them
+        # while other work runs).
+        prepare(work, build(work)[0])
         return 0
     variants = [v for v in os.environ.get("FTC_BENCH_VARIANTS", "default,compile").split(",") if v]
     if unknown := [v for v in variants if v not in VARIANTS]:
@@ -181,16 +202,29 @@ def main() -> int:
     print(f"throughput: {stats['rowsOut']} documents, {stats['tokens']} tokens "
           f"(mean {stats['tokens'] / max(1, stats['rowsOut']):.0f}) on {card}", flush=True)
     # Separate processes, so neither side's allocations count for the other.
-    r = subprocess.run([sys.executable, __file__, str(work), "baseline"], capture_output=True, text=True)
+    try:
+        r = subprocess.run([sys.executable, __file__, str(work), "baseline"], capture_output=True, text=True,
+                           timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        r = subprocess.CompletedProcess(e.cmd, -9, str(e.stdout or ""), f"timed out after {RUN_TIMEOUT}s")
     line = [l for l in r.stdout.splitlines() if l.startswith("BASELINE ")]
     base = json.loads(line[-1][9:]) if line else {"error": (r.stderr or r.stdout).strip().splitlines()[-1][:300]}
+    print(f"throughput: baseline: {base}", flush=True)
     runs = []
-    for variant in variants:
-        res = ftc_run(work, 16, 1, variant)
+    layout = (16, 1)
+    prof = {}
+    # The profiled run right after the first variant, so a slow later one
+    # (compilation) cannot take it out of a time-boxed visit.
+    for i, variant in enumerate(variants):
+        res = ftc_run(work, *layout, variant)
         if res.get("oom"):
-            res = ftc_run(work, 8, 2, variant)
+            layout = (8, 2)
+            res = ftc_run(work, *layout, variant)
         runs.append((variant, res))
         print(f"throughput: ftc {variant}: {res}", flush=True)
+        if i == 0 and os.environ.get("FTC_BENCH_PROFILE", "1") == "1":
+            prof = ftc_run(work, *layout, variant, profile=True)
+            print(f"throughput: profiled run: {prof}", flush=True)
     print(f"\nLoRA SFT, Qwen2.5-{SHAPE} shape, global batch 16 documents, on {card}\n")
     print("| setup | tokens/s (real) | ratio | peak GiB | last loss |\n| --- | --- | --- | --- | --- |")
     rows = [("transformers Trainer 4x4, padding, checkpointing", base)]
@@ -204,6 +238,18 @@ def main() -> int:
         print(f"| {name} | {res['tokens_per_second']:,.0f} | {ratio} | {res['peak_memory_gib']:.1f} | "
               f"{res['last_loss']} |")
     print("\ntarget: >= 5.5x the baseline, 13,000 tokens/s on an H200, peak < 75 GiB")
+    import importlib
+
+    versions = {}
+    for m in ("torch", "transformers", "peft", "accelerate", "trl"):
+        try:
+            versions[m] = importlib.import_module(m).__version__
+        except Exception:
+            versions[m] = None
+    (work / "throughput.json").write_text(json.dumps({
+        "card": card, "versions": versions, "shape": SHAPE, "documents": stats["rowsOut"], "tokens": stats["tokens"],
+        "steps": STEPS, "global_batch_documents": 16, "lora": LORA, "baseline": base,
+        "ftc": {v: r for v, r in runs}, "profiled": prof}, indent=1))
     return 0 if "error" not in base and all("error" not in r for _, r in runs) else 1
 
 

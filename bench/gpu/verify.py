@@ -182,6 +182,26 @@ def resume_case(name: str, kind: str, work: Path, config: dict, inputs: dict, to
     record(name, bool(ok), detail)
 
 
+def together(*thunks) -> None:
+    """Runs the thunks side by side (each starts its own process), or one
+    after another with FTC_VERIFY_SERIAL=1. A thunk that raises is a
+    failed check, not the end of the run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def guarded(f):
+        try:
+            f()
+        except Exception as e:  # noqa: BLE001
+            record(getattr(f, "__name__", "check"), False, f"{type(e).__name__}: {e}")
+
+    if os.environ.get("FTC_VERIFY_SERIAL") == "1":
+        for f in thunks:
+            guarded(f)
+        return
+    with ThreadPoolExecutor(max_workers=max(1, len(thunks))) as pool:
+        list(pool.map(guarded, thunks))
+
+
 def main() -> int:
     global HAVE_TRL
     work = Path(sys.argv[1]).resolve()
@@ -217,17 +237,20 @@ def main() -> int:
     rewards_py.write_text(assets.REWARDS_PY)
     tok_in = {"tokenizer": {"path": str(tok_dir)}}
     prep = {}
-    for name, consumer, fmt, kw in (
+
+    def prepare(name, consumer, fmt, kw):
+        src = {"sft": files["messages"] if fmt == "messages" else files["pc"], "reward": files["pref"],
+               "ppo": files["prompts"], "grpo": files["prompts"]}[consumer]
+        prep[name] = run_stage(name, "prepare", work, assets.prepare_config(consumer, fmt, **kw),
+                               {"dataset": {"path": str(src)}, **tok_in})
+
+    together(*(lambda a=a: prepare(*a) for a in (
         ("prepare-sft-packed", "sft", "messages", {"packing": True}),
         ("prepare-sft-pc", "sft", "prompt-completion", {"backend": "transformers"}),
         ("prepare-reward", "reward", "preference", {"prompt": "explicit"}),
         ("prepare-ppo", "ppo", "prompt", {"max_length": 64}),
         ("prepare-grpo", "grpo", "prompt", {"max_prompt_length": 64}),
-    ):
-        src = {"sft": files["messages"] if fmt == "messages" else files["pc"], "reward": files["pref"],
-               "ppo": files["prompts"], "grpo": files["prompts"]}[consumer]
-        prep[name] = run_stage(name, "prepare", work, assets.prepare_config(consumer, fmt, **kw),
-                               {"dataset": {"path": str(src)}, **tok_in})
+    )))
 
     model = {"model": {"path": str(model_dir), "kind": "hub-model"}}
     mc = assets.model_config()
@@ -235,34 +258,47 @@ def main() -> int:
     def train_in(p):
         return {"train": {"path": str(prep[p] / "output"), "kind": "stage-output"}} if prep.get(p) else None
 
+    # Two waves of stages side by side (FTC_VERIFY_SERIAL=1: one at a
+    # time): what needs the reward model's output waits for the first.
+    wave1, wave2 = [], []
     # SFT, transformers backend: padding-free rows, ftc attention, chunked loss.
     if train_in("prepare-sft-pc"):
-        run_stage("sft-transformers", "sft", work,
-                  assets.train_config("sft", {"model": mc}, steps=8, micro=4,
-                                      extra={"backend": "transformers", "completionOnly": True}),
-                  {**train_in("prepare-sft-pc"), **model}, adapter=True)
+        wave1.append(lambda: run_stage(
+            "sft-transformers", "sft", work,
+            assets.train_config("sft", {"model": mc}, steps=8, micro=4,
+                                extra={"backend": "transformers", "completionOnly": True}),
+            {**train_in("prepare-sft-pc"), **model}, adapter=True))
         # The same with the speed switches off (the plain layout), as a check
         # that both paths train.
-        run_stage("sft-transformers-plain", "sft", work,
-                  assets.train_config("sft", {"model": mc}, steps=4, micro=4, gc="on",
-                                      extra={"backend": "transformers", "completionOnly": True,
-                                             "speed": {"paddingFree": False, "chunkedLoss": False}}),
-                  {**train_in("prepare-sft-pc"), **model}, adapter=True)
+        wave1.append(lambda: run_stage(
+            "sft-transformers-plain", "sft", work,
+            assets.train_config("sft", {"model": mc}, steps=4, micro=4, gc="on",
+                                extra={"backend": "transformers", "completionOnly": True,
+                                       "speed": {"paddingFree": False, "chunkedLoss": False}}),
+            {**train_in("prepare-sft-pc"), **model}, adapter=True))
+        wave1.append(lambda: resume_case(
+            "resume-sft", "sft", work,
+            assets.train_config("sft", {"model": mc}, steps=300, micro=4, save_every=5,
+                                extra={"backend": "transformers", "completionOnly": True}),
+            {**train_in("prepare-sft-pc"), **model}, 300))
+    rm_box = {}
     if not HAVE_TRL:
         for n in ("sft-trl", "reward", "grpo-functions", "resume-grpo", "grpo-reward-model", "ppo", "resume-ppo"):
             record(n, None, "needs trl and datasets (bash bench/gpu/wheels.sh download)")
     else:
         if train_in("prepare-sft-packed"):
-            run_stage("sft-trl", "sft", work,
-                      assets.train_config("sft", {"model": mc}, steps=8, micro=2, ga=2,
-                                          extra={"backend": "trl", "completionOnly": True}),
-                      {**train_in("prepare-sft-packed"), **model}, adapter=True)
-        rm = None
+            wave1.append(lambda: run_stage(
+                "sft-trl", "sft", work,
+                assets.train_config("sft", {"model": mc}, steps=8, micro=2, ga=2,
+                                    extra={"backend": "trl", "completionOnly": True}),
+                {**train_in("prepare-sft-packed"), **model}, adapter=True))
         if train_in("prepare-reward"):
-            rm = run_stage("reward", "reward", work,
-                           assets.train_config("reward", {"model": mc}, steps=6, micro=4,
-                                               adapter_block=assets.adapter("none")),
-                           {**train_in("prepare-reward"), **model}, adapter=False)
+            def reward():
+                rm_box["rm"] = run_stage("reward", "reward", work,
+                                         assets.train_config("reward", {"model": mc}, steps=6, micro=4,
+                                                             adapter_block=assets.adapter("none")),
+                                         {**train_in("prepare-reward"), **model}, adapter=False)
+            wave1.append(reward)
         if train_in("prepare-grpo"):
             grpo_extra = {"grpo": {"generations": 4, "maxPromptLength": 64, "maxCompletionLength": 16, "beta": 0.04,
                                    "temperature": 0.9, "generation": {"engine": "transformers", "gpus": 1,
@@ -273,13 +309,19 @@ def main() -> int:
                 {"kind": "function", "file": "rewards.py", "name": "length_penalty", "weight": 0.5}])
             grpo_in = {**train_in("prepare-grpo"), **model, "rewards.0": {"path": str(rewards_py)},
                        "rewards.1": {"path": str(rewards_py)}}
-            run_stage("grpo-functions", "grpo", work,
-                      assets.train_config("grpo", {"model": mc}, steps=3, micro=4, extra=funcs),
-                      grpo_in, adapter=True)
-            resume_case("resume-grpo", "grpo", work,
-                        assets.train_config("grpo", {"model": mc}, steps=8, micro=4, save_every=2, extra=funcs),
-                        grpo_in, 8)
-            if rm is not None:
+            wave1.append(lambda: run_stage(
+                "grpo-functions", "grpo", work,
+                assets.train_config("grpo", {"model": mc}, steps=3, micro=4, extra=funcs), grpo_in, adapter=True))
+            wave1.append(lambda: resume_case(
+                "resume-grpo", "grpo", work,
+                assets.train_config("grpo", {"model": mc}, steps=8, micro=4, save_every=2, extra=funcs),
+                grpo_in, 8))
+
+            def grpo_rm():
+                rm = rm_box.get("rm")
+                if rm is None:
+                    record("grpo-reward-model", None, "needs the reward stage's output")
+                    return
                 rm_mc = assets.model_config(input="rewards.0", kind="reward-model", adapter="none")
                 run_stage("grpo-reward-model", "grpo", work,
                           assets.train_config("grpo", {"model": mc}, steps=3, micro=4,
@@ -287,30 +329,37 @@ def main() -> int:
                                                                                "weight": 1.0}])),
                           {**train_in("prepare-grpo"), **model,
                            "rewards.0": {"path": str(rm / "output"), "kind": "stage-output"}}, adapter=True)
-            else:
-                record("grpo-reward-model", None, "needs the reward stage's output")
-        if train_in("prepare-ppo") and rm is not None:
+            wave2.append(grpo_rm)
+        if train_in("prepare-ppo"):
             ppo_models = {"policy": mc, "reference": mc,
                           "reward": assets.model_config(input="reward", kind="reward-model", adapter="none"),
                           "value": assets.model_config(input="value", kind="reward-model", adapter="none")}
-            ppo_in = {**train_in("prepare-ppo"), "policy": model["model"], "reference": model["model"],
-                      "reward": {"path": str(rm / "output"), "kind": "stage-output"},
-                      "value": {"path": str(rm / "output"), "kind": "stage-output"}}
             ppo_block = {"ppo": {"epochs": 1, "miniBatches": 1, "responseLength": 16, "klCoef": 0.05,
                                  "missingEOSPenalty": 1.0, "temperature": 0.7}}
-            run_stage("ppo", "ppo", work,
-                      assets.train_config("ppo", ppo_models, steps=4, micro=4, extra=ppo_block),
-                      ppo_in, adapter=True, loss_keys=("loss/policy_avg", "loss/value_avg"))
-            resume_case("resume-ppo", "ppo", work,
-                        assets.train_config("ppo", ppo_models, steps=16, micro=4, save_every=2, extra=ppo_block),
-                        ppo_in, 16)
-        elif rm is None:
-            record("ppo", None, "needs the reward stage's output")
-    if train_in("prepare-sft-pc"):
-        resume_case("resume-sft", "sft", work,
-                    assets.train_config("sft", {"model": mc}, steps=300, micro=4, save_every=5,
-                                        extra={"backend": "transformers", "completionOnly": True}),
-                    {**train_in("prepare-sft-pc"), **model}, 300)
+
+            def ppo_in():
+                rm = rm_box["rm"]
+                return {**train_in("prepare-ppo"), "policy": model["model"], "reference": model["model"],
+                        "reward": {"path": str(rm / "output"), "kind": "stage-output"},
+                        "value": {"path": str(rm / "output"), "kind": "stage-output"}}
+
+            def ppo():
+                if rm_box.get("rm") is None:
+                    record("ppo", None, "needs the reward stage's output")
+                    return
+                run_stage("ppo", "ppo", work, assets.train_config("ppo", ppo_models, steps=4, micro=4, extra=ppo_block),
+                          ppo_in(), adapter=True, loss_keys=("loss/policy_avg", "loss/value_avg"))
+
+            def resume_ppo():
+                if rm_box.get("rm") is None:
+                    record("resume-ppo", None, "needs the reward stage's output")
+                    return
+                resume_case("resume-ppo", "ppo", work,
+                            assets.train_config("ppo", ppo_models, steps=16, micro=4, save_every=2, extra=ppo_block),
+                            ppo_in(), 16)
+            wave2 += [ppo, resume_ppo]
+    together(*wave1)
+    together(*wave2)
 
     print("\n| check | result | detail |\n| --- | --- | --- |")
     for n, r, d in RESULTS:

@@ -34,6 +34,11 @@ type Config struct {
 	// Optimizer is torch AdamW's implementation: "fused" (what ftc runs)
 	// or "foreach".
 	Optimizer string `json:"optimizer"`
+	// Loss is "plain" (transformers' own, full logits) or "chunked"
+	// (ftc's chunked cross-entropy, speed.chunkedLoss, in chunks of
+	// LossChunk tokens).
+	Loss      string `json:"loss"`
+	LossChunk int    `json:"lossChunk,omitempty"`
 	// EstimateGiB is the estimate of what the caching allocator serves
 	// (torch.cuda.max_memory_allocated): the total less the memory
 	// outside it.
@@ -69,6 +74,18 @@ var configs = []Config{
 	{Name: "0.5B full, 8×1024, ckpt", Shape: "0.5B", Adapter: "none", Checkpointing: true, MicroBatch: 8, SeqLen: 1024},
 	{Name: "0.5B full, 1×8192", Shape: "0.5B", Adapter: "none", MicroBatch: 1, SeqLen: 8192},
 	{Name: "0.5B LoRA r16, 4×≤2048 padded", Shape: "0.5B", Adapter: "lora", LoRARank: 16, LoRADropout: 0.05, MicroBatch: 4, SeqLen: 2048, Padded: true},
+	// ftc's chunked loss (its sft default), where the logits no longer
+	// dominate.
+	{Name: "7B LoRA r8, 1×4096, chunked", Shape: "7B", Adapter: "lora", LoRARank: 8, LoRADropout: 0.1, MicroBatch: 1, SeqLen: 4096, Loss: "chunked"},
+	{Name: "7B LoRA r8, 1×4800, chunked", Shape: "7B", Adapter: "lora", LoRARank: 8, LoRADropout: 0.1, MicroBatch: 1, SeqLen: 4800, Loss: "chunked"},
+	{Name: "7B LoRA r8, 4×1024, ckpt, chunked", Shape: "7B", Adapter: "lora", LoRARank: 8, LoRADropout: 0.1, Checkpointing: true, MicroBatch: 4, SeqLen: 1024, Loss: "chunked"},
+	{Name: "7B LoRA r8 p0, 1×8192, ckpt, chunked", Shape: "7B", Adapter: "lora", LoRARank: 8, Checkpointing: true, MicroBatch: 1, SeqLen: 8192, Loss: "chunked"},
+	{Name: "1.5B LoRA r8, 1×8192, chunked", Shape: "1.5B", Adapter: "lora", LoRARank: 8, LoRADropout: 0.1, MicroBatch: 1, SeqLen: 8192, Loss: "chunked"},
+	{Name: "1.5B full, 2×2048, chunked", Shape: "1.5B", Adapter: "none", MicroBatch: 2, SeqLen: 2048, Loss: "chunked"},
+	{Name: "1.5B full, 4×2048, ckpt, chunked", Shape: "1.5B", Adapter: "none", Checkpointing: true, MicroBatch: 4, SeqLen: 2048, Loss: "chunked"},
+	{Name: "0.5B full, 1×8192, chunked", Shape: "0.5B", Adapter: "none", MicroBatch: 1, SeqLen: 8192, Loss: "chunked"},
+	{Name: "0.5B LoRA r16, 8×1024, ckpt, chunked", Shape: "0.5B", Adapter: "lora", LoRARank: 16, LoRADropout: 0.05, Checkpointing: true, MicroBatch: 8, SeqLen: 1024, Loss: "chunked"},
+	{Name: "0.5B full, 4×2048, chunked", Shape: "0.5B", Adapter: "none", MicroBatch: 4, SeqLen: 2048, Loss: "chunked"},
 }
 
 // Estimate is the breakdown of one configuration, with the inputs the
@@ -78,6 +95,11 @@ func (c Config) Estimate() memory.Breakdown {
 	tr := memory.Training{Model: shapes[c.Shape], Adapter: c.Adapter, LoRARank: c.LoRARank, LoRADropout: c.LoRADropout,
 		Optimizer: "adamw", ForeachOptimizer: c.Optimizer == "foreach", GradAccum: 1,
 		TokensPerMicroBatch: tokens, Rows: c.MicroBatch, Attention: "sdpa", LogitsTokens: tokens, Checkpointing: c.Checkpointing}
+	if c.Loss == "chunked" {
+		// As compiler/config does for speed.chunkedLoss.
+		tr.Loss = memory.LossChunked
+		tr.LogitsTokens = min(tokens, c.LossChunk)
+	}
 	if c.Padded && c.MicroBatch > 1 {
 		// transformers 5 (the GPU machine's) builds a boolean 4-D mask.
 		tr.MaskElements = int64(c.MicroBatch) * int64(c.SeqLen) * int64(c.SeqLen)
@@ -93,6 +115,12 @@ func main() {
 		c := &configs[i]
 		if c.Optimizer == "" {
 			c.Optimizer = "fused"
+		}
+		if c.Loss == "" {
+			c.Loss = "plain"
+		}
+		if c.Loss == "chunked" && c.LossChunk == 0 {
+			c.LossChunk = 4096 // stage.SpeedConfig's lossChunkTokens default
 		}
 		c.EstimateGiB = float64(int(c.Estimate().Allocated()/memory.GiB*10+0.5)) / 10
 	}

@@ -223,6 +223,8 @@ class PackedAttention:
         self.mode = mode
         self.kernel = None
         self.checked = mode == "loop"
+        self._pos = None
+        self._cu = None
 
     def _choose(self, device, dtype):
         import torch
@@ -270,7 +272,14 @@ class PackedAttention:
         q = query.transpose(1, 2).reshape(B * T, H, D)
         k = key.transpose(1, 2).reshape(B * T, key.shape[1], D)
         v = value.transpose(1, 2).reshape(B * T, value.shape[1], D)
-        cu, max_len = _cu_seqlens(pos.expand(B, -1) if pos.shape[0] != B else pos)
+        # Every layer of one forward (and a checkpointed layer's recompute)
+        # gets the same position_ids tensor: work out the document bounds
+        # once, since reading max_len back syncs the GPU with the host.
+        # Holding the tensor keeps its id from being reused.
+        if self._pos is not pos or self._cu is None or self._cu[2] != B:
+            self._cu = (*_cu_seqlens(pos.expand(B, -1) if pos.shape[0] != B else pos), B)
+            self._pos = pos
+        cu, max_len, _ = self._cu
         if self.kernel is not None:
             out = self.kernel(q, k, v, cu, max_len, scale)
         else:
@@ -298,17 +307,52 @@ def register_packed_attention(mode: str = "auto") -> str:
 # ---- torch.compile -------------------------------------------------------
 
 
+# The attention module's projections, by the names the supported families
+# give them: compiled one by one (with their LoRA adapters, if any).
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
 def compile_blocks(model) -> int:
-    """Compiles each decoder layer's MLP and norms in place (module.compile
-    keeps parameter names, so adapters and checkpoints are unaffected).
-    Attention is left eager: its per-document loop is data-dependent."""
+    """Compiles each decoder layer's MLP, norms and attention projections in
+    place (module.compile keeps parameter names, so adapters and
+    checkpoints are unaffected). The attention kernel between the
+    projections is left eager: its per-document bounds are data-dependent.
+    Compiling a LoRA-wrapped projection fuses the adapter's dropout,
+    scaling and sum around the two matmuls."""
     target = model.get_base_model() if hasattr(model, "get_base_model") else model
     n = 0
     for layer in target.modules():
         if type(layer).__name__.endswith("DecoderLayer"):
-            for name in ("mlp", "input_layernorm", "post_attention_layernorm"):
-                sub = getattr(layer, name, None)
+            subs = [getattr(layer, name, None) for name in ("mlp", "input_layernorm", "post_attention_layernorm")]
+            attn = getattr(layer, "self_attn", None)
+            subs += [getattr(attn, name, None) for name in PROJECTIONS] if attn is not None else []
+            for sub in subs:
                 if sub is not None and hasattr(sub, "compile"):
                     sub.compile(dynamic=True)
                     n += 1
+    return n
+
+
+def uncast_lora_inputs(model) -> int:
+    """Stops peft casting each LoRA layer's input to the adapter's dtype.
+
+    peft keeps adapter weights in fp32 and casts the layer's input to fp32
+    before the adapter's dropout and matmuls; under autocast the matmul
+    then casts it back to bf16. On a Qwen2.5-7B LoRA step that was two full
+    copies of the activations per adapted layer and a dropout in fp32: 14%
+    of the GPU time (bench/gpu/results/2026-11-30-h200.json). With the cast
+    off, autocast casts the small adapter weights instead; the sums are
+    the same bf16 matmuls. Call it only when the forward runs under
+    autocast (mixed precision), where mixed dtypes are cast for the
+    matmul. peft releases without the switch (before 0.15) keep casting.
+    Returns the number of layers changed."""
+    try:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+    except ImportError:
+        return 0
+    n = 0
+    for m in model.modules():
+        if isinstance(m, BaseTunerLayer) and hasattr(m, "_cast_input_dtype"):
+            m.cast_input_dtype_enabled = False
+            n += 1
     return n

@@ -57,6 +57,11 @@ def run(stage: StageFile) -> dict:
         chunked = False
     if chunked:
         speed.patch_chunked_loss(model, sp.loss_chunk_tokens)
+    if cfg.adapter.type == "lora" and mc.dtype in ("bf16", "fp16"):
+        # Mixed precision: the Trainer's forward runs under autocast.
+        n = speed.uncast_lora_inputs(model)
+        if n:
+            log.info("ftc: %d LoRA layers take their input as it comes (autocast casts the adapter)", n)
     if sp.compile:
         log.info("ftc: compiled %d blocks", speed.compile_blocks(model))
     log.info("ftc: %s", models.count_parameters(model))

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import checkpoint, compat, metrics, trainargs
+from . import checkpoint, compat, metrics, profiling, trainargs
 from .stage import StageFile, TrainConfig
 
 log = logging.getLogger("ftc")
@@ -89,6 +89,8 @@ def callbacks(stage: StageFile, cfg: TrainConfig, throughput: metrics.Throughput
     writer = metrics.MetricsWriter(stage.metrics, enabled=world_process_zero())
     cbs = [world_callback(stage.world.processes),
            metrics.trainer_callback(writer, throughput, step_offset, sync=cuda_sync(), memory=peak_memory_gib)]
+    if (prof := profiling.trainer_callback()) is not None:
+        cbs.append(prof)
     if with_checkpoints:
         cbs.append(checkpoint.trainer_callback(stage.checkpoints, stage.world.processes, stage.world.strategy,
                                                compat.library_versions(), cfg.cadence.keep_checkpoints,

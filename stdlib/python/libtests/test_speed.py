@@ -202,3 +202,43 @@ def test_this_transformers_tells_deepspeed_not_to_divide_again():
         return
     assert compat.passes_scale_wrt_gas(Trainer)
     assert compat.passes_scale_wrt_gas(trainer.sft_trainer_class(Trainer, chunked=True))
+
+
+def lora_bf16(seed=0):
+    from peft import LoraConfig, get_peft_model
+
+    m = qwen2(seed=seed).to(torch.bfloat16)
+    torch.manual_seed(seed)
+    m = get_peft_model(m, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, task_type="CAUSAL_LM",
+                                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                      "up_proj", "down_proj"]))
+    for n, p in m.named_parameters():  # B starts at zero: give the adapter a say
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.05, generator=torch.Generator().manual_seed(len(n)))
+    return m
+
+
+def test_uncast_lora_inputs_trains_what_peft_trains_under_autocast():
+    """Without peft's input cast, LoRA layers under autocast compute the
+    same loss and adapter gradients (both run bf16 matmuls), and the
+    adapter weights stay fp32."""
+    ref, got = lora_bf16(), lora_bf16()
+    n = speed.uncast_lora_inputs(got)
+    if compat.version("peft") < (0, 15):
+        assert n == 0  # this peft always casts; nothing to change
+        return
+    assert n == 7 * 2  # every adapted projection of both layers
+    ids = torch.randint(0, 300, (2, 33), generator=torch.Generator().manual_seed(3))
+    losses = []
+    for m in (ref, got):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = m(input_ids=ids, labels=ids)
+        out.loss.backward()
+        losses.append(out.loss.float())
+    assert torch.allclose(losses[0], losses[1], rtol=1e-2), losses
+    gr, gg = grads(ref), grads(got)
+    assert gr.keys() == gg.keys() and all("lora_" in k for k in gg)
+    for k in gr:
+        assert gg[k].dtype == torch.float32
+        rel = (gg[k] - gr[k]).norm() / gr[k].norm().clamp(min=1e-12)
+        assert rel < 0.05, (k, float(rel))
