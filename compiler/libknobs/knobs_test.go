@@ -2,11 +2,13 @@ package libknobs_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/ftc-dev/ftc/compiler"
+	"github.com/ftc-dev/ftc/compiler/launch"
 	"github.com/ftc-dev/ftc/compiler/libknobs"
 )
 
@@ -126,6 +128,33 @@ func TestCompare(t *testing.T) {
 	} {
 		if got := libknobs.Compare(tc.a, tc.b); got != tc.want {
 			t.Errorf("Compare(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+// TestTrainerArgsInTable: every keyword of the plan's trainer_args.json
+// is a TrainingArguments knob of the table, on both transformers majors.
+func TestTrainerArgsInTable(t *testing.T) {
+	names := map[string]bool{}
+	for _, k := range libknobs.For(libknobs.TrainingArguments) {
+		for _, s := range k.Spellings {
+			names[s.Name] = true
+		}
+	}
+	for _, major := range []int{4, 5} {
+		b, err := launch.TrainerArgs(launch.TrainerInput{Optimizer: "adamw", Steps: 10, HasEval: true, EvalEvery: 5,
+			DeepSpeed: true, GradientCheckpointing: true, TransformersMajor: major})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var args map[string]any
+		if err := json.Unmarshal(b, &args); err != nil {
+			t.Fatal(err)
+		}
+		for k := range args {
+			if !names[k] {
+				t.Errorf("transformers %d: trainer_args.json has %s, which the knob table lacks", major, k)
+			}
 		}
 	}
 }

@@ -85,7 +85,6 @@ def run(stage: StageFile) -> dict:
         # prepare already truncated prompts to this length; trl before 0.27
         # would otherwise cut them again to its default 512.
         kw["max_prompt_length"] = g.max_prompt_length or cfg.data.max_length
-    required = ["num_generations", "reward_weights"]
     if g.generation.engine == "vllm":
         try:
             import vllm  # noqa: F401  (the trainer's client needs it)
@@ -96,12 +95,10 @@ def run(stage: StageFile) -> dict:
         # interfaces).
         multi_node = int(os.environ.get("WORLD_SIZE", "1")) > int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         host = (os.environ.get("FTC_MASTER_ADDR") if multi_node else None) or "127.0.0.1"
-        vk = compat.grpo_vllm_kwargs(tv, g.generation.port, g.generation.group_port, host)
-        kw.update(vk)
-        required += list(vk)
-    args, dropped = compat.make_config(GRPOConfig, kw, required=tuple(required))
+        kw.update(compat.grpo_vllm_kwargs(g.generation.port, g.generation.group_port, host))
+    args, dropped = compat.make_config(GRPOConfig, kw)
     if dropped:
-        log.info("ftc: GRPOConfig lacks %s here; left at defaults", ", ".join(dropped))
+        log.info("ftc: GRPOConfig lacks %s here; the library without it does what ftc asks", ", ".join(dropped))
     # trl 0.16's GRPO checkpoints cannot be resumed: write none the runtime
     # would offer back, so an interrupted run starts over.
     resumable = compat.grpo_resume_supported(tv)
