@@ -150,10 +150,6 @@ def grpo_resume_supported(trl: tuple[int, ...]) -> bool:
     return not (trl and trl < (0, 17))
 
 
-def grpo_has_max_prompt_length(trl: tuple[int, ...]) -> bool:
-    return not trl or trl < (0, 28)
-
-
 def grpo_vllm_kwargs(port: int, group_port: int, host: str = "127.0.0.1") -> dict:
     """The server-mode settings. host is where the server runs: the first
     node (FTC_MASTER_ADDR) when trainers span nodes. trl before 0.18 has

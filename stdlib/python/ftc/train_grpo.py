@@ -81,10 +81,11 @@ def run(stage: StageFile) -> dict:
         # default, later releases from all tokens.
         "top_k": compat.grpo_top_k_off(tv),
     })
-    if compat.grpo_has_max_prompt_length(tv):
-        # prepare already truncated prompts to this length; trl before 0.27
-        # would otherwise cut them again to its default 512.
-        kw["max_prompt_length"] = g.max_prompt_length or cfg.data.max_length
+    # prepare already truncated prompts to this length; trl before 0.27
+    # would otherwise cut them again to its default 512. trl 0.28 has no
+    # max_prompt_length: make_config drops it there (the knob table says
+    # prepare does it).
+    kw["max_prompt_length"] = g.max_prompt_length or cfg.data.max_length
     if g.generation.engine == "vllm":
         try:
             import vllm  # noqa: F401  (the trainer's client needs it)

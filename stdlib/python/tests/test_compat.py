@@ -105,7 +105,6 @@ def test_deepspeed_divides_the_loss_once():
 
 def test_grpo_differences():
     assert not compat.grpo_resume_supported(PINNED_TRL) and compat.grpo_resume_supported(CURRENT_TRL)
-    assert compat.grpo_has_max_prompt_length(PINNED_TRL) and not compat.grpo_has_max_prompt_length(CURRENT_TRL)
     assert compat.grpo_vllm_kwargs(8001, 51217, "node-0")["vllm_server_host"] == "node-0"
     kw = compat.grpo_vllm_kwargs(8001, 51217)
     assert kw["vllm_mode"] == "server" and kw["vllm_group_port"] == 51217 and kw["vllm_server_port"] == 8001
