@@ -327,6 +327,7 @@ func (c *checker) stage(name string, st Stage) {
 	}
 	c.adapter(base, st)
 	c.training(base, st)
+	c.knobs(base, st)
 	if !c.diags.HasErrors() {
 		// The estimate needs a consistent stage: judge memory once the
 		// rest holds.

@@ -19,7 +19,8 @@ Facts used (read in each library's source at the named tag):
   grad_accum (mini batches split the rollout instead).
 - trl: PPOTrainer in trl.experimental.ppo from v0.26, gone from trl.trainer
   in v0.29.
-- trl v0.18.0 adds GRPOConfig.vllm_mode, v0.27.0 vllm_group_port.
+- trl v0.18.0 adds GRPOConfig.vllm_mode, v0.27.0 vllm_group_port, v0.23.0
+  SFTConfig.loss_type (compiler/libknobs holds these bounds: knobs.json).
 - trl v0.28.0 removed GRPOConfig.max_prompt_length (ftc truncates prompts
   in prepare instead); v0.16 has vllm_server_host/port, later versions add
   vllm_mode ("server" | "colocate") and vllm_group_port.
@@ -149,19 +150,14 @@ def grpo_resume_supported(trl: tuple[int, ...]) -> bool:
     return not (trl and trl < (0, 17))
 
 
-def grpo_has_max_prompt_length(trl: tuple[int, ...]) -> bool:
-    return not trl or trl < (0, 28)
-
-
-def grpo_vllm_kwargs(trl: tuple[int, ...], port: int, group_port: int, host: str = "127.0.0.1") -> dict:
+def grpo_vllm_kwargs(port: int, group_port: int, host: str = "127.0.0.1") -> dict:
     """The server-mode settings. host is where the server runs: the first
-    node (FTC_MASTER_ADDR) when trainers span nodes."""
-    kw = {"use_vllm": True, "vllm_server_host": host, "vllm_server_port": port}
-    if trl and trl >= (0, 18):
-        kw["vllm_mode"] = "server"
-    if trl and trl >= (0, 27):
-        kw["vllm_group_port"] = group_port
-    return kw
+    node (FTC_MASTER_ADDR) when trainers span nodes. trl before 0.18 has
+    no vllm_mode (server is its only mode) and before 0.27 no
+    vllm_group_port (its trainers sync on 51216): make_config drops those
+    there only when that is what they say, by the knob table."""
+    return {"use_vllm": True, "vllm_server_host": host, "vllm_server_port": port, "vllm_mode": "server",
+            "vllm_group_port": group_port}
 
 
 def passes_scale_wrt_gas(trainer_cls) -> bool:
@@ -222,8 +218,9 @@ def packed_attention_mode(transformers: tuple[int, ...], attention: str, has_int
 
 
 def filter_kwargs(cls: type, kwargs: dict) -> tuple[dict, list[str]]:
-    """Keeps the keyword arguments a dataclass (a TrainingArguments or trl
-    config) has; returns the names it dropped so callers can refuse or log."""
+    """Splits keyword arguments into those a dataclass (a TrainingArguments
+    or trl config) has and the names of the rest (make_config refuses
+    them)."""
     names = {f.name for f in fields(cls)}
     kept = {k: v for k, v in kwargs.items() if k in names}
     return kept, sorted(k for k in kwargs if k not in names)
@@ -253,24 +250,83 @@ def attention_interface():
     return AttentionInterface
 
 
-# Knobs renamed across versions: (name ftc uses, name in other versions).
-# transformers 5 folds warmup_ratio into warmup_steps (a float < 1 is a
-# ratio); releases before 4.41 call eval_strategy evaluation_strategy.
-RENAMED = (("warmup_ratio", "warmup_steps"), ("eval_strategy", "evaluation_strategy"))
+# ---- the knob table (compiler/libknobs, written to knobs.json) --------
+
+KNOBS_FILE = "knobs.json"
+_knob_table: dict | None = None
 
 
-def make_config(cls: type, kwargs: dict, required: tuple[str, ...] = ()):
-    """Builds a trainer config, refusing when a required knob is missing
-    from this version and dropping the rest of what it lacks."""
+def knob_table() -> dict:
+    """compiler/libknobs' table of the keywords ftc passes to the config
+    classes: {"knobs": [...], "profiles": [...]} (knobs.json beside this
+    file, written by Go and kept current by a Go test)."""
+    global _knob_table
+    if _knob_table is None:
+        import json
+        from pathlib import Path
+
+        _knob_table = json.loads((Path(__file__).with_name(KNOBS_FILE)).read_text())
+    return _knob_table
+
+
+def knob(cls: type, name: str) -> dict | None:
+    """The table's entry for keyword name of config class cls (its own, or
+    inherited from a base class such as TrainingArguments), or None."""
+    by = {(k["class"], k["name"]): k for k in knob_table()["knobs"]}  # ~80 entries
+    for c in getattr(cls, "__mro__", (cls,)):
+        k = by.get((c.__name__, name))
+        if k is not None:
+            return k
+    # A rename is the same knob in every class that takes it.
+    for k in knob_table()["knobs"]:
+        if k["name"] == name and len(k["spellings"]) > 1:
+            return k
+    return None
+
+
+def _harmless_drop(k: dict | None, value: Any) -> bool:
+    """Whether the library lacking keyword k changes nothing: ftc does it
+    itself, or the library without it behaves as value asks."""
+    if k is None:
+        return False
+    if k.get("handled"):
+        return True
+    return "without" in k and k["without"] == value
+
+
+def make_config(cls: type, kwargs: dict):
+    """Builds a trainer config from ftc's keywords. A keyword this version
+    spells otherwise (the table's renames) goes under its spelling here;
+    one the class lacks is refused (Unsupported) unless the table says the
+    library without it does what the value asks, the only keywords dropped
+    (returned, for the log). `ftc vet` refuses the recipe settings that
+    would reach this on a profile from the same table."""
     names = {f.name for f in fields(cls)}
     kwargs = dict(kwargs)
-    for ours, theirs in RENAMED:
-        if ours in kwargs and ours not in names and theirs in names:
-            kwargs[theirs] = kwargs.pop(ours)
+    for ours in list(kwargs):
+        if ours in names:
+            continue
+        k = knob(cls, ours)
+        for sp in (k["spellings"] if k else ()):
+            if sp["name"] != ours and sp["name"] in names:
+                kwargs[sp["name"]] = kwargs.pop(ours)
+                break
     kept, dropped = filter_kwargs(cls, kwargs)
-    missing = [k for k in required if k in dropped]
-    if missing:
-        raise Unsupported(f"{cls.__name__} in this profile has no {', '.join(missing)}")
+    refused = []
+    for name in dropped:
+        k = knob(cls, name)
+        if _harmless_drop(k, kwargs[name]):
+            continue
+        if k is None:
+            refused.append(f"{name} (not in ftc's knob table, compiler/libknobs)")
+        elif k.get("setting"):
+            refused.append(f"{name} (the stage's {k['setting']} {kwargs[name]!r})")
+        else:
+            refused.append(f"{name} ({kwargs[name]!r})")
+    if refused:
+        libs = ", ".join(f"{lib} {installed(lib) or '?'}" for lib in ("transformers", "trl"))
+        raise Unsupported(f"{cls.__name__} in this environment ({libs}) has no {', '.join(refused)}; "
+                          "ftc refuses a setting rather than drop it")
     return cls(**kept), dropped
 
 

@@ -81,11 +81,11 @@ def run(stage: StageFile) -> dict:
         # default, later releases from all tokens.
         "top_k": compat.grpo_top_k_off(tv),
     })
-    if compat.grpo_has_max_prompt_length(tv):
-        # prepare already truncated prompts to this length; trl before 0.27
-        # would otherwise cut them again to its default 512.
-        kw["max_prompt_length"] = g.max_prompt_length or cfg.data.max_length
-    required = ["num_generations", "reward_weights"]
+    # prepare already truncated prompts to this length; trl before 0.27
+    # would otherwise cut them again to its default 512. trl 0.28 has no
+    # max_prompt_length: make_config drops it there (the knob table says
+    # prepare does it).
+    kw["max_prompt_length"] = g.max_prompt_length or cfg.data.max_length
     if g.generation.engine == "vllm":
         try:
             import vllm  # noqa: F401  (the trainer's client needs it)
@@ -96,12 +96,10 @@ def run(stage: StageFile) -> dict:
         # interfaces).
         multi_node = int(os.environ.get("WORLD_SIZE", "1")) > int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         host = (os.environ.get("FTC_MASTER_ADDR") if multi_node else None) or "127.0.0.1"
-        vk = compat.grpo_vllm_kwargs(tv, g.generation.port, g.generation.group_port, host)
-        kw.update(vk)
-        required += list(vk)
-    args, dropped = compat.make_config(GRPOConfig, kw, required=tuple(required))
+        kw.update(compat.grpo_vllm_kwargs(g.generation.port, g.generation.group_port, host))
+    args, dropped = compat.make_config(GRPOConfig, kw)
     if dropped:
-        log.info("ftc: GRPOConfig lacks %s here; left at defaults", ", ".join(dropped))
+        log.info("ftc: GRPOConfig lacks %s here; the library without it does what ftc asks", ", ".join(dropped))
     # trl 0.16's GRPO checkpoints cannot be resumed: write none the runtime
     # would offer back, so an interrupted run starts over.
     resumable = compat.grpo_resume_supported(tv)

@@ -80,7 +80,7 @@ def run(stage: StageFile) -> dict:
         # patches the model's forward; ftc's compute_loss owns the loss.
         kw.update({"dataset_kwargs": {"skip_prepare_dataset": True}, "max_length": cfg.data.max_length,
                    "packing": False, "loss_type": "nll"})
-        args, dropped = compat.make_config(SFTConfig, kw, required=("dataset_kwargs",))
+        args, dropped = compat.make_config(SFTConfig, kw)
         base = SFTTrainer
     else:
         from transformers import Trainer, TrainingArguments
@@ -88,7 +88,7 @@ def run(stage: StageFile) -> dict:
         args, dropped = compat.make_config(TrainingArguments, kw)
         base = Trainer
     if dropped:
-        log.info("ftc: %s lacks %s here; left at defaults", type(args).__name__, ", ".join(dropped))
+        log.info("ftc: %s lacks %s here; the library without it does what ftc asks", type(args).__name__, ", ".join(dropped))
     cls = trainer.sft_trainer_class(base, chunked=chunked, packed_mask_dtype=mask_dtype)
     need_ds = cfg.backend == "trl"
     throughput = metrics.Throughput()

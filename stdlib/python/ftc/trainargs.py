@@ -2,7 +2,8 @@
 
 The trainers' configs (TrainingArguments, SFTConfig, RewardConfig,
 GRPOConfig, PPOConfig) all extend TrainingArguments; compat.make_config
-drops what a version lacks. The strategy decides the DeepSpeed or FSDP
+refuses what a version lacks (compiler/libknobs' table says which keywords
+a library may lack harmlessly). The strategy decides the DeepSpeed or FSDP
 settings: the launch plan starts ZeRO under torchrun and hands DeepSpeed
 its config through TrainingArguments (compiler/launch), so the config is
 built here from the stage's distributed block.

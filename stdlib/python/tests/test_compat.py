@@ -105,11 +105,8 @@ def test_deepspeed_divides_the_loss_once():
 
 def test_grpo_differences():
     assert not compat.grpo_resume_supported(PINNED_TRL) and compat.grpo_resume_supported(CURRENT_TRL)
-    assert compat.grpo_has_max_prompt_length(PINNED_TRL) and not compat.grpo_has_max_prompt_length(CURRENT_TRL)
-    assert compat.grpo_vllm_kwargs(PINNED_TRL, 8000, 51216) == {"use_vllm": True, "vllm_server_host": "127.0.0.1",
-                                                                 "vllm_server_port": 8000}
-    assert compat.grpo_vllm_kwargs(CURRENT_TRL, 8001, 51217, "node-0")["vllm_server_host"] == "node-0"
-    kw = compat.grpo_vllm_kwargs(CURRENT_TRL, 8001, 51217)
+    assert compat.grpo_vllm_kwargs(8001, 51217, "node-0")["vllm_server_host"] == "node-0"
+    kw = compat.grpo_vllm_kwargs(8001, 51217)
     assert kw["vllm_mode"] == "server" and kw["vllm_group_port"] == 51217 and kw["vllm_server_port"] == 8001
 
 
@@ -129,18 +126,55 @@ def test_packed_attention_mode():
         compat.packed_attention_mode(PINNED_TF, "sdpa", False, "loop")
 
 
-def test_make_config_drops_or_refuses():
-    @dataclass
-    class Cfg:
-        a: int = 0
-        b: int = 0
+def _config_class(name, **defaults):
+    """A dataclass named like a library's config class, with these fields."""
+    from dataclasses import field, make_dataclass
 
-    kept, dropped = compat.filter_kwargs(Cfg, {"a": 1, "zz": 2})
-    assert kept == {"a": 1} and dropped == ["zz"]
-    cfg, dropped = compat.make_config(Cfg, {"a": 1, "b": 2, "c": 3})
-    assert cfg == Cfg(1, 2) and dropped == ["c"]
-    with pytest.raises(Unsupported, match="has no c"):
-        compat.make_config(Cfg, {"c": 3}, required=("c",))
+    return make_dataclass(name, [(k, type(v), field(default=v)) for k, v in defaults.items()])
+
+
+def test_make_config_refuses_what_the_class_lacks():
+    Cfg = _config_class("RewardConfig", max_length=0)
+    kept, dropped = compat.filter_kwargs(Cfg, {"max_length": 1, "zz": 2})
+    assert kept == {"max_length": 1} and dropped == ["zz"]
+    # A knob of the table the class lacks, set by the recipe: refused, never dropped.
+    with pytest.raises(Unsupported, match=r"has no center_rewards_coefficient \(the stage's centerRewards 0.01\)"):
+        compat.make_config(Cfg, {"max_length": 1, "center_rewards_coefficient": 0.01})
+    # A keyword the table does not know: refused too.
+    with pytest.raises(Unsupported, match="zz .not in ftc's knob table"):
+        compat.make_config(Cfg, {"zz": 2})
+
+
+def test_make_config_drops_only_what_the_table_calls_harmless():
+    # trl 0.16: no SFTConfig.loss_type (its only loss is nll).
+    Old = _config_class("SFTConfig", max_length=0)
+    cfg, dropped = compat.make_config(Old, {"max_length": 8, "loss_type": "nll"})
+    assert cfg == Old(8) and dropped == ["loss_type"]
+    with pytest.raises(Unsupported, match="loss_type"):
+        compat.make_config(Old, {"loss_type": "dft"})
+    # trl < 0.27: no GRPOConfig.vllm_group_port; its trainers sync on 51216.
+    Grpo = _config_class("GRPOConfig", use_vllm=False, vllm_server_port=0)
+    cfg, dropped = compat.make_config(Grpo, {"use_vllm": True, "vllm_mode": "server", "vllm_group_port": 51216})
+    assert dropped == ["vllm_group_port", "vllm_mode"]
+    with pytest.raises(Unsupported, match=r"vllm_group_port \(the stage's grpo.generation.groupPort 51300\)"):
+        compat.make_config(Grpo, {"vllm_group_port": 51300})
+    # trl >= 0.28: no max_prompt_length; prepare truncated the prompts.
+    cfg, dropped = compat.make_config(Grpo, {"max_prompt_length": 512})
+    assert dropped == ["max_prompt_length"]
+
+
+def test_knob_table_is_the_go_table():
+    t = compat.knob_table()
+    assert {p["profile"] for p in t["profiles"]} == {"pinned-2025q1", "current-2026"}
+    k = compat.knob(_config_class("GRPOConfig"), "vllm_group_port")
+    assert k["without"] == 51216 and k["setting"] == "grpo.generation.groupPort"
+    # Inherited: every trl config extends TrainingArguments.
+    assert compat.knob(_config_class("PPOConfig"), "learning_rate") is None
+    from dataclasses import make_dataclass
+
+    TA = make_dataclass("TrainingArguments", [("learning_rate", float, 0.0)])
+    PPO = make_dataclass("PPOConfig", [], bases=(TA,))
+    assert compat.knob(PPO, "learning_rate")["class"] == "TrainingArguments"
 
 
 def test_library_versions_is_a_dict():
@@ -149,15 +183,8 @@ def test_library_versions_is_a_dict():
 
 
 def test_make_config_follows_renames():
-    @dataclass
-    class New:
-        warmup_steps: float = 0
-        eval_strategy: str = "no"
-
-    @dataclass
-    class Old:
-        warmup_ratio: float = 0
-        evaluation_strategy: str = "no"
+    New = _config_class("TrainingArguments", warmup_steps=0.0, eval_strategy="no")
+    Old = _config_class("TrainingArguments", warmup_ratio=0.0, evaluation_strategy="no")
 
     cfg, dropped = compat.make_config(New, {"warmup_ratio": 0.1, "eval_strategy": "steps"})
     assert cfg == New(0.1, "steps") and dropped == []

@@ -91,3 +91,18 @@ def test_off_a_gpu_processes_join_torchruns_world_with_gloo(tmp_path):
     assert trainargs.merge_runtime_args(kw, tmp_path, on_gpu=False, world_size=2)["ddp_backend"] == "gloo"
     assert "ddp_backend" not in trainargs.merge_runtime_args(kw, tmp_path, on_gpu=False, world_size=1)
     assert "ddp_backend" not in trainargs.merge_runtime_args(kw, tmp_path, on_gpu=True, world_size=2)
+
+
+def test_every_keyword_is_in_the_knob_table(tmp_path):
+    """make_config refuses a keyword the class lacks that the table does
+    not know: every TrainingArguments keyword ftc derives is in it."""
+    from ftc import compat
+
+    names = {s["name"] for k in compat.knob_table()["knobs"] if k["class"] == "TrainingArguments"
+             for s in k["spellings"]}
+    keys = set()
+    for c, ev in ((cfg(), False), (cfg(training__steps=10, training__epochs=0, cadence__evalEvery=5), True),
+                  (cfg(distributed__strategy="zero3"), False), (cfg(distributed__strategy="fsdp"), False)):
+        kw = trainargs.training_kwargs(c, "/c", "bf16", True, ev)
+        keys |= set(trainargs.merge_runtime_args(kw, tmp_path, on_gpu=False, world_size=2))
+    assert keys - names == set()
