@@ -99,7 +99,7 @@ func TestLockNeedsNoDaemon(t *testing.T) {
 		}
 	}
 	target := "cp" + strings.ReplaceAll(e.release, ".", "") + " manylinux_2_35_x86_64"
-	if !strings.Contains(e.stdout, "2 Python package(s) (resolved now, "+target+")") {
+	if !strings.Contains(e.stdout, "2 Python package(s) (resolved now for "+target+")") {
 		t.Errorf("ftc lock output:\n%s", e.stdout)
 	}
 	// Current: kept, not resolved again.

@@ -72,7 +72,7 @@ An up-to-date lock is kept unless --update.`,
 			}
 			fmt.Fprintf(stdout, "%s: base %s, %d Python package(s)", lockPath, base, len(lr.Packages))
 			if lr.Resolved {
-				fmt.Fprintf(stdout, " (resolved now, %s)", lr.Target)
+				fmt.Fprintf(stdout, " (resolved now %s)", lr.Target)
 			}
 			fmt.Fprintln(stdout)
 			for _, p := range lr.Packages {

@@ -108,7 +108,7 @@ func Lock(ctx context.Context, b *Builder, r *config.Recipe, lock *resolve.Lock,
 				if pkgs, err = ResolvePythonLocal(ctx, reqs, t); err != nil {
 					return nil, err
 				}
-				res.Target = t.String()
+				res.Target = "for " + t.String()
 			}
 			lock.Python = &resolve.PythonLock{Input: input}
 			for _, p := range pkgs {
