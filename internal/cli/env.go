@@ -185,7 +185,8 @@ error.`,
 			ctx := cmdContext(cmd)
 			v, err := envcheck.CreateVenv(ctx, envcheck.VenvOptions{
 				Python: python, Release: release, Profile: r.Environment.Profile, Packages: pkgs, Dir: dir,
-				Wheels: wheels, IndexURL: indexURL, Entrypoints: ep, Log: progressLog(stderr),
+				// pip's progress to stderr: stdout says only what was made.
+				Wheels: wheels, IndexURL: indexURL, Entrypoints: ep, Log: stderr,
 			})
 			if err != nil {
 				fmt.Fprintf(stderr, "ftc: %v\n", err)
@@ -232,10 +233,6 @@ error.`,
 	fl.StringVar(&indexURL, "index-url", "", "Python package index `URL` (default: pip's, PyPI)")
 	return create
 }
-
-// progressLog is where pip's output goes while an environment is made:
-// stderr, so that stdout says only what was made.
-func progressLog(stderr io.Writer) io.Writer { return stderr }
 
 // lockedClosure is the Python closure ftc.lock holds for r now, or an
 // error saying what to run.
