@@ -29,7 +29,7 @@ const allowEnvFlag = "allow-env-mismatch"
 func newEnv(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "env",
-		Short: "Check this machine's Python environment and GPUs against a recipe",
+		Short: "Make (from ftc.lock) or check this machine's Python environment and GPUs for a recipe",
 	}
 	var flags recipeFlags
 	var cache cacheFlag
