@@ -90,7 +90,7 @@ func main() {
 	d, err := buildkittest.StartDaemon(ctx, bkd)
 	check(err)
 	lockTime := timed(func() {
-		run(ftc, "lock", "--set", set, "--buildkit", d.Addr, "--wheels", wheels, "--progress", "quiet", "--cache", filepath.Join(work, "lockcache"), recipe)
+		run(ftc, "lock", "--in-base", "--set", set, "--buildkit", d.Addr, "--wheels", wheels, "--progress", "quiet", "--cache", filepath.Join(work, "lockcache"), recipe)
 	})
 	check(d.Stop())
 

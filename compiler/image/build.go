@@ -26,8 +26,8 @@ type Inputs struct {
 	// (from ftc.lock); ignored when the profile has a digest.
 	BaseDigest string
 	// Python is the locked closure of the environment's Python
-	// dependencies, and PythonInput the RequirementsDigest it was resolved
-	// for.
+	// dependencies, and PythonInput the digest it was resolved for
+	// (TargetedRequirementsDigest or RequirementsDigest).
 	Python      []Package
 	PythonInput string
 	// Entrypoints holds the entrypoints package as ftc/… at its root.
@@ -124,6 +124,38 @@ func RequirementsDigest(reqs []Requirement, base string, p Platform) string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
+// LockGlibc is the newest glibc, 2.LockGlibc, whose wheels ftc lock may
+// choose when it resolves without the base image: Ubuntu 22.04's, the
+// oldest glibc of a stock base. Any newer glibc runs them (manylinux tags
+// are minimums), so one closure serves every base with the profile's
+// Python.
+const LockGlibc = 35
+
+// TargetedRequirementsDigest identifies a resolution made without the base
+// image (ftc lock's default, and what ftc env create installs): the
+// requirements, the profile's CPython release, the glibc of LockGlibc and
+// the platform. It names no base: the closure is the same in any base that
+// has that Python, so a base change does not make it stale.
+func TargetedRequirementsDigest(reqs []Requirement, python string, p Platform) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "ftc python requirements v1\ntarget cp%s manylinux_2_%d\nplatform %s\n", strings.ReplaceAll(python, ".", ""), LockGlibc, p)
+	h.Write(RequirementsIn(reqs))
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// PythonLockCurrent reports whether a lock's Python input (lockInput) is a
+// resolution of r's requirements now: made for the profile's Python
+// without the base (TargetedRequirementsDigest), or inside the base by
+// digest (RequirementsDigest, ftc lock --in-base; base "" when the base has
+// no digest).
+func PythonLockCurrent(r *config.Recipe, base, lockInput string, p Platform) bool {
+	reqs := Requirements(r)
+	if lockInput == TargetedRequirementsDigest(reqs, r.Environment.Python, p) {
+		return true
+	}
+	return base != "" && lockInput == RequirementsDigest(reqs, base, p)
+}
+
 // BaseRef is the base image reference by digest, or "" and false when no
 // digest is known.
 func BaseRef(env config.Environment, lockedDigest string) (string, bool) {
@@ -158,7 +190,7 @@ func Build(r *config.Recipe, in Inputs) (*Spec, error) {
 	}
 	if len(reqs) > 0 && ok {
 		var err error
-		pkgs, err = checkLock(reqs, in, RequirementsDigest(reqs, base, s.Platform))
+		pkgs, err = checkLock(reqs, in, PythonLockCurrent(r, base, in.PythonInput, s.Platform))
 		var u Unpinned
 		if errors.As(err, &u) {
 			unpinned = append(unpinned, u...)
@@ -208,12 +240,12 @@ func Build(r *config.Recipe, in Inputs) (*Spec, error) {
 
 // checkLock returns the locked packages when they were resolved for
 // exactly these requirements and pin every one of them with a hash.
-func checkLock(reqs []Requirement, in Inputs, digest string) ([]Package, error) {
+func checkLock(reqs []Requirement, in Inputs, current bool) ([]Package, error) {
 	if len(in.Python) == 0 {
 		return nil, Unpinned{fmt.Sprintf("%d Python package(s) have no lock: run `ftc lock`", len(reqs))}
 	}
-	if in.PythonInput != digest {
-		return nil, Unpinned{"the Python lock was resolved for other requirements or another base: run `ftc lock`"}
+	if !current {
+		return nil, Unpinned{"the Python lock was resolved for other requirements, another Python or another base: run `ftc lock`"}
 	}
 	locked := map[string]Package{}
 	for _, p := range in.Python {

@@ -110,6 +110,25 @@ func TestBuildRefusesWhatIsNotPinned(t *testing.T) {
 		t.Fatalf("stale lock: %v", err)
 	}
 
+	// Resolved without the base (ftc lock's default): current for the
+	// profile's Python whatever the base, stale for another Python.
+	targeted := inputs(r)
+	targeted.PythonInput = image.TargetedRequirementsDigest(image.Requirements(r), r.Environment.Python, image.DefaultPlatform)
+	if _, err := image.Build(r, targeted); err != nil {
+		t.Fatalf("a lock resolved for the profile's Python without the base: %v", err)
+	}
+	newBase := vet(t, `environment.base.image="registry.example/other:2"`)
+	if _, err := image.Build(newBase, targeted); err != nil {
+		t.Fatalf("a base change made a lock resolved without the base stale: %v", err)
+	}
+	if _, err := image.Build(newBase, in); !errors.As(err, &u) || !strings.Contains(err.Error(), "resolved for other requirements, another Python or another base") {
+		t.Fatalf("a lock resolved in the old base: %v", err)
+	}
+	otherPython := vet(t, `environment.python="3.12"`)
+	if _, err := image.Build(otherPython, targeted); !errors.As(err, &u) || !strings.Contains(err.Error(), "resolved for other requirements") {
+		t.Fatalf("a lock resolved for Python 3.11, profile on 3.12: %v", err)
+	}
+
 	noHash := inputs(r)
 	noHash.Python[0].Hashes = nil
 	if _, err := image.Build(r, noHash); !errors.As(err, &u) || !strings.Contains(err.Error(), "has no hash") {

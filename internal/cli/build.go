@@ -31,6 +31,8 @@ type builderFlags struct {
 	wheels   string
 	indexURL string
 	progress string
+	inBase   bool   // resolve inside the base with BuildKit
+	pip      string // the interpreter that runs pip's resolver here
 }
 
 func (f *builderFlags) register(cmd *cobra.Command) {
@@ -41,6 +43,12 @@ func (f *builderFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.wheels, "wheels", "", "local wheel `DIR` to resolve and install Python packages from, without network (where PyPI is not reachable)")
 	fl.StringVar(&f.indexURL, "index-url", "", "Python package index `URL` (default: pip's, PyPI)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress display on stderr: auto, plain, tty or quiet")
+	fl.BoolVar(&f.inBase, "in-base", false, "resolve the Python closure inside the base image with BuildKit (needs a daemon and the base pinned), not on this machine for the profile's Python")
+	fl.StringVar(&f.pip, "pip-python", "python3", "the interpreter that runs pip's resolver on this machine (pip ≥ 22.2; its own version does not matter)")
+}
+
+func (f *builderFlags) lockOptions(update bool) build.LockOptions {
+	return build.LockOptions{Update: update, InBase: f.inBase, Pip: f.pip}
 }
 
 func (f *builderFlags) options(stderr io.Writer) (build.Options, error) {
@@ -169,8 +177,14 @@ func runBuild(ctx context.Context, file string, f *buildFlags, stdout, stderr io
 	}
 	if !f.frozen {
 		before := string(lock.Bytes())
-		lr, err := build.Lock(ctx, b, r, lock, false)
+		lr, err := build.Lock(ctx, b, r, lock, f.lockOptions(false))
 		if err != nil {
+			if lr != nil && string(lock.Bytes()) != before {
+				// What was locked stays locked (build.Lock).
+				if werr := lock.Write(lockPath); werr != nil {
+					return fmt.Errorf("writing %s: %w", lockPath, werr)
+				}
+			}
 			fmt.Fprintf(stderr, "ftc: %v\n", err)
 			return errFailed
 		}

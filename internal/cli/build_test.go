@@ -160,9 +160,11 @@ func TestBuildExample(t *testing.T) {
 	cache1 := t.TempDir()
 	out1 := filepath.Join(t.TempDir(), "oci")
 
-	// ftc lock: the base tag pinned, the Python closure resolved by pip (a
-	// stand-in in the busybox base) inside BuildKit, with the wheel's hash.
-	out, errOut, code := e.ftc("lock", "--wheels", e.wheels, "--cache", cache1)
+	// ftc lock --in-base: the base tag pinned, the Python closure resolved
+	// by pip (a stand-in in the busybox base) inside BuildKit, with the
+	// wheel's hash. (Without --in-base it is resolved on this machine:
+	// env_test.go.)
+	out, errOut, code := e.ftc("lock", "--in-base", "--wheels", e.wheels, "--cache", cache1)
 	if code != 0 {
 		t.Fatalf("ftc lock: %d\n%s\n%s", code, out, errOut)
 	}
@@ -173,7 +175,7 @@ func TestBuildExample(t *testing.T) {
 			t.Fatalf("ftc.lock lacks %q:\n%s", want, lock)
 		}
 	}
-	if !strings.Contains(out, "(resolved now)") {
+	if !strings.Contains(out, "(resolved now in "+e.registry+"/base/busybox:1@sha256:") {
 		t.Errorf("lock output: %s", out)
 	}
 
@@ -259,6 +261,20 @@ func TestBuildExample(t *testing.T) {
 		got := e2.build("--frozen", "--wheels", e.wheels, "--cache", t.TempDir(), "-o", "oci:"+t.TempDir())
 		if got != d1 {
 			t.Fatalf("a fresh daemon root built %s, the first %s", got, d1)
+		}
+	})
+
+	// The default ftc lock resolves on this machine for the profile's
+	// Python, without BuildKit: the same closure, so the same image.
+	t.Run("locked without the base: same digest", func(t *testing.T) {
+		e2 := *e
+		e2.buildkit = "unix:///nonexistent/buildkitd.sock"
+		out, errOut, code := e2.ftc("lock", "--update", "--wheels", e.wheels, "--cache", cache1)
+		if code != 0 || !strings.Contains(out, "(resolved now for cp311 manylinux_2_35_x86_64)") {
+			t.Fatalf("ftc lock: %d\n%s\n%s", code, out, errOut)
+		}
+		if got := e.build("--frozen", "--wheels", e.wheels, "--cache", cache1, "-o", "oci:"+t.TempDir()); got != d1 {
+			t.Fatalf("built from the closure resolved here: %s, from the one resolved in the base: %s", got, d1)
 		}
 	})
 

@@ -235,7 +235,11 @@ func recipeKeys(c context.Context, file string, cache *cacheFlag, roots *recipeF
 	if err != nil {
 		return nil, errFailed
 	}
-	p, _, err := resolveAndPlan(c, r, &runFlags{cache: *cache, offline: true}, stderr)
+	hasher := &resolve.Hasher{MemoDir: cache.hashes(), Progress: hashProgress(stderr)}
+	p, _, writeLock, err := resolveAndPlan(c, r, &runFlags{cache: *cache, offline: true}, hasher)
+	if err == nil {
+		err = writeLock()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)
 		return nil, errFailed

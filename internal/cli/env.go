@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -14,9 +15,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/envcheck"
 	"github.com/ftc-dev/ftc/runtime/exec"
+	"github.com/ftc-dev/ftc/runtime/resolve"
 )
 
 // allowEnvFlag is the flag that goes on with an environment other than
@@ -26,9 +29,10 @@ const allowEnvFlag = "allow-env-mismatch"
 func newEnv(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "env",
-		Short: "Check this machine's Python environment and GPUs against a recipe",
+		Short: "Make (from ftc.lock) or check this machine's Python environment and GPUs for a recipe",
 	}
 	var flags recipeFlags
+	var cache cacheFlag
 	var python string
 	var gpus int
 	check := &cobra.Command{
@@ -77,6 +81,10 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 			if err != nil {
 				return usageError{err}
 			}
+			pythonSet := cmd.Flags().Changed("python")
+			if v, ok := lockedVenv(r, cache); ok && !pythonSet {
+				python = v.Interpreter()
+			}
 			rep, err := probeEnvironment(cmdContext(cmd), r, p, python, len(devices))
 			if err != nil {
 				fmt.Fprintf(stderr, "ftc: %v\n", err)
@@ -84,17 +92,186 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 			}
 			printEnvTable(stdout, rep)
 			if len(rep.Fatal()) > 0 || len(rep.Refused()) > 0 {
-				printEnvProblems(stderr, rep, false)
+				printEnvProblems(stderr, rep, false, envFix(r, files[0], flags.sets, cache, pythonSet))
 				return errFailed
 			}
 			return nil
 		},
 	}
 	flags.register(check)
-	check.Flags().StringVar(&python, "python", "python", "the Python interpreter to check")
+	cache.register(check)
+	check.Flags().StringVar(&python, "python", "python", "the Python interpreter to check (default: the environment ftc env create made for the lock, else python)")
 	check.Flags().IntVar(&gpus, "gpus", 0, "number of GPUs the run will use (default: the recipe's gpusPerNode)")
-	cmd.AddCommand(check)
+	cmd.AddCommand(check, newEnvCreate(stdout, stderr))
 	return cmd
+}
+
+func newEnvCreate(stdout, stderr io.Writer) *cobra.Command {
+	var flags recipeFlags
+	var cache cacheFlag
+	var python, dir, wheels, indexURL string
+	create := &cobra.Command{
+		Use:   "create FILE",
+		Short: "Make the recipe's Python environment as a virtual environment from ftc.lock, hash-checked",
+		Long: `create makes a virtual environment holding exactly the Python closure
+ftc.lock pins for the recipe's profile (ftc lock writes it): every wheel
+installed with pip --require-hashes --no-deps, so no resolver runs and a wheel
+whose sha256 is not the lock's is refused. It is the package set the image
+gets (ftc build), on this machine, without containers.
+
+The environment goes into the cache, named by the digest of the closure and
+the Python release: every recipe whose lock has the same closure shares it,
+and ftc run and ftc env check use it when --python is not given. --dir DIR
+makes it there instead (ftc run then needs --python DIR/bin/python). Its
+python imports the entrypoints ftc ships (a .pth file), as ftc run's stages
+do. The interpreter it is made from (--python; default pythonX.Y of the
+profile, else python3) must be the profile's Python release. An environment
+that exists is kept.
+
+Wheels come from pip's index, --index-url URL, or a local directory,
+--wheels DIR (no network). Exit status: 0 made or present, 1 failed, 2 usage
+error.`,
+		Args: argsError(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			if len(files) > 1 {
+				return usageError{fmt.Errorf("env create: one recipe at a time")}
+			}
+			if wheels != "" && indexURL != "" {
+				return usageError{fmt.Errorf("--wheels and --index-url: give one source of wheels")}
+			}
+			if wheels != "" {
+				if fi, err := os.Stat(wheels); err != nil || !fi.IsDir() {
+					return usageError{fmt.Errorf("--wheels %s: not a directory", wheels)}
+				}
+			}
+			overrides, err := flags.overrides()
+			if err != nil {
+				return err
+			}
+			vo, err := flags.vetOptions()
+			if err != nil {
+				return err
+			}
+			r, diags, err := vetRecipe(files[0], overrides, vo)
+			printDiags(stderr, diags.Errors())
+			if err != nil {
+				if len(diags) == 0 {
+					fmt.Fprintf(stderr, "%s: %v\n", files[0], err)
+				}
+				return errFailed
+			}
+			pkgs, err := lockedClosure(r, files[0], flags.sets)
+			if err != nil {
+				fmt.Fprintf(stderr, "ftc: %v\n", err)
+				return errFailed
+			}
+			release := r.Environment.Python
+			if python == "" {
+				python = "python" + release
+				if _, err := osexec.LookPath(python); err != nil {
+					python = "python3"
+				}
+			}
+			key := envcheck.VenvKey(release, pkgs)
+			if dir == "" {
+				dir = envcheck.VenvDir(cache.envs(), key)
+			} else if dir, err = filepath.Abs(dir); err != nil {
+				return err
+			}
+			ep, err := envcheck.Entrypoints(filepath.Join(cache.root(), "entrypoints"))
+			if err != nil {
+				return fmt.Errorf("materialising the entrypoints: %w", err)
+			}
+			ctx := cmdContext(cmd)
+			v, err := envcheck.CreateVenv(ctx, envcheck.VenvOptions{
+				Python: python, Release: release, Profile: r.Environment.Profile, Packages: pkgs, Dir: dir,
+				// pip's progress to stderr: stdout says only what was made.
+				Wheels: wheels, IndexURL: indexURL, Entrypoints: ep, Log: stderr,
+			})
+			if err != nil {
+				fmt.Fprintf(stderr, "ftc: %v\n", err)
+				return errFailed
+			}
+			state := "made now"
+			if !v.Created {
+				state = "already made"
+			}
+			fmt.Fprintf(stdout, "environment %s (%s): profile %s, Python %s, %d package(s) from ftc.lock, hash-checked\n", v.Dir, state, v.Profile, v.Python, v.Packages)
+			// What ftc run will find there, checked as ftc run checks it
+			// (no GPUs: that is ftc env check's and ftc run's part).
+			p, err := plan.Build(r)
+			if err != nil {
+				fmt.Fprintf(stderr, "ftc: %v\n", err)
+				return errFailed
+			}
+			rep, err := probeEnvironment(ctx, r, p, v.Interpreter(), 0)
+			if err != nil {
+				fmt.Fprintf(stderr, "ftc: %v\n", err)
+				return errFailed
+			}
+			printEnvTable(stdout, rep)
+			if len(rep.Refused()) > 0 {
+				// The lock pins these very versions: only a lock that
+				// disagrees with the profile gets here.
+				fmt.Fprintf(stderr, "ftc: the environment made from ftc.lock is not profile %s's: run ftc lock --update %s\n", rep.Want.Profile, files[0])
+				return errFailed
+			}
+			if dir == envcheck.VenvDir(cache.envs(), key) {
+				fmt.Fprintf(stdout, "ftc run and ftc env check use it when --python is not given\n")
+			} else {
+				fmt.Fprintf(stdout, "use it with: ftc run --python %s %s\n", v.Interpreter(), files[0])
+			}
+			return nil
+		},
+	}
+	flags.register(create)
+	cache.register(create)
+	fl := create.Flags()
+	fl.StringVar(&python, "python", "", "the Python `INTERPRETER` the environment is made from; it must be the profile's release (default: pythonX.Y of the profile, else python3)")
+	fl.StringVar(&dir, "dir", "", "make the environment in `DIR` instead of the cache")
+	fl.StringVar(&wheels, "wheels", "", "local wheel `DIR` to install from, without network")
+	fl.StringVar(&indexURL, "index-url", "", "Python package index `URL` (default: pip's, PyPI)")
+	return create
+}
+
+// lockedClosure is the Python closure ftc.lock holds for r now, or an
+// error saying what to run.
+func lockedClosure(r *config.Recipe, file string, sets []string) ([]image.Package, error) {
+	lockPath := filepath.Join(r.Dir, resolve.LockFile)
+	lock, err := resolve.ReadLock(lockPath)
+	if err != nil {
+		return nil, err
+	}
+	lockCmd := "ftc lock" + strings.TrimPrefix(envcheck.CreateCommand(file, sets, true), "ftc env create")
+	switch {
+	case len(image.Requirements(r)) == 0:
+		return nil, fmt.Errorf("profile %s pins no Python packages: there is no environment to make", r.Environment.Profile)
+	case lock.Python == nil || len(lock.Python.Packages) == 0:
+		return nil, fmt.Errorf("%s has no Python closure for profile %s: run %s first", lockPath, r.Environment.Profile, lockCmd)
+	}
+	base, _ := image.BaseRef(r.Environment, lock.Bases[r.Environment.Base.Image])
+	if !image.PythonLockCurrent(r, base, lock.Python.Input, image.DefaultPlatform) {
+		return nil, fmt.Errorf("%s: the Python closure was resolved for other requirements or another Python than profile %s's (Python %s): run %s --update", lockPath, r.Environment.Profile, r.Environment.Python, lockCmd)
+	}
+	var pkgs []image.Package
+	for _, p := range lock.Python.Packages {
+		if len(p.Hashes) == 0 {
+			return nil, fmt.Errorf("%s: %s==%s has no hash: run %s --update", lockPath, p.Name, p.Version, lockCmd)
+		}
+		pkgs = append(pkgs, image.Package{Name: p.Name, Version: p.Version, Hashes: p.Hashes})
+	}
+	return pkgs, nil
+}
+
+// lockedVenv is the environment ftc env create made in the cache for r's
+// locked closure, if there is one.
+func lockedVenv(r *config.Recipe, cache cacheFlag) (*envcheck.Venv, bool) {
+	pkgs, err := lockedClosure(r, "", nil)
+	if err != nil {
+		return nil, false
+	}
+	key := envcheck.VenvKey(r.Environment.Python, pkgs)
+	return envcheck.FindVenv(envcheck.VenvDir(cache.envs(), key), key)
 }
 
 func cmdContext(cmd *cobra.Command) context.Context {
@@ -177,7 +354,8 @@ func printEnvTable(w io.Writer, rep *envcheck.Report) {
 }
 
 // printEnvProblems says why the environment is refused and what fixes it.
-func printEnvProblems(w io.Writer, rep *envcheck.Report, run bool) {
+// fix is the line that makes the profile's environment (envFix).
+func printEnvProblems(w io.Writer, rep *envcheck.Report, run bool, fix string) {
 	for _, row := range rep.Fatal() {
 		switch row.What {
 		case "GPUs":
@@ -196,8 +374,11 @@ func printEnvProblems(w io.Writer, rep *envcheck.Report, run bool) {
 		what = append(what, row.What)
 	}
 	fmt.Fprintf(w, "ftc: %s is not the environment of profile %s (%s)\n", rep.Python, rep.Want.Profile, strings.Join(what, ", "))
-	if fix := rep.Fix(); fix != "" {
-		fmt.Fprintf(w, "  fix: %s\n", fix)
+	for _, row := range refused {
+		if row.Package || row.What == "python" {
+			fmt.Fprintf(w, "  fix: %s\n", fix)
+			break
+		}
 	}
 	for _, row := range refused {
 		switch {
@@ -210,6 +391,17 @@ func printEnvProblems(w io.Writer, rep *envcheck.Report, run bool) {
 	if run && len(rep.Fatal()) == 0 {
 		fmt.Fprintf(w, "  or go on with --%s: outputs are then keyed by the environment that ran, never the profile's\n", allowEnvFlag)
 	}
+}
+
+// envFix says how to get the profile's environment: the one ftc env
+// create made already (when --python chose another), else ftc env create
+// (after ftc lock when the lock lacks the closure).
+func envFix(r *config.Recipe, file string, sets []string, cache cacheFlag, pythonSet bool) string {
+	if v, ok := lockedVenv(r, cache); ok && pythonSet {
+		return "drop --python: ftc env create made the profile's environment from ftc.lock, " + v.Dir
+	}
+	_, err := lockedClosure(r, file, sets)
+	return envcheck.CreateCommand(file, sets, err == nil) + " (the profile's packages from ftc.lock, hash-checked; then used when --python is not given)"
 }
 
 // localEnv is what a local run needs from this machine.
@@ -232,7 +424,10 @@ type localEnv struct {
 // outputs through the store as usual, and no output can ever be found
 // under the profile's key, since the found environment's key has its own
 // domain. The run record says so (an "environment" event).
-func prepareLocal(ctx context.Context, r *config.Recipe, p *plan.Plan, f *runFlags, gpus []int, stdout, stderr io.Writer) (*plan.Plan, *localEnv, error) {
+//
+// Without --python, the interpreter is that of the environment ftc env
+// create made for the recipe's locked closure, when there is one.
+func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Plan, f *runFlags, gpus []int, stdout, stderr io.Writer) (*plan.Plan, *localEnv, error) {
 	le := &localEnv{}
 	switch {
 	case f.engine == "docker" || f.engine == "podman":
@@ -253,6 +448,10 @@ func prepareLocal(ctx context.Context, r *config.Recipe, p *plan.Plan, f *runFla
 		le.skip = "dry run (ftc env check makes the check alone)"
 	}
 	if le.skip == "" {
+		if v, ok := lockedVenv(r, f.cache); ok && !f.pythonSet {
+			f.python = v.Interpreter()
+			fmt.Fprintf(stdout, "environment: %s (ftc env create, from ftc.lock)\n", v.Dir)
+		}
 		n := 0
 		if hasTraining(p) {
 			n = len(gpus)
@@ -267,7 +466,7 @@ func prepareLocal(ctx context.Context, r *config.Recipe, p *plan.Plan, f *runFla
 		switch {
 		case len(rep.Fatal()) > 0 || refused && !f.allowEnv:
 			printEnvTable(stderr, rep)
-			printEnvProblems(stderr, rep, true)
+			printEnvProblems(stderr, rep, true, envFix(r, file, f.recipe.sets, f.cache, f.pythonSet))
 			return nil, nil, errFailed
 		case refused:
 			printEnvTable(stdout, rep)

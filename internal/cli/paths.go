@@ -36,5 +36,9 @@ func (c *cacheFlag) runs() string    { return filepath.Join(c.root(), "runs") }
 func (c *cacheFlag) records() string { return filepath.Join(c.root(), "records") }
 func (c *cacheFlag) hashes() string  { return filepath.Join(c.root(), "hashes") }
 
+// envs is where ftc env create keeps virtual environments, one per
+// locked closure (envcheck.VenvKey).
+func (c *cacheFlag) envs() string { return filepath.Join(c.root(), "envs") }
+
 // images is where ftc build keeps environment images (build.Options.Cache).
 func (c *cacheFlag) images() string { return filepath.Join(c.root(), "images") }

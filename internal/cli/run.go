@@ -38,6 +38,7 @@ type runFlags struct {
 	restart    []string
 	retries    int
 	python     string
+	pythonSet  bool // --python was given
 	entrypoint string
 	engine     string
 	image      string
@@ -65,7 +66,7 @@ its newest complete checkpoint on the next run.`,
 			for _, s := range f.restart {
 				restartAll = restartAll || s == "*"
 			}
-			f.gpusSet, f.engineSet = cmd.Flags().Changed("gpus"), cmd.Flags().Changed("backend")
+			f.gpusSet, f.engineSet, f.pythonSet = cmd.Flags().Changed("gpus"), cmd.Flags().Changed("backend"), cmd.Flags().Changed("python")
 			return runRecipe(cmd.Context(), files[0], &f, restartAll, stdout, stderr)
 		},
 	}
@@ -78,7 +79,7 @@ its newest complete checkpoint on the next run.`,
 	fl.StringSliceVar(&f.restart, "restart", nil, "discard `STAGE`s' checkpoints and start them over (no value: all)")
 	fl.Lookup("restart").NoOptDefVal = "*"
 	fl.IntVar(&f.retries, "retries", 0, "restart a failed stage up to `N` times, resuming from its newest checkpoint")
-	fl.StringVar(&f.python, "python", "python", "Python interpreter that runs stages on the local backend (the entrypoints come with ftc; see ftc env check)")
+	fl.StringVar(&f.python, "python", "python", "Python interpreter that runs stages on the local backend (default: the environment ftc env create made for the lock, else python; the entrypoints come with ftc; see ftc env check)")
 	fl.StringVar(&f.entrypoint, "entrypoint", os.Getenv("FTC_ENTRYPOINT"), "command standing in for the launcher and `python -m ftc.entry` (test trainers, wrapper scripts)")
 	fl.StringVar(&f.engine, "backend", "local", "where stages run: local, docker, podman, slurm (sbatch from this host; the cache on a shared file system) or kubernetes (kubectl; the recipe's target must be kubernetes)")
 	fl.StringVar(&f.image, "image", "", "stage image by digest, for the docker and podman backends")
@@ -103,7 +104,10 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	if err != nil {
 		return err
 	}
-	vo.Digest = dataDigests(f.cache, stderr)
+	// Memos of data hashes, like the lock, are written only once the run
+	// gets past its checks (prepareLocal): a refused run writes nothing.
+	hasher := &resolve.Hasher{MemoDir: f.cache.hashes(), Progress: hashProgress(stderr), Defer: true}
+	vo.Digest = hasher.SHA256
 	r, diags, err := vetRecipe(file, overrides, vo)
 	printDiags(stderr, diags.Errors())
 	if err != nil {
@@ -113,11 +117,7 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 		return errFailed
 	}
 
-	store, err := cas.Open(f.cache.store())
-	if err != nil {
-		return err
-	}
-	p, res, err := resolveAndPlan(ctx, r, f, stderr)
+	p, res, writeLock, err := resolveAndPlan(ctx, r, f, hasher)
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)
 		return errFailed
@@ -164,7 +164,15 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	}
 
 	// Before anything is pulled, recorded or run (env.go).
-	p, local, err := prepareLocal(ctx, r, p, f, gpus, stdout, stderr)
+	p, local, err := prepareLocal(ctx, file, r, p, f, gpus, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	hasher.Flush()
+	if err := writeLock(); err != nil {
+		return err
+	}
+	store, err := cas.Open(f.cache.store())
 	if err != nil {
 		return err
 	}
@@ -241,12 +249,13 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 }
 
 // resolveAndPlan checks data digests, pins Hub references through the lock
-// (and the Hub when online), writes the lock if it grew, and plans.
-func resolveAndPlan(ctx context.Context, r *config.Recipe, f *runFlags, stderr io.Writer) (*plan.Plan, *resolve.Result, error) {
+// (and the Hub when online), and plans. writeLock writes the lock if it
+// grew: the caller does, once the run is past its checks.
+func resolveAndPlan(ctx context.Context, r *config.Recipe, f *runFlags, hasher *resolve.Hasher) (p *plan.Plan, res *resolve.Result, writeLock func() error, err error) {
 	lockPath := filepath.Join(r.Dir, resolve.LockFile)
 	lock, err := resolve.ReadLock(lockPath)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var hub *resolve.Hub
 	if !f.offline && os.Getenv("HF_HUB_OFFLINE") != "1" {
@@ -256,18 +265,22 @@ func resolveAndPlan(ctx context.Context, r *config.Recipe, f *runFlags, stderr i
 		}
 		hub = &resolve.Hub{Endpoint: endpoint, Token: os.Getenv("HF_TOKEN")}
 	}
-	hasher := &resolve.Hasher{MemoDir: f.cache.hashes(), Progress: hashProgress(stderr)}
-	res, err := resolve.Resolve(ctx, r, resolve.Options{Lock: lock, Hub: hub, Hasher: hasher})
+	res, err = resolve.Resolve(ctx, r, resolve.Options{Lock: lock, Hub: hub, Hasher: hasher})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	writeLock = func() error { return nil }
 	if res.LockChanged {
-		if err := resolve.UpdatedLock(lock, res).Write(lockPath); err != nil {
-			return nil, nil, fmt.Errorf("writing %s: %w", lockPath, err)
+		updated := resolve.UpdatedLock(lock, res)
+		writeLock = func() error {
+			if err := updated.Write(lockPath); err != nil {
+				return fmt.Errorf("writing %s: %w", lockPath, err)
+			}
+			return nil
 		}
 	}
-	p, err := plan.BuildWith(r, plan.Options{Image: f.image})
-	return p, res, err
+	p, err = plan.BuildWith(r, plan.Options{Image: f.image})
+	return p, res, writeLock, err
 }
 
 // hashProgress reports hashing of large files, at most once a second.

@@ -141,11 +141,20 @@ func TestEnvironmentCheckedBeforeAnyStage(t *testing.T) {
 	for _, w := range []string{
 		"is not the environment of profile pinned-2025q1 (python, torch, transformers)",
 		"fix: use a Python 3.11 interpreter (--python python3.11)",
-		"fix: " + filepath.Join(fakes, "python") + " -m pip install torch==2.5.0 transformers==4.48.2",
+		// No closure in ftc.lock yet: lock first, then make the
+		// environment from it (hash-checked), not a bare pip install.
+		"fix: ftc lock " + e.recipe + " && ftc env create " + e.recipe + " (the profile's packages from ftc.lock, hash-checked; then used when --python is not given)",
 		"or go on with --allow-env-mismatch",
 	} {
 		if !strings.Contains(r.out, w) {
 			t.Errorf("refusal lacks %q:\n%s", w, r.out)
+		}
+	}
+	// The check comes before anything is written to the cache: no data
+	// hash memos, no store (checked before cacheEntries opens it).
+	for _, d := range []string{"hashes", "cas"} {
+		if _, err := os.Stat(filepath.Join(e.cache, d)); err == nil {
+			t.Errorf("a refused run wrote %s to the cache", d)
 		}
 	}
 	if a, b, ep := cacheEntries(t, e.cache); a+b+ep != 0 {
@@ -153,6 +162,9 @@ func TestEnvironmentCheckedBeforeAnyStage(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.cache, "records", "latest")); err == nil {
 		t.Fatal("a refused run was recorded as a run")
+	}
+	if strings.Contains(r.out, "pip install") {
+		t.Errorf("the refusal suggests a pip install without hashes:\n%s", r.out)
 	}
 
 	// Allowed: it runs, keyed by the environment that ran, and says so.
@@ -274,7 +286,7 @@ func TestEnvCheckCommand(t *testing.T) {
 	}
 	env = []string{"FTC_TEST_PROBE=" + fakeProbe("pinned-2025q1", 1, map[string]string{"peft": "0.15.0"})}
 	r = e.ftc(env, "env", "check", "--python", filepath.Join(fakes, "python"), e.recipe)
-	if r.code != 1 || !hasRow(r.out, "peft", "0.14.0", "0.15.0", "DIFFERS") || !strings.Contains(r.out, "-m pip install peft==0.14.0") {
+	if r.code != 1 || !hasRow(r.out, "peft", "0.14.0", "0.15.0", "DIFFERS") || !strings.Contains(r.out, "fix: ftc lock "+e.recipe+" && ftc env create "+e.recipe) {
 		t.Fatalf("exit %d:\n%s", r.code, r.out)
 	}
 	if a, b, ep := cacheEntries(t, e.cache); a+b+ep != 0 {

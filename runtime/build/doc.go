@@ -16,7 +16,10 @@
 //     as OCI referrers) to an OCI layout directory, an OCI archive or a
 //     registry (credentials from the docker config keychain).
 //
-// Resolution for `ftc lock` runs pip inside BuildKit, in the base image,
-// against a local wheel directory or an index, and reads the hashes of the
-// chosen wheels from pip's installation report.
+// Resolution for `ftc lock` runs pip's resolver on this machine for the
+// profile's CPython release and manylinux platform (ResolvePythonLocal,
+// RecipeTarget: no daemon, no base image), or with --in-base inside
+// BuildKit, in the base image; either against a local wheel directory or
+// an index, reading the hashes of the chosen wheels from pip's
+// installation report.
 package build

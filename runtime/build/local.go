@@ -39,6 +39,17 @@ func ManylinuxPlatforms(maxMinor int) []string {
 	return append(out, "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64")
 }
 
+// RecipeTarget is what ftc lock resolves a profile's packages for when it
+// resolves without the base image: the profile's CPython release and
+// wheels for glibc up to 2.image.LockGlibc on the image platform (the
+// identity image.TargetedRequirementsDigest hashes).
+func RecipeTarget(python string, p image.Platform) (LocalTarget, error) {
+	if p.OS != "linux" || p.Architecture != "amd64" {
+		return LocalTarget{}, fmt.Errorf("resolving Python packages for %s without the base: only linux/amd64 is supported (ftc lock --in-base resolves in the base)", p)
+	}
+	return LocalTarget{PythonVersion: python, Platforms: ManylinuxPlatforms(image.LockGlibc)}, nil
+}
+
 // String names the target in lock headers and input digests.
 func (t LocalTarget) String() string {
 	p := ""

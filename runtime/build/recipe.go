@@ -37,30 +37,108 @@ func PinBase(ctx context.Context, ref string) (string, error) {
 
 // LockResult says what Lock did.
 type LockResult struct {
-	// Base is the base image by digest.
+	// Base is the base image by digest ("" when it could not be pinned).
 	Base string
 	// BasePinned is set when the base's digest was looked up now.
 	BasePinned bool
 	// Resolved is set when the Python closure was resolved now; Packages
-	// is the closure (resolved or kept).
+	// is the closure (resolved or kept). Target says what it was
+	// resolved for.
 	Resolved bool
 	Packages []image.Package
+	Target   string
 }
 
-// Lock pins what r's image needs into lock: the base image's digest (from
-// the registry, when the profile names a tag and the lock has none) and
-// the Python closure (resolved inside BuildKit, in the base, when the
-// lock has none for the current requirements, or update is set).
-func Lock(ctx context.Context, b *Builder, r *config.Recipe, lock *resolve.Lock, update bool) (*LockResult, error) {
-	env := r.Environment
+// LockOptions say how Lock resolves.
+type LockOptions struct {
+	// Update pins the base and resolves the closure again even when the
+	// lock has them.
+	Update bool
+	// InBase resolves inside the base image with BuildKit, the base's own
+	// pip and Python (the base is pinned first), instead of on this
+	// machine for the profile's Python (RecipeTarget), which needs
+	// neither a daemon nor the base.
+	InBase bool
+	// Pip is the interpreter that runs pip on this machine (python3 when
+	// empty).
+	Pip string
+}
+
+// Lock pins what r's image needs into lock: the Python closure (resolved
+// on this machine for the profile's Python and platform, or inside the
+// base with BuildKit when o.InBase) unless the lock has a current one, and
+// the base image's digest (from the registry, when the profile names a
+// tag and the lock has none).
+//
+// Resolved here, the closure does not depend on the base, so it is
+// resolved first: when the base cannot be pinned (its registry is not
+// reachable), lock still holds the closure, which is all ftc env create
+// needs, and the error says so; LockResult is then non-nil.
+func Lock(ctx context.Context, b *Builder, r *config.Recipe, lock *resolve.Lock, o LockOptions) (*LockResult, error) {
 	res := &LockResult{}
+	if o.InBase {
+		if err := pinBase(ctx, r, lock, o.Update, res); err != nil {
+			return nil, err
+		}
+	}
+	reqs := image.Requirements(r)
+	if len(reqs) == 0 {
+		lock.Python = nil
+	} else {
+		base, _ := image.BaseRef(r.Environment, lock.Bases[r.Environment.Base.Image])
+		if lock.Python != nil && !o.Update && image.PythonLockCurrent(r, base, lock.Python.Input, image.DefaultPlatform) {
+			res.Packages = packagesOf(lock.Python)
+		} else {
+			var pkgs []image.Package
+			var input string
+			if o.InBase {
+				input = image.RequirementsDigest(reqs, res.Base, image.DefaultPlatform)
+				var err error
+				if pkgs, err = b.ResolvePython(ctx, res.Base, image.DefaultPlatform, reqs); err != nil {
+					return nil, err
+				}
+				res.Target = "in " + res.Base
+			} else {
+				t, err := RecipeTarget(r.Environment.Python, image.DefaultPlatform)
+				if err != nil {
+					return nil, err
+				}
+				t.Pip, t.IndexURL, t.Wheels = o.Pip, b.o.IndexURL, b.o.Wheels
+				input = image.TargetedRequirementsDigest(reqs, r.Environment.Python, image.DefaultPlatform)
+				if pkgs, err = ResolvePythonLocal(ctx, reqs, t); err != nil {
+					return nil, err
+				}
+				res.Target = "for " + t.String()
+			}
+			lock.Python = &resolve.PythonLock{Input: input}
+			for _, p := range pkgs {
+				lock.Python.Packages = append(lock.Python.Packages, resolve.PythonPackage{Name: p.Name, Version: p.Version, Hashes: p.Hashes})
+			}
+			res.Resolved, res.Packages = true, pkgs
+		}
+	}
+	if !o.InBase {
+		if err := pinBase(ctx, r, lock, o.Update, res); err != nil {
+			if len(reqs) > 0 {
+				return res, fmt.Errorf("%w\n(the Python closure is locked: ftc env create can use it; ftc build needs the base pinned)", err)
+			}
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// pinBase pins r's base tag in lock unless the profile or the lock has a
+// digest (or update is set), and sets res.Base.
+func pinBase(ctx context.Context, r *config.Recipe, lock *resolve.Lock, update bool, res *LockResult) error {
+	env := r.Environment
 	digest := env.Base.Digest
 	if digest == "" {
 		digest = lock.Bases[env.Base.Image]
 		if digest == "" || update {
 			d, err := PinBase(ctx, env.Base.Image)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if lock.Bases == nil {
 				lock.Bases = map[string]string{}
@@ -69,27 +147,7 @@ func Lock(ctx context.Context, b *Builder, r *config.Recipe, lock *resolve.Lock,
 		}
 	}
 	res.Base, _ = image.BaseRef(env, digest)
-
-	reqs := image.Requirements(r)
-	if len(reqs) == 0 {
-		lock.Python = nil
-		return res, nil
-	}
-	input := image.RequirementsDigest(reqs, res.Base, image.DefaultPlatform)
-	if lock.Python != nil && lock.Python.Input == input && !update {
-		res.Packages = packagesOf(lock.Python)
-		return res, nil
-	}
-	pkgs, err := b.ResolvePython(ctx, res.Base, image.DefaultPlatform, reqs)
-	if err != nil {
-		return nil, err
-	}
-	lock.Python = &resolve.PythonLock{Input: input}
-	for _, p := range pkgs {
-		lock.Python.Packages = append(lock.Python.Packages, resolve.PythonPackage{Name: p.Name, Version: p.Version, Hashes: p.Hashes})
-	}
-	res.Resolved, res.Packages = true, pkgs
-	return res, nil
+	return nil
 }
 
 func packagesOf(l *resolve.PythonLock) []image.Package {

@@ -169,20 +169,20 @@ func (r *Report) with(sts ...Status) []Row {
 	return out
 }
 
-// Fix is the command that installs the profile's versions of the packages
-// that differ, with the interpreter that was probed ("" when none
-// differs).
-func (r *Report) Fix() string {
-	var pins []string
-	for _, row := range r.Rows {
-		if row.Package && row.Status == Differs {
-			pins = append(pins, row.What+"=="+row.Want)
-		}
+// CreateCommand is what fixes an environment other than the profile's:
+// an environment made from the lock's closure, hash-checked (ftc env
+// create), after ftc lock when the lock has no current closure. Recipe
+// and sets are the recipe file and --set overrides the user gave.
+func CreateCommand(recipe string, sets []string, locked bool) string {
+	args := ""
+	for _, s := range sets {
+		args += " --set " + shellQuote(s)
 	}
-	if len(pins) == 0 {
-		return ""
+	args += " " + shellQuote(recipe)
+	if locked {
+		return "ftc env create" + args
 	}
-	return shellQuote(r.Python) + " -m pip install " + strings.Join(pins, " ")
+	return "ftc lock" + args + " && ftc env create" + args
 }
 
 // Ran is the environment that will run the stages, for keys: the probed

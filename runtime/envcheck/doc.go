@@ -18,6 +18,12 @@
 // (Report.Ran, plan.Options.RanIn); too few GPUs, or none, is always
 // refused, since nothing could launch.
 //
+// CreateVenv makes the profile's environment on this machine from the
+// lock (ftc env create): a virtual environment holding exactly the locked
+// closure, installed with pip --require-hashes --no-deps, in a cache
+// directory named by VenvKey (closure and Python release) that ftc run
+// finds by itself.
+//
 // Container, Slurm and Kubernetes backends run stages in the image, which
 // holds the profile's environment: nothing here applies to them.
 package envcheck

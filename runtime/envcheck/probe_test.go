@@ -93,7 +93,7 @@ func TestProbeRealPython(t *testing.T) {
 		t.Fatalf("CUDA_VISIBLE_DEVICES not seen: %v", p.CUDAVisibleDevices)
 	}
 	r := Check(py, Want{Profile: "pinned-2025q1", Python: "3.11", Packages: map[string]string{"torch": "2.5.0", "transformers": "4.48.2"}, GPUs: 1}, p)
-	if !r.Differs() || len(r.Fatal()) != 1 || r.Fix() != "/usr/bin/python3 -m pip install torch==2.5.0 transformers==4.48.2" {
-		t.Fatalf("report %+v fix %q", r.Rows, r.Fix())
+	if !r.Differs() || len(r.Fatal()) != 1 {
+		t.Fatalf("report %+v", r.Rows)
 	}
 }

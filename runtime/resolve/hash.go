@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/google/renameio/v2"
 
@@ -20,6 +21,25 @@ type Hasher struct {
 	MemoDir string
 	// Progress, when set, is told how many bytes of a file were hashed.
 	Progress func(path string, done, total int64)
+	// Defer holds new memos in memory until Flush: a run that is refused
+	// before anything starts (ftc run's environment check) writes nothing
+	// to the cache.
+	Defer bool
+
+	mu      sync.Mutex
+	pending map[string][]byte // memo file → content
+}
+
+// Flush writes the memos held back by Defer.
+func (h *Hasher) Flush() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for file, b := range h.pending {
+		if os.MkdirAll(h.MemoDir, 0o755) == nil {
+			_ = renameio.WriteFile(file, b, 0o644)
+		}
+	}
+	h.pending = nil
 }
 
 // memo is what the memo file of a hashed path holds: the file's identity
@@ -53,7 +73,14 @@ func (h *Hasher) SHA256(path string) (string, error) {
 		return "", err
 	}
 	if h.MemoDir != "" {
-		if b, err := os.ReadFile(h.memoFile(abs)); err == nil {
+		h.mu.Lock()
+		b, held := h.pending[h.memoFile(abs)]
+		h.mu.Unlock()
+		var err error
+		if !held {
+			b, err = os.ReadFile(h.memoFile(abs))
+		}
+		if err == nil {
 			var m memo
 			if json.Unmarshal(b, &m) == nil && m.SHA256 != "" {
 				sum := m.SHA256
@@ -72,7 +99,14 @@ func (h *Hasher) SHA256(path string) (string, error) {
 	if after, err := identify(abs); err == nil && after == id && h.MemoDir != "" {
 		id.SHA256 = sum
 		b, _ := json.Marshal(id)
-		if os.MkdirAll(h.MemoDir, 0o755) == nil {
+		if h.Defer {
+			h.mu.Lock()
+			if h.pending == nil {
+				h.pending = map[string][]byte{}
+			}
+			h.pending[h.memoFile(abs)] = b
+			h.mu.Unlock()
+		} else if os.MkdirAll(h.MemoDir, 0o755) == nil {
 			_ = renameio.WriteFile(h.memoFile(abs), b, 0o644)
 		}
 	}

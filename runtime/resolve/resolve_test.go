@@ -33,6 +33,32 @@ func TestHasherMemoSeesChanges(t *testing.T) {
 	}
 }
 
+// A deferred hasher writes no memo until Flush, and uses the ones it holds.
+func TestHasherDefersMemos(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "data.jsonl")
+	os.WriteFile(f, []byte("one\n"), 0o644)
+	memo := filepath.Join(dir, "memo")
+	h := &Hasher{MemoDir: memo, Defer: true}
+	reads := 0
+	h.Progress = func(string, int64, int64) { reads++ }
+	for i := 0; i < 2; i++ {
+		if _, err := h.SHA256(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(memo); err == nil || reads != 1 {
+		t.Fatalf("before Flush: memo dir %v, %d reads (want none written, 1 read)", err, reads)
+	}
+	h.Flush()
+	if ents, _ := os.ReadDir(memo); len(ents) != 1 {
+		t.Fatalf("after Flush: %d memos, want 1", len(ents))
+	}
+	if _, err := (&Hasher{MemoDir: memo, Progress: h.Progress}).SHA256(f); err != nil || reads != 1 {
+		t.Fatalf("the flushed memo was not used (%d reads, %v)", reads, err)
+	}
+}
+
 func TestLockRoundTripIsSorted(t *testing.T) {
 	l := &Lock{Pins: map[Ref]string{
 		{Kind: "model", Repo: "b/m", Revision: "main"}: strings.Repeat("b", 40),
