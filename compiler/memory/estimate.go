@@ -40,9 +40,17 @@ const (
 	// 2 bytes per element high there).
 	PlainLossBytes = 14.0
 	// ChunkedLossBytes: ftc's chunked cross-entropy (speed.py) holds one
-	// chunk's bf16 matmul output while making its fp32 copy (2 + 4), then
-	// the fp32 softmax made in place and its bf16 gradient (4 + 2).
-	ChunkedLossBytes = 6.0
+	// chunk's fp32 logits while logsumexp makes an fp32 temporary of the
+	// same size (4 + 4); the bf16 matmul output before the fp32 copy
+	// (2 + 4) and the bf16 gradient after the softmax (4 + 2) are less.
+	// Measured on an H200 (bench/gpu/results/2026-11-30-h200.json): 8.2
+	// bytes per element with one chunk, where 6 had been derived.
+	ChunkedLossBytes = 8.0
+	// ChunkedCarryBytes: the bf16 gradient of the previous chunk is still
+	// referenced while the next chunk's logits are made (the loop's
+	// variable is only rebound after them): 10.1-10.2 bytes per element
+	// measured with two full chunks.
+	ChunkedCarryBytes = 2.0
 	// LogpsBytes: trl's PPO and GRPO take per-token log-probabilities of
 	// the policy's bf16 logits with selective_log_softmax, row by row:
 	// the bf16 logits (2), each row's log_softmax output saved for the
@@ -416,7 +424,7 @@ func LossBytes(t Training) float64 {
 	n := float64(t.LogitsTokens) * float64(m.Vocab)
 	switch t.Loss {
 	case LossChunked:
-		b := n*ChunkedLossBytes + float64(t.TokensPerMicroBatch)*float64(m.Hidden)*DTypeBytes(m.DType)
+		b := ChunkedPeakElements(t.TokensPerMicroBatch, t.LogitsTokens)*float64(m.Vocab) + float64(t.TokensPerMicroBatch)*float64(m.Hidden)*DTypeBytes(m.DType)
 		if t.Adapter == "none" {
 			b += float64(m.Vocab) * float64(m.Hidden) * 4
 		}
@@ -427,6 +435,26 @@ func LossBytes(t Training) float64 {
 		return 0
 	}
 	return n * PlainLossBytes
+}
+
+// ChunkedPeakElements is the chunked loss's peak in bytes per vocabulary
+// column: the largest, over its chunks, of a chunk's live logits
+// (ChunkedLossBytes per row) and the previous chunk's gradient still
+// held (ChunkedCarryBytes per row). tokens are split into chunks of
+// chunk rows and a remainder.
+func ChunkedPeakElements(tokens, chunk int) float64 {
+	if chunk <= 0 || tokens <= 0 {
+		return 0
+	}
+	chunk = min(chunk, tokens)
+	peak := float64(chunk) * ChunkedLossBytes
+	full, rest := tokens/chunk, tokens%chunk
+	if full >= 2 {
+		peak += float64(chunk) * ChunkedCarryBytes
+	} else if rest > 0 {
+		peak = max(peak, float64(rest)*ChunkedLossBytes+float64(chunk)*ChunkedCarryBytes)
+	}
+	return peak
 }
 
 func strategyTitle(s string) string {

@@ -73,11 +73,17 @@ func TestLossBytes(t *testing.T) {
 		want float64
 	}{
 		{"plain", Training{Model: tiny, Adapter: "lora", LogitsTokens: 10}, 10 * 100 * 14},
-		// one chunk of 4 tokens × 6 bytes, the saved gradient of the
-		// hidden states 10 × 8 × 2.
-		{"chunked, LoRA", Training{Model: tiny, Adapter: "lora", TokensPerMicroBatch: 10, LogitsTokens: 4, Loss: LossChunked}, 2400 + 160},
+		// 10 tokens in chunks of 4: a chunk's logits (4 × 8 bytes) with the
+		// previous chunk's gradient (4 × 2) per vocabulary column, and the
+		// saved gradient of the hidden states 10 × 8 × 2.
+		{"chunked, LoRA", Training{Model: tiny, Adapter: "lora", TokensPerMicroBatch: 10, LogitsTokens: 4, Loss: LossChunked}, 4000 + 160},
 		// + the LM head's fp32 gradient 100 × 8 × 4.
-		{"chunked, full", Training{Model: tiny, Adapter: "none", TokensPerMicroBatch: 10, LogitsTokens: 4, Loss: LossChunked}, 2400 + 160 + 3200},
+		{"chunked, full", Training{Model: tiny, Adapter: "none", TokensPerMicroBatch: 10, LogitsTokens: 4, Loss: LossChunked}, 4000 + 160 + 3200},
+		// One chunk: nothing carried.
+		{"chunked, one chunk", Training{Model: tiny, Adapter: "lora", TokensPerMicroBatch: 4, LogitsTokens: 4, Loss: LossChunked}, 3200 + 64},
+		// A chunk and a remainder of 1: the first chunk's logits are the
+		// peak (4 × 8 > 1 × 8 + 4 × 2).
+		{"chunked, small remainder", Training{Model: tiny, Adapter: "lora", TokensPerMicroBatch: 5, LogitsTokens: 4, Loss: LossChunked}, 3200 + 80},
 		{"log-probabilities", Training{Model: tiny, LogitsTokens: 10, Loss: LossLogps}, 10 * 100 * 8},
 		{"score head", Training{Model: tiny, LogitsTokens: 10, Loss: LossNone}, 0},
 	} {
