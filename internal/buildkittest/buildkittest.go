@@ -26,6 +26,8 @@ import (
 
 	"github.com/gofrs/flock"
 	bkclient "github.com/moby/buildkit/client"
+
+	"github.com/ftc-dev/ftc/internal/sysproc"
 )
 
 // CacheDir is where built binaries and base image root file systems are
@@ -119,7 +121,7 @@ func StartDaemon(ctx context.Context, bin string) (*Daemon, error) {
 	defer log.Close()
 	d.cmd = exec.Command(bin, "--config", cfg, "--root", d.Root, "--addr", d.Addr)
 	d.cmd.Stdout, d.cmd.Stderr = log, log
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	d.cmd.SysProcAttr = sysproc.Attr(false, syscall.SIGKILL)
 	if err := d.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -251,7 +253,7 @@ func Unmount(dir string) error {
 	}
 	for _, m := range mounts {
 		if err := syscall.Unmount(m, 0); err != nil {
-			if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			if err := unmountDetached(m); err != nil && !errors.Is(err, syscall.EINVAL) {
 				return fmt.Errorf("unmounting %s: %w", m, err)
 			}
 		}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ftc-dev/ftc/internal/sysproc"
 )
 
 // Start runs bin with args, logging to dir/name.log, and stops it when
@@ -24,7 +26,7 @@ func Start(t *testing.T, dir, name string, grace time.Duration, bin string, args
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = sysproc.Attr(false, syscall.SIGKILL)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

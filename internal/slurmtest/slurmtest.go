@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ftc-dev/ftc/internal/sysproc"
 )
 
 // Cluster is a running private cluster.
@@ -236,7 +238,7 @@ func (c *Cluster) daemon(name, prog string, args ...string) error {
 	cmd := exec.Command(prog, args...)
 	cmd.Env = append(os.Environ(), c.Env...)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = sysproc.Attr(true, syscall.SIGKILL)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%s: %w", prog, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ftc-dev/ftc/internal/sysproc"
 )
 
 // Local runs jobs as processes on this machine, in the user's environment.
@@ -42,7 +44,7 @@ func (l Local) Run(ctx context.Context, job Job) error {
 		cmd.Env = append(cmd.Env, "CUDA_VISIBLE_DEVICES="+visibleDevices(job.GPUs))
 	}
 	cmd.Stdout, cmd.Stderr = job.Output, job.Output
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = sysproc.Attr(true, syscall.SIGTERM)
 	if err := cmd.Start(); err != nil {
 		return err
 	}

@@ -34,5 +34,5 @@ func Stat(path string) (ID, error) {
 		return ID{}, errors.New("stat: no inode information")
 	}
 	return ID{Size: st.Size(), Mtime: st.ModTime().UnixNano(),
-		Ctime: sys.Ctim.Sec*1e9 + sys.Ctim.Nsec, Ino: sys.Ino}, nil
+		Ctime: ctimeNanos(sys), Ino: sys.Ino}, nil
 }
