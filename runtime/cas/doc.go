@@ -11,8 +11,17 @@
 // sees either no entry or an entry whose blobs were complete before it was
 // written. A hit counts only when every blob it names is present and
 // verifies; a blob is re-hashed unless its (size, mtime, ctime, inode)
-// match the last full verification, and ctime cannot be forged by a user,
-// so tampering is always caught.
+// match the memo its last full verification wrote beside it.
+//
+// What that guarantees: any change to a blob made through the file system
+// — an edit, a truncation, a copy or rename over it, a restore from a
+// backup — changes its ctime or inode, which no user can set back, so the
+// next hit re-hashes it and refuses it if it no longer matches. What it
+// does not: someone who can write the store can rewrite a blob and then
+// its memo to match the new file; the quick check then trusts the forged
+// blob. The memo guards against accidents and stale data, not against a
+// forger with write access to the store. `ftc cache verify` (Verify)
+// re-hashes every blob whatever its memo says, and so catches both.
 //
 // Several processes may share a store: stage execution is serialised per
 // key with file locks (Lock), and every write is idempotent.

@@ -126,3 +126,37 @@ func TestGCKeepsLiveBlobs(t *testing.T) {
 		t.Fatalf("kept entry lost: %v", err)
 	}
 }
+
+// TestVerifyRehashesWhateverTheMemoSays pins down what the memo does and
+// does not guarantee (doc.go): a blob rewritten together with its memo
+// passes the quick check a cache hit makes, and `ftc cache verify`
+// (Store.Verify) still finds it, since it re-hashes every blob.
+func TestVerifyRehashesWhateverTheMemoSays(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	d, tr, err := s.PutTree(tree(t, map[string]string{"model.bin": "weights"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "sha256:" + strings.Repeat("4", 64)
+	if err := s.PutAction(Action{Key: key, Outputs: map[string]Digest{"output": d}, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	blob := tr.Entries[0].Digest
+	if err := s.VerifyBlob(blob); err != nil { // writes the memo
+		t.Fatal(err)
+	}
+	// A forger with write access rewrites the blob, then the memo to match.
+	p := s.BlobPath(blob)
+	os.Chmod(p, 0o644)
+	if err := os.WriteFile(p, []byte("WEIGHTS"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.writeMemo(blob, p)
+	if err := s.VerifyBlob(blob); err != nil {
+		t.Fatalf("the quick check trusts a rewritten memo (doc.go says so), got %v", err)
+	}
+	probs, _, err := s.Verify(false)
+	if err != nil || len(probs) != 1 {
+		t.Fatalf("cache verify must re-hash and find the forged blob: %v %v", probs, err)
+	}
+}
