@@ -14,6 +14,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/cobra"
+
+	"github.com/ftc-dev/ftc/compiler"
+	"github.com/ftc-dev/ftc/compiler/plan"
 )
 
 // repoRoot is where the documentation lives, seen from this package.
@@ -61,26 +64,39 @@ func docFiles(t *testing.T) []string {
 //     command line names a command that exists, flags that command has,
 //     values those flags accept and the arguments it takes; a make
 //     target exists in the Makefile; a script run with bash exists. The
-//     cheap ones run for real, from the repository root: ftc vet, ftc
-//     plan (without --out) and ftc version on files that exist, and must
-//     exit 0;
+//     cheap ones run for real, from the repository root, offline: ftc
+//     vet, ftc plan (without --out), ftc run --dry-run on the local backend
+//     and ftc version, on files that exist, and must exit 0;
 //   - a reference block (untagged, with indented flag lines, like the
 //     README's Commands): every flag it lists under an "ftc CMD" line is
 //     a flag of CMD;
-//   - a cue block that is a whole recipe (it has apiVersion): vet
-//     accepts it, but for its data files, which a block cannot ship.
+//   - a relative link names a file that exists;
+//   - a cue block is either a fragment of a tested file, named in a
+//     comment above it (<!-- fragment of examples/X/recipe.cue -->, the
+//     path relative to the document), each of its lines, without
+//     comments, in that file and in order; or a whole recipe (it has
+//     apiVersion), which vet accepts but for its data files, which a
+//     block cannot ship.
 func TestDocs(t *testing.T) {
-	t.Chdir(repoRoot)
-	t.Setenv("FTC_CACHE", t.TempDir())
 	files := docFiles(t)
 	for i := range files {
 		files[i], _ = filepath.Rel(repoRoot, files[i])
 	}
+	if len(files) < 3 {
+		t.Fatalf("documents found: %q; want the README, docs/*.md and the examples' READMEs", files)
+	}
+	t.Chdir(repoRoot)
+	t.Setenv("FTC_CACHE", t.TempDir())
+	t.Setenv("HF_HUB_OFFLINE", "1") // dry runs resolve from the recipes' pins and locks alone
+	t.Setenv("CUDA_VISIBLE_DEVICES", "")
 	ran := 0
 	for _, f := range files {
 		src, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
+		}
+		for _, p := range checkLinks(f, string(src)) {
+			t.Error(p)
 		}
 		for _, b := range codeBlocks(f, string(src)) {
 			for _, p := range checkBlock(b, func(args []string) error {
@@ -89,10 +105,18 @@ func TestDocs(t *testing.T) {
 			}) {
 				t.Error(p)
 			}
-			if b.lang == "cue" && strings.Contains(b.text, "apiVersion:") {
+			switch {
+			case b.lang != "cue":
+			case b.of != "":
+				if p := checkFragment(b); p != "" {
+					t.Error(p)
+				}
+			case strings.Contains(b.text, "apiVersion:"):
 				for _, p := range vetRecipeBlock(t, b) {
 					t.Error(p)
 				}
+			default:
+				t.Errorf("%s:%d: a cue block without apiVersion must say which tested file it is a fragment of (<!-- fragment of PATH --> above it)", b.file, b.line)
 			}
 		}
 	}
@@ -120,6 +144,7 @@ func TestDocsCheckerFindsMistakes(t *testing.T) {
 		{"sh", "ftc run x.cue \\\n    --backnd slurm\n", "unknown flag: --backnd"},
 		{"sh", "make no-such-target\n", `no target "no-such-target"`},
 		{"sh", "bash scripts/no-such.sh\n", "no such file"},
+		{"sh", "go install ./cmd/ftx\n", "no such file"},
 		{"text", "$ ftc vet --json recipe.cue\n", "unknown flag: --json"},
 		{"", "ftc run FILE     execute\n    --gpus N   GPUs\n    --nodes N  nodes\n", "ftc run has no flag --nodes"},
 		{"", "ftc cache gc [--keep RECIPE] [--keep-weeks N]   drop entries\n    --help\n", "ftc cache gc has no flag --keep-weeks"},
@@ -154,6 +179,19 @@ stages: sft: {method: "sft", model: models.Qwen25_05BInstruct, data: train: data
 	if problems := vetRecipeBlock(t, recipe); len(problems) != 0 {
 		t.Errorf("a recipe block without data: got %q, want none", problems)
 	}
+	// A fragment must be in the file it names.
+	frag := block{file: "README.md", line: 1, lang: "cue", of: "examples/sft-ddp/recipe.cue", text: "hardware: topologies.OneNode8 & strategies.DDP & {gpu: gpus.H100_80G} // 8 GPUs\n"}
+	if p := checkFragment(frag); p != "" {
+		t.Errorf("a true fragment: %s", p)
+	}
+	frag.text = "hardware: topologies.OneNode4 & strategies.DDP & {gpu: gpus.H100_80G}\n"
+	if p := checkFragment(frag); !strings.Contains(p, "is not in examples/sft-ddp/recipe.cue") {
+		t.Errorf("a stale fragment: got %q", p)
+	}
+	// A link to a file that is not there is reported.
+	if p := checkLinks("README.md", "see [the guide](docs/no-such.md#x) and [here](#why)\n"); len(p) != 1 {
+		t.Errorf("a broken link: got %q, want one problem", p)
+	}
 	// A documented command that runs and fails is reported.
 	b := block{file: "test.md", line: 1, lang: "sh", text: "ftc vet --set stages.sft.training.learningRate=x examples/sft-ddp/recipe.cue\n"}
 	if problems := checkBlock(b, runFTC); len(problems) != 1 {
@@ -166,13 +204,18 @@ type block struct {
 	line int // of the opening fence
 	lang string
 	text string
+	// of is the file a fragment is taken from, from a comment
+	// <!-- fragment of PATH --> just above the block.
+	of string
 }
+
+var fragmentOf = regexp.MustCompile(`^<!-- fragment of (\S+) -->$`)
 
 // codeBlocks returns the fenced code blocks of a Markdown document.
 func codeBlocks(file, src string) []block {
 	var out []block
 	var cur *block
-	var fence string
+	var fence, last string
 	sc := bufio.NewScanner(strings.NewReader(src))
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
@@ -181,6 +224,11 @@ func codeBlocks(file, src string) []block {
 			if strings.HasPrefix(trimmed, "```") || strings.HasPrefix(trimmed, "~~~") {
 				fence = trimmed[:3]
 				cur = &block{file: file, line: n, lang: strings.TrimSpace(trimmed[3:])}
+				if m := fragmentOf.FindStringSubmatch(last); m != nil {
+					cur.of = m[1]
+				}
+			} else if strings.TrimSpace(line) != "" {
+				last = strings.TrimSpace(line)
 			}
 			continue
 		}
@@ -253,6 +301,14 @@ func checkShell(b block, script string, run func([]string) error) []string {
 					problems = append(problems, fmt.Sprintf("%s: the Makefile has no target %q", where, target))
 				}
 			}
+		case words[0] == "go":
+			for _, w := range words[1:] {
+				if strings.HasPrefix(w, "./") && !strings.Contains(w, "...") {
+					if _, err := os.Stat(w); err != nil {
+						problems = append(problems, fmt.Sprintf("%s: %v", where, err))
+					}
+				}
+			}
 		case (words[0] == "bash" || words[0] == "sh") && len(words) > 1 && !strings.HasPrefix(words[1], "-") && !strings.Contains(words[1], "$"):
 			if _, err := os.Stat(words[1]); err != nil {
 				problems = append(problems, fmt.Sprintf("%s: %v", where, err))
@@ -313,15 +369,23 @@ func parseFTC(args []string) (*cobra.Command, []string, error) {
 }
 
 // worthRunning says whether a documented command is cheap and local
-// enough to run in a test: vet and plan (without writing files) on
-// recipes that exist, version.
+// enough to run in a test: vet, plan (without writing files) and local
+// dry runs on recipes that exist, version.
 func worthRunning(cmd *cobra.Command, positional []string) bool {
 	switch cmd.CommandPath() {
 	case "ftc version":
 		return true
-	case "ftc vet", "ftc plan":
+	case "ftc vet", "ftc plan", "ftc run":
 		if f := cmd.Flags().Lookup("out"); f != nil && f.Changed {
 			return false
+		}
+		if cmd.Name() == "run" {
+			if dry, _ := cmd.Flags().GetBool("dry-run"); !dry {
+				return false
+			}
+			if b, _ := cmd.Flags().GetString("backend"); b != "local" {
+				return false
+			}
 		}
 		for _, p := range positional {
 			if _, err := os.Stat(p); err != nil {
@@ -523,3 +587,128 @@ func vetRecipeBlock(t *testing.T, b block) []string {
 
 // dataFileDiag matches what vet says about a data file or its pin.
 var dataFileDiag = regexp.MustCompile(`^datasets\.[A-Za-z0-9_]+\.file(\.[a-z0-9]+)?: `)
+
+// checkFragment checks that a cue fragment's lines are those of the file
+// it names, in order; comments and spacing may differ.
+func checkFragment(b block) string {
+	src, err := os.ReadFile(filepath.Join(filepath.Dir(b.file), b.of))
+	if err != nil {
+		return fmt.Sprintf("%s:%d: %v", b.file, b.line, err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(src), "\n") {
+		if l = cueLine(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	i := 0
+	for n, l := range strings.Split(b.text, "\n") {
+		if l = cueLine(l); l == "" {
+			continue
+		}
+		for i < len(lines) && lines[i] != l {
+			i++
+		}
+		if i == len(lines) {
+			return fmt.Sprintf("%s:%d: %q is not in %s (or not in this order)", b.file, b.line+1+n, l, b.of)
+		}
+		i++
+	}
+	return ""
+}
+
+// cueLine is a line of CUE without its comment and with spacing
+// normalised.
+func cueLine(l string) string {
+	inString := false
+	for i := 0; i < len(l); i++ {
+		switch {
+		case l[i] == '\\' && inString:
+			i++
+		case l[i] == '"':
+			inString = !inString
+		case !inString && strings.HasPrefix(l[i:], "//"):
+			l = l[:i]
+		}
+	}
+	return strings.Join(strings.Fields(l), " ")
+}
+
+// TestGuideExamples checks what docs/sweeps.md says of its examples: the
+// sweep's training stages share one prepare stage, the shared-base
+// recipes plan, and a prepare stage of the same data, tokenizer and
+// length has one key across recipes.
+func TestGuideExamples(t *testing.T) {
+	plans := map[string]*plan.Plan{}
+	for _, f := range []string{"sweep/recipe.cue", "shared/sft-small.cue", "shared/sft-large.cue"} {
+		p, diags, err := compiler.Plan(filepath.Join(repoRoot, "docs", "examples", f), nil)
+		if err != nil {
+			t.Fatalf("%s: %v\n%v", f, err, diags)
+		}
+		for _, d := range diags {
+			t.Errorf("%s: a warning: %v", f, d)
+		}
+		plans[f] = p
+	}
+	prepares := func(p *plan.Plan) (names []string, keys []string) {
+		for _, s := range p.Stages {
+			if s.Kind == "prepare" {
+				names, keys = append(names, s.Name), append(keys, string(s.Key))
+			}
+		}
+		return
+	}
+	sweep := plans["sweep/recipe.cue"]
+	names, keys := prepares(sweep)
+	if len(names) != 1 || names[0] != "sft-lr1e-5.prepare" {
+		t.Fatalf("the sweep's prepare stages: %q, want one, sft-lr1e-5.prepare", names)
+	}
+	var trained []string
+	for _, s := range sweep.Stages {
+		if s.Kind != "sft" {
+			continue
+		}
+		trained = append(trained, s.Name)
+		if !slices.ContainsFunc(s.Inputs, func(in plan.Input) bool { return in.Role == "train" && in.Stage == names[0] }) {
+			t.Errorf("%s does not train on %s: %+v", s.Name, names[0], s.Inputs)
+		}
+	}
+	if want := []string{"sft-lr1e-5", "sft-lr2e-4", "sft-lr5e-5"}; !slices.Equal(trained, want) {
+		t.Errorf("the sweep's training stages: %q, want %q", trained, want)
+	}
+	_, small := prepares(plans["shared/sft-small.cue"])
+	if !slices.Equal(small, keys) {
+		t.Errorf("sft-small's prepare key %q differs from the sweep's %q", small, keys)
+	}
+	_, large := prepares(plans["shared/sft-large.cue"])
+	if slices.Equal(large, keys) {
+		t.Errorf("sft-large prepares for another tokenizer, yet has the sweep's prepare key %q", keys)
+	}
+}
+
+var mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+// checkLinks reports relative links of a document to files that do not
+// exist.
+func checkLinks(file, src string) []string {
+	var problems []string
+	inCode := false
+	for n, l := range strings.Split(src, "\n") {
+		if t := strings.TrimLeft(l, " "); strings.HasPrefix(t, "```") || strings.HasPrefix(t, "~~~") {
+			inCode = !inCode
+		}
+		if inCode {
+			continue
+		}
+		for _, m := range mdLink.FindAllStringSubmatch(l, -1) {
+			target, _, _ := strings.Cut(m[1], "#")
+			if target == "" || strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(filepath.Dir(file), target)); err != nil {
+				problems = append(problems, fmt.Sprintf("%s:%d: link to %s: %v", file, n+1, m[1], err))
+			}
+		}
+	}
+	return problems
+}
