@@ -43,10 +43,10 @@ func TestCLIReference(t *testing.T) {
 }
 
 // docFiles are the documents whose code blocks TestDocs checks: the
-// README, the guides in docs/ and the examples' READMEs.
+// README, the guides in docs/, the examples' READMEs and the entrypoints'.
 func docFiles(t *testing.T) []string {
 	files := []string{filepath.Join(repoRoot, "README.md")}
-	for _, glob := range []string{"docs/*.md", "examples/*/README.md"} {
+	for _, glob := range []string{"docs/*.md", "examples/*/README.md", "stdlib/python/README.md"} {
 		m, err := filepath.Glob(filepath.Join(repoRoot, glob))
 		if err != nil {
 			t.Fatal(err)
