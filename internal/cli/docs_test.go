@@ -40,6 +40,14 @@ func TestCLIReference(t *testing.T) {
 	if diff := cmp.Diff(string(want), string(got)); diff != "" {
 		t.Errorf("docs/cli.md is stale (-committed +generated); run go run ./internal/cli/gendocs:\n%s", diff)
 	}
+	// Flags whose default comes from the environment do not make the
+	// reference depend on who generates it.
+	for _, v := range envDefaults {
+		t.Setenv(v, "from-the-environment")
+	}
+	if diff := cmp.Diff(string(got), string(CLIReference())); diff != "" {
+		t.Errorf("the reference depends on the environment:\n%s", diff)
+	}
 }
 
 // docFiles are the documents whose code blocks TestDocs checks: the
