@@ -3,10 +3,15 @@
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ftc-dev/ftc/internal/cli.Version=$(VERSION)
 
-.PHONY: build test lint bench golden k8s-test pylock
+.PHONY: build release test lint bench golden docs k8s-test pylock
 
 build:
 	go build -ldflags '$(LDFLAGS)' -o bin/ftc ./cmd/ftc
+
+# A release binary: no local paths (-trimpath), no symbol table, the
+# version stamped; cgo on, so that vet parses reward-function files.
+release:
+	CGO_ENABLED=1 go build -trimpath -ldflags '-s -w $(LDFLAGS)' -o bin/ftc ./cmd/ftc
 
 test:
 	bash scripts/test.sh
@@ -25,6 +30,11 @@ bench:
 # deliberate change; review the diff before committing.
 golden:
 	FTC_UPDATE_GOLDEN=1 go test ./...
+
+# Regenerate docs/cli.md, the command reference, from the commands'
+# definitions (go test ./internal/cli fails while it is stale).
+docs:
+	go run ./internal/cli/gendocs
 
 # Opt-in: a real Kubernetes API server (kube-apiserver and etcd built from
 # the Go module proxy, about 8 minutes cold) validates every example's

@@ -80,11 +80,14 @@ its newest complete checkpoint on the next run.`,
 	fl.Lookup("restart").NoOptDefVal = "*"
 	fl.IntVar(&f.retries, "retries", 0, "restart a failed stage up to `N` times, resuming from its newest checkpoint")
 	fl.StringVar(&f.python, "python", "python", "Python interpreter that runs stages on the local backend (default: the environment ftc env create made for the lock, else python; the entrypoints come with ftc; see ftc env check)")
-	fl.StringVar(&f.entrypoint, "entrypoint", os.Getenv("FTC_ENTRYPOINT"), "command standing in for the launcher and `python -m ftc.entry` (test trainers, wrapper scripts)")
+	// The usage says the default; pflag would add `(default "python")`,
+	// which is only the last resort.
+	fl.Lookup("python").DefValue = ""
+	fl.StringVar(&f.entrypoint, "entrypoint", os.Getenv("FTC_ENTRYPOINT"), "command standing in for the launcher and `python -m ftc.entry` (test trainers, wrapper scripts; default $FTC_ENTRYPOINT)")
 	fl.StringVar(&f.engine, "backend", "local", "where stages run: local, docker, podman, slurm (sbatch from this host; the cache on a shared file system) or kubernetes (kubectl; the recipe's target must be kubernetes)")
-	fl.StringVar(&f.image, "image", "", "stage image by digest, for the docker and podman backends")
+	fl.StringVar(&f.image, "image", "", "the stage image by digest, REF@sha256:… (ftc build prints it), where stages run in it: the docker, podman and kubernetes backends, and slurm with hardware.slurm.container pyxis or apptainer")
 	fl.BoolVar(&f.offline, "offline", false, "never contact the Hub; unpinned references must be in ftc.lock")
-	fl.StringVar(&f.remote, "remote", os.Getenv("FTC_REMOTE_CACHE"), "OCI repository used as a remote cache (pull hits before running, push results after)")
+	fl.StringVar(&f.remote, "remote", os.Getenv("FTC_REMOTE_CACHE"), "OCI repository used as a remote cache (pull hits before running, push results after; default $FTC_REMOTE_CACHE)")
 	fl.BoolVar(&f.allowEnv, allowEnvFlag, false, "go on when the local interpreter's packages are not the profile's (outputs are keyed by the environment that ran)")
 	return cmd
 }
