@@ -36,7 +36,9 @@ type Options struct {
 	// Entrypoint replaces the launcher and "-m ftc.entry" in launch
 	// commands (test trainers, wrapper scripts).
 	Entrypoint []string
-	// Python replaces "python" in single-process launch commands.
+	// Python replaces "python" in single-process launch commands that
+	// run on this machine (the local backend, and prepare stages of a
+	// cluster run); elsewhere the image's python runs.
 	Python string
 	// GPUs are the device indices this run may use.
 	GPUs []int
@@ -401,8 +403,17 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 	defer logf.Close()
 	fmt.Fprintf(logf, "== ftc: %s attempt at %s\n", s.Name, time.Now().UTC().Format(time.RFC3339))
 
+	be := r.opts.Backend
+	if s.Kind == "prepare" && r.opts.Cluster {
+		// Data preparation is one CPU process: it runs here, and its
+		// output reaches the cluster through the cache like any other.
+		be = backend.Local{}
+	}
+	_, local := be.(backend.Local)
 	argv := r.argv(s.Launch.Argv)
-	if r.opts.Python != "" && len(argv) > 0 && argv[0] == "python" {
+	if r.opts.Python != "" && local && len(argv) > 0 && argv[0] == "python" {
+		// The interpreter is this machine's: a job on a cluster node or in
+		// a container runs the image's python.
 		argv = append([]string{r.opts.Python}, argv[1:]...)
 	}
 	r.emit(Event{Type: EventStart, Stage: s.Name, Kind: s.Kind, Key: string(s.Key), Message: strings.Join(argv, " ")})
@@ -422,13 +433,7 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 	if s.Kind != "prepare" {
 		job.GPUs = gpus
 	}
-	be := r.opts.Backend
-	if s.Kind == "prepare" && r.opts.Cluster {
-		// Data preparation is one CPU process: it runs here, and its
-		// output reaches the cluster through the cache like any other.
-		be = backend.Local{}
-	}
-	if _, local := be.(backend.Local); local {
+	if local {
 		job.Env = append(job.Env, r.opts.LocalEnv...)
 	}
 	var runErr error
