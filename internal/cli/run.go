@@ -311,6 +311,11 @@ func (f *runFlags) checkTopology(h config.Hardware, training bool) error {
 	if !training {
 		return nil
 	}
+	if f.cluster() && h.Target != f.engine {
+		// The job files a cluster backend submits (sbatch script,
+		// Kubernetes manifests) are rendered for the recipe's target only.
+		return fmt.Errorf("--backend %s runs the job files the plan renders for hardware.target %q, and this recipe's target is %q: set hardware: target: %q (with its hardware.%s settings) or run it with --backend local", f.engine, f.engine, h.Target, f.engine, f.engine)
+	}
 	total := h.GPUs()
 	topo := fmt.Sprintf("%d nodes × %d GPUs per node = %d GPUs", h.Nodes, h.GPUsPerNode, total)
 	if !f.cluster() && h.Nodes > 1 {
