@@ -147,6 +147,10 @@ func Load(file string, overrides []Override) (*Instance, error) {
 	return &Instance{Value: v, User: user, Dir: dir, File: abs, Pos: pos}, nil
 }
 
+// localModule is the module a recipe's directory is, when it has no
+// cue.mod of its own: its folders are importable as localModule/DIR.
+const localModule = "ftc.local/recipe"
+
 // genRoot is where the embedded packages are overlaid: cue.mod/gen is
 // CUE's place for packages a tool provides.
 const genRoot = "cue.mod/gen"
@@ -157,7 +161,7 @@ func overlayFor(dir string) (map[string]cueload.Source, error) {
 	ov := map[string]cueload.Source{}
 	modFile := filepath.Join(dir, "cue.mod", "module.cue")
 	if _, err := os.Stat(modFile); err != nil {
-		ov[modFile] = cueload.FromString("module: \"ftc.local/recipe\"\nlanguage: version: \"v0.17.0\"\n")
+		ov[modFile] = cueload.FromString("module: \"" + localModule + "\"\nlanguage: version: \"v0.17.0\"\n")
 	}
 	add := func(fsys fs.FS, importPath string) error {
 		return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {

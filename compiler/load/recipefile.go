@@ -74,8 +74,13 @@ func badImports(file string, src []byte) diag.List {
 				d.Hint = "ftc's packages are " + quoteAll(pkgs)
 			}
 			out.Add(d)
+		case strings.HasPrefix(p, localModule+"/"):
+			// The recipe's own packages: folders under its directory.
+			dir := strings.TrimPrefix(p, localModule+"/")
+			out.Add(&diag.Diagnostic{Pos: spec.Path.Pos(), Message: fmt.Sprintf("cannot import %q: the recipe's directory has no package %s", p, dir),
+				Hint: fmt.Sprintf("%s/DIR is the folder DIR beside the recipe (relative to the recipe's directory, or to the folder holding cue.mod): put the package's .cue files in %s/", localModule, dir)})
 		case strings.Contains(first, "."):
-			out.Add(&diag.Diagnostic{Pos: spec.Path.Pos(), Message: fmt.Sprintf("cannot import %q: a recipe imports only ftc's packages and CUE's standard library", p),
+			out.Add(&diag.Diagnostic{Pos: spec.Path.Pos(), Message: fmt.Sprintf("cannot import %q: a recipe imports ftc's packages, CUE's standard library and its own folders (%s/DIR), not modules", p, localModule),
 				Hint: "ftc's packages are " + quoteAll(pkgs)})
 		}
 	}
