@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"cuelang.org/go/cue"
@@ -197,6 +198,19 @@ func IsEmbedded(filename string) bool {
 // one is added. The new value's position names the flag, so any error in
 // it points at --set.
 //
+// quotedPath quotes each dot-separated name of path that is not a CUE
+// identifier: stages.sft-lr1e-5.x becomes stages."sft-lr1e-5".x. Names
+// with dots of their own cannot be told apart here and are left alone.
+func quotedPath(path string) string {
+	parts := strings.Split(path, ".")
+	for i, p := range parts {
+		if p != "" && !ast.IsValidIdent(p) && !strings.HasPrefix(p, `"`) {
+			parts[i] = strconv.Quote(p)
+		}
+	}
+	return strings.Join(parts, ".")
+}
+
 // A field that a preset sets (hardware.strategy of strategies.DDP) is
 // replaced too: the preset's reference is replaced by its value, written
 // out, and the field in it is set. Unifying would conflict with the
@@ -205,7 +219,11 @@ func IsEmbedded(filename string) bool {
 func applyOverride(files []*ast.File, o Override, pre *presets) *diag.Diagnostic {
 	sel := cue.ParsePath(o.Path)
 	if err := sel.Err(); err != nil {
-		return &diag.Diagnostic{Message: fmt.Sprintf("--set %s: invalid path: %v", o.Path, err)}
+		d := &diag.Diagnostic{Message: fmt.Sprintf("--set %s: invalid path: %v", o.Path, err)}
+		if q := quotedPath(o.Path); q != o.Path && cue.ParsePath(q).Err() == nil {
+			d.Hint = fmt.Sprintf("a name that is not an identifier (with '-', or starting with a digit) is quoted, as in CUE: --set '%s=%s'", q, o.Value)
+		}
+		return d
 	}
 	var labels []string
 	for _, s := range sel.Selectors() {
