@@ -101,6 +101,9 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 	flags.register(check)
 	cache.register(check)
 	check.Flags().StringVar(&python, "python", "python", "the Python interpreter to check (default: the environment ftc env create made for the lock, else python)")
+	// As for ftc run: the usage says the default, which pflag would print
+	// as `(default "python")`, only the last resort.
+	check.Flags().Lookup("python").DefValue = ""
 	check.Flags().IntVar(&gpus, "gpus", 0, "number of GPUs the run will use (default: the recipe's gpusPerNode)")
 	cmd.AddCommand(check, newEnvCreate(stdout, stderr))
 	return cmd
