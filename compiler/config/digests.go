@@ -42,8 +42,14 @@ func CheckDigests(r *Recipe, files fs.FS, digest Digester) diag.List {
 		}
 		if sum != d.File.SHA256 {
 			at := r.Pos.At(path)
-			out.Errorf(at, path, "%s has sha256 %s, not the one pinned here", d.File.Path, sum).
-				WithHint("if the data changed on purpose, %s (or write sha256: %q)", load.PinCommandHint(at), sum)
+			e := out.Errorf(at, path, "%s has sha256 %s, not the one pinned here", d.File.Path, sum)
+			if recipe := r.Pos.At(""); at.IsValid() && recipe.IsValid() && at.Filename() != recipe.Filename() {
+				// Written in one of the recipe's packages: ftc pin rewrites
+				// only the recipe file it is given.
+				e.WithHint("if the data changed on purpose, write sha256: %q here (ftc pin rewrites only the recipe's own file)", sum)
+			} else {
+				e.WithHint("if the data changed on purpose, %s (or write sha256: %q)", load.PinCommandHint(at), sum)
+			}
 		}
 	}
 	return out

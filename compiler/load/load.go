@@ -145,7 +145,29 @@ func Load(file string, overrides []Override) (*Instance, error) {
 		}
 		return nil, l
 	}
+	recordLocalPins(pos, user)
 	return &Instance{Value: v, User: user, Dir: dir, File: abs, Pos: pos}, nil
+}
+
+// recordLocalPins adds the positions of data pins written in the recipe's
+// own packages (ftc.local/recipe/DIR) rather than in its file: a stale pin
+// is then reported where it is written, which is where it must be
+// changed (ftc pin rewrites only the file it is given).
+func recordLocalPins(pos diag.Positions, user cue.Value) {
+	it, err := user.LookupPath(cue.ParsePath("datasets")).Fields()
+	if err != nil {
+		return
+	}
+	for it.Next() {
+		path := "datasets." + it.Selector().String() + ".file.sha256"
+		if pos.Has(path) {
+			continue
+		}
+		at := it.Value().LookupPath(cue.ParsePath("file.sha256")).Pos()
+		if at.IsValid() && at.Filename() != "" && !IsEmbedded(at.Filename()) {
+			pos[path] = at
+		}
+	}
 }
 
 // localModule is the module a recipe's directory is, when it has no
