@@ -14,6 +14,7 @@ import (
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/build"
 	"github.com/ftc-dev/ftc/runtime/cas"
+	"github.com/ftc-dev/ftc/runtime/envcheck"
 	"github.com/ftc-dev/ftc/runtime/remote"
 	"github.com/ftc-dev/ftc/runtime/resolve"
 	"github.com/ftc-dev/ftc/stdlib"
@@ -73,6 +74,17 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 				size += e.Size
 			}
 			fmt.Fprintf(stdout, "%d environment images, %s in %s\n", len(envs), humanBytes(size), filepath.Join(cache.images(), "env"))
+			for _, d := range []struct{ dir, what string }{
+				{"entrypoints", "entrypoints copies"},
+				{"envs", "virtual environments (ftc env create)"},
+			} {
+				dir := filepath.Join(cache.root(), d.dir)
+				u, err := envcheck.DirUsage(dir)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "%d %s, %s in %s\n", u.Entries, d.what, humanBytes(u.Bytes), dir)
+			}
 			return nil
 		},
 	}
@@ -116,8 +128,12 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 than --keep-days, removes the rest, then removes unreachable blobs. The
 environment images ftc build caches go by the same rules: kept when they
 are a --keep recipe's environment (from its ftc.lock, with
-$SOURCE_DATE_EPOCH or 0) or were built or reused within --keep-days. Run
-it when no ftc run or ftc build is writing to the cache.`,
+$SOURCE_DATE_EPOCH or 0) or were built or reused within --keep-days. The
+entrypoints other ftc versions wrote go (this ftc's stay; each version
+writes its own again when it runs). The virtual environments ftc env
+create made are left alone: ftc cache du shows them, and removing one
+(rm -r) only means ftc env create makes it again. Run it when no ftc run
+or ftc build is writing to the cache.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := cas.Open(cache.store())
@@ -148,6 +164,11 @@ it when no ftc run or ftc build is writing to the cache.`,
 				return err
 			}
 			fmt.Fprintf(stdout, "removed %d environment images, freed %s\n", env.Removed, humanBytes(env.Freed))
+			ep, err := envcheck.PruneEntrypoints(filepath.Join(cache.root(), "entrypoints"))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "removed %d entrypoints copies of other ftc versions, freed %s\n", ep.Entries, humanBytes(ep.Bytes))
 			return nil
 		},
 	}

@@ -544,9 +544,21 @@ func TestGCKeepsARecipe(t *testing.T) {
 	e := newEnv(t)
 	expect(t, e.run(nil), 0, 0, 4)
 	expect(t, e.run(nil, "--set", "stages.ppo.ppo.klCoef=0.3"), 0, 3, 1)
+	// Another ftc version's entrypoints copy goes too; du counts it first.
+	old := filepath.Join(e.cache, "entrypoints", strings.Repeat("0", 64), "ftc")
+	if err := os.MkdirAll(old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(old, "entry.py"), []byte("pass\n"), 0o444)
+	if r := e.ftc(nil, "cache", "du"); !regexp.MustCompile(`\d+ entrypoints copies`).MatchString(r.out) {
+		t.Fatalf("du does not report the entrypoints copies:\n%s", r.out)
+	}
 	r := e.ftc(nil, "cache", "gc", "--keep", e.recipe)
-	if r.code != 0 || !strings.Contains(r.out, "removed 1 entries") {
+	if r.code != 0 || !strings.Contains(r.out, "removed 1 entries") || !strings.Contains(r.out, "removed 1 entrypoints copies") {
 		t.Fatalf("gc:\n%s", r.out)
+	}
+	if _, err := os.Stat(filepath.Dir(old)); !os.IsNotExist(err) {
+		t.Fatalf("the other version's entrypoints are still there: %v", err)
 	}
 	expect(t, e.run(nil), 0, 4, 0)
 	expect(t, e.run(nil, "--set", "stages.ppo.ppo.klCoef=0.3"), 0, 3, 1)
