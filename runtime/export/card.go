@@ -122,7 +122,7 @@ func Card(c CardInfo) string {
 	}
 	if cfg.Form != "adapter" {
 		b.WriteString("## Use\n\n```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n" +
-			"model = AutoModelForCausalLM.from_pretrained(\"PATH\", dtype=\"auto\")\ntokenizer = AutoTokenizer.from_pretrained(\"PATH\")\n```\n\n" +
+			"model = AutoModelForCausalLM.from_pretrained(\"PATH\", torch_dtype=\"auto\")\ntokenizer = AutoTokenizer.from_pretrained(\"PATH\")\n```\n\n" +
 			"`generation_config.json` lists the chat template's end-of-turn token among its `eos_token_id`s, so generation stops at the end of the answer.\n\n")
 	}
 	fmt.Fprintf(&b, "## Reproduce\n\n```sh\n%s\n```\n", c.Command)

@@ -140,3 +140,16 @@ def test_export_refuses_full_form_of_an_adapter(lora_sft, eos_base, tmp_path):
                         "base": {"path": str(eos_base), "kind": "hub-model"}})
     rc, log = verify.entry("export", d, timeout=300)
     assert rc == 2 and "export form full needs full weights" in log, log[-2000:]
+
+
+def test_export_merges_a_qlora_adapter_into_the_bf16_base(tiny, eos_base, lora_sft, tmp_path):
+    """A QLoRA stage's adapter merges into the base's plain bf16 weights:
+    the export loads the base without a quantization config, whatever the
+    stage trained against (the adapter here is the LoRA one: the files are
+    the same kind)."""
+    d = tmp_path / "sft.export-qlora"
+    run(d, "export", export_config("merged", adapter="qlora"),
+        {"model": {"path": str(lora_sft), "kind": "stage-output"}, "base": {"path": str(eos_base), "kind": "hub-model"}})
+    cfg = json.loads((d / "output" / "config.json").read_text())
+    assert "quantization_config" not in cfg, cfg
+    assert cfg.get("torch_dtype", cfg.get("dtype")) == "bfloat16", cfg
