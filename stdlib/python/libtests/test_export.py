@@ -153,3 +153,29 @@ def test_export_merges_a_qlora_adapter_into_the_bf16_base(tiny, eos_base, lora_s
     cfg = json.loads((d / "output" / "config.json").read_text())
     assert "quantization_config" not in cfg, cfg
     assert cfg.get("torch_dtype", cfg.get("dtype")) == "bfloat16", cfg
+
+
+def test_export_full_weights_of_a_full_fine_tune(tiny, prep, eos_base, tmp_path):  # noqa: F811
+    """A full fine-tune exports as bf16 weights that from_pretrained loads
+    and that give the trained model's logits within bf16 tolerance."""
+    from transformers import AutoModelForCausalLM
+
+    d = tmp_path / "sft-full"
+    cfg = assets.train_config("sft", {"model": assets.model_config(dtype="fp32")}, steps=4, micro=4,
+                              adapter_block=assets.adapter("none"), save_every=4,
+                              extra={"backend": "trl", "completionOnly": True})
+    cfg["training"]["learningRate"] = 2e-3
+    run(d, "sft", cfg, {**train_in(prep["sft"]), "model": {"path": str(eos_base), "kind": "hub-model"}})
+    e = tmp_path / "sft.export"
+    run(e, "export", export_config("full", adapter="none"),
+        {"model": {"path": str(d / "output"), "kind": "stage-output"}, "base": {"path": str(eos_base), "kind": "hub-model"}})
+    out = e / "output"
+    auto = {compat.dtype_kwarg(compat.version("transformers")): "auto"}
+    got_m = AutoModelForCausalLM.from_pretrained(str(out), **auto).eval()
+    assert got_m.dtype == torch.bfloat16
+    ids = list(range(5, 45))
+    want, got = logits(causal_lm(d / "output"), ids), logits(got_m, ids)
+    tol = 2 ** -6 * max(1.0, want.abs().max().item())
+    assert (got - want).abs().max().item() <= tol
+    eot = tiny[2].convert_tokens_to_ids("<|im_end|>")
+    assert eot in json.loads((out / "generation_config.json").read_text())["eos_token_id"]
