@@ -326,6 +326,7 @@ func (c *checker) stage(name string, st Stage) {
 		c.modelRef(bp, bm)
 	}
 	c.adapter(base, st)
+	c.export(base, st)
 	c.training(base, st)
 	c.knobs(base, st)
 	if !c.diags.HasErrors() {
@@ -443,6 +444,42 @@ func (c *checker) adapter(base string, st Stage) {
 	if bm.DType == "fp32" {
 		c.errorf(base+".adapter.type", "QLoRA computes in half precision; the model dtype is fp32").WithHint("set dtype: \"bf16\"")
 	}
+}
+
+// export checks that the asked form matches what the stage trains. A
+// merge goes into the base's bf16 weights, never into 4-bit ones: a LoRA
+// update is small next to the rounding step of 4-bit weights, so merging
+// into them loses most of what was trained.
+func (c *checker) export(base string, st Stage) {
+	e := st.Export
+	if e == nil {
+		return
+	}
+	a := st.Adapter.Type
+	switch {
+	case e.Form == "full" && a != "none":
+		c.errorf(base+".export.form", "export form \"full\" is for full fine-tunes; this stage trains a %s adapter", adapterName(a)).
+			WithHint("use form: \"merged\" (adapter merged into the base) or \"adapter\" (the PEFT folder)")
+	case e.Form != "full" && a == "none":
+		c.errorf(base+".export.form", "export form %q needs an adapter; this stage fine-tunes all weights (adapter type \"none\")", e.Form).
+			WithHint("use form: \"full\"")
+	}
+	if e.DType == "4bit" {
+		if a == "qlora" {
+			c.errorf(base+".export.dtype", "a QLoRA adapter is merged into the base's bf16 weights, never into its 4-bit weights: the adapter's update is smaller than 4-bit rounding, so merging into quantized weights would lose most of what was trained").
+				WithHint("export with dtype: \"bf16\" and quantize the merged model afterwards if you need 4-bit")
+		} else {
+			c.errorf(base+".export.dtype", "ftc exports bf16 weights; merging into 4-bit weights would lose most of what was trained").
+				WithHint("export with dtype: \"bf16\" and quantize the exported model afterwards if you need 4-bit")
+		}
+	}
+}
+
+func adapterName(t string) string {
+	if t == "qlora" {
+		return "QLoRA"
+	}
+	return "LoRA"
 }
 
 func strategyName(s string) string {

@@ -279,6 +279,9 @@ type Stage struct {
 	GradientCheckpointing string    `json:"gradientCheckpointing"`
 	Training              Training  `json:"training"`
 	Output                Model     `json:"output"`
+	// Export asks for the trained model in a loadable form; nil when the
+	// recipe does not.
+	Export *Export `json:"export,omitempty"`
 
 	// sft, reward, grpo
 	Model *Model `json:"model,omitempty"`
@@ -305,6 +308,14 @@ func (s Stage) Base() *Model {
 		return s.Policy
 	}
 	return s.Model
+}
+
+// Export is the form a stage's trained model is exported in.
+type Export struct {
+	// Form is "adapter", "merged" or "full".
+	Form string `json:"form"`
+	// DType is "bf16" ("4bit" is refused at vet time).
+	DType string `json:"dtype"`
 }
 
 // Speed holds the switches of the fast SFT path.

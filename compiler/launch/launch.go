@@ -58,10 +58,16 @@ const (
 
 // Prepare is the launch plan of a data preparation stage: one CPU
 // process.
-func Prepare() Plan {
+func Prepare() Plan { return cpuStage("prepare") }
+
+// Export is the launch plan of an export stage: one CPU process (merging
+// an adapter is a sum per weight, no GPU needed).
+func Export() Plan { return cpuStage("export") }
+
+func cpuStage(kind string) Plan {
 	return Plan{
 		Launcher:     "python",
-		Argv:         []string{"python", "-m", Entrypoint, "prepare", "--config", StageConfigFile},
+		Argv:         []string{"python", "-m", Entrypoint, kind, "--config", StageConfigFile},
 		Nodes:        1,
 		ProcsPerNode: 1,
 		Processes:    1,

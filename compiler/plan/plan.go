@@ -72,7 +72,7 @@ type Stage struct {
 	// Name is unique in the plan: a recipe stage's name, or
 	// "<stage>.prepare" and "<stage>.prepare-eval" for its data.
 	Name string `json:"name"`
-	// Kind is "prepare", "sft", "reward", "ppo" or "grpo".
+	// Kind is "prepare", "sft", "reward", "ppo", "grpo" or "export".
 	Kind string `json:"kind"`
 	// Key is the stage's content key.
 	Key key.Key `json:"key"`
@@ -181,6 +181,13 @@ func BuildWith(r *config.Recipe, opts Options) (*Plan, error) {
 		}
 		b.byStage[name] = ps
 		b.stages = append(b.stages, ps)
+		es, err := b.export(st, ps)
+		if err != nil {
+			return nil, fmt.Errorf("stage %s: export: %w", name, err)
+		}
+		if es != nil {
+			b.stages = append(b.stages, es)
+		}
 	}
 	h := r.Hardware
 	return &Plan{

@@ -144,7 +144,7 @@ func writePlanFiles(dir string, p *plan.Plan) error {
 func imageNotes(p *plan.Plan) string {
 	var sbatch, k8s []string
 	for _, s := range p.Stages {
-		if s.Kind == "prepare" {
+		if s.CPUOnly() {
 			continue
 		}
 		_, hasSbatch := s.Files[launch.SbatchFile]

@@ -89,7 +89,8 @@ into a validated stage graph with content keys and launch commands.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVet(stdout, stderr), newPlan(stdout, stderr), newRun(stdout, stderr),
 		newCache(stdout, stderr), newStatus(stdout, stderr), newVersion(stdout),
-		newBuild(stdout, stderr), newLock(stdout, stderr), newEnv(stdout, stderr), newPin(stdout, stderr))
+		newBuild(stdout, stderr), newLock(stdout, stderr), newEnv(stdout, stderr), newPin(stdout, stderr),
+		newExport(stdout, stderr))
 	return root
 }
 

@@ -365,7 +365,7 @@ func gpuList(n int, set bool, h config.Hardware) ([]int, error) {
 
 func hasTraining(p *plan.Plan) bool {
 	for _, s := range p.Stages {
-		if s.Kind != "prepare" {
+		if !s.CPUOnly() {
 			return true
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ftc-dev/ftc/runtime/cas"
 	"github.com/ftc-dev/ftc/runtime/exec"
 )
 
@@ -31,7 +32,18 @@ func newStatus(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			printStatus(stdout, dir, events)
+			// Where each stage's output is: its tree in the cache,
+			// when the cache holds an entry for the stage's key.
+			var where func(key string) string
+			if store, err := cas.Open(cache.store()); err == nil {
+				where = func(key string) string {
+					if a, err := store.GetAction(key); err == nil && a.Outputs["output"] != "" {
+						return string(a.Outputs["output"])
+					}
+					return ""
+				}
+			}
+			printStatus(stdout, dir, events, where)
 			return nil
 		},
 	}
@@ -39,7 +51,9 @@ func newStatus(stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
-func printStatus(w io.Writer, dir string, events []exec.Event) {
+// printStatus prints the run of events. where, when not nil, says where
+// the output of a stage's key is in the cache ("" when it is not).
+func printStatus(w io.Writer, dir string, events []exec.Event, where func(key string) string) {
 	type st struct {
 		status, key string
 		seconds     float64
@@ -119,6 +133,14 @@ func printStatus(w io.Writer, dir string, events []exec.Event) {
 		}
 		if s.message != "" {
 			line += "\n      " + s.message
+		}
+		if where != nil && s.key != "" && (s.status == "cached" || s.status == "ran") {
+			if out := where(s.key); out != "" {
+				line += "\n      output: cache tree " + out
+				if stage, ok := strings.CutSuffix(n, ".export"); ok {
+					line += "\n      copy it out: ftc export RECIPE " + stage + " DIR"
+				}
+			}
 		}
 		fmt.Fprintln(w, line)
 	}

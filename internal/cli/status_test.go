@@ -23,8 +23,30 @@ func TestStatusPlanOrder(t *testing.T) {
 		{Type: exec.EventRunEnd, Message: "1 cached, 3 ran, 0 failed"},
 	}
 	var b bytes.Buffer
-	printStatus(&b, "rec", events)
+	printStatus(&b, "rec", events, nil)
 	if !regexp.MustCompile(`(?s)\n  a\.prepare +cached.*\n  a +ran.*\n  b +ran.*\n  c +ran`).Match(b.Bytes()) {
 		t.Errorf("stages not in plan order:\n%s", b.String())
+	}
+}
+
+// TestStatusSaysWhereOutputsAre: a stage whose key has a cache entry
+// shows its output tree; an export stage how to copy it out.
+func TestStatusSaysWhereOutputsAre(t *testing.T) {
+	events := []exec.Event{
+		{Type: exec.EventRunStart, Message: "r", Stages: []string{"sft", "sft.export"}},
+		{Type: exec.EventCached, Stage: "sft", Key: "sha256:aa"},
+		{Type: exec.EventStart, Stage: "sft.export", Key: "sha256:bb"},
+		{Type: exec.EventDone, Stage: "sft.export", Seconds: 1},
+	}
+	where := func(k string) string { return map[string]string{"sha256:aa": "sha256:t1", "sha256:bb": "sha256:t2"}[k] }
+	var b bytes.Buffer
+	printStatus(&b, "rec", events, where)
+	for _, want := range []string{"output: cache tree sha256:t1", "output: cache tree sha256:t2", "copy it out: ftc export RECIPE sft DIR"} {
+		if !bytes.Contains(b.Bytes(), []byte(want)) {
+			t.Errorf("status lacks %q:\n%s", want, b.String())
+		}
+	}
+	if bytes.Count(b.Bytes(), []byte("copy it out")) != 1 {
+		t.Errorf("only the export stage is copied out:\n%s", b.String())
 	}
 }

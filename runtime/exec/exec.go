@@ -179,7 +179,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Summary, error) {
 // checkGPUs refuses a plan that needs more GPUs than the run was given.
 func checkGPUs(p *plan.Plan, gpus []int) error {
 	for _, s := range p.Stages {
-		if s.Kind == "prepare" {
+		if s.CPUOnly() {
 			continue
 		}
 		need := s.Launch.ProcsPerNode
@@ -358,7 +358,7 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 		return err
 	}
 	world := World{Processes: s.Launch.Processes, Strategy: r.plan.Hardware.Strategy}
-	if s.Kind == "prepare" {
+	if s.CPUOnly() {
 		world = World{Processes: 1, Strategy: "single"}
 	}
 	sf := StageFile{
@@ -404,9 +404,10 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 	fmt.Fprintf(logf, "== ftc: %s attempt at %s\n", s.Name, time.Now().UTC().Format(time.RFC3339))
 
 	be := r.opts.Backend
-	if s.Kind == "prepare" && r.opts.Cluster {
-		// Data preparation is one CPU process: it runs here, and its
-		// output reaches the cluster through the cache like any other.
+	if s.CPUOnly() && r.opts.Cluster {
+		// Data preparation and export are one CPU process each: they run
+		// here, and their outputs reach the cluster (or the user) through
+		// the cache like any other.
 		be = backend.Local{}
 	}
 	_, local := be.(backend.Local)
@@ -430,7 +431,7 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 		Env:    append([]string{"FTC_STAGE_CONFIG=" + launch.StageConfigFile}, r.opts.Env...),
 		Output: logf,
 	}
-	if s.Kind != "prepare" {
+	if !s.CPUOnly() {
 		job.GPUs = gpus
 	}
 	if local {
@@ -689,7 +690,7 @@ func newGPUPool(gpus []int) *gpuPool {
 }
 
 func (p *gpuPool) take(ctx context.Context, s *plan.Stage) []int {
-	if s.Kind == "prepare" {
+	if s.CPUOnly() {
 		return nil
 	}
 	need := s.Launch.ProcsPerNode

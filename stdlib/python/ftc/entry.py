@@ -22,6 +22,7 @@ MODULES = {
     "reward": "ftc.train_reward",
     "ppo": "ftc.train_ppo",
     "grpo": "ftc.train_grpo",
+    "export": "ftc.export",
 }
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 STAGE_FILE_VERSION = "ftc.dev/stage/v1alpha1"
-KINDS = ("prepare", "sft", "reward", "ppo", "grpo")
+KINDS = ("prepare", "sft", "reward", "ppo", "grpo", "export")
 
 
 class StageError(ValueError):
@@ -498,6 +498,27 @@ class PrepareConfig:
         )
 
 
+@dataclass(frozen=True)
+class ExportConfig:
+    """compiler/plan/export.go (ExportConfig): the trained model (input
+    role "model", on the base in role "base") and the form to write."""
+
+    form: str
+    dtype: str
+    model: ModelConfig
+
+    @classmethod
+    def parse(cls, d: dict) -> "ExportConfig":
+        form = _req(d, "form", "config")
+        if form not in ("adapter", "merged", "full"):
+            raise StageError(f"stage.json: config.form {form!r} is not adapter, merged or full")
+        dtype = d.get("dtype") or "bf16"
+        if dtype not in ("bf16", "fp16", "fp32"):
+            raise StageError(f"stage.json: config.dtype {dtype!r} is not bf16, fp16 or fp32 (ftc never merges into "
+                             "4-bit weights)")
+        return cls(form=form, dtype=dtype, model=ModelConfig.parse(_req(d, "model", "config"), "config.model"))
+
+
 @dataclass
 class StageFile:
     name: str
@@ -588,8 +609,8 @@ class StageFile:
         return role in self.inputs
 
     def train_config(self) -> TrainConfig:
-        if self.kind == "prepare":
-            raise StageError("stage.json: a prepare stage has no training config")
+        if self.kind in ("prepare", "export"):
+            raise StageError(f"stage.json: a {self.kind} stage has no training config")
         cfg = TrainConfig.parse(self.config)
         if cfg.method != self.kind:
             raise StageError(f"stage.json: kind {self.kind!r} but config.method {cfg.method!r}")
@@ -599,3 +620,8 @@ class StageFile:
         if self.kind != "prepare":
             raise StageError(f"stage.json: kind {self.kind!r} is not prepare")
         return PrepareConfig.parse(self.config)
+
+    def export_config(self) -> ExportConfig:
+        if self.kind != "export":
+            raise StageError(f"stage.json: kind {self.kind!r} is not export")
+        return ExportConfig.parse(self.config)
