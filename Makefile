@@ -3,7 +3,7 @@
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ftc-dev/ftc/internal/cli.Version=$(VERSION)
 
-.PHONY: build release test lint bench golden docs k8s-test pylock
+.PHONY: build release test lint bench golden docs k8s-test pylock journey
 
 build:
 	go build -ldflags '$(LDFLAGS)' -o bin/ftc ./cmd/ftc
@@ -49,3 +49,11 @@ k8s-test:
 # read its metadata). go test ./internal/pyenvs says when this is due.
 pylock:
 	go run ./internal/pyenvs/pylock
+
+# Issue 13's journey alone (go test runs it too): ftc lock (PyPI) -> ftc
+# build (BuildKit, the pinned-2025q1 wheels, several GB) -> podman pull ->
+# prepare and sft of a tiny model on the CPU in the image under
+# `ftc run --backend podman` -> a cached rerun -> the same digest again.
+# 14 to 22 minutes on a 2-core machine (README, "Python entrypoints").
+journey:
+	go test -count=1 -timeout 60m -run '^TestJourneyStockProfile$$' -v ./internal/e2e/

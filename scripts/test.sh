@@ -97,9 +97,11 @@ printf '%s\n' "${py_summaries[@]}"
 echo "== go test -fuzz FuzzVet (20 s)"
 go test -run '^$' -fuzz '^FuzzVet$' -fuzztime 20s -fuzzminimizetime 5s ./compiler/ || { echo "FuzzVet failed"; status=1; }
 
+# internal/e2e holds the journey (TestJourneyStockProfile: PyPI, BuildKit,
+# a several-GB image, podman): 14-22 minutes of that package's share.
 echo "== go test"
 go build -o /tmp/ftc-testsummary.$$ ./internal/testsummary || exit 1
-go test -count=1 -timeout 30m -json ./... | /tmp/ftc-testsummary.$$ || status=1
+go test -count=1 -timeout 75m -json ./... | /tmp/ftc-testsummary.$$ || status=1
 rm -f /tmp/ftc-testsummary.$$
 
 exit $status

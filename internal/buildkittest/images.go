@@ -64,11 +64,16 @@ func Tar(entries []Entry) ([]byte, error) {
 // layerTar (a file, or bytes) to ref and returns ref's repository with the
 // pushed digest ("host/repo:tag@sha256:…" split as image and digest).
 func PushBase(ctx context.Context, ref string, layer v1.Layer, env []string) (string, string, error) {
+	return PushBaseLayers(ctx, ref, []v1.Layer{layer}, env)
+}
+
+// PushBaseLayers is PushBase with several layers, bottom first.
+func PushBaseLayers(ctx context.Context, ref string, layers []v1.Layer, env []string) (string, string, error) {
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
 		return "", "", err
 	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
+	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {
 		return "", "", err
 	}

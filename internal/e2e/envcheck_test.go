@@ -18,7 +18,7 @@ var profileVersions = map[string]map[string]string{
 	"pinned-2025q1": {"python": "3.11.7", "cuda": "12.4", "torch": "2.5.0+cu124", "datasets": "4.0.0", "transformers": "4.48.2", "trl": "0.16.0",
 		"peft": "0.14.0", "accelerate": "1.3.0", "bitsandbytes": "0.47.0", "tokenizers": "0.21.0", "safetensors": "0.5.2", "deepspeed": "0.16.2"},
 	"current-2026": {"python": "3.12.3", "cuda": "13.0", "torch": "2.11.0", "datasets": "5.0.1", "transformers": "5.17.0", "trl": "1.9.0",
-		"peft": "0.21.0", "accelerate": "1.15.0", "bitsandbytes": "0.50.2", "tokenizers": "0.23.2", "safetensors": "0.8.0", "deepspeed": "0.19.8", "vllm": "0.33.0"},
+		"peft": "0.21.0", "accelerate": "1.15.0", "bitsandbytes": "0.50.2", "tokenizers": "0.23.2", "safetensors": "0.8.0", "deepspeed": "0.19.8", "vllm": "0.26.0"},
 }
 
 // fakeProbe is the answer the fake python (testdata/fakelaunchers) gives
