@@ -58,8 +58,16 @@ fi
 # The Python entrypoints' pure parts, with Debian's interpreter (pyenv's
 # python3 may come first on PATH and lacks pytest). pytest exits 5 when it
 # collects nothing: that is a failure here too.
+#
+# Each pytest run gets a base temporary folder of its own (--basetemp),
+# removed afterwards: pytest's default, /tmp/pytest-of-USER, is shared by
+# every pytest of the user on the machine, and one starting there prunes
+# the older numbered folders another one may still be using.
+pytmp=$(mktemp -d "${TMPDIR:-/tmp}/ftc-pytest.XXXXXX")
+trap 'rm -rf "$pytmp"' EXIT
 echo "== pytest (stdlib/python)"
-/usr/bin/python3 -m pytest -q stdlib/python/tests || status=1
+/usr/bin/python3 -m pytest -q -p no:cacheprovider --basetemp "$pytmp/stdlib" stdlib/python/tests || status=1
+rm -rf "$pytmp/stdlib"
 
 # The entrypoints on the real libraries, on the CPU, once per stock
 # profile: each in a virtual environment holding exactly the closure ftc
@@ -78,9 +86,10 @@ for profile in $(bash scripts/pyvenv.sh profiles); do
 	fi
 	bash scripts/pyvenv.sh versions "$profile"
 	out=$(mktemp)
-	timeout 2400 bash scripts/pyvenv.sh run "$profile" python -m pytest -q -p no:cacheprovider stdlib/python/libtests 2>&1 |
-		tee "$out"
+	timeout 2400 bash scripts/pyvenv.sh run "$profile" python -m pytest -q -p no:cacheprovider \
+		--basetemp "$pytmp/$profile" stdlib/python/libtests 2>&1 | tee "$out"
 	rc=${PIPESTATUS[0]}
+	rm -rf "${pytmp:?}/$profile"
 	line=$(grep -E '^=*[ ]*[0-9]+ (passed|failed|error)' "$out" | tail -n 1 | tr -d '=' | sed 's/^ *//; s/ *$//')
 	rm -f "$out"
 	py_summaries+=("libtests $profile: ${line:-no summary (exit $rc)}")

@@ -29,6 +29,15 @@ def local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def quantized_device():
+    """Where a 4-bit model is loaded: this rank's GPU, or the CPU where
+    there is none (bitsandbytes 0.47+ quantizes NF4 on the CPU; a bare GPU
+    index there makes transformers ask CUDA for its free memory)."""
+    import torch
+
+    return local_rank() if torch.cuda.is_available() else "cpu"
+
+
 def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
@@ -96,7 +105,7 @@ def load_model(stage: StageFile, mc: ModelConfig, role: str, *, head: str = "cau
     quant = adapter is not None and adapter.type == "qlora"
     if quant:
         kw["quantization_config"] = quantization_config(adapter)
-        kw["device_map"] = {"": local_rank()}
+        kw["device_map"] = {"": quantized_device()}
     if rev:
         kw["revision"] = rev
     if man is not None and man.get("weights") == "adapter":

@@ -185,6 +185,14 @@ def merge_runtime_args(kw: dict, run_dir, on_gpu: bool | None = None, world_size
         # process, and all write the same checkpoint manifest. gloo joins
         # the world torchrun describes (RANK, WORLD_SIZE).
         out["ddp_backend"] = "gloo"
+        if out.get("fsdp"):
+            # accelerate does not shard a CPU world: 1.3 raises looking for
+            # an accelerator to initialise parameters on (sync_module_states),
+            # 1.15 makes a MULTI_CPU world plain DDP and drops the FSDP
+            # settings without a word (accelerate/state.py sets
+            # DistributedType.FSDP for GPU/NPU/XPU-like worlds only).
+            raise StageError("distributed.strategy fsdp needs GPUs: accelerate does not shard parameters across "
+                             "CPU processes (it would train unsharded, as ddp); use strategy ddp for a CPU run")
     ds = out.get("deepspeed")
     if isinstance(ds, str) and not Path(ds).is_absolute():
         out["deepspeed"] = str(root / ds)

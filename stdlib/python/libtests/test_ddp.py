@@ -16,21 +16,21 @@ from test_entry import prepared  # noqa: F401  (fixture)
 from ftc import checkpoint
 
 
-def ddp_config(steps, save_every):
+def ddp_config(steps, save_every, strategy="ddp"):
     cfg = assets.train_config("sft", {"model": assets.model_config(dtype="fp32")}, steps=steps, micro=2,
                               adapter_block=assets.adapter("none"), save_every=save_every,
                               extra={"backend": "transformers", "completionOnly": True})
     cfg["training"]["globalBatch"] = 4
-    cfg["distributed"].update({"strategy": "ddp", "processes": 2, "gpusPerNode": 2})
+    cfg["distributed"].update({"strategy": strategy, "processes": 2, "gpusPerNode": 2})
     return cfg
 
 
-def write(d, tiny, prepared, steps, save_every, resume_from=None):
-    assets.write_stage(d, "sft", "sft", ddp_config(steps, save_every),
+def write(d, tiny, prepared, steps, save_every, resume_from=None, strategy="ddp"):
+    assets.write_stage(d, "sft", "sft", ddp_config(steps, save_every, strategy),
                        {"train": {"path": str(prepared[0]), "kind": "stage-output"},
                         "model": {"path": str(tiny[1]), "kind": "hub-model"}}, resume_from=resume_from)
     sf = json.loads((d / "stage.json").read_text())
-    sf["world"] = {"processes": 2, "strategy": "ddp"}
+    sf["world"] = {"processes": 2, "strategy": strategy}
     (d / "stage.json").write_text(json.dumps(sf))
 
 
@@ -89,3 +89,20 @@ def test_two_processes_train_checkpoint_and_resume(tiny, prepared, tmp_path):  #
     steps, _ = steps_logged(d)
     assert steps == [1, 2, 3, 4, 5, 6], steps
     assert checkpoint.newest(d / "checkpoints")[0].step == 6
+
+
+def test_fsdp_on_two_cpu_processes_is_refused(tiny, prepared, tmp_path):  # noqa: F811
+    """FSDP cannot run on CPU processes in either profile: accelerate 1.3.0
+    (pinned-2025q1) raises "There are currently no available devices
+    found, must be one of 'XPU', 'CUDA', or 'NPU'" in
+    FullyShardedDataParallelPlugin.__post_init__ (sync_module_states needs
+    an accelerator); accelerate 1.15.0 (current-2026) sets
+    DistributedType.FSDP only for GPU/NPU/XPU-like worlds, so a MULTI_CPU
+    world trained as plain DDP with the FSDP settings dropped (full
+    optimizer.pt checkpoints, no sharding). Both ranks refuse it before
+    training, with the reason."""
+    d = tmp_path / "fsdp"
+    write(d, tiny, prepared, steps=4, save_every=2, strategy="fsdp")
+    rc, out = torchrun(d)
+    assert rc != 0 and "distributed.strategy fsdp needs GPUs" in out, out[-4000:]
+    assert not (d / "metrics.jsonl").exists() or not steps_logged(d)[0]

@@ -93,6 +93,21 @@ def test_off_a_gpu_processes_join_torchruns_world_with_gloo(tmp_path):
     assert "ddp_backend" not in trainargs.merge_runtime_args(kw, tmp_path, on_gpu=True, world_size=2)
 
 
+def test_fsdp_across_cpu_processes_is_refused(tmp_path):
+    """accelerate shards only GPU-like worlds: on CPU processes FSDP would
+    silently train as DDP (accelerate 1.15) or fail without saying why
+    (1.3); the entrypoint refuses it instead (libtests/test_ddp.py)."""
+    import pytest
+
+    from ftc.stage import StageError
+
+    kw = trainargs.training_kwargs(cfg(distributed__strategy="fsdp"), str(tmp_path / "c"), "bf16", False, False)
+    assert kw["fsdp"]
+    with pytest.raises(StageError, match="fsdp needs GPUs"):
+        trainargs.merge_runtime_args(kw, tmp_path, on_gpu=False, world_size=2)
+    assert trainargs.merge_runtime_args(kw, tmp_path, on_gpu=True, world_size=2)["fsdp"] == kw["fsdp"]
+
+
 def test_every_keyword_is_in_the_knob_table(tmp_path):
     """make_config refuses a keyword the class lacks that the table does
     not know: every TrainingArguments keyword ftc derives is in it."""
@@ -101,8 +116,11 @@ def test_every_keyword_is_in_the_knob_table(tmp_path):
     names = {s["name"] for k in compat.knob_table()["knobs"] if k["class"] == "TrainingArguments"
              for s in k["spellings"]}
     keys = set()
-    for c, ev in ((cfg(), False), (cfg(training__steps=10, training__epochs=0, cadence__evalEvery=5), True),
-                  (cfg(distributed__strategy="zero3"), False), (cfg(distributed__strategy="fsdp"), False)):
+    # FSDP on GPUs only: across CPU processes it is refused.
+    for c, ev, gpu in ((cfg(), False, False),
+                       (cfg(training__steps=10, training__epochs=0, cadence__evalEvery=5), True, False),
+                       (cfg(distributed__strategy="zero3"), False, False),
+                       (cfg(distributed__strategy="fsdp"), False, True)):
         kw = trainargs.training_kwargs(c, "/c", "bf16", True, ev)
-        keys |= set(trainargs.merge_runtime_args(kw, tmp_path, on_gpu=False, world_size=2))
+        keys |= set(trainargs.merge_runtime_args(kw, tmp_path, on_gpu=gpu, world_size=2))
     assert keys - names == set()
