@@ -311,9 +311,10 @@ func (f *runFlags) checkTopology(h config.Hardware, training bool) error {
 	if !training {
 		return nil
 	}
-	if f.cluster() && h.Target != f.engine {
-		// The job files a cluster backend submits (sbatch script,
-		// Kubernetes manifests) are rendered for the recipe's target only.
+	if f.engine == "kubernetes" && h.Target != "kubernetes" {
+		// The Kubernetes backend applies the manifests the plan renders
+		// for that target only (the Slurm backend writes its own sbatch
+		// script from the launch plan when the plan has none).
 		return fmt.Errorf("--backend %s runs the job files the plan renders for hardware.target %q, and this recipe's target is %q: set hardware: target: %q (with its hardware.%s settings) or run it with --backend local", f.engine, f.engine, h.Target, f.engine, f.engine)
 	}
 	total := h.GPUs()
