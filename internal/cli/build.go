@@ -84,13 +84,9 @@ func (f *builderFlags) vet(file string, stderr io.Writer) (*config.Recipe, *reso
 	if err != nil {
 		return nil, nil, "", err
 	}
-	r, diags, err := vetRecipe(file, overrides, vo)
-	printDiags(stderr, diags.Errors())
+	r, err := vetReported(file, overrides, vo, stderr)
 	if err != nil {
-		if len(diags) == 0 {
-			fmt.Fprintf(stderr, "%s: %v\n", file, err)
-		}
-		return nil, nil, "", errFailed
+		return nil, nil, "", err
 	}
 	lockPath := filepath.Join(r.Dir, resolve.LockFile)
 	lock, err := resolve.ReadLock(lockPath)

@@ -59,13 +59,9 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 			if err != nil {
 				return err
 			}
-			r, diags, err := vetRecipe(files[0], overrides, vo)
-			printDiags(stderr, diags.Errors())
+			r, err := vetReported(files[0], overrides, vo, stderr)
 			if err != nil {
-				if len(diags) == 0 {
-					fmt.Fprintf(stderr, "%s: %v\n", files[0], err)
-				}
-				return errFailed
+				return err
 			}
 			p, err := plan.Build(r)
 			if err != nil {
@@ -155,13 +151,9 @@ error.`,
 			if err != nil {
 				return err
 			}
-			r, diags, err := vetRecipe(files[0], overrides, vo)
-			printDiags(stderr, diags.Errors())
+			r, err := vetReported(files[0], overrides, vo, stderr)
 			if err != nil {
-				if len(diags) == 0 {
-					fmt.Fprintf(stderr, "%s: %v\n", files[0], err)
-				}
-				return errFailed
+				return err
 			}
 			pkgs, err := lockedClosure(r, files[0], flags.sets)
 			if err != nil {

@@ -72,13 +72,9 @@ func exportRecipe(file, stage, dir string, f *runFlags, force bool, stdout, stde
 	}
 	hasher := &resolve.Hasher{MemoDir: f.cache.hashes(), Defer: true}
 	vo.Digest = hasher.SHA256
-	r, diags, err := vetRecipe(file, overrides, vo)
-	printDiags(stderr, diags.Errors())
+	r, err := vetReported(file, overrides, vo, stderr)
 	if err != nil {
-		if len(diags) == 0 {
-			fmt.Fprintf(stderr, "%s: %v\n", file, err)
-		}
-		return errFailed
+		return err
 	}
 	f.offline = true // the lock pins what ran; export never asks the Hub
 	p, _, _, err := resolveAndPlan(context.Background(), r, f, hasher)

@@ -93,6 +93,21 @@ func bounded[T any](file string, f func() (T, diag.List, error)) (T, diag.List, 
 }
 
 // vetRecipe is compiler.VetWith within evalBound.
+// vetReported vets file as vetRecipe does and prints what is wrong to
+// stderr (the diagnostics, or the error itself when there are none),
+// returning errFailed when the recipe is refused.
+func vetReported(file string, overrides []load.Override, opts compiler.Options, stderr io.Writer) (*config.Recipe, error) {
+	r, diags, err := vetRecipe(file, overrides, opts)
+	printDiags(stderr, diags.Errors())
+	if err != nil {
+		if len(diags) == 0 {
+			fmt.Fprintf(stderr, "%s: %v\n", file, err)
+		}
+		return nil, errFailed
+	}
+	return r, nil
+}
+
 func vetRecipe(file string, overrides []load.Override, opts compiler.Options) (*config.Recipe, diag.List, error) {
 	return bounded(file, func() (*config.Recipe, diag.List, error) { return compiler.VetWith(file, overrides, opts) })
 }

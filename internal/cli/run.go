@@ -111,13 +111,9 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	// gets past its checks (prepareLocal): a refused run writes nothing.
 	hasher := &resolve.Hasher{MemoDir: f.cache.hashes(), Progress: hashProgress(stderr), Defer: true}
 	vo.Digest = hasher.SHA256
-	r, diags, err := vetRecipe(file, overrides, vo)
-	printDiags(stderr, diags.Errors())
+	r, err := vetReported(file, overrides, vo, stderr)
 	if err != nil {
-		if len(diags) == 0 {
-			fmt.Fprintf(stderr, "%s: %v\n", file, err)
-		}
-		return errFailed
+		return err
 	}
 
 	p, res, writeLock, err := resolveAndPlan(ctx, r, f, hasher)
