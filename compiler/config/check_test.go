@@ -6,6 +6,8 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/ftc-dev/ftc/internal/needs"
+
 	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/pyast"
 )
@@ -58,7 +60,7 @@ func TestTrainingProcessesExcludeVLLM(t *testing.T) {
 func needParser(t *testing.T) {
 	t.Helper()
 	if _, err := pyast.Parse(nil); errors.Is(err, pyast.ErrNoParser) {
-		t.Skip("built without cgo")
+		needs.Missing(t, "cgo (the Python parser is tree-sitter, in C)")
 	}
 }
 

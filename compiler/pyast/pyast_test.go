@@ -8,13 +8,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ftc-dev/ftc/internal/needs"
 )
 
 func parse(t *testing.T, src string) *Module {
 	t.Helper()
 	m, err := Parse([]byte(src))
 	if errors.Is(err, ErrNoParser) {
-		t.Skip("built without cgo")
+		needs.Missing(t, "cgo (the Python parser is tree-sitter, in C)")
 	}
 	if err != nil {
 		t.Fatal(err)

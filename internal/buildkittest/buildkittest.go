@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ftc-dev/ftc/internal/needs"
+
 	"github.com/gofrs/flock"
 	bkclient "github.com/moby/buildkit/client"
 
@@ -284,6 +286,8 @@ func unescape(s string) string {
 // root and stops it when the test ends.
 func Start(t testing.TB) *Daemon {
 	t.Helper()
+	needs.Root(t, "buildkitd runs rootful here (runc, overlay mounts)")
+	needs.Program(t, "runc", "scripts/test.sh installs it: apt-get install runc")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	bin, err := BuildkitdBinary(ctx)

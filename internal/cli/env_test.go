@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ftc-dev/ftc/internal/needs"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ftc-dev/ftc/internal/buildkittest"
@@ -34,7 +36,7 @@ func newLockEnv(t *testing.T, base string) *lockEnv {
 	t.Helper()
 	py, err := exec.LookPath("python3")
 	if err != nil {
-		t.Skip("no python3")
+		needs.Missing(t, "python3 on PATH")
 	}
 	out, err := exec.Command(py, "-c", "import sys; print('%d.%d' % sys.version_info[:2])").Output()
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ftc-dev/ftc/internal/needs"
+
 	"sigs.k8s.io/yaml"
 
 	"github.com/ftc-dev/ftc/internal/cli"
@@ -192,7 +194,7 @@ func checkTrainer(t *testing.T, rec, prog, ifname string, want ...string) {
 
 func TestLaunchScriptKeepsRecipeValuesLiteral(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash")
+		needs.Missing(t, "bash on PATH")
 	}
 	out := plan(t, hostileRecipe(hostileIfnameNL, `	gpusPerNode: 2
 	strategy: "ddp"`))
@@ -207,7 +209,7 @@ func TestLaunchScriptKeepsRecipeValuesLiteral(t *testing.T) {
 
 func TestSbatchKeepsRecipeValuesLiteral(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash")
+		needs.Missing(t, "bash on PATH")
 	}
 	slurm := func(container string) string {
 		return `	nodes: 2

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ftc-dev/ftc/internal/needs"
+
 	"github.com/ftc-dev/ftc/runtime/cas"
 )
 
@@ -115,7 +117,7 @@ func TestEnvironmentCheckedBeforeAnyStage(t *testing.T) {
 	// ran: the stages' PATH starts there.
 	realPython, err := exec.LookPath("python3")
 	if err != nil {
-		t.Skip("no python3")
+		needs.Missing(t, "python3 on PATH")
 	}
 	bin := t.TempDir()
 	ranFromBin := filepath.Join(t.TempDir(), "bin.log")

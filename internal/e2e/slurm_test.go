@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ftc-dev/ftc/internal/needs"
+
 	"github.com/ftc-dev/ftc/compiler"
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/launch"
@@ -154,7 +156,7 @@ func testSlurmDDP(t *testing.T, c *slurmtest.Cluster, multi bool) {
 		// The rendezvous is on the first node by name; here both nodes
 		// are this host, under its own name.
 		if _, err := net.LookupHost(c.Nodes[0]); err != nil {
-			t.Skipf("the first node's name %s does not resolve (%v): no rendezvous address", c.Nodes[0], err)
+			needs.Missing(t, "the first node's name %s to resolve (%v): it is the rendezvous address", c.Nodes[0], err)
 		}
 	}
 	st := planStage(t, sets...)
@@ -434,7 +436,7 @@ func testSlurmFtcRun(t *testing.T, c *slurmtest.Cluster) {
 // reach it there.
 func testSlurmServerTwoNodes(t *testing.T, c *slurmtest.Cluster) {
 	if _, err := net.LookupHost(c.Nodes[0]); err != nil {
-		t.Skipf("the first node's name %s does not resolve (%v): no server address", c.Nodes[0], err)
+		needs.Missing(t, "the first node's name %s to resolve (%v): it is the server address", c.Nodes[0], err)
 	}
 	port := slurmtest.FreePort(t)
 	p := launch.Plan{

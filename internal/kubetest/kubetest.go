@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ftc-dev/ftc/internal/needs"
+
 	"github.com/ftc-dev/ftc/internal/proctest"
 )
 
@@ -43,12 +45,10 @@ func Start(t *testing.T) *Cluster {
 	bin := BinDir()
 	for _, b := range []string{"etcd", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			t.Fatalf("%s not built: run scripts/kube-apiserver.sh %s (make k8s-test does)", b, bin)
+			needs.Missing(t, "%s built in %s (run scripts/kube-apiserver.sh %s; make k8s-test does)", b, bin, bin)
 		}
 	}
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Fatal("kubectl is not installed")
-	}
+	needs.Program(t, "kubectl", "apt-get install kubernetes-client")
 	dir := t.TempDir()
 	etcdPort, peerPort, apiPort := proctest.FreePort(t), proctest.FreePort(t), proctest.FreePort(t)
 	proctest.Start(t, dir, "etcd", 10*time.Second, filepath.Join(bin, "etcd"), "--name", "ci", "--data-dir", filepath.Join(dir, "etcd"),

@@ -10,11 +10,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ftc-dev/ftc/internal/needs"
 
 	"github.com/google/go-containerregistry/pkg/registry"
 
@@ -27,10 +28,7 @@ import (
 // the package; without it the test fails and says how to install it.
 func DockerRegistry(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Fatalf("docker-registry is not installed (scripts/test.sh installs it: apt-get install docker-registry): %v", err)
-	}
+	bin := needs.Program(t, "docker-registry", "scripts/test.sh installs it: apt-get install docker-registry")
 	addr := fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yml")

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ftc-dev/ftc/internal/needs"
+
 	"github.com/ftc-dev/ftc/internal/sysproc"
 )
 
@@ -64,13 +66,9 @@ var Programs = []string{"munged", "slurmctld", "slurmd", "sbatch", "squeue", "sc
 func Start(t testing.TB, o Options) *Cluster {
 	t.Helper()
 	for _, p := range Programs {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Fatalf("%s is not installed (scripts/test.sh installs it: apt-get install slurm-wlm munge): %v", p, err)
-		}
+		needs.Program(t, p, "scripts/test.sh installs it: apt-get install slurm-wlm munge")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("a private Slurm cluster needs root (mknod for the GPU device files, SlurmUser=root)")
-	}
+	needs.Root(t, "a private Slurm cluster makes GPU device files (mknod) and runs as SlurmUser=root")
 	if o.CPUs == 0 {
 		o.CPUs = 128
 	}
@@ -85,7 +83,7 @@ func Start(t testing.TB, o Options) *Cluster {
 	if host == "" || host == "localhost" {
 		// Slurm treats a node called localhost specially; a second
 		// node beside it breaks its lookups.
-		t.Skipf("this host is called %q; the test cluster names its first node after the host", host)
+		needs.Missing(t, "a host name other than %q: the test cluster names its first node after the host", host)
 	}
 	// A short path: the munge socket must fit a sockaddr_un.
 	dir, err := os.MkdirTemp("", "ftc-slurm-")

@@ -1,6 +1,7 @@
 // Command testsummary reads `go test -json` events on standard input and
-// prints a short report: each package's result, the output of every failed
-// test, and a closing "N passed, N failed, N skipped" line, so a run that
+// prints a short report: each package's result, every skipped test or
+// subtest with its reason, the output of every failed test, and a closing
+// "N passed, N failed, N skipped" line (top-level tests), so a run that
 // executed no tests is visible at a glance. It exits 1 when anything
 // failed or no test ran.
 package main
@@ -9,6 +10,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -23,20 +25,28 @@ type event struct {
 }
 
 func main() {
+	if !summarize(os.Stdin, os.Stdout) {
+		os.Exit(1)
+	}
+}
+
+// summarize writes the report of the events read from r to w and says
+// whether the run passed: something ran and nothing failed.
+func summarize(r io.Reader, w io.Writer) bool {
 	var passed, failed, skipped int
 	output := map[string]*strings.Builder{} // package/test → output
-	var failedTests []string
+	var failedTests, skippedTests []string
 	pkgResult := map[string]string{}
 	var pkgs []string
 
-	sc := bufio.NewScanner(os.Stdin)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<26)
 	for sc.Scan() {
 		line := sc.Bytes()
 		var e event
 		if err := json.Unmarshal(line, &e); err != nil {
 			// Build errors and other non-JSON lines go straight through.
-			fmt.Println(string(line))
+			fmt.Fprintln(w, string(line))
 			continue
 		}
 		id := e.Package + " " + e.Test
@@ -59,6 +69,11 @@ func main() {
 				}
 				continue
 			}
+			if e.Action == "skip" {
+				// Subtests too: a skipped subtest is a feature not
+				// tested, as much as a skipped test is.
+				skippedTests = append(skippedTests, id)
+			}
 			if strings.Contains(e.Test, "/") {
 				continue // count top-level tests; subtests show in their output
 			}
@@ -75,16 +90,43 @@ func main() {
 	}
 	sort.Strings(pkgs)
 	for _, p := range pkgs {
-		fmt.Printf("%-60s %s\n", p, pkgResult[p])
+		fmt.Fprintf(w, "%-60s %s\n", p, pkgResult[p])
 	}
-	for _, id := range failedTests {
-		fmt.Printf("\n--- FAIL: %s\n", id)
-		if b := output[id]; b != nil {
-			fmt.Print(b.String())
+	if len(skippedTests) > 0 {
+		fmt.Fprintf(w, "\nskipped:\n")
+		for _, id := range skippedTests {
+			fmt.Fprintf(w, "  %s: %s\n", id, skipReason(output[id]))
 		}
 	}
-	fmt.Printf("\n%d passed, %d failed, %d skipped\n", passed, failed, skipped)
-	if failed > 0 || passed == 0 || len(failedTests) > 0 {
-		os.Exit(1)
+	for _, id := range failedTests {
+		fmt.Fprintf(w, "\n--- FAIL: %s\n", id)
+		if b := output[id]; b != nil {
+			fmt.Fprint(w, b.String())
+		}
 	}
+	fmt.Fprintf(w, "\n%d passed, %d failed, %d skipped\n", passed, failed, skipped)
+	return failed == 0 && passed > 0 && len(failedTests) == 0
+}
+
+// skipReason is what a skipped test printed, without go test's own
+// "=== RUN" and "--- SKIP" lines and the file:line prefix t.Skip adds.
+func skipReason(b *strings.Builder) string {
+	if b == nil {
+		return "(no reason given)"
+	}
+	var lines []string
+	for _, l := range strings.Split(b.String(), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "=== ") || strings.HasPrefix(l, "--- SKIP") {
+			continue
+		}
+		if file, rest, ok := strings.Cut(l, ": "); ok && strings.HasSuffix(strings.SplitN(file, ":", 2)[0], ".go") {
+			l = rest
+		}
+		lines = append(lines, l)
+	}
+	if len(lines) == 0 {
+		return "(no reason given)"
+	}
+	return strings.Join(lines, " / ")
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ftc-dev/ftc/internal/needs"
+
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/launch"
 )
@@ -139,7 +141,7 @@ func TestSlurmNodeCommandRoundTrip(t *testing.T) {
 // --cache, --image, --entrypoint) with shell metacharacters stay literal.
 func TestSlurmScriptKeepsPathsAndImageLiteral(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash")
+		needs.Missing(t, "bash on PATH")
 	}
 	root := t.TempDir()
 	// #SBATCH --chdir refuses quotes; the cache mount takes them.

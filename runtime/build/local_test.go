@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ftc-dev/ftc/internal/needs"
+
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/internal/buildkittest"
 )
@@ -14,7 +16,7 @@ import (
 // the closure follows dependencies, each wheel's sha256 is the file's.
 func TestResolvePythonLocal(t *testing.T) {
 	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("no python3")
+		needs.Missing(t, "python3 on PATH")
 	}
 	wheels := t.TempDir()
 	a, err := buildkittest.WheelRequires(wheels, "ftc-a", "1.0", []string{"ftc-b>=2"}, map[string]string{"ftc_a/__init__.py": ""})

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ftc-dev/ftc/internal/needs"
 )
 
 // fakeInterpreter writes a shell script that stands in for Python: it
@@ -71,11 +73,11 @@ func TestProbeTimesOut(t *testing.T) {
 func TestProbeRealPython(t *testing.T) {
 	const py = "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {
-		t.Skip("no /usr/bin/python3")
+		needs.Missing(t, "/usr/bin/python3 (scripts/test.sh installs python3-torch)")
 	}
 	out, err := exec.Command(py, "-c", "import sys; from importlib import metadata; print('%d.%d.%d' % sys.version_info[:3], metadata.version('torch'))").Output()
 	if err != nil {
-		t.Skipf("no torch for %s: %v", py, err)
+		needs.Missing(t, "torch for %s (scripts/test.sh installs python3-torch): %v", py, err)
 	}
 	fields := strings.Fields(string(out))
 	t.Setenv("CUDA_VISIBLE_DEVICES", "")

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ftc-dev/ftc/internal/needs"
 )
 
 // Hostile are values a recipe or a flag could carry into a script.
@@ -25,7 +27,7 @@ func shells(t *testing.T) []string {
 		}
 	}
 	if len(out) == 0 {
-		t.Skip("no shell")
+		needs.Missing(t, "a POSIX shell (sh, bash or dash) on PATH")
 	}
 	return out
 }
