@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ftc-dev/ftc/stdlib"
 )
@@ -19,7 +20,14 @@ import (
 // result. (DESIGN.md asks keys to hash the image config digest; that
 // config carries ftc's version label, which would invalidate every cache
 // on every release. The library set is hashed as the environment key.)
-var entrypointsDigest = sync.OnceValue(func() string {
+func entrypointsDigest() string {
+	if d := pinnedEntrypoints.Load(); d != nil {
+		return *d
+	}
+	return embeddedEntrypointsDigest()
+}
+
+var embeddedEntrypointsDigest = sync.OnceValue(func() string {
 	d, err := TreeDigest(stdlib.Entrypoints())
 	if err != nil {
 		panic("hashing the embedded entrypoints: " + err.Error())
@@ -30,7 +38,18 @@ var entrypointsDigest = sync.OnceValue(func() string {
 // EntrypointsDigest is the digest of the embedded entrypoints package, as
 // hashed into every key. The local backend names its materialised copy by
 // it.
-func EntrypointsDigest() string { return entrypointsDigest() }
+func EntrypointsDigest() string { return embeddedEntrypointsDigest() }
+
+var pinnedEntrypoints atomic.Pointer[string]
+
+// PinEntrypointsDigestForGoldens makes the keys computed afterwards in this
+// process hash d in place of the embedded entrypoints' digest. It exists
+// for golden tests only (examples, launch scripts): with it, an edit to
+// the Python entrypoints does not rewrite every golden key, while
+// TestKeysHashTheEmbeddedEntrypoints checks that the real digest reaches
+// every kind of stage key. ftc itself never calls it (the same test checks
+// that no non-test file does). EntrypointsDigest is unaffected.
+func PinEntrypointsDigestForGoldens(d string) { pinnedEntrypoints.Store(&d) }
 
 // TreeDigest hashes a file tree the way the entrypoints digest does: every
 // file's path and content in lexical order, bytecode caches left out. The
