@@ -395,7 +395,7 @@ func (f *runFlags) backend() (backend.Backend, error) {
 		return backend.Slurm{Image: f.image, Mounts: []string{f.cache.root() + ":" + f.cache.root()}}, nil
 	case "docker", "podman":
 		if f.image == "" {
-			return nil, errors.New("--backend " + f.engine + " needs --image REF@sha256:...")
+			return nil, errors.New("--backend " + f.engine + " runs each stage in the stage image: give --image REF@sha256:… (ftc build prints it)")
 		}
 		return backend.Container{Engine: f.engine, Image: f.image, Mounts: []string{f.cache.root() + ":" + f.cache.root()}}, nil
 	}
