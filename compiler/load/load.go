@@ -359,11 +359,21 @@ func setIn(decls *[]ast.Decl, labels []string, expr ast.Expr, create bool, inlin
 	if set || !create {
 		return set
 	}
+	// The fields made here are what --set typed: they carry its position,
+	// so that an error in one of them (a misspelt name halfway along the
+	// path) points at the flag, as an error in the value does.
+	label := func(name string) *ast.Ident {
+		id := ast.NewIdent(name)
+		id.NamePos = expr.Pos()
+		return id
+	}
 	var val ast.Expr = expr
 	for i := len(labels) - 1; i >= 1; i-- {
-		val = ast.NewStruct(&ast.Field{Label: ast.NewIdent(labels[i]), Value: val})
+		st := ast.NewStruct(&ast.Field{Label: label(labels[i]), Value: val})
+		st.Lbrace = expr.Pos()
+		val = st
 	}
-	*decls = append(*decls, &ast.Field{Label: ast.NewIdent(labels[0]), Value: val})
+	*decls = append(*decls, &ast.Field{Label: label(labels[0]), Value: val})
 	return true
 }
 

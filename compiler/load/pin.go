@@ -126,6 +126,11 @@ func pinHint(d *diag.Diagnostic) {
 	if d.Message != "missing required field" && !strings.HasSuffix(d.Message, " is malformed") {
 		return
 	}
+	if d.Pos.IsValid() && strings.HasPrefix(d.Pos.Filename(), diag.OverridePrefix) {
+		// The value came from --set, not from a file ftc pin could
+		// rewrite: the pattern's hint is the whole story.
+		return
+	}
 	if strings.HasSuffix(d.Message, " is malformed") && d.Hint != "" {
 		d.Hint += "; or " + PinCommandHint(d.Pos) // a typo keeps its pattern
 		return

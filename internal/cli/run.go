@@ -45,6 +45,7 @@ type runFlags struct {
 	offline    bool
 	remote     string
 	allowEnv   bool
+	prepareOn  string
 }
 
 func newRun(stdout, stderr io.Writer) *cobra.Command {
@@ -67,6 +68,9 @@ its newest complete checkpoint on the next run.`,
 				restartAll = restartAll || s == "*"
 			}
 			f.gpusSet, f.engineSet, f.pythonSet = cmd.Flags().Changed("gpus"), cmd.Flags().Changed("backend"), cmd.Flags().Changed("python")
+			if err := f.checkPrepareOn(); err != nil {
+				return usageError{err}
+			}
 			return runRecipe(cmd.Context(), files[0], &f, restartAll, stdout, stderr)
 		},
 	}
@@ -88,6 +92,7 @@ its newest complete checkpoint on the next run.`,
 	fl.StringVar(&f.image, "image", "", "the stage image by digest, REF@sha256:… (ftc build prints it), where stages run in it: the docker, podman and kubernetes backends, and slurm with hardware.slurm.container pyxis or apptainer")
 	fl.BoolVar(&f.offline, "offline", false, "never contact the Hub; unpinned references must be in ftc.lock")
 	fl.StringVar(&f.remote, "remote", os.Getenv("FTC_REMOTE_CACHE"), "OCI repository used as a remote cache (pull hits before running, push results after; default $FTC_REMOTE_CACHE)")
+	fl.StringVar(&f.prepareOn, "prepare-on", "host", "where a cluster run prepares data, `WHERE`: host (this machine) or cluster (--backend slurm only: a one-node job without GPUs in the recipe's partition)")
 	fl.BoolVar(&f.allowEnv, allowEnvFlag, false, "go on when the local interpreter's packages are not the profile's (outputs are keyed by the environment that ran)")
 	return cmd
 }
@@ -206,6 +211,7 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 		Store: store, RunsDir: f.cache.runs(), Backend: be, RecipeDir: r.Dir, Files: res.Files,
 		GPUs: gpus, Cluster: cluster, Force: set(f.force), Restart: set(f.restart), Retries: f.retries,
 		DryRun: f.dryRun, Events: events, Env: secretEnv(r), LocalEnv: local.env,
+		PrepareOnCluster: f.prepareOn == "cluster",
 	}
 	if restartAll {
 		opts.Restart["*"] = true
@@ -395,11 +401,32 @@ func (f *runFlags) backend() (backend.Backend, error) {
 		return backend.Slurm{Image: f.image, Mounts: []string{f.cache.root() + ":" + f.cache.root()}}, nil
 	case "docker", "podman":
 		if f.image == "" {
-			return nil, errors.New("--backend " + f.engine + " needs --image REF@sha256:...")
+			return nil, errors.New("--backend " + f.engine + " runs each stage in the stage image: give --image REF@sha256:… (ftc build prints it)")
 		}
 		return backend.Container{Engine: f.engine, Image: f.image, Mounts: []string{f.cache.root() + ":" + f.cache.root()}}, nil
 	}
 	return nil, fmt.Errorf("--backend %q: want local, docker, podman, kubernetes or slurm", f.engine)
+}
+
+// checkPrepareOn checks --prepare-on against --backend. Data preparation
+// runs on this machine by default: it is one CPU process, which would
+// otherwise wait in the queue of the recipe's (GPU) partition. Only the
+// Slurm backend can submit it instead (its batch script is rendered from
+// the stage's launch plan); the Kubernetes backend applies the manifests
+// the plan renders, which exist for training stages only.
+func (f *runFlags) checkPrepareOn() error {
+	switch {
+	case f.prepareOn == "host":
+		return nil
+	case f.prepareOn != "cluster":
+		return fmt.Errorf("--prepare-on %q: want host or cluster", f.prepareOn)
+	case f.engine == "slurm":
+		return nil
+	case f.engine == "kubernetes":
+		return errors.New("--prepare-on cluster: the kubernetes backend runs only the manifests the plan renders for training stages; data preparation runs on this host (drop --prepare-on, or use --backend slurm)")
+	default:
+		return fmt.Errorf("--prepare-on cluster: --backend %s runs every stage on this machine; only --backend slurm submits data preparation to the cluster", f.engine)
+	}
 }
 
 // checkWhereItRuns checks that the backend can reach where its jobs run

@@ -154,6 +154,12 @@ func outputFileQuiet(e *env, stage, file string) bool {
 
 // readOutput reads a file of the newest committed output of a stage.
 func readOutput(e *env, stage, file string) (string, bool) {
+	return readStored(e, stage, "output", file)
+}
+
+// readStored reads a file of a stage's committed tree out ("output" or
+// "logs").
+func readStored(e *env, stage, out, file string) (string, bool) {
 	store, err := cas.Open(filepath.Join(e.cache, "cas"))
 	if err != nil {
 		return "", false
@@ -163,7 +169,7 @@ func readOutput(e *env, stage, file string) (string, bool) {
 		if a.Name != stage {
 			continue
 		}
-		tr, err := store.ReadTree(a.Outputs["output"])
+		tr, err := store.ReadTree(a.Outputs[out])
 		if err != nil {
 			return "", false
 		}

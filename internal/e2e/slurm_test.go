@@ -429,6 +429,20 @@ func testSlurmFtcRun(t *testing.T, c *slurmtest.Cluster) {
 		t.Errorf("the reward model did not reach the ppo job:\n%s", ins)
 	}
 	expect(t, e.run(c.Env, "--backend", "slurm"), 0, 4, 0)
+	for _, st := range []string{"rm.prepare", "ppo.prepare"} {
+		if log, _ := readStored(e, st, "logs", "stage.log"); strings.Contains(log, "== slurm: submitted") {
+			t.Errorf("%s ran on the cluster without --prepare-on cluster:\n%s", st, log)
+		}
+	}
+
+	// --prepare-on cluster: the prepare stages are Slurm jobs too.
+	e = newEnv(t)
+	expect(t, e.run(c.Env, "--backend", "slurm", "--prepare-on", "cluster"), 0, 0, 4)
+	for _, st := range []string{"rm.prepare", "ppo.prepare"} {
+		if log, ok := readStored(e, st, "logs", "stage.log"); !ok || !strings.Contains(log, "== slurm: submitted") {
+			t.Errorf("%s did not run as a Slurm job with --prepare-on cluster (found %v):\n%s", st, ok, log)
+		}
+	}
 }
 
 // testSlurmServerTwoNodes: the server starts on the first node only; the

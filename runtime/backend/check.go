@@ -3,7 +3,6 @@ package backend
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -93,7 +92,7 @@ func (k Kubernetes) Check(ctx context.Context) error {
 // podman's service) answers.
 func (c Container) Check(ctx context.Context) error {
 	if _, err := exec.LookPath(c.Engine); err != nil {
-		return errors.New(c.Engine + " is not installed")
+		return fmt.Errorf("%s is not installed: the %s backend runs each stage in the stage image with it", c.Engine, c.Engine)
 	}
 	format := "{{.ServerVersion}}"
 	if c.Engine == "podman" {

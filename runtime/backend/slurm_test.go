@@ -48,6 +48,22 @@ func TestSlurmScriptFromJob(t *testing.T) {
 	if jobName(b) == "" {
 		t.Error("no job name found in the script")
 	}
+
+	// A prepare stage's plan (ftc run --prepare-on cluster): one node,
+	// one process, no GPU asked for or handed out.
+	s.Plans = map[string]launch.Plan{"sft.prepare": {Nodes: 1, ProcsPerNode: 1, Processes: 1, Argv: []string{"python", "-m", "ftc.entry", "prepare"}}}
+	b, err = s.Script(Job{Name: "sft.prepare", Dir: dir, Argv: []string{"python", "-m", "ftc.entry", "prepare", "--config", "stage.json"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"#SBATCH --nodes=1\n", "#SBATCH --partition=gpu\n", "python -m ftc.entry prepare --config stage.json\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("prepare script lacks %q:\n%s", want, b)
+		}
+	}
+	if strings.Contains(string(b), "--gpus") {
+		t.Errorf("prepare script asks for GPUs:\n%s", b)
+	}
 }
 
 func TestSlurmResult(t *testing.T) {

@@ -59,6 +59,10 @@ type Options struct {
 	// Env holds extra variables for every stage (secret names pass
 	// through by name only).
 	Env []string
+	// PrepareOnCluster submits prepare stages to a cluster backend like
+	// training stages (one node, one process, no GPU) instead of running
+	// them on this machine. Export stages still run here.
+	PrepareOnCluster bool
 	// LocalEnv holds extra variables for jobs that run on this machine
 	// (the local backend; data preparation of cluster runs): the
 	// materialised entrypoints on PYTHONPATH.
@@ -404,10 +408,11 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 	fmt.Fprintf(logf, "== ftc: %s attempt at %s\n", s.Name, time.Now().UTC().Format(time.RFC3339))
 
 	be := r.opts.Backend
-	if s.CPUOnly() && r.opts.Cluster {
-		// Data preparation and export are one CPU process each: they run
-		// here, and their outputs reach the cluster (or the user) through
-		// the cache like any other.
+	if s.CPUOnly() && r.opts.Cluster && !(s.Kind == "prepare" && r.opts.PrepareOnCluster) {
+		// Data preparation and export are one CPU process each: by
+		// default they run here rather than wait in a GPU partition's
+		// queue, and their outputs reach the cluster (or the user)
+		// through the cache like any other.
 		be = backend.Local{}
 	}
 	_, local := be.(backend.Local)
