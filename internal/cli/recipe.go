@@ -98,7 +98,7 @@ func bounded[T any](file string, f func() (T, diag.List, error)) (T, diag.List, 
 // returning errFailed when the recipe is refused.
 func vetReported(file string, overrides []load.Override, opts compiler.Options, stderr io.Writer) (*config.Recipe, error) {
 	r, diags, err := vetRecipe(file, overrides, opts)
-	printDiags(stderr, diags.Errors())
+	printDiags(stderr, diags) // warnings too: a run that can never checkpoint should say so before it starts
 	if err != nil {
 		if len(diags) == 0 {
 			fmt.Fprintf(stderr, "%s: %v\n", file, err)
