@@ -1,9 +1,16 @@
 package launch
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
+	kubeflowv1 "github.com/kubeflow/training-operator/pkg/apis/kubeflow.org/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ftc-dev/ftc/compiler/config"
@@ -57,7 +64,9 @@ func shortKey(key string, n int) string {
 }
 
 // Kubernetes renders the manifests of a stage: a Kubeflow PyTorchJob, or an
-// indexed Job with a headless Service for its pods' DNS names.
+// indexed Job with a headless Service for its pods' DNS names. They are
+// built as the API's own types (k8s.io/api, the training operator's), so
+// a misspelt or misplaced field does not compile.
 func Kubernetes(in KubernetesInput) ([]byte, error) {
 	name := jobName(in.Recipe, in.Stage, in.Key)
 	labels := map[string]string{
@@ -66,24 +75,26 @@ func Kubernetes(in KubernetesInput) ([]byte, error) {
 		"ftc.dev/stage":                strings.ReplaceAll(in.Stage, ".", "-"),
 		"ftc.dev/key":                  shortKey(in.Key, 16),
 	}
-	meta := map[string]any{"name": name, "namespace": in.Settings.Namespace, "labels": labels}
+	meta := metav1.ObjectMeta{Name: name, Namespace: in.Settings.Namespace, Labels: labels}
 	gpus := in.Plan.ProcsPerNode
 	if in.Plan.Server != nil {
 		gpus += len(in.Plan.Server.GPUs)
 	}
 	runDir := "/ftc/cache/runs/" + strings.TrimPrefix(in.ResumeKey, "sha256:")
 
-	env := []any{map[string]any{"name": "FTC_STAGE_CONFIG", "value": StageConfigFile}}
+	env := []corev1.EnvVar{{Name: "FTC_STAGE_CONFIG", Value: StageConfigFile}}
 	for _, k := range SortedEnv(in.Plan.Env) {
 		n, v, _ := strings.Cut(k, "=")
-		env = append(env, map[string]any{"name": n, "value": v})
+		env = append(env, corev1.EnvVar{Name: n, Value: v})
 	}
 	for _, s := range in.Secrets {
-		env = append(env, map[string]any{"name": s, "valueFrom": map[string]any{
-			"secretKeyRef": map[string]any{"name": "ftc-secrets", "key": s, "optional": true}}})
+		// By reference: no secret's value is ever written into a manifest.
+		env = append(env, corev1.EnvVar{Name: s, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "ftc-secrets"}, Key: s, Optional: ptr(true)}}})
 	}
 
-	container := func(cname, master, rank string) map[string]any {
+	container := func(cname, master, rank string) corev1.Container {
 		// One shell line per node: the launcher's argv refers to
 		// $FTC_MASTER_ADDR and $FTC_NODE_RANK, set from what the workload
 		// provides.
@@ -91,103 +102,99 @@ func Kubernetes(in KubernetesInput) ([]byte, error) {
 		// $RANK, $JOB_COMPLETION_INDEX) or the first pod's DNS name.
 		script := fmt.Sprintf("export %s=%s %s=%s; exec %s", EnvMasterAddr, master, EnvNodeRank, rank,
 			shq.Join(in.Plan.Argv, EnvMasterAddr, EnvNodeRank))
-		c := map[string]any{
-			"name":       cname,
-			"image":      in.Image,
-			"command":    []string{"/bin/sh", "-c", script},
-			"workingDir": runDir,
-			"env":        env,
-			"resources": map[string]any{
-				"limits": map[string]any{"nvidia.com/gpu": gpus},
-			},
-			"volumeMounts": []any{
-				map[string]any{"name": "ftc-cache", "mountPath": "/ftc/cache"},
-				map[string]any{"name": "dshm", "mountPath": "/dev/shm"},
+		return corev1.Container{
+			Name:       cname,
+			Image:      in.Image,
+			Command:    []string{"/bin/sh", "-c", script},
+			WorkingDir: runDir,
+			Env:        env,
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{
+				"nvidia.com/gpu": *resource.NewQuantity(int64(gpus), resource.DecimalSI)}},
+			VolumeMounts: []corev1.VolumeMount{
+				{Name: "ftc-cache", MountPath: "/ftc/cache"},
+				{Name: "dshm", MountPath: "/dev/shm"},
 			},
 		}
-		return c
 	}
-	podSpec := func(c map[string]any, restart string) map[string]any {
-		spec := map[string]any{
-			"restartPolicy": restart,
-			"containers":    []any{c},
-			"volumes": []any{
-				map[string]any{"name": "ftc-cache", "persistentVolumeClaim": map[string]any{"claimName": in.Settings.CacheVolumeClaim}},
+	podSpec := func(c corev1.Container) corev1.PodSpec {
+		return corev1.PodSpec{
+			RestartPolicy:      corev1.RestartPolicyNever,
+			Containers:         []corev1.Container{c},
+			ServiceAccountName: in.Settings.ServiceAccount,
+			Volumes: []corev1.Volume{
+				{Name: "ftc-cache", VolumeSource: corev1.VolumeSource{
+					PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: in.Settings.CacheVolumeClaim}}},
 				// NCCL and data loader workers need more shared memory
 				// than a container's default 64 MiB.
-				map[string]any{"name": "dshm", "emptyDir": map[string]any{"medium": "Memory"}},
+				{Name: "dshm", VolumeSource: corev1.VolumeSource{
+					EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
 			},
 		}
-		if in.Settings.ServiceAccount != "" {
-			spec["serviceAccountName"] = in.Settings.ServiceAccount
-		}
-		return spec
 	}
 
 	var docs []any
 	switch in.Settings.Workload {
 	case "indexed-job":
-		svc := map[string]any{
-			"apiVersion": "v1", "kind": "Service", "metadata": meta,
-			"spec": map[string]any{
-				"clusterIP": "None",
-				"selector":  map[string]any{"ftc.dev/job": name},
-				"ports":     []any{map[string]any{"name": "rendezvous", "port": in.Port}},
+		svc := &corev1.Service{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+			ObjectMeta: meta,
+			Spec: corev1.ServiceSpec{
+				ClusterIP: corev1.ClusterIPNone,
+				Selector:  map[string]string{"ftc.dev/job": name},
+				// targetPort spelt out: the typed struct's zero value would
+				// say 0 rather than leave the port's default.
+				Ports: []corev1.ServicePort{{Name: "rendezvous", Port: int32(in.Port), TargetPort: intstr.FromInt32(int32(in.Port))}},
 			},
 		}
 		master := shq.Quote(fmt.Sprintf("%s-0.%s", name, name))
-		spec := podSpec(container("trainer", master, `"$JOB_COMPLETION_INDEX"`), "Never")
-		spec["subdomain"] = name
+		spec := podSpec(container("trainer", master, `"$JOB_COMPLETION_INDEX"`))
+		spec.Subdomain = name
 		podLabels := map[string]string{"ftc.dev/job": name}
 		for k, v := range labels {
 			podLabels[k] = v
 		}
-		job := map[string]any{
-			"apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
-			"spec": map[string]any{
-				"completionMode": "Indexed",
-				"completions":    in.Plan.Nodes,
-				"parallelism":    in.Plan.Nodes,
-				"backoffLimit":   0,
-				"template": map[string]any{
-					"metadata": map[string]any{"labels": podLabels},
-					"spec":     spec,
+		job := &batchv1.Job{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+			ObjectMeta: meta,
+			Spec: batchv1.JobSpec{
+				CompletionMode: ptr(batchv1.IndexedCompletion),
+				Completions:    ptr(int32(in.Plan.Nodes)),
+				Parallelism:    ptr(int32(in.Plan.Nodes)),
+				BackoffLimit:   ptr(int32(0)),
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
+					Spec:       spec,
 				},
 			},
 		}
 		docs = []any{svc, job}
 	default: // pytorchjob
-		replicas := map[string]any{
-			"Master": map[string]any{
-				"replicas":      1,
-				"restartPolicy": "Never",
-				"template": map[string]any{
-					"metadata": map[string]any{"labels": labels},
-					"spec":     podSpec(container("pytorch", `"$MASTER_ADDR"`, `"$RANK"`), "Never"),
-				},
-			},
-		}
-		if in.Plan.Nodes > 1 {
-			replicas["Worker"] = map[string]any{
-				"replicas":      in.Plan.Nodes - 1,
-				"restartPolicy": "Never",
-				"template": map[string]any{
-					"metadata": map[string]any{"labels": labels},
-					"spec":     podSpec(container("pytorch", `"$MASTER_ADDR"`, `"$RANK"`), "Never"),
+		replica := func(n int) *kubeflowv1.ReplicaSpec {
+			return &kubeflowv1.ReplicaSpec{
+				Replicas:      ptr(int32(n)),
+				RestartPolicy: kubeflowv1.RestartPolicyNever,
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec:       podSpec(container("pytorch", `"$MASTER_ADDR"`, `"$RANK"`)),
 				},
 			}
 		}
-		docs = []any{map[string]any{
-			"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": meta,
-			"spec": map[string]any{
-				"runPolicy":           map[string]any{"cleanPodPolicy": "None", "backoffLimit": 0},
-				"pytorchReplicaSpecs": replicas,
+		replicas := map[kubeflowv1.ReplicaType]*kubeflowv1.ReplicaSpec{kubeflowv1.PyTorchJobReplicaTypeMaster: replica(1)}
+		if in.Plan.Nodes > 1 {
+			replicas[kubeflowv1.PyTorchJobReplicaTypeWorker] = replica(in.Plan.Nodes - 1)
+		}
+		docs = []any{&kubeflowv1.PyTorchJob{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "kubeflow.org/v1", Kind: "PyTorchJob"},
+			ObjectMeta: meta,
+			Spec: kubeflowv1.PyTorchJobSpec{
+				RunPolicy:           kubeflowv1.RunPolicy{CleanPodPolicy: ptr(kubeflowv1.CleanPodPolicyNone), BackoffLimit: ptr(int32(0))},
+				PyTorchReplicaSpecs: replicas,
 			},
 		}}
 	}
 	var out []byte
 	for i, d := range docs {
-		b, err := yaml.Marshal(d)
+		b, err := manifest(d)
 		if err != nil {
 			return nil, err
 		}
@@ -198,3 +205,41 @@ func Kubernetes(in KubernetesInput) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// manifest is an object as YAML without what the API server fills in:
+// the typed structs marshal an empty status and a null creationTimestamp,
+// which a manifest should not carry.
+func manifest(obj any) ([]byte, error) {
+	j, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(j, &m); err != nil {
+		return nil, err
+	}
+	prune(m)
+	return yaml.Marshal(m)
+}
+
+// prune removes, at any depth, the status and creationTimestamp the API
+// server owns, and the empty objects left behind (resources: {}).
+func prune(v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		delete(v, "status")
+		delete(v, "creationTimestamp")
+		for k, e := range v {
+			prune(e)
+			if m, ok := e.(map[string]any); ok && len(m) == 0 {
+				delete(v, k)
+			}
+		}
+	case []any:
+		for _, e := range v {
+			prune(e)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

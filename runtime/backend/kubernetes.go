@@ -33,6 +33,32 @@ type Kubernetes struct {
 	Poll time.Duration
 	// Keep leaves the objects in the cluster after the stage ends.
 	Keep bool
+	// The wait is bounded where a workload cannot make progress, so a
+	// run does not hang on a pod that will never start:
+	//   - StartTimeout (default 30 min): no pod has left Pending, e.g.
+	//     nothing can schedule it ("0/4 nodes are available:
+	//     insufficient nvidia.com/gpu");
+	//   - PullGrace (default 5 min): a container has been waiting on
+	//     an image or configuration error (ImagePullBackOff,
+	//     CreateContainerConfigError, …), which rarely heals itself;
+	//   - StatusTimeout (default 5 min): the workload's status could not
+	//     be read at all.
+	// Giving up deletes the objects (unless Keep) and says why.
+	StartTimeout, PullGrace, StatusTimeout time.Duration
+}
+
+// stuckReasons are the container waiting reasons that mean the pod
+// cannot start as it is.
+var stuckReasons = map[string]bool{
+	"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true,
+	"CreateContainerConfigError": true, "CreateContainerError": true,
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 // Name implements Backend.
@@ -94,10 +120,31 @@ func (k Kubernetes) Run(ctx context.Context, job Job) error {
 	}
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
+	applied := time.Now()
+	var unreadSince time.Time // zero while the status reads
+	started := false          // some pod has left Pending
 	for {
 		state, msg, err := k.state(ctx, w)
 		if err != nil && ctx.Err() == nil {
 			fmt.Fprintf(job.Output, "ftc: reading status: %v\n", err)
+			if unreadSince.IsZero() {
+				unreadSince = time.Now()
+			}
+			if d := orDefault(k.StatusTimeout, 5*time.Minute); time.Since(unreadSince) > d {
+				return fmt.Errorf("kubernetes: gave up on %s/%s: its status could not be read for %v: %v",
+					strings.ToLower(w.Kind), w.Name, d, err)
+			}
+		} else if err == nil {
+			unreadSince = time.Time{}
+		}
+		if state == "running" && ctx.Err() == nil {
+			var why string
+			started, why = k.stuck(ctx, w, started, time.Since(applied))
+			if why != "" {
+				k.logs(w, job.Output)
+				return fmt.Errorf("kubernetes: gave up on %s/%s after %v: %s", strings.ToLower(w.Kind), w.Name,
+					time.Since(applied).Round(time.Second), why)
+			}
 		}
 		switch state {
 		case "succeeded":
@@ -178,6 +225,69 @@ func (k Kubernetes) state(ctx context.Context, w workload) (string, string, erro
 		}
 	}
 	return "running", "", nil
+}
+
+// stuck reads the workload's pods and says why it will not make progress,
+// or "" while it may: see Kubernetes.StartTimeout and PullGrace. started
+// carries over between polls: once a pod has run, a pod Pending again
+// (a restarted replica) is not a scheduling failure of the first start.
+func (k Kubernetes) stuck(ctx context.Context, w workload, started bool, elapsed time.Duration) (bool, string) {
+	selector := "ftc.dev/job=" + w.Name
+	if w.Kind == "PyTorchJob" {
+		selector = "training.kubeflow.org/job-name=" + w.Name
+	}
+	out, err := k.kubectl(ctx, nil, "get", "pods", "-n", w.Namespace, "-l", selector, "-o", "json")
+	if err != nil {
+		return started, "" // the status timeout covers an API that does not answer
+	}
+	var pods struct {
+		Items []struct {
+			Metadata struct{ Name string } `json:"metadata"`
+			Status   struct {
+				Phase      string `json:"phase"`
+				Conditions []struct {
+					Type, Status, Reason, Message string
+				} `json:"conditions"`
+				ContainerStatuses []struct {
+					Name  string `json:"name"`
+					State struct {
+						Waiting *struct{ Reason, Message string } `json:"waiting"`
+					} `json:"state"`
+				} `json:"containerStatuses"`
+			} `json:"status"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal(out, &pods); err != nil {
+		return started, ""
+	}
+	pending := ""
+	for _, p := range pods.Items {
+		for _, c := range p.Status.ContainerStatuses {
+			if wt := c.State.Waiting; wt != nil && stuckReasons[wt.Reason] && elapsed > orDefault(k.PullGrace, 5*time.Minute) {
+				return started, fmt.Sprintf("pod %s, container %s: %s: %s", p.Metadata.Name, c.Name, wt.Reason, wt.Message)
+			}
+		}
+		if p.Status.Phase != "Pending" {
+			started = true
+			continue
+		}
+		if pending == "" {
+			pending = fmt.Sprintf("pod %s is Pending", p.Metadata.Name)
+			for _, c := range p.Status.Conditions {
+				if c.Type == "PodScheduled" && c.Status == "False" {
+					pending = fmt.Sprintf("pod %s cannot be scheduled: %s", p.Metadata.Name, c.Message)
+				}
+			}
+		}
+	}
+	timeout := orDefault(k.StartTimeout, 30*time.Minute)
+	if started || elapsed <= timeout {
+		return started, ""
+	}
+	if len(pods.Items) == 0 {
+		return started, fmt.Sprintf("no pod was created within %v (is the training operator installed? kubectl describe shows the events)", timeout)
+	}
+	return started, fmt.Sprintf("no pod started within %v: %s", timeout, pending)
 }
 
 // logs copies the first pod's log into out, best effort.
