@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/ftc-dev/ftc/compiler"
+	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/key"
 	"github.com/ftc-dev/ftc/compiler/load"
 	"github.com/ftc-dev/ftc/compiler/plan"
@@ -355,6 +357,35 @@ func TestFoundEnvironmentKeysEveryStage(t *testing.T) {
 		}
 		if a[name] == c[name] {
 			t.Errorf("stage %s: another torch gives the same key", name)
+		}
+	}
+}
+
+// The Go defaults for a cluster target without its block are the schema's:
+// a recipe with an empty slurm or kubernetes block decodes to them.
+func TestClusterDefaultsAreTheSchemas(t *testing.T) {
+	cases := []struct {
+		target string
+		want   func(r *config.Recipe) (any, any)
+	}{
+		{"slurm", func(r *config.Recipe) (any, any) { return *r.Hardware.Slurm, config.DefaultSlurm }},
+		{"kubernetes", func(r *config.Recipe) (any, any) { return *r.Hardware.Kubernetes, config.DefaultKubernetes }},
+	}
+	for _, c := range cases {
+		var ovs []load.Override
+		for _, s := range []string{"hardware.target=" + c.target, "hardware." + c.target + "={}"} {
+			o, err := load.ParseOverride(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ovs = append(ovs, o)
+		}
+		r, diags, err := compiler.Vet(fixture, ovs)
+		if err != nil {
+			t.Fatalf("%s: %v\n%v", c.target, err, diags)
+		}
+		if got, want := c.want(r); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: the schema's defaults %+v differ from Go's %+v", c.target, got, want)
 		}
 	}
 }

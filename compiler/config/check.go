@@ -9,7 +9,6 @@ import (
 	"maps"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"cuelang.org/go/cue/token"
 
 	"github.com/ftc-dev/ftc/compiler/diag"
+	"github.com/ftc-dev/ftc/compiler/ident"
 	"github.com/ftc-dev/ftc/compiler/pyast"
 	"github.com/ftc-dev/ftc/compiler/recipefs"
 )
@@ -204,7 +204,7 @@ func (c *checker) dataset(path string, d Dataset) {
 				WithHint("set encoding: \"jsonl\" or \"parquet\"")
 		}
 	case d.Hub != nil:
-		if !isCommit(d.Hub.Revision) {
+		if !ident.IsCommit(d.Hub.Revision) {
 			c.warnf(path+".hub.revision", "revision %q is not a commit; `ftc run` pins it in ftc.lock", d.Hub.Revision)
 		}
 	}
@@ -231,10 +231,6 @@ func (f FileSource) EncodingOrDefault() string {
 	}
 	return encodingOf(f.Path)
 }
-
-var commitRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
-
-func isCommit(s string) bool { return commitRE.MatchString(s) }
 
 // formatsFor lists the data formats a method reads.
 var formatsFor = map[string][]string{
@@ -393,7 +389,7 @@ func (c *checker) modelRef(base string, m *Model) {
 		if _, ok := c.r.Stages[m.From.Stage]; !ok {
 			c.errorf(base, "model comes from stage %q, which this recipe does not have", m.From.Stage)
 		}
-	} else if !isCommit(m.Revision) {
+	} else if !ident.IsCommit(m.Revision) {
 		c.warnf(base, "model %s at revision %q is not pinned to a commit; `ftc run` pins it in ftc.lock", m.Repo, m.Revision)
 	}
 }

@@ -3,9 +3,9 @@ package config
 import (
 	"io/fs"
 	"path/filepath"
-	"regexp"
 
 	"github.com/ftc-dev/ftc/compiler/diag"
+	"github.com/ftc-dev/ftc/compiler/ident"
 	"github.com/ftc-dev/ftc/compiler/load"
 )
 
@@ -15,8 +15,6 @@ import (
 // unchanged file costs a stat.
 type Digester func(abs string) (string, error)
 
-var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
 // CheckDigests compares every local data file with the sha256 the recipe
 // pins, so a changed file is caught at vet rather than when `ftc run`
 // resolves it. Files the recipe checks already refused (missing, a
@@ -25,7 +23,7 @@ func CheckDigests(r *Recipe, files fs.FS, digest Digester) diag.List {
 	var out diag.List
 	for _, name := range r.SortedDatasetNames() {
 		d := r.Datasets[name]
-		if d.File == nil || d.Hub != nil || !sha256RE.MatchString(d.File.SHA256) {
+		if d.File == nil || d.Hub != nil || !ident.IsSHA256Hex(d.File.SHA256) {
 			continue
 		}
 		if !fs.ValidPath(d.File.Path) {

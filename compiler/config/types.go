@@ -90,6 +90,31 @@ type Hardware struct {
 // GPUs is the total number of GPUs.
 func (h Hardware) GPUs() int { return h.Nodes * h.GPUsPerNode }
 
+// DefaultSlurm and DefaultKubernetes are the schema's defaults
+// (schema/hardware.cue) for a recipe that names its target without a
+// slurm or kubernetes block; TestClusterDefaultsAreTheSchemas checks the two
+// agree.
+var (
+	DefaultSlurm      = Slurm{Time: "04:00:00", Container: "none"}
+	DefaultKubernetes = Kubernetes{Namespace: "default", Workload: "pytorchjob", CacheVolumeClaim: "ftc-cache"}
+)
+
+// SlurmSettings is the recipe's slurm block, or the defaults.
+func (h Hardware) SlurmSettings() Slurm {
+	if h.Slurm != nil {
+		return *h.Slurm
+	}
+	return DefaultSlurm
+}
+
+// KubernetesSettings is the recipe's kubernetes block, or the defaults.
+func (h Hardware) KubernetesSettings() Kubernetes {
+	if h.Kubernetes != nil {
+		return *h.Kubernetes
+	}
+	return DefaultKubernetes
+}
+
 // GPU is an accelerator kind.
 type GPU struct {
 	Name       string  `json:"name"`

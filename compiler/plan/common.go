@@ -2,6 +2,7 @@ package plan
 
 import (
 	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/ident"
 	"github.com/ftc-dev/ftc/compiler/key"
 	"github.com/ftc-dev/ftc/compiler/launch"
 )
@@ -169,7 +170,7 @@ func (b *builder) model(role string, m *config.Model) (ModelConfig, Input) {
 		mc.Input, mc.Kind, mc.Adapter = role, m.From.Kind, m.From.Adapter
 		return mc, Input{Role: role, Stage: up.Name, Key: up.Key}
 	}
-	return mc, Input{Role: role, Source: &Source{Kind: "hub-model", Ref: m.Repo, Pin: m.Revision, Pinned: isCommit(m.Revision)}}
+	return mc, Input{Role: role, Source: &Source{Kind: "hub-model", Ref: m.Repo, Pin: m.Revision, Pinned: ident.IsCommit(m.Revision)}}
 }
 
 // chatTemplate is the input carrying a recipe's chat template file, which
@@ -251,16 +252,4 @@ func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*S
 	ps.Estimate = estimate(r, st, cfg)
 	ps.Steps = steps(r, st, cfg)
 	return ps, nil
-}
-
-func isCommit(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/ident"
 	"github.com/ftc-dev/ftc/compiler/key"
 	"github.com/ftc-dev/ftc/compiler/launch"
 )
@@ -53,7 +54,7 @@ func (b *builder) export(st config.Stage, trained *Stage) (*Stage, error) {
 	cfg := ExportConfig{Form: e.Form, DType: e.DType, Model: mc}
 	inputs := []Input{
 		{Role: "model", Stage: trained.Name, Key: trained.Key},
-		{Role: "base", Source: &Source{Kind: "hub-model", Ref: bm.Repo, Pin: bm.Revision, Pinned: isCommit(bm.Revision)}},
+		{Role: "base", Source: &Source{Kind: "hub-model", Ref: bm.Repo, Pin: bm.Revision, Pinned: ident.IsCommit(bm.Revision)}},
 	}
 	if in, ok := b.chatTemplate(bm); ok {
 		inputs = append(inputs, in)

@@ -57,10 +57,7 @@ func (b *builder) files(st config.Stage, cfg StageConfig, ps *Stage) (map[string
 	}
 
 	if h.Target == "slurm" {
-		settings := config.Slurm{Time: "04:00:00", Container: "none"}
-		if h.Slurm != nil {
-			settings = *h.Slurm
-		}
+		settings := h.SlurmSettings()
 		in := launch.SbatchInput{Plan: ps.Launch, Stage: st.Name, Key: string(ps.Key), Slurm: settings}
 		if settings.Container != "none" {
 			in.Image = b.opts.Image
@@ -74,10 +71,7 @@ func (b *builder) files(st config.Stage, cfg StageConfig, ps *Stage) (map[string
 		}
 	}
 	if h.Target == "kubernetes" {
-		k8s := config.Kubernetes{Namespace: "default", Workload: "pytorchjob", CacheVolumeClaim: "ftc-cache"}
-		if h.Kubernetes != nil {
-			k8s = *h.Kubernetes
-		}
+		k8s := h.KubernetesSettings()
 		m, err := launch.Kubernetes(launch.KubernetesInput{
 			Recipe: r.Name, Stage: st.Name, Key: string(ps.Key), ResumeKey: string(ps.ResumeKey),
 			Image: b.opts.Image, Plan: ps.Launch, Settings: k8s, Secrets: r.Secrets, Port: h.Rendezvous.Port,

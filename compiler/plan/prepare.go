@@ -2,6 +2,7 @@ package plan
 
 import (
 	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/ident"
 	"github.com/ftc-dev/ftc/compiler/key"
 	"github.com/ftc-dev/ftc/compiler/launch"
 )
@@ -125,7 +126,7 @@ func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float6
 		return ps, nil
 	}
 	src := cfg.Dataset.Source
-	inputs := []Input{{Role: "dataset", Source: &src}, {Role: "tokenizer", Source: &Source{Kind: "hub-model", Ref: bm.Repo, Pin: bm.Revision, Pinned: isCommit(bm.Revision)}}}
+	inputs := []Input{{Role: "dataset", Source: &src}, {Role: "tokenizer", Source: &Source{Kind: "hub-model", Ref: bm.Repo, Pin: bm.Revision, Pinned: ident.IsCommit(bm.Revision)}}}
 	if in, ok := b.chatTemplate(bm); ok {
 		inputs = append(inputs, in)
 	}
@@ -156,7 +157,7 @@ func datasetConfig(d config.Dataset) DatasetConfig {
 		dc.Source = Source{Kind: "file", Ref: d.File.Path, Pin: "sha256:" + d.File.SHA256, Pinned: true}
 		dc.Encoding = d.File.EncodingOrDefault()
 	case d.Hub != nil:
-		dc.Source = Source{Kind: "hub-dataset", Ref: d.Hub.Repo, Pin: d.Hub.Revision, Pinned: isCommit(d.Hub.Revision)}
+		dc.Source = Source{Kind: "hub-dataset", Ref: d.Hub.Repo, Pin: d.Hub.Revision, Pinned: ident.IsCommit(d.Hub.Revision)}
 		dc.Config, dc.Split = d.Hub.Config, d.Hub.Split
 	}
 	return dc

@@ -140,11 +140,7 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	if sb, ok := be.(backend.Slurm); ok {
 		// The jobs take their partition, time, container and layout from
 		// the recipe and the plan.
-		if r.Hardware.Slurm != nil {
-			sb.Settings = *r.Hardware.Slurm
-		} else {
-			sb.Settings = config.Slurm{Time: "04:00:00", Container: "none"}
-		}
+		sb.Settings = r.Hardware.SlurmSettings()
 		sb.Plans = map[string]launch.Plan{}
 		for _, s := range p.Stages {
 			sb.Plans[s.Name] = s.Launch

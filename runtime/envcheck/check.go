@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ftc-dev/ftc/compiler/launch/shq"
 	"github.com/ftc-dev/ftc/compiler/plan"
 )
 
@@ -176,9 +177,9 @@ func (r *Report) with(sts ...Status) []Row {
 func CreateCommand(recipe string, sets []string, locked bool) string {
 	args := ""
 	for _, s := range sets {
-		args += " --set " + shellQuote(s)
+		args += " --set " + shq.Quote(s)
 	}
-	args += " " + shellQuote(recipe)
+	args += " " + shq.Quote(recipe)
 	if locked {
 		return "ftc env create" + args
 	}
@@ -228,13 +229,4 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(c rune) bool {
-		return !(c == '/' || c == '.' || c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z')
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

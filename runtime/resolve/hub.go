@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/ftc-dev/ftc/compiler/ident"
 )
 
 // Hub resolves revisions through the Hugging Face Hub API.
@@ -53,7 +55,7 @@ func (h *Hub) Commit(ctx context.Context, ref Ref) (string, error) {
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		return "", fmt.Errorf("resolving %s: %w", ref, err)
 	}
-	if !isCommit(body.SHA) {
+	if !ident.IsCommit(body.SHA) {
 		return "", fmt.Errorf("resolving %s: the Hub returned %q, not a commit", ref, body.SHA)
 	}
 	return body.SHA, nil

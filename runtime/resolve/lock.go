@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ftc-dev/ftc/compiler/ident"
 	"github.com/google/renameio/v2"
 )
 
@@ -82,7 +83,7 @@ func ReadLock(path string) (*Lock, error) {
 		f := strings.Fields(line)
 		switch f[0] {
 		case "base":
-			if len(f) != 3 || !isDigest(f[2]) {
+			if len(f) != 3 || !ident.IsDigest(f[2]) {
 				return nil, fmt.Errorf("%s:%d: want \"base IMAGE sha256:DIGEST\"", path, n)
 			}
 			if l.Bases == nil {
@@ -91,7 +92,7 @@ func ReadLock(path string) (*Lock, error) {
 			l.Bases[f[1]] = f[2]
 			continue
 		case "python-input":
-			if len(f) != 2 || !isDigest(f[1]) {
+			if len(f) != 2 || !ident.IsDigest(f[1]) {
 				return nil, fmt.Errorf("%s:%d: want \"python-input sha256:DIGEST\"", path, n)
 			}
 			if l.Python == nil {
@@ -109,7 +110,7 @@ func ReadLock(path string) (*Lock, error) {
 				return nil, fmt.Errorf("%s:%d: want \"python NAME==VERSION sha256:HASH...\"", path, n)
 			}
 			for _, h := range f[2:] {
-				if !isDigest(h) {
+				if !ident.IsDigest(h) {
 					return nil, fmt.Errorf("%s:%d: %q is not sha256:<64 hex digits>", path, n, h)
 				}
 			}
@@ -123,7 +124,7 @@ func ReadLock(path string) (*Lock, error) {
 			return nil, fmt.Errorf("%s:%d: want %s", path, n, lineFormats)
 		}
 		repo, rev, ok := strings.Cut(f[1], "@")
-		if !ok || !isCommit(f[2]) {
+		if !ok || !ident.IsCommit(f[2]) {
 			return nil, fmt.Errorf("%s:%d: want %s", path, n, lineFormats)
 		}
 		l.Pins[Ref{Kind: f[0], Repo: repo, Revision: rev}] = f[2]
@@ -166,22 +167,3 @@ func (l *Lock) Bytes() []byte {
 func (l *Lock) Write(path string) error {
 	return renameio.WriteFile(path, l.Bytes(), 0o644)
 }
-
-func isCommit(s string) bool { return len(s) == 40 && isLowerHex(s) }
-
-func isDigest(s string) bool {
-	h, ok := strings.CutPrefix(s, "sha256:")
-	return ok && len(h) == 64 && isLowerHex(h)
-}
-
-func isLowerHex(s string) bool {
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// IsCommit reports whether s is a full commit id.
-func IsCommit(s string) bool { return isCommit(s) }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/ident"
 	"github.com/ftc-dev/ftc/compiler/recipefs"
 )
 
@@ -79,7 +80,7 @@ func Resolve(ctx context.Context, r *config.Recipe, opts Options) (*Result, erro
 	var refs []Ref
 	for _, hr := range config.HubRefs(r) {
 		ref := Ref{Kind: hr.Kind, Repo: hr.Repo, Revision: hr.Revision}
-		if !seen[ref] && !isCommit(ref.Revision) {
+		if !seen[ref] && !ident.IsCommit(ref.Revision) {
 			seen[ref] = true
 			refs = append(refs, ref)
 		}
