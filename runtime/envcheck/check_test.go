@@ -112,7 +112,7 @@ func TestRanNamesWhatRan(t *testing.T) {
 }
 
 func TestCreateCommandQuotes(t *testing.T) {
-	if got := CreateCommand("my recipes/recipe.cue", []string{"hardware.gpusPerNode=2"}, true); got != "ftc env create --set 'hardware.gpusPerNode=2' 'my recipes/recipe.cue'" {
+	if got := CreateCommand("my recipes/recipe.cue", []string{"hardware.gpusPerNode=2"}, true); got != "ftc env create --set hardware.gpusPerNode=2 'my recipes/recipe.cue'" {
 		t.Fatal(got)
 	}
 	if got := CreateCommand("r.cue", nil, false); got != "ftc lock r.cue && ftc env create r.cue" {
