@@ -89,7 +89,7 @@ func Render(in Input) []byte {
 	b.WriteString(graph(p, results))
 
 	b.WriteString("<h2>Plan against measurement</h2>\n")
-	b.WriteString(`<p class=dim>Estimates are ftc plan's, made before any GPU was used; measured values are what the stage's metrics recorded (peak memory of one GPU, tokens per second over all GPUs). A cached stage did not run now: its measurements are those of the run that made the cache entry, and its wall time is not known.</p>` + "\n")
+	b.WriteString(`<p class=dim>Estimates are ftc plan's, made before any GPU was used; measured values are what the stage's metrics recorded (peak memory of one GPU, tokens per second over all GPUs). A cached stage did not run now: its measurements, wall time included, are those of the run that made the cache entry.</p>` + "\n")
 	b.WriteString("<table><tr><th>stage</th><th>kind</th><th>status</th><th>wall time<br><span class=dim>estimated / measured</span></th><th>peak GPU memory<br><span class=dim>estimated / measured</span></th><th>tokens/s<br><span class=dim>estimated / measured</span></th><th>key</th></tr>\n")
 	for _, s := range p.Stages {
 		r := results[s.Name]
@@ -118,6 +118,9 @@ func Render(in Input) []byte {
 			mWall = duration(r.Seconds)
 		case "cached":
 			mWall = "cached"
+			if r.RanSeconds > 0 {
+				mWall = duration(r.RanSeconds) + " <span class=dim>when it ran; cached now</span>"
+			}
 		}
 		peak, hasPeak := peakOf(r, series[r.Name], "peak_memory_gib")
 		if hasPeak {
@@ -128,7 +131,7 @@ func Render(in Input) []byte {
 		}
 		fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td class=%q>%s</td><td class=n>%s</td><td class=n>%s</td><td class=n>%s</td><td><code>%s</code></td></tr>\n",
 			e(r.Name), e(r.Kind), r.Status, statusText(r),
-			pair(estWall, mWall, ratio(est != nil && est.Hours > 0 && (r.Status == "ran"), r.Seconds, hoursOr0(est)*3600)),
+			pair(estWall, mWall, ratio(est != nil && est.Hours > 0, wallOf(r), hoursOr0(est)*3600)),
 			pair(estMem, mMem, ratio(est != nil && hasPeak, peak, perGPU(est))),
 			pair(estTPS, mTPS, ratio(est != nil && mTPS != "", num(r.Metrics["tokens_per_second"]), tps(est))),
 			e(shortKey(r.Key)))
@@ -182,6 +185,18 @@ func ratio(ok bool, measured, estimated float64) string {
 		return ""
 	}
 	return fmt.Sprintf("measured %.2f× the estimate", measured/estimated)
+}
+
+// wallOf is the measured wall time of a stage: now, or when the cache
+// entry was made; 0 when unknown.
+func wallOf(r *exec.StageResult) float64 {
+	switch r.Status {
+	case "ran":
+		return r.Seconds
+	case "cached":
+		return r.RanSeconds
+	}
+	return 0
 }
 
 func hoursOr0(e *plan.Estimate) float64 {

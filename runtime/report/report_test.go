@@ -62,14 +62,14 @@ func fakeRun(t *testing.T) Input {
 				Estimate: &plan.Estimate{PerGPUGiB: 30.2, CapacityGiB: 141, TokensPerSecond: 2100}},
 		},
 	}
-	sum := &exec.Summary{Stages: []*exec.StageResult{
+	sum := &exec.Summary{Stages: []*exec.StageResult{ // in the order they finished
 		{Name: "sft.prepare", Kind: "prepare", Key: string(k("a")), Status: "ran", Seconds: 3.2,
 			Outputs: map[string]cas.Digest{"output": tree(map[string]string{"train.jsonl": "{}\n"})}},
 		{Name: "sft", Kind: "sft", Key: string(k("b")), Status: "ran", Seconds: 312.4,
 			Metrics: map[string]any{"loss": 0.68, "eval_loss": 1.33, "tokens_per_second": 8590.5, "peak_memory_gib": 17.9},
 			Outputs: map[string]cas.Digest{"output": tree(map[string]string{"adapter_model.safetensors": "weights"}),
 				"logs": tree(map[string]string{"metrics.jsonl": sftMetrics.String()})}},
-		{Name: "sft.export", Kind: "export", Key: string(k("c")), Status: "cached", Seconds: 0.01,
+		{Name: "sft.export", Kind: "export", Key: string(k("c")), Status: "cached", Seconds: 0.01, RanSeconds: 95,
 			Outputs: map[string]cas.Digest{"output": tree(map[string]string{"model.safetensors": "merged"})}},
 		{Name: "grpo", Kind: "grpo", Key: string(k("d")), Status: "failed", Seconds: 41.0, Err: errors.New("exit status 1"),
 			Metrics: map[string]any{"reward": 0.25},
@@ -98,8 +98,9 @@ func TestReportShowsEstimatesNextToMeasurements(t *testing.T) {
 		`21.3 GiB <span class=dim>of 141</span> / 17.9 GiB`,
 		`9600 / 8590`,
 		`measured 0.89× the estimate`,
-		// a cached stage's wall time is not made up
-		`— / cached`,
+		// a cached stage's wall time is that of the run that made
+		// the entry, said as such
+		`— / 1 min 35 s <span class=dim>when it ran; cached now</span>`,
 		// grpo has no estimated wall time and no measurements but its
 		// one metric line
 		`2100 / —`,
@@ -157,5 +158,30 @@ func TestReportDrawsCurvesAndShowsSinglePointsAsValues(t *testing.T) {
 func TestChartOfOnePointIsNotDrawn(t *testing.T) {
 	if s := chart(Series{Stage: "s", Metric: "m", Steps: []float64{1}, Values: []float64{2}}); s != "" {
 		t.Errorf("chart of one point: %s", s)
+	}
+}
+
+// A stage that reads nothing sits just left of its first reader, so its
+// arrow does not cross another column (the pipeline of internal/e2e).
+func TestGraphPullsSourcesNextToTheirReader(t *testing.T) {
+	p := &plan.Plan{Stages: []*plan.Stage{
+		{Name: "rm.prepare", Kind: "prepare"},
+		{Name: "rm", Kind: "reward", Inputs: []plan.Input{{Stage: "rm.prepare"}}},
+		{Name: "ppo.prepare", Kind: "prepare"},
+		{Name: "ppo", Kind: "ppo", Inputs: []plan.Input{{Stage: "ppo.prepare"}, {Stage: "rm"}}},
+	}}
+	svg := graph(p, nil)
+	x := func(name string) string {
+		m := regexp.MustCompile(`<title>` + regexp.QuoteMeta(name) + ` \([a-z]+\): not run</title><rect x="([0-9.]+)"`).FindStringSubmatch(svg)
+		if m == nil {
+			t.Fatalf("no box for %s in %s", name, svg)
+		}
+		return m[1]
+	}
+	if x("ppo.prepare") != x("rm") || x("rm.prepare") == x("rm") {
+		t.Errorf("columns: rm.prepare at %s, rm at %s, ppo.prepare at %s; want ppo.prepare in rm's column", x("rm.prepare"), x("rm"), x("ppo.prepare"))
+	}
+	if strings.Contains(svg, " H") {
+		t.Error("an arrow runs in a lane: some edge crosses a column")
 	}
 }

@@ -79,39 +79,63 @@ func statusColour(status string) (fill, stroke string) {
 }
 
 // graph draws the plan's stage graph: one column per depth (a stage is
-// one column right of the deepest stage it reads), an arrow per input.
+// one column right of the deepest stage it reads; a stage that reads
+// nothing sits just left of its first reader), an arrow per input. An
+// arrow that spans columns runs in a lane below the boxes it passes.
 func graph(p *plan.Plan, results map[string]*exec.StageResult) string {
 	const bw, bh, gx, gy, margin = 180.0, 44.0, 56.0, 14.0, 8.0
-	depth := map[string]int{}
-	var columns [][]*plan.Stage
+	col := map[string]int{}
+	readers := map[string][]string{}
 	for _, s := range p.Stages { // topological order: inputs come first
 		d := 0
 		for _, in := range s.Inputs {
-			if dd, ok := depth[in.Stage]; ok && in.Stage != "" && dd+1 > d {
-				d = dd + 1
+			if dd, ok := col[in.Stage]; ok && in.Stage != "" {
+				d = max(d, dd+1)
+				readers[in.Stage] = append(readers[in.Stage], s.Name)
 			}
 		}
-		depth[s.Name] = d
-		for len(columns) <= d {
+		col[s.Name] = d
+	}
+	for i := len(p.Stages) - 1; i >= 0; i-- {
+		s := p.Stages[i]
+		if len(readers[s.Name]) == 0 || hasStageInput(s) {
+			continue
+		}
+		c := -1
+		for _, r := range readers[s.Name] {
+			if c < 0 || col[r]-1 < c {
+				c = col[r] - 1
+			}
+		}
+		col[s.Name] = max(c, 0)
+	}
+	var columns [][]*plan.Stage
+	for _, s := range p.Stages {
+		for len(columns) <= col[s.Name] {
 			columns = append(columns, nil)
 		}
-		columns[d] = append(columns[d], s)
+		columns[col[s.Name]] = append(columns[col[s.Name]], s)
 	}
 	type box struct{ x, y float64 }
 	at := map[string]box{}
 	rows := 0
-	for c, col := range columns {
-		rows = max(rows, len(col))
-		for r, s := range col {
+	for c, stages := range columns {
+		rows = max(rows, len(stages))
+		for r, s := range stages {
 			at[s.Name] = box{margin + float64(c)*(bw+gx), margin + float64(r)*(bh+gy)}
 		}
 	}
+	// bottom is the y just below the lowest box of columns (a, b).
+	bottom := func(a, b int) float64 {
+		n := 0
+		for c := a + 1; c < b; c++ {
+			n = max(n, len(columns[c]))
+		}
+		return margin + float64(n)*(bh+gy) + gy/2
+	}
 	w := 2*margin + float64(len(columns))*bw + float64(max(len(columns)-1, 0))*gx
 	h := 2*margin + float64(rows)*bh + float64(max(rows-1, 0))*gy
-	var b strings.Builder
-	e := html.EscapeString
-	fmt.Fprintf(&b, `<svg width="%g" height="%g" viewBox="0 0 %g %g" role="img" aria-label="stage graph">`, w, h, w, h)
-	b.WriteString(`<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="#57606a"/></marker></defs>`)
+	var edges strings.Builder
 	for _, s := range p.Stages {
 		to := at[s.Name]
 		seen := map[string]bool{}
@@ -121,11 +145,23 @@ func graph(p *plan.Plan, results map[string]*exec.StageResult) string {
 				continue
 			}
 			seen[in.Stage] = true
-			x1, y1, x2, y2 := from.x+bw, from.y+bh/2, to.x, to.y+bh/2
-			fmt.Fprintf(&b, `<path d="M%.1f,%.1f C%.1f,%.1f %.1f,%.1f %.1f,%.1f" fill="none" stroke="#57606a" stroke-width="1.3" marker-end="url(#arrow)"/>`,
-				x1, y1, x1+gx/2, y1, x2-gx/2, y2, x2-1, y2)
+			x1, y1, x2, y2 := from.x+bw, from.y+bh/2, to.x-1, to.y+bh/2
+			if a, b := col[in.Stage], col[s.Name]; b > a+1 {
+				lane := bottom(a, b)
+				h = max(h, lane+margin)
+				fmt.Fprintf(&edges, `<path d="M%.1f,%.1f C%.1f,%.1f %.1f,%.1f %.1f,%.1f H%.1f C%.1f,%.1f %.1f,%.1f %.1f,%.1f" fill="none" stroke="#57606a" stroke-width="1.3" marker-end="url(#arrow)"/>`,
+					x1, y1, x1+gx/2, y1, x1+gx/2, lane, x1+gx, lane, x2-gx, x2-gx/2, lane, x2-gx/2, y2, x2, y2)
+				continue
+			}
+			fmt.Fprintf(&edges, `<path d="M%.1f,%.1f C%.1f,%.1f %.1f,%.1f %.1f,%.1f" fill="none" stroke="#57606a" stroke-width="1.3" marker-end="url(#arrow)"/>`,
+				x1, y1, x1+gx/2, y1, x2-gx/2, y2, x2, y2)
 		}
 	}
+	var b strings.Builder
+	e := html.EscapeString
+	fmt.Fprintf(&b, `<svg width="%g" height="%g" viewBox="0 0 %g %g" role="img" aria-label="stage graph">`, w, h, w, h)
+	b.WriteString(`<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="#57606a"/></marker></defs>`)
+	b.WriteString(edges.String())
 	for _, s := range p.Stages {
 		pos := at[s.Name]
 		status := "not run"
@@ -144,4 +180,13 @@ func graph(p *plan.Plan, results map[string]*exec.StageResult) string {
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+func hasStageInput(s *plan.Stage) bool {
+	for _, in := range s.Inputs {
+		if in.Stage != "" {
+			return true
+		}
+	}
+	return false
 }
