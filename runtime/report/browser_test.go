@@ -106,9 +106,11 @@ func TestReportInAHeadlessBrowser(t *testing.T) {
 		{"the stage graph's box of the cached stage", color.RGBA{0xdd, 0xf4, 0xff, 0xff}, 3000},
 		{"the curves", color.RGBA{0x1f, 0x6f, 0xeb, 0xff}, 1000},
 	} {
-		if n := count(want.colour); n < want.min {
+		n := count(want.colour)
+		if n < want.min {
 			t.Errorf("%s: %d pixel(s) of %v in the screenshot, want at least %d", want.what, n, want.colour, want.min)
 		}
+		t.Logf("%s: %d pixel(s)", want.what, n)
 	}
 	if n := distinct(img); n < 50 {
 		t.Errorf("the screenshot has %d colours: blank?", n)
