@@ -29,6 +29,8 @@ command -v skopeo >/dev/null || apt_packages+=(skopeo)
 command -v umoci >/dev/null || apt_packages+=(umoci)
 dpkg -s busybox-static >/dev/null 2>&1 || apt_packages+=(busybox-static)
 command -v debootstrap >/dev/null || apt_packages+=(debootstrap)
+# The run report rendered in a real headless browser (runtime/report).
+command -v chromium >/dev/null || apt_packages+=(chromium)
 if [ ${#apt_packages[@]} -gt 0 ]; then
 	echo "== installing ${apt_packages[*]} (apt)"
 	if [ "$(id -u)" = 0 ]; then

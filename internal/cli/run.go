@@ -229,7 +229,7 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	if f.dryRun {
 		fmt.Fprintln(stdout, "dry run: nothing ran, nothing recorded")
 	} else {
-		if path, err := report.Write(rec, p, sum, store); err == nil {
+		if path, err := report.Write(rec, report.Input{Plan: p, Summary: sum, Store: store, RecipeFile: file, Record: rec}); err == nil {
 			fmt.Fprintf(stdout, "report: %s\n", path)
 		} else {
 			fmt.Fprintf(stderr, "ftc: writing the report: %v\n", err)

@@ -122,7 +122,14 @@ func TestPipelineRunsOnceThenIsCached(t *testing.T) {
 	if b, err := os.ReadFile(m[1]); err != nil || !strings.Contains(string(b), "<svg") || !strings.Contains(string(b), "ppo · loss") {
 		t.Errorf("report lacks the loss chart of ppo (%v)", err)
 	}
-	expect(t, e.run(nil), 0, 4, 0)
+	r = e.run(nil)
+	expect(t, r, 0, 4, 0)
+	// A cached stage's wall time is that of the run that made its entry.
+	if m := regexp.MustCompile(`report: (\S+)`).FindStringSubmatch(r.out); m == nil {
+		t.Errorf("no report:\n%s", r.out)
+	} else if b, err := os.ReadFile(m[1]); err != nil || !strings.Contains(string(b), "when it ran; cached now") {
+		t.Errorf("the report of a cached run lacks the stages' wall time when they ran (%v)", err)
+	}
 
 	// A PPO hyperparameter reruns PPO only: no GPU time for the reward
 	// model or the data.

@@ -280,6 +280,9 @@ type Action struct {
 	Size    int64             `json:"size"`           // bytes of all blobs
 	Created time.Time         `json:"created"`
 	Summary json.RawMessage   `json:"summary,omitempty"`
+	// Seconds is the wall time of the stage's attempt that made the
+	// entry, for reports (0: not recorded). No key depends on it.
+	Seconds float64 `json:"seconds,omitempty"`
 }
 
 // PutAction writes the entry for a.Key. It must come after every blob it

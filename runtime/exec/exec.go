@@ -82,6 +82,9 @@ type StageResult struct {
 	ResumedFrom int
 	// Metrics are the last value of each metric the stage emitted.
 	Metrics map[string]any
+	// RanSeconds is, for a cached stage, the wall time of the attempt
+	// that made the cache entry (0: not recorded).
+	RanSeconds float64
 }
 
 // Summary is the result of a run.
@@ -327,6 +330,7 @@ func (r *runner) lookup(s *plan.Stage, res *StageResult) (*StageResult, bool) {
 	}
 	res.Status = "cached"
 	res.Outputs = a.Outputs
+	res.RanSeconds = a.Seconds
 	if len(a.Summary) > 0 {
 		_ = json.Unmarshal(a.Summary, &res.Metrics)
 	}
@@ -336,6 +340,7 @@ func (r *runner) lookup(s *plan.Stage, res *StageResult) (*StageResult, bool) {
 
 // execute runs one attempt of a stage in its run directory.
 func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *StageResult, restart bool) error {
+	began := time.Now()
 	dir := filepath.Join(r.opts.RunsDir, s.ResumeKey.Hex())
 	if restart {
 		if err := os.RemoveAll(dir); err != nil {
@@ -454,7 +459,7 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 		logPath := filepath.Join(dir, "logs", "stage.log")
 		return fmt.Errorf("%w (log: %s)%s", runErr, logPath, logTail(logPath, 12))
 	}
-	return r.commit(s, dir, res)
+	return r.commit(s, dir, res, began)
 }
 
 // argv substitutes the configured entrypoint for the launcher and
@@ -515,7 +520,7 @@ func (r *runner) layInputs(s *plan.Stage, dir string) (map[string]StageInput, er
 
 // commit stores the stage's output and logs, then writes the action entry
 // last. A crash at any point leaves no entry, or a complete one.
-func (r *runner) commit(s *plan.Stage, dir string, res *StageResult) error {
+func (r *runner) commit(s *plan.Stage, dir string, res *StageResult, began time.Time) error {
 	r.emit(Event{Type: EventCommitting, Stage: s.Name})
 	out, _, err := r.opts.Store.PutTree(filepath.Join(dir, "output"), nil)
 	if err != nil {
@@ -536,7 +541,8 @@ func (r *runner) commit(s *plan.Stage, dir string, res *StageResult) error {
 	}
 	summary, _ := json.Marshal(res.Metrics)
 	a := cas.Action{Key: string(s.Key), Kind: s.Kind, Name: s.Name, Size: size, Created: time.Now().UTC(),
-		Outputs: map[string]cas.Digest{"output": out, "logs": logTree}, Summary: summary}
+		Outputs: map[string]cas.Digest{"output": out, "logs": logTree}, Summary: summary,
+		Seconds: time.Since(began).Seconds()}
 	if err := r.opts.Store.PutAction(a); err != nil {
 		return err
 	}

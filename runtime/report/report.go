@@ -24,41 +24,387 @@ type Series struct {
 	Values        []float64
 }
 
+// Input is what a report is rendered from.
+type Input struct {
+	Plan    *plan.Plan
+	Summary *exec.Summary
+	// Store is the cache the stages' outputs and logs are in; nil: the
+	// report has no curves and no cache paths.
+	Store *cas.Store
+	// RecipeFile is the recipe as the user named it, for the commands the
+	// report shows ("" shows RECIPE).
+	RecipeFile string
+	// Record is the run's record directory, shown for reference.
+	Record string
+}
+
 // Write renders dir/report.html and returns its path.
-func Write(dir string, p *plan.Plan, sum *exec.Summary, store *cas.Store) (string, error) {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "<!doctype html><meta charset=utf-8><title>ftc run: %s</title>\n", html.EscapeString(p.Recipe))
-	b.WriteString("<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse}td,th{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left}code{font-size:12px}svg{margin:.5em 1em .5em 0}</style>\n")
-	fmt.Fprintf(&b, "<h1>%s</h1><p>environment %s · %d node(s) × %d %s · %s</p>\n", html.EscapeString(p.Recipe),
-		html.EscapeString(p.Environment.Profile), p.Hardware.Nodes, p.Hardware.GPUsPerNode, html.EscapeString(p.Hardware.GPU), html.EscapeString(p.Hardware.Strategy))
-	b.WriteString("<table><tr><th>stage</th><th>kind</th><th>status</th><th>seconds</th><th>key</th><th>last metrics</th></tr>\n")
-	var series []Series
+func Write(dir string, in Input) (string, error) {
+	path := filepath.Join(dir, "report.html")
+	return path, os.WriteFile(path, Render(in), 0o644)
+}
+
+// style is the page's only styling: inline, no fonts to fetch.
+const style = `body{font:14px system-ui,sans-serif;margin:2em;max-width:80em;color:#1b1f24}
+h2{font-size:17px;margin:1.6em 0 .5em}
+table{border-collapse:collapse}td,th{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
+th{background:#f3f4f6}td.n{text-align:right;font-variant-numeric:tabular-nums}
+code{font-size:12px}.dim{color:#6b7280;font-size:12px}
+.ran{color:#116329}.cached{color:#0550ae}.failed,.cancelled{color:#cf222e}.skipped,.would-run{color:#6b7280}
+.charts{display:flex;flex-wrap:wrap;gap:.5em 1em}.charts svg{border:1px solid #e5e7eb}
+.points td{border:0;padding:.1em .8em .1em 0}
+.outputs code{overflow-wrap:anywhere}`
+
+// Render returns the report page. It is one self-contained HTML file:
+// no scripts, no fonts, no stylesheets or images to fetch.
+func Render(in Input) []byte {
+	p, sum := in.Plan, in.Summary
+	recipeFile := in.RecipeFile
+	if recipeFile == "" {
+		recipeFile = "RECIPE"
+	}
+	results := map[string]*exec.StageResult{}
 	for _, r := range sum.Stages {
-		fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%.1f</td><td><code>%s</code></td><td>%s</td></tr>\n",
-			html.EscapeString(r.Name), r.Kind, r.Status, r.Seconds, html.EscapeString(r.Key), html.EscapeString(lastMetrics(r.Metrics)))
-		if d := r.Outputs["logs"]; d != "" {
-			series = append(series, metricsOf(store, r.Name, d)...)
+		results[r.Name] = r
+	}
+	series := map[string][]Series{}
+	for _, r := range sum.Stages {
+		if d := r.Outputs["logs"]; d != "" && in.Store != nil {
+			series[r.Name] = metricsOf(in.Store, r.Name, d)
 		}
 	}
-	b.WriteString("</table>\n")
-	for _, s := range series {
-		b.WriteString(chart(s))
+
+	var b bytes.Buffer
+	e := html.EscapeString
+	fmt.Fprintf(&b, "<!doctype html><html lang=en><meta charset=utf-8><title>ftc run: %s</title>\n<style>%s</style>\n", e(p.Recipe), style)
+	fmt.Fprintf(&b, "<h1>%s</h1>\n<p>environment %s · %d node(s) × %d %s · %s", e(p.Recipe),
+		e(p.Environment.Profile), p.Hardware.Nodes, p.Hardware.GPUsPerNode, e(p.Hardware.GPU), e(p.Hardware.Strategy))
+	if p.Image != "" {
+		fmt.Fprintf(&b, " · image <code>%s</code>", e(p.Image))
 	}
-	path := filepath.Join(dir, "report.html")
-	return path, os.WriteFile(path, b.Bytes(), 0o644)
+	cached, ran, failed := sum.Counts()
+	fmt.Fprintf(&b, "<br>%d stage(s): %d cached, %d ran, %d failed</p>\n", len(sum.Stages), cached, ran, failed)
+
+	b.WriteString("<h2>Stage graph</h2>\n")
+	b.WriteString(graph(p, results))
+
+	b.WriteString("<h2>Plan against measurement</h2>\n")
+	b.WriteString(`<p class=dim>Estimates are ftc plan's, made before any GPU was used; measured values are what the stage's metrics recorded (peak memory of one GPU, tokens per second over all GPUs). A cached stage did not run now: its measurements, wall time included, are those of the run that made the cache entry.</p>` + "\n")
+	b.WriteString("<table><tr><th>stage</th><th>kind</th><th>status</th><th>wall time<br><span class=dim>estimated / measured</span></th><th>peak GPU memory<br><span class=dim>estimated / measured</span></th><th>tokens/s<br><span class=dim>estimated / measured</span></th><th>key</th></tr>\n")
+	for _, s := range p.Stages {
+		r := results[s.Name]
+		if r == nil {
+			continue
+		}
+		est := s.Estimate
+		var estWall, estMem, estTPS string
+		if est != nil {
+			if est.Hours > 0 {
+				estWall = duration(est.Hours * 3600)
+			}
+			if est.PerGPUGiB > 0 {
+				estMem = fmt.Sprintf("%.1f GiB", est.PerGPUGiB)
+				if est.CapacityGiB > 0 {
+					estMem += fmt.Sprintf(" <span class=dim>of %.0f</span>", est.CapacityGiB)
+				}
+			}
+			if est.TokensPerSecond > 0 {
+				estTPS = fmt.Sprintf("%.0f", est.TokensPerSecond)
+			}
+		}
+		var mWall, mMem, mTPS string
+		switch r.Status {
+		case "ran", "failed", "cancelled":
+			mWall = duration(r.Seconds)
+		case "cached":
+			mWall = "cached"
+			if r.RanSeconds > 0 {
+				mWall = duration(r.RanSeconds) + " <span class=dim>when it ran; cached now</span>"
+			}
+		}
+		peak, hasPeak := peakOf(r, series[r.Name], "peak_memory_gib")
+		if hasPeak {
+			mMem = fmt.Sprintf("%.1f GiB", peak)
+		}
+		if v, ok := number(r.Metrics["tokens_per_second"]); ok {
+			mTPS = fmt.Sprintf("%.0f", v)
+		}
+		fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td class=%q>%s</td><td class=n>%s</td><td class=n>%s</td><td class=n>%s</td><td><code>%s</code></td></tr>\n",
+			e(r.Name), e(r.Kind), r.Status, statusText(r),
+			pair(estWall, mWall, ratio(est != nil && est.Hours > 0, wallOf(r), hoursOr0(est)*3600)),
+			pair(estMem, mMem, ratio(est != nil && hasPeak, peak, perGPU(est))),
+			pair(estTPS, mTPS, ratio(est != nil && mTPS != "", num(r.Metrics["tokens_per_second"]), tps(est))),
+			e(shortKey(r.Key)))
+	}
+	b.WriteString("</table>\n")
+
+	b.WriteString("<h2>Evaluation</h2>\n")
+	b.WriteString(evaluation(p, results, series))
+
+	b.WriteString("<h2>Metrics</h2>\n")
+	b.WriteString(metricsSection(p, results, series))
+
+	b.WriteString("<h2>Where the outputs are</h2>\n")
+	b.WriteString(outputs(p, results, in.Store, recipeFile))
+	if in.Record != "" {
+		fmt.Fprintf(&b, "<p class=dim>run record: <code>%s</code> (<code>ftc status</code> reads it)</p>\n", e(in.Record))
+	}
+	b.WriteString("</html>\n")
+	return b.Bytes()
+}
+
+func statusText(r *exec.StageResult) string {
+	s := html.EscapeString(r.Status)
+	if r.ResumedFrom > 0 {
+		s += fmt.Sprintf(" <span class=dim>resumed at step %d</span>", r.ResumedFrom)
+	}
+	if r.Err != nil {
+		s += "<br><span class=dim>" + html.EscapeString(r.Err.Error()) + "</span>"
+	}
+	return s
+}
+
+// pair shows an estimate next to a measurement; either may be missing.
+func pair(est, measured, ratio string) string {
+	if est == "" {
+		est = "—"
+	}
+	if measured == "" {
+		measured = "—"
+	}
+	s := est + " / " + measured
+	if ratio != "" {
+		s += "<br><span class=dim>" + ratio + "</span>"
+	}
+	return s
+}
+
+// ratio says how a measurement compares with its estimate.
+func ratio(ok bool, measured, estimated float64) string {
+	if !ok || estimated <= 0 || measured <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("measured %.2f× the estimate", measured/estimated)
+}
+
+// wallOf is the measured wall time of a stage: now, or when the cache
+// entry was made; 0 when unknown.
+func wallOf(r *exec.StageResult) float64 {
+	switch r.Status {
+	case "ran":
+		return r.Seconds
+	case "cached":
+		return r.RanSeconds
+	}
+	return 0
+}
+
+func hoursOr0(e *plan.Estimate) float64 {
+	if e == nil {
+		return 0
+	}
+	return e.Hours
+}
+
+func perGPU(e *plan.Estimate) float64 {
+	if e == nil {
+		return 0
+	}
+	return e.PerGPUGiB
+}
+
+func tps(e *plan.Estimate) float64 {
+	if e == nil {
+		return 0
+	}
+	return e.TokensPerSecond
+}
+
+func number(v any) (float64, bool) {
+	f, ok := v.(float64)
+	if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false
+	}
+	return f, true
+}
+
+func num(v any) float64 { f, _ := number(v); return f }
+
+// peakOf is the highest value of a metric over the stage's series, or its
+// last value when there is no series.
+func peakOf(r *exec.StageResult, ss []Series, metric string) (float64, bool) {
+	best, ok := number(r.Metrics[metric])
+	for _, s := range ss {
+		if s.Metric != metric {
+			continue
+		}
+		for _, v := range s.Values {
+			if !ok || v > best {
+				best, ok = v, true
+			}
+		}
+	}
+	return best, ok
+}
+
+// duration formats seconds for a person: 42.1 s, 3 min 05 s, 2 h 10 min.
+func duration(s float64) string {
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%.1f s", s)
+	case s < 3600:
+		return fmt.Sprintf("%d min %02d s", int(s)/60, int(s)%60)
+	default:
+		return fmt.Sprintf("%d h %02d min", int(s)/3600, int(s)%3600/60)
+	}
+}
+
+func shortKey(k string) string {
+	k = strings.TrimPrefix(k, "sha256:")
+	if len(k) > 12 {
+		return k[:12]
+	}
+	return k
+}
+
+// isEval tells evaluation metrics from training ones: the Trainer's
+// evaluation loop prefixes its metrics with eval_.
+func isEval(metric string) bool { return strings.HasPrefix(metric, "eval_") }
+
+// evaluation lists the last value of every evaluation metric per stage.
+func evaluation(p *plan.Plan, results map[string]*exec.StageResult, series map[string][]Series) string {
+	var b strings.Builder
+	for _, s := range p.Stages {
+		r := results[s.Name]
+		if r == nil {
+			continue
+		}
+		last := map[string]string{}
+		for _, sr := range series[s.Name] {
+			if isEval(sr.Metric) {
+				n := len(sr.Values) - 1
+				last[sr.Metric] = fmt.Sprintf("%.4g <span class=dim>at step %g, %d evaluation(s)</span>", sr.Values[n], sr.Steps[n], n+1)
+			}
+		}
+		for k, v := range r.Metrics {
+			if f, ok := number(v); ok && isEval(k) && last[k] == "" {
+				last[k] = fmt.Sprintf("%.4g", f)
+			}
+		}
+		for _, k := range sortedKeys(last) {
+			fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td class=n>%s</td></tr>\n", html.EscapeString(s.Name), html.EscapeString(k), last[k])
+		}
+	}
+	if b.Len() == 0 {
+		return "<p class=dim>No stage recorded evaluation metrics (a stage evaluates when its data has an eval split and the recipe sets an evaluation cadence).</p>\n"
+	}
+	return "<table><tr><th>stage</th><th>metric</th><th>last value</th></tr>\n" + b.String() + "</table>\n"
+}
+
+// metricsSection draws a curve per metric with two or more points; a
+// metric with a single point is shown as its value, not as an empty
+// chart.
+func metricsSection(p *plan.Plan, results map[string]*exec.StageResult, series map[string][]Series) string {
+	var b strings.Builder
+	for _, s := range p.Stages {
+		r := results[s.Name]
+		if r == nil {
+			continue
+		}
+		var curves, points []Series
+		for _, sr := range series[s.Name] {
+			if len(sr.Steps) > 1 {
+				curves = append(curves, sr)
+			} else if len(sr.Steps) == 1 {
+				points = append(points, sr)
+			}
+		}
+		if len(curves) == 0 && len(points) == 0 {
+			if m := lastMetrics(r.Metrics); m != "" {
+				fmt.Fprintf(&b, "<h3>%s</h3><p>last values: %s</p>\n", html.EscapeString(s.Name), html.EscapeString(m))
+			}
+			continue
+		}
+		fmt.Fprintf(&b, "<h3>%s</h3>\n", html.EscapeString(s.Name))
+		if len(curves) > 0 {
+			b.WriteString("<div class=charts>\n")
+			for _, c := range curves {
+				b.WriteString(chart(c))
+			}
+			b.WriteString("</div>\n")
+		}
+		if len(points) > 0 {
+			b.WriteString("<table class=points>")
+			for _, pt := range points {
+				fmt.Fprintf(&b, "<tr><td>%s · %s</td><td class=n><b>%s</b></td><td class=dim>one value, at step %g</td></tr>",
+					html.EscapeString(pt.Stage), html.EscapeString(pt.Metric), formatValue(pt.Values[0]), pt.Steps[0])
+			}
+			b.WriteString("</table>\n")
+		}
+	}
+	if b.Len() == 0 {
+		return "<p class=dim>No stage recorded metrics.</p>\n"
+	}
+	return b.String()
+}
+
+func formatValue(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.4g", v)
+}
+
+// outputs says where each stage's output is: its tree in the cache and,
+// for an export stage, the command that copies it out, as ftc status does.
+func outputs(p *plan.Plan, results map[string]*exec.StageResult, store *cas.Store, recipeFile string) string {
+	var b strings.Builder
+	e := html.EscapeString
+	for _, s := range p.Stages {
+		r := results[s.Name]
+		if r == nil || r.Outputs["output"] == "" {
+			continue
+		}
+		out := r.Outputs["output"]
+		fmt.Fprintf(&b, "<tr><td>%s</td><td><code>%s</code>", e(s.Name), e(string(out)))
+		if store != nil {
+			fmt.Fprintf(&b, "<br><span class=dim>manifest <code>%s</code></span>", e(store.BlobPath(out)))
+		}
+		b.WriteString("</td><td>")
+		if stage, ok := strings.CutSuffix(s.Name, ".export"); ok || s.Kind == "export" {
+			if !ok {
+				stage = s.Name
+			}
+			fmt.Fprintf(&b, "<code>ftc export %s %s DIR</code>", e(recipeFile), e(stage))
+		}
+		b.WriteString("</td></tr>\n")
+	}
+	if b.Len() == 0 {
+		return "<p class=dim>No stage has an output in the cache.</p>\n"
+	}
+	return "<table class=outputs><tr><th>stage</th><th>output (cache tree)</th><th>copy it out</th></tr>\n" + b.String() + "</table>\n"
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func lastMetrics(m map[string]any) string {
-	var keys []string
-	for k := range m {
-		if k != "step" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
 	var parts []string
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s=%v", k, m[k]))
+	for _, k := range sortedKeys(m) {
+		if k == "step" {
+			continue
+		}
+		if f, ok := m[k].(float64); ok {
+			parts = append(parts, fmt.Sprintf("%s=%s", k, formatValue(f)))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s=%v", k, m[k]))
+		}
 	}
 	return strings.Join(parts, " ")
 }
@@ -85,6 +431,7 @@ func metricsOf(store *cas.Store, stage string, logs cas.Digest) []Series {
 func parseMetrics(stage string, b []byte) []Series {
 	by := map[string]*Series{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
 		var m map[string]any
 		if json.Unmarshal(sc.Bytes(), &m) != nil {
@@ -95,8 +442,8 @@ func parseMetrics(stage string, b []byte) []Series {
 			continue
 		}
 		for k, v := range m {
-			f, ok := v.(float64)
-			if k == "step" || !ok || math.IsNaN(f) || math.IsInf(f, 0) {
+			f, ok := number(v)
+			if k == "step" || !ok {
 				continue
 			}
 			s := by[k]
@@ -112,39 +459,19 @@ func parseMetrics(stage string, b []byte) []Series {
 	for _, s := range by {
 		out = append(out, *s)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Metric < out[j].Metric })
+	sort.Slice(out, func(i, j int) bool { return metricOrder(out[i].Metric) < metricOrder(out[j].Metric) })
 	return out
 }
 
-// chart draws one series as an SVG line chart.
-func chart(s Series) string {
-	const w, h, pad = 420.0, 220.0, 40.0
-	if len(s.Steps) == 0 {
-		return ""
+// metricOrder puts the curves a person looks for first.
+func metricOrder(m string) string {
+	switch m {
+	case "loss":
+		return "0"
+	case "eval_loss":
+		return "1"
+	case "reward", "rewards/chosen", "eval_accuracy":
+		return "2" + m
 	}
-	minX, maxX := s.Steps[0], s.Steps[len(s.Steps)-1]
-	minY, maxY := s.Values[0], s.Values[0]
-	for _, v := range s.Values {
-		minY, maxY = math.Min(minY, v), math.Max(maxY, v)
-	}
-	if maxX == minX {
-		maxX = minX + 1
-	}
-	if maxY == minY {
-		maxY = minY + 1
-	}
-	var pts []string
-	for i := range s.Steps {
-		x := pad + (s.Steps[i]-minX)/(maxX-minX)*(w-2*pad)
-		y := h - pad - (s.Values[i]-minY)/(maxY-minY)*(h-2*pad)
-		pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, y))
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%g" height="%g" viewBox="0 0 %g %g">`, w, h, w, h)
-	fmt.Fprintf(&b, `<text x="%g" y="16" font-size="13">%s · %s</text>`, pad, html.EscapeString(s.Stage), html.EscapeString(s.Metric))
-	fmt.Fprintf(&b, `<rect x="%g" y="%g" width="%g" height="%g" fill="none" stroke="#bbb"/>`, pad, pad, w-2*pad, h-2*pad)
-	fmt.Fprintf(&b, `<text x="2" y="%g" font-size="10">%.4g</text><text x="2" y="%g" font-size="10">%.4g</text>`, pad+4, maxY, h-pad, minY)
-	fmt.Fprintf(&b, `<text x="%g" y="%g" font-size="10">step %g</text><text x="%g" y="%g" font-size="10" text-anchor="end">%g</text>`, pad, h-pad+14, minX, w-pad, h-pad+14, maxX)
-	fmt.Fprintf(&b, `<polyline fill="none" stroke="#1f6feb" stroke-width="1.5" points="%s"/></svg>`+"\n", strings.Join(pts, " "))
-	return b.String()
+	return "3" + m
 }
