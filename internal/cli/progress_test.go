@@ -2,8 +2,8 @@ package cli
 
 import (
 	"bytes"
-	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,41 +109,63 @@ func TestProgressPastTotal(t *testing.T) {
 
 var escapes = regexp.MustCompile("\x1b\\[[0-9]*[A-Za-z]|\r")
 
-// screen replays tty output onto lines: cursor up, erase below, CR.
+// screen replays terminal output onto lines: cursor up (A), carriage
+// return, erase to the end of the line (K) and of the screen (J).
 func screen(out string) []string {
-	var lines []string
-	cur := 0
+	var lines [][]rune
+	cur, col := 0, 0
 	for i := 0; i < len(out); {
 		if loc := escapes.FindStringIndex(out[i:]); loc != nil && loc[0] == 0 {
 			seq := out[i : i+loc[1]]
+			for len(lines) <= cur {
+				lines = append(lines, nil)
+			}
 			switch {
 			case seq == "\r":
+				col = 0
 			case strings.HasSuffix(seq, "A"):
-				var n int
-				_, _ = fmt.Sscan(seq[2:len(seq)-1], &n)
+				n, _ := strconv.Atoi(seq[2 : len(seq)-1])
 				cur -= n
+			case strings.HasSuffix(seq, "K"):
+				lines[cur] = lines[cur][:col]
 			case strings.HasSuffix(seq, "J"):
-				lines = lines[:cur]
+				lines[cur] = lines[cur][:col]
+				lines = lines[:cur+1]
 			}
 			i += loc[1]
+			continue
+		}
+		if out[i] == '\n' {
+			cur, col = cur+1, 0
+			i++
 			continue
 		}
 		j := strings.IndexAny(out[i:], "\n\x1b\r")
 		if j < 0 {
 			j = len(out) - i
 		}
-		text := out[i : i+j]
 		for len(lines) <= cur {
-			lines = append(lines, "")
+			lines = append(lines, nil)
 		}
-		lines[cur] += text
+		for _, r := range out[i : i+j] {
+			if col < len(lines[cur]) {
+				lines[cur][col] = r
+			} else {
+				lines[cur] = append(lines[cur], r)
+			}
+			col++
+		}
 		i += j
-		if i < len(out) && out[i] == '\n' {
-			cur++
-			i++
-		}
 	}
-	return lines
+	var res []string
+	for _, l := range lines {
+		res = append(res, string(l))
+	}
+	// The cursor's empty line below the last newline is not a line.
+	for len(res) > 0 && res[len(res)-1] == "" {
+		res = res[:len(res)-1]
+	}
+	return res
 }
 
 func TestProgressTTY(t *testing.T) {
@@ -205,6 +227,14 @@ func TestHumanDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{0: "0s", 59 * time.Second: "59s", 61 * time.Second: "1m01s", 2*time.Hour + 10*time.Minute + 5*time.Second: "2h10m"} {
 		if got := humanDuration(d); got != want {
 			t.Errorf("humanDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestHumanRate(t *testing.T) {
+	for v, want := range map[float64]string{0: "0", 2.345: "2.35", 812.4: "812", 5016: "5016", 25310: "25.3k", 1.5e6: "1.5M"} {
+		if got := humanRate(v); got != want {
+			t.Errorf("humanRate(%v) = %q, want %q", v, got, want)
 		}
 	}
 }

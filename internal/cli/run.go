@@ -96,7 +96,7 @@ its newest complete checkpoint on the next run.`,
 	fl.BoolVar(&f.offline, "offline", false, "never contact the Hub; unpinned references must be in ftc.lock")
 	fl.StringVar(&f.remote, "remote", os.Getenv("FTC_REMOTE_CACHE"), "OCI repository used as a remote cache (pull hits before running, push results after; default $FTC_REMOTE_CACHE)")
 	fl.StringVar(&f.prepareOn, "prepare-on", "host", "where a cluster run prepares data, `WHERE`: host (this machine) or cluster (--backend slurm only: a one-node job without GPUs in the recipe's partition)")
-	fl.StringVar(&f.progress, "progress", "auto", "how running stages show step / total, loss, tokens/s and ETA: auto (tty on a terminal, else plain), tty (redrawn in place) or plain (a line per tenth of the steps, at least one every 2 minutes)")
+	fl.StringVar(&f.progress, "progress", "auto", "how running stages show step / total, loss, tokens/s and ETA: auto (tty on a terminal, else plain), tty (redrawn in place) or plain (a line per tenth of the steps, and at least one every 2 minutes while metrics come)")
 	fl.BoolVar(&f.allowEnv, allowEnvFlag, false, "go on when the local interpreter's packages are not the profile's (outputs are keyed by the environment that ran)")
 	return cmd
 }
@@ -186,11 +186,11 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	}
 
 	if f.remote != "" && !f.dryRun {
-		pulled, err := pullRemote(ctx, store, f.remote, p)
+		pulled, moved, err := pullRemote(ctx, store, f.remote, p, stdout)
 		if err != nil {
 			fmt.Fprintf(stderr, "ftc: remote cache %s: %v (continuing without it)\n", f.remote, err)
 		} else if pulled > 0 {
-			fmt.Fprintf(stdout, "remote: pulled %d stage(s) from %s\n", pulled, f.remote)
+			fmt.Fprintf(stdout, "remote: pulled %d stage(s) from %s: %s\n", pulled, f.remote, moved)
 		}
 	}
 
@@ -270,10 +270,10 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 		return errFailed
 	}
 	if f.remote != "" && !f.dryRun && ran > 0 {
-		if n, err := pushRemote(ctx, store, f.remote, p); err != nil {
+		if n, moved, err := pushRemote(ctx, store, f.remote, p, stdout); err != nil {
 			fmt.Fprintf(stderr, "ftc: pushing to remote cache %s: %v\n", f.remote, err)
 		} else {
-			fmt.Fprintf(stdout, "remote: pushed %d stage(s) to %s\n", n, f.remote)
+			fmt.Fprintf(stdout, "remote: pushed %d stage(s) to %s: %s\n", n, f.remote, moved)
 		}
 	}
 	return nil
