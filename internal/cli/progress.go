@@ -22,8 +22,9 @@ import (
 //     bottom, redrawn in place on every metric and every tick;
 //   - otherwise (CI, logs) as plain lines: the first metric of a stage,
 //     then a line each time it passes another tenth of its steps (at most
-//     one every minGap) and at least one every heartbeat, so that a log of
-//     a long run stays short and still shows it is alive.
+//     one every minGap) and at least one every heartbeat (metric or not:
+//     tick), so that a log of a long run stays short and still shows it is
+//     alive.
 //
 // The total comes from the plan (exec.Event.Total on the start event);
 // the rate, and so the ETA, from the steps seen since the first metric
@@ -58,6 +59,7 @@ type liveStage struct {
 	firstAt      time.Time
 	seen         bool
 	lastAt       time.Time // when the latest metric came
+	startedAt    time.Time
 	printedAt    time.Time // plain: when the last line was printed
 	printedTenth int
 }
@@ -101,7 +103,7 @@ func (p *progress) event(e exec.Event) {
 		p.line("%s %-24s would run  %s", n, e.Stage, short(e.Key))
 	case exec.EventStart:
 		s := p.stage(e.Stage)
-		s.total, s.approx = e.Total, e.TotalApprox
+		s.total, s.approx, s.startedAt = e.Total, e.TotalApprox, p.now()
 		p.line("      %-24s running    %s", e.Stage, e.Message)
 	case exec.EventResume:
 		p.stage(e.Stage).step = e.Step
@@ -202,6 +204,10 @@ func (s *liveStage) eta() (time.Duration, bool) {
 // render is the stage's progress line at now.
 func (s *liveStage) render(now time.Time) string {
 	var b strings.Builder
+	if !s.seen {
+		fmt.Fprintf(&b, "      %-24s running %s, no metric yet", s.name, humanDuration(now.Sub(s.startedAt)))
+		return b.String()
+	}
 	fmt.Fprintf(&b, "      %-24s step %d", s.name, s.step)
 	if s.total > 0 {
 		about := ""
@@ -240,11 +246,27 @@ func (p *progress) line(format string, args ...any) {
 }
 
 // tick redraws the live block (tty): the ETA runs down between metrics.
+// In plain mode it prints the heartbeat of a stage that has printed
+// nothing for that long (a model still loading, a step longer than the
+// heartbeat), so a log shows the run is alive.
 func (p *progress) tick() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.tty {
 		p.redraw()
+		return
+	}
+	now := p.now()
+	for _, s := range p.running {
+		last := s.printedAt
+		if last.IsZero() {
+			last = s.startedAt
+		}
+		if last.IsZero() || now.Sub(last) < p.heartbeat {
+			continue
+		}
+		s.printedAt = now
+		fmt.Fprintln(p.w, s.render(now))
 	}
 }
 
@@ -271,14 +293,14 @@ func (p *progress) clear() {
 	}
 }
 
-// draw prints one line per running stage that has reported a metric
-// (the others have their "running" line just above).
+// draw prints one line per running stage: its progress, or how long it
+// has run without a metric (loading a model, preparing data).
 func (p *progress) draw() {
 	now := p.now()
 	var b strings.Builder
 	for _, s := range p.running {
-		if !s.seen {
-			continue
+		if !s.seen && s.startedAt.IsZero() {
+			continue // resuming: its start comes next
 		}
 		l := s.render(now)
 		if p.width > 0 {

@@ -238,3 +238,47 @@ func TestHumanRate(t *testing.T) {
 		}
 	}
 }
+
+// In a log, a stage that prints nothing for the heartbeat (a model still
+// loading, a step longer than the heartbeat) gets a line from the ticker;
+// a stage that printed recently does not.
+func TestProgressPlainHeartbeat(t *testing.T) {
+	p, buf, clock := testProgress(false, 2)
+	p.event(exec.Event{Type: exec.EventStart, Stage: "sft", Message: "x", Total: 10})
+	clock.add(time.Minute)
+	p.event(exec.Event{Type: exec.EventStart, Stage: "rm", Message: "y", Total: 10})
+	p.event(metric("rm", 1, nil))
+	p.tick()
+	clock.add(time.Minute)
+	p.tick()
+	clock.add(time.Second)
+	p.tick() // nothing new: sft printed a second ago, rm 61 s ago
+	clock.add(time.Minute)
+	p.tick()
+	want := `      sft                      running    x
+      rm                       running    y
+      rm                       step 1/10  10%
+      sft                      running 2m00s, no metric yet
+      rm                       step 1/10  10%
+`
+	if got := buf.String(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// On a terminal a stage without a metric yet shows how long it has run.
+func TestProgressTTYNoMetricYet(t *testing.T) {
+	p, buf, clock := testProgress(true, 1)
+	p.event(exec.Event{Type: exec.EventResume, Stage: "sft", Step: 4})
+	p.event(exec.Event{Type: exec.EventStart, Stage: "sft", Message: "x", Total: 10})
+	clock.add(75 * time.Second)
+	p.tick()
+	want := []string{
+		"      sft                      resuming   from step 4",
+		"      sft                      running    x",
+		"      sft                      running 1m15s, no metric yet",
+	}
+	if got := screen(buf.String()); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -96,7 +96,7 @@ its newest complete checkpoint on the next run.`,
 	fl.BoolVar(&f.offline, "offline", false, "never contact the Hub; unpinned references must be in ftc.lock")
 	fl.StringVar(&f.remote, "remote", os.Getenv("FTC_REMOTE_CACHE"), "OCI repository used as a remote cache (pull hits before running, push results after; default $FTC_REMOTE_CACHE)")
 	fl.StringVar(&f.prepareOn, "prepare-on", "host", "where a cluster run prepares data, `WHERE`: host (this machine) or cluster (--backend slurm only: a one-node job without GPUs in the recipe's partition)")
-	fl.StringVar(&f.progress, "progress", "auto", "how running stages show step / total, loss, tokens/s and ETA: auto (tty on a terminal, else plain), tty (redrawn in place) or plain (a line per tenth of the steps, and at least one every 2 minutes while metrics come)")
+	fl.StringVar(&f.progress, "progress", "auto", "how running stages show step / total, loss, tokens/s and ETA: auto (tty on a terminal, else plain), tty (redrawn in place) or plain (a line per tenth of the steps, and at least one every 2 minutes)")
 	fl.BoolVar(&f.allowEnv, allowEnvFlag, false, "go on when the local interpreter's packages are not the profile's (outputs are keyed by the environment that ran)")
 	return cmd
 }
@@ -211,13 +211,18 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	}
 	defer events.Close()
 	stopTicker := func() {}
-	if printer.tty {
-		// The ETA runs down between metrics.
+	if !f.dryRun {
+		// On a terminal the ETA runs down between metrics; in a log a
+		// stage that prints nothing for long has a heartbeat.
 		stopTicks := make(chan struct{})
 		ticked := make(chan struct{})
 		go func() {
 			defer close(ticked)
-			t := time.NewTicker(500 * time.Millisecond)
+			every := time.Second
+			if printer.tty {
+				every = 500 * time.Millisecond
+			}
+			t := time.NewTicker(every)
 			defer t.Stop()
 			for {
 				select {
