@@ -108,7 +108,12 @@ func (p *progress) event(e exec.Event) {
 	case exec.EventResume:
 		p.stage(e.Stage).step = e.Step
 		p.line("      %-24s resuming   from step %d", e.Stage, e.Step)
-	case exec.EventWaiting, exec.EventCorrupt, exec.EventRetry:
+	case exec.EventRetry:
+		// The next attempt starts afresh (or from its checkpoint, which
+		// a resume event gives): no step or rate of the failed one.
+		p.remove(e.Stage)
+		p.line("      %-24s %s", e.Stage, e.Message)
+	case exec.EventWaiting, exec.EventCorrupt:
 		p.line("      %-24s %s", e.Stage, e.Message)
 	case exec.EventMetric:
 		p.metric(e)

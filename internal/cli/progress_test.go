@@ -282,3 +282,32 @@ func TestProgressTTYNoMetricYet(t *testing.T) {
 		t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A retried stage starts over: its progress is the new attempt's, from
+// the checkpoint it resumes, and its rate is not the failed attempt's.
+func TestProgressRetry(t *testing.T) {
+	p, buf, clock := testProgress(false, 1)
+	p.event(exec.Event{Type: exec.EventStart, Stage: "sft", Message: "x", Total: 10})
+	p.event(metric("sft", 1, nil))
+	clock.add(10 * time.Second)
+	p.event(metric("sft", 6, nil))
+	p.event(exec.Event{Type: exec.EventRetry, Stage: "sft", Message: "attempt 2 of 2 after: boom"})
+	p.event(exec.Event{Type: exec.EventResume, Stage: "sft", Step: 4})
+	p.event(exec.Event{Type: exec.EventStart, Stage: "sft", Message: "x", Total: 10})
+	clock.add(time.Minute) // loading again
+	p.event(metric("sft", 5, nil))
+	clock.add(3 * time.Second)
+	p.event(metric("sft", 8, nil))
+	want := `      sft                      running    x
+      sft                      step 1/10  10%
+      sft                      step 6/10  60%  eta 8s
+      sft                      attempt 2 of 2 after: boom
+      sft                      resuming   from step 4
+      sft                      running    x
+      sft                      step 5/10  50%
+      sft                      step 8/10  80%  eta 2s
+`
+	if got := buf.String(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
