@@ -194,12 +194,13 @@ or ftc build is writing to the cache.`,
 			if err != nil {
 				return usageError{err}
 			}
-			c.Progress = func(m string) { fmt.Fprintln(stdout, m) }
+			m := meterCache(c, stdout, "pushing", true)
 			st, err := c.Push(ctx(cmd), keys)
+			m.finish()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "pushed %d entries to %s (%d already there)\n", st.Entries, args[0], st.EntriesSkipped)
+			fmt.Fprintf(stdout, "pushed %d entries to %s (%d already there): %s\n", st.Entries, args[0], st.EntriesSkipped, m.summary())
 			return nil
 		},
 	}
@@ -220,12 +221,13 @@ or ftc build is writing to the cache.`,
 			if err != nil {
 				return usageError{err}
 			}
-			c.Progress = func(m string) { fmt.Fprintln(stdout, m) }
+			m := meterCache(c, stdout, "pulling", true)
 			st, err := c.Pull(ctx(cmd), keys)
+			m.finish()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "pulled %d entries from %s (%d blobs fetched, %d already local; %d not in the registry)\n", st.Entries, args[0], st.BlobsFetched, st.BlobsLocal, st.Missing)
+			fmt.Fprintf(stdout, "pulled %d entries from %s (%d blobs fetched, %d already local; %d not in the registry): %s\n", st.Entries, args[0], st.BlobsFetched, st.BlobsLocal, st.Missing, m.summary())
 			return nil
 		},
 	}
@@ -304,20 +306,26 @@ func planKeys(p *plan.Plan) []string {
 	return keys
 }
 
-func pullRemote(c context.Context, s *cas.Store, ref string, p *plan.Plan) (int, error) {
+// pullRemote and pushRemote move a plan's entries for ftc run --remote;
+// the meter shows their bytes on w and says what moved.
+func pullRemote(c context.Context, s *cas.Store, ref string, p *plan.Plan, w io.Writer) (int, string, error) {
 	rc, err := remote.Open(c, ref, s, remote.Options{})
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
+	m := meterCache(rc, w, "pulling", false)
 	st, err := rc.Pull(c, planKeys(p))
-	return st.Entries, err
+	m.finish()
+	return st.Entries, m.summary(), err
 }
 
-func pushRemote(c context.Context, s *cas.Store, ref string, p *plan.Plan) (int, error) {
+func pushRemote(c context.Context, s *cas.Store, ref string, p *plan.Plan, w io.Writer) (int, string, error) {
 	rc, err := remote.Open(c, ref, s, remote.Options{})
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
+	m := meterCache(rc, w, "pushing", false)
 	st, err := rc.Push(c, planKeys(p))
-	return st.Entries, err
+	m.finish()
+	return st.Entries, m.summary(), err
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -46,6 +45,7 @@ type runFlags struct {
 	remote     string
 	allowEnv   bool
 	prepareOn  string
+	progress   string
 }
 
 func newRun(stdout, stderr io.Writer) *cobra.Command {
@@ -68,6 +68,9 @@ its newest complete checkpoint on the next run.`,
 				restartAll = restartAll || s == "*"
 			}
 			f.gpusSet, f.engineSet, f.pythonSet = cmd.Flags().Changed("gpus"), cmd.Flags().Changed("backend"), cmd.Flags().Changed("python")
+			if _, _, err := progressMode(f.progress, stdout); err != nil {
+				return usageError{err}
+			}
 			if err := f.checkPrepareOn(); err != nil {
 				return usageError{err}
 			}
@@ -93,6 +96,7 @@ its newest complete checkpoint on the next run.`,
 	fl.BoolVar(&f.offline, "offline", false, "never contact the Hub; unpinned references must be in ftc.lock")
 	fl.StringVar(&f.remote, "remote", os.Getenv("FTC_REMOTE_CACHE"), "OCI repository used as a remote cache (pull hits before running, push results after; default $FTC_REMOTE_CACHE)")
 	fl.StringVar(&f.prepareOn, "prepare-on", "host", "where a cluster run prepares data, `WHERE`: host (this machine) or cluster (--backend slurm only: a one-node job without GPUs in the recipe's partition)")
+	fl.StringVar(&f.progress, "progress", "auto", "how running stages show step / total, loss, tokens/s and ETA: auto (tty on a terminal, else plain), tty (redrawn in place) or plain (a line per tenth of the steps, and at least one every 2 minutes)")
 	fl.BoolVar(&f.allowEnv, allowEnvFlag, false, "go on when the local interpreter's packages are not the profile's (outputs are keyed by the environment that ran)")
 	return cmd
 }
@@ -178,11 +182,11 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	}
 
 	if f.remote != "" && !f.dryRun {
-		pulled, err := pullRemote(ctx, store, f.remote, p)
+		pulled, moved, err := pullRemote(ctx, store, f.remote, p, stdout)
 		if err != nil {
 			fmt.Fprintf(stderr, "ftc: remote cache %s: %v (continuing without it)\n", f.remote, err)
 		} else if pulled > 0 {
-			fmt.Fprintf(stdout, "remote: pulled %d stage(s) from %s\n", pulled, f.remote)
+			fmt.Fprintf(stdout, "remote: pulled %d stage(s) from %s: %s\n", pulled, f.remote, moved)
 		}
 	}
 
@@ -196,11 +200,37 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 		eventsFile = filepath.Join(rec, "events.jsonl")
 	}
 	printer := newProgress(stdout, len(p.Stages))
+	printer.tty, printer.width, _ = progressMode(f.progress, stdout)
 	events, err := exec.NewEventLog(eventsFile, printer.event)
 	if err != nil {
 		return err
 	}
 	defer events.Close()
+	stopTicker := func() {}
+	if !f.dryRun {
+		// On a terminal the ETA runs down between metrics; in a log a
+		// stage that prints nothing for long has a heartbeat.
+		stopTicks := make(chan struct{})
+		ticked := make(chan struct{})
+		go func() {
+			defer close(ticked)
+			every := time.Second
+			if printer.tty {
+				every = 500 * time.Millisecond
+			}
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-stopTicks:
+					return
+				case <-t.C:
+					printer.tick()
+				}
+			}
+		}()
+		stopTicker = func() { close(stopTicks); <-ticked; printer.close() }
+	}
 	local.record(events, rec, p)
 
 	opts := exec.Options{
@@ -220,6 +250,7 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	}
 	start := time.Now()
 	sum, runErr := exec.Run(ctx, p, opts)
+	stopTicker()
 	if sum == nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", runErr)
 		return errFailed
@@ -240,10 +271,10 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 		return errFailed
 	}
 	if f.remote != "" && !f.dryRun && ran > 0 {
-		if n, err := pushRemote(ctx, store, f.remote, p); err != nil {
+		if n, moved, err := pushRemote(ctx, store, f.remote, p, stdout); err != nil {
 			fmt.Fprintf(stderr, "ftc: pushing to remote cache %s: %v\n", f.remote, err)
 		} else {
-			fmt.Fprintf(stdout, "remote: pushed %d stage(s) to %s\n", n, f.remote)
+			fmt.Fprintf(stdout, "remote: pushed %d stage(s) to %s: %s\n", n, f.remote, moved)
 		}
 	}
 	return nil
@@ -498,55 +529,6 @@ func newRecord(root, recipe string) (string, error) {
 		return "", err
 	}
 	return dir, nil
-}
-
-// progress prints events as plain lines.
-type progress struct {
-	mu        sync.Mutex
-	w         io.Writer
-	total     int
-	finished  int
-	lastTrace map[string]time.Time
-}
-
-func newProgress(w io.Writer, total int) *progress {
-	return &progress{w: w, total: total, lastTrace: map[string]time.Time{}}
-}
-
-func (p *progress) event(e exec.Event) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch e.Type {
-	case exec.EventCached, exec.EventDone, exec.EventFailed, exec.EventWouldRun, exec.EventCancelled, exec.EventSkipped:
-		p.finished++
-	}
-	n := fmt.Sprintf("[%d/%d]", p.finished, p.total)
-	switch e.Type {
-	case exec.EventCached:
-		fmt.Fprintf(p.w, "%s %-24s cached     %s\n", n, e.Stage, short(e.Key))
-	case exec.EventWouldRun:
-		fmt.Fprintf(p.w, "%s %-24s would run  %s\n", n, e.Stage, short(e.Key))
-	case exec.EventStart:
-		fmt.Fprintf(p.w, "      %-24s running    %s\n", e.Stage, e.Message)
-	case exec.EventResume:
-		fmt.Fprintf(p.w, "      %-24s resuming   from step %d\n", e.Stage, e.Step)
-	case exec.EventWaiting, exec.EventCorrupt, exec.EventRetry:
-		fmt.Fprintf(p.w, "      %-24s %s\n", e.Stage, e.Message)
-	case exec.EventMetric:
-		if time.Since(p.lastTrace[e.Stage]) < 2*time.Second {
-			return
-		}
-		p.lastTrace[e.Stage] = time.Now()
-		fmt.Fprintf(p.w, "      %-24s step %-7d %s\n", e.Stage, e.Step, formatMetrics(e.Metrics))
-	case exec.EventDone:
-		fmt.Fprintf(p.w, "%s %-24s done       %s in %.1fs %s\n", n, e.Stage, short(e.Key), e.Seconds, formatMetrics(e.Metrics))
-	case exec.EventFailed:
-		fmt.Fprintf(p.w, "%s %-24s FAILED     %s\n", n, e.Stage, e.Message)
-	case exec.EventCancelled:
-		fmt.Fprintf(p.w, "%s %-24s stopped    %s\n", n, e.Stage, e.Message)
-	case exec.EventSkipped:
-		fmt.Fprintf(p.w, "%s %-24s skipped    %s\n", n, e.Stage, e.Message)
-	}
 }
 
 func short(k string) string {

@@ -469,15 +469,17 @@ func TestRemoteCache(t *testing.T) {
 	repo := addr + "/team/ftc-cache"
 	e := newEnv(t)
 	expect(t, e.run(nil), 0, 0, 4)
-	if r := e.ftc(nil, "cache", "push", repo, e.recipe); r.code != 0 || !strings.Contains(r.out, "pushed 4 entries") {
+	// Each transfer says how many bytes it moved and at what rate.
+	moved := `: [0-9.]+ (KiB|MiB) in [0-9.]+s, [0-9.]+ (B|KiB|MiB|GiB)/s\n`
+	if r := e.ftc(nil, "cache", "push", repo, e.recipe); r.code != 0 || !regexp.MustCompile(`pushed 4 entries to \S+ \(0 already there\)`+moved).MatchString(r.out) {
 		t.Fatalf("push:\n%s", r.out)
 	}
-	if r := e.ftc(nil, "cache", "push", repo, e.recipe); r.code != 0 || !strings.Contains(r.out, "pushed 0 entries") || !strings.Contains(r.out, "4 already there") {
+	if r := e.ftc(nil, "cache", "push", repo, e.recipe); r.code != 0 || !strings.Contains(r.out, "pushed 0 entries") || !strings.Contains(r.out, "4 already there): 0 B in ") {
 		t.Fatalf("second push:\n%s", r.out)
 	}
 
 	os.RemoveAll(e.cache)
-	if r := e.ftc(nil, "cache", "pull", repo, e.recipe); r.code != 0 || !strings.Contains(r.out, "pulled 4 entries") {
+	if r := e.ftc(nil, "cache", "pull", repo, e.recipe); r.code != 0 || !regexp.MustCompile(`pulled 4 entries from \S+ \(.*not in the registry\)`+moved).MatchString(r.out) {
 		t.Fatalf("pull:\n%s", r.out)
 	}
 	if v := e.ftc(nil, "cache", "verify"); v.code != 0 {

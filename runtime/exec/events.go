@@ -19,6 +19,12 @@ type Event struct {
 	Step    int            `json:"step,omitempty"`
 	Metrics map[string]any `json:"metrics,omitempty"`
 	Seconds float64        `json:"seconds,omitempty"`
+	// Total is the optimizer steps the plan gives the stage (start only;
+	// 0 when the plan does not know them): progress is step / Total, and
+	// the plan is the one place that decides it. TotalApprox marks a
+	// total estimated from the data's size.
+	Total       int  `json:"total,omitempty"`
+	TotalApprox bool `json:"totalApprox,omitempty"`
 	// Stages lists the plan's stages in plan order (run-start only), so
 	// that a listing of the run does not follow the order in which
 	// concurrent stages happened to report.

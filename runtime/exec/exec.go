@@ -427,7 +427,11 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 		// a container runs the image's python.
 		argv = append([]string{r.opts.Python}, argv[1:]...)
 	}
-	r.emit(Event{Type: EventStart, Stage: s.Name, Kind: s.Kind, Key: string(s.Key), Message: strings.Join(argv, " ")})
+	start := Event{Type: EventStart, Stage: s.Name, Kind: s.Kind, Key: string(s.Key), Message: strings.Join(argv, " ")}
+	if s.Steps != nil {
+		start.Total, start.TotalApprox = s.Steps.Total, !s.Steps.TotalExact
+	}
+	r.emit(start)
 	tail := newMetricsTail(filepath.Join(dir, "metrics.jsonl"), func(step int, m map[string]any) {
 		r.emit(Event{Type: EventMetric, Stage: s.Name, Step: step, Metrics: m})
 	})

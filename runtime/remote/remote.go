@@ -34,6 +34,32 @@ type Cache struct {
 	Store *cas.Store
 	// Progress, when set, is told about each entry transferred.
 	Progress func(msg string)
+	// Bytes, when set, is told of the blob bytes as they are sent or
+	// received (n more each call), for a byte count and a rate. Blobs the
+	// other side has already are not sent and not counted. It may be
+	// called from the transport's goroutines.
+	Bytes func(n int64)
+}
+
+// counted passes the bytes read through r on to the Bytes callback.
+func (c *Cache) counted(r io.ReadCloser) io.ReadCloser {
+	if c.Bytes == nil {
+		return r
+	}
+	return &countingReader{ReadCloser: r, add: c.Bytes}
+}
+
+type countingReader struct {
+	io.ReadCloser
+	add func(int64)
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if n > 0 {
+		r.add(int64(n))
+	}
+	return n, err
 }
 
 func (c *Cache) progress(format string, args ...any) {
@@ -84,19 +110,25 @@ func Tag(key string) string { return strings.Replace(key, ":", "-", 1) }
 
 // blobLayer serves a store blob as an uncompressed layer.
 type blobLayer struct {
-	store *cas.Store
-	d     cas.Digest
-	size  int64
-	mt    types.MediaType
+	c    *Cache
+	d    cas.Digest
+	size int64
+	mt   types.MediaType
 }
 
-func (l *blobLayer) Digest() (v1.Hash, error)            { return v1.NewHash(string(l.d)) }
-func (l *blobLayer) DiffID() (v1.Hash, error)            { return v1.NewHash(string(l.d)) }
-func (l *blobLayer) Size() (int64, error)                { return l.size, nil }
-func (l *blobLayer) MediaType() (types.MediaType, error) { return l.mt, nil }
-func (l *blobLayer) Compressed() (io.ReadCloser, error)  { return l.store.OpenBlob(l.d) }
-func (l *blobLayer) Uncompressed() (io.ReadCloser, error) {
-	return l.store.OpenBlob(l.d)
+func (l *blobLayer) Digest() (v1.Hash, error)             { return v1.NewHash(string(l.d)) }
+func (l *blobLayer) DiffID() (v1.Hash, error)             { return v1.NewHash(string(l.d)) }
+func (l *blobLayer) Size() (int64, error)                 { return l.size, nil }
+func (l *blobLayer) MediaType() (types.MediaType, error)  { return l.mt, nil }
+func (l *blobLayer) Compressed() (io.ReadCloser, error)   { return l.open() }
+func (l *blobLayer) Uncompressed() (io.ReadCloser, error) { return l.open() }
+
+func (l *blobLayer) open() (io.ReadCloser, error) {
+	r, err := l.c.Store.OpenBlob(l.d)
+	if err != nil {
+		return nil, err
+	}
+	return l.c.counted(r), nil
 }
 
 // manifest is an OCI image manifest carrying an artifact.
@@ -167,9 +199,9 @@ func (c *Cache) pushOne(ctx context.Context, pusher *remote.Pusher, a *cas.Actio
 			return false, err
 		}
 		raw, _ := c.Store.ReadBlob(td)
-		layers = append(layers, &blobLayer{c.Store, td, int64(len(raw)), types.MediaType(cas.TreeMediaType)})
+		layers = append(layers, &blobLayer{c, td, int64(len(raw)), types.MediaType(cas.TreeMediaType)})
 		for _, e := range t.Entries {
-			layers = append(layers, &blobLayer{c.Store, e.Digest, e.Size, BlobMediaType})
+			layers = append(layers, &blobLayer{c, e.Digest, e.Size, BlobMediaType})
 		}
 	}
 	layers = dedupe(layers)
@@ -196,7 +228,7 @@ func (c *Cache) pushOne(ctx context.Context, pusher *remote.Pusher, a *cas.Actio
 			return false, err
 		}
 	}
-	if err := pusher.Upload(ctx, c.repo, &blobLayer{c.Store, cfgDigest, int64(len(cfg)), ArtifactType}); err != nil {
+	if err := pusher.Upload(ctx, c.repo, &blobLayer{c, cfgDigest, int64(len(cfg)), ArtifactType}); err != nil {
 		return false, err
 	}
 	if err := pusher.Push(ctx, tag, manifest{raw: raw}); err != nil {
@@ -295,7 +327,7 @@ func (c *Cache) fetch(d cas.Digest) error {
 		return err
 	}
 	defer rc.Close()
-	_, _, err = c.Store.Put(rc, d)
+	_, _, err = c.Store.Put(c.counted(rc), d)
 	return err
 }
 

@@ -61,6 +61,8 @@ func testRoundTrip(t *testing.T, addr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var pushed atomic.Int64
+	c.Bytes = func(n int64) { pushed.Add(n) }
 	st, err := c.Push(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -72,12 +74,17 @@ func testRoundTrip(t *testing.T, addr string) {
 	// A second push uploads no blob and no manifest.
 	tr2 := &counting{}
 	c2, _ := remote.Open(ctx, addr+"/ftc/cache", src, remote.Options{Transport: tr2})
+	var pushed2 atomic.Int64
+	c2.Bytes = func(n int64) { pushed2.Add(n) }
 	st, err = c2.Push(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tr2.uploads.Load() != 0 || tr2.puts.Load() != 0 || st.EntriesSkipped != 1 {
 		t.Fatalf("second push uploaded %d blobs and %d manifests (%+v)", tr2.uploads.Load(), tr2.puts.Load(), st)
+	}
+	if pushed2.Load() != 0 {
+		t.Errorf("second push counted %d bytes, want 0", pushed2.Load())
 	}
 
 	// Pull into an empty store: the entry verifies and its tree is whole.
@@ -86,12 +93,23 @@ func testRoundTrip(t *testing.T, addr string) {
 		t.Fatal(err)
 	}
 	c3, _ := remote.Open(ctx, addr+"/ftc/cache", dst, remote.Options{})
+	var pulled atomic.Int64
+	c3.Bytes = func(n int64) { pulled.Add(n) }
 	pst, err := c3.Pull(ctx, []string{key, "sha256:" + strings.Repeat("cd", 32)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if pst.Entries != 1 || pst.Missing != 1 || pst.BlobsFetched == 0 {
 		t.Fatalf("pull: %+v", pst)
+	}
+	// The bytes counted are the blobs moved: the entry's config, its tree
+	// and its two files, the same both ways.
+	u, err := dst.DiskUsage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pushed.Load() != u.Bytes || pulled.Load() != u.Bytes {
+		t.Errorf("counted %d bytes pushed and %d pulled, want the %d bytes of the blobs", pushed.Load(), pulled.Load(), u.Bytes)
 	}
 	a, err := dst.GetAction(key)
 	if err != nil {
@@ -105,9 +123,10 @@ func testRoundTrip(t *testing.T, addr string) {
 		t.Fatalf("pulled file content %q", b)
 	}
 	// Pulling again fetches nothing.
+	pulled.Store(0)
 	pst, err = c3.Pull(ctx, []string{key})
-	if err != nil || pst.BlobsFetched != 0 {
-		t.Fatalf("second pull fetched %d blobs (%v)", pst.BlobsFetched, err)
+	if err != nil || pst.BlobsFetched != 0 || pulled.Load() != 0 {
+		t.Fatalf("second pull fetched %d blobs, %d bytes (%v)", pst.BlobsFetched, pulled.Load(), err)
 	}
 }
 
