@@ -25,6 +25,10 @@ type Options struct {
 	// Digest, when set, hashes local data files so their pins are checked
 	// at vet; the CLI passes a memoizing hasher from runtime/resolve.
 	Digest Digester
+	// GPUs, when set, is the number of GPUs the recipe will run on
+	// (--gpus): a valid recipe is rescaled to it (Recipe.Rescale) and
+	// checked again as rescaled.
+	GPUs int
 }
 
 // DataRooted is implemented by a recipe directory whose data files may
@@ -92,7 +96,30 @@ func Decode(inst *load.Instance, files fs.FS, opts Options) (*Recipe, diag.List,
 		diags = append(diags, CheckDigests(&r, data, opts.Digest)...)
 	}
 	diags = diags.Sort()
-	return &r, diags, diags.Err()
+	if diags.HasErrors() || opts.GPUs == 0 {
+		return &r, diags, diags.Err()
+	}
+	rr, err := r.Rescale(opts.GPUs)
+	if err != nil {
+		return nil, diags, err
+	}
+	if rr != &r {
+		diags = append(diags, recheck(rr, opts.GPUs, files, data)...).Sort()
+	}
+	return rr, diags, diags.Err()
+}
+
+// recheck runs the checks again on a rescaled recipe: those that depend
+// on the topology (memory per GPU, GRPO generations, launcher CPUs...)
+// may fail where the recipe as written passed, which had no errors. Each
+// error says that --gpus brought it.
+func recheck(rr *Recipe, gpus int, files, data fs.FS) diag.List {
+	var out diag.List
+	for _, d := range append(check(rr, files, data), rr.checkCheckpoints()...).Errors() {
+		d.Message = fmt.Sprintf("with --gpus %d: %s", gpus, d.Message)
+		out.Add(d)
+	}
+	return out
 }
 
 // dataRoots is the recipe's data roots and the command line's, cleaned,

@@ -31,6 +31,9 @@ type Recipe struct {
 	// DataRows holds the row count of each local JSON Lines data file
 	// whose sample vet read without an error, by path (steps per epoch).
 	DataRows map[string]Rows `json:"-"`
+	// Rescaled is set on a recipe that Rescale moved to another number of
+	// GPUs (--gpus): what changed, for the plan to carry.
+	Rescaled *Rescaled `json:"-"`
 }
 
 // Rows is a data file's number of rows: counted when vet's sample was the

@@ -28,6 +28,10 @@ type Plan struct {
 	// files were allowed to reach through symlinks (the recipe's dataRoots
 	// and --data-root). Shown for the record; no key depends on them.
 	DataRoots []string `json:"dataRoots,omitempty"`
+	// Rescaled is set when the plan runs the recipe on another number of
+	// GPUs than it names (Options.GPUs, --gpus): the GPUs before and after
+	// and each stage's processes and accumulation, its global batch kept.
+	Rescaled *config.Rescaled `json:"rescaled,omitempty"`
 	// Stages in topological order: every stage after its inputs.
 	Stages []*Stage `json:"stages"`
 }
@@ -141,6 +145,13 @@ type Options struct {
 	// RanIn is the environment the stages will run in when it is not the
 	// profile's: keys are computed from it instead.
 	RanIn *RanEnvironment
+	// GPUs, when set, is the number of GPUs of the recipe's one node the
+	// stages run on (--gpus), where the recipe names another:
+	// config.Recipe.Rescale decides the processes and accumulation that
+	// keep each stage's global batch, or refuses. compiler.VetWith
+	// rescales (and checks the result) already; a recipe it returned is
+	// not rescaled twice.
+	GPUs int
 }
 
 // ImageNotBuilt stands in job files for the image until one is built.
@@ -151,6 +162,13 @@ func Build(r *config.Recipe) (*Plan, error) { return BuildWith(r, Options{}) }
 
 // BuildWith compiles r into its plan with options.
 func BuildWith(r *config.Recipe, opts Options) (*Plan, error) {
+	if opts.GPUs > 0 {
+		rr, err := r.Rescale(opts.GPUs)
+		if err != nil {
+			return nil, err
+		}
+		r = rr
+	}
 	ref := opts.Image
 	if opts.Image == "" {
 		opts.Image = ImageNotBuilt
@@ -197,6 +215,7 @@ func BuildWith(r *config.Recipe, opts Options) (*Plan, error) {
 		Hardware:    Hardware{Nodes: h.Nodes, GPUsPerNode: h.GPUsPerNode, GPU: h.GPU.Name, Strategy: h.Strategy, Target: h.Target},
 		Image:       ref,
 		DataRoots:   r.DataRoots,
+		Rescaled:    r.Rescaled,
 		Stages:      b.stages,
 	}, nil
 }

@@ -59,6 +59,9 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("gpus") {
+				vo.Plan.GPUs = gpus // rescaled as ftc run --gpus would run it, or refused
+			}
 			r, err := vetReported(files[0], overrides, vo, stderr)
 			if err != nil {
 				return err

@@ -43,11 +43,12 @@ Nothing is written into the cache. DIR must be absent or empty unless
 			}
 			return nil
 		},
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			file, dir, stage := args[0], args[len(args)-1], ""
 			if len(args) == 3 {
 				stage = args[1]
 			}
+			f.gpusSet = cmd.Flags().Changed("gpus")
 			return exportRecipe(file, stage, dir, &f, force, stdout, stderr)
 		},
 	}
@@ -55,6 +56,7 @@ Nothing is written into the cache. DIR must be absent or empty unless
 	f.cache.register(cmd)
 	cmd.Flags().BoolVar(&force, "force", false, "write into a non-empty DIR, replacing the files the export writes")
 	cmd.Flags().StringVar(&f.image, "image", "", "the stage image by digest, `REF@sha256:…` (from ftc build), named in the model card")
+	cmd.Flags().IntVar(&f.gpus, "gpus", 0, "the `N` GPUs the stages ran on, as given to ftc run --gpus (the process layout is part of a stage's key)")
 	return cmd
 }
 
@@ -72,6 +74,9 @@ func exportRecipe(file, stage, dir string, f *runFlags, force bool, stdout, stde
 	}
 	hasher := &resolve.Hasher{MemoDir: f.cache.hashes(), Defer: true}
 	vo.Digest = hasher.SHA256
+	if f.gpusSet {
+		vo.Plan.GPUs = f.gpus
+	}
 	r, err := vetReported(file, overrides, vo, stderr)
 	if err != nil {
 		return err
@@ -92,7 +97,7 @@ func exportRecipe(file, stage, dir string, f *runFlags, force bool, stdout, stde
 	}
 	a, err := store.GetAction(string(es.Key))
 	if errors.Is(err, cas.ErrNotFound) {
-		fmt.Fprintf(stderr, "ftc: stage %s (key %s) is not in the cache %s: run `ftc run %s` first\n", es.Name, es.Key.Short(), f.cache.store(), file)
+		fmt.Fprintf(stderr, "ftc: stage %s (key %s) is not in the cache %s: run `ftc run %s` first (a run with --gpus N or --set is exported with the same flags)\n", es.Name, es.Key.Short(), f.cache.store(), file)
 		return errFailed
 	} else if err != nil {
 		return err

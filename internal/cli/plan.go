@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler"
+	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/compiler/launch"
@@ -23,6 +24,7 @@ func newPlan(stdout, stderr io.Writer) *cobra.Command {
 	var flags recipeFlags
 	var asJSON bool
 	var out, img string
+	var gpus int
 	cmd := &cobra.Command{
 		Use:   "plan FILE",
 		Short: "Show the stage graph a recipe compiles to, with content keys and commands",
@@ -36,7 +38,7 @@ need the image's digest (--image, from ftc build): without it a Slurm
 target with a container gets no stage.sbatch and Kubernetes manifests name
 the image ` + plan.ImageNotBuilt + `, each said on stderr (the status stays 0).`,
 		Args: argsError(1),
-		RunE: func(_ *cobra.Command, files []string) error {
+		RunE: func(cmd *cobra.Command, files []string) error {
 			if len(files) > 1 {
 				return usageError{fmt.Errorf("plan: one recipe at a time")}
 			}
@@ -50,6 +52,9 @@ the image ` + plan.ImageNotBuilt + `, each said on stderr (the status stays 0).`
 			}
 			vo.Digest = dataDigests(cacheFlag{}, stderr)
 			vo.Plan = plan.Options{Image: img}
+			if cmd.Flags().Changed("gpus") {
+				vo.Plan.GPUs = gpus
+			}
 			if img != "" && !image.ByDigest(img) {
 				return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", img)}
 			}
@@ -57,6 +62,10 @@ the image ` + plan.ImageNotBuilt + `, each said on stderr (the status stays 0).`
 				return compiler.PlanWith(files[0], overrides, vo)
 			})
 			printDiags(stderr, diags)
+			var re *config.RescaleError
+			if errors.As(err, &re) {
+				return usageError{re}
+			}
 			if err != nil {
 				if len(diags) == 0 {
 					fmt.Fprintf(stderr, "%s: %v\n", files[0], err)
@@ -88,6 +97,7 @@ the image ` + plan.ImageNotBuilt + `, each said on stderr (the status stays 0).`
 	}
 	flags.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	cmd.Flags().IntVar(&gpus, "gpus", 0, "plan for `N` GPUs of the recipe's one node, as ftc run --gpus N would run it: the same global batch, gradient accumulation adjusted, what changed said under hardware")
 	cmd.Flags().StringVar(&img, "image", "", "the stage image by digest, `REF@sha256:…` (from ftc build), named by the plan and its job files")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write each stage's config and launcher files under `DIR/<stage>/` (plan.json at the top)")
 	return cmd
@@ -177,6 +187,11 @@ func printPlan(w io.Writer, p *plan.Plan) {
 	// Commands print as launch.sh writes them: they can be pasted.
 	vars := []string{launch.EnvMasterAddr, launch.EnvNodeRank}
 	fmt.Fprintf(w, "hardware %d node(s) × %d %s, strategy %s, target %s\n", h.Nodes, h.GPUsPerNode, h.GPU, h.Strategy, h.Target)
+	if p.Rescaled != nil {
+		for _, l := range p.Rescaled.Lines() {
+			fmt.Fprintln(w, l)
+		}
+	}
 	if len(p.DataRoots) > 0 {
 		fmt.Fprintf(w, "data roots %s\n", strings.Join(p.DataRoots, " "))
 	}

@@ -14,15 +14,17 @@ import (
 // whatTrains keeps the lines of ftc plan's text that say what will train:
 // the recipe, the hardware, each stage's heading and, for a training
 // stage, its global batch (with what the topology did to it), its steps
-// (per epoch and in all) and its tokens per step. Keys, memory and speed
-// are left out: other goldens pin them, and they move for other reasons.
-var whatTrains = regexp.MustCompile(`^(recipe |hardware |\d+\. \S+ \[|   batch |   steps |.* tokens per step )`)
+// (per epoch and in all) and its tokens per step, and what --gpus changed.
+// Keys, memory and speed are left out: other goldens pin them, and they
+// move for other reasons.
+var whatTrains = regexp.MustCompile(`^(recipe |hardware |--gpus |  \S+: global batch |\d+\. \S+ \[|   batch |   steps |.* tokens per step )`)
 
 // TestPlanShowsWhatTrains runs ftc plan on examples/sft-ddp as written
-// (8 GPUs, globalBatch 64) and moved to 4 GPUs and to 1, and compares
-// what it says will train with testdata/plan/sft-ddp.txt: global batch,
-// steps per epoch and in all, tokens per step, and that gradAccum follows
-// the topology while the global batch stays. FTC_UPDATE_GOLDEN=1
+// (8 GPUs, globalBatch 64) and moved to 4 GPUs and to 1, by editing the
+// recipe (--set) and by --gpus, and compares what it says will train with
+// testdata/plan/sft-ddp.txt: global batch, steps per epoch and in all,
+// tokens per step, that gradAccum follows the topology while the global
+// batch stays, and what --gpus says it changed. FTC_UPDATE_GOLDEN=1
 // rewrites the golden.
 func TestPlanShowsWhatTrains(t *testing.T) {
 	recipe := filepath.Join(repoRoot, "examples", "sft-ddp", "recipe.cue")
@@ -31,6 +33,8 @@ func TestPlanShowsWhatTrains(t *testing.T) {
 		{"plan", recipe},
 		{"plan", "--set", "hardware.gpusPerNode=4", recipe},
 		{"plan", "--set", "hardware.gpusPerNode=1", "--set", "hardware.strategy=single", recipe},
+		{"plan", "--gpus", "4", recipe},
+		{"plan", "--gpus", "1", recipe},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := Run(args, &stdout, &stderr); code != 0 {

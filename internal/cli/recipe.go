@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -99,6 +100,10 @@ func bounded[T any](file string, f func() (T, diag.List, error)) (T, diag.List, 
 func vetReported(file string, overrides []load.Override, opts compiler.Options, stderr io.Writer) (*config.Recipe, error) {
 	r, diags, err := vetRecipe(file, overrides, opts)
 	printDiags(stderr, diags) // warnings too: a run that can never checkpoint should say so before it starts
+	var re *config.RescaleError
+	if errors.As(err, &re) {
+		return nil, usageError{re} // --gpus, not the recipe
+	}
 	if err != nil {
 		if len(diags) == 0 {
 			fmt.Fprintf(stderr, "%s: %v\n", file, err)

@@ -80,7 +80,7 @@ its newest complete checkpoint on the next run.`,
 	f.recipe.register(cmd)
 	f.cache.register(cmd)
 	fl := cmd.Flags()
-	fl.IntVar(&f.gpus, "gpus", 0, "number of GPUs to use (default: the recipe's); must match the recipe's whole topology, nodes × gpusPerNode, on every backend")
+	fl.IntVar(&f.gpus, "gpus", 0, "number of GPUs to use (default: the recipe's); on a one-node recipe with a data-parallel strategy (ddp, fsdp, zero2, zero3) another count runs each stage with the same global batch, its gradient accumulation adjusted (refused, with the nearest counts that work, where it cannot be); a multi-node recipe takes only its whole topology")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print what would run and what is cached, run nothing")
 	fl.StringArrayVar(&f.force, "force", nil, "rerun `STAGE` even if cached (repeatable)")
 	fl.StringSliceVar(&f.restart, "restart", nil, "discard `STAGE`s' checkpoints and start them over (no value: all)")
@@ -120,6 +120,11 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	// gets past its checks (prepareLocal): a refused run writes nothing.
 	hasher := &resolve.Hasher{MemoDir: f.cache.hashes(), Progress: hashProgress(stderr), Defer: true}
 	vo.Digest = hasher.SHA256
+	if f.gpusSet {
+		// The compiler decides what --gpus changes (config.Recipe.Rescale):
+		// the recipe comes back rescaled, and checked as rescaled.
+		vo.Plan.GPUs = f.gpus
+	}
 	r, err := vetReported(file, overrides, vo, stderr)
 	if err != nil {
 		return err
@@ -158,6 +163,12 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	if err := checkWhereItRuns(ctx, be, f); err != nil {
 		fmt.Fprintf(stderr, "ftc: --backend %s: %v\n", f.engine, err)
 		return errFailed
+	}
+	// What --gpus changed is said before anything runs.
+	if p.Rescaled != nil {
+		for _, l := range p.Rescaled.Lines() {
+			fmt.Fprintln(stdout, l)
+		}
 	}
 	cluster := f.cluster()
 	var gpus []int
@@ -331,11 +342,11 @@ func hashProgress(w io.Writer) func(string, int64, int64) {
 // this machine.
 func (f *runFlags) cluster() bool { return f.engine == "kubernetes" || f.engine == "slurm" }
 
-// checkTopology checks --gpus and --backend against the recipe's whole
-// topology (hardware.GPUs: nodes × gpusPerNode), on every backend: a
-// backend that runs on this machine cannot run a multi-node stage, and
-// --gpus, where given, must count every GPU of the topology. Messages name
-// what the user typed. Plans without a training stage need no GPUs.
+// checkTopology checks --backend against the recipe's topology
+// (hardware.GPUs: nodes × gpusPerNode, after --gpus: the compiler has
+// rescaled the recipe to it, or refused) on every backend: a backend that
+// runs on this machine cannot run a multi-node stage. Messages name what
+// the user typed. Plans without a training stage need no GPUs.
 func (f *runFlags) checkTopology(h config.Hardware, training bool) error {
 	if !training {
 		return nil
@@ -363,13 +374,7 @@ func (f *runFlags) checkTopology(h config.Hardware, training bool) error {
 		}
 		return errors.New(msg)
 	}
-	if !f.gpusSet || f.gpus == total {
-		return nil
-	}
-	if h.Nodes == 1 {
-		return fmt.Errorf("--gpus %d conflicts with the recipe's hardware.gpusPerNode %d (strategy %s): change one of them", f.gpus, h.GPUsPerNode, h.Strategy)
-	}
-	return fmt.Errorf("--gpus %d conflicts with the recipe's hardware: %s (strategy %s); --backend %s takes the nodes and GPUs from the recipe: drop --gpus or change hardware.nodes and hardware.gpusPerNode", f.gpus, topo, h.Strategy, f.engine)
+	return nil
 }
 
 // gpuList picks this machine's devices for a recipe that checkTopology

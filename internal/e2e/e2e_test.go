@@ -270,6 +270,13 @@ func TestTopologyChangeRefusedForShardedCheckpoints(t *testing.T) {
 	if r.code == 0 {
 		t.Fatalf("want a crash:\n%s", r.out)
 	}
+	// --gpus 1 rescales the recipe to one GPU: its sharded checkpoints
+	// cannot be resumed there either, and the run says why.
+	r = e.run(nil, append(zero3, "--set", "hardware.gpusPerNode=2", "--gpus", "1")...)
+	if r.code == 0 || !strings.Contains(r.out, "--gpus 1: 2 → 1 GPU(s) (strategy zero3)") ||
+		!strings.Contains(r.out, "zero3 checkpoints are sharded over 2 processes, this run has 1") {
+		t.Fatalf("want --gpus 1 to refuse to resume:\n%s", r.out)
+	}
 	one := append(zero3, "--set", "hardware.gpusPerNode=1", "--gpus", "1")
 	r = e.run(nil, one...)
 	if r.code == 0 || !strings.Contains(r.out, "zero3 checkpoints are sharded over 2 processes, this run has 1") {

@@ -46,12 +46,59 @@ func TestGPUsRunTheLauncherWithThatManyProcesses(t *testing.T) {
 					t.Errorf("%s: %d of 8 ranks ran", stage, ranks)
 				}
 			}
-			// A --gpus that disagrees with the recipe names both.
-			r = e.run(env, "--set", "hardware.gpusPerNode=8", "--set", "hardware.strategy="+strategy, "--gpus", "4")
-			if r.code != 2 || !strings.Contains(r.out, "--gpus 4 conflicts with the recipe's hardware.gpusPerNode 8") {
-				t.Errorf("conflicting --gpus:\n%s", r.out)
+			// A --gpus that cannot keep the global batch (8 = microBatch 1 ×
+			// 8 processes) is refused with the nearest counts that can.
+			r = e.run(env, "--set", "hardware.gpusPerNode=8", "--set", "hardware.strategy="+strategy, "--gpus", "3")
+			if r.code != 2 || !strings.Contains(r.out, "--gpus 3: stage ppo's global batch 8 is not a multiple of microBatch 1 × 3 process(es) = 3") ||
+				!strings.Contains(r.out, "nearest counts that keep every global batch: --gpus 2 or --gpus 4") {
+				t.Errorf("--gpus 3:\n%s", r.out)
 			}
 		})
+	}
+}
+
+// TestGPUsRescaleTheDDPExample runs examples/sft-ddp, written for one node
+// of 8 GPUs (globalBatch 64 = microBatch 4 × accumulation 2 × 8), with
+// --gpus 4: the fake torchrun starts 4 ranks on the first 4 visible GPUs,
+// the trainer is given accumulation 4 and the same global batch, and the
+// run says so before it starts.
+func TestGPUsRescaleTheDDPExample(t *testing.T) {
+	fakes, _ := filepath.Abs("testdata/fakelaunchers")
+	dir := t.TempDir()
+	copyDir(t, "../../examples/sft-ddp", filepath.Join(dir, "recipe"))
+	e := &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")}
+	log := filepath.Join(t.TempDir(), "launch.log")
+	env := []string{"PATH=" + fakes + ":" + os.Getenv("PATH"), "FTC_TEST_LAUNCH_LOG=" + log, "FTC_TEST_TRAINER=" + trainerBin, "FTC_ENTRYPOINT=", "CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7"}
+	python := filepath.Join(fakes, "python")
+
+	r := e.run(append(env, "FTC_TEST_PROBE="+fakeProbe("pinned-2025q1", 4, nil)), "--offline", "--python", python, "--gpus", "4")
+	expect(t, r, 0, 0, 2)
+	t.Logf("ftc run --gpus 4:\n%s", r.out)
+	for _, w := range []string{
+		"--gpus 4: 8 → 4 GPU(s) (strategy ddp); each stage keeps its global batch, gradient accumulation takes up the change\n" +
+			"  sft: global batch 64 = micro 4 × accum 4 × 4 process(es), was accum 2 × 8 process(es)\n",
+	} {
+		if !strings.Contains(r.out, w) || strings.Index(r.out, w) > strings.Index(r.out, "sft.prepare") {
+			t.Errorf("the run does not say first what --gpus changed (%q):\n%s", w, r.out)
+		}
+	}
+	b, _ := os.ReadFile(log)
+	for _, w := range []string{"torchrun --nnodes=1 --nproc-per-node=4 -m ftc.entry sft --config stage.json", "CUDA_VISIBLE_DEVICES=0,1,2,3\n"} {
+		if !strings.Contains(string(b), w) {
+			t.Errorf("launcher log lacks %q:\n%s", w, b)
+		}
+	}
+	var ranks []string
+	for i := 0; i < 8; i++ {
+		if s, ok := readOutput(e, "sft", fmt.Sprintf("ranks/rank-%d", i)); ok && s == "4" {
+			ranks = append(ranks, fmt.Sprint(i))
+		}
+	}
+	if strings.Join(ranks, ",") != "0,1,2,3" {
+		t.Errorf("ranks of a world of 4 that ran: %v, want 0,1,2,3", ranks)
+	}
+	if got := outputFile(t, e, "sft", "batch.txt"); got != "processes 4 microBatch 4 gradAccum 4 globalBatch 64\n" {
+		t.Errorf("on 4 GPUs the trainer was given %q, want accumulation 4 for the same global batch", got)
 	}
 }
 

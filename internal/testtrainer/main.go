@@ -35,7 +35,10 @@ type stageFile struct {
 	Key    string `json:"key"`
 	Config struct {
 		Training struct {
-			Steps int `json:"steps"`
+			Steps       int `json:"steps"`
+			MicroBatch  int `json:"microBatch"`
+			GradAccum   int `json:"gradAccum"`
+			GlobalBatch int `json:"globalBatch"`
 		} `json:"training"`
 		Cadence struct {
 			SaveEvery int `json:"saveEvery"`
@@ -202,6 +205,13 @@ func writeOutput(sf stageFile, inputs []string) error {
 		}
 	}
 	if err := os.WriteFile(filepath.Join(sf.Output, "devices.txt"), []byte(devs), 0o644); err != nil {
+		return err
+	}
+	// The batch arithmetic the stage was given, against the processes it
+	// ran in: tests of --gpus read it.
+	t := sf.Config.Training
+	batch := fmt.Sprintf("processes %d microBatch %d gradAccum %d globalBatch %d\n", sf.World.Processes, t.MicroBatch, t.GradAccum, t.GlobalBatch)
+	if err := os.WriteFile(filepath.Join(sf.Output, "batch.txt"), []byte(batch), 0o644); err != nil {
 		return err
 	}
 	mb, _ := strconv.Atoi(os.Getenv("FTC_TEST_OUTPUT_MB"))
