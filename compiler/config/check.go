@@ -86,6 +86,11 @@ func (c *checker) fixPasses(stage, target string, apply func(r *Recipe, st *Stag
 
 func (c *checker) run() diag.List {
 	c.hardware()
+	for _, s := range c.r.modelSites() {
+		if !s.derived {
+			c.familySupport(s.path, s.m)
+		}
+	}
 	for _, name := range c.r.SortedDatasetNames() {
 		c.dataset("datasets."+name, c.r.Datasets[name])
 	}
@@ -205,7 +210,7 @@ func (c *checker) dataset(path string, d Dataset) {
 		}
 	case d.Hub != nil:
 		if !isCommit(d.Hub.Revision) {
-			c.warnf(path+".hub.revision", "revision %q is not a commit; `ftc run` pins it in ftc.lock", d.Hub.Revision)
+			c.warnf(path+".hub.revision", "revision %q is not a commit; `ftc lock` or `ftc run` pins it in ftc.lock", d.Hub.Revision)
 		}
 	}
 	if d.Format != "preference" && d.Prompt == "explicit" {
@@ -394,7 +399,7 @@ func (c *checker) modelRef(base string, m *Model) {
 			c.errorf(base, "model comes from stage %q, which this recipe does not have", m.From.Stage)
 		}
 	} else if !isCommit(m.Revision) {
-		c.warnf(base, "model %s at revision %q is not pinned to a commit; `ftc run` pins it in ftc.lock", m.Repo, m.Revision)
+		c.warnf(base, "model %s at revision %q is not pinned to a commit; `ftc lock` or `ftc run` pins it in ftc.lock", m.Repo, m.Revision)
 	}
 }
 

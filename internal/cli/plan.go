@@ -50,6 +50,9 @@ the image ` + plan.ImageNotBuilt + `, each said on stderr (the status stays 0).`
 			}
 			vo.Digest = dataDigests(cacheFlag{}, stderr)
 			vo.Plan = plan.Options{Image: img}
+			if err := lockArchs(files[0], &vo); err != nil {
+				return err
+			}
 			if img != "" && !image.ByDigest(img) {
 				return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", img)}
 			}
@@ -257,7 +260,7 @@ func describeInput(in plan.Input) string {
 	}
 	out := fmt.Sprintf("%s %s@%s", s.Kind, s.Ref, pin)
 	if !s.Pinned {
-		out += " (unpinned: locked by ftc run)"
+		out += " (unpinned: ftc lock or ftc run pins it in ftc.lock)"
 	}
 	return out
 }

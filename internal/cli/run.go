@@ -121,6 +121,9 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 		fmt.Fprintf(stderr, "ftc: %v\n", err)
 		return errFailed
 	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(stderr, "ftc: warning: %s\n", w)
+	}
 
 	if err := checkStageNames(p, f); err != nil {
 		return usageError{err}
@@ -256,18 +259,11 @@ func resolveAndPlan(ctx context.Context, r *config.Recipe, f *runFlags, hasher *
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	var hub *resolve.Hub
-	if !f.offline && os.Getenv("HF_HUB_OFFLINE") != "1" {
-		endpoint := os.Getenv("HF_ENDPOINT")
-		if endpoint == "" {
-			endpoint = "https://huggingface.co"
-		}
-		hub = &resolve.Hub{Endpoint: endpoint, Token: os.Getenv("HF_TOKEN")}
-	}
-	res, err = resolve.Resolve(ctx, r, resolve.Options{Lock: lock, Hub: hub, Hasher: hasher})
+	res, err = resolve.Resolve(ctx, r, resolve.Options{Lock: lock, Hub: hubFromEnv(f.offline), Hasher: hasher})
 	if err != nil {
 		return nil, nil, nil, err
 	}
+
 	writeLock = func() error { return nil }
 	if res.LockChanged {
 		updated := resolve.UpdatedLock(lock, res)
@@ -561,4 +557,18 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// hubFromEnv is the Hub as the environment names it (HF_ENDPOINT, a
+// mirror or a stand-in; HF_TOKEN for gated models), or nil when offline
+// (--offline, HF_HUB_OFFLINE=1).
+func hubFromEnv(offline bool) *resolve.Hub {
+	if offline || os.Getenv("HF_HUB_OFFLINE") == "1" {
+		return nil
+	}
+	endpoint := os.Getenv("HF_ENDPOINT")
+	if endpoint == "" {
+		endpoint = "https://huggingface.co"
+	}
+	return &resolve.Hub{Endpoint: endpoint, Token: os.Getenv("HF_TOKEN")}
 }

@@ -1,0 +1,83 @@
+package arch
+
+import (
+	"sort"
+	"strings"
+)
+
+// Family is what ftc knows about one transformers model type.
+type Family struct {
+	// ModelType is config.json's model_type.
+	ModelType string
+	// DecoderLayer is the transformers class of one block, which FSDP
+	// wraps.
+	DecoderLayer string
+	// LinearModules are the names of the linear layers LoRA can target:
+	// attention, MLP, and for mixtures of experts the experts' and the
+	// router's ("gate").
+	LinearModules []string
+	// Tokenizer names the tokenizer lineage: models that share it (and the
+	// vocabulary size) share token ids.
+	Tokenizer string
+	// MinTransformers is the first transformers release that has the
+	// model type (and reads its published configs: Llama 3.1's "llama3"
+	// RoPE scaling came in 4.43).
+	MinTransformers string
+	// Packing says how packed rows get per-document attention: every
+	// family here restarts position_ids at each document, which
+	// flash_attention_2 (and transformers 5's sdpa masks) turn into
+	// per-document attention.
+	Packing string
+	// QKVBias: the q, k and v projections have biases (Qwen2).
+	QKVBias bool
+	// QKNorm: RMSNorm on queries and keys, one head_dim vector each.
+	QKNorm bool
+	// NormsPerLayer is the RMSNorms of one block (2 unless the family
+	// normalises before and after both attention and MLP, as Gemma 2/3).
+	NormsPerLayer int
+}
+
+var (
+	attnMLP    = []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+	positionID = "position_ids restart per document (flash_attention_2; sdpa from transformers 5)"
+)
+
+// Families is the table, by model type.
+var Families = []Family{
+	{ModelType: "gemma2", DecoderLayer: "Gemma2DecoderLayer", LinearModules: attnMLP, Tokenizer: "gemma",
+		MinTransformers: "4.42.0", Packing: positionID, NormsPerLayer: 4},
+	{ModelType: "gemma3_text", DecoderLayer: "Gemma3DecoderLayer", LinearModules: attnMLP, Tokenizer: "gemma3",
+		MinTransformers: "4.50.0", Packing: positionID, QKNorm: true, NormsPerLayer: 4},
+	{ModelType: "llama", DecoderLayer: "LlamaDecoderLayer", LinearModules: attnMLP, Tokenizer: "llama",
+		MinTransformers: "4.43.0", Packing: positionID},
+	{ModelType: "mistral", DecoderLayer: "MistralDecoderLayer", LinearModules: attnMLP, Tokenizer: "mistral",
+		MinTransformers: "4.34.0", Packing: positionID},
+	{ModelType: "phi3", DecoderLayer: "Phi3DecoderLayer", LinearModules: []string{"qkv_proj", "o_proj", "gate_up_proj", "down_proj"},
+		Tokenizer: "phi3", MinTransformers: "4.40.0", Packing: positionID},
+	{ModelType: "qwen2", DecoderLayer: "Qwen2DecoderLayer", LinearModules: attnMLP, Tokenizer: "qwen2",
+		MinTransformers: "4.37.0", Packing: positionID, QKVBias: true},
+	{ModelType: "qwen3", DecoderLayer: "Qwen3DecoderLayer", LinearModules: attnMLP, Tokenizer: "qwen2",
+		MinTransformers: "4.51.0", Packing: positionID, QKNorm: true},
+	{ModelType: "qwen3_moe", DecoderLayer: "Qwen3MoeDecoderLayer", LinearModules: append(append([]string{}, attnMLP...), "gate"),
+		Tokenizer: "qwen2", MinTransformers: "4.51.0", Packing: positionID, QKNorm: true},
+}
+
+// Lookup finds a model type in the table.
+func Lookup(modelType string) (Family, bool) {
+	for _, f := range Families {
+		if f.ModelType == modelType {
+			return f, true
+		}
+	}
+	return Family{}, false
+}
+
+// Known lists the model types of the table, sorted.
+func Known() string {
+	var n []string
+	for _, f := range Families {
+		n = append(n, f.ModelType)
+	}
+	sort.Strings(n)
+	return strings.Join(n, ", ")
+}
