@@ -35,6 +35,23 @@ type Family struct {
 	// NormsPerLayer is the RMSNorms of one block (2 unless the family
 	// normalises before and after both attention and MLP, as Gemma 2/3).
 	NormsPerLayer int
+	// GlobalEvery, when a sliding window is set, makes every GlobalEvery-th
+	// layer attend globally and the others within the window (Gemma 2
+	// alternates, Gemma 3 has one global layer in six); 0: every layer
+	// uses the window.
+	GlobalEvery int
+}
+
+// SlidingLayers is how many of a model's layers attend within its
+// sliding window (none without one).
+func (f Family) SlidingLayers(layers, window int) int {
+	switch {
+	case window <= 0:
+		return 0
+	case f.GlobalEvery > 0:
+		return layers - layers/f.GlobalEvery
+	}
+	return layers
 }
 
 var (
@@ -45,9 +62,9 @@ var (
 // Families is the table, by model type.
 var Families = []Family{
 	{ModelType: "gemma2", DecoderLayer: "Gemma2DecoderLayer", LinearModules: attnMLP, Tokenizer: "gemma",
-		MinTransformers: "4.42.0", Packing: positionID, NormsPerLayer: 4},
+		MinTransformers: "4.42.0", Packing: positionID, NormsPerLayer: 4, GlobalEvery: 2},
 	{ModelType: "gemma3_text", DecoderLayer: "Gemma3DecoderLayer", LinearModules: attnMLP, Tokenizer: "gemma3",
-		MinTransformers: "4.50.0", Packing: positionID, QKNorm: true, NormsPerLayer: 4},
+		MinTransformers: "4.50.0", Packing: positionID, QKNorm: true, NormsPerLayer: 4, GlobalEvery: 6},
 	{ModelType: "llama", DecoderLayer: "LlamaDecoderLayer", LinearModules: attnMLP, Tokenizer: "llama",
 		MinTransformers: "4.43.0", Packing: positionID},
 	{ModelType: "mistral", DecoderLayer: "MistralDecoderLayer", LinearModules: attnMLP, Tokenizer: "mistral",

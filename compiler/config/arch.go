@@ -124,6 +124,7 @@ func (r *Recipe) fillArch(s modelSite, diags *diag.List) {
 	if a.Experts > 0 && (a.ExpertsPerToken == 0 || a.ExpertWidth == 0) && !s.derived {
 		diags.Errorf(r.Pos.At(s.path+".arch.experts"), s.path+".arch.experts", "a mixture of experts needs expertsPerToken and expertWidth too")
 	}
+	a.HeadDim = f.HeadDim
 	if a.Params == 0 {
 		a.Params = f.Params()
 	}
@@ -218,4 +219,13 @@ func (c *checker) familySupport(base string, m *Model) {
 	if len(with) > 0 {
 		d.WithHint("use a profile with transformers %s or later: %s", fam.MinTransformers, strings.Join(with, ", "))
 	}
+}
+
+// FLOPsParams is the parameter count that costs compute per token: all
+// of them, but only the active experts of a mixture of experts.
+func (a *Architecture) FLOPsParams() int64 {
+	if a.ActiveParams > 0 {
+		return a.ActiveParams
+	}
+	return a.Params
 }

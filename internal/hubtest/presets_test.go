@@ -124,6 +124,19 @@ stages: {
 				t.Errorf("%s: %d active parameters, %.1f%% off the published %.3gB", p.preset, m.Arch.ActiveParams, 100*off, p.active/1e9)
 			}
 		}
+		// The estimator sees the shapes: head width, experts, windows.
+		st := r.Stages[fmt.Sprintf("p%d", i)]
+		mm := r.MemoryInput(st, false).Train.Model
+		if mm.HeadDim != f.HeadDim || mm.Experts != f.Experts || mm.ExpertsPerToken != f.ExpertsPerToken || mm.ExpertWidth != f.ExpertWidth || mm.SlidingWindow != f.SlidingWindow {
+			t.Errorf("%s: the estimator's model %+v, config.json %+v", p.preset, mm, f)
+		}
+		fam, _ := arch.Lookup(f.ModelType)
+		if want := fam.SlidingLayers(f.Layers, f.SlidingWindow); mm.SlidingLayers != want {
+			t.Errorf("%s: %d sliding layers, want %d", p.preset, mm.SlidingLayers, want)
+		}
+		if f.Experts > 0 && (m.Arch.FLOPsParams() != f.ActiveParams() || m.Arch.FLOPsParams() >= m.Arch.Params) {
+			t.Errorf("%s: FLOPs counted on %d parameters, active %d", p.preset, m.Arch.FLOPsParams(), f.ActiveParams())
+		}
 		if m.Arch.LinearModules == nil || m.Arch.DecoderLayer == "" || m.Arch.Tokenizer == "" {
 			t.Errorf("%s: the family table did not fill %+v", p.preset, m.Arch)
 		}
