@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -110,5 +111,45 @@ func TestLockReadsArchitectureFromHub(t *testing.T) {
 	}
 	if got := len(hub.Calls()); got != calls {
 		t.Errorf("second lock called the Hub: %v", hub.Calls()[calls:])
+	}
+}
+
+// TestRunReadsArchitectureFromHub: ftc run, where the Hub is reachable,
+// needs no ftc lock first for a model given by its repository alone: it
+// pins it and reads its config.json, and writes both to ftc.lock with
+// its own pins once past its checks (a dry run here). Offline, with no
+// lock, vet's refusal names ftc lock.
+func TestRunReadsArchitectureFromHub(t *testing.T) {
+	hub := hubtest.New()
+	defer hub.Close()
+	dir := t.TempDir()
+	copyTree(t, "../../examples/sft-trl-single", dir)
+	recipe := filepath.Join(dir, "recipe.cue")
+	os.Remove(filepath.Join(dir, "ftc.lock"))
+	if err := os.WriteFile(recipe, []byte(oneLineModel), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, int) {
+		var stdout, stderr bytes.Buffer
+		code := cli.Run(append(append([]string{"run", "--dry-run", "--cache", filepath.Join(dir, "cache")}, args...), recipe), &stdout, &stderr)
+		return stdout.String() + stderr.String(), code
+	}
+	t.Setenv("HF_ENDPOINT", hub.URL)
+	t.Setenv("HF_HUB_OFFLINE", "")
+	if out, code := run("--offline"); code != 1 || !strings.Contains(out, "run `ftc lock recipe.cue`") {
+		t.Fatalf("offline run without a lock: exit %d\n%s", code, out)
+	}
+	if out, code := run(); code != 0 || !strings.Contains(out, "[2/2] sft ") {
+		t.Fatalf("run: exit %d\n%s", code, out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "ftc.lock"))
+	commit := hubtest.Commit("meta-llama/Llama-3.1-8B-Instruct")
+	if err != nil || !strings.Contains(string(b), "\nmodel meta-llama/Llama-3.1-8B-Instruct@main "+commit+"\n") ||
+		!strings.Contains(string(b), "\narch meta-llama/Llama-3.1-8B-Instruct@"+commit+" sha256:") {
+		t.Fatalf("ftc.lock (%v):\n%s", err, b)
+	}
+	// Now offline works: the lock has it all.
+	if out, code := run("--offline"); code != 0 {
+		t.Fatalf("offline run with the lock: exit %d\n%s", code, out)
 	}
 }

@@ -213,10 +213,10 @@ func (l *Lock) Bytes() []byte {
 	sort.Strings(lines)
 	var b bytes.Buffer
 	b.WriteString("# ftc.lock: this recipe's pins (Hub references to commits; base image digest and Python hashes for images).\n")
+	b.WriteString("# Written by `ftc run` and `ftc lock`; commit it so others run and build the same.\n")
 	if len(l.Archs) > 0 {
 		b.WriteString("# arch lines: the facts of a model's config.json at a commit, which vet and plan read.\n")
 	}
-	b.WriteString("# Written by `ftc run` and `ftc lock`; commit it so others run and build the same.\n")
 	for _, l := range lines {
 		b.WriteString(l + "\n")
 	}

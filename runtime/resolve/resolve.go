@@ -23,8 +23,8 @@ type Options struct {
 	// Hasher checks local files.
 	Hasher *Hasher
 	// AllConfigs reads the config.json of every Hub model whose facts the
-	// lock lacks (ftc lock); otherwise only the models pinned now are
-	// read (ftc run).
+	// lock lacks (ftc lock); otherwise only those of the models pinned
+	// now and of those without an architecture (ftc run).
 	AllConfigs bool
 }
 
@@ -141,15 +141,18 @@ func pinHub(ctx context.Context, r *config.Recipe, opts Options, res *Result) []
 		}
 	}
 	for _, ref := range refs {
+		// Read: every model's config.json for ftc lock; for ftc run,
+		// those it pins now and those it needs the architecture of.
+		need := ref.Kind == "model" && (opts.AllConfigs || missing[config.HubRef{Kind: ref.Kind, Repo: ref.Repo, Revision: ref.Revision}])
 		if isCommit(ref.Revision) {
-			if ref.Kind == "model" && opts.AllConfigs {
+			if need {
 				want(ref, ModelAt{Repo: ref.Repo, Commit: ref.Revision})
 			}
 			continue
 		}
 		if c, ok := lock.Pins[ref]; ok {
 			res.Pins[ref] = c
-			if ref.Kind == "model" && opts.AllConfigs {
+			if need {
 				want(ref, ModelAt{Repo: ref.Repo, Commit: c})
 			}
 			continue
