@@ -398,7 +398,8 @@ func (c *checker) modelRef(base string, m *Model) {
 		if _, ok := c.r.Stages[m.From.Stage]; !ok {
 			c.errorf(base, "model comes from stage %q, which this recipe does not have", m.From.Stage)
 		}
-	} else if !isCommit(m.Revision) {
+	} else if !isCommit(m.Revision) && m.Arch.FromConfig == "" {
+		// (An architecture from ftc.lock comes with the lock's pin.)
 		c.warnf(base, "model %s at revision %q is not pinned to a commit; `ftc lock` or `ftc run` pins it in ftc.lock", m.Repo, m.Revision)
 	}
 }

@@ -87,7 +87,8 @@ func TestLockReadsArchitectureFromHub(t *testing.T) {
 
 	// Offline from here on: vet and plan read the lock only.
 	t.Setenv("HF_HUB_OFFLINE", "1")
-	if stdout, stderr, code := plain("vet"); code != 0 {
+	// Clean: the lock pins the model too, so no "not pinned" warning.
+	if stdout, stderr, code := plain("vet"); code != 0 || stderr != "" {
 		t.Fatalf("vet after lock: exit %d\n%s%s", code, stdout, stderr)
 	}
 	stdout, stderr, code := plain("plan")
