@@ -89,3 +89,18 @@ func TestFamiliesWellFormed(t *testing.T) {
 		t.Error("lookup")
 	}
 }
+
+// Qwen3-MoE's experts and router are nn.Linear modules in transformers
+// 4.x and fused parameters from 5.0: LoRA targets differ by version.
+func TestLinearModulesAt(t *testing.T) {
+	f, _ := Lookup("qwen3_moe")
+	if got := strings.Join(f.LinearModulesAt("4.51.3"), ","); got != "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj,gate" {
+		t.Errorf("4.51.3: %s", got)
+	}
+	if got := strings.Join(f.LinearModulesAt("5.17.0"), ","); got != "q_proj,k_proj,v_proj,o_proj" {
+		t.Errorf("5.17.0: %s", got)
+	}
+	if d, _ := Lookup("llama"); len(d.LinearModulesAt("5.17.0")) != 7 {
+		t.Error("a dense family lost modules")
+	}
+}

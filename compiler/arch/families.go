@@ -1,8 +1,11 @@
 package arch
 
 import (
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/ftc-dev/ftc/compiler/libknobs"
 )
 
 // Family is what ftc knows about one transformers model type.
@@ -35,6 +38,14 @@ type Family struct {
 	// NormsPerLayer is the RMSNorms of one block (2 unless the family
 	// normalises before and after both attention and MLP, as Gemma 2/3).
 	NormsPerLayer int
+	// ExpertModules are the names in LinearModules that are nn.Linear
+	// modules only before FusedExpertsSince: from that transformers
+	// release the experts of a mixture are fused 3-D parameters and the
+	// router is no nn.Linear either (transformers 5.17's
+	// Qwen3MoeExperts and Qwen3MoeTopKRouter), so LoRA's target modules
+	// are the attention projections.
+	ExpertModules     []string
+	FusedExpertsSince string
 	// GlobalEvery, when a sliding window is set, makes every GlobalEvery-th
 	// layer attend globally and the others within the window (Gemma 2
 	// alternates, Gemma 3 has one global layer in six); 0: every layer
@@ -76,7 +87,23 @@ var Families = []Family{
 	{ModelType: "qwen3", DecoderLayer: "Qwen3DecoderLayer", LinearModules: attnMLP, Tokenizer: "qwen2",
 		MinTransformers: "4.51.0", Packing: positionID, QKNorm: true},
 	{ModelType: "qwen3_moe", DecoderLayer: "Qwen3MoeDecoderLayer", LinearModules: append(append([]string{}, attnMLP...), "gate"),
-		Tokenizer: "qwen2", MinTransformers: "4.51.0", Packing: positionID, QKNorm: true},
+		Tokenizer: "qwen2", MinTransformers: "4.51.0", Packing: positionID, QKNorm: true,
+		ExpertModules: []string{"gate_proj", "up_proj", "down_proj", "gate"}, FusedExpertsSince: "5.0.0"},
+}
+
+// LinearModulesAt are the linear module names LoRA can target on the
+// given transformers release ("" for any).
+func (f Family) LinearModulesAt(transformers string) []string {
+	if f.FusedExpertsSince == "" || transformers == "" || libknobs.Compare(transformers, f.FusedExpertsSince) < 0 {
+		return f.LinearModules
+	}
+	var out []string
+	for _, m := range f.LinearModules {
+		if !slices.Contains(f.ExpertModules, m) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Lookup finds a model type in the table.

@@ -100,7 +100,7 @@ func (r *Recipe) resolveArchs(file string, facts ModelFacts, diags *diag.List) b
 			Heads: f.Heads, KVHeads: f.KVHeads, HeadDim: f.HeadDim, Vocab: f.Vocab, TiedEmbeddings: f.TiedEmbeddings,
 			Params: f.Params(), ActiveParams: f.ActiveParams(), MaxPositions: f.MaxPositions, SlidingWindow: f.SlidingWindow,
 			Experts: f.Experts, ExpertsPerToken: f.ExpertsPerToken, ExpertWidth: f.ExpertWidth,
-			LinearModules: fam.LinearModules, DecoderLayer: fam.DecoderLayer, FromConfig: fact.At,
+			LinearModules: fam.LinearModulesAt(r.Environment.Packages["transformers"]), DecoderLayer: fam.DecoderLayer, FromConfig: fact.At,
 		}
 	}
 	return ok
@@ -147,7 +147,7 @@ func (r *Recipe) fillArch(s modelSite, diags *diag.List) {
 		a.Tokenizer = fam.Tokenizer
 	}
 	if len(a.LinearModules) == 0 {
-		a.LinearModules = fam.LinearModules
+		a.LinearModules = fam.LinearModulesAt(r.Environment.Packages["transformers"])
 	}
 	if a.DecoderLayer == "" {
 		a.DecoderLayer = fam.DecoderLayer

@@ -16,6 +16,7 @@ import (
 
 	"cuelang.org/go/cue/token"
 
+	"github.com/ftc-dev/ftc/compiler/arch"
 	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/pyast"
 	"github.com/ftc-dev/ftc/compiler/recipefs"
@@ -422,8 +423,13 @@ func (c *checker) adapter(base string, st Stage) {
 			}
 		}
 		if len(bad) > 0 {
-			c.errorf(base+".adapter.targets", "LoRA target %s not found in %s models", strings.Join(bad, ", "), bm.Arch.Family).
-				WithHint("%s linear modules: %s (or \"all-linear\")", bm.Arch.Family, strings.Join(bm.Arch.LinearModules, ", "))
+			d := c.errorf(base+".adapter.targets", "LoRA target %s not found in %s models", strings.Join(bad, ", "), bm.Arch.Family)
+			v := c.r.Environment.Packages["transformers"]
+			if fam, ok := arch.Lookup(bm.Arch.Family); ok && len(fam.LinearModulesAt(v)) < len(fam.LinearModules) {
+				d.WithHint("%s linear modules: %s (or \"all-linear\"): from transformers %s (the profile has %s) the experts and the router are fused parameters, not modules", bm.Arch.Family, strings.Join(bm.Arch.LinearModules, ", "), fam.FusedExpertsSince, v)
+			} else {
+				d.WithHint("%s linear modules: %s (or \"all-linear\")", bm.Arch.Family, strings.Join(bm.Arch.LinearModules, ", "))
+			}
 		}
 	}
 	h := c.r.Hardware

@@ -32,6 +32,10 @@ func (r *Recipe) MemoryInput(st Stage, checkpointing bool) memory.Input {
 	}
 	if !st.Adapter.Targets.AllLinear {
 		train.Targets = st.Adapter.Targets.Modules
+	} else if bm.Arch.Experts > 0 {
+		// "all-linear" is what the library version has as nn.Linear:
+		// every expert and the router, or (fused experts) attention only.
+		train.Targets = bm.Arch.LinearModules
 	}
 	in := memory.Input{
 		Topology: memory.Topology{Strategy: h.Strategy, Processes: r.TrainingProcesses(st),

@@ -7,8 +7,10 @@
 // files were written from the published configs: the fields ftc reads
 // (model_type, layer count, widths, heads, key/value heads, head_dim,
 // vocabulary, tied embeddings, positions, sliding window, experts) are
-// the models' own; a few long fields ftc does not read are shortened
-// (Phi-3.5's longrope factors).
+// the models' own; Phi-3.5's 48 longrope factors, which ftc does not
+// read, are placeholders (1.0) of the right length. transformers 4.48.2
+// and 5.17.0 build every one of these configs (those families they
+// have) with exactly the parameter count compiler/arch computes.
 package hubtest
 
 import (

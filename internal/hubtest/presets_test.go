@@ -134,6 +134,11 @@ stages: {
 		if want := fam.SlidingLayers(f.Layers, f.SlidingWindow); mm.SlidingLayers != want {
 			t.Errorf("%s: %d sliding layers, want %d", p.preset, mm.SlidingLayers, want)
 		}
+		// On transformers 5 (Current2026) a mixture's experts are fused
+		// parameters: "all-linear" LoRA is on the attention only.
+		if f.Experts > 0 && strings.Join(r.MemoryInput(st, false).Train.Targets, ",") != "q_proj,k_proj,v_proj,o_proj" {
+			t.Errorf("%s: LoRA estimated on %v", p.preset, r.MemoryInput(st, false).Train.Targets)
+		}
 		if f.Experts > 0 && (m.Arch.FLOPsParams() != f.ActiveParams() || m.Arch.FLOPsParams() >= m.Arch.Params) {
 			t.Errorf("%s: FLOPs counted on %d parameters, active %d", p.preset, m.Arch.FLOPsParams(), f.ActiveParams())
 		}
