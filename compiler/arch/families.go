@@ -1,6 +1,7 @@
 package arch
 
 import (
+	"encoding/json"
 	"slices"
 	"sort"
 	"strings"
@@ -124,4 +125,50 @@ func Known() string {
 	}
 	sort.Strings(n)
 	return strings.Join(n, ", ")
+}
+
+// JSON is the table for the library tests
+// (stdlib/python/libtests/families.json, written by internal/hubtest's
+// golden test): for each family and each stock profile, what ftc claims
+// that profile's transformers has (the decoder layer class, the linear
+// module names) or that it lacks the model type; and the facts and
+// parameter counts of the given config.json files (repo → facts), which
+// the tests build on the meta device and count.
+func JSON(configs map[string]Facts) []byte {
+	type family struct {
+		ModelType       string              `json:"model_type"`
+		DecoderLayer    string              `json:"decoder_layer"`
+		MinTransformers string              `json:"min_transformers"`
+		LinearModules   map[string][]string `json:"linear_modules"` // by transformers version
+	}
+	type config struct {
+		Repo      string `json:"repo"`
+		ModelType string `json:"model_type"`
+		Params    int64  `json:"params"`
+	}
+	doc := struct {
+		Comment  string   `json:"comment"`
+		Families []family `json:"families"`
+		Configs  []config `json:"configs"`
+	}{Comment: "Written by compiler/arch.JSON (FTC_UPDATE_GOLDEN=1 go test ./internal/hubtest); do not edit."}
+	for _, f := range Families {
+		fam := family{ModelType: f.ModelType, DecoderLayer: f.DecoderLayer, MinTransformers: f.MinTransformers, LinearModules: map[string][]string{}}
+		for _, p := range libknobs.Stock {
+			v := p.Versions["transformers"]
+			if libknobs.Compare(v, f.MinTransformers) >= 0 {
+				fam.LinearModules[v] = f.LinearModulesAt(v)
+			}
+		}
+		doc.Families = append(doc.Families, fam)
+	}
+	var repos []string
+	for r := range configs {
+		repos = append(repos, r)
+	}
+	sort.Strings(repos)
+	for _, r := range repos {
+		doc.Configs = append(doc.Configs, config{Repo: r, ModelType: configs[r].ModelType, Params: configs[r].Params()})
+	}
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	return append(b, '\n')
 }
