@@ -19,6 +19,9 @@ type Options struct {
 	// Digest, when set, hashes local data files so their pins are checked
 	// at vet; the CLI passes a memoizing hasher from runtime/resolve.
 	Digest config.Digester
+	// Archs are the models' config.json facts from ftc.lock (the CLI
+	// reads the lock next to the recipe).
+	Archs config.ModelFacts
 	// Plan are the plan's options (the stage image by digest, and the GPUs
 	// the recipe runs on: with Plan.GPUs, vetting rescales the recipe to
 	// them and checks it as rescaled).
@@ -46,7 +49,7 @@ func VetWith(file string, overrides []load.Override, opts Options) (*config.Reci
 	// The recipe's directory is the only part of the file system a recipe
 	// can name: paths that leave it, by ".." or through a symlink, are
 	// refused, except data files reaching a declared data root.
-	return config.Decode(inst, recipefs.New(inst.Dir), config.Options{DataRoots: opts.DataRoots, Digest: opts.Digest, GPUs: opts.Plan.GPUs})
+	return config.Decode(inst, recipefs.New(inst.Dir), config.Options{DataRoots: opts.DataRoots, Digest: opts.Digest, GPUs: opts.Plan.GPUs, Archs: opts.Archs})
 }
 
 // Plan vets a recipe and compiles it into its stage graph.

@@ -15,6 +15,7 @@ import (
 
 	"cuelang.org/go/cue/token"
 
+	"github.com/ftc-dev/ftc/compiler/arch"
 	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/ident"
 	"github.com/ftc-dev/ftc/compiler/pyast"
@@ -86,6 +87,11 @@ func (c *checker) fixPasses(stage, target string, apply func(r *Recipe, st *Stag
 
 func (c *checker) run() diag.List {
 	c.hardware()
+	for _, s := range c.r.modelSites() {
+		if !s.derived {
+			c.familySupport(s.path, s.m)
+		}
+	}
 	for _, name := range c.r.SortedDatasetNames() {
 		c.dataset("datasets."+name, c.r.Datasets[name])
 	}
@@ -205,7 +211,7 @@ func (c *checker) dataset(path string, d Dataset) {
 		}
 	case d.Hub != nil:
 		if !ident.IsCommit(d.Hub.Revision) {
-			c.warnf(path+".hub.revision", "revision %q is not a commit; `ftc run` pins it in ftc.lock", d.Hub.Revision)
+			c.warnf(path+".hub.revision", "revision %q is not a commit; `ftc lock` or `ftc run` pins it in ftc.lock", d.Hub.Revision)
 		}
 	}
 	if d.Format != "preference" && d.Prompt == "explicit" {
@@ -389,8 +395,9 @@ func (c *checker) modelRef(base string, m *Model) {
 		if _, ok := c.r.Stages[m.From.Stage]; !ok {
 			c.errorf(base, "model comes from stage %q, which this recipe does not have", m.From.Stage)
 		}
-	} else if !ident.IsCommit(m.Revision) {
-		c.warnf(base, "model %s at revision %q is not pinned to a commit; `ftc run` pins it in ftc.lock", m.Repo, m.Revision)
+	} else if !ident.IsCommit(m.Revision) && m.Arch.FromConfig == "" {
+		// (An architecture from ftc.lock comes with the lock's pin.)
+		c.warnf(base, "model %s at revision %q is not pinned to a commit; `ftc lock` or `ftc run` pins it in ftc.lock", m.Repo, m.Revision)
 	}
 }
 
@@ -412,8 +419,13 @@ func (c *checker) adapter(base string, st Stage) {
 			}
 		}
 		if len(bad) > 0 {
-			c.errorf(base+".adapter.targets", "LoRA target %s not found in %s models", strings.Join(bad, ", "), bm.Arch.Family).
-				WithHint("%s linear modules: %s (or \"all-linear\")", bm.Arch.Family, strings.Join(bm.Arch.LinearModules, ", "))
+			d := c.errorf(base+".adapter.targets", "LoRA target %s not found in %s models", strings.Join(bad, ", "), bm.Arch.Family)
+			v := c.r.Environment.Packages["transformers"]
+			if fam, ok := arch.Lookup(bm.Arch.Family); ok && len(fam.LinearModulesAt(v)) < len(fam.LinearModules) {
+				d.WithHint("%s linear modules: %s (or \"all-linear\"): from transformers %s (the profile has %s) the experts and the router are fused parameters, not modules", bm.Arch.Family, strings.Join(bm.Arch.LinearModules, ", "), fam.FusedExpertsSince, v)
+			} else {
+				d.WithHint("%s linear modules: %s (or \"all-linear\")", bm.Arch.Family, strings.Join(bm.Arch.LinearModules, ", "))
+			}
 		}
 	}
 	h := c.r.Hardware

@@ -29,6 +29,10 @@ type Options struct {
 	// (--gpus): a valid recipe is rescaled to it (Recipe.Rescale) and
 	// checked again as rescaled.
 	GPUs int
+	// Archs are the models' config.json facts that ftc.lock holds: a
+	// model written without arch takes its architecture from there, and
+	// one written with it is checked against them.
+	Archs ModelFacts
 }
 
 // DataRooted is implemented by a recipe directory whose data files may
@@ -88,6 +92,11 @@ func Decode(inst *load.Instance, files fs.FS, opts Options) (*Recipe, diag.List,
 				r.readFile(files, rw.Function.File, fmt.Sprintf("%s.rewards.%d.function.file", base, i), &diags)
 			}
 		}
+	}
+	if !r.resolveArchs(inst.File, opts.Archs, &diags) {
+		// The checks need every model's architecture: the lock first.
+		diags = diags.Sort()
+		return &r, diags, diags.Err()
 	}
 	diags = append(diags, check(&r, files, data)...)
 	diags = append(diags, r.checkData(data)...)

@@ -3,14 +3,18 @@ package config
 import (
 	"fmt"
 
+	"github.com/ftc-dev/ftc/compiler/arch"
 	"github.com/ftc-dev/ftc/compiler/memory"
 )
 
 // memModel converts a model to the estimator's terms.
 func memModel(m *Model) memory.Model {
 	a := m.Arch
+	fam, _ := arch.Lookup(a.Family)
 	return memory.Model{Layers: a.Layers, Hidden: a.Hidden, Intermediate: a.Intermediate, Heads: a.Heads,
-		KVHeads: a.KVHeads, Vocab: a.Vocab, TiedEmbeddings: a.TiedEmbeddings, Params: a.Params, DType: m.DType}
+		KVHeads: a.KVHeads, Vocab: a.Vocab, TiedEmbeddings: a.TiedEmbeddings, Params: a.Params, DType: m.DType,
+		HeadDim: a.HeadDim, SlidingWindow: a.SlidingWindow, SlidingLayers: fam.SlidingLayers(a.Layers, a.SlidingWindow),
+		Experts: a.Experts, ExpertsPerToken: a.ExpertsPerToken, ExpertWidth: a.ExpertWidth}
 }
 
 // MemoryInput describes a stage on one GPU for the estimator, with
@@ -28,6 +32,10 @@ func (r *Recipe) MemoryInput(st Stage, checkpointing bool) memory.Input {
 	}
 	if !st.Adapter.Targets.AllLinear {
 		train.Targets = st.Adapter.Targets.Modules
+	} else if bm.Arch.Experts > 0 {
+		// "all-linear" is what the library version has as nn.Linear:
+		// every expert and the router, or (fused experts) attention only.
+		train.Targets = bm.Arch.LinearModules
 	}
 	in := memory.Input{
 		Topology: memory.Topology{Strategy: h.Strategy, Processes: r.TrainingProcesses(st),

@@ -76,3 +76,16 @@ func (r *Recipe) eachDataset(f func(*Dataset)) {
 		r.Stages[name] = st
 	}
 }
+
+// ArchMissing lists the Hub models that have no architecture: the recipe
+// writes none and the lock's facts (Options.Archs) gave none. `ftc lock`
+// must read their config.json; for the others it is a check.
+func ArchMissing(r *Recipe) map[HubRef]bool {
+	out := map[HubRef]bool{}
+	for _, s := range r.modelSites() {
+		if s.m.Arch.Family == "" {
+			out[HubRef{Kind: "model", Repo: s.m.Repo, Revision: s.m.Revision}] = true
+		}
+	}
+	return out
+}

@@ -122,7 +122,7 @@ func (r *Recipe) checkCheckpoints() diag.List {
 			continue
 		}
 		if bm := st.Base(); bm != nil && r.Hardware.GPU.BF16TFLOPS > 0 {
-			tp := memory.EstimateThroughput(bm.Arch.Params, st.Adapter.Type == "none", r.Checkpointing(st),
+			tp := memory.EstimateThroughput(bm.Arch.FLOPsParams(), st.Adapter.Type == "none", r.Checkpointing(st),
 				sp.Packed || st.Method != "sft", max(1, r.TrainingProcesses(st)), r.Hardware.GPU.BF16TFLOPS)
 			tokens := float64(sp.Total) * float64(sp.TokensPerStep)
 			if tp.TokensPerSecond > 0 && tokens/tp.TokensPerSecond/3600 < shortRun {

@@ -236,21 +236,34 @@ type From struct {
 	Adapter string `json:"adapter"`
 }
 
-// Architecture holds a model's facts.
+// Architecture holds a model's facts: written in the recipe (a preset),
+// or read from the model's config.json through ftc.lock (Options.Archs),
+// the rest filled from the family table (compiler/arch).
 type Architecture struct {
-	Family         string   `json:"family"`
-	Tokenizer      string   `json:"tokenizer"`
-	Layers         int      `json:"layers"`
-	Hidden         int      `json:"hidden"`
-	Intermediate   int      `json:"intermediate"`
-	Heads          int      `json:"heads"`
-	KVHeads        int      `json:"kvHeads"`
-	Vocab          int      `json:"vocab"`
-	TiedEmbeddings bool     `json:"tiedEmbeddings"`
-	Params         int64    `json:"params"`
-	MaxPositions   int      `json:"maxPositions"`
-	LinearModules  []string `json:"linearModules"`
-	DecoderLayer   string   `json:"decoderLayer,omitempty"`
+	Family          string   `json:"family"`
+	Tokenizer       string   `json:"tokenizer"`
+	Layers          int      `json:"layers"`
+	Hidden          int      `json:"hidden"`
+	Intermediate    int      `json:"intermediate"`
+	Heads           int      `json:"heads"`
+	KVHeads         int      `json:"kvHeads"`
+	HeadDim         int      `json:"headDim,omitempty"`
+	Vocab           int      `json:"vocab"`
+	TiedEmbeddings  bool     `json:"tiedEmbeddings"`
+	Params          int64    `json:"params"`
+	MaxPositions    int      `json:"maxPositions"`
+	SlidingWindow   int      `json:"slidingWindow,omitempty"`
+	Experts         int      `json:"experts,omitempty"`
+	ExpertsPerToken int      `json:"expertsPerToken,omitempty"`
+	ExpertWidth     int      `json:"expertWidth,omitempty"`
+	LinearModules   []string `json:"linearModules"`
+	DecoderLayer    string   `json:"decoderLayer,omitempty"`
+	// ActiveParams is what one token passes through (all of Params but
+	// for a mixture of experts); computed, never written.
+	ActiveParams int64 `json:"-"`
+	// FromConfig is "REPO@COMMIT" when the facts came from that
+	// config.json (ftc.lock); "" when the recipe wrote them.
+	FromConfig string `json:"-"`
 }
 
 // Adapter is how weights are trained.

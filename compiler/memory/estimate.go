@@ -246,10 +246,15 @@ func Estimate(in Input) Breakdown {
 		parts = append(parts, Part{f.Role + " fwd", work, "inference working set", PhaseRollout})
 	}
 	if r := in.Rollout; r != nil {
-		// Generation's KV cache: keys and values of every layer for every
-		// sequence generated at once, in the model dtype.
-		kv := float64(r.Sequences) * float64(r.Length) * 2 * float64(m.Layers) * float64(m.kvDim()) * dt
-		parts = append(parts, Part{"rollout KV", kv, fmt.Sprintf("%d sequences × %d tokens", r.Sequences, r.Length), PhaseRollout})
+		// Generation's KV cache: keys and values (KVHeads wide: GQA) of
+		// every layer for every sequence generated at once, in the model
+		// dtype; a sliding-window layer keeps at most its window.
+		kv := float64(r.Sequences) * 2 * float64(m.kvDim()) * dt * KVTokens(m, r.Length)
+		note := fmt.Sprintf("%d sequences × %d tokens", r.Sequences, r.Length)
+		if m.SlidingWindow > 0 && m.SlidingWindow < r.Length && m.SlidingLayers > 0 {
+			note += fmt.Sprintf(", %d of %d layers windowed to %d", m.SlidingLayers, m.Layers, m.SlidingWindow)
+		}
+		parts = append(parts, Part{"rollout KV", kv, note, PhaseRollout})
 		unmodelled = append(unmodelled, "generation's working memory besides the KV cache")
 	}
 	parts = append(parts, Part{"framework", frameworkBytes, "CUDA context, NCCL buffers (outside the allocator)", PhaseHeld})
@@ -322,17 +327,18 @@ func optimizerTempBytes(t Training, dtype string, fp32Params bool) float64 {
 func LayerSavedBytes(t Training) float64 {
 	m := t.Model
 	dt := DTypeBytes(m.DType)
-	h, i := float64(m.Hidden), float64(m.Intermediate)
-	b := 2*4*h + 4*dt*h + 4*float64(m.Heads) + 3*dt*i
+	h, i, q := float64(m.Hidden), float64(m.mlpWidth()), float64(m.qDim())
+	b := 2*4*h + 4*dt*q + 4*float64(m.Heads) + 3*dt*i
 	sites := []struct {
 		width   float64
 		modules []string
 	}{
-		{h, []string{"q_proj", "k_proj", "v_proj"}},
-		{h, []string{"o_proj"}},
-		{h, []string{"gate_proj", "up_proj"}},
+		{h, []string{"q_proj", "k_proj", "v_proj", "qkv_proj"}},
+		{q, []string{"o_proj"}},
+		{h, []string{"gate_proj", "up_proj", "gate_up_proj", "gate"}},
 		{i, []string{"down_proj"}},
 	}
+	_, canonical := m.linears()
 	for _, s := range sites {
 		if t.Adapter == "none" {
 			b += dt * s.width
@@ -340,6 +346,9 @@ func LayerSavedBytes(t Training) float64 {
 		}
 		n := 0
 		for _, mod := range s.modules {
+			if t.Targets == nil && !contains(canonical, mod) {
+				continue // "all-linear" counts each weight once
+			}
 			if t.Targets == nil || contains(t.Targets, mod) {
 				n++
 			}
@@ -363,7 +372,7 @@ func LayerSavedBytes(t Training) float64 {
 // and flash attention's fp32 accumulator of q's gradient (hidden wide).
 func LayerWorkBytes(m Model) float64 {
 	dt := DTypeBytes(m.DType)
-	return dt*(3*float64(m.Intermediate)+4*float64(m.Hidden)) + 4*float64(m.Hidden)
+	return dt*(3*float64(m.mlpWidth())+4*float64(m.Hidden)) + 4*float64(m.Hidden)
 }
 
 // FrozenWorkBytes is one layer's forward working set under no_grad, per
@@ -371,7 +380,7 @@ func LayerWorkBytes(m Model) float64 {
 // its normed copy and the norm's fp32 upcast.
 func FrozenWorkBytes(m Model) float64 {
 	dt := DTypeBytes(m.DType)
-	return 3*dt*float64(m.Intermediate) + (2*dt+4)*float64(m.Hidden)
+	return 3*dt*float64(m.mlpWidth()) + (2*dt+4)*float64(m.Hidden)
 }
 
 // eagerScoreBytes is what eager attention saves per sequence and layer:
@@ -525,4 +534,15 @@ func unmodelledNote(l []string) string {
 	l = append([]string(nil), l...)
 	sort.Strings(l)
 	return strings.Join(l, "; ")
+}
+
+// KVTokens is the tokens the KV cache holds over all layers for one
+// sequence of length tokens: every layer holds them all, except a
+// sliding-window layer, which holds at most its window.
+func KVTokens(m Model, length int) float64 {
+	sliding := 0
+	if m.SlidingWindow > 0 {
+		sliding = min(m.SlidingLayers, m.Layers)
+	}
+	return float64(m.Layers-sliding)*float64(length) + float64(sliding)*float64(min(length, m.SlidingWindow))
 }

@@ -14,26 +14,81 @@ type Model struct {
 	TiedEmbeddings                                      bool
 	Params                                              int64
 	DType                                               string // bf16, fp16, fp32
+	// HeadDim is one head's width; 0 means Hidden / Heads.
+	HeadDim int
+	// SlidingWindow is the attention window of the SlidingLayers layers
+	// that have one (0: none); their KV cache holds at most that many
+	// tokens.
+	SlidingWindow, SlidingLayers int
+	// Experts, ExpertsPerToken and ExpertWidth describe a mixture of
+	// experts (Experts 0: a dense MLP of Intermediate): every expert is
+	// in memory, ExpertsPerToken of them run for each token.
+	Experts, ExpertsPerToken, ExpertWidth int
 }
 
 // headDim is the width of one attention head.
-func (m Model) headDim() int { return m.Hidden / m.Heads }
+func (m Model) headDim() int {
+	if m.HeadDim > 0 {
+		return m.HeadDim
+	}
+	return m.Hidden / m.Heads
+}
+
+// qDim is the width of the query projection (and of o_proj's input).
+func (m Model) qDim() int { return m.Heads * m.headDim() }
 
 // kvDim is the width of the key (or value) projection.
 func (m Model) kvDim() int { return m.KVHeads * m.headDim() }
 
+// mlpWidth is the MLP width one token passes through: the dense
+// intermediate, or its experts' together.
+func (m Model) mlpWidth() int {
+	if m.Experts > 0 {
+		return m.ExpertsPerToken * m.ExpertWidth
+	}
+	return m.Intermediate
+}
+
+// linear is one linear module of a layer: in and out widths, and how
+// many of it a layer has (the experts of a mixture).
+type linear struct {
+	in, out, count int64
+}
+
+// linears are a layer's linear modules by name: attention, MLP (each
+// expert's, and the router "gate", in a mixture of experts), and the
+// fused names some families use (Phi-3's qkv_proj and gate_up_proj).
+// canonical lists those "all linear layers" means, each weight once.
+func (m Model) linears() (map[string]linear, []string) {
+	h, q, kv := int64(m.Hidden), int64(m.qDim()), int64(m.kvDim())
+	i, n := int64(m.Intermediate), int64(1)
+	if m.Experts > 0 {
+		i, n = int64(m.ExpertWidth), int64(m.Experts)
+	}
+	l := map[string]linear{
+		"q_proj": {h, q, 1}, "k_proj": {h, kv, 1}, "v_proj": {h, kv, 1}, "o_proj": {q, h, 1},
+		"gate_proj": {h, i, n}, "up_proj": {h, i, n}, "down_proj": {i, h, n},
+		"qkv_proj": {h, q + 2*kv, 1}, "gate_up_proj": {h, 2 * i, n},
+	}
+	canonical := []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+	if m.Experts > 0 {
+		l["gate"] = linear{h, int64(m.Experts), 1}
+		canonical = append(canonical, "gate")
+	}
+	return l, canonical
+}
+
 // LinearParams counts the parameters of the linear layers named in
-// modules (all seven when modules is nil).
+// modules (all of them when modules is nil).
 func (m Model) LinearParams(modules []string) int64 {
-	h, i, kv := int64(m.Hidden), int64(m.Intermediate), int64(m.kvDim())
-	sizes := map[string]int64{
-		"q_proj": h * h, "k_proj": h * kv, "v_proj": h * kv, "o_proj": h * h,
-		"gate_proj": h * i, "up_proj": h * i, "down_proj": i * h,
+	l, canonical := m.linears()
+	if modules == nil {
+		modules = canonical
 	}
 	var n int64
-	for name, s := range sizes {
-		if modules == nil || contains(modules, name) {
-			n += s
+	for _, name := range modules {
+		if x, ok := l[name]; ok {
+			n += x.in * x.out * x.count
 		}
 	}
 	return n * int64(m.Layers)
@@ -43,8 +98,8 @@ func (m Model) LinearParams(modules []string) int64 {
 // embedding, attention with q/k/v biases, SwiGLU MLP, RMSNorms and (unless
 // tied) the LM head.
 func (m Model) CountParams() int64 {
-	h, kv, v := int64(m.Hidden), int64(m.kvDim()), int64(m.Vocab)
-	perLayer := m.LinearParams(nil)/int64(m.Layers) + h + 2*kv + 2*h
+	h, q, kv, v := int64(m.Hidden), int64(m.qDim()), int64(m.kvDim()), int64(m.Vocab)
+	perLayer := m.LinearParams(nil)/int64(m.Layers) + q + 2*kv + 2*h
 	n := v*h + perLayer*int64(m.Layers) + h
 	if !m.TiedEmbeddings {
 		n += v * h
@@ -52,17 +107,17 @@ func (m Model) CountParams() int64 {
 	return n
 }
 
-// LoRAParams counts the adapter parameters of rank r on modules.
+// LoRAParams counts the adapter parameters of rank r on modules (every
+// expert of a mixture gets its own adapter).
 func (m Model) LoRAParams(r int, modules []string) int64 {
-	h, i, kv := int64(m.Hidden), int64(m.Intermediate), int64(m.kvDim())
-	dims := map[string]int64{
-		"q_proj": h + h, "k_proj": h + kv, "v_proj": h + kv, "o_proj": h + h,
-		"gate_proj": h + i, "up_proj": h + i, "down_proj": i + h,
+	l, canonical := m.linears()
+	if modules == nil {
+		modules = canonical
 	}
 	var n int64
-	for name, d := range dims {
-		if modules == nil || contains(modules, name) {
-			n += int64(r) * d
+	for _, name := range modules {
+		if x, ok := l[name]; ok {
+			n += int64(r) * (x.in + x.out) * x.count
 		}
 	}
 	return n * int64(m.Layers)

@@ -54,7 +54,7 @@ func estimate(r *config.Recipe, st config.Stage, cfg StageConfig) *Estimate {
 			e.Parts = append(e.Parts, EstimatePart{Name: p.Name, GiB: round1(p.Bytes / memory.GiB), Note: p.Note})
 		}
 	}
-	tp := memory.EstimateThroughput(bm.Arch.Params, st.Adapter.Type == "none", ck, st.Data.Packing || st.Method != "sft",
+	tp := memory.EstimateThroughput(bm.Arch.FLOPsParams(), st.Adapter.Type == "none", ck, st.Data.Packing || st.Method != "sft",
 		r.TrainingProcesses(st), h.GPU.BF16TFLOPS)
 	e.TokensPerSecond = float64(int(tp.TokensPerSecond))
 	switch {

@@ -42,6 +42,9 @@ func newLockEnv(t *testing.T, base string) *lockEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// ftc lock reads the config.json of the recipe's Hub models: not
+	// from the real Hub (a test that wants them starts a stand-in).
+	t.Setenv("HF_HUB_OFFLINE", "1")
 	e := &lockEnv{t: t, dir: t.TempDir(), wheels: t.TempDir(), cache: t.TempDir(), release: strings.TrimSpace(string(out))}
 	copyTree(t, "../../examples/sft-trl-single", e.dir)
 	e.recipe = filepath.Join(e.dir, "recipe.cue")

@@ -6,12 +6,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"sort"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/runtime/build"
+	"github.com/ftc-dev/ftc/runtime/resolve"
 )
 
 func newLock(stdout, stderr io.Writer) *cobra.Command {
@@ -19,9 +22,21 @@ func newLock(stdout, stderr io.Writer) *cobra.Command {
 	var update bool
 	cmd := &cobra.Command{
 		Use:   "lock FILE",
-		Short: "Pin a recipe's image inputs in ftc.lock: base image digest, Python packages with hashes",
-		Long: `lock pins what the recipe's image and environment are made from and writes
-it to ftc.lock next to the recipe: the closure of the profile's Python
+		Short: "Pin a recipe's inputs in ftc.lock: Hub models and their architecture, base image digest, Python packages with hashes",
+		Long: `lock pins what the recipe's models, image and environment are made from
+and writes it to ftc.lock next to the recipe.
+
+Hub models and datasets named by a branch or tag are pinned to commits,
+and the config.json of every Hub model is read at its commit: its
+architecture facts (model type, layers, widths, heads, vocabulary, tied
+embeddings, positions, sliding window, experts) and the parameter count
+computed from them are recorded on an arch line. A model written without
+arch takes its architecture from there; one written with it is checked
+against it. vet and plan read the lock and stay offline. The Hub is
+HF_ENDPOINT (default https://huggingface.co), with HF_TOKEN for gated
+models; HF_HUB_OFFLINE=1 reads nothing.
+
+Then the image inputs: the closure of the profile's Python
 packages with the sha256 of every wheel, and the base image's digest (looked
 up in its registry when the profile names a tag). Commit ftc.lock: later
 builds (ftc build --frozen) and environments (ftc env create) need no
@@ -51,6 +66,10 @@ An up-to-date lock is kept unless --update.`,
 			defer stop()
 			o, err := f.options(stderr)
 			if err != nil {
+				return err
+			}
+			// The models first: vet may need their architectures.
+			if err := lockModels(ctx, files[0], &f.recipe, stdout, stderr); err != nil {
 				return err
 			}
 			r, lock, lockPath, err := f.vet(files[0], stderr)
@@ -88,4 +107,77 @@ An up-to-date lock is kept unless --update.`,
 	f.register(cmd)
 	cmd.Flags().BoolVar(&update, "update", false, "pin the base tag and resolve the Python packages again even if the lock is current")
 	return cmd
+}
+
+// lockModels pins the recipe's Hub references and reads its models'
+// config.json into ftc.lock (resolve.PinModels), writing what it added.
+// The recipe is decoded, not vetted: a model without an architecture is
+// what this step is for; the vet that follows reports the rest.
+func lockModels(ctx context.Context, file string, rf *recipeFlags, stdout, stderr io.Writer) error {
+	overrides, err := rf.overrides()
+	if err != nil {
+		return err
+	}
+	vo, err := rf.vetOptions()
+	if err != nil {
+		return err
+	}
+	lockPath := filepath.Join(filepath.Dir(file), resolve.LockFile)
+	lock, err := resolve.ReadLock(lockPath)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", lockPath, err)
+	}
+	vo.Archs = lock.ModelFacts()
+	r, diags, err := vetRecipe(file, overrides, vo)
+	if r == nil {
+		printDiags(stderr, diags.Errors())
+		if len(diags) == 0 && err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", file, err)
+		}
+		return errFailed
+	}
+	res, err := resolve.PinModels(ctx, r, resolve.Options{Lock: lock, Hub: hubFromEnv(false), AllConfigs: true})
+	for _, w := range res.Warnings {
+		fmt.Fprintf(stderr, "ftc: warning: %s\n", w)
+	}
+	if res.LockChanged {
+		if werr := resolve.UpdatedLock(lock, res).Write(lockPath); werr != nil {
+			return fmt.Errorf("writing %s: %w", lockPath, werr)
+		}
+		var lines []string
+		for ref, c := range res.Pins {
+			if _, had := lock.Pins[ref]; !had {
+				lines = append(lines, fmt.Sprintf("  %s %s", ref, c))
+			}
+		}
+		for at, a := range res.Archs {
+			f := a.Facts
+			moe := ""
+			if f.Experts > 0 {
+				moe = fmt.Sprintf(", %d experts (%d per token, %s active)", f.Experts, f.ExpertsPerToken, humanCount(f.ActiveParams()))
+			}
+			lines = append(lines, fmt.Sprintf("  arch %s: %s, %d layers, %s parameters%s", at, f.ModelType, f.Layers, humanCount(f.Params()), moe))
+		}
+		sort.Strings(lines)
+		fmt.Fprintf(stdout, "%s: %d Hub pin(s), %d architecture(s) added\n", lockPath, len(lines)-len(res.Archs), len(res.Archs))
+		for _, l := range lines {
+			fmt.Fprintln(stdout, l)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ftc: %v\n", err)
+		return errFailed
+	}
+	return nil
+}
+
+// humanCount writes a parameter count as people do: 8.03B, 494M.
+func humanCount(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.3gB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.3gM", float64(n)/1e6)
+	}
+	return fmt.Sprint(n)
 }

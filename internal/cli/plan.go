@@ -55,6 +55,9 @@ the image ` + plan.ImageNotBuilt + `, each said on stderr (the status stays 0).`
 			if cmd.Flags().Changed("gpus") {
 				vo.Plan.GPUs = gpus
 			}
+			if err := lockArchs(files[0], &vo); err != nil {
+				return err
+			}
 			if img != "" && !image.ByDigest(img) {
 				return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", img)}
 			}
@@ -272,7 +275,7 @@ func describeInput(in plan.Input) string {
 	}
 	out := fmt.Sprintf("%s %s@%s", s.Kind, s.Ref, pin)
 	if !s.Pinned {
-		out += " (unpinned: locked by ftc run)"
+		out += " (unpinned: ftc lock or ftc run pins it in ftc.lock)"
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/load"
+	"github.com/ftc-dev/ftc/runtime/resolve"
 )
 
 // recipeFlags are the flags every command that reads a recipe takes.
@@ -114,5 +115,25 @@ func vetReported(file string, overrides []load.Override, opts compiler.Options, 
 }
 
 func vetRecipe(file string, overrides []load.Override, opts compiler.Options) (*config.Recipe, diag.List, error) {
+	if err := lockArchs(file, &opts); err != nil {
+		return nil, nil, err
+	}
 	return bounded(file, func() (*config.Recipe, diag.List, error) { return compiler.VetWith(file, overrides, opts) })
+}
+
+// lockArchs gives the compiler the architectures that the ftc.lock next
+// to file holds (read from the models' config.json by ftc lock), unless
+// opts has them already. vet and plan read them and nothing else: they
+// stay offline.
+func lockArchs(file string, opts *compiler.Options) error {
+	if opts.Archs != nil {
+		return nil
+	}
+	path := filepath.Join(filepath.Dir(file), resolve.LockFile)
+	lock, err := resolve.ReadLock(path)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	opts.Archs = lock.ModelFacts()
+	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ftc-dev/ftc/compiler"
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/launch"
 	"github.com/ftc-dev/ftc/compiler/load"
@@ -46,6 +47,10 @@ type runFlags struct {
 	allowEnv   bool
 	prepareOn  string
 	progress   string
+	// pending is the lock with what run read before vetting (the
+	// architectures of models the recipe gives none for), written with
+	// the run's own pins once the run is past its checks.
+	pending *resolve.Lock
 }
 
 func newRun(stdout, stderr io.Writer) *cobra.Command {
@@ -54,7 +59,8 @@ func newRun(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "run FILE",
 		Short: "Execute a recipe's stage graph, reusing every cached stage",
 		Long: `run vets and plans a recipe, checks local data against its digests, pins Hub
-references (ftc.lock), then executes the stages in order: a stage whose key
+references (ftc.lock; a model given without arch has its config.json read
+into the lock, as ftc lock does), then executes the stages in order: a stage whose key
 is in the cache (verified) is skipped, the rest run through the backend and
 their outputs are committed to the cache. An interrupted stage resumes from
 its newest complete checkpoint on the next run.`,
@@ -125,6 +131,9 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 		// the recipe comes back rescaled, and checked as rescaled.
 		vo.Plan.GPUs = f.gpus
 	}
+	if err := f.readMissingArchs(ctx, file, overrides, &vo, stderr); err != nil {
+		return err
+	}
 	r, err := vetReported(file, overrides, vo, stderr)
 	if err != nil {
 		return err
@@ -134,6 +143,9 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)
 		return errFailed
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(stderr, "ftc: warning: %s\n", w)
 	}
 
 	if err := checkStageNames(p, f); err != nil {
@@ -296,24 +308,18 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 // grew: the caller does, once the run is past its checks.
 func resolveAndPlan(ctx context.Context, r *config.Recipe, f *runFlags, hasher *resolve.Hasher) (p *plan.Plan, res *resolve.Result, writeLock func() error, err error) {
 	lockPath := filepath.Join(r.Dir, resolve.LockFile)
-	lock, err := resolve.ReadLock(lockPath)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	var hub *resolve.Hub
-	if !f.offline && os.Getenv("HF_HUB_OFFLINE") != "1" {
-		endpoint := os.Getenv("HF_ENDPOINT")
-		if endpoint == "" {
-			endpoint = "https://huggingface.co"
+	lock := f.pending
+	if lock == nil {
+		if lock, err = resolve.ReadLock(lockPath); err != nil {
+			return nil, nil, nil, err
 		}
-		hub = &resolve.Hub{Endpoint: endpoint, Token: os.Getenv("HF_TOKEN")}
 	}
-	res, err = resolve.Resolve(ctx, r, resolve.Options{Lock: lock, Hub: hub, Hasher: hasher})
+	res, err = resolve.Resolve(ctx, r, resolve.Options{Lock: lock, Hub: hubFromEnv(f.offline), Hasher: hasher})
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	writeLock = func() error { return nil }
-	if res.LockChanged {
+	if res.LockChanged || f.pending != nil {
 		updated := resolve.UpdatedLock(lock, res)
 		writeLock = func() error {
 			if err := updated.Write(lockPath); err != nil {
@@ -571,4 +577,52 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// hubFromEnv is the Hub as the environment names it (HF_ENDPOINT, a
+// mirror or a stand-in; HF_TOKEN for gated models), or nil when offline
+// (--offline, HF_HUB_OFFLINE=1).
+func hubFromEnv(offline bool) *resolve.Hub {
+	if offline || os.Getenv("HF_HUB_OFFLINE") == "1" {
+		return nil
+	}
+	endpoint := os.Getenv("HF_ENDPOINT")
+	if endpoint == "" {
+		endpoint = "https://huggingface.co"
+	}
+	return &resolve.Hub{Endpoint: endpoint, Token: os.Getenv("HF_TOKEN")}
+}
+
+// readMissingArchs is ftc lock's first step for a run, where the Hub is
+// reachable: the models the recipe gives no architecture for (and the
+// lock none) are pinned and their config.json read, so that a recipe
+// naming a model by its repository alone runs without a separate ftc
+// lock. Nothing is written here: the lock is, with the run's pins, once
+// the run is past its checks.
+func (f *runFlags) readMissingArchs(ctx context.Context, file string, overrides []load.Override, vo *compiler.Options, stderr io.Writer) error {
+	hub := hubFromEnv(f.offline)
+	if hub == nil {
+		return nil
+	}
+	lock, err := resolve.ReadLock(filepath.Join(filepath.Dir(file), resolve.LockFile))
+	if err != nil {
+		return err
+	}
+	pre := *vo
+	pre.Digest, pre.Archs = nil, lock.ModelFacts()
+	r, _, _ := vetRecipe(file, overrides, pre)
+	if r == nil || len(config.ArchMissing(r)) == 0 {
+		return nil // vet says what is wrong
+	}
+	res, err := resolve.PinModels(ctx, r, resolve.Options{Lock: lock, Hub: hub})
+	for _, w := range res.Warnings {
+		fmt.Fprintf(stderr, "ftc: warning: %s\n", w)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ftc: %v\n", err)
+		return errFailed
+	}
+	f.pending = resolve.UpdatedLock(lock, res)
+	vo.Archs = f.pending.ModelFacts()
+	return nil
 }

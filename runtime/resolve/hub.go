@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -59,4 +60,39 @@ func (h *Hub) Commit(ctx context.Context, ref Ref) (string, error) {
 		return "", fmt.Errorf("resolving %s: the Hub returned %q, not a commit", ref, body.SHA)
 	}
 	return body.SHA, nil
+}
+
+// maxConfig bounds a config.json read from the Hub.
+const maxConfig = 4 << 20
+
+// Config returns the config.json of a model at a commit.
+func (h *Hub) Config(ctx context.Context, repo, commit string) ([]byte, error) {
+	u := fmt.Sprintf("%s/%s/resolve/%s/config.json", strings.TrimRight(h.Endpoint, "/"), repo, url.PathEscape(commit))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	if h.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+h.Token)
+	}
+	c := h.Client
+	if c == nil {
+		c = &http.Client{Timeout: 30 * time.Second}
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reading config.json of %s@%s: %w", repo, commit, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("reading config.json of %s@%s: the Hub answered %s", repo, commit, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxConfig+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading config.json of %s@%s: %w", repo, commit, err)
+	}
+	if len(b) > maxConfig {
+		return nil, fmt.Errorf("reading config.json of %s@%s: larger than %d bytes", repo, commit, maxConfig)
+	}
+	return b, nil
 }

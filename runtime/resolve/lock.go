@@ -12,6 +12,9 @@ import (
 
 	"github.com/ftc-dev/ftc/compiler/ident"
 	"github.com/google/renameio/v2"
+
+	"github.com/ftc-dev/ftc/compiler/arch"
+	"github.com/ftc-dev/ftc/compiler/config"
 )
 
 // LockFile is the name of the lock next to a recipe.
@@ -36,6 +39,39 @@ type Lock struct {
 	Bases map[string]string
 	// Python is the resolved Python closure; nil when none was resolved.
 	Python *PythonLock
+	// Archs are the architecture facts read from Hub models' config.json
+	// at a commit.
+	Archs map[ModelAt]Arch
+}
+
+// ModelAt is a Hub model at a commit.
+type ModelAt struct {
+	Repo, Commit string
+}
+
+func (m ModelAt) String() string { return m.Repo + "@" + m.Commit }
+
+// Arch is what a model's config.json says about its architecture.
+type Arch struct {
+	// ConfigSHA256 is the digest of the config.json read, "sha256:<hex>".
+	ConfigSHA256 string
+	Facts        arch.Facts
+}
+
+// ModelFacts are the lock's architecture facts keyed as the compiler
+// looks them up: by repo and commit, and by each revision the lock pins
+// to that commit.
+func (l *Lock) ModelFacts() config.ModelFacts {
+	out := config.ModelFacts{}
+	for at, a := range l.Archs {
+		out[config.HubRef{Kind: "model", Repo: at.Repo, Revision: at.Commit}] = config.ModelFact{At: at.String(), Facts: a.Facts}
+	}
+	for ref, c := range l.Pins {
+		if a, ok := l.Archs[ModelAt{Repo: ref.Repo, Commit: c}]; ok && ref.Kind == "model" {
+			out[config.HubRef{Kind: "model", Repo: ref.Repo, Revision: ref.Revision}] = config.ModelFact{At: ref.Repo + "@" + c, Facts: a.Facts}
+		}
+	}
+	return out
 }
 
 // PythonLock is a resolved Python dependency closure.
@@ -63,7 +99,8 @@ type PythonPackage struct {
 //	base IMAGE sha256:DIGEST
 //	python-input sha256:DIGEST
 //	python NAME==VERSION sha256:HASH [sha256:HASH...]
-const lineFormats = `"model|dataset REPO@REVISION COMMIT", "base IMAGE sha256:DIGEST", "python-input sha256:DIGEST" or "python NAME==VERSION sha256:HASH..."`
+//	arch REPO@COMMIT sha256:CONFIG model_type=TYPE layers=N ... params=N
+const lineFormats = `"model|dataset REPO@REVISION COMMIT", "base IMAGE sha256:DIGEST", "python-input sha256:DIGEST", "python NAME==VERSION sha256:HASH..." or "arch REPO@COMMIT sha256:CONFIG NAME=VALUE..."`
 
 // ReadLock reads a lock file; a missing file is an empty lock.
 func ReadLock(path string) (*Lock, error) {
@@ -99,6 +136,24 @@ func ReadLock(path string) (*Lock, error) {
 				l.Python = &PythonLock{}
 			}
 			l.Python.Input = f[1]
+			continue
+		case "arch":
+			var at ModelAt
+			var ok bool
+			if len(f) >= 3 {
+				at.Repo, at.Commit, ok = strings.Cut(f[1], "@")
+			}
+			if !ok || !ident.IsCommit(at.Commit) || !ident.IsDigest(f[2]) {
+				return nil, fmt.Errorf("%s:%d: want \"arch REPO@COMMIT sha256:CONFIG NAME=VALUE...\"", path, n)
+			}
+			facts, err := arch.Parse(f[3:])
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: arch %s: %w", path, n, f[1], err)
+			}
+			if l.Archs == nil {
+				l.Archs = map[ModelAt]Arch{}
+			}
+			l.Archs[at] = Arch{ConfigSHA256: f[2], Facts: facts}
 			continue
 		case "python":
 			var name, version string
@@ -147,6 +202,9 @@ func (l *Lock) Bytes() []byte {
 	for img, d := range l.Bases {
 		lines = append(lines, fmt.Sprintf("base %s %s", img, d))
 	}
+	for at, a := range l.Archs {
+		lines = append(lines, fmt.Sprintf("arch %s %s %s", at, a.ConfigSHA256, a.Facts))
+	}
 	if l.Python != nil {
 		lines = append(lines, "python-input "+l.Python.Input)
 		for _, p := range l.Python.Packages {
@@ -157,6 +215,9 @@ func (l *Lock) Bytes() []byte {
 	var b bytes.Buffer
 	b.WriteString("# ftc.lock: this recipe's pins (Hub references to commits; base image digest and Python hashes for images).\n")
 	b.WriteString("# Written by `ftc run` and `ftc lock`; commit it so others run and build the same.\n")
+	if len(l.Archs) > 0 {
+		b.WriteString("# arch lines: the facts of a model's config.json at a commit, which vet and plan read.\n")
+	}
 	for _, l := range lines {
 		b.WriteString(l + "\n")
 	}

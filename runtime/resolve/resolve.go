@@ -2,11 +2,14 @@ package resolve
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
 
+	"github.com/ftc-dev/ftc/compiler/arch"
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/ident"
 	"github.com/ftc-dev/ftc/compiler/recipefs"
@@ -20,12 +23,22 @@ type Options struct {
 	Hub *Hub
 	// Hasher checks local files.
 	Hasher *Hasher
+	// AllConfigs reads the config.json of every Hub model whose facts the
+	// lock lacks (ftc lock); otherwise only those of the models pinned
+	// now and of those without an architecture (ftc run).
+	AllConfigs bool
 }
 
 // Result says what resolution did.
 type Result struct {
 	// Pins are the commits used for every unpinned reference.
 	Pins map[Ref]string
+	// Archs are the config.json facts read now.
+	Archs map[ModelAt]Arch
+	// Warnings are what did not stop resolution: a config.json that
+	// could not be read for a model whose recipe gives its architecture
+	// (ftc run; ftc lock makes it an error).
+	Warnings []string
 	// LockChanged is true when new pins were resolved and the lock
 	// should be written.
 	LockChanged bool
@@ -38,7 +51,7 @@ type Result struct {
 // its Hub references, then rewrites r's revisions to the commits, so the
 // plan built from r is keyed by content. It reports every problem.
 func Resolve(ctx context.Context, r *config.Recipe, opts Options) (*Result, error) {
-	res := &Result{Pins: map[Ref]string{}, Files: map[string]string{}}
+	res := &Result{Pins: map[Ref]string{}, Files: map[string]string{}, Archs: map[ModelAt]Arch{}}
 	var problems []string
 
 	// Data files are found as vet found them: inside the recipe's
@@ -72,6 +85,31 @@ func Resolve(ctx context.Context, r *config.Recipe, opts Options) (*Result, erro
 		res.Files[d.File.Path] = abs
 	}
 
+	hub := pinHub(ctx, r, opts, res)
+	problems = append(problems, hub...)
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("resolving inputs:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return res, nil
+}
+
+// PinModels pins the recipe's Hub references and reads the config.json
+// of its models as opts asks, without checking local files: what `ftc
+// lock` does before the recipe can be vetted, when a model's
+// architecture is to come from the lock. It rewrites r's revisions to
+// the commits.
+func PinModels(ctx context.Context, r *config.Recipe, opts Options) (*Result, error) {
+	res := &Result{Pins: map[Ref]string{}, Files: map[string]string{}, Archs: map[ModelAt]Arch{}}
+	if problems := pinHub(ctx, r, opts, res); len(problems) > 0 {
+		return res, fmt.Errorf("resolving Hub references:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return res, nil
+}
+
+// pinHub pins the Hub references through the lock or the Hub, reads
+// config.json where opts asks, and applies the pins to r.
+func pinHub(ctx context.Context, r *config.Recipe, opts Options, res *Result) []string {
+	var problems []string
 	lock := opts.Lock
 	if lock == nil {
 		lock = &Lock{Pins: map[Ref]string{}}
@@ -80,15 +118,44 @@ func Resolve(ctx context.Context, r *config.Recipe, opts Options) (*Result, erro
 	var refs []Ref
 	for _, hr := range config.HubRefs(r) {
 		ref := Ref{Kind: hr.Kind, Repo: hr.Repo, Revision: hr.Revision}
-		if !seen[ref] && !ident.IsCommit(ref.Revision) {
+		if !seen[ref] {
 			seen[ref] = true
 			refs = append(refs, ref)
 		}
 	}
 	sort.Slice(refs, func(i, j int) bool { return refs[i].String() < refs[j].String() })
+	// The models whose config.json is read, at their commits; required
+	// are those whose architecture is to come from it (the recipe
+	// writes none): for the others it is a check, and failing to read it
+	// a warning.
+	missing := config.ArchMissing(r)
+	var configs []ModelAt
+	wanted := map[ModelAt]bool{}
+	required := map[ModelAt]bool{}
+	want := func(ref Ref, at ModelAt) {
+		if missing[config.HubRef{Kind: ref.Kind, Repo: ref.Repo, Revision: ref.Revision}] {
+			required[at] = true
+		}
+		if _, ok := lock.Archs[at]; !ok && !wanted[at] {
+			wanted[at] = true
+			configs = append(configs, at)
+		}
+	}
 	for _, ref := range refs {
+		// Read: every model's config.json for ftc lock; for ftc run,
+		// those it pins now and those it needs the architecture of.
+		need := ref.Kind == "model" && (opts.AllConfigs || missing[config.HubRef{Kind: ref.Kind, Repo: ref.Repo, Revision: ref.Revision}])
+		if ident.IsCommit(ref.Revision) {
+			if need {
+				want(ref, ModelAt{Repo: ref.Repo, Commit: ref.Revision})
+			}
+			continue
+		}
 		if c, ok := lock.Pins[ref]; ok {
 			res.Pins[ref] = c
+			if need {
+				want(ref, ModelAt{Repo: ref.Repo, Commit: c})
+			}
 			continue
 		}
 		if opts.Hub == nil {
@@ -102,16 +169,41 @@ func Resolve(ctx context.Context, r *config.Recipe, opts Options) (*Result, erro
 		}
 		res.Pins[ref] = c
 		res.LockChanged = true
+		if ref.Kind == "model" {
+			want(ref, ModelAt{Repo: ref.Repo, Commit: c})
+		}
 	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("resolving inputs:\n  %s", strings.Join(problems, "\n  "))
+	for _, at := range configs {
+		var b []byte
+		var facts arch.Facts
+		err := fmt.Errorf("model %s: the Hub is not reachable (offline) to read its config.json", at)
+		if opts.Hub != nil {
+			b, err = opts.Hub.Config(ctx, at.Repo, at.Commit)
+			if err == nil {
+				facts, err = arch.FromConfigJSON(b)
+				if err != nil {
+					err = fmt.Errorf("model %s: %w", at, err)
+				}
+			}
+		}
+		if err != nil {
+			if required[at] {
+				problems = append(problems, err.Error()+" (the recipe gives no arch for it: run ftc lock where the Hub is reachable, HF_ENDPOINT naming a mirror, or give arch in the recipe)")
+			} else {
+				res.Warnings = append(res.Warnings, err.Error()+"; the recipe's arch for it is not checked against it")
+			}
+			continue
+		}
+		sum := sha256.Sum256(b)
+		res.Archs[at] = Arch{ConfigSHA256: "sha256:" + hex.EncodeToString(sum[:]), Facts: facts}
+		res.LockChanged = true
 	}
 	pins := map[config.HubRef]string{}
 	for ref, c := range res.Pins {
 		pins[config.HubRef{Kind: ref.Kind, Repo: ref.Repo, Revision: ref.Revision}] = c
 	}
 	config.ApplyPins(r, pins)
-	return res, nil
+	return problems
 }
 
 // UpdatedLock returns lock with res's pins added.
@@ -123,9 +215,21 @@ func UpdatedLock(lock *Lock, res *Result) *Lock {
 		}
 		// The image pins (ftc lock) are not run's to change: keep them.
 		out.Bases, out.Python = lock.Bases, lock.Python
+		for k, v := range lock.Archs {
+			if out.Archs == nil {
+				out.Archs = map[ModelAt]Arch{}
+			}
+			out.Archs[k] = v
+		}
 	}
 	for k, v := range res.Pins {
 		out.Pins[k] = v
+	}
+	for k, v := range res.Archs {
+		if out.Archs == nil {
+			out.Archs = map[ModelAt]Arch{}
+		}
+		out.Archs[k] = v
 	}
 	return out
 }

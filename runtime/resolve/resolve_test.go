@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/ident"
+	"github.com/ftc-dev/ftc/internal/hubtest"
 )
 
 func TestHasherMemoSeesChanges(t *testing.T) {
@@ -85,7 +87,7 @@ func TestLockRoundTripIsSorted(t *testing.T) {
 }
 
 func recipe(dir string, sum string) *config.Recipe {
-	m := &config.Model{Repo: "Qwen/Qwen2.5-0.5B-Instruct", Revision: "main"}
+	m := &config.Model{Repo: "Qwen/Qwen2.5-0.5B-Instruct", Revision: "main", Arch: config.Architecture{Family: "qwen2"}}
 	return &config.Recipe{
 		Dir:      dir,
 		Datasets: map[string]config.Dataset{"d": {Name: "d", File: &config.FileSource{Path: "d.jsonl", SHA256: sum}}},
@@ -115,7 +117,10 @@ func TestResolvePinsThroughHubAndLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.LockChanged || r.Stages["s"].Model.Revision != commit || calls != 1 {
+	// The model pinned now has its config.json read too: this fake has
+	// none, which is a warning, since the recipe gives the architecture.
+	if !res.LockChanged || r.Stages["s"].Model.Revision != commit || calls != 2 ||
+		len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "404 Not Found; the recipe's arch for it is not checked against it") {
 		t.Fatalf("resolution: %+v, revision %s, %d calls", res, r.Stages["s"].Model.Revision, calls)
 	}
 	lock := UpdatedLock(nil, res)
@@ -125,7 +130,7 @@ func TestResolvePinsThroughHubAndLock(t *testing.T) {
 	if _, err := Resolve(context.Background(), r2, Options{Lock: lock, Hasher: &Hasher{}}); err != nil {
 		t.Fatal(err)
 	}
-	if r2.Stages["s"].Model.Revision != commit || calls != 1 {
+	if r2.Stages["s"].Model.Revision != commit || calls != 2 {
 		t.Fatal("the lock was not used")
 	}
 	// Offline without a lock: a clear error.
@@ -185,5 +190,63 @@ func TestResolveRefusesEscapingData(t *testing.T) {
 	}
 	if got := res.Files["d.jsonl"]; got != filepath.Join(volume, "d.jsonl") {
 		t.Errorf("the run reads %s, want the file the link leads to", got)
+	}
+}
+
+// TestLockRecordsArchitecture: ftc lock's pinning (PinModels, all
+// configs) reads a model's config.json at its commit into the lock, as
+// an arch line that reads back byte for byte, and the compiler finds the
+// facts by the revision as written and by the commit. A model without an
+// architecture whose config.json cannot be read is an error.
+func TestLockRecordsArchitecture(t *testing.T) {
+	hub := hubtest.New()
+	defer hub.Close()
+	repo := "Qwen/Qwen2.5-0.5B-Instruct"
+	r := recipe(t.TempDir(), "")
+	r.Stages["s"].Model.Arch = config.Architecture{}
+	res, err := PinModels(context.Background(), r, Options{Hub: &Hub{Endpoint: hub.URL}, AllConfigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := hubtest.Commit(repo)
+	a, ok := res.Archs[ModelAt{Repo: repo, Commit: commit}]
+	if !ok || a.Facts.ModelType != "qwen2" || a.Facts.Params() != 494032768 || !ident.IsDigest(a.ConfigSHA256) {
+		t.Fatalf("archs: %+v", res.Archs)
+	}
+	lock := UpdatedLock(nil, res)
+	p := filepath.Join(t.TempDir(), LockFile)
+	if err := lock.Write(p); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	back, err := ReadLock(p)
+	if err != nil || string(back.Bytes()) != string(b) {
+		t.Fatalf("read back: %v\n%s", err, b)
+	}
+	if !strings.Contains(string(b), "\narch "+repo+"@"+commit+" "+a.ConfigSHA256+" model_type=qwen2 layers=24 ") {
+		t.Errorf("lock:\n%s", b)
+	}
+	facts := back.ModelFacts()
+	for _, rev := range []string{"main", commit} {
+		if f, ok := facts[config.HubRef{Kind: "model", Repo: repo, Revision: rev}]; !ok || f.Facts != a.Facts || f.At != repo+"@"+commit {
+			t.Errorf("facts at %s: %+v", rev, f)
+		}
+	}
+
+	// A second pass with the lock reads nothing.
+	n := len(hub.Calls())
+	r = recipe(t.TempDir(), "")
+	r.Stages["s"].Model.Arch = config.Architecture{}
+	if res, err := PinModels(context.Background(), r, Options{Lock: back, Hub: &Hub{Endpoint: hub.URL}, AllConfigs: true}); err != nil || res.LockChanged || len(hub.Calls()) != n {
+		t.Fatalf("with the lock: %v, %+v, calls %v", err, res, hub.Calls()[n:])
+	}
+
+	// A model the Hub has no config.json for, and no arch: an error.
+	r = recipe(t.TempDir(), "")
+	r.Stages["s"].Model.Arch = config.Architecture{}
+	r.Stages["s"].Model.Revision = strings.Repeat("a", 40)
+	if _, err := PinModels(context.Background(), r, Options{Hub: &Hub{Endpoint: hub.URL}, AllConfigs: true}); err == nil ||
+		!strings.Contains(err.Error(), "the Hub answered 404 Not Found (the recipe gives no arch for it") {
+		t.Fatalf("got %v", err)
 	}
 }
