@@ -238,14 +238,14 @@ func isCommit(s string) bool { return commitRE.MatchString(s) }
 
 // formatsFor lists the data formats a method reads.
 var formatsFor = map[string][]string{
-	"sft":    {"messages", "prompt-completion", "text"},
+	"sft":    {"messages", "alpaca", "sharegpt", "prompt-completion", "text"},
 	"reward": {"preference"},
 	"ppo":    {"prompt"},
 	"grpo":   {"prompt"},
 }
 
 var formatHint = map[string]string{
-	"sft":    "SFT reads conversations (messages), prompt-completion pairs or plain text",
+	"sft":    "SFT reads conversations (messages, alpaca, sharegpt), prompt-completion pairs or plain text",
 	"reward": "a reward model trains on preference pairs: format \"preference\" with chosen and rejected",
 	"ppo":    "PPO rolls out from prompts only: format \"prompt\"",
 	"grpo":   "GRPO samples completions for prompts only: format \"prompt\"",

@@ -193,6 +193,8 @@ def prepare_rows(cfg: PrepareConfig, rows: list[dict], tok: Any) -> tuple[list[d
     if cfg.dataset.format not in data.formats_for(cfg.consumer):
         raise DataError(f"a {cfg.consumer} stage cannot read {cfg.dataset.format!r} data "
                         f"(want {', '.join(data.formats_for(cfg.consumer))})")
+    if cfg.dataset.format in data.CHAT_FORMATS:
+        tokens.require_chat_template(tok, f"format {cfg.dataset.format!r}")
     st = Stats(rows_in=len(rows), max_length=cfg.max_length)
     renamed = []
     for i, row in enumerate(rows):

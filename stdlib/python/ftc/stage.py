@@ -463,7 +463,7 @@ class PrepareConfig:
         src = _req(ds, "source", "config.dataset")
         tok = _req(d, "tokenizer", "config")
         fmt = _req(ds, "format", "config.dataset")
-        if fmt not in ("messages", "prompt-completion", "text", "preference", "prompt"):
+        if fmt not in ("messages", "alpaca", "sharegpt", "prompt-completion", "text", "preference", "prompt"):
             raise StageError(f"stage.json: config.dataset.format {fmt!r} is unknown")
         ol = d.get("overLength", "drop")
         if ol not in ("drop", "truncate"):
