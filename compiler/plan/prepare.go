@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"fmt"
+
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/key"
 	"github.com/ftc-dev/ftc/compiler/launch"
@@ -69,8 +71,18 @@ func (b *builder) prepareInputs(st config.Stage) ([]Input, error) {
 		inputs = append(inputs, Input{Role: role, Stage: ps.Name, Key: ps.Key})
 		return nil
 	}
-	if err := add("train", "prepare", st.Data.Train, st.Data.EvalFraction); err != nil {
-		return nil, err
+	if len(st.Data.Mix) == 0 {
+		if err := add("train", "prepare", st.Data.Train, st.Data.EvalFraction); err != nil {
+			return nil, err
+		}
+	}
+	// A mix prepares each source on its own: its key holds neither the
+	// weights nor the other sources, so changing a weight or adding a
+	// source finds every prepared source already cached.
+	for i, src := range st.Data.Mix {
+		if err := add(MixRole(i), "prepare."+src.Dataset.Name, src.Dataset, st.Data.EvalFraction); err != nil {
+			return nil, err
+		}
 	}
 	if st.Data.Eval != nil {
 		if err := add("eval", "prepare-eval", *st.Data.Eval, 0); err != nil {
@@ -79,6 +91,9 @@ func (b *builder) prepareInputs(st config.Stage) ([]Input, error) {
 	}
 	return inputs, nil
 }
+
+// MixRole is the input role of source i of a stage's mix.
+func MixRole(i int) string { return fmt.Sprintf("train.%d", i) }
 
 func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float64, name string) (*Stage, error) {
 	bm := st.Base()
