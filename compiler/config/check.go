@@ -188,6 +188,9 @@ func (c *checker) dataset(path string, d Dataset) {
 		if !fs.ValidPath(p) {
 			c.errorf(path+".file.path", "%q must be a path inside the recipe's directory", p).
 				WithHint("use a slash-separated relative path without \"..\"")
+		} else if IsPattern(p) || c.r.DataSets[p] != nil {
+			c.fileSet(path, d)
+			break
 		} else if st, err := fs.Stat(c.data, p); err != nil {
 			var esc *recipefs.EscapeError
 			if errors.As(err, &esc) {
@@ -197,9 +200,11 @@ func (c *checker) dataset(path string, d Dataset) {
 				c.errorf(path+".file.path", "cannot read %s: %v", p, unwrapPathErr(err))
 			}
 		} else if st.IsDir() {
-			c.errorf(path+".file.path", "%s is a directory, not a data file", p)
+			_, _, err := DataFiles(c.data, p, d.File.Encoding)
+			c.errorf(path+".file.path", "%v", unwrapPathErr(err)).
+				WithHint("a directory stands for the .jsonl or .parquet files under it; name a file, a directory with data files, or a glob (data/*.jsonl)")
 		}
-		if d.File.Encoding == "" && encodingOf(p) == "" {
+		if d.File.Encoding == "" && encodingOf(p) == "" && !IsPattern(p) && c.r.DataSets[p] == nil {
 			c.errorf(path+".file.path", "cannot tell the encoding of %s from its extension", p).
 				WithHint("set encoding: \"jsonl\" or \"parquet\"")
 		}
@@ -210,6 +215,27 @@ func (c *checker) dataset(path string, d Dataset) {
 	}
 	if d.Format != "preference" && d.Prompt == "explicit" {
 		c.errorf(path+".prompt", "prompt: \"explicit\" applies to preference data only, but format is %q", d.Format)
+	}
+}
+
+// fileSet checks a dataset whose path names several files: a glob that
+// matches and does not leave the directory, files of one encoding.
+func (c *checker) fileSet(path string, d Dataset) {
+	p := d.File.Path
+	files, _, err := DataFiles(c.data, p, d.File.Encoding)
+	if err != nil {
+		var esc *recipefs.EscapeError
+		if errors.As(err, &esc) {
+			c.errorf(path+".file.path", "%q: %v", p, esc).
+				WithHint("if %s is a data volume, declare it: dataRoots: [%q] in the recipe, or --data-root %s", esc.Root, esc.Root, esc.Root)
+			return
+		}
+		c.errorf(path+".file.path", "%v", unwrapPathErr(err)).
+			WithHint("a glob matches files by path.Match rules (data/shards/*.jsonl); a directory stands for its .jsonl or .parquet files")
+		return
+	}
+	if _, err := SetEncoding(files, d.File.Encoding); err != nil {
+		c.errorf(path+".file.path", "%s: %v", p, err).WithHint("set encoding: \"jsonl\" or \"parquet\"")
 	}
 }
 

@@ -35,6 +35,9 @@ type Recipe struct {
 	// DataRows holds the row count of each local JSON Lines data file
 	// whose sample vet read without an error, by path (steps per epoch).
 	DataRows map[string]Rows `json:"-"`
+	// DataSets holds, for a dataset path naming several files (a
+	// directory or a glob), those files in path order.
+	DataSets map[string][]string `json:"-"`
 }
 
 // Rows is a data file's number of rows: counted when vet's sample was the

@@ -99,7 +99,7 @@ func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float6
 	bm := st.Base()
 	cfg := PrepareConfig{
 		Consumer:   st.Method,
-		Dataset:    datasetConfig(d),
+		Dataset:    b.datasetConfig(d),
 		Tokenizer:  TokenizerConfig{Repo: bm.Repo, Revision: bm.Revision},
 		MaxLength:  st.Data.MaxLength,
 		OverLength: st.Data.OverLength,
@@ -158,7 +158,7 @@ func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float6
 	return ps, nil
 }
 
-func datasetConfig(d config.Dataset) DatasetConfig {
+func (b *builder) datasetConfig(d config.Dataset) DatasetConfig {
 	dc := DatasetConfig{Format: d.Format, Columns: d.Columns}
 	if d.Format == "preference" {
 		dc.Prompt = d.Prompt
@@ -169,7 +169,7 @@ func datasetConfig(d config.Dataset) DatasetConfig {
 	switch {
 	case d.File != nil:
 		dc.Source = Source{Kind: "file", Ref: d.File.Path, Pin: "sha256:" + d.File.SHA256, Pinned: true}
-		dc.Encoding = d.File.EncodingOrDefault()
+		dc.Encoding = b.r.Encoding(d)
 	case d.Hub != nil:
 		dc.Source = Source{Kind: "hub-dataset", Ref: d.Hub.Repo, Pin: d.Hub.Revision, Pinned: isCommit(d.Hub.Revision)}
 		dc.Config, dc.Split = d.Hub.Config, d.Hub.Split
