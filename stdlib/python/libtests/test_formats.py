@@ -145,3 +145,34 @@ def test_parquet_with_nested_columns_through_the_entrypoint(tok_dir, tmp_path):
     pq.write_table(pa.Table.from_pylist(bad), data)
     rc, log = verify.entry("prepare", d, timeout=300)
     assert rc != 0 and "row 7: column 'meta.answers.0.text' (renamed to 'completion') is not in the row" in log, log[-2000:]
+
+
+def test_sft_trains_on_a_mix_of_separately_prepared_sources(tiny, tmp_path):
+    """Two datasets of different formats, each prepared on its own, mixed
+    by the sft entrypoint at the plan's weights."""
+    tok_dir, model_dir, _ = tiny
+    alpaca = [{"instruction": f"Repeat {i}", "output": f"{i} {i}"} for i in range(6)]
+    share = [{"conversations": [{"from": "human", "value": f"Say {i}"}, {"from": "gpt", "value": f"{i}"}]}
+             for i in range(4)]
+    prepared = {}
+    for role, fmt, rows in (("train.0", "alpaca", alpaca), ("train.1", "sharegpt", share)):
+        data = assets.write_jsonl(tmp_path / f"{fmt}.jsonl", rows)
+        d = tmp_path / f"prep-{fmt}"
+        assets.write_stage(d, fmt, "prepare", assets.prepare_config("sft", fmt, max_length=128),
+                           {"dataset": {"path": str(data)}, "tokenizer": {"path": str(tok_dir)}})
+        rc, log = verify.entry("prepare", d, timeout=300)
+        assert rc == 0, log[-3000:]
+        prepared[role] = d / "output"
+    cfg = assets.train_config("sft", {"model": assets.model_config(dtype="fp32")}, steps=3, micro=2,
+                              adapter_block=assets.adapter("lora", dropout=0.0), save_every=3,
+                              extra={"backend": "trl", "completionOnly": True})
+    cfg["data"]["mix"] = [{"input": "train.0", "weight": 2}, {"input": "train.1", "weight": 0.5}]
+    d = tmp_path / "sft-mix"
+    inputs = {role: {"path": str(p), "kind": "stage-output"} for role, p in prepared.items()}
+    inputs["model"] = {"path": str(model_dir), "kind": "hub-model"}
+    assets.write_stage(d, "sft", "sft", cfg, inputs)
+    rc, log = verify.entry("sft", d, timeout=900)
+    assert rc == 0, log[-4000:]
+    assert "mix of 2 sources: 12 (train.0 ×2) + 2 (train.1 ×0.5) rows" in log
+    final = [m for m in verify.metrics_of(d) if m.get("final")][-1]
+    assert final["step"] == 3
