@@ -200,9 +200,8 @@ func (c *checker) dataset(path string, d Dataset) {
 				c.errorf(path+".file.path", "cannot read %s: %v", p, unwrapPathErr(err))
 			}
 		} else if st.IsDir() {
-			_, _, err := DataFiles(c.data, p, d.File.Encoding)
-			c.errorf(path+".file.path", "%v", unwrapPathErr(err)).
-				WithHint("a directory stands for the .jsonl or .parquet files under it; name a file, a directory with data files, or a glob (data/*.jsonl)")
+			c.fileSet(path, d) // says why its files could not be listed
+			break
 		}
 		if d.File.Encoding == "" && encodingOf(p) == "" && !IsPattern(p) && c.r.DataSets[p] == nil {
 			c.errorf(path+".file.path", "cannot tell the encoding of %s from its extension", p).
@@ -226,12 +225,15 @@ func (c *checker) fileSet(path string, d Dataset) {
 	if err != nil {
 		var esc *recipefs.EscapeError
 		if errors.As(err, &esc) {
-			c.errorf(path+".file.path", "%q: %v", p, esc).
+			c.errorf(path+".file.path", "%q %v", p, esc).
 				WithHint("if %s is a data volume, declare it: dataRoots: [%q] in the recipe, or --data-root %s", esc.Root, esc.Root, esc.Root)
 			return
 		}
-		c.errorf(path+".file.path", "%v", unwrapPathErr(err)).
-			WithHint("a glob matches files by path.Match rules (data/shards/*.jsonl); a directory stands for its .jsonl or .parquet files")
+		hint := "a glob matches files by path.Match rules (data/shards/*.jsonl); a directory stands for its .jsonl or .parquet files"
+		if !IsPattern(p) {
+			hint = "a directory stands for the .jsonl or .parquet files under it; name a file, a directory with data files, or a glob (data/*.jsonl)"
+		}
+		c.errorf(path+".file.path", "%v", unwrapPathErr(err)).WithHint("%s", hint)
 		return
 	}
 	if _, err := SetEncoding(files, d.File.Encoding); err != nil {

@@ -68,7 +68,15 @@ func DataFiles(fsys fs.FS, p, encoding string) (files []string, set bool, err er
 		if enc == "" || path.Ext(f) == ".json" || (encoding != "" && enc != encoding) || strings.HasPrefix(d.Name(), ".") {
 			return nil
 		}
-		files = append(files, f)
+		// Through fsys, which refuses a symlink out of the recipe's
+		// directory and its data roots.
+		st, err := fs.Stat(fsys, f)
+		if err != nil {
+			return err
+		}
+		if st.Mode().IsRegular() {
+			files = append(files, f)
+		}
 		return nil
 	})
 	if err != nil {
