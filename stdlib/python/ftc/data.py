@@ -98,6 +98,8 @@ def _check_tool_calls(calls: Any, what: str) -> None:
 
 
 def check_messages(v: Any, what: str) -> list[dict]:
+    """The conversation v, checked, as chat templates take it
+    (_chat_messages); raises DataError naming what is wrong."""
     if not isinstance(v, list) or not v:
         raise DataError(f"{what} must be a list of {{role, content}} messages")
     for i, m in enumerate(v, 1):
@@ -120,7 +122,7 @@ def check_messages(v: Any, what: str) -> list[dict]:
             raise DataError(f"{what} must be a list of {{role, content}} messages")
         if not isinstance(m["content"], str):
             raise DataError(f"{what}: message content must be a string")
-    return v
+    return _chat_messages(v)
 
 
 def _chat_messages(v: list[dict]) -> list[dict]:
@@ -232,7 +234,7 @@ def sft_example(fmt: str, row: dict) -> SFTExample:
         tools = row.get("tools")
         if tools is not None and (not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools)):
             raise DataError("tools must be a list of function schemas (objects)")
-        return SFTExample(messages=_chat_messages(msgs), tools=tools or None)
+        return SFTExample(messages=msgs, tools=tools or None)
     if fmt == "alpaca":
         return SFTExample(messages=alpaca_messages(row))
     if fmt == "sharegpt":

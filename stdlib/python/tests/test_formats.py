@@ -120,3 +120,13 @@ def test_check_rows_positions_alpaca(tmp_path):
     assert msg[1].startswith("  a.jsonl:2: no 'output' column")
     assert msg[2].startswith("  a.jsonl:3: 'output' must be a string")
     assert msg[3] == '  want {"instruction": "...", "output": "..."} with optional "input" and "system" strings'
+
+
+def test_tool_calls_normalised_wherever_messages_are_read():
+    call = {"function": {"name": "f", "arguments": '{"x": 1}'}}
+    conv = [{"role": "user", "content": "q"}, {"role": "assistant", "content": None, "tool_calls": [call]}]
+    ex = data.sft_example("prompt-completion", {"prompt": conv[:1], "completion": conv[1:]})
+    assert ex.messages[1]["tool_calls"][0]["function"]["arguments"] == {"x": 1} and ex.messages[1]["content"] == ""
+    pr = data.prompt_row({"prompt": conv + [{"role": "tool", "content": "1"}]})
+    assert pr.prompt[1]["tool_calls"][0]["function"]["arguments"] == {"x": 1}
+    assert call["function"]["arguments"] == '{"x": 1}'  # the row itself is untouched
