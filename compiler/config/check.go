@@ -194,6 +194,9 @@ func (c *checker) dataset(path string, d Dataset) {
 		if !fs.ValidPath(p) {
 			c.errorf(path+".file.path", "%q must be a path inside the recipe's directory", p).
 				WithHint("use a slash-separated relative path without \"..\"")
+		} else if IsPattern(p) || c.r.DataSets[p] != nil {
+			c.fileSet(path, d)
+			break
 		} else if st, err := fs.Stat(c.data, p); err != nil {
 			var esc *recipefs.EscapeError
 			if errors.As(err, &esc) {
@@ -203,9 +206,10 @@ func (c *checker) dataset(path string, d Dataset) {
 				c.errorf(path+".file.path", "cannot read %s: %v", p, unwrapPathErr(err))
 			}
 		} else if st.IsDir() {
-			c.errorf(path+".file.path", "%s is a directory, not a data file", p)
+			c.fileSet(path, d) // says why its files could not be listed
+			break
 		}
-		if d.File.Encoding == "" && encodingOf(p) == "" {
+		if d.File.Encoding == "" && encodingOf(p) == "" && !IsPattern(p) && c.r.DataSets[p] == nil {
 			c.errorf(path+".file.path", "cannot tell the encoding of %s from its extension", p).
 				WithHint("set encoding: \"jsonl\" or \"parquet\"")
 		}
@@ -216,6 +220,30 @@ func (c *checker) dataset(path string, d Dataset) {
 	}
 	if d.Format != "preference" && d.Prompt == "explicit" {
 		c.errorf(path+".prompt", "prompt: \"explicit\" applies to preference data only, but format is %q", d.Format)
+	}
+}
+
+// fileSet checks a dataset whose path names several files: a glob that
+// matches and does not leave the directory, files of one encoding.
+func (c *checker) fileSet(path string, d Dataset) {
+	p := d.File.Path
+	files, _, err := DataFiles(c.data, p, d.File.Encoding)
+	if err != nil {
+		var esc *recipefs.EscapeError
+		if errors.As(err, &esc) {
+			c.errorf(path+".file.path", "%q %v", p, esc).
+				WithHint("if %s is a data volume, declare it: dataRoots: [%q] in the recipe, or --data-root %s", esc.Root, esc.Root, esc.Root)
+			return
+		}
+		hint := "a glob matches files by path.Match rules (data/shards/*.jsonl); a directory stands for its .jsonl or .parquet files"
+		if !IsPattern(p) {
+			hint = "a directory stands for the .jsonl or .parquet files under it; name a file, a directory with data files, or a glob (data/*.jsonl)"
+		}
+		c.errorf(path+".file.path", "%v", unwrapPathErr(err)).WithHint("%s", hint)
+		return
+	}
+	if _, err := SetEncoding(files, d.File.Encoding); err != nil {
+		c.errorf(path+".file.path", "%s: %v", p, err).WithHint("set encoding: \"jsonl\" or \"parquet\"")
 	}
 }
 
@@ -240,14 +268,14 @@ func (f FileSource) EncodingOrDefault() string {
 
 // formatsFor lists the data formats a method reads.
 var formatsFor = map[string][]string{
-	"sft":    {"messages", "prompt-completion", "text"},
+	"sft":    {"messages", "alpaca", "sharegpt", "prompt-completion", "text"},
 	"reward": {"preference"},
 	"ppo":    {"prompt"},
 	"grpo":   {"prompt"},
 }
 
 var formatHint = map[string]string{
-	"sft":    "SFT reads conversations (messages), prompt-completion pairs or plain text",
+	"sft":    "SFT reads conversations (messages, alpaca, sharegpt), prompt-completion pairs or plain text",
 	"reward": "a reward model trains on preference pairs: format \"preference\" with chosen and rejected",
 	"ppo":    "PPO rolls out from prompts only: format \"prompt\"",
 	"grpo":   "GRPO samples completions for prompts only: format \"prompt\"",
@@ -287,13 +315,25 @@ func (r *Recipe) TrainingProcesses(st Stage) int {
 func (c *checker) stage(name string, st Stage) {
 	base := "stages." + name
 
-	// Data: the format must be one the method reads.
-	if want := formatsFor[st.Method]; !contains(want, st.Data.Train.Format) {
-		c.errorf(base+".data.train", "%s stage cannot train on %q data from dataset %q", st.Method, st.Data.Train.Format, st.Data.Train.Name).
-			WithHint("%s", formatHint[st.Method])
+	// Data: train or a mix, each source in a format the method reads.
+	c.mix(name, st)
+	for i, src := range st.Data.Sources() {
+		if src.Dataset.Name == "" && src.Dataset.Format == "" {
+			continue // c.mix says what is missing
+		}
+		if want := formatsFor[st.Method]; !contains(want, src.Dataset.Format) {
+			c.errorf(st.Data.SourcePath(name, i), "%s stage cannot train on %q data from dataset %q", st.Method, src.Dataset.Format, src.Dataset.Name).
+				WithHint("%s", formatHint[st.Method])
+		}
+	}
+	if st.Data.Eval != nil && len(st.Data.Mix) > 0 {
+		if want := formatsFor[st.Method]; !contains(want, st.Data.Eval.Format) {
+			c.errorf(base+".data.eval", "%s stage cannot evaluate on %q data from dataset %q", st.Method, st.Data.Eval.Format, st.Data.Eval.Name).
+				WithHint("%s", formatHint[st.Method])
+		}
 	}
 	if st.Data.Eval != nil {
-		if st.Data.Eval.Format != st.Data.Train.Format {
+		if len(st.Data.Mix) == 0 && st.Data.Eval.Format != st.Data.Train.Format {
 			c.errorf(base+".data.eval", "eval dataset %q has format %q, train has %q", st.Data.Eval.Name, st.Data.Eval.Format, st.Data.Train.Format)
 		}
 		if st.Data.EvalFraction > 0 {
@@ -801,7 +841,7 @@ func (c *checker) grpo(base string, st Stage) {
 			}
 			c.modelRef(p+".model", rw.Model)
 		case rw.Function != nil:
-			c.rewardFunction(p+".function", *rw.Function, c.columns(st.Data.Train))
+			c.rewardFunction(p+".function", *rw.Function, c.mixColumns(st.Data))
 		}
 	}
 }
@@ -908,6 +948,60 @@ func (c *checker) python(p, name string) *pyast.Module {
 	}
 	c.py[name] = m
 	return m
+}
+
+// mix checks that a stage has training data, from train or from mix, and
+// that a mix's weights are positive and its datasets distinct.
+func (c *checker) mix(name string, st Stage) {
+	base := "stages." + name + ".data"
+	d := st.Data
+	hasTrain := d.Train.Name != "" || d.Train.Format != ""
+	switch {
+	case hasTrain && len(d.Mix) > 0:
+		c.errorf(base+".mix", "train and mix are both set").
+			WithHint("list train's dataset in the mix too: {dataset: datasets.%s, weight: 1}, and remove train", d.Train.Name)
+	case !hasTrain && len(d.Mix) == 0:
+		c.errorf(base, "the stage has no training data").
+			WithHint("set train: datasets.NAME, or mix: [{dataset: datasets.A, weight: 1}, {dataset: datasets.B, weight: 0.5}]")
+	}
+	seen := map[string]int{}
+	for i, m := range d.Mix {
+		p := fmt.Sprintf("%s.mix.%d", base, i)
+		if !(m.Weight > 0) {
+			c.errorf(p+".weight", "dataset %q has weight %v in the mix; a weight must be more than 0", m.Dataset.Name, m.Weight).
+				WithHint("a weight multiplies the dataset's rows per epoch (0.5 takes half of them); to leave %q out, remove it from the mix", m.Dataset.Name)
+		}
+		if j, ok := seen[m.Dataset.Name]; ok && m.Dataset.Name != "" {
+			c.errorf(p+".dataset", "dataset %q is in the mix twice (also at mix.%d)", m.Dataset.Name, j).
+				WithHint("give it one entry, with the weights added")
+		} else {
+			seen[m.Dataset.Name] = i
+		}
+	}
+}
+
+// mixColumns returns the columns every training source of a stage has,
+// or nil when one source's columns cannot be known without loading it.
+func (c *checker) mixColumns(d StageData) []string {
+	var out []string
+	for i, src := range d.Sources() {
+		cols := c.columns(src.Dataset)
+		if cols == nil {
+			return nil
+		}
+		if i == 0 {
+			out = cols
+			continue
+		}
+		var both []string
+		for _, k := range out {
+			if contains(cols, k) {
+				both = append(both, k)
+			}
+		}
+		out = both
+	}
+	return out
 }
 
 // columns returns the column names of a local JSON-lines dataset, read

@@ -8,6 +8,9 @@ import (
 	"github.com/ftc-dev/ftc/compiler/diag"
 )
 
+// SampleFiles is how many files of a directory or glob vet samples.
+const SampleFiles = 16
+
 // checkData reads a sample of every local data file (compiler/datacheck)
 // and reports rows that do not have the declared shape. A file that fails
 // loses its size in DataBytes, so no estimate is made from it.
@@ -18,30 +21,76 @@ func (r *Recipe) checkData(files fs.FS) diag.List {
 		if d.File == nil || d.Hub != nil || !fs.ValidPath(d.File.Path) {
 			continue
 		}
-		if st, err := fs.Stat(files, d.File.Path); err != nil || st.IsDir() {
-			continue // the recipe checks say why
+		paths := r.DataSets[d.File.Path]
+		if paths == nil {
+			if st, err := fs.Stat(files, d.File.Path); err != nil || st.IsDir() {
+				continue // the recipe checks say why
+			}
+			paths = []string{d.File.Path}
 		}
-		enc := d.File.EncodingOrDefault()
+		enc := r.Encoding(d)
 		if enc == "" {
 			continue
 		}
-		l, sample := datacheck.CheckSample(files, datacheck.Dataset{
-			Spec:     datacheck.Spec{Format: d.Format, Prompt: d.Prompt, Columns: d.Columns},
-			Path:     "datasets." + name,
-			File:     d.File.Path,
-			Abs:      filepath.Join(r.Dir, filepath.FromSlash(d.File.Path)),
-			Encoding: enc,
-		}, r.Pos)
-		if l.HasErrors() {
-			delete(r.DataBytes, d.File.Path)
-		} else if sample.Rows > 0 && sample.Bytes > 0 {
-			rows := Rows{N: int64(sample.Rows), Exact: sample.Complete}
-			if size := r.DataBytes[d.File.Path]; !sample.Complete && size > 0 {
-				rows.N = int64(float64(size) * float64(sample.Rows) / float64(sample.Bytes))
+		// Each file of a set is sampled as a file of its own, the first
+		// SampleFiles of them; rows add up, scaled by bytes for the rest.
+		rows := Rows{Exact: true}
+		bad, unknown := false, false
+		var sampledBytes int64
+		for i, f := range paths {
+			if i == SampleFiles {
+				if total := r.DataBytes[d.File.Path]; sampledBytes > 0 && total > 0 {
+					rows.N = int64(float64(rows.N) * float64(total) / float64(sampledBytes))
+				}
+				rows.Exact = false
+				break
 			}
+			if st, err := fs.Stat(files, f); err == nil {
+				sampledBytes += st.Size()
+			}
+			l, sample := datacheck.CheckSample(files, datacheck.Dataset{
+				Spec:     datacheck.Spec{Format: d.Format, Prompt: d.Prompt, Columns: d.Columns},
+				Path:     "datasets." + name,
+				File:     f,
+				Abs:      filepath.Join(r.Dir, filepath.FromSlash(f)),
+				Encoding: enc,
+			}, r.Pos)
+			out = append(out, l...)
+			switch {
+			case l.HasErrors():
+				bad = true
+			case sample.Rows == 0 || sample.Bytes == 0:
+				unknown = true // Parquet: rows not read
+			default:
+				n := int64(sample.Rows)
+				if !sample.Complete {
+					if st, err := fs.Stat(files, f); err == nil && st.Size() > 0 {
+						n = int64(float64(st.Size()) * float64(sample.Rows) / float64(sample.Bytes))
+					}
+				}
+				rows.N += n
+				rows.Exact = rows.Exact && sample.Complete
+			}
+		}
+		if bad {
+			delete(r.DataBytes, d.File.Path)
+		} else if !unknown {
 			r.DataRows[d.File.Path] = rows
 		}
-		out = append(out, l...)
 	}
 	return out
+}
+
+// Encoding is a local dataset's encoding: declared, or implied by its
+// file's extension (by its files' for a directory or a glob); "" when it
+// cannot be told.
+func (r *Recipe) Encoding(d Dataset) string {
+	if d.File == nil {
+		return ""
+	}
+	if set := r.DataSets[d.File.Path]; set != nil {
+		enc, _ := SetEncoding(set, d.File.Encoding)
+		return enc
+	}
+	return d.File.EncodingOrDefault()
 }

@@ -72,12 +72,25 @@ func Decode(inst *load.Instance, files fs.FS, opts Options) (*Recipe, diag.List,
 	if dr, ok := files.(DataRooted); ok && len(r.DataRoots) > 0 {
 		data = dr.WithDataRoots(r.DataRoots)
 	}
+	r.DataSets = map[string][]string{}
 	for _, d := range r.Datasets {
-		if d.File != nil && fs.ValidPath(d.File.Path) {
-			if st, err := fs.Stat(data, d.File.Path); err == nil {
-				r.DataBytes[d.File.Path] = st.Size()
+		if d.File == nil || !fs.ValidPath(d.File.Path) {
+			continue
+		}
+		files, set, err := DataFiles(data, d.File.Path, d.File.Encoding)
+		if err != nil {
+			continue // the recipe checks say why
+		}
+		if set {
+			r.DataSets[d.File.Path] = files
+		}
+		var size int64
+		for _, f := range files {
+			if st, err := fs.Stat(data, f); err == nil {
+				size += st.Size()
 			}
 		}
+		r.DataBytes[d.File.Path] = size
 	}
 
 	var diags diag.List

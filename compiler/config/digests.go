@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"io/fs"
 	"path/filepath"
 
@@ -29,18 +30,27 @@ func CheckDigests(r *Recipe, files fs.FS, digest Digester) diag.List {
 		if !fs.ValidPath(d.File.Path) {
 			continue
 		}
-		if st, err := fs.Stat(files, d.File.Path); err != nil || !st.Mode().IsRegular() {
-			continue
+		set := r.DataSets[d.File.Path]
+		if set == nil {
+			if st, err := fs.Stat(files, d.File.Path); err != nil || !st.Mode().IsRegular() {
+				continue
+			}
 		}
 		path := "datasets." + name + ".file.sha256"
-		sum, err := digest(filepath.Join(r.Dir, filepath.FromSlash(d.File.Path)))
+		sum, err := PathDigest(files, d.File.Path, d.File.Encoding, func(rel string) (string, error) {
+			return digest(filepath.Join(r.Dir, filepath.FromSlash(rel)))
+		})
 		if err != nil {
 			out.Errorf(r.Pos.At(path), path, "cannot hash %s: %v", d.File.Path, unwrapPathErr(err))
 			continue
 		}
 		if sum != d.File.SHA256 {
 			at := r.Pos.At(path)
-			e := out.Errorf(at, path, "%s has sha256 %s, not the one pinned here", d.File.Path, sum)
+			what := d.File.Path
+			if set != nil {
+				what = fmt.Sprintf("%s (%d files, sha256 of their sha256sum lines)", d.File.Path, len(set))
+			}
+			e := out.Errorf(at, path, "%s has sha256 %s, not the one pinned here", what, sum)
 			if recipe := r.Pos.At(""); at.IsValid() && recipe.IsValid() && at.Filename() != recipe.Filename() {
 				// Written in one of the recipe's packages: ftc pin rewrites
 				// only the recipe file it is given.

@@ -70,6 +70,9 @@ func (r *Recipe) eachDataset(f func(*Dataset)) {
 	}
 	for name, st := range r.Stages {
 		f(&st.Data.Train)
+		for i := range st.Data.Mix {
+			f(&st.Data.Mix[i].Dataset)
+		}
 		if st.Data.Eval != nil {
 			f(st.Data.Eval)
 		}

@@ -47,28 +47,35 @@ func (r *Recipe) Steps(st Stage) StepPlan {
 	if b.GlobalBatch <= 0 {
 		return sp
 	}
-	f := st.Data.Train.File
-	if f == nil || st.Data.Train.Hub != nil {
-		return sp
-	}
-	rows, ok := r.DataRows[f.Path]
-	if !ok {
-		return sp
+	var rowsN, bytes float64
+	exact := true
+	for _, src := range st.Data.Sources() {
+		f := src.Dataset.File
+		if f == nil || src.Dataset.Hub != nil {
+			return sp
+		}
+		rows, ok := r.DataRows[f.Path]
+		if !ok {
+			return sp
+		}
+		n := float64(MixRows(rows.N, src.Weight))
+		exact = exact && rows.Exact
+		rowsN += n
+		bytes += float64(r.DataBytes[f.Path]) * src.Weight
 	}
 	var ex float64
-	exact := rows.Exact
 	switch {
 	case sp.Packed && st.Data.MaxLength > 0:
-		ex = math.Ceil(float64(r.DataBytes[f.Path]) / bytesPerToken / float64(st.Data.MaxLength))
+		ex = math.Ceil(bytes / bytesPerToken / float64(st.Data.MaxLength))
 		exact = false
 		sp.Unit = "packed sequences"
 	case st.Method == "sft" || st.Method == "reward":
-		ex = float64(rows.N)
+		ex = rowsN
 		sp.Unit = "rows"
 	case st.Method == "grpo" && st.GRPO != nil && st.GRPO.Generations > 0:
 		// The global batch counts completions: each prompt makes
 		// generations of them.
-		ex = float64(rows.N) * float64(st.GRPO.Generations)
+		ex = rowsN * float64(st.GRPO.Generations)
 		sp.Unit = "completions"
 	default:
 		return sp
@@ -87,6 +94,14 @@ func (r *Recipe) Steps(st Stage) StepPlan {
 		sp.TotalExact = exact && e == math.Trunc(e)
 	}
 	return sp
+}
+
+// MixRows is how many rows a source of n rows gives a mix at weight w:
+// every row floor(w) times, and round(frac(w)·n) rows once more. The
+// training entrypoints draw the same count (ftc/mixture.py).
+func MixRows(n int64, w float64) int64 {
+	whole := math.Floor(w)
+	return int64(whole)*n + int64(math.Round((w-whole)*float64(n)))
 }
 
 // epochs is the stage's number of epochs, 1 when neither epochs nor steps

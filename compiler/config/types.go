@@ -1,6 +1,10 @@
 package config
 
-import "github.com/ftc-dev/ftc/compiler/diag"
+import (
+	"fmt"
+
+	"github.com/ftc-dev/ftc/compiler/diag"
+)
 
 // Recipe is a validated recipe.
 type Recipe struct {
@@ -34,6 +38,9 @@ type Recipe struct {
 	// Rescaled is set on a recipe that Rescale moved to another number of
 	// GPUs (--gpus): what changed, for the plan to carry.
 	Rescaled *Rescaled `json:"-"`
+	// DataSets holds, for a dataset path naming several files (a
+	// directory or a glob), those files in path order.
+	DataSets map[string][]string `json:"-"`
 }
 
 // Rows is a data file's number of rows: counted when vet's sample was the
@@ -193,12 +200,38 @@ type HubDataset struct {
 
 // StageData is what a stage reads.
 type StageData struct {
-	Train        Dataset  `json:"train"`
-	Eval         *Dataset `json:"eval,omitempty"`
-	EvalFraction float64  `json:"evalFraction,omitempty"`
-	MaxLength    int      `json:"maxLength"`
-	OverLength   string   `json:"overLength"`
-	Packing      bool     `json:"packing"`
+	// Train is the one training dataset, zero when Mix is set.
+	Train Dataset `json:"train"`
+	// Mix is the several training datasets of a mixture.
+	Mix          []MixSource `json:"mix,omitempty"`
+	Eval         *Dataset    `json:"eval,omitempty"`
+	EvalFraction float64     `json:"evalFraction,omitempty"`
+	MaxLength    int         `json:"maxLength"`
+	OverLength   string      `json:"overLength"`
+	Packing      bool        `json:"packing"`
+}
+
+// MixSource is one dataset of a mixture and its weight.
+type MixSource struct {
+	Dataset Dataset `json:"dataset"`
+	Weight  float64 `json:"weight"`
+}
+
+// Sources is what a stage trains on: Mix, or Train with weight 1.
+func (d StageData) Sources() []MixSource {
+	if len(d.Mix) > 0 {
+		return d.Mix
+	}
+	return []MixSource{{Dataset: d.Train, Weight: 1}}
+}
+
+// SourcePath is the recipe path of source i of Sources:
+// "stages.NAME.data.train" or "stages.NAME.data.mix.I.dataset".
+func (d StageData) SourcePath(stage string, i int) string {
+	if len(d.Mix) > 0 {
+		return fmt.Sprintf("stages.%s.data.mix.%d.dataset", stage, i)
+	}
+	return "stages." + stage + ".data.train"
 }
 
 // Model is a set of weights.

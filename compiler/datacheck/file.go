@@ -261,8 +261,12 @@ func (c *checker) sharedError(group string, rows int, first map[string]any) {
 	want := strings.TrimPrefix(group, groupMissing)
 	if src, ok := c.d.Columns[want]; ok {
 		path := c.d.Path + ".columns." + want
-		c.diags.Errorf(c.pos.At(path), path, "column %q (renamed to %q) is missing from %s; %s", src, want, every, has).
-			WithHint("columns maps {wanted: source}: name a column the file has")
+		d := c.diags.Errorf(c.pos.At(path), path, "column %q (renamed to %q) is missing from %s; %s", src, want, every, has)
+		if at := pathBreak(first, src); at != "" {
+			d.WithHint("in the first row, %s (a dotted path walks nested objects; a number indexes a list)", at)
+		} else {
+			d.WithHint("columns maps {wanted: source}: name a column the file has")
+		}
 		return
 	}
 	if want == "prompt" && c.d.Format == "preference" && c.d.Prompt == "explicit" {
@@ -273,7 +277,9 @@ func (c *checker) sharedError(group string, rows int, first map[string]any) {
 	}
 	path := c.d.Path + ".format"
 	d := c.diags.Errorf(c.pos.At(path), path, "format %q needs a %q column, which is missing from %s; %s", c.d.Format, want, every, has)
-	if alt := guessColumn(want, first); alt != "" {
+	if alt := guessColumn(want, first); alt != "" && want == "messages" && isShareGPT(first[alt]) {
+		d.WithHint("%q holds ShareGPT turns ({from, value}): declare format: \"sharegpt\"", alt)
+	} else if alt != "" {
 		d.WithHint("rename it with columns: {%s: %q}", want, alt)
 	} else {
 		d.WithHint("%s", c.d.Want())
@@ -284,12 +290,15 @@ func (c *checker) sharedError(group string, rows int, first map[string]any) {
 // names, for a hint.
 func guessColumn(want string, row map[string]any) string {
 	alike := map[string][]string{
-		"messages":   {"conversations", "conversation", "chat", "dialog", "turns"},
-		"prompt":     {"question", "instruction", "input", "query"},
-		"completion": {"answer", "response", "output"},
-		"text":       {"content", "document", "body"},
-		"chosen":     {"preferred", "accepted", "positive"},
-		"rejected":   {"dispreferred", "negative"},
+		"messages":      {"conversations", "conversation", "chat", "dialog", "turns"},
+		"conversations": {"conversation", "messages", "chat", "dialog", "turns"},
+		"instruction":   {"prompt", "question", "query"},
+		"output":        {"response", "answer", "completion"},
+		"prompt":        {"question", "instruction", "input", "query"},
+		"completion":    {"answer", "response", "output"},
+		"text":          {"content", "document", "body"},
+		"chosen":        {"preferred", "accepted", "positive"},
+		"rejected":      {"dispreferred", "negative"},
 	}
 	for _, k := range alike[want] {
 		if _, ok := row[k]; ok {
@@ -297,6 +306,21 @@ func guessColumn(want string, row map[string]any) string {
 		}
 	}
 	return ""
+}
+
+// isShareGPT says whether v looks like ShareGPT turns, for a hint.
+func isShareGPT(v any) bool {
+	l, ok := v.([]any)
+	if !ok || len(l) == 0 {
+		return false
+	}
+	o, ok := l[0].(map[string]any)
+	if !ok {
+		return false
+	}
+	_, from := o["from"]
+	_, value := o["value"]
+	return from && value
 }
 
 // decode decodes one JSON value, numbers as json.Number: Python reads

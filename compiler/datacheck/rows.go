@@ -13,8 +13,8 @@ var Roles = []string{"system", "user", "assistant", "tool"}
 
 // Spec is what a dataset declares about its rows.
 type Spec struct {
-	// Format is one of messages, prompt-completion, text, preference,
-	// prompt (schema/data.cue).
+	// Format is one of messages, alpaca, sharegpt, prompt-completion,
+	// text, preference, prompt (schema/data.cue).
 	Format string
 	// Prompt is "implicit" or "explicit" (preference data).
 	Prompt string
@@ -59,7 +59,8 @@ func (s Spec) checkRow(v any) *problem {
 		return &problem{msg: fmt.Sprintf("a row must be a JSON object, got %s", jsonType(v))}
 	}
 	// Renaming first, as prepare does: the checks below see wanted names,
-	// the messages name the file's columns.
+	// the messages name the file's columns. A source that is a path into
+	// nested values leaves its top-level column in place.
 	row := raw
 	if len(s.Columns) > 0 {
 		row = make(map[string]any, len(raw))
@@ -68,12 +69,14 @@ func (s Spec) checkRow(v any) *problem {
 		}
 		for _, want := range sortedKeys(s.Columns) {
 			src := s.Columns[want]
-			x, ok := raw[src]
+			x, top, ok := Lookup(raw, src)
 			if !ok {
 				return &problem{msg: fmt.Sprintf("column %q (renamed to %q) is not in the row; row has %s", src, want, keyList(raw)),
 					group: groupMissing + want}
 			}
-			delete(row, src)
+			if top {
+				delete(row, src)
+			}
 			row[want] = x
 		}
 	}
@@ -81,6 +84,10 @@ func (s Spec) checkRow(v any) *problem {
 	switch s.Format {
 	case "messages":
 		return c.messagesRow()
+	case "alpaca":
+		return c.alpaca()
+	case "sharegpt":
+		return c.sharegpt()
 	case "prompt-completion":
 		return c.promptCompletion()
 	case "text":
@@ -117,6 +124,9 @@ func (c rowChecker) messagesRow() *problem {
 	name := c.s.source("messages")
 	if msg := checkMessages(v, name); msg != "" {
 		return &problem{msg: msg}
+	}
+	if p := c.checkTools(); p != nil {
+		return p
 	}
 	for _, m := range v.([]any) {
 		if m.(map[string]any)["role"] == "assistant" {
@@ -242,7 +252,7 @@ func (c rowChecker) strings(wants ...string) *problem {
 }
 
 // isMessages is data.py's is_messages: a non-empty list of objects that
-// each have a role and a content.
+// each have a role and a content (or tool calls).
 func isMessages(v any) bool {
 	l, ok := v.([]any)
 	if !ok || len(l) == 0 {
@@ -256,7 +266,9 @@ func isMessages(v any) bool {
 		if _, ok := o["role"]; !ok {
 			return false
 		}
-		if _, ok := o["content"]; !ok {
+		_, content := o["content"]
+		_, calls := o["tool_calls"]
+		if !content && !calls {
 			return false
 		}
 	}
@@ -291,16 +303,28 @@ func checkMessages(v any, name string) string {
 		}
 		role, ok := o["role"]
 		if !ok {
+			if _, from := o["from"]; from {
+				return fmt.Sprintf("%s has no \"role\" but a \"from\": ShareGPT turns; declare format: \"sharegpt\"", at)
+			}
 			return fmt.Sprintf("%s has no \"role\"", at)
-		}
-		content, ok := o["content"]
-		if !ok {
-			return fmt.Sprintf("%s has no \"content\"", at)
 		}
 		if r, ok := role.(string); !ok || !contains(Roles, r) {
 			return fmt.Sprintf("%s: role %s is not one of %s", at, jsonText(role), strings.Join(Roles, ", "))
 		}
-		if _, ok := content.(string); !ok {
+		calls, hasCalls := o["tool_calls"]
+		if hasCalls && calls != nil {
+			if role != "assistant" {
+				return fmt.Sprintf("%s: only an assistant message may have tool_calls, this one is %s", at, jsonText(role))
+			}
+			if msg := checkToolCalls(calls, at); msg != "" {
+				return msg
+			}
+		}
+		content, ok := o["content"]
+		if !ok && !(hasCalls && calls != nil) {
+			return fmt.Sprintf("%s has no \"content\"", at)
+		}
+		if _, ok := content.(string); !ok && !(content == nil && hasCalls && calls != nil) {
 			return fmt.Sprintf("%s: content must be a string, got %s", at, jsonType(content))
 		}
 	}
@@ -315,6 +339,10 @@ func (s Spec) Want() string {
 	switch s.Format {
 	case "messages":
 		return fmt.Sprintf("want {%s: %s} with at least one assistant turn", q("messages"), msgs)
+	case "alpaca":
+		return fmt.Sprintf("want {%s: \"...\", %s: \"...\"} with optional %s and %s strings", q("instruction"), q("output"), q("input"), q("system"))
+	case "sharegpt":
+		return fmt.Sprintf("want {%s: [{\"from\": \"human\", \"value\": ...}, {\"from\": \"gpt\", \"value\": ...}, ...]} with at least one gpt turn", q("conversations"))
 	case "prompt-completion":
 		return fmt.Sprintf("want {%s: ..., %s: ...}, each a string or a list of messages", q("prompt"), q("completion"))
 	case "text":

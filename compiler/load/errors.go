@@ -121,7 +121,8 @@ func (c converter) tidy(in diag.List) diag.List {
 //     judged against the wrong method, or none);
 //   - under a stage's computed output, unless the user wrote it;
 //   - inside schema definitions;
-//   - a dataset's problem seen again through a stage that references it.
+//   - a dataset's problem seen again through a stage that references it
+//     (data.train, data.eval, data.mix.N.dataset).
 func (c converter) dropEchoes(in diag.List) diag.List {
 	badMethod := map[string]bool{}
 	datasetMsgs := map[string]bool{}
@@ -163,6 +164,9 @@ func (c converter) dropEchoes(in diag.List) diag.List {
 			continue
 		case len(parts) >= 5 && parts[0] == "stages" && parts[2] == "data" && (parts[3] == "train" || parts[3] == "eval") &&
 			datasetMsgs[strings.Join(parts[4:], ".")+"\x00"+d.Message]:
+			continue
+		case len(parts) >= 7 && parts[0] == "stages" && parts[2] == "data" && parts[3] == "mix" && parts[5] == "dataset" &&
+			datasetMsgs[strings.Join(parts[6:], ".")+"\x00"+d.Message]:
 			continue
 		}
 		out.Add(d)

@@ -86,6 +86,17 @@ type DataConfig struct {
 	OverLength string `json:"overLength"`
 	Packing    bool   `json:"packing"`
 	HasEval    bool   `json:"hasEval"`
+	// Mix lists the training sources when there are several (inputs
+	// train.0, train.1, ...); empty for the one input "train".
+	Mix []MixInput `json:"mix,omitempty"`
+}
+
+// MixInput is one source of a stage's mix: the input holding its
+// prepared rows and its weight. The training entrypoints draw
+// config.MixRows rows from it with the training seed (ftc/mixture.py).
+type MixInput struct {
+	Input  string  `json:"input"`
+	Weight float64 `json:"weight"`
 }
 
 // Distributed is the process layout.
@@ -212,6 +223,9 @@ func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*S
 	}
 	cfg.Data = DataConfig{MaxLength: st.Data.MaxLength, OverLength: st.Data.OverLength, Packing: st.Data.Packing,
 		HasEval: st.Data.Eval != nil || st.Data.EvalFraction > 0}
+	for i, src := range st.Data.Mix {
+		cfg.Data.Mix = append(cfg.Data.Mix, MixInput{Input: MixRole(i), Weight: src.Weight})
+	}
 	h := r.Hardware
 	cfg.Distributed = Distributed{Strategy: h.Strategy, Processes: r.TrainingProcesses(st), Nodes: h.Nodes,
 		GPUsPerNode: h.GPUsPerNode, Offload: h.Offload, NCCLTimeoutMinutes: h.NCCL.TimeoutMinutes}

@@ -60,8 +60,18 @@ func estimate(r *config.Recipe, st config.Stage, cfg StageConfig) *Estimate {
 	switch {
 	case cfg.Training.Steps > 0:
 		e.Tokens = float64(cfg.Training.Steps) * float64(cfg.Training.GlobalBatch) * float64(st.Data.MaxLength)
-	case st.Data.Train.File != nil && r.DataBytes[st.Data.Train.File.Path] > 0:
-		e.Tokens = float64(r.DataBytes[st.Data.Train.File.Path]) / bytesPerToken * cfg.Training.Epochs
+	default:
+		// Each source's bytes, weighed as the mix weighs its rows.
+		var bytes float64
+		for _, src := range st.Data.Sources() {
+			f := src.Dataset.File
+			if f == nil || r.DataBytes[f.Path] <= 0 {
+				bytes = 0
+				break
+			}
+			bytes += float64(r.DataBytes[f.Path]) * src.Weight
+		}
+		e.Tokens = bytes / bytesPerToken * cfg.Training.Epochs
 	}
 	// Rollouts dominate PPO and GRPO and are not in this model of speed:
 	// give them no time estimate rather than a wrong one.

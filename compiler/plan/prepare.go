@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"fmt"
+
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/ident"
 	"github.com/ftc-dev/ftc/compiler/key"
@@ -70,8 +72,18 @@ func (b *builder) prepareInputs(st config.Stage) ([]Input, error) {
 		inputs = append(inputs, Input{Role: role, Stage: ps.Name, Key: ps.Key})
 		return nil
 	}
-	if err := add("train", "prepare", st.Data.Train, st.Data.EvalFraction); err != nil {
-		return nil, err
+	if len(st.Data.Mix) == 0 {
+		if err := add("train", "prepare", st.Data.Train, st.Data.EvalFraction); err != nil {
+			return nil, err
+		}
+	}
+	// A mix prepares each source on its own: its key holds neither the
+	// weights nor the other sources, so changing a weight or adding a
+	// source finds every prepared source already cached.
+	for i, src := range st.Data.Mix {
+		if err := add(MixRole(i), "prepare."+src.Dataset.Name, src.Dataset, st.Data.EvalFraction); err != nil {
+			return nil, err
+		}
 	}
 	if st.Data.Eval != nil {
 		if err := add("eval", "prepare-eval", *st.Data.Eval, 0); err != nil {
@@ -81,11 +93,14 @@ func (b *builder) prepareInputs(st config.Stage) ([]Input, error) {
 	return inputs, nil
 }
 
+// MixRole is the input role of source i of a stage's mix.
+func MixRole(i int) string { return fmt.Sprintf("train.%d", i) }
+
 func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float64, name string) (*Stage, error) {
 	bm := st.Base()
 	cfg := PrepareConfig{
 		Consumer:   st.Method,
-		Dataset:    datasetConfig(d),
+		Dataset:    b.datasetConfig(d),
 		Tokenizer:  TokenizerConfig{Repo: bm.Repo, Revision: bm.Revision},
 		MaxLength:  st.Data.MaxLength,
 		OverLength: st.Data.OverLength,
@@ -144,7 +159,7 @@ func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float6
 	return ps, nil
 }
 
-func datasetConfig(d config.Dataset) DatasetConfig {
+func (b *builder) datasetConfig(d config.Dataset) DatasetConfig {
 	dc := DatasetConfig{Format: d.Format, Columns: d.Columns}
 	if d.Format == "preference" {
 		dc.Prompt = d.Prompt
@@ -155,7 +170,7 @@ func datasetConfig(d config.Dataset) DatasetConfig {
 	switch {
 	case d.File != nil:
 		dc.Source = Source{Kind: "file", Ref: d.File.Path, Pin: "sha256:" + d.File.SHA256, Pinned: true}
-		dc.Encoding = d.File.EncodingOrDefault()
+		dc.Encoding = b.r.Encoding(d)
 	case d.Hub != nil:
 		dc.Source = Source{Kind: "hub-dataset", Ref: d.Hub.Repo, Pin: d.Hub.Revision, Pinned: ident.IsCommit(d.Hub.Revision)}
 		dc.Config, dc.Split = d.Hub.Config, d.Hub.Split

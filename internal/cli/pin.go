@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/load"
 	"github.com/ftc-dev/ftc/runtime/resolve"
@@ -55,7 +56,12 @@ func pinRecipe(file string, cache cacheFlag, check bool, stdout, stderr io.Write
 		if !fs.ValidPath(path) {
 			return "", fmt.Errorf("not a path inside the recipe's directory; left alone")
 		}
-		return hasher.SHA256(filepath.Join(dir, filepath.FromSlash(path)))
+		// A directory or a glob is pinned by the digest of its files'
+		// (config.SetDigest); the vet below checks it as the dataset
+		// declares it.
+		return config.PathDigest(os.DirFS(dir), path, "", func(rel string) (string, error) {
+			return hasher.SHA256(filepath.Join(dir, filepath.FromSlash(rel)))
+		})
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)

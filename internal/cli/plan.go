@@ -202,8 +202,18 @@ func printPlan(w io.Writer, p *plan.Plan) {
 	for i, s := range p.Stages {
 		fmt.Fprintf(w, "%d. %s [%s]\n", i+1, s.Name, s.Kind)
 		fmt.Fprintf(w, "   key   %s\n", s.Key)
+		weights := map[string]float64{}
+		if cfg, ok := s.Config.(plan.StageConfig); ok {
+			for _, m := range cfg.Data.Mix {
+				weights[m.Input] = m.Weight
+			}
+		}
 		for _, in := range s.Inputs {
-			fmt.Fprintf(w, "   in    %-10s %s\n", in.Role, describeInput(in))
+			mix := ""
+			if wt, ok := weights[in.Role]; ok {
+				mix = fmt.Sprintf("  weight %g", wt)
+			}
+			fmt.Fprintf(w, "   in    %-10s %s%s\n", in.Role, describeInput(in), mix)
 		}
 		if s.Launch.Server != nil {
 			fmt.Fprintf(w, "   start %s  (GPUs %s, first)\n", shq.Join(s.Launch.Server.Argv, vars...), ints(s.Launch.Server.GPUs))

@@ -257,7 +257,7 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	local.record(events, rec, p)
 
 	opts := exec.Options{
-		Store: store, RunsDir: f.cache.runs(), Backend: be, RecipeDir: r.Dir, Files: res.Files,
+		Store: store, RunsDir: f.cache.runs(), Backend: be, RecipeDir: r.Dir, Files: res.Files, Sets: res.Sets,
 		GPUs: gpus, Cluster: cluster, Force: set(f.force), Restart: set(f.restart), Retries: f.retries,
 		DryRun: f.dryRun, Events: events, Env: secretEnv(r), LocalEnv: local.env,
 		PrepareOnCluster: f.prepareOn == "cluster",

@@ -33,6 +33,10 @@ type Options struct {
 	// Files maps checked dataset paths (relative to the recipe) to
 	// absolute paths, from resolve.
 	Files map[string]string
+	// Sets maps checked dataset paths naming several files (a directory
+	// or a glob) to those files: path relative to the recipe → absolute
+	// path (runtime/resolve.Result.Sets).
+	Sets map[string]map[string]string
 	// Entrypoint replaces the launcher and "-m ftc.entry" in launch
 	// commands (test trainers, wrapper scripts).
 	Entrypoint []string
@@ -498,6 +502,15 @@ func (r *runner) layInputs(s *plan.Stage, dir string) (map[string]StageInput, er
 				return nil, fmt.Errorf("input %s: %w", in.Role, err)
 			}
 			inputs[in.Role] = StageInput{Path: rel, Kind: "stage-output"}
+		case in.Source.Kind == "file" && r.opts.Sets[in.Source.Ref] != nil:
+			// Several files: each under its recipe-relative path in the
+			// input's folder, which the stage reads in path order.
+			for rel, abs := range r.opts.Sets[in.Source.Ref] {
+				if err := linkFile(abs, filepath.Join(dst, filepath.FromSlash(rel))); err != nil {
+					return nil, fmt.Errorf("input %s: %w", in.Role, err)
+				}
+			}
+			inputs[in.Role] = StageInput{Path: rel, Kind: "file"}
 		case in.Source.Kind == "file":
 			abs, ok := r.opts.Files[in.Source.Ref]
 			if !ok {

@@ -45,13 +45,17 @@ type Result struct {
 	// Files are the checked local files: path relative to the recipe →
 	// absolute path.
 	Files map[string]string
+	// Sets are the checked datasets whose path names several files (a
+	// directory or a glob): that path → each file's path relative to the
+	// recipe → its absolute path.
+	Sets map[string]map[string]string
 }
 
 // Resolve checks the recipe's local files against their digests and pins
 // its Hub references, then rewrites r's revisions to the commits, so the
 // plan built from r is keyed by content. It reports every problem.
 func Resolve(ctx context.Context, r *config.Recipe, opts Options) (*Result, error) {
-	res := &Result{Pins: map[Ref]string{}, Files: map[string]string{}, Archs: map[ModelAt]Arch{}}
+	res := &Result{Pins: map[Ref]string{}, Files: map[string]string{}, Archs: map[ModelAt]Arch{}, Sets: map[string]map[string]string{}}
 	var problems []string
 
 	// Data files are found as vet found them: inside the recipe's
@@ -61,6 +65,31 @@ func Resolve(ctx context.Context, r *config.Recipe, opts Options) (*Result, erro
 	for _, name := range r.SortedDatasetNames() {
 		d := r.Datasets[name]
 		if d.File == nil {
+			continue
+		}
+		if files, set, err := config.DataFiles(dir, d.File.Path, d.File.Encoding); set {
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("dataset %s: %v", name, err))
+				continue
+			}
+			abs := map[string]string{}
+			sum, err := config.PathDigest(dir, d.File.Path, d.File.Encoding, func(rel string) (string, error) {
+				a, err := dir.Resolve(rel)
+				if err != nil {
+					return "", err
+				}
+				abs[rel] = a
+				return opts.Hasher.SHA256(a)
+			})
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("dataset %s: %v", name, err))
+				continue
+			}
+			if sum != d.File.SHA256 || len(abs) != len(files) {
+				problems = append(problems, fmt.Sprintf("dataset %s: %s (%d files) has sha256 %s, but the recipe pins %s (update the recipe if the data changed on purpose)", name, d.File.Path, len(files), sum, d.File.SHA256))
+				continue
+			}
+			res.Sets[d.File.Path] = abs
 			continue
 		}
 		abs, err := dir.Resolve(d.File.Path)

@@ -2,6 +2,8 @@ package resolve
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -248,5 +250,47 @@ func TestLockRecordsArchitecture(t *testing.T) {
 	if _, err := PinModels(context.Background(), r, Options{Hub: &Hub{Endpoint: hub.URL}, AllConfigs: true}); err == nil ||
 		!strings.Contains(err.Error(), "the Hub answered 404 Not Found (the recipe gives no arch for it") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestResolveChecksSetsOfFiles: a dataset naming a directory or a glob is
+// checked file by file against the digest of their sha256sum lines, and
+// every file is handed to the run.
+func TestResolveChecksSetsOfFiles(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "shards", "sub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "shards", "a.jsonl"), []byte("one\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "shards", "sub", "b.jsonl"), []byte("two\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "shards", "notes.txt"), []byte("not data\n"), 0o644)
+	// sha256sum shards/a.jsonl shards/sub/b.jsonl | sha256sum
+	lines := "2c8b08da5ce60398e1f19af0e5dccc744df274b826abe585eaba68c525434806  shards/a.jsonl\n" +
+		"27dd8ed44a83ff94d557f9fd0412ed5a8cbca69ea04922d88c01184a07300a5a  shards/sub/b.jsonl\n"
+	sum := fmt.Sprintf("%x", sha256.Sum256([]byte(lines)))
+	for _, path := range []string{"shards", "shards/*.jsonl"} {
+		r := recipe(dir, sum)
+		r.Datasets["d"].File.Path = path
+		r.Stages["s"].Model.Revision = strings.Repeat("f", 40)
+		res, err := Resolve(context.Background(), r, Options{Hasher: &Hasher{}})
+		if path == "shards/*.jsonl" {
+			// The glob does not reach into sub/: another set, another digest.
+			if err == nil || !strings.Contains(err.Error(), "shards/*.jsonl (1 files)") {
+				t.Fatalf("glob: got %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := res.Sets["shards"]
+		if len(got) != 2 || got["shards/a.jsonl"] != filepath.Join(dir, "shards", "a.jsonl") || got["shards/sub/b.jsonl"] == "" {
+			t.Fatalf("sets: %v", res.Sets)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "shards", "a.jsonl"), []byte("changed\n"), 0o644)
+	r := recipe(dir, sum)
+	r.Datasets["d"].File.Path = "shards"
+	r.Stages["s"].Model.Revision = strings.Repeat("f", 40)
+	if _, err := Resolve(context.Background(), r, Options{Hasher: &Hasher{}}); err == nil || !strings.Contains(err.Error(), "but the recipe pins") {
+		t.Fatalf("changed shard: got %v", err)
 	}
 }

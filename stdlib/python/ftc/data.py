@@ -14,6 +14,7 @@ into what the consumer needs before tokenization:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,32 +25,174 @@ class DataError(ValueError):
     """A row that does not have the shape its dataset declares."""
 
 
+_MISSING = object()
+
+
+def lookup(row: dict, src: str) -> Any:
+    """A `columns` source in a row: the top-level column of that name when
+    the row has one, else a dotted path into nested objects and lists
+    ("conversations.0.value", a number indexes a list); _MISSING when
+    neither. compiler/datacheck's Lookup is the same rule."""
+    if src in row:
+        return row[src]
+    if "." not in src:
+        return _MISSING
+    cur: Any = row
+    for seg in src.split("."):
+        if isinstance(cur, dict):
+            if seg not in cur:
+                return _MISSING
+            cur = cur[seg]
+        elif isinstance(cur, list):
+            if not seg.isdigit() or str(int(seg)) != seg or int(seg) >= len(cur):
+                return _MISSING
+            cur = cur[int(seg)]
+        else:
+            return _MISSING
+    return cur
+
+
 def rename_columns(row: dict, columns: dict[str, str]) -> dict:
-    """Applies a dataset's `columns` map ({wanted: source}) to one row."""
+    """Applies a dataset's `columns` map ({wanted: source}) to one row. A
+    nested source leaves its top-level column in place."""
     if not columns:
         return row
     out = dict(row)
-    for want, src in columns.items():
-        if src not in row:
+    for want in sorted(columns):
+        src = columns[want]
+        v = lookup(row, src)
+        if v is _MISSING:
             raise DataError(f"column {src!r} (renamed to {want!r}) is not in the row; row has {sorted(row)}")
-        out[want] = out.pop(src)
+        if src in row:
+            out.pop(src, None)
+        out[want] = v
     return out
 
 
 def is_messages(v: Any) -> bool:
-    """A conversation: a non-empty list of {role, content} dicts."""
-    return isinstance(v, list) and len(v) > 0 and all(isinstance(m, dict) and "role" in m and "content" in m for m in v)
+    """A conversation: a non-empty list of {role, content} dicts (an
+    assistant message may have tool_calls instead of content)."""
+    return isinstance(v, list) and len(v) > 0 and all(
+        isinstance(m, dict) and "role" in m and ("content" in m or "tool_calls" in m) for m in v)
+
+
+def _check_tool_calls(calls: Any, what: str) -> None:
+    if not isinstance(calls, list) or not calls:
+        raise DataError(f"{what}: tool_calls must be a non-empty list")
+    for j, tc in enumerate(calls, 1):
+        fn = tc.get("function") if isinstance(tc, dict) else None
+        if not isinstance(fn, dict):
+            raise DataError(f"{what}: tool call {j} has no \"function\" object")
+        if not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise DataError(f"{what}: tool call {j}: function has no \"name\"")
+        a = fn.get("arguments")
+        if isinstance(a, str):
+            try:
+                a = json.loads(a)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{what}: tool call {j}: arguments is a string that is not JSON: {e}") from None
+            if not isinstance(a, dict):
+                raise DataError(f"{what}: tool call {j}: arguments must hold a JSON object")
+        elif a is not None and not isinstance(a, dict):
+            raise DataError(f"{what}: tool call {j}: arguments must be an object or a JSON string")
 
 
 def check_messages(v: Any, what: str) -> list[dict]:
-    if not is_messages(v):
+    """The conversation v, checked, as chat templates take it
+    (_chat_messages); raises DataError naming what is wrong."""
+    if not isinstance(v, list) or not v:
         raise DataError(f"{what} must be a list of {{role, content}} messages")
-    for m in v:
+    for i, m in enumerate(v, 1):
+        if not isinstance(m, dict) or "role" not in m:
+            if isinstance(m, dict) and "from" in m:
+                raise DataError(f'message {i} of {what} has no "role" but a "from": ShareGPT turns; '
+                                'declare format: "sharegpt"')
+            raise DataError(f"{what} must be a list of {{role, content}} messages")
         if m["role"] not in ROLES:
             raise DataError(f"{what}: role {m['role']!r} is not one of {', '.join(ROLES)}")
+        calls = m.get("tool_calls")
+        if calls is not None:
+            if m["role"] != "assistant":
+                raise DataError(f"{what}: only an assistant message may have tool_calls")
+            _check_tool_calls(calls, f"message {i} of {what}")
+            if m.get("content") is not None and not isinstance(m["content"], str):
+                raise DataError(f"{what}: message content must be a string")
+            continue
+        if "content" not in m:
+            raise DataError(f"{what} must be a list of {{role, content}} messages")
         if not isinstance(m["content"], str):
             raise DataError(f"{what}: message content must be a string")
-    return v
+    return _chat_messages(v)
+
+
+def _chat_messages(v: list[dict]) -> list[dict]:
+    """Messages as chat templates take them: an assistant tool call has
+    content "" (not null) and arguments as an object (OpenAI data holds a
+    JSON string; transformers' templates render an object)."""
+    out = []
+    for m in v:
+        if m.get("tool_calls") is None:
+            out.append(m)
+            continue
+        m = dict(m)
+        if m.get("content") is None:
+            m["content"] = ""
+        calls = []
+        for tc in m["tool_calls"]:
+            tc = dict(tc)
+            fn = dict(tc["function"])
+            a = fn.get("arguments")
+            fn["arguments"] = json.loads(a) if isinstance(a, str) else (a if a is not None else {})
+            tc["function"] = fn
+            calls.append(tc)
+        m["tool_calls"] = calls
+        out.append(m)
+    return out
+
+
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "system": "system", "tool": "tool"}
+
+
+def sharegpt_messages(v: Any, what: str) -> list[dict]:
+    """ShareGPT turns [{from, value}] as messages [{role, content}]."""
+    if not isinstance(v, list) or not v:
+        raise DataError(f"{what} must be a non-empty list of {{from, value}} turns")
+    out = []
+    for i, t in enumerate(v, 1):
+        if not isinstance(t, dict) or "from" not in t or "value" not in t:
+            if isinstance(t, dict) and "role" in t:
+                raise DataError(f'turn {i} of {what} has no "from" but a "role": OpenAI-style messages; '
+                                'declare format: "messages"')
+            raise DataError(f"turn {i} of {what} must be an object {{from, value}}")
+        role = SHAREGPT_ROLES.get(t["from"]) if isinstance(t["from"], str) else None
+        if role is None:
+            raise DataError(f"turn {i} of {what}: from {t['from']!r} is not one of "
+                            "human, gpt, system, user, assistant, tool")
+        if not isinstance(t["value"], str):
+            raise DataError(f"turn {i} of {what}: value must be a string")
+        out.append({"role": role, "content": t["value"]})
+    if not any(m["role"] == "assistant" for m in out):
+        raise DataError(f"{what} has no gpt turn to learn from")
+    return out
+
+
+def alpaca_messages(row: dict) -> list[dict]:
+    """An alpaca row as a chat: [system], user (instruction, and input
+    after a blank line when there is one), assistant (output)."""
+    for k in ("instruction", "output"):
+        if k not in row:
+            raise DataError(f"no {k!r} column; row has {sorted(row)}")
+    inst, out = _text(row, "instruction"), _text(row, "output")
+    extra = {}
+    for k in ("input", "system"):
+        v = row.get(k)
+        if v is not None and not isinstance(v, str):
+            raise DataError(f"{k!r} must be a string, got {type(v).__name__}")
+        extra[k] = v or ""
+    user = inst + "\n\n" + extra["input"] if extra["input"] else inst
+    msgs = [{"role": "system", "content": extra["system"]}] if extra["system"] else []
+    return msgs + [{"role": "user", "content": user}, {"role": "assistant", "content": out}]
 
 
 def _text(row: dict, key: str) -> str:
@@ -73,6 +216,14 @@ class SFTExample:
     messages: list[dict] | None = None
     prompt: str = ""
     completion: str = ""
+    # tools are the function schemas a messages row offers the chat
+    # template (OpenAI's tools column).
+    tools: list[dict] | None = None
+
+
+# The formats rendered with the tokenizer's chat template whatever their
+# rows hold.
+CHAT_FORMATS = ("messages", "alpaca", "sharegpt")
 
 
 def sft_example(fmt: str, row: dict) -> SFTExample:
@@ -80,7 +231,16 @@ def sft_example(fmt: str, row: dict) -> SFTExample:
         msgs = check_messages(row.get("messages"), "messages")
         if not any(m["role"] == "assistant" for m in msgs):
             raise DataError("messages has no assistant turn to learn from")
-        return SFTExample(messages=msgs)
+        tools = row.get("tools")
+        if tools is not None and (not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools)):
+            raise DataError("tools must be a list of function schemas (objects)")
+        return SFTExample(messages=msgs, tools=tools or None)
+    if fmt == "alpaca":
+        return SFTExample(messages=alpaca_messages(row))
+    if fmt == "sharegpt":
+        if "conversations" not in row:
+            raise DataError(f"no 'conversations' column; row has {sorted(row)}")
+        return SFTExample(messages=sharegpt_messages(row["conversations"], "conversations"))
     if fmt == "prompt-completion":
         p, c = row.get("prompt"), row.get("completion")
         if is_messages(p) or is_messages(c):
@@ -88,7 +248,7 @@ def sft_example(fmt: str, row: dict) -> SFTExample:
         return SFTExample(prompt=_text(row, "prompt"), completion=_text(row, "completion"))
     if fmt == "text":
         return SFTExample(completion=_text(row, "text"))
-    raise DataError(f"format {fmt!r} cannot be used for sft (want messages, prompt-completion or text)")
+    raise DataError(f"format {fmt!r} cannot be used for sft (want messages, alpaca, sharegpt, prompt-completion or text)")
 
 
 @dataclass(frozen=True)
@@ -164,7 +324,7 @@ def check_row(fmt: str, prompt_mode: str, columns: dict[str, str], row: Any) -> 
     if not isinstance(row, dict):
         raise DataError(f"a row must be a JSON object, got {_json_type(row)}")
     row = rename_columns(row, columns)
-    if fmt in ("messages", "prompt-completion", "text"):
+    if fmt in formats_for("sft"):
         sft_example(fmt, row)
     elif fmt == "preference":
         preference_pair(row, prompt_mode)
@@ -182,6 +342,12 @@ def want(fmt: str, prompt_mode: str, columns: dict[str, str]) -> str:
     msgs = '[{"role": ..., "content": ...}, ...]'
     if fmt == "messages":
         return f"want {{{q('messages')}: {msgs}}} with at least one assistant turn"
+    if fmt == "alpaca":
+        return (f'want {{{q("instruction")}: "...", {q("output")}: "..."}} '
+                f"with optional {q('input')} and {q('system')} strings")
+    if fmt == "sharegpt":
+        return (f'want {{{q("conversations")}: [{{"from": "human", "value": ...}}, {{"from": "gpt", "value": ...}}, ...]}} '
+                "with at least one gpt turn")
     if fmt == "prompt-completion":
         return f"want {{{q('prompt')}: ..., {q('completion')}: ...}}, each a string or a list of messages"
     if fmt == "text":
@@ -214,7 +380,7 @@ def _json_type(v: Any) -> str:
 def formats_for(consumer: str) -> tuple[str, ...]:
     """The dataset formats a consumer accepts (ftc vet checks the same)."""
     return {
-        "sft": ("messages", "prompt-completion", "text"),
+        "sft": ("messages", "alpaca", "sharegpt", "prompt-completion", "text"),
         "reward": ("preference",),
         "ppo": ("prompt",),
         "grpo": ("prompt",),

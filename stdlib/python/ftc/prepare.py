@@ -193,6 +193,8 @@ def prepare_rows(cfg: PrepareConfig, rows: list[dict], tok: Any) -> tuple[list[d
     if cfg.dataset.format not in data.formats_for(cfg.consumer):
         raise DataError(f"a {cfg.consumer} stage cannot read {cfg.dataset.format!r} data "
                         f"(want {', '.join(data.formats_for(cfg.consumer))})")
+    if cfg.dataset.format in data.CHAT_FORMATS:
+        tokens.require_chat_template(tok, f"format {cfg.dataset.format!r}")
     st = Stats(rows_in=len(rows), max_length=cfg.max_length)
     renamed = []
     for i, row in enumerate(rows):
@@ -270,30 +272,64 @@ def check_rows(cfg: PrepareConfig, numbered: list[tuple[int, Any]], name: str, u
     tokenizer or GPU is touched, and fails once for the whole file: the
     count of bad rows and the first few, each as NAME:LINE (or NAME: row N
     for files without lines)."""
+    return check_files(cfg, [(name, numbered, unit)], name)
+
+
+def check_files(cfg: PrepareConfig, parts: list[tuple[str, list[tuple[int, Any]], str]], name: str) -> list[dict]:
+    """check_rows over the files of one dataset (a directory or a glob):
+    (file name, numbered rows, unit) each, in path order; bad rows are
+    counted over all of them and named by file and line."""
     ds = cfg.dataset
-    bad: list[tuple[int, str]] = []
-    for n, v in numbered:
-        err = v if isinstance(v, DataError) else None
-        if err is None:
-            try:
-                data.check_row(ds.format, ds.prompt, ds.columns, v)
-            except DataError as e:
-                err = e
-        if err is not None:
-            bad.append((n, str(err)))
-    if not numbered:
+    bad: list[str] = []
+    total = 0
+    for fname, numbered, unit in parts:
+        where = (lambda n, f=fname: f"{f}:{n}") if unit == "line" else (lambda n, f=fname: f"{f}: row {n}")
+        for n, v in numbered:
+            err = v if isinstance(v, DataError) else None
+            if err is None:
+                try:
+                    data.check_row(ds.format, ds.prompt, ds.columns, v)
+                except DataError as e:
+                    err = e
+            if err is not None:
+                bad.append(f"{where(n)}: {err}")
+        total += len(numbered)
+    if not total:
         raise DataError(f"{name}: the file has no rows ({data.want(ds.format, ds.prompt, ds.columns)}, one JSON object per line)")
     if bad:
-        where = (lambda n: f"{name}:{n}") if unit == "line" else (lambda n: f"{name}: row {n}")
-        total = len(numbered)
-        head = (f"{len(bad)} of {total} rows of {name} are malformed; first:" if len(bad) > 1
-                else f"1 of {total} rows of {name} is malformed:")
-        lines = [head] + [f"  {where(n)}: {msg}" for n, msg in bad[:SHOWN_ROWS]]
+        of = f"rows of {name}" if len(parts) == 1 else f"rows of {name} ({len(parts)} files)"
+        head = (f"{len(bad)} of {total} {of} are malformed; first:" if len(bad) > 1
+                else f"1 of {total} {of} is malformed:")
+        lines = [head] + [f"  {b}" for b in bad[:SHOWN_ROWS]]
         if len(bad) > SHOWN_ROWS:
             lines.append(f"  ... and {len(bad) - SHOWN_ROWS} more")
         lines.append("  " + data.want(ds.format, ds.prompt, ds.columns))
         raise DataError("\n".join(lines))
-    return [v for _, v in numbered]
+    return [v for _, numbered, _ in parts for _, v in numbered]
+
+
+def data_files(root: Path, encoding: str) -> list[Path]:
+    """The files of a dataset laid out as a folder (a directory or a glob
+    in the recipe): every .jsonl, .json or .parquet file under it (those of
+    the declared encoding), in path order, as ftc vet lists them."""
+    exts = {"jsonl": (".jsonl", ".json"), "parquet": (".parquet",)}.get(encoding, (".jsonl", ".json", ".parquet"))
+    out = []
+    for f in root.rglob("*"):
+        rel = f.relative_to(root)
+        if f.is_file() and f.suffix in exts and not any(p.startswith(".") for p in rel.parts):
+            out.append(f)
+    return sorted(out, key=lambda f: f.relative_to(root).as_posix())
+
+
+def read_file_rows(p: Path, name: str, enc: str) -> tuple[list[tuple[int, Any]], str]:
+    """One data file's rows, numbered, and the unit they are numbered in."""
+    if enc == "jsonl":
+        return read_jsonl_rows(p, name), "line"
+    if enc == "parquet":
+        import pyarrow.parquet as pq  # datasets' own dependency
+
+        return list(enumerate(pq.read_table(p).to_pylist(), 1)), "row"
+    raise StageError(f"stage.json: dataset encoding {enc!r} is not jsonl or parquet")
 
 
 def dataset_name(cfg: PrepareConfig, path: Path | None) -> str:
@@ -313,15 +349,22 @@ def read_dataset(stage: StageFile, cfg: PrepareConfig) -> list[dict]:
     if inp.path:
         p = stage.input_path("dataset")
         name = dataset_name(cfg, p)
+        if p.is_dir():
+            # Several files (a directory or a glob), each under its path
+            # relative to the recipe.
+            files = data_files(p, cfg.dataset.encoding)
+            if not files:
+                raise DataError(f"{name}: no data files in the dataset's folder")
+            parts = []
+            for f in files:
+                rel = f.relative_to(p).as_posix()
+                enc = cfg.dataset.encoding or ("parquet" if f.suffix == ".parquet" else "jsonl")
+                rows, unit = read_file_rows(f, rel, enc)
+                parts.append((rel, rows, unit))
+            return check_files(cfg, parts, name)
         enc = cfg.dataset.encoding or ("parquet" if p.suffix == ".parquet" else "jsonl")
-        if enc == "jsonl":
-            return check_rows(cfg, read_jsonl_rows(p, name), name)
-        if enc == "parquet":
-            import pyarrow.parquet as pq  # datasets' own dependency
-
-            rows = pq.read_table(p).to_pylist()
-            return check_rows(cfg, list(enumerate(rows, 1)), name, unit="row")
-        raise StageError(f"stage.json: dataset encoding {enc!r} is not jsonl or parquet")
+        rows, unit = read_file_rows(p, name, enc)
+        return check_rows(cfg, rows, name, unit=unit)
     import datasets
 
     ds = datasets.load_dataset(inp.repo, name=cfg.dataset.config or None, split=cfg.dataset.split,

@@ -167,11 +167,32 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class MixInput:
+    """One training source of a mix: its input role and weight."""
+
+    input: str
+    weight: float
+
+
+@dataclass(frozen=True)
 class DataConfig:
     max_length: int
     over_length: str = "drop"
     packing: bool = False
     has_eval: bool = False
+    # mix lists the training sources when there are several (inputs
+    # train.0, train.1, ...); empty for the one input "train".
+    mix: tuple = ()
+
+
+def _mix(data: dict) -> tuple:
+    out = []
+    for i, m in enumerate(data.get("mix") or []):
+        w = _num(m, "weight", f"config.data.mix[{i}]")
+        if not w > 0:
+            raise StageError(f"stage.json: config.data.mix[{i}].weight {w} is not more than 0")
+        out.append(MixInput(input=_req(m, "input", f"config.data.mix[{i}]"), weight=float(w)))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -387,6 +408,7 @@ class TrainConfig:
                 over_length=data.get("overLength", "drop"),
                 packing=bool(data.get("packing", False)),
                 has_eval=bool(data.get("hasEval", False)),
+                mix=_mix(data),
             ),
             distributed=Distributed(
                 strategy=dist.get("strategy", "single"),
@@ -463,7 +485,7 @@ class PrepareConfig:
         src = _req(ds, "source", "config.dataset")
         tok = _req(d, "tokenizer", "config")
         fmt = _req(ds, "format", "config.dataset")
-        if fmt not in ("messages", "prompt-completion", "text", "preference", "prompt"):
+        if fmt not in ("messages", "alpaca", "sharegpt", "prompt-completion", "text", "preference", "prompt"):
             raise StageError(f"stage.json: config.dataset.format {fmt!r} is unknown")
         ol = d.get("overLength", "drop")
         if ol not in ("drop", "truncate"):

@@ -18,12 +18,30 @@ from __future__ import annotations
 from typing import Any
 
 from .data import DataError, PreferencePair, SFTExample
+from .stage import StageError
 
 IGNORE = -100
 
 
-def render(tok: Any, messages: list[dict], add_generation_prompt: bool = False) -> str:
-    return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+class NoChatTemplate(StageError):
+    """A chat-shaped dataset and a tokenizer without a chat template."""
+
+
+def require_chat_template(tok: Any, what: str) -> None:
+    """Refuses a tokenizer without a chat template before any row is
+    rendered: transformers' own error names no fix."""
+    if hasattr(tok, "chat_template") and not tok.chat_template:
+        name = getattr(tok, "name_or_path", "") or "the model's"
+        raise NoChatTemplate(
+            f"{what} is rendered with the tokenizer's chat template, but the tokenizer ({name}) has none "
+            "(a base model's usually has not); give the model a template with chatTemplate: \"FILE.jinja\" "
+            "(a Jinja file beside the recipe), or use the instruct model's tokenizer")
+
+
+def render(tok: Any, messages: list[dict], add_generation_prompt: bool = False, tools: list | None = None) -> str:
+    require_chat_template(tok, "the conversation")
+    kw = {"tools": tools} if tools else {}
+    return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt, **kw)
 
 
 def encode(tok: Any, text: str) -> list[int]:
@@ -32,16 +50,16 @@ def encode(tok: Any, text: str) -> list[int]:
     return list(tok.encode(text, add_special_tokens=False))
 
 
-def conversation_segments(tok: Any, messages: list[dict]) -> list[tuple[str, bool]]:
+def conversation_segments(tok: Any, messages: list[dict], tools: list | None = None) -> list[tuple[str, bool]]:
     """Splits the rendered conversation into (text, is_assistant) pieces."""
-    full = render(tok, messages)
+    full = render(tok, messages, tools=tools)
     segs: list[tuple[str, bool]] = []
     pos = 0
     for i, m in enumerate(messages):
         if m["role"] != "assistant":
             continue
-        start = render(tok, messages[:i], add_generation_prompt=True) if i else ""
-        end = render(tok, messages[: i + 1])
+        start = render(tok, messages[:i], add_generation_prompt=True, tools=tools) if i else ""
+        end = render(tok, messages[: i + 1], tools=tools)
         if not (full.startswith(end) and end.startswith(start) and len(start) >= pos):
             raise DataError("the chat template is not prefix-stable (rendering a conversation's first turns does not "
                             "give a prefix of rendering all of it), so the assistant turns cannot be located for "
@@ -64,7 +82,7 @@ def sft_tokens(tok: Any, ex: SFTExample, completion_only: bool) -> tuple[list[in
         labels.extend(t if trained or not completion_only else [IGNORE] * len(t))
 
     if ex.messages is not None:
-        for text, assistant in conversation_segments(tok, ex.messages):
+        for text, assistant in conversation_segments(tok, ex.messages, ex.tools):
             add(text, assistant)
     else:
         add(ex.prompt, False)

@@ -212,11 +212,30 @@ def rows_dataset(rows: list[dict], need_datasets: bool):
 
 
 def read_train_eval(stage: StageFile, consumer: str):
+    """(manifest, train rows, eval rows) from the prepared inputs: the one
+    "train" input, or the sources of a mix drawn at their weights with the
+    training seed (ftc/mixture.py), their held-out rows together."""
+    from . import mixture
     from .prepare import read_prepared
 
-    manifest, train, held = read_prepared(stage.input_path("train"))
-    if manifest.get("consumer") != consumer:
-        raise compat.Unsupported(f"input train was prepared for {manifest.get('consumer')}, not {consumer}")
+    cfg = stage.train_config()
+    roles = [m.input for m in cfg.data.mix] or ["train"]
+    parts = []
+    for role in roles:
+        manifest, train, held = read_prepared(stage.input_path(role))
+        if manifest.get("consumer") != consumer:
+            raise compat.Unsupported(f"input {role} was prepared for {manifest.get('consumer')}, not {consumer}")
+        if parts and bool(manifest.get("packed")) != bool(parts[0][0].get("packed")):
+            raise compat.Unsupported(f"input {role} is {'' if manifest.get('packed') else 'not '}packed, "
+                                     f"input {roles[0]} is {'' if parts[0][0].get('packed') else 'not '}")
+        parts.append((manifest, train, held))
+    manifest, train, held = parts[0]
+    if cfg.data.mix:
+        train = mixture.mix([(p[1], m.weight) for p, m in zip(parts, cfg.data.mix)], cfg.training.seed)
+        held = [r for p in parts for r in p[2]]
+        log.info("ftc: mix of %d sources: %s rows", len(parts),
+                 " + ".join(f"{mixture.mix_rows(len(p[1]), m.weight)} ({m.input} ×{m.weight:g})"
+                            for p, m in zip(parts, cfg.data.mix)))
     if stage.has_input("eval"):
         _, held, _ = read_prepared(stage.input_path("eval"))
     return manifest, train, held

@@ -8,6 +8,8 @@ SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 class FakeTokenizer:
     eos_token = "<|im_end|>"
     pad_token = "<|endoftext|>"
+    chat_template = "fake"
+    name_or_path = "fake/tokenizer"
 
     def __init__(self, prefix_stable: bool = True):
         self.prefix_stable = prefix_stable
@@ -20,11 +22,17 @@ class FakeTokenizer:
     def pad_token_id(self):
         return SPECIAL.index(self.pad_token)
 
-    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False, tools=None):
         assert tokenize is False
         out = ""
+        if tools:
+            out += "<|im_start|>system\ntools:" + ",".join(t["function"]["name"] for t in tools) + "<|im_end|>\n"
         for i, m in enumerate(messages):
             content = m["content"]
+            for tc in m.get("tool_calls") or []:
+                # Templates get arguments as an object (data._chat_messages).
+                assert isinstance(tc["function"]["arguments"], dict)
+                content += "<call>" + tc["function"]["name"] + str(sorted(tc["function"]["arguments"].items()))
             if not self.prefix_stable and i == len(messages) - 1:
                 # Templates that rewrite the last turn break prefix stability.
                 content = content.upper()

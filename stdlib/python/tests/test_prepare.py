@@ -142,3 +142,33 @@ def test_read_dataset_from_stage_file(tmp_path):
     (tmp_path / "inputs" / "dataset" / "d.jsonl").write_text('{"text": "a"}\n[1]\n')
     with pytest.raises(DataError, match="d.jsonl:2"):
         prepare.read_dataset(st, st.prepare_config())
+
+
+def test_read_dataset_from_a_folder_of_files(tmp_path):
+    """A directory or a glob in the recipe arrives as a folder of the
+    checked files under their recipe paths: read in path order, bad rows
+    counted over all of them and named by file and line."""
+    root = tmp_path / "inputs" / "dataset"
+    (root / "data" / "shards" / "sub").mkdir(parents=True)
+    (root / "data" / "shards" / "b.jsonl").write_text('{"text": "b1"}\n{"text": "b2"}\n')
+    (root / "data" / "shards" / "a.jsonl").write_text('{"text": "a1"}\n')
+    (root / "data" / "shards" / "sub" / "c.jsonl").write_text('{"text": "c1"}\n')
+    raw = {"apiVersion": "ftc.dev/stage/v1alpha1", "name": "s.prepare", "kind": "prepare", "key": "k",
+           "config": {"consumer": "sft", "dataset": {"format": "text", "source": {"kind": "file", "ref": "data/shards"},
+                                                     "encoding": "jsonl"},
+                      "tokenizer": {"repo": "x/y", "revision": "r"}, "maxLength": 16},
+           "inputs": {"dataset": {"path": "inputs/dataset", "kind": "file"}},
+           "output": "output", "checkpoints": "checkpoints", "metrics": "metrics.jsonl",
+           "world": {"processes": 1, "strategy": "single"}}
+    (tmp_path / "stage.json").write_text(json.dumps(raw))
+    st = StageFile.load(tmp_path / "stage.json")
+    rows = prepare.read_dataset(st, st.prepare_config())
+    assert [r["text"] for r in rows] == ["a1", "b1", "b2", "c1"]
+    (root / "data" / "shards" / "sub" / "c.jsonl").write_text('{"text": "c1"}\n{"txt": "c2"}\n')
+    (root / "data" / "shards" / "a.jsonl").write_text('[1]\n')
+    with pytest.raises(DataError) as e:
+        prepare.read_dataset(st, st.prepare_config())
+    msg = str(e.value).splitlines()
+    assert msg[0] == "2 of 5 rows of data/shards (3 files) are malformed; first:"
+    assert msg[1] == "  data/shards/a.jsonl:1: a row must be a JSON object, got a list"
+    assert msg[2].startswith("  data/shards/sub/c.jsonl:2: ")

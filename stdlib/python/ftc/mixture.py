@@ -1,0 +1,45 @@
+"""A stage's mix of training sources, drawn as the plan says. Pure Python.
+
+The Go plan decides the mix (config.data.mix: each source's input role
+and weight) and the seed; each source was prepared on its own. Here the
+prepared rows are drawn: a source of n rows at weight w gives every row
+floor(w) times and round(frac(w)·n) rows once more, drawn with the
+training seed. compiler/config.MixRows counts the same for the step plan.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Sequence
+
+
+def mix_rows(n: int, weight: float) -> int:
+    """How many rows a source of n rows gives the mix (config.MixRows:
+    Go's math.Round, half away from zero)."""
+    whole = math.floor(weight)
+    return int(whole) * n + int(math.floor((weight - whole) * n + 0.5))
+
+
+def draw(rows: Sequence[dict], weight: float, rng: random.Random) -> list[dict]:
+    """A source's rows at its weight: floor(weight) full copies, then the
+    fractional share drawn without replacement, in file order."""
+    if weight <= 0:
+        raise ValueError(f"mix weight {weight} is not more than 0")
+    n = len(rows)
+    whole = int(math.floor(weight))
+    extra = mix_rows(n, weight) - whole * n
+    out = list(rows) * whole
+    if extra:
+        out += [rows[i] for i in sorted(rng.sample(range(n), extra))]
+    return out
+
+
+def mix(sources: Sequence[tuple[Sequence[dict], float]], seed: int) -> list[dict]:
+    """Every source drawn at its weight, in the plan's order. Each source
+    draws with a generator of its own (seed and position), so one source's
+    weight does not change which rows another gives."""
+    out: list[dict] = []
+    for i, (rows, weight) in enumerate(sources):
+        out += draw(rows, weight, random.Random(seed * 1_000_003 + i))
+    return out
