@@ -51,8 +51,11 @@ type PythonLock struct {
 type PythonPackage struct {
 	Name    string
 	Version string
-	// Hashes are "sha256:<hex>".
+	// Hashes are "sha256:<hex>": of its wheels, or of its sdist when
+	// Sdist is set (the few distributions ftc builds from source,
+	// compiler/image.SourceBuilt).
 	Hashes []string
+	Sdist  bool
 }
 
 // Lock file lines, one pin each:
@@ -62,7 +65,8 @@ type PythonPackage struct {
 //	base IMAGE sha256:DIGEST
 //	python-input sha256:DIGEST
 //	python NAME==VERSION sha256:HASH [sha256:HASH...]
-const lineFormats = `"model|dataset REPO@REVISION COMMIT", "base IMAGE sha256:DIGEST", "python-input sha256:DIGEST" or "python NAME==VERSION sha256:HASH..."`
+//	python-sdist NAME==VERSION sha256:HASH
+const lineFormats = `"model|dataset REPO@REVISION COMMIT", "base IMAGE sha256:DIGEST", "python-input sha256:DIGEST", "python NAME==VERSION sha256:HASH..." or "python-sdist NAME==VERSION sha256:HASH"`
 
 // ReadLock reads a lock file; a missing file is an empty lock.
 func ReadLock(path string) (*Lock, error) {
@@ -99,14 +103,14 @@ func ReadLock(path string) (*Lock, error) {
 			}
 			l.Python.Input = f[1]
 			continue
-		case "python":
+		case "python", "python-sdist":
 			var name, version string
-			ok := len(f) >= 3
+			ok := len(f) >= 3 && (f[0] == "python" || len(f) == 3)
 			if ok {
 				name, version, ok = strings.Cut(f[1], "==")
 			}
 			if !ok || name == "" || version == "" {
-				return nil, fmt.Errorf("%s:%d: want \"python NAME==VERSION sha256:HASH...\"", path, n)
+				return nil, fmt.Errorf("%s:%d: want \"python NAME==VERSION sha256:HASH...\" or \"python-sdist NAME==VERSION sha256:HASH\"", path, n)
 			}
 			for _, h := range f[2:] {
 				if !isDigest(h) {
@@ -116,7 +120,7 @@ func ReadLock(path string) (*Lock, error) {
 			if l.Python == nil {
 				l.Python = &PythonLock{}
 			}
-			l.Python.Packages = append(l.Python.Packages, PythonPackage{Name: name, Version: version, Hashes: f[2:]})
+			l.Python.Packages = append(l.Python.Packages, PythonPackage{Name: name, Version: version, Hashes: f[2:], Sdist: f[0] == "python-sdist"})
 			continue
 		}
 		if len(f) != 3 || (f[0] != "model" && f[0] != "dataset") {
@@ -149,7 +153,11 @@ func (l *Lock) Bytes() []byte {
 	if l.Python != nil {
 		lines = append(lines, "python-input "+l.Python.Input)
 		for _, p := range l.Python.Packages {
-			lines = append(lines, fmt.Sprintf("python %s==%s %s", p.Name, p.Version, strings.Join(p.Hashes, " ")))
+			kind := "python"
+			if p.Sdist {
+				kind = "python-sdist"
+			}
+			lines = append(lines, fmt.Sprintf("%s %s==%s %s", kind, p.Name, p.Version, strings.Join(p.Hashes, " ")))
 		}
 	}
 	sort.Strings(lines)
