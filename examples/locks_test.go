@@ -11,15 +11,11 @@ import (
 	"github.com/ftc-dev/ftc/runtime/resolve"
 )
 
-// noWheel are the distributions PyPI has only as sdists: ftc lock and
-// ftc build take wheels only (an sdist would run a build backend), so an
-// example that needs one cannot be locked yet.
-var noWheel = map[string]bool{"deepspeed": true}
-
-// TestExampleLocksAreCurrent: every example that can be locked has its
-// ftc.lock committed, resolved (by `ftc lock`, against PyPI) for exactly
+// TestExampleLocksAreCurrent: every example has its ftc.lock committed, resolved (by `ftc lock`, against PyPI) for exactly
 // what its recipe's profile pins now, and the stock profile's base image
-// is the official Python image of the profile's Python. After a profile
+// is the official Python image of the profile's Python. deepspeed, which
+// PyPI has only as sdists, is locked by its sdist's sha256
+// (image.SourceBuilt). After a profile
 // change: `ftc lock --update examples/NAME/recipe.cue` (about a minute
 // each; the base stays unpinned where Docker Hub is not reachable).
 func TestExampleLocksAreCurrent(t *testing.T) {
@@ -39,20 +35,7 @@ func TestExampleLocksAreCurrent(t *testing.T) {
 				t.Errorf("profile %s: base %s is not the official image of its Python %s (%s…)", env.Profile, env.Base.Image, env.Python, want)
 			}
 			reqs := image.Requirements(r)
-			var blocked []string
-			for _, q := range reqs {
-				if noWheel[q.Name] {
-					blocked = append(blocked, q.Name)
-				}
-			}
 			lockPath := filepath.Join(name, "ftc.lock")
-			if len(blocked) > 0 {
-				if _, err := os.Stat(lockPath); err == nil {
-					t.Errorf("%s is committed, but %v has no wheel on PyPI: how was it locked?", lockPath, blocked)
-				}
-				t.Logf("not lockable: %v has only an sdist on PyPI", blocked)
-				return
-			}
 			if _, err := os.Stat(lockPath); err != nil {
 				t.Fatalf("%v: run `ftc lock %s`", err, path)
 			}
@@ -64,11 +47,16 @@ func TestExampleLocksAreCurrent(t *testing.T) {
 				t.Fatalf("%s is not resolved for what profile %s pins now: run `ftc lock --update %s`", lockPath, env.Profile, path)
 			}
 			locked := map[string]string{}
+			var pkgs []image.Package
 			for _, p := range lock.Python.Packages {
+				pkgs = append(pkgs, image.Package{Name: p.Name, Version: p.Version, Hashes: p.Hashes, Sdist: p.Sdist})
 				locked[image.Normalize(p.Name)] = p.Version
 				if len(p.Hashes) == 0 {
 					t.Errorf("%s: %s==%s has no hash", lockPath, p.Name, p.Version)
 				}
+			}
+			if err := image.CheckSdists(pkgs); err != nil {
+				t.Errorf("%s: %v", lockPath, err)
 			}
 			for _, q := range reqs {
 				if v := locked[image.Normalize(q.Name)]; v != q.Version {

@@ -3,8 +3,11 @@
 # environment holding exactly the locked closure `ftc build` installs for a
 # recipe on that profile (stdlib/python/envs/PROFILE/requirements.txt,
 # written by `go run ./internal/pyenvs/pylock`), installed with pip
-# --require-hashes --no-deps from a wheelhouse. The tests of ftc's
-# entrypoints on the real libraries run there.
+# --require-hashes --no-deps from a wheelhouse; then, when the closure has
+# sdists ftc builds from source (requirements-sdist.txt beside it:
+# deepspeed), those, with the pip options and build environment its
+# header gives (no build isolation, against the installed wheels). The
+# tests of ftc's entrypoints on the real libraries run there.
 #
 #   bash scripts/pyvenv.sh ensure PROFILE      build it once (downloads the
 #                                              wheels the wheelhouse lacks)
@@ -25,7 +28,10 @@
 # missing). `run` and `entry` set HF_HUB_OFFLINE=1 and PIP_NO_INDEX=1: no
 # test reaches the network. pytest and its two missing dependencies
 # (stdlib/python/envs/tools.txt) sit in a folder of their own on
-# PYTHONPATH, so the environment itself stays exactly the lock.
+# PYTHONPATH, so the environment itself stays exactly the lock. The C++
+# ops torch and DeepSpeed compile at run time (DeepSpeed's shared-memory
+# allreduce on the CPU, about a minute) are kept in the environment's
+# torch-extensions/ (TORCH_EXTENSIONS_DIR), built once.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -43,11 +49,17 @@ reqs_of() {
 	echo "$f"
 }
 
+# sdists_of PROFILE: its sdists' requirements file, or nothing.
+sdists_of() {
+	local f="$envs/$1/requirements-sdist.txt"
+	[ -f "$f" ] && echo "$f" || true
+}
+
 # dir_of PROFILE: the environment's folder, named by the digest of what it
-# holds (the requirements and the tools).
+# holds (the requirements, the sdists and the tools).
 dir_of() {
 	local d
-	d=$(cat "$(reqs_of "$1")" "$envs/tools.txt" | sha256sum | cut -c1-12)
+	d=$(cat "$(reqs_of "$1")" $(sdists_of "$1") "$envs/tools.txt" | sha256sum | cut -c1-12)
 	echo "$cache/$1-$d"
 }
 
@@ -97,6 +109,24 @@ ensure() {
 		log "installing $reqs failed"
 		exit 1
 	fi
+	# The sdists (image.InstallPasses' second pass): fetched into the
+	# wheelhouse, checked against their hashes, then built offline against
+	# what is installed, with the pip options and environment the file's
+	# header gives.
+	local sdists t2=$SECONDS
+	sdists=$(sdists_of "$profile")
+	if [ -n "$sdists" ]; then
+		local -a args benv
+		read -r -a args <<<"$(sed -n 's/^# pip-args //p' "$sdists")"
+		read -r -a benv <<<"$(sed -n 's/^# build-env //p' "$sdists")"
+		if ! timeout 600 "${pip_env[@]}" "${benv[@]}" "$dir/bin/python" -m pip download -q --no-deps --require-hashes \
+			--no-binary=:all: --no-build-isolation -d "$wheels" -r "$sdists" ||
+			! timeout 1800 "${pip_env[@]}" "${benv[@]}" "$dir/bin/python" -m pip install -q --no-index --find-links "$wheels" \
+				"${args[@]}" --no-compile -r "$sdists"; then
+			log "building the sdists of $sdists failed"
+			exit 1
+		fi
+	fi
 	if ! timeout 600 "${pip_env[@]}" "$dir/bin/python" -m pip install -q --no-index --find-links "$wheels" \
 		--no-deps --require-hashes --only-binary=:all: --no-compile --target "$dir/tools" -r "$envs/tools.txt"; then
 		log "installing $envs/tools.txt failed"
@@ -106,7 +136,7 @@ ensure() {
 	"${pip_env[@]}" "$dir/bin/python" -m pip check >&2 || { log "pip check failed in $dir"; exit 1; }
 	echo "$profile" >"$dir/.ftc-pyvenv"
 	exec 9>&-
-	log "built $dir in $((SECONDS - t0)) s (wheels $((t1 - t0)) s, install $((SECONDS - t1)) s)"
+	log "built $dir in $((SECONDS - t0)) s (wheels $((t1 - t0)) s, install $((t2 - t1)) s, sdists and tools $((SECONDS - t2)) s)"
 }
 
 run() {
@@ -117,7 +147,8 @@ run() {
 	env -u PYTHONHOME VIRTUAL_ENV="$dir" PATH="$dir/bin:$PATH" \
 		PYTHONPATH="$repo/stdlib/python:$dir/tools${PYTHONPATH:+:$PYTHONPATH}" \
 		PIP_NO_INDEX=1 PIP_CONFIG_FILE=/dev/null HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
-		HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false FTC_PYVENV_PROFILE="$profile" "$@"
+		HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false FTC_PYVENV_PROFILE="$profile" \
+		TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$dir/torch-extensions}" "$@"
 }
 
 case "${1:-}" in
@@ -140,7 +171,7 @@ versions)
 	[ $# -eq 2 ] || { log "usage: versions PROFILE"; exit 2; }
 	run "$2" python -c 'import importlib, sys
 print("python", sys.version.split()[0], end="")
-for m in ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers", "safetensors", "bitsandbytes"):
+for m in ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers", "safetensors", "bitsandbytes", "deepspeed"):
     try:
         print(f" {m} {importlib.import_module(m).__version__}", end="")
     except Exception as e:

@@ -247,6 +247,9 @@ func checkLock(reqs []Requirement, in Inputs, current bool) ([]Package, error) {
 	if !current {
 		return nil, Unpinned{"the Python lock was resolved for other requirements, another Python or another base: run `ftc lock`"}
 	}
+	if err := CheckSdists(in.Python); err != nil {
+		return nil, Unpinned{err.Error()}
+	}
 	locked := map[string]Package{}
 	for _, p := range in.Python {
 		if len(p.Hashes) == 0 {
@@ -300,19 +303,42 @@ func RequirementsTxt(pkgs []Package, profile string) []byte {
 // pipSteps install the locked closure: wheels only (an sdist would run a
 // build backend, whose output is not reproducible), no dependency
 // resolution (the lock is the closure), no bytecode (.pyc files embed
-// source mtimes and are not reproducible), into SitePackages.
+// source mtimes and are not reproducible), into SitePackages. The
+// closure's sdists (SourceBuilt, InstallPasses) are built after, in a
+// step of their own, against the installed wheels (PYTHONPATH: torch and
+// the locked setuptools); their scripts are not installed (pip --target
+// keeps the existing bin/).
 func pipSteps(pkgs []Package, profile string, epoch int64) []Step {
-	return []Step{
-		{Name: "requirements", File: &File{Path: RequirementsFile, Mode: 0o644, Content: RequirementsTxt(pkgs, profile)}},
+	passes, err := InstallPasses(pkgs)
+	if err != nil {
+		panic(err) // checkLock refused the closure before
+	}
+	env := []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(epoch, 10), "PYTHONHASHSEED=0", "PIP_ROOT_USER_ACTION=ignore"}
+	mounts := []Mount{{Input: WheelsInput, Target: WheelsMount}}
+	steps := []Step{
+		{Name: "requirements", File: &File{Path: RequirementsFile, Mode: 0o644, Content: RequirementsTxt(passes[0].Packages, profile)}},
 		{Name: "install Python packages", Run: &Run{
 			Args: []string{"python3", "-m", "pip", "install",
 				"--no-deps", "--no-compile", "--no-cache-dir", "--disable-pip-version-check",
 				"--no-warn-script-location", "--only-binary=:all:", "--require-hashes",
 				"--find-links", WheelsMount, "--target", SitePackages, "-r", RequirementsFile},
-			Env:    []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(epoch, 10), "PYTHONHASHSEED=0", "PIP_ROOT_USER_ACTION=ignore"},
-			Mounts: []Mount{{Input: WheelsInput, Target: WheelsMount}},
+			Env:    env,
+			Mounts: mounts,
 		}},
 	}
+	for _, p := range passes[1:] {
+		args := append([]string{"python3", "-m", "pip", "install"}, p.Args...)
+		args = append(args, "--no-compile", "--no-cache-dir", "--disable-pip-version-check", "--no-warn-script-location",
+			"--find-links", WheelsMount, "--target", SitePackages, "-r", SdistRequirementsFile)
+		steps = append(steps,
+			Step{Name: "sdist requirements", File: &File{Path: SdistRequirementsFile, Mode: 0o644, Content: RequirementsTxt(p.Packages, profile)}},
+			Step{Name: "build Python packages from sdists", Run: &Run{
+				Args:   args,
+				Env:    append(append(append([]string(nil), env...), "PYTHONPATH="+SitePackages), p.Env...),
+				Mounts: mounts,
+			}})
+	}
+	return steps
 }
 
 // ResolveStep is the resolution run by `ftc lock`: pip resolves the

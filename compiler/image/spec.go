@@ -19,6 +19,9 @@ const (
 	// RequirementsFile is the locked requirements with hashes that pip
 	// installs from; it stays in the image as a record.
 	RequirementsFile = Root + "/requirements.txt"
+	// SdistRequirementsFile is the closure's sdists (SourceBuilt), built
+	// after the wheels are installed.
+	SdistRequirementsFile = Root + "/requirements-sdist.txt"
 	// WheelsMount is where the builder mounts the wheel source (a local
 	// wheel directory, or nothing when an index is used).
 	WheelsMount = "/ftc/wheels"
@@ -129,8 +132,12 @@ type Config struct {
 type Package struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
-	// Hashes are "sha256:<hex>" digests of acceptable wheels.
+	// Hashes are "sha256:<hex>" digests of acceptable wheels, or of the
+	// sdist when Sdist is set.
 	Hashes []string `json:"hashes"`
+	// Sdist is set for a distribution of SourceBuilt, locked by its sdist
+	// and built at install.
+	Sdist bool `json:"sdist,omitempty"`
 }
 
 // EnvironmentKey is the content key of the environment image: equal keys

@@ -256,7 +256,10 @@ func lockedClosure(r *config.Recipe, file string, sets []string) ([]image.Packag
 		if len(p.Hashes) == 0 {
 			return nil, fmt.Errorf("%s: %s==%s has no hash: run %s --update", lockPath, p.Name, p.Version, lockCmd)
 		}
-		pkgs = append(pkgs, image.Package{Name: p.Name, Version: p.Version, Hashes: p.Hashes})
+		pkgs = append(pkgs, image.Package{Name: p.Name, Version: p.Version, Hashes: p.Hashes, Sdist: p.Sdist})
+	}
+	if err := image.CheckSdists(pkgs); err != nil {
+		return nil, fmt.Errorf("%s: %w", lockPath, err)
 	}
 	return pkgs, nil
 }

@@ -223,7 +223,7 @@ func TestEnvCreate(t *testing.T) {
 	os.WriteFile(lockPath, []byte(strings.Replace(e.lockFile(), sum, "sha256:"+strings.Repeat("0", 64), 1)), 0o644)
 	dir := filepath.Join(t.TempDir(), "v")
 	if code := e.ftc("env", "create", "--wheels", e.wheels, "--dir", dir); code != 1 ||
-		!strings.Contains(e.stderr, "a wheel's sha256 is not the one ftc.lock pins") {
+		!strings.Contains(e.stderr, "a wheel's (or sdist's) sha256 is not the one ftc.lock pins") {
 		t.Fatalf("env create with a wrong hash: exit %d\n%s\n%s", code, e.stdout, e.stderr)
 	}
 	if _, err := os.Stat(dir); err == nil {

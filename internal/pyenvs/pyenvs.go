@@ -56,6 +56,13 @@ func RequirementsPath(root, profile string) string {
 	return filepath.Join(root, Dir, profile, "requirements.txt")
 }
 
+// SdistRequirementsPath is the environment's sdists (image.SourceBuilt),
+// which scripts/pyvenv.sh builds after installing the wheels; absent when
+// the closure has none.
+func SdistRequirementsPath(root, profile string) string {
+	return filepath.Join(root, Dir, profile, "requirements-sdist.txt")
+}
+
 // Load vets an environment's recipe.
 func Load(root, profile string) (*Env, error) {
 	r, _, err := compiler.Vet(RecipePath(root, profile), nil)
@@ -76,7 +83,15 @@ func (e *Env) Input() string {
 
 // Render is the requirements file: a header naming what was resolved and
 // for what, then image.RequirementsTxt, the very file an image installs.
-func (e *Env) Render(pkgs []image.Package) []byte {
+// The closure's sdists (image.InstallPasses' second pass) are a file of
+// their own, sdists (nil when there are none), whose header gives pip's
+// options and the build's environment ("# pip-args", "# build-env") for
+// scripts/pyvenv.sh.
+func (e *Env) Render(pkgs []image.Package) (wheels, sdists []byte) {
+	passes, err := image.InstallPasses(pkgs)
+	if err != nil {
+		panic(err) // ftc lock's resolution gives no other sdists
+	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# The Python test environment of profile %s: %s resolved by ftc lock's resolution\n", e.Profile, filepath.ToSlash(filepath.Join(Dir, e.Profile, "recipe.cue")))
 	py := e.Recipe.Environment.Python
@@ -92,8 +107,18 @@ func (e *Env) Render(pkgs []image.Package) []byte {
 		reqs = append(reqs, r.Name+"=="+r.Version)
 	}
 	fmt.Fprintf(&b, "# requires %s\n", strings.Join(reqs, " "))
-	b.Write(image.RequirementsTxt(pkgs, e.Profile))
-	return b.Bytes()
+	b.Write(image.RequirementsTxt(passes[0].Packages, e.Profile))
+	for _, p := range passes[1:] {
+		var s bytes.Buffer
+		fmt.Fprintf(&s, "# The sdists of the Python test environment of profile %s (see requirements.txt beside it), built\n", e.Profile)
+		fmt.Fprintf(&s, "# after its wheels are installed, by pip install with these options and environment.\n")
+		fmt.Fprintf(&s, "# input %s\n", e.Input())
+		fmt.Fprintf(&s, "# pip-args %s\n", strings.Join(p.Args, " "))
+		fmt.Fprintf(&s, "# build-env %s\n", strings.Join(p.Env, " "))
+		s.Write(image.RequirementsTxt(p.Packages, e.Profile))
+		sdists = s.Bytes()
+	}
+	return b.Bytes(), sdists
 }
 
 // Locked is a parsed requirements file.
@@ -150,6 +175,26 @@ func (e *Env) Check(root string) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	var problems []string
+	if sb, err := os.ReadFile(SdistRequirementsPath(root, e.Profile)); err == nil {
+		s, err := Parse(sb)
+		if err != nil {
+			return fmt.Errorf("%s: %w", SdistRequirementsPath(root, e.Profile), err)
+		}
+		if s.Input != l.Input {
+			problems = append(problems, fmt.Sprintf("%s was resolved for input %s, %s for %s", SdistRequirementsPath(root, e.Profile), s.Input, path, l.Input))
+		}
+		for n, p := range s.Packages {
+			p.Sdist = true
+			l.Packages[n] = p
+		}
+	}
+	var pkgs []image.Package
+	for _, p := range l.Packages {
+		pkgs = append(pkgs, p)
+	}
+	if err := image.CheckSdists(pkgs); err != nil {
+		problems = append(problems, err.Error())
+	}
 	for _, r := range e.Requirements {
 		p, ok := l.Packages[image.Normalize(r.Name)]
 		switch {

@@ -177,6 +177,11 @@ func openLayoutImage(dir string) (v1.Image, error) {
 // pip, against the builder's wheel source, and returns the closure with
 // the sha256 of every chosen wheel.
 func (b *Builder) ResolvePython(ctx context.Context, base string, p image.Platform, reqs []image.Requirement) ([]image.Package, error) {
+	for _, q := range reqs {
+		if _, ok := image.SourceBuilt(q.Name); ok {
+			return nil, fmt.Errorf("resolving Python packages in %s: %s==%s is built from its sdist, which only the resolution on this machine locks: run ftc lock without --in-base", base, q.Name, q.Version)
+		}
+	}
 	c, err := connect(ctx, Address(b.o.BuildKit))
 	if err != nil {
 		return nil, err

@@ -59,11 +59,9 @@ func (t LocalTarget) String() string {
 	return fmt.Sprintf("cp%s %s", strings.ReplaceAll(t.PythonVersion, ".", ""), p)
 }
 
-// ResolvePythonLocal resolves requirements as ResolvePython does (pip's
-// resolver, wheels only, the closure with each wheel's sha256 from pip's
-// installation report), without BuildKit: pip runs here, for t's Python
-// version and platforms. The result is sorted by normalized name.
-func ResolvePythonLocal(ctx context.Context, reqs []image.Requirement, t LocalTarget) ([]image.Package, error) {
+// resolveWheelsLocal resolves the requirement lines in (wheels only) for
+// t with pip on this machine (ResolvePythonLocal).
+func resolveWheelsLocal(ctx context.Context, in []byte, t LocalTarget) ([]image.Package, error) {
 	if t.PythonVersion == "" || len(t.Platforms) == 0 {
 		return nil, fmt.Errorf("resolving Python packages: no target Python version or platform")
 	}
@@ -72,14 +70,14 @@ func ResolvePythonLocal(ctx context.Context, reqs []image.Requirement, t LocalTa
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	in, report := filepath.Join(dir, "requirements.in"), filepath.Join(dir, "report.json")
-	if err := os.WriteFile(in, image.RequirementsIn(reqs), 0o644); err != nil {
+	inPath, report := filepath.Join(dir, "requirements.in"), filepath.Join(dir, "report.json")
+	if err := os.WriteFile(inPath, in, 0o644); err != nil {
 		return nil, err
 	}
 	abi := "cp" + strings.ReplaceAll(t.PythonVersion, ".", "")
 	args := []string{"-m", "pip", "install", "--dry-run", "--ignore-installed", "--disable-pip-version-check",
 		"--only-binary=:all:", "--python-version", t.PythonVersion, "--implementation", "cp", "--abi", abi,
-		"--target", filepath.Join(dir, "target"), "--report", report, "-r", in}
+		"--target", filepath.Join(dir, "target"), "--report", report, "-r", inPath}
 	for _, p := range t.Platforms {
 		args = append(args, "--platform", p)
 	}
@@ -120,6 +118,10 @@ func ResolvePythonLocal(ctx context.Context, reqs []image.Requirement, t LocalTa
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(pkgs, func(i, j int) bool { return image.Normalize(pkgs[i].Name) < image.Normalize(pkgs[j].Name) })
+	sortPackages(pkgs)
 	return pkgs, nil
+}
+
+func sortPackages(pkgs []image.Package) {
+	sort.Slice(pkgs, func(i, j int) bool { return image.Normalize(pkgs[i].Name) < image.Normalize(pkgs[j].Name) })
 }

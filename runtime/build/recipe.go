@@ -112,7 +112,7 @@ func Lock(ctx context.Context, b *Builder, r *config.Recipe, lock *resolve.Lock,
 			}
 			lock.Python = &resolve.PythonLock{Input: input}
 			for _, p := range pkgs {
-				lock.Python.Packages = append(lock.Python.Packages, resolve.PythonPackage{Name: p.Name, Version: p.Version, Hashes: p.Hashes})
+				lock.Python.Packages = append(lock.Python.Packages, resolve.PythonPackage{Name: p.Name, Version: p.Version, Hashes: p.Hashes, Sdist: p.Sdist})
 			}
 			res.Resolved, res.Packages = true, pkgs
 		}
@@ -156,7 +156,7 @@ func packagesOf(l *resolve.PythonLock) []image.Package {
 	}
 	var out []image.Package
 	for _, p := range l.Packages {
-		out = append(out, image.Package{Name: p.Name, Version: p.Version, Hashes: p.Hashes})
+		out = append(out, image.Package{Name: p.Name, Version: p.Version, Hashes: p.Hashes, Sdist: p.Sdist})
 	}
 	return out
 }

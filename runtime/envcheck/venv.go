@@ -159,29 +159,25 @@ func CreateVenv(ctx context.Context, o VenvOptions) (*Venv, error) {
 	if err := run(ctx, o.Log, o.Python, nil, "-m", "venv", o.Dir); err != nil {
 		return nil, fmt.Errorf("making a virtual environment with %s: %w", o.Python, err)
 	}
-	reqs := filepath.Join(o.Dir, "ftc-requirements.txt")
-	if err := os.WriteFile(reqs, image.RequirementsTxt(o.Packages, o.Profile), 0o644); err != nil {
+	installs, err := pipInstalls(o)
+	if err != nil {
 		return nil, err
 	}
 	v := &Venv{Dir: o.Dir, Key: key, Profile: o.Profile, Python: info.Version, Packages: len(o.Packages)}
-	// Exactly the lock: wheels only, each checked against its hash, no
-	// dependency resolution. The machine's pip configuration (extra
-	// indexes, find-links) has no say, as in ftc lock.
-	args := []string{"-m", "pip", "install", "--require-hashes", "--no-deps", "--only-binary=:all:",
-		"--no-input", "--disable-pip-version-check", "-r", reqs}
-	switch {
-	case o.Wheels != "":
-		args = append(args, "--no-index", "--find-links", o.Wheels, "--no-cache-dir")
-	case o.IndexURL != "":
-		args = append(args, "--index-url", o.IndexURL)
-	}
-	env := []string{"PIP_CONFIG_FILE=/dev/null", "PIP_FIND_LINKS=", "PIP_EXTRA_INDEX_URL=", "PIP_INDEX_URL=", "PIP_REQUIRE_VIRTUALENV="}
-	if err := run(ctx, o.Log, v.Interpreter(), env, args...); err != nil {
-		var pe *pipError
-		if errors.As(err, &pe) && strings.Contains(pe.out, "DO NOT MATCH THE HASHES") {
-			return nil, fmt.Errorf("a wheel's sha256 is not the one ftc.lock pins (the wheel changed, or the lock was edited): nothing was installed\n%s", pe.tail())
+	for i, in := range installs {
+		if err := os.WriteFile(in.File, in.Content, 0o644); err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("installing the locked packages: %w", err)
+		if err := run(ctx, o.Log, v.Interpreter(), in.Env, in.Args...); err != nil {
+			var pe *pipError
+			if errors.As(err, &pe) && strings.Contains(pe.out, "DO NOT MATCH THE HASHES") {
+				return nil, fmt.Errorf("a wheel's (or sdist's) sha256 is not the one ftc.lock pins (the file changed, or the lock was edited): nothing was installed\n%s", pe.tail())
+			}
+			if i > 0 {
+				return nil, fmt.Errorf("building the locked sdists: %w", err)
+			}
+			return nil, fmt.Errorf("installing the locked packages: %w", err)
+		}
 	}
 	if err := linkEntrypoints(v, o.Entrypoints); err != nil {
 		return nil, err
@@ -192,6 +188,45 @@ func CreateVenv(ctx context.Context, o VenvOptions) (*Venv, error) {
 	}
 	done, v.Created = true, true
 	return v, nil
+}
+
+// pipInstall is one pip run of CreateVenv: the requirements file it
+// writes first, then pip's arguments and environment.
+type pipInstall struct {
+	File    string
+	Content []byte
+	Args    []string
+	Env     []string
+}
+
+// pipInstalls are the pip runs that put o's closure in o.Dir, in order
+// (image.InstallPasses: the wheels, then the sdists built against them).
+// Exactly the lock: each file checked against its hash, no dependency
+// resolution. The machine's pip configuration (extra indexes,
+// find-links) has no say, as in ftc lock.
+func pipInstalls(o VenvOptions) ([]pipInstall, error) {
+	passes, err := image.InstallPasses(o.Packages)
+	if err != nil {
+		return nil, err
+	}
+	var out []pipInstall
+	for i, p := range passes {
+		file := filepath.Join(o.Dir, "ftc-requirements.txt")
+		if i > 0 {
+			file = filepath.Join(o.Dir, "ftc-requirements-sdist.txt")
+		}
+		args := append([]string{"-m", "pip", "install"}, p.Args...)
+		args = append(args, "--no-input", "--disable-pip-version-check", "-r", file)
+		switch {
+		case o.Wheels != "":
+			args = append(args, "--no-index", "--find-links", o.Wheels, "--no-cache-dir")
+		case o.IndexURL != "":
+			args = append(args, "--index-url", o.IndexURL)
+		}
+		env := []string{"PIP_CONFIG_FILE=/dev/null", "PIP_FIND_LINKS=", "PIP_EXTRA_INDEX_URL=", "PIP_INDEX_URL=", "PIP_REQUIRE_VIRTUALENV="}
+		out = append(out, pipInstall{File: file, Content: image.RequirementsTxt(p.Packages, o.Profile), Args: args, Env: append(env, p.Env...)})
+	}
+	return out, nil
 }
 
 // usableDir accepts a missing or empty directory, and removes an

@@ -88,8 +88,11 @@ type PythonLock struct {
 type PythonPackage struct {
 	Name    string
 	Version string
-	// Hashes are "sha256:<hex>".
+	// Hashes are "sha256:<hex>": of its wheels, or of its sdist when
+	// Sdist is set (the few distributions ftc builds from source,
+	// compiler/image.SourceBuilt).
 	Hashes []string
+	Sdist  bool
 }
 
 // Lock file lines, one pin each:
@@ -100,7 +103,8 @@ type PythonPackage struct {
 //	python-input sha256:DIGEST
 //	python NAME==VERSION sha256:HASH [sha256:HASH...]
 //	arch REPO@COMMIT sha256:CONFIG model_type=TYPE layers=N ... params=N
-const lineFormats = `"model|dataset REPO@REVISION COMMIT", "base IMAGE sha256:DIGEST", "python-input sha256:DIGEST", "python NAME==VERSION sha256:HASH..." or "arch REPO@COMMIT sha256:CONFIG NAME=VALUE..."`
+//	python-sdist NAME==VERSION sha256:HASH
+const lineFormats = `"model|dataset REPO@REVISION COMMIT", "base IMAGE sha256:DIGEST", "python-input sha256:DIGEST", "python NAME==VERSION sha256:HASH...", "python-sdist NAME==VERSION sha256:HASH" or "arch REPO@COMMIT sha256:CONFIG NAME=VALUE..."`
 
 // ReadLock reads a lock file; a missing file is an empty lock.
 func ReadLock(path string) (*Lock, error) {
@@ -155,14 +159,14 @@ func ReadLock(path string) (*Lock, error) {
 			}
 			l.Archs[at] = Arch{ConfigSHA256: f[2], Facts: facts}
 			continue
-		case "python":
+		case "python", "python-sdist":
 			var name, version string
-			ok := len(f) >= 3
+			ok := len(f) >= 3 && (f[0] == "python" || len(f) == 3)
 			if ok {
 				name, version, ok = strings.Cut(f[1], "==")
 			}
 			if !ok || name == "" || version == "" {
-				return nil, fmt.Errorf("%s:%d: want \"python NAME==VERSION sha256:HASH...\"", path, n)
+				return nil, fmt.Errorf("%s:%d: want \"python NAME==VERSION sha256:HASH...\" or \"python-sdist NAME==VERSION sha256:HASH\"", path, n)
 			}
 			for _, h := range f[2:] {
 				if !ident.IsDigest(h) {
@@ -172,7 +176,7 @@ func ReadLock(path string) (*Lock, error) {
 			if l.Python == nil {
 				l.Python = &PythonLock{}
 			}
-			l.Python.Packages = append(l.Python.Packages, PythonPackage{Name: name, Version: version, Hashes: f[2:]})
+			l.Python.Packages = append(l.Python.Packages, PythonPackage{Name: name, Version: version, Hashes: f[2:], Sdist: f[0] == "python-sdist"})
 			continue
 		}
 		if len(f) != 3 || (f[0] != "model" && f[0] != "dataset") {
@@ -208,7 +212,11 @@ func (l *Lock) Bytes() []byte {
 	if l.Python != nil {
 		lines = append(lines, "python-input "+l.Python.Input)
 		for _, p := range l.Python.Packages {
-			lines = append(lines, fmt.Sprintf("python %s==%s %s", p.Name, p.Version, strings.Join(p.Hashes, " ")))
+			kind := "python"
+			if p.Sdist {
+				kind = "python-sdist"
+			}
+			lines = append(lines, fmt.Sprintf("%s %s==%s %s", kind, p.Name, p.Version, strings.Join(p.Hashes, " ")))
 		}
 	}
 	sort.Strings(lines)

@@ -15,6 +15,7 @@ func TestLockWithImagePinsRoundTrips(t *testing.T) {
 		Python: &PythonLock{Input: h("2"), Packages: []PythonPackage{
 			{Name: "torch", Version: "2.5.0", Hashes: []string{h("3"), h("4")}},
 			{Name: "accelerate", Version: "1.3.0", Hashes: []string{h("5")}},
+			{Name: "deepspeed", Version: "0.16.2", Hashes: []string{h("6")}, Sdist: true},
 		}},
 	}
 	p := filepath.Join(t.TempDir(), LockFile)
@@ -28,6 +29,7 @@ func TestLockWithImagePinsRoundTrips(t *testing.T) {
 		"python accelerate==1.3.0 " + h("5"),
 		"python torch==2.5.0 " + h("3") + " " + h("4"),
 		"python-input " + h("2"),
+		"python-sdist deepspeed==0.16.2 " + h("6"),
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if strings.Join(lines[2:], "\n") != strings.Join(want, "\n") {
@@ -37,7 +39,8 @@ func TestLockWithImagePinsRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(back.Bytes()) != string(b) || back.Python.Packages[0].Name != "accelerate" || back.Bases["nvidia/cuda:12.4.1-runtime-ubuntu22.04"] != h("1") {
+	if string(back.Bytes()) != string(b) || back.Python.Packages[0].Name != "accelerate" || back.Bases["nvidia/cuda:12.4.1-runtime-ubuntu22.04"] != h("1") ||
+		!back.Python.Packages[1].Sdist || back.Python.Packages[2].Sdist {
 		t.Fatalf("does not round-trip: %+v", back)
 	}
 	// ftc run adds Hub pins and keeps the image pins.
@@ -53,6 +56,8 @@ func TestLockRejectsMalformedImagePins(t *testing.T) {
 		"python torch==2.5.0",
 		"python torch 2.5.0 sha256:" + strings.Repeat("a", 64),
 		"python torch==2.5.0 md5:abc",
+		"python-input sha256:" + strings.Repeat("c", 64) + "\npython-sdist deepspeed==0.16.2",
+		"python-input sha256:" + strings.Repeat("c", 64) + "\npython-sdist deepspeed==0.16.2 sha256:" + strings.Repeat("a", 64) + " sha256:" + strings.Repeat("b", 64),
 		"python-input nope",
 		"python torch==2.5.0 sha256:" + strings.Repeat("a", 64), // no python-input
 		"image foo bar",

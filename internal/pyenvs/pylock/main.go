@@ -1,7 +1,9 @@
 // Command pylock locks the Python test environments (package pyenvs):
 // for each stock profile, the closure of its Python packages with the
 // sha256 of every wheel, by ftc lock's resolution without BuildKit, into
-// stdlib/python/envs/PROFILE/requirements.txt. It needs the package index.
+// stdlib/python/envs/PROFILE/requirements.txt (and the sdists ftc builds
+// from source, with theirs, into requirements-sdist.txt beside it). It
+// needs the package index.
 //
 //	go run ./internal/pyenvs/pylock [PROFILE...]
 package main
@@ -44,8 +46,16 @@ func lock(ctx context.Context, profile string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", profile, err)
 	}
-	path := pyenvs.RequirementsPath(".", profile)
-	if err := renameio.WriteFile(path, e.Render(pkgs), 0o644); err != nil {
+	path, spath := pyenvs.RequirementsPath(".", profile), pyenvs.SdistRequirementsPath(".", profile)
+	wheels, sdists := e.Render(pkgs)
+	if err := renameio.WriteFile(path, wheels, 0o644); err != nil {
+		return err
+	}
+	if sdists == nil {
+		if err := os.Remove(spath); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	} else if err := renameio.WriteFile(spath, sdists, 0o644); err != nil {
 		return err
 	}
 	fmt.Printf("%s: %d packages\n", path, len(pkgs))
