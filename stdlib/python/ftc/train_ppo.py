@@ -7,12 +7,14 @@ token ids, so they share its tokenizer (ftc vet checks this).
 
 trl's PPOTrainer.train() has no resume. ftc saves what a continuation
 needs itself, every saveEvery updates: the trainable parameters of policy
-and value, the optimizer and LR-scheduler state and the update count, then
-the manifest. Resuming restores them and runs the remaining updates; the
-prompt stream is reshuffled from a seed derived from the resumed step
-rather than replayed from the exact interruption point. Sharded strategies
-(FSDP, ZeRO) keep state in per-rank shards ftc does not save: there PPO
-checkpoints carry no manifest and resumeFrom is refused.
+and value, the optimizer and LR-scheduler state and the update count, and
+each rank's random number generators (torch, numpy, Python), then the
+manifest. Resuming restores them, replays the prompt stream up to the
+checkpoint (the same shuffles, without generating) and runs the remaining
+updates from the generators' saved states: on the same hardware the
+continuation draws the samples the uninterrupted run would have drawn.
+Sharded strategies (FSDP, ZeRO) keep state in per-rank shards ftc does not
+save: there PPO checkpoints carry no manifest and resumeFrom is refused.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .stage import StageFile
 log = logging.getLogger("ftc")
 
 STATE_FILE = "ftc-ppo-state.pt"
+RNG_FILE = "ftc-ppo-rng-{rank}.pt"
 RESUMABLE = ("single", "ddp")
 
 
@@ -47,6 +50,116 @@ def save_state(t, directory: Path, step: int) -> None:
     }
     directory.mkdir(parents=True, exist_ok=True)
     torch.save(state, directory / STATE_FILE)
+
+
+def rng_state() -> dict:
+    import random
+
+    import numpy as np
+    import torch
+
+    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def set_rng_state(st: dict) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.setstate(st["python"])
+    np.random.set_state(st["numpy"])
+    torch.set_rng_state(st["torch"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def save_rng(directory: Path, rank: int, stream: "PromptStream") -> None:
+    """This rank's generators and place in the prompt stream."""
+    import torch
+
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save({"rng": rng_state(), "stream": stream.position()}, directory / RNG_FILE.format(rank=rank))
+
+
+def load_rng(directory: Path, rank: int) -> dict | None:
+    import torch
+
+    p = directory / RNG_FILE.format(rank=rank)
+    return torch.load(p, map_location="cpu", weights_only=False) if p.exists() else None
+
+
+class PromptStream:
+    """Stands in for the trainer's dataloader, from which trl's PPO loop
+    draws prompt batches as `for batch in dataloader`, pass after pass.
+
+    It records where the stream is: passes completed, the random number
+    generators' state just before the current pass began (a shuffling
+    sampler draws its permutation from torch's global generator then, or
+    from a generator of its own that earlier passes advanced) and batches
+    drawn in this pass. A resumed run replays that: draws the completed
+    passes, starts the current one from the recorded state, drops the
+    batches already drawn in it, then sets the generators to the
+    checkpoint's state before the next batch is asked for, as the
+    uninterrupted run had them after that update."""
+
+    def __init__(self, dataloader):
+        self.dataloader = dataloader
+        self.passes, self.pass_rng, self.drawn = 0, None, 0
+        self._resume = None
+
+    def position(self) -> dict:
+        return {"passes": self.passes, "pass_rng": self.pass_rng, "drawn": self.drawn}
+
+    def resume_at(self, position: dict | None, skip: int, restore) -> None:
+        """position as position() gave it (None: unknown, drop `skip`
+        batches); restore() sets the generators once the stream is there."""
+        self._resume = (position, skip, restore)
+
+    def _draw(self, it):
+        for batch in it:
+            self.drawn += 1
+            yield batch
+        self.passes += 1
+
+    def __iter__(self):
+        if self._resume is None:
+            self.pass_rng, self.drawn = rng_state(), 0
+            yield from self._draw(iter(self.dataloader))
+            return
+        pos, skip, restore = self._resume
+        self._resume = None
+        if pos is None:
+            it, self.pass_rng, self.drawn = iter(self.dataloader), rng_state(), 0
+            for _ in range(skip):
+                try:
+                    next(it)
+                except StopIteration:
+                    self.passes += 1
+                    it, self.pass_rng, self.drawn = iter(self.dataloader), rng_state(), 0
+                    next(it)
+                self.drawn += 1
+        else:
+            for _ in range(pos["passes"]):
+                for _ in self.dataloader:
+                    pass
+            self.passes = pos["passes"]
+            set_rng_state(pos["pass_rng"])
+            it, self.pass_rng, self.drawn = iter(self.dataloader), pos["pass_rng"], 0
+            for _ in range(pos["drawn"]):
+                next(it)
+                self.drawn += 1
+        restore()
+        yield from self._draw(it)
+
+    def __len__(self):
+        return len(self.dataloader)
+
+    def __getattr__(self, name):
+        return getattr(self.dataloader, name)
 
 
 def load_state(t, directory: Path) -> int:
@@ -79,6 +192,7 @@ def checkpoint_callback(stage: StageFile, cfg, get_trainer, offset: int):
             d = stage.checkpoints / f"checkpoint-{step}"
             if state.is_world_process_zero:
                 save_state(t, d, step)
+            save_rng(d, t.accelerator.process_index, t.dataloader)
             checkpoint._barrier()
             if state.is_world_process_zero:
                 checkpoint.write_manifest(d, step, stage.world.processes, stage.world.strategy,
@@ -111,6 +225,14 @@ def run(stage: StageFile) -> dict:
                                  "PPO state only for single-process and DDP runs; rerun with --restart")
     PPOConfig, PPOTrainer = compat.ppo_classes()
     tv = compat.version("trl")
+    # Every generator from the plan's seed before anything draws: the value
+    # model's fresh score head is initialised as it loads (it differed from
+    # one process to the next), and trl's PPO seeds torch itself but draws
+    # its minibatch shuffles from numpy's global generator. A run repeats,
+    # and a resumed one can continue it.
+    from transformers import set_seed
+
+    set_seed(cfg.training.seed)
     _, train_rows, eval_rows = trainer.read_train_eval(stage, "ppo")
 
     pm = cfg.model("policy")
@@ -179,14 +301,25 @@ def run(stage: StageFile) -> dict:
                    train_dataset=trainer.rows_dataset(train_rows, True), value_model=value,
                    eval_dataset=trainer.rows_dataset(eval_src, True), peft_config=peft_config, callbacks=cbs)
     holder["t"] = t
+    stream = t.dataloader = PromptStream(t.dataloader)
     if stage.resume_from is not None:
         step = load_state(t, stage.resume_from)
         if step != offset:
             raise checkpoint.ResumeError(f"{stage.resume_from}: state says update {step}, manifest {offset}")
         t.args.num_total_batches = max(0, t.args.num_total_batches - offset)
-        import torch
+        saved = load_rng(stage.resume_from, t.accelerator.process_index)
+        if saved is None:
+            # Written by another number of processes (DDP may resume on
+            # more or fewer): this rank drops the batches it would have
+            # drawn and draws afresh, still seeded.
+            import torch
 
-        torch.manual_seed(cfg.training.seed + offset)
+            def restore():
+                torch.manual_seed(cfg.training.seed + offset + 100003 * t.accelerator.process_index)
+
+            stream.resume_at(None, offset, restore)
+        else:
+            stream.resume_at(saved["stream"], offset, lambda: set_rng_state(saved["rng"]))
         log.info("ftc: PPO resumed at update %d; %d updates left", offset, t.args.num_total_batches)
     t.train()
     out = stage.output

@@ -8,9 +8,10 @@ a dataset small enough to memorise; the written adapter or weights, loaded
 back, give the trained model's logits (those of its last checkpoint, which
 the Trainer saved from the same in-memory model) and not the base's; the
 reward model ranks chosen over rejected on its pairs; GRPO's reward rises
-on a reward a tiny model can learn (end the answer early); a run killed
-after its first checkpoint resumes with the next step number and ends at
-the weights an uninterrupted run reaches.
+on a reward a tiny model can learn (shorter answers), PPO's on a hand-built
+reward model that scores the last token; a run killed after its first
+checkpoint resumes with the next step number and ends at the weights an
+uninterrupted run reaches (SFT, PPO, and GRPO where trl can resume it).
 """
 
 import json
@@ -224,8 +225,22 @@ def test_grpo_reward_rises_with_a_reward_function(tiny, prep, tmp_path):
     k = reward_key(ms)
     rs = [m[k] for m in ms if k in m and not m.get("final")]
     assert all(math.isfinite(r) for r in rs)
-    # Each step's mean is over 16 completions (std about 0.06 here); over 8
-    # steps the noise is about 0.02: a rise of 0.05 is learning.
+    # Each step's mean is over 4 completions (one prompt, 4 generations);
+    # its noise, from the second differences of measured runs, has a std
+    # of 0.03-0.06, so the difference of two 8-step means has one of
+    # 0.016-0.032: a rise of 0.05 is learning at about 2 sigma. Measured
+    # rises (seeds 1-5, first 8 steps -> last 8): current-2026 0.204,
+    # 0.232, 0.216, 0.268, 0.034; pinned-2025q1 0.051, 0.047, 0.212, 0.092,
+    # 0.340. Most runs learn (0.09-0.34); some barely do: their policy
+    # moves (entropy from ln 640 = 6.45 to 5.7, against 4.4 in a run that
+    # learnt) but not towards short text. Completions never end (no
+    # end-of-turn token is drawn in 16), so the reward is the characters
+    # of 16 tokens, and at temperature 1 this policy's logits lie within
+    # about +-0.16 (see ppo_setup): it rises only as Adam moves the output
+    # rows of single short tokens. This test's
+    # seed (42) passed on each run so far (2 on current-2026, 1 on
+    # pinned-2025q1); what would make every seed learn (a lower
+    # temperature, or LoRA, as for PPO) is not measured yet.
     first, last = sum(rs[:8]) / 8, sum(rs[-8:]) / 8
     assert last > first + 0.05, f"reward did not rise: first {rs[:8]}, last {rs[-8:]}"
 
@@ -243,29 +258,136 @@ def test_grpo_with_a_reward_model(tiny, prep, reward_model, tmp_path):
     assert (d / "output" / "adapter_config.json").exists() is False and (d / "output" / "ftc-output.json").exists()
 
 
-def ppo_setup(tiny, prep, reward_model, steps, save_every=500):
+def token_rewards(tiny):
+    """r(t) for every token t of the tiny policy's vocabulary: 1 for the
+    quarter of tokens whose output-head row points furthest along u, a
+    fixed random direction of the policy's hidden space, 0 for the rest."""
+    from transformers import AutoModelForCausalLM
+
+    policy = AutoModelForCausalLM.from_pretrained(str(tiny[1]), torch_dtype=torch.float32)
+    w = policy.lm_head.weight.detach()
+    u = torch.randn(w.shape[1], generator=torch.Generator().manual_seed(1234))
+    z = w @ (u / u.norm())
+    return (z > z.quantile(0.75)).float()
+
+
+def token_reward_model(tiny, out):
+    """A reward model written by hand whose score is token_rewards' r of
+    the last token alone. trl's PPO scores the last non-pad token of
+    prompt + response (the response cut after its first stop token): the
+    reward is r of the response's last token. A policy raises it by
+    turning its final hidden state towards u, which raises every good
+    token's logit at once, so each sample carries signal (a reward on one
+    token X would carry none until X is drawn, about 1 time in 640).
+
+    The sequence classifier: every decoder layer adds nothing to the
+    residual stream (o_proj and down_proj zero); token t's embedding is
+    (r(t), sqrt(H - r(t)^2), 0, ...), whose RMS is 1 for every t, so the
+    final RMSNorm (weight 1) leaves it unchanged and the score head (1 on
+    dimension 0) reads r(t) whether the library hands it the normed last
+    hidden state or not."""
+    from transformers import AutoModelForSequenceClassification
+
+    r = token_rewards(tiny)
+    if (out / "config.json").exists():
+        return out, r
+    rm = AutoModelForSequenceClassification.from_pretrained(str(tiny[1]), num_labels=1, torch_dtype=torch.float32)
+    h = rm.config.hidden_size
+    with torch.no_grad():
+        emb = torch.zeros_like(rm.model.embed_tokens.weight)
+        emb[:, 0], emb[:, 1] = r, (h - r * r).sqrt()
+        rm.model.embed_tokens.weight.copy_(emb)
+        for layer in rm.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        rm.model.norm.weight.fill_(1.0)
+        rm.score.weight.zero_()
+        rm.score.weight[0, 0] = 1.0
+    rm.config.pad_token_id = tiny[2].pad_token_id
+    rm.save_pretrained(str(out), safe_serialization=True)
+    tiny[2].save_pretrained(str(out))
+    # It scores as designed: the last token's r, whatever precedes it.
+    with torch.no_grad():
+        for ids in ([5, 17, 300], [9, int(r.argmax())], [9, int(r.argmin())]):
+            got = rm(input_ids=torch.tensor([ids])).logits[0, 0].item()
+            assert abs(got - r[ids[-1]].item()) < 1e-4, (ids, got, r[ids[-1]].item())
+    return out, r
+
+
+def expected_reward(model, prompts, r, temperature):
+    """The policy's exact expected reward over the prompts for a one-token
+    response sampled at `temperature` (no sampling noise)."""
+    with torch.no_grad():
+        ps = [torch.softmax(model(input_ids=torch.tensor([ids])).logits[0, -1] / temperature, -1) for ids in prompts]
+    return sum((p[: len(r)] * r).sum().item() for p in ps) / len(ps)
+
+
+def ppo_setup(tiny, prep, steps, save_every=500, seed=42):
+    """PPO on the hand-built token reward (token_reward_model): a LoRA
+    policy (the reference is the policy with its adapter off), 8 prompts
+    an update, one-token responses, 4 PPO epochs on each batch.
+
+    The tiny policy's output head (std 0.02) on its normed hidden state
+    (norm about 8) gives logits within about +-0.16 of each other along
+    any direction: at temperature 1 no hidden state moves the reward much
+    (measured with full weights: flat, 0.11 -> 0.08 over 32 updates).
+    Sampling at temperature 0.1 scales the logits tenfold, which puts a
+    tilt worth a reward of about 1.5 within reach. Full weights then
+    collapse onto one token within a few updates (Adam moves the sampled
+    tokens' output rows by the learning rate, 100 times their size): a
+    seed that collapsed onto a token worth 0.34 rose by 0.08. LoRA on the
+    linear layers leaves the output head and the norms frozen, so the
+    policy can only turn its hidden state towards u, which raises every
+    token's probability with its reward. One-token responses make it a
+    bandit: the score lands on the token that earned it (with 4-token
+    responses the earlier tokens' advantages were noise that moved the
+    hidden state at random: one seed of three fell to -0.9 before it
+    rose, by 0.06 in all). The value model starts from the policy's
+    weights with a fresh score head."""
     mc = assets.model_config(dtype="fp32")
     models = {"policy": mc, "reference": mc,
-              "reward": assets.model_config(input="reward", kind="reward-model", adapter="none", dtype="fp32"),
-              "value": assets.model_config(input="value", kind="reward-model", adapter="none", dtype="fp32")}
-    rm = {"path": str(reward_model / "output"), "kind": "stage-output"}
+              "reward": assets.model_config(kind="reward-model", adapter="none", dtype="fp32"),
+              "value": assets.model_config(kind="reward-model", adapter="none", dtype="fp32")}
+    rm, _ = token_reward_model(tiny, prep["work"] / "token-reward-model")
     inputs = {**train_in(prep["ppo"]), "policy": model_in(tiny)["model"], "reference": model_in(tiny)["model"],
-              "reward": rm, "value": rm}
-    cfg = assets.train_config("ppo", models, steps=steps, micro=4, adapter_block=assets.adapter("none"),
+              "reward": {"path": str(rm), "kind": "hub-model"}, "value": model_in(tiny)["model"]}
+    cfg = assets.train_config("ppo", models, steps=steps, micro=8, adapter_block=assets.adapter("lora", dropout=0.0),
                               save_every=save_every,
-                              extra={"ppo": {"epochs": 1, "miniBatches": 1, "responseLength": 16, "klCoef": 0.05,
-                                             "missingEOSPenalty": 1.0, "temperature": 0.7}})
+                              extra={"ppo": {"epochs": 4, "miniBatches": 1, "responseLength": 1, "klCoef": 0.05,
+                                             "temperature": 0.1}})
+    cfg["training"]["learningRate"] = 1e-2
+    cfg["training"]["seed"] = seed
     return cfg, inputs
 
 
-def test_ppo_trains(tiny, prep, reward_model, tmp_path):
+def test_ppo_reward_rises(tiny, prep, tmp_path):
     d = tmp_path / "ppo"
-    cfg, inputs = ppo_setup(tiny, prep, reward_model, 4)
+    cfg, inputs = ppo_setup(tiny, prep, 16)
     run(d, "ppo", cfg, inputs)
     ms = verify.metrics_of(d)
     vals = [m[k] for m in ms for k in ("loss/policy_avg", "loss/value_avg") if k in m]
     assert vals and all(math.isfinite(v) for v in vals), vals
     assert (d / "output" / "ftc-output.json").exists()
+    rs = [m["objective/scores"] for m in ms if "objective/scores" in m and not m.get("final")]
+    assert len(rs) == 16 and all(math.isfinite(r) for r in rs), rs
+    # The policy's exact expected reward on the 16 prompts (no sampling
+    # noise), before and after: the base model and the adapter the stage
+    # wrote. The untrained policy earns what a quarter of good tokens gives
+    # (0.2-0.3); trained, it draws good tokens almost only.
+    # Both expectations are exact: what varies is the training run
+    # alone. Measured after 16 updates, from 0.234 (the untrained policy:
+    # about the quarter of good tokens), over seeds 42 (this test), 1-5:
+    # current-2026 0.991, 0.957, -, 0.851, 0.838, 0.849 (rises 0.60-0.76,
+    # mean 0.66, std 0.07); pinned-2025q1 0.884, 0.888, 0.771, 0.868, 0.964,
+    # 0.925 (rises 0.54-0.73, mean 0.65, std 0.06). 0.4 is below the
+    # smallest rise by 2 of those stds and is most of the way from a
+    # quarter to all: no policy gets there without learning.
+    _, r = token_reward_model(tiny, prep["work"] / "token-reward-model")
+    _, rows, _ = read_prepared(prep["ppo"])
+    prompts = [row["input_ids"] for row in rows]
+    before = expected_reward(causal_lm(tiny[1]), prompts, r, 0.1)
+    after = expected_reward(causal_lm(tiny[1], d / "output"), prompts, r, 0.1)
+    assert after > before + 0.4, f"PPO's expected reward did not rise: {before:.3f} -> {after:.3f} (scores {rs})"
 
 
 def kill_and_resume(d, kind, config, inputs, total):
@@ -317,7 +439,7 @@ def test_sft_resumed_after_sigkill_ends_where_an_uninterrupted_run_does(tiny, pr
     assert worst < 1e-5, f"resumed weights differ from the uninterrupted run's by up to {worst}"
 
 
-def test_grpo_resumes_after_sigkill_or_is_refused(tiny, prep, tmp_path):
+def test_grpo_resumed_after_sigkill_ends_where_an_uninterrupted_run_does_or_is_refused(tiny, prep, tmp_path):
     rewards = prep["work"] / "short.py"
     rewards.write_text(SHORT_PY)
     inputs = {**train_in(prep["prompts"]), **model_in(tiny), "rewards.0": {"path": str(rewards)}}
@@ -333,19 +455,61 @@ def test_grpo_resumes_after_sigkill_or_is_refused(tiny, prep, tmp_path):
         rc, log = verify.entry("grpo", d, timeout=900)
         assert rc != 0 and "cannot resume GRPO" in log, log[-2000:]
         return
-    step, rc, after, log = kill_and_resume(d, "grpo", grpo_config(24, save_every=2), inputs, 24)
+    from safetensors.torch import load_file
+
+    total = 8
+    whole = tmp_path / "grpo-whole"
+    run(whole, "grpo", grpo_config(total, save_every=2), inputs)
+    step, rc, after, log = kill_and_resume(d, "grpo", grpo_config(total, save_every=2), inputs, total)
     assert rc == 0, log[-3000:]
     ms = [r for r in after if not r.get("final")]
-    steps = [r["step"] for r in ms if reward_key(after) in r]
-    assert steps and steps[0] == step + 1 and steps[-1] == 24, (step, steps)
+    k = reward_key(after)
+    steps = [r["step"] for r in ms if k in r]
+    assert steps and steps[0] == step + 1 and steps[-1] == total, (step, steps)
+    # The Trainer's own resume: the sampler's order from its seed, the
+    # batches before the checkpoint skipped, the random generators restored
+    # from the checkpoint before the next step generates. The resumed steps
+    # score the uninterrupted run's completions and end at its weights
+    # (measured on trl 1.9: bit-identical; the tolerance allows
+    # reassociation in the reloaded optimizer state only, as for SFT).
+    want = {r["step"]: r[k] for r in verify.metrics_of(whole) if k in r and not r.get("final")}
+    assert {r["step"]: r[k] for r in ms if k in r} == {s: want[s] for s in steps}, (ms, want)
+    a, b = load_file(str(whole / "output" / "model.safetensors")), load_file(str(d / "output" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    worst = max((a[n].float() - b[n].float()).abs().max().item() for n in a)
+    assert worst < 1e-5, f"resumed weights differ from the uninterrupted run's by up to {worst}"
 
 
-def test_ppo_resumes_after_sigkill(tiny, prep, reward_model, tmp_path):
-    cfg, inputs = ppo_setup(tiny, prep, reward_model, 24, save_every=2)
-    step, rc, after, log = kill_and_resume(tmp_path / "ppo-resume", "ppo", cfg, inputs, 24)
+def test_ppo_resumed_after_sigkill_ends_where_an_uninterrupted_run_does(tiny, prep, tmp_path):
+    """ftc's own PPO checkpoints (trl's PPOTrainer has none that resume):
+    killed after the first (update 3 of 8: in the middle of the second
+    pass over the 16 prompts, 8 an update), the resumed run replays the
+    prompt stream to that point and restores every random generator, so it
+    samples what the uninterrupted run sampled and ends at its weights."""
+    from safetensors.torch import load_file
+
+    total = 8
+    cfg, inputs = ppo_setup(tiny, prep, total, save_every=3)
+    whole = tmp_path / "whole"
+    run(whole, "ppo", cfg, inputs)
+    d = tmp_path / "ppo-resume"
+    step, rc, after, log = kill_and_resume(d, "ppo", cfg, inputs, total)
     assert rc == 0, log[-3000:]
     steps = trained_steps(after)
-    assert steps and steps[0] == step + 1 and steps[-1] == 24, (step, steps)
+    assert steps and steps[0] == step + 1 and steps[-1] == total, (step, steps)
+    # The same samples drawn and scored: the resumed updates log the
+    # uninterrupted run's rewards.
+    want = {m["step"]: m["objective/scores"] for m in verify.metrics_of(whole) if "objective/scores" in m}
+    got = {m["step"]: m["objective/scores"] for m in after if "objective/scores" in m}
+    assert got == {k: want[k] for k in got}, (got, want)
+    # The same samples, the same arithmetic on the CPU in fp32: the
+    # adapters were bit-identical (current-2026); the tolerance allows
+    # reassociation in the reloaded optimizer state only, as for SFT.
+    f = "adapter_model.safetensors"
+    a, b = load_file(str(whole / "output" / f)), load_file(str(d / "output" / f))
+    assert a.keys() == b.keys()
+    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    assert worst < 1e-5, f"resumed weights differ from the uninterrupted run's by up to {worst}"
 
 
 def test_grpo_on_two_processes(tiny, prep, tmp_path):
