@@ -16,6 +16,9 @@
 #   bash scripts/pyvenv.sh entry PROFILE ARGS  python -m ftc.entry ARGS in it
 #                                              (ftc run --entrypoint stand-in)
 #   bash scripts/pyvenv.sh versions PROFILE    the library versions inside
+#   bash scripts/pyvenv.sh python PROFILE      build it once, then print its
+#                                              interpreter's path (tests that
+#                                              run torch themselves use it)
 #   bash scripts/pyvenv.sh profiles            the profiles, one a line
 #
 # FTC_PYVENVS  the cache (default /var/cache/ftc-pyenvs): wheels/ (shared by
@@ -24,7 +27,7 @@
 # FTC_PYTHON   the CPython 3.11 interpreter to make them with (default: the
 #              python3.11 on PATH)
 #
-# Only `ensure` uses the network (the package index, when wheels are
+# Only `ensure` (and `python`) use the network (the package index, when wheels are
 # missing). `run` and `entry` set HF_HUB_OFFLINE=1 and PIP_NO_INDEX=1: no
 # test reaches the network. pytest and its two missing dependencies
 # (stdlib/python/envs/tools.txt) sit in a folder of their own on
@@ -178,9 +181,14 @@ for m in ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "tok
         print(f" {m} - ({type(e).__name__})", end="")
 print()'
 	;;
+python)
+	[ $# -eq 2 ] || { log "usage: python PROFILE"; exit 2; }
+	ensure "$2"
+	echo "$(dir_of "$2")/bin/python"
+	;;
 profiles) profiles ;;
 *)
-	sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 	;;
 esac

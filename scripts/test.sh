@@ -17,10 +17,11 @@ command -v podman >/dev/null || apt_packages+=(podman)
 command -v runc >/dev/null || apt_packages+=(runc)
 [ -x /usr/libexec/podman/catatonit ] || apt_packages+=(catatonit)
 /usr/bin/python3 -c 'import pytest' 2>/dev/null || apt_packages+=(python3-pytest)
-# A private Slurm cluster (internal/slurmtest) and CPU torch for its DDP jobs.
+# A private Slurm cluster (internal/slurmtest); its DDP jobs run in the
+# pinned-2025q1 test environment (scripts/pyvenv.sh), like every test that
+# needs torch.
 for p in sbatch slurmctld slurmd; do command -v $p >/dev/null || { apt_packages+=(slurm-wlm); break; }; done
 command -v munged >/dev/null || apt_packages+=(munge)
-/usr/bin/python3 -c 'import torch' 2>/dev/null || apt_packages+=(python3-torch)
 # ftc build against a real BuildKit (internal/buildkittest builds buildkitd
 # from go.mod once per run into $FTC_TEST_CACHE; it needs runc, above):
 # OCI readers, a static busybox for base images made on the spot, and

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ftc-dev/ftc/internal/needs"
+	"github.com/ftc-dev/ftc/internal/pyenvtest"
 
 	"github.com/ftc-dev/ftc/compiler"
 	"github.com/ftc-dev/ftc/compiler/config"
@@ -123,7 +124,7 @@ func torchArgv(t *testing.T, argv []string) []string {
 	if len(argv) == 0 || argv[0] != "torchrun" {
 		t.Fatalf("planned launcher is not torchrun: %q", argv)
 	}
-	out := []string{"/usr/bin/python3", shim}
+	out := []string{pyenvtest.Python(t, "pinned-2025q1"), shim}
 	for i := 1; i < len(argv); i++ {
 		if argv[i] == "-m" && i+1 < len(argv) && argv[i+1] == launch.Entrypoint {
 			out = append(out, check)
@@ -137,8 +138,9 @@ func torchArgv(t *testing.T, argv []string) []string {
 
 func needTorch(t *testing.T) {
 	t.Helper()
-	if out, err := exec.Command("/usr/bin/python3", "-c", "import torch.distributed as d; assert d.is_gloo_available()").CombinedOutput(); err != nil {
-		t.Fatalf("Debian's python3-torch is not usable (scripts/test.sh installs it: apt-get install python3-torch): %v\n%s", err, out)
+	py := pyenvtest.Python(t, "pinned-2025q1")
+	if out, err := exec.Command(py, "-c", "import torch.distributed as d; assert d.is_gloo_available()").CombinedOutput(); err != nil {
+		t.Fatalf("%s cannot run gloo: %v\n%s", py, err, out)
 	}
 }
 

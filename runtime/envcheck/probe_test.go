@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ftc-dev/ftc/internal/needs"
+	"github.com/ftc-dev/ftc/internal/pyenvtest"
 )
 
 // fakeInterpreter writes a shell script that stands in for Python: it
@@ -68,16 +68,14 @@ func TestProbeTimesOut(t *testing.T) {
 	}
 }
 
-// TestProbeRealPython runs the real probe with Debian's python3, which has
-// Debian's CPU build of torch 1.13 and no transformers.
+// TestProbeRealPython runs the real probe with the pinned-2025q1 test
+// environment's interpreter (scripts/pyvenv.sh): torch 2.5.0 built for
+// CUDA, no GPU here.
 func TestProbeRealPython(t *testing.T) {
-	const py = "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		needs.Missing(t, "/usr/bin/python3 (scripts/test.sh installs python3-torch)")
-	}
+	py := pyenvtest.Python(t, "pinned-2025q1")
 	out, err := exec.Command(py, "-c", "import sys; from importlib import metadata; print('%d.%d.%d' % sys.version_info[:3], metadata.version('torch'))").Output()
 	if err != nil {
-		needs.Missing(t, "torch for %s (scripts/test.sh installs python3-torch): %v", py, err)
+		t.Fatalf("%s: %v", py, err)
 	}
 	fields := strings.Fields(string(out))
 	t.Setenv("CUDA_VISIBLE_DEVICES", "")
@@ -85,17 +83,24 @@ func TestProbeRealPython(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Python != fields[0] || p.Packages["torch"] != fields[1] || p.Packages["transformers"] != "" {
+	if p.Python != fields[0] || p.Packages["torch"] != fields[1] || p.Packages["transformers"] != "4.48.2" {
 		t.Fatalf("probe %+v, python says %q", p, fields)
 	}
-	if p.Torch == nil || p.Torch.Error != "" || p.Torch.Available || len(p.Torch.GPUs) != 0 || !strings.HasPrefix(p.Torch.Version, "1.13") {
+	if p.Torch == nil || p.Torch.Error != "" || p.Torch.Available || len(p.Torch.GPUs) != 0 || !strings.HasPrefix(p.Torch.Version, "2.5.0") {
 		t.Fatalf("torch: %+v", p.Torch)
 	}
 	if p.CUDAVisibleDevices == nil || *p.CUDAVisibleDevices != "" {
 		t.Fatalf("CUDA_VISIBLE_DEVICES not seen: %v", p.CUDAVisibleDevices)
 	}
+	// The profile's own packages: nothing differs, and with no GPU the
+	// one thing that cannot run is CUDA.
 	r := Check(py, Want{Profile: "pinned-2025q1", Python: "3.11", Packages: map[string]string{"torch": "2.5.0", "transformers": "4.48.2"}, GPUs: 1}, p)
-	if !r.Differs() || len(r.Fatal()) != 1 {
+	if r.Differs() || len(r.Fatal()) != 1 || r.Fatal()[0].What != "CUDA" {
+		t.Fatalf("report %+v", r.Rows)
+	}
+	// Another profile's: transformers differs.
+	r = Check(py, Want{Profile: "current-2026", Python: "3.11", Packages: map[string]string{"torch": "2.5.0", "transformers": "5.17.0"}}, p)
+	if !r.Differs() || len(r.Fatal()) != 0 {
 		t.Fatalf("report %+v", r.Rows)
 	}
 }

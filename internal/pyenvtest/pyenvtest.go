@@ -1,0 +1,35 @@
+// Package pyenvtest gives tests the interpreter of a stock profile's
+// locked test environment (scripts/pyvenv.sh): the one way ftc's tests get
+// a Python with torch and the training libraries. Tests that run torch
+// themselves (the Slurm DDP jobs, the environment probe) use it rather
+// than a distribution's packages.
+package pyenvtest
+
+import (
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/ftc-dev/ftc/internal/needs"
+)
+
+// Python builds the profile's environment once (downloading the wheels
+// its wheelhouse lacks) and returns its interpreter's path. Without
+// python3.11 or network for a cold wheelhouse it ends the test through
+// needs: a skip on a developer's machine, a failure under CI.
+func Python(t testing.TB, profile string) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "pyvenv.sh")
+	out, err := exec.Command("bash", script, "python", profile).Output()
+	if err != nil {
+		msg := err.Error()
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = strings.TrimSpace(string(ee.Stderr))
+		}
+		needs.Missing(t, "the %s test environment (bash scripts/pyvenv.sh ensure %s): %s", profile, profile, msg)
+	}
+	return strings.TrimSpace(string(out))
+}
