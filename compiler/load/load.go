@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"cuelang.org/go/mod/modconfig"
+
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/cuecontext"
@@ -75,7 +77,7 @@ func Load(file string, overrides []Override) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &cueload.Config{Dir: dir, ModuleRoot: dir, Overlay: overlay}
+	cfg := &cueload.Config{Dir: dir, ModuleRoot: dir, Overlay: overlay, Registry: noRegistry}
 
 	insts := cueload.Instances([]string{abs}, cfg)
 	if err := insts[0].Err; err != nil {
@@ -175,6 +177,14 @@ func recordLocalPins(pos diag.Positions, user cue.Value) {
 const localModule = "ftc.local/recipe"
 
 // genRoot is where the embedded packages are overlaid: cue.mod/gen is
+// noRegistry is the module registry of every recipe load: none. ftc's
+// own packages come from the overlay and a recipe's from its directory,
+// so vetting a recipe never reaches the network, whatever a cue.mod file
+// in the recipe's directory declares or CUE_REGISTRY says.
+var noRegistry = &modconfig.LazyRegistry{New: func() (modconfig.CachedRegistry, error) {
+	return nil, errors.New("ftc recipes import only ftc's packages (ftc.dev/...) and the recipe's own (ftc.local/recipe/...): no CUE module is fetched from a registry")
+}}
+
 // CUE's place for packages a tool provides.
 const genRoot = "cue.mod/gen"
 
