@@ -2,6 +2,7 @@ package compiler
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/diag"
@@ -49,7 +50,13 @@ func VetWith(file string, overrides []load.Override, opts Options) (*config.Reci
 	// The recipe's directory is the only part of the file system a recipe
 	// can name: paths that leave it, by ".." or through a symlink, are
 	// refused, except data files reaching a declared data root.
-	return config.Decode(inst, recipefs.New(inst.Dir), config.Options{DataRoots: opts.DataRoots, Digest: opts.Digest, GPUs: opts.Plan.GPUs, Archs: opts.Archs})
+	// JSON is the bridge out of CUE (config.Source).
+	b, err := inst.Value.MarshalJSON()
+	if err != nil {
+		return nil, nil, fmt.Errorf("exporting recipe: %w", err)
+	}
+	src := config.Source{JSON: b, Dir: inst.Dir, File: inst.File, Pos: inst.Pos}
+	return config.Decode(src, recipefs.New(inst.Dir), config.Options{DataRoots: opts.DataRoots, Digest: opts.Digest, GPUs: opts.Plan.GPUs, Archs: opts.Archs})
 }
 
 // Plan vets a recipe and compiles it into its stage graph.

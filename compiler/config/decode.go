@@ -12,7 +12,6 @@ import (
 	"sort"
 
 	"github.com/ftc-dev/ftc/compiler/diag"
-	"github.com/ftc-dev/ftc/compiler/load"
 	"github.com/ftc-dev/ftc/compiler/recipefs"
 )
 
@@ -35,6 +34,19 @@ type Options struct {
 	Archs ModelFacts
 }
 
+// Source is a recipe as the loader (compiler/load) hands it over: JSON is
+// the bridge, so nothing past the loader holds a CUE value or links CUE's
+// evaluator. CUE's exporter gives the concrete, defaulted value, and
+// encoding/json's rules are the ones the types document.
+type Source struct {
+	// JSON is the recipe unified with the schema, defaults applied.
+	JSON []byte
+	// Dir is the recipe's directory and File the recipe file (absolute).
+	Dir, File string
+	// Pos maps recipe paths to where the user wrote them.
+	Pos diag.Positions
+}
+
 // DataRooted is implemented by a recipe directory whose data files may
 // resolve into declared data roots (recipefs.Dir). A plain fs.FS has no
 // symlinks to follow and needs no roots.
@@ -48,22 +60,17 @@ type DataRooted interface {
 // inside it, data files may also resolve into a declared data root. The
 // returned diagnostics hold warnings even when the recipe is valid; the
 // error is non-nil when they hold errors.
-func Decode(inst *load.Instance, files fs.FS, opts Options) (*Recipe, diag.List, error) {
-	// JSON is the bridge: CUE's exporter gives the concrete, defaulted
-	// value, and encoding/json's rules are the ones the types document.
-	b, err := inst.Value.MarshalJSON()
+func Decode(src Source, files fs.FS, opts Options) (*Recipe, diag.List, error) {
+	b, err := cleanPaths(src.JSON)
 	if err != nil {
-		return nil, nil, fmt.Errorf("exporting recipe: %w", err)
-	}
-	if b, err = cleanPaths(b); err != nil {
 		return nil, nil, fmt.Errorf("decoding recipe: %w", err)
 	}
 	var r Recipe
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, nil, fmt.Errorf("decoding recipe: %w", err)
 	}
-	r.Dir = inst.Dir
-	r.Pos = inst.Pos
+	r.Dir = src.Dir
+	r.Pos = src.Pos
 	r.Files = map[string]File{}
 	r.DataBytes = map[string]int64{}
 	r.DataRows = map[string]Rows{}
@@ -106,7 +113,7 @@ func Decode(inst *load.Instance, files fs.FS, opts Options) (*Recipe, diag.List,
 			}
 		}
 	}
-	if !r.resolveArchs(inst.File, opts.Archs, &diags) {
+	if !r.resolveArchs(src.File, opts.Archs, &diags) {
 		// The checks need every model's architecture: the lock first.
 		diags = diags.Sort()
 		return &r, diags, diags.Err()

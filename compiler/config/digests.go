@@ -7,7 +7,6 @@ import (
 
 	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/ident"
-	"github.com/ftc-dev/ftc/compiler/load"
 )
 
 // Digester returns the hex sha256 of the file at an absolute path. The
@@ -56,7 +55,7 @@ func CheckDigests(r *Recipe, files fs.FS, digest Digester) diag.List {
 				// only the recipe file it is given.
 				e.WithHint("if the data changed on purpose, write sha256: %q here (ftc pin rewrites only the recipe's own file)", sum)
 			} else {
-				e.WithHint("if the data changed on purpose, %s (or write sha256: %q)", load.PinCommandHint(at), sum)
+				e.WithHint("if the data changed on purpose, %s (or write sha256: %q)", diag.PinCommandHint(at), sum)
 			}
 		}
 	}

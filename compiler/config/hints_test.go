@@ -39,7 +39,11 @@ func TestHintsPassVet(t *testing.T) {
 		if err != nil {
 			continue // refused before the checks: no hint of theirs
 		}
-		r, _, _ := Decode(inst, os.DirFS(dir), Options{})
+		b, err := inst.Value.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _, _ := Decode(Source{JSON: b, Dir: inst.Dir, File: inst.File, Pos: inst.Pos}, os.DirFS(dir), Options{})
 		if r == nil {
 			continue
 		}

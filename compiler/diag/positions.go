@@ -1,6 +1,8 @@
 package diag
 
 import (
+	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -99,4 +101,26 @@ func join(prefix, name string) string {
 		return name
 	}
 	return prefix + "." + name
+}
+
+// EmbeddedRoot is where the loader overlays ftc's schema and stdlib in a
+// recipe's directory (CUE's place for packages a tool provides).
+const EmbeddedRoot = "cue.mod/gen"
+
+// IsEmbedded reports whether a file name belongs to ftc's overlaid schema
+// or stdlib (or the module file the loader supplies) rather than to the
+// user: positions there are never reported as the user's.
+func IsEmbedded(filename string) bool {
+	return strings.Contains(filepath.ToSlash(filename), "/"+EmbeddedRoot+"/") ||
+		strings.HasSuffix(filepath.ToSlash(filename), "/cue.mod/module.cue")
+}
+
+// PinCommandHint names the command that writes the sha256 pins of the
+// recipe file at pos.
+func PinCommandHint(pos token.Pos) string {
+	name := "RECIPE.cue"
+	if pos.IsValid() && pos.Filename() != "" && !IsEmbedded(pos.Filename()) {
+		name = filepath.Base(pos.Filename())
+	}
+	return fmt.Sprintf("pin the file's sha256 with: ftc pin %s", name)
 }

@@ -186,7 +186,7 @@ var noRegistry = &modconfig.LazyRegistry{New: func() (modconfig.CachedRegistry, 
 }}
 
 // CUE's place for packages a tool provides.
-const genRoot = "cue.mod/gen"
+const genRoot = diag.EmbeddedRoot
 
 // overlayFor places the schema and stdlib under dir/cue.mod/gen, and a
 // module file when the directory has none.
@@ -219,11 +219,8 @@ func overlayFor(dir string) (map[string]cueload.Source, error) {
 }
 
 // IsEmbedded reports whether a file name belongs to the overlaid schema or
-// stdlib rather than to the user.
-func IsEmbedded(filename string) bool {
-	return strings.Contains(filepath.ToSlash(filename), "/"+genRoot+"/") ||
-		strings.HasSuffix(filepath.ToSlash(filename), "/cue.mod/module.cue")
-}
+// stdlib rather than to the user (diag.IsEmbedded).
+func IsEmbedded(filename string) bool { return diag.IsEmbedded(filename) }
 
 // applyOverride rewrites the recipe's syntax so that the field at o.Path
 // has the value o.Value: an existing field's value is replaced, a missing

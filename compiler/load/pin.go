@@ -2,7 +2,6 @@ package load
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"cuelang.org/go/cue/ast"
@@ -132,18 +131,8 @@ func pinHint(d *diag.Diagnostic) {
 		return
 	}
 	if strings.HasSuffix(d.Message, " is malformed") && d.Hint != "" {
-		d.Hint += "; or " + PinCommandHint(d.Pos) // a typo keeps its pattern
+		d.Hint += "; or " + diag.PinCommandHint(d.Pos) // a typo keeps its pattern
 		return
 	}
-	d.Hint = PinCommandHint(d.Pos)
-}
-
-// PinCommandHint names the command that writes the sha256 pins of the
-// recipe file at pos.
-func PinCommandHint(pos token.Pos) string {
-	name := "RECIPE.cue"
-	if pos.IsValid() && pos.Filename() != "" && !IsEmbedded(pos.Filename()) {
-		name = filepath.Base(pos.Filename())
-	}
-	return fmt.Sprintf("pin the file's sha256 with: ftc pin %s", name)
+	d.Hint = diag.PinCommandHint(d.Pos)
 }

@@ -110,14 +110,37 @@ func TestKeyImportsStandardLibraryOnly(t *testing.T) {
 	t.Fatal("compiler/key not found")
 }
 
-// cue.Value stays in compiler/load and compiler/config: the rest of the
-// code works on plain Go types.
-func TestCUEValueStaysInLoadAndConfig(t *testing.T) {
-	allowed := map[string]bool{module + "/compiler/load": true, module + "/compiler/config": true}
+// cue.Value stays in compiler/load: config.Decode takes the recipe as
+// JSON (config.Source), and the rest of the code works on plain Go types.
+func TestCUEValueStaysInLoad(t *testing.T) {
 	for _, p := range listPackages(t) {
 		for _, imp := range p.Imports {
-			if imp == "cuelang.org/go/cue" && !allowed[p.ImportPath] {
-				t.Errorf("%s imports cuelang.org/go/cue; only compiler/load and compiler/config may hold a cue.Value", p.ImportPath)
+			if imp == "cuelang.org/go/cue" && p.ImportPath != module+"/compiler/load" {
+				t.Errorf("%s imports cuelang.org/go/cue; only compiler/load may hold a cue.Value", p.ImportPath)
+			}
+		}
+	}
+}
+
+// Everything after the loader links neither it nor CUE's evaluator, even
+// through another package: checked on the transitive dependencies. Only
+// the compiler package itself (the facade that calls the loader) and the
+// commands above it may. (CUE's token package, for positions, is allowed:
+// diag reports errors at CUE positions.)
+func TestNothingAfterTheLoaderLinksCUEsEvaluator(t *testing.T) {
+	banned := []string{module + "/compiler/load", "cuelang.org/go/cue/load", "cuelang.org/go/cue/cuecontext", "cuelang.org/go/internal/core/eval"}
+	for _, p := range listPackages(t) {
+		if !strings.HasPrefix(p.ImportPath, module+"/compiler/") || under(p.ImportPath, module+"/compiler/load") {
+			continue
+		}
+		for _, dep := range p.Deps {
+			for _, b := range banned {
+				if dep == b {
+					t.Errorf("%s depends on %s", p.ImportPath, dep)
+				}
+			}
+			if dep == "cuelang.org/go/cue" {
+				t.Errorf("%s depends on cuelang.org/go/cue (the evaluator's API)", p.ImportPath)
 			}
 		}
 	}
