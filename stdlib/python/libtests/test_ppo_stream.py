@@ -1,16 +1,15 @@
 """ftc.train_ppo.PromptStream: a PPO run resumed from a checkpoint draws
 the prompt batches and random numbers the uninterrupted run drew after
 it, as trl's PPO loop consumes them (`for batch in dataloader`, pass after
-pass, with random draws between batches)."""
+pass, with random draws between batches). In the libtests: it needs torch,
+and runs on each profile's own."""
 
+import numpy as np
 import pytest
+import torch
+from torch.utils.data import DataLoader
 
-torch = pytest.importorskip("torch")
-np = pytest.importorskip("numpy")
-
-from torch.utils.data import DataLoader  # noqa: E402
-
-from ftc import train_ppo  # noqa: E402
+from ftc import train_ppo
 
 
 def loader(own_generator):
