@@ -3,6 +3,7 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -10,7 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -122,10 +125,26 @@ events_logger = "file"
 	storage := write("storage.conf", fmt.Sprintf("[storage]\ndriver = \"vfs\"\nrunroot = %q\ngraphroot = %q\n", filepath.Join(dir, "run"), filepath.Join(dir, "graph")))
 	registries := write("registries.conf", fmt.Sprintf("[[registry]]\nlocation = %q\ninsecure = true\n", reg))
 
-	// podman 4.3 reads CDI specs from /etc/cdi and /var/run/cdi only.
-	spec := fmt.Sprintf("/var/run/cdi/ftc-e2e-fake-gpu-%d.json", os.Getpid())
-	if err := os.MkdirAll(filepath.Dir(spec), 0o755); err != nil {
+	// podman 4.3 reads CDI specs from /etc/cdi and /var/run/cdi only, and
+	// refuses a device two specs define: the fake GPU is machine-wide
+	// state. One test at a time holds it (a file lock, across test
+	// processes: two e2e runs on one machine), and a spec left by a run
+	// that was killed before its cleanup is removed first.
+	const cdiDir = "/var/run/cdi"
+	spec := fmt.Sprintf("%s/ftc-e2e-fake-gpu-%d.json", cdiDir, os.Getpid())
+	if err := os.MkdirAll(cdiDir, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	lock := flock.New(filepath.Join(cdiDir, ".ftc-e2e-fake-gpu.lock"))
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	if ok, err := lock.TryLockContext(ctx, time.Second); err != nil || !ok {
+		t.Fatalf("waiting for the fake GPU's CDI spec lock (another e2e run holds it): %v", err)
+	}
+	t.Cleanup(func() { lock.Unlock() })
+	stale, _ := filepath.Glob(filepath.Join(cdiDir, "ftc-e2e-fake-gpu-*.json"))
+	for _, f := range stale {
+		os.Remove(f) // under the lock, every other one is stale
 	}
 	fake := `{"cdiVersion": "0.5.0", "kind": "nvidia.com/gpu", "devices": [{"name": "0", "containerEdits": {"env": ["FTC_FAKE_GPU=0"]}}]}`
 	if err := os.WriteFile(spec, []byte(fake), 0o644); err != nil {
