@@ -439,6 +439,35 @@ def test_sft_resumed_after_sigkill_ends_where_an_uninterrupted_run_does(tiny, pr
     assert worst < 1e-5, f"resumed weights differ from the uninterrupted run's by up to {worst}"
 
 
+def test_reward_resumed_after_sigkill_ends_where_an_uninterrupted_run_does(tiny, prep, tmp_path):
+    """The reward stage (trl's RewardTrainer) killed past its first
+    checkpoint resumes from it: the step numbering continues, and the
+    weights end where an uninterrupted run's do (the same reasoning and
+    tolerance as for SFT above)."""
+    from safetensors.torch import load_file
+
+    total = 16
+
+    def cfg():
+        c = assets.train_config("reward", {"model": assets.model_config(dtype="fp32")}, steps=total, micro=4,
+                                adapter_block=assets.adapter("none"), save_every=4)
+        c["training"]["learningRate"] = 1e-3
+        return c
+
+    inputs = {**train_in(prep["reward"]), **model_in(tiny)}
+    whole = tmp_path / "whole"
+    run(whole, "reward", cfg(), inputs)
+    d = tmp_path / "resumed"
+    step, rc, after, log = kill_and_resume(d, "reward", cfg(), inputs, total)
+    assert rc == 0, log[-3000:]
+    steps = trained_steps(after)
+    assert steps and steps[0] == step + 1 and steps[-1] == total, (step, steps)
+    a, b = load_file(str(whole / "output" / "model.safetensors")), load_file(str(d / "output" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    assert worst < 1e-5, f"resumed weights differ from the uninterrupted run's by up to {worst}"
+
+
 def test_grpo_resumed_after_sigkill_ends_where_an_uninterrupted_run_does_or_is_refused(tiny, prep, tmp_path):
     rewards = prep["work"] / "short.py"
     rewards.write_text(SHORT_PY)
