@@ -48,6 +48,7 @@ def run(stage: StageFile) -> dict:
     if stage.resume_from is not None and not compat.grpo_resume_supported(tv):
         raise compat.Unsupported(f"trl {compat.installed('trl')} cannot resume GRPO (trl#3247); rerun the stage "
                                  "with --restart")
+    trainer.seed(cfg)  # LoRA's A matrices are drawn as the adapter wraps
     mc = cfg.model("model")
     _, train_rows, eval_rows = trainer.read_train_eval(stage, "grpo")
     columns = {k for r in train_rows[:1] for k in r if k != "prompt"}

@@ -20,13 +20,7 @@ log = logging.getLogger("ftc")
 def run(stage: StageFile) -> dict:
     trainer.setup()
     cfg = stage.train_config()
-    # The plan's seed before the model loads: its score head is new and
-    # initialised as it loads (the Trainer seeds only later), so without
-    # this two runs of one key started from different heads and a resumed
-    # run could not end where an uninterrupted one does.
-    from transformers import set_seed
-
-    set_seed(cfg.training.seed)
+    trainer.seed(cfg)  # the score head is new: initialised as the model loads
     mc = cfg.model("model")
     _, train_rows, eval_rows = trainer.read_train_eval(stage, "reward")
     tv = compat.version("trl")

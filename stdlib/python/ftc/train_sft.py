@@ -24,6 +24,7 @@ def run(stage: StageFile) -> dict:
     cfg = stage.train_config()
     if cfg.backend not in ("trl", "transformers"):
         raise compat.Unsupported(f"sft backend {cfg.backend!r} is not trl or transformers")
+    trainer.seed(cfg)  # LoRA's A matrices are drawn as the adapter wraps
     mc = cfg.model("model")
     manifest, train_rows, eval_rows = trainer.read_train_eval(stage, "sft")
     tok = models.load_tokenizer(stage, mc, "model")

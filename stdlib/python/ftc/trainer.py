@@ -35,6 +35,17 @@ def setup() -> None:
     cpu_map_location()
 
 
+def seed(cfg) -> None:
+    """The plan's seed, before any model loads. New parameters (a reward
+    model's score head, LoRA's A matrices) are initialised as a model loads
+    or an adapter wraps it, before the Trainer seeds: without this, two
+    runs of one key started from different weights, and a resumed run
+    could not end where an uninterrupted one does."""
+    from transformers import set_seed
+
+    set_seed(cfg.training.seed)
+
+
 def cpu_map_location() -> None:
     """transformers 4.48's Trainer resumes a run of several processes with
     torch.load(..., map_location=args.device), which on a CPU is "cpu:0",

@@ -160,6 +160,26 @@ def test_sft_learns_and_its_output_reloads(tiny, prep, tmp_path, backend, adapte
     assert (got - base).abs().max() > 1e-2, "the output is the base model"
 
 
+def test_lora_sft_twice_gives_the_same_adapter(tiny, prep, tmp_path):
+    """One key, one result: two LoRA SFT runs of the same config (CPU,
+    fp32) write the same adapter. LoRA's A matrices are drawn as the adapter
+    wraps the model, before the Trainer seeds: the entrypoint seeds first."""
+    from safetensors.torch import load_file
+
+    cfg = assets.train_config("sft", {"model": assets.model_config(dtype="fp32")}, steps=2, micro=4,
+                              adapter_block=assets.adapter("lora", dropout=0.0),
+                              extra={"backend": "trl", "completionOnly": True})
+    inputs = {**train_in(prep["sft"]), **model_in(tiny)}
+    outs = []
+    for name in ("one", "two"):
+        run(tmp_path / name, "sft", cfg, inputs)
+        outs.append(load_file(str(tmp_path / name / "output" / "adapter_model.safetensors")))
+    a, b = outs
+    assert a.keys() == b.keys() and a
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst == 0.0, f"two runs of one config wrote adapters {worst} apart"
+
+
 @pytest.fixture(scope="module")
 def reward_model(tiny, prep):
     """A reward model trained on the preference pairs (full weights)."""
