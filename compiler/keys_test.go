@@ -17,7 +17,8 @@ import (
 
 const fixture = "testdata/ppo/recipe.cue"
 
-func keysOf(t *testing.T, file string, sets ...string) map[string]key.Key {
+// overrides parses --set values, as the CLI does.
+func overrides(t *testing.T, sets ...string) []load.Override {
 	t.Helper()
 	var ovs []load.Override
 	for _, s := range sets {
@@ -27,7 +28,12 @@ func keysOf(t *testing.T, file string, sets ...string) map[string]key.Key {
 		}
 		ovs = append(ovs, o)
 	}
-	p, diags, err := compiler.Plan(file, ovs)
+	return ovs
+}
+
+func keysOf(t *testing.T, file string, sets ...string) map[string]key.Key {
+	t.Helper()
+	p, diags, err := compiler.Plan(file, overrides(t, sets...))
 	if err != nil {
 		t.Fatalf("plan %s %v: %v\n%s", file, sets, err, diags)
 	}
@@ -165,12 +171,7 @@ func TestAutoCheckpointingFollowsTheEstimate(t *testing.T) {
 	small := []string{"stages.sft.training.microBatch=1", "stages.sft.data.maxLength=512"}
 	big := []string{"stages.sft.training.microBatch=4", "stages.sft.data.maxLength=4096"}
 	ck := func(sets []string) (bool, key.Key) {
-		var ovs []load.Override
-		for _, s := range sets {
-			o, _ := load.ParseOverride(s)
-			ovs = append(ovs, o)
-		}
-		p, diags, err := compiler.Plan(recipe, ovs)
+		p, diags, err := compiler.Plan(recipe, overrides(t, sets...))
 		if err != nil {
 			t.Fatalf("%v\n%v", err, diags)
 		}
@@ -232,12 +233,7 @@ func TestChatTemplateIsAnInputKeyedByContent(t *testing.T) {
 
 func planOf(t *testing.T, file string, sets ...string) *plan.Plan {
 	t.Helper()
-	var ovs []load.Override
-	for _, s := range sets {
-		o, _ := load.ParseOverride(s)
-		ovs = append(ovs, o)
-	}
-	p, diags, err := compiler.Plan(file, ovs)
+	p, diags, err := compiler.Plan(file, overrides(t, sets...))
 	if err != nil {
 		t.Fatalf("%v\n%v", err, diags)
 	}
@@ -372,15 +368,7 @@ func TestClusterDefaultsAreTheSchemas(t *testing.T) {
 		{"kubernetes", func(r *config.Recipe) (any, any) { return *r.Hardware.Kubernetes, config.DefaultKubernetes }},
 	}
 	for _, c := range cases {
-		var ovs []load.Override
-		for _, s := range []string{"hardware.target=" + c.target, "hardware." + c.target + "={}"} {
-			o, err := load.ParseOverride(s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ovs = append(ovs, o)
-		}
-		r, diags, err := compiler.Vet(fixture, ovs)
+		r, diags, err := compiler.Vet(fixture, overrides(t, "hardware.target="+c.target, "hardware."+c.target+"={}"))
 		if err != nil {
 			t.Fatalf("%s: %v\n%v", c.target, err, diags)
 		}

@@ -8,21 +8,12 @@ import (
 
 	"github.com/ftc-dev/ftc/compiler"
 	"github.com/ftc-dev/ftc/compiler/config"
-	"github.com/ftc-dev/ftc/compiler/load"
 	"github.com/ftc-dev/ftc/compiler/plan"
 )
 
 func planGPUs(t *testing.T, file string, gpus int, sets ...string) (*plan.Plan, error) {
 	t.Helper()
-	var ovs []load.Override
-	for _, s := range sets {
-		o, err := load.ParseOverride(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ovs = append(ovs, o)
-	}
-	p, diags, err := compiler.PlanWith(file, ovs, compiler.Options{Plan: plan.Options{GPUs: gpus}})
+	p, diags, err := compiler.PlanWith(file, overrides(t, sets...), compiler.Options{Plan: plan.Options{GPUs: gpus}})
 	if err != nil && len(diags.Errors()) > 0 {
 		return nil, diags
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/internal/buildkittest"
+	"github.com/ftc-dev/ftc/internal/needs"
 )
 
 // fakeSdist is an sdist of name==version whose PKG-INFO declares requires.
@@ -46,7 +47,7 @@ func fakeSdist(t *testing.T, name, version string, requires []string) []byte {
 // From a wheel directory and from an index (PEP 503 page).
 func TestResolvePythonLocalLocksAnSdist(t *testing.T) {
 	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("no python3")
+		needs.Missing(t, "python3 on PATH")
 	}
 	wheels := t.TempDir()
 	for _, w := range [][2]string{{"ftc-b", "2.1"}, {"nvidia-ml-py", "12.0"}, {"setuptools", "80.0"}, {"ftc-a", "1.0"}} {

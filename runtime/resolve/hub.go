@@ -24,16 +24,11 @@ type Hub struct {
 	Client *http.Client
 }
 
-// Commit returns the commit of ref.
-func (h *Hub) Commit(ctx context.Context, ref Ref) (string, error) {
-	kind := "models"
-	if ref.Kind == "dataset" {
-		kind = "datasets"
-	}
-	u := fmt.Sprintf("%s/api/%s/%s/revision/%s", strings.TrimRight(h.Endpoint, "/"), kind, ref.Repo, url.PathEscape(ref.Revision))
+// get sends a GET to the endpoint, with the token when there is one.
+func (h *Hub) get(ctx context.Context, u string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if h.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+h.Token)
@@ -42,7 +37,17 @@ func (h *Hub) Commit(ctx context.Context, ref Ref) (string, error) {
 	if c == nil {
 		c = &http.Client{Timeout: 30 * time.Second}
 	}
-	resp, err := c.Do(req)
+	return c.Do(req)
+}
+
+// Commit returns the commit of ref.
+func (h *Hub) Commit(ctx context.Context, ref Ref) (string, error) {
+	kind := "models"
+	if ref.Kind == "dataset" {
+		kind = "datasets"
+	}
+	u := fmt.Sprintf("%s/api/%s/%s/revision/%s", strings.TrimRight(h.Endpoint, "/"), kind, ref.Repo, url.PathEscape(ref.Revision))
+	resp, err := h.get(ctx, u)
 	if err != nil {
 		return "", fmt.Errorf("resolving %s: %w", ref, err)
 	}
@@ -68,18 +73,7 @@ const maxConfig = 4 << 20
 // Config returns the config.json of a model at a commit.
 func (h *Hub) Config(ctx context.Context, repo, commit string) ([]byte, error) {
 	u := fmt.Sprintf("%s/%s/resolve/%s/config.json", strings.TrimRight(h.Endpoint, "/"), repo, url.PathEscape(commit))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	if h.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+h.Token)
-	}
-	c := h.Client
-	if c == nil {
-		c = &http.Client{Timeout: 30 * time.Second}
-	}
-	resp, err := c.Do(req)
+	resp, err := h.get(ctx, u)
 	if err != nil {
 		return nil, fmt.Errorf("reading config.json of %s@%s: %w", repo, commit, err)
 	}

@@ -424,13 +424,25 @@ def kill_and_resume(d, kind, config, inputs, total):
     return m.step, rc, verify.metrics_of(d)[before:], log
 
 
+def assert_same_weights(whole, resumed):
+    """The resumed run's full weights are the uninterrupted run's: the same
+    data order and optimizer and RNG state from the checkpoint, on the CPU
+    in fp32, repeat the arithmetic; 1e-5 allows reassociation in the
+    reloaded optimizer state only."""
+    from safetensors.torch import load_file
+
+    a = load_file(str(whole / "output" / "model.safetensors"))
+    b = load_file(str(resumed / "output" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    assert worst < 1e-5, f"resumed weights differ from the uninterrupted run's by up to {worst}"
+
+
 def trained_steps(ms):
     return [r["step"] for r in ms if not r.get("final") and ("loss" in r or any(k.startswith("loss/") for k in r))]
 
 
 def test_sft_resumed_after_sigkill_ends_where_an_uninterrupted_run_does(tiny, prep, tmp_path):
-    from safetensors.torch import load_file
-
     total = 40
 
     def cfg():
@@ -453,10 +465,7 @@ def test_sft_resumed_after_sigkill_ends_where_an_uninterrupted_run_does(tiny, pr
     # optimizer and RNG state from the checkpoint: on the CPU in fp32 the
     # resumed run repeats the uninterrupted one's arithmetic; the tolerance
     # allows reassociation in the reloaded optimizer state only.
-    a, b = load_file(str(whole / "output" / "model.safetensors")), load_file(str(d / "output" / "model.safetensors"))
-    assert a.keys() == b.keys()
-    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
-    assert worst < 1e-5, f"resumed weights differ from the uninterrupted run's by up to {worst}"
+    assert_same_weights(whole, d)
 
 
 def test_reward_resumed_after_sigkill_ends_where_an_uninterrupted_run_does(tiny, prep, tmp_path):
@@ -464,8 +473,6 @@ def test_reward_resumed_after_sigkill_ends_where_an_uninterrupted_run_does(tiny,
     checkpoint resumes from it: the step numbering continues, and the
     weights end where an uninterrupted run's do (the same reasoning and
     tolerance as for SFT above)."""
-    from safetensors.torch import load_file
-
     total = 16
 
     def cfg():
@@ -482,10 +489,7 @@ def test_reward_resumed_after_sigkill_ends_where_an_uninterrupted_run_does(tiny,
     assert rc == 0, log[-3000:]
     steps = trained_steps(after)
     assert steps and steps[0] == step + 1 and steps[-1] == total, (step, steps)
-    a, b = load_file(str(whole / "output" / "model.safetensors")), load_file(str(d / "output" / "model.safetensors"))
-    assert a.keys() == b.keys()
-    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
-    assert worst < 1e-5, f"resumed weights differ from the uninterrupted run's by up to {worst}"
+    assert_same_weights(whole, d)
 
 
 def test_grpo_resumed_after_sigkill_ends_where_an_uninterrupted_run_does_or_is_refused(tiny, prep, tmp_path):
@@ -504,8 +508,6 @@ def test_grpo_resumed_after_sigkill_ends_where_an_uninterrupted_run_does_or_is_r
         rc, log = verify.entry("grpo", d, timeout=900)
         assert rc != 0 and "cannot resume GRPO" in log, log[-2000:]
         return
-    from safetensors.torch import load_file
-
     total = 8
     whole = tmp_path / "grpo-whole"
     run(whole, "grpo", grpo_config(total, save_every=2), inputs)
@@ -523,10 +525,7 @@ def test_grpo_resumed_after_sigkill_ends_where_an_uninterrupted_run_does_or_is_r
     # reassociation in the reloaded optimizer state only, as for SFT).
     want = {r["step"]: r[k] for r in verify.metrics_of(whole) if k in r and not r.get("final")}
     assert {r["step"]: r[k] for r in ms if k in r} == {s: want[s] for s in steps}, (ms, want)
-    a, b = load_file(str(whole / "output" / "model.safetensors")), load_file(str(d / "output" / "model.safetensors"))
-    assert a.keys() == b.keys()
-    worst = max((a[n].float() - b[n].float()).abs().max().item() for n in a)
-    assert worst < 1e-5, f"resumed weights differ from the uninterrupted run's by up to {worst}"
+    assert_same_weights(whole, d)
 
 
 def test_ppo_resumed_after_sigkill_ends_where_an_uninterrupted_run_does(tiny, prep, tmp_path):
