@@ -56,7 +56,7 @@ func VetWith(file string, overrides []load.Override, opts Options) (*config.Reci
 		return nil, nil, fmt.Errorf("exporting recipe: %w", err)
 	}
 	src := config.Source{JSON: b, Dir: inst.Dir, File: inst.File, Pos: inst.Pos}
-	return config.Decode(src, recipefs.New(inst.Dir), config.Options{DataRoots: opts.DataRoots, Digest: opts.Digest, GPUs: opts.Plan.GPUs, Archs: opts.Archs})
+	return config.Decode(src, recipefs.New(inst.Dir), config.Options{DataRoots: opts.DataRoots, Digest: opts.Digest, GPUs: opts.Plan.GPUs, CPU: opts.Plan.CPU, Archs: opts.Archs})
 }
 
 // Plan vets a recipe and compiles it into its stage graph.

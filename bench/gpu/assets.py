@@ -190,6 +190,12 @@ def prepare_config(consumer: str, fmt: str, *, max_length: int = 512, packing: b
     return cfg
 
 
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def write_stage(run_dir: Path, name: str, kind: str, config: dict, inputs: dict,
                 resume_from: str | None = None) -> Path:
     """A stage.json as runtime/exec writes it. Inputs map roles to
@@ -198,6 +204,10 @@ def write_stage(run_dir: Path, name: str, kind: str, config: dict, inputs: dict,
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "output").mkdir(exist_ok=True)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
+    if kind not in ("prepare", "export") and not _cuda():
+        # Planned for the CPU where there is no GPU, as ftc run --cpu
+        # plans it: the entrypoints refuse a GPU plan without one.
+        config = dict(config, distributed=dict(config.get("distributed") or {}, device="cpu"))
     sf = {"apiVersion": "ftc.dev/stage/v1alpha1", "name": name, "kind": kind, "key": "sha256:" + "0" * 64,
           "config": config, "inputs": {r: dict(v, kind=v.get("kind", "file")) for r, v in inputs.items()},
           "output": "output", "checkpoints": "checkpoints", "metrics": "metrics.jsonl",

@@ -28,6 +28,8 @@ type Options struct {
 	// (--gpus): a valid recipe is rescaled to it (Recipe.Rescale) and
 	// checked again as rescaled.
 	GPUs int
+	// CPU moves a valid recipe to CPUs (--cpu, Recipe.OnCPU), after GPUs.
+	CPU bool
 	// Archs are the models' config.json facts that ftc.lock holds: a
 	// model written without arch takes its architecture from there, and
 	// one written with it is checked against them.
@@ -125,15 +127,22 @@ func Decode(src Source, files fs.FS, opts Options) (*Recipe, diag.List, error) {
 		diags = append(diags, CheckDigests(&r, data, opts.Digest)...)
 	}
 	diags = diags.Sort()
-	if diags.HasErrors() || opts.GPUs == 0 {
+	if diags.HasErrors() || opts.GPUs == 0 && !opts.CPU {
 		return &r, diags, diags.Err()
 	}
-	rr, err := r.Rescale(opts.GPUs)
-	if err != nil {
-		return nil, diags, err
+	rr := &r
+	if opts.GPUs != 0 {
+		if rr, err = r.Rescale(opts.GPUs); err != nil {
+			return nil, diags, err
+		}
+		if rr != &r {
+			diags = append(diags, recheck(rr, opts.GPUs, files, data)...).Sort()
+		}
 	}
-	if rr != &r {
-		diags = append(diags, recheck(rr, opts.GPUs, files, data)...).Sort()
+	if opts.CPU && !diags.HasErrors() {
+		if rr, err = rr.OnCPU(); err != nil {
+			return nil, diags, err
+		}
 	}
 	return rr, diags, diags.Err()
 }

@@ -38,6 +38,9 @@ type Recipe struct {
 	// Rescaled is set on a recipe that Rescale moved to another number of
 	// GPUs (--gpus): what changed, for the plan to carry.
 	Rescaled *Rescaled `json:"-"`
+	// CPU is set on a recipe that OnCPU moved to CPUs (--cpu): its
+	// training stages run with torch's CPU device, keyed as such.
+	CPU bool `json:"-"`
 	// DataSets holds, for a dataset path naming several files (a
 	// directory or a glob), those files in path order.
 	DataSets map[string][]string `json:"-"`

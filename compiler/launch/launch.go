@@ -75,8 +75,22 @@ func cpuStage(kind string) Plan {
 }
 
 // Training is the launch plan of a training stage on hw. rdzvID names the
-// rendezvous; pass something unique to the stage (its key).
-func Training(st config.Stage, hw config.Hardware, rdzvID string) Plan {
+// rendezvous; pass something unique to the stage (its key). On cpu, the
+// processes are the same and use no device: CUDA_VISIBLE_DEVICES is empty,
+// so torch sees no GPU even on a machine that has some.
+func Training(st config.Stage, hw config.Hardware, rdzvID string, cpu bool) Plan {
+	p := onGPUs(st, hw, rdzvID)
+	if cpu {
+		p.GPUs = nil
+		if p.Env == nil {
+			p.Env = map[string]string{}
+		}
+		p.Env["CUDA_VISIBLE_DEVICES"] = ""
+	}
+	return p
+}
+
+func onGPUs(st config.Stage, hw config.Hardware, rdzvID string) Plan {
 	entry := []string{"-m", Entrypoint, st.Method, "--config", StageConfigFile}
 	p := Plan{Nodes: hw.Nodes, ProcsPerNode: hw.GPUsPerNode, Env: ncclEnv(hw)}
 

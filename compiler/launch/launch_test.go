@@ -157,7 +157,7 @@ func TestKubernetesManifestsDecodeStrictly(t *testing.T) {
 	st := config.Stage{Name: "sft", Method: "sft"}
 	for _, nodes := range []int{1, 2} {
 		hw.Nodes = nodes
-		p := Training(st, hw, "abc")
+		p := Training(st, hw, "abc", false)
 		for _, workload := range []string{"pytorchjob", "indexed-job"} {
 			in := KubernetesInput{Recipe: "r", Stage: "sft", Key: "sha256:" + strings.Repeat("a", 64), ResumeKey: "sha256:" + strings.Repeat("b", 64),
 				Image: "registry/ftc/env@sha256:" + strings.Repeat("c", 64), Plan: p, Secrets: []string{"HF_TOKEN"}, Port: 29500,
@@ -228,7 +228,7 @@ func TestTrainingLaunchers(t *testing.T) {
 		"fsdp":  "accelerate launch --config_file accelerate.yaml --num_processes 8 --num_machines 1 -m ftc.entry sft",
 	} {
 		hw.Strategy = strategy
-		p := Training(config.Stage{Name: "s", Method: "sft"}, hw, "id")
+		p := Training(config.Stage{Name: "s", Method: "sft"}, hw, "id", false)
 		if got := strings.Join(p.Argv, " "); !strings.HasPrefix(got, want) || p.Processes != 8 {
 			t.Errorf("%s: %s (%d processes)", strategy, got, p.Processes)
 		}
@@ -237,13 +237,13 @@ func TestTrainingLaunchers(t *testing.T) {
 	// first; the trainers get the rest and count as the world.
 	hw.Strategy = "ddp"
 	st := config.Stage{Name: "g", Method: "grpo", GRPO: &config.GRPO{Generation: config.Generation{Engine: "vllm", GPUs: 2, Port: 8000, GroupPort: 51216, MemoryUtilization: 0.9}}}
-	p := Training(st, hw, "id")
+	p := Training(st, hw, "id", false)
 	if p.Server == nil || fmt.Sprint(p.Server.GPUs) != "[0 1]" || fmt.Sprint(p.GPUs) != "[2 3 4 5 6 7]" || p.Processes != 6 {
 		t.Fatalf("vLLM split: server %+v, trainers %v, %d processes", p.Server, p.GPUs, p.Processes)
 	}
 	// Two nodes: the rendezvous is on the first node, named by variable.
 	hw.Nodes = 2
-	p = Training(config.Stage{Name: "s", Method: "sft"}, hw, "id")
+	p = Training(config.Stage{Name: "s", Method: "sft"}, hw, "id", false)
 	if got := strings.Join(p.Argv, " "); !strings.Contains(got, "--nnodes=2") || !strings.Contains(got, "--rdzv-endpoint=$FTC_MASTER_ADDR:29500") {
 		t.Errorf("multi-node argv %s", got)
 	}

@@ -21,7 +21,7 @@ func TestLauncherPortMatchesTraining(t *testing.T) {
 					hw := config.Hardware{Nodes: nodes, GPUsPerNode: gpus, Strategy: strategy, Rendezvous: config.Rendezvous{Port: 31000, Backend: backend}}
 					r := &config.Recipe{Hardware: hw}
 					st := config.Stage{Name: "s", Method: "sft"}
-					p := Training(st, hw, "id")
+					p := Training(st, hw, "id", false)
 					argv := strings.Join(p.Argv, " ")
 					want := 0
 					switch {

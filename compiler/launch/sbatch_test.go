@@ -41,32 +41,32 @@ func sbatchCases() map[string]launch.SbatchInput {
 	run := "/shared/ftc/runs/5f0c2a"
 	return map[string]launch.SbatchInput{
 		"single-node": {
-			Plan: launch.Training(sft(), hardware(1, 2, "ddp"), "62e10394929d"), Stage: "sft", Key: testKey,
+			Plan: launch.Training(sft(), hardware(1, 2, "ddp"), "62e10394929d", false), Stage: "sft", Key: testKey,
 			Slurm: config.Slurm{Time: "04:00:00", Container: "none"}, RunDir: run,
 		},
 		"multi-node": {
-			Plan: launch.Training(sft(), multi, "62e10394929d"), Stage: "sft", Key: testKey,
+			Plan: launch.Training(sft(), multi, "62e10394929d", false), Stage: "sft", Key: testKey,
 			Slurm:  config.Slurm{Partition: "gpu", Account: "ml-research", QOS: "high", Time: "1-00:00:00", Container: "none"},
 			RunDir: run, Env: map[string]string{"HF_HUB_OFFLINE": "1", "NCCL_DEBUG": "WARN"}, CPUsPerTask: 96,
 		},
 		"multi-node-static": {
-			Plan: launch.Training(sft(), static, "62e10394929d"), Stage: "sft", Key: testKey,
+			Plan: launch.Training(sft(), static, "62e10394929d", false), Stage: "sft", Key: testKey,
 			Slurm: config.Slurm{Partition: "gpu", Time: "12:00:00", Container: "none"}, RunDir: run,
 		},
 		"pyxis": {
-			Plan: launch.Training(sft(), multi, "62e10394929d"), Stage: "sft", Key: testKey,
+			Plan: launch.Training(sft(), multi, "62e10394929d", false), Stage: "sft", Key: testKey,
 			Slurm:  config.Slurm{Partition: "gpu", Account: "ml-research", Time: "1-00:00:00", Container: "pyxis"},
 			Image:  testImage,
 			RunDir: run, Mounts: []string{"/shared/ftc/cache:/shared/ftc/cache"},
 		},
 		"apptainer": {
-			Plan: launch.Training(sft(), fsdp, "62e10394929d"), Stage: "sft", Key: testKey,
+			Plan: launch.Training(sft(), fsdp, "62e10394929d", false), Stage: "sft", Key: testKey,
 			Slurm:  config.Slurm{Partition: "gpu", Time: "04:00:00", Container: "apptainer"},
 			Image:  testImage,
 			RunDir: "/shared/ftc runs/5f0c2a", Mounts: []string{"/shared/ftc/cache:/shared/ftc/cache"},
 		},
 		"grpo-server": {
-			Plan: launch.Training(grpo, hardware(1, 8, "ddp"), "62e10394929d"), Stage: "grpo", Key: testKey,
+			Plan: launch.Training(grpo, hardware(1, 8, "ddp"), "62e10394929d", false), Stage: "grpo", Key: testKey,
 			Slurm: config.Slurm{Time: "04:00:00", Container: "none"}, RunDir: run,
 		},
 		"prepare": {

@@ -25,6 +25,8 @@ type TrainerInput struct {
 	HasEval               bool
 	DeepSpeed             bool
 	NCCLTimeoutMinutes    int
+	// CPU trains with torch's CPU device (ftc run --cpu).
+	CPU bool
 	// TransformersMajor selects field names that changed between
 	// transformers 4 and 5 (warmup_ratio became a fractional warmup_steps).
 	TransformersMajor int
@@ -93,6 +95,9 @@ func TrainerArgs(in TrainerInput) ([]byte, error) {
 	}
 	if in.DeepSpeed {
 		args["deepspeed"] = DeepSpeedFile
+	}
+	if in.CPU {
+		args["use_cpu"] = true
 	}
 	return marshal(args)
 }

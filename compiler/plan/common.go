@@ -101,6 +101,9 @@ type MixInput struct {
 
 // Distributed is the process layout.
 type Distributed struct {
+	// Device is "cpu" when the processes train on CPUs (--cpu); empty
+	// for GPUs, so GPU keys are what they were before CPU runs existed.
+	Device             string         `json:"device,omitempty"`
 	Strategy           string         `json:"strategy"`
 	Processes          int            `json:"processes"`
 	Nodes              int            `json:"nodes,omitempty"`
@@ -141,7 +144,7 @@ type inputMaterial struct {
 // split of processes over nodes, timeouts, file names of recipe files.
 func material(kind string, cfg StageConfig, inputs []Input, env key.Key) stageMaterial {
 	cfg.Cadence = Cadence{}
-	cfg.Distributed = Distributed{Strategy: cfg.Distributed.Strategy, Processes: cfg.Distributed.Processes, Offload: cfg.Distributed.Offload}
+	cfg.Distributed = Distributed{Device: cfg.Distributed.Device, Strategy: cfg.Distributed.Strategy, Processes: cfg.Distributed.Processes, Offload: cfg.Distributed.Offload}
 	rewards := make([]RewardConfig, len(cfg.Rewards))
 	for i, rw := range cfg.Rewards {
 		rw.File = ""
@@ -227,7 +230,7 @@ func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*S
 		cfg.Data.Mix = append(cfg.Data.Mix, MixInput{Input: MixRole(i), Weight: src.Weight})
 	}
 	h := r.Hardware
-	cfg.Distributed = Distributed{Strategy: h.Strategy, Processes: r.TrainingProcesses(st), Nodes: h.Nodes,
+	cfg.Distributed = Distributed{Device: device(r), Strategy: h.Strategy, Processes: r.TrainingProcesses(st), Nodes: h.Nodes,
 		GPUsPerNode: h.GPUsPerNode, Offload: h.Offload, NCCLTimeoutMinutes: h.NCCL.TimeoutMinutes}
 	cfg.Cadence = Cadence{LogEvery: t.LogEvery, SaveEvery: t.SaveEvery, EvalEvery: t.EvalEvery, KeepCheckpoints: t.KeepCheckpoints}
 
@@ -245,7 +248,9 @@ func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*S
 	if err != nil {
 		return nil, err
 	}
-	mat.Config.Distributed = Distributed{}
+	// A CPU run's checkpoints are not resumed on GPUs, nor the other way
+	// round: the device stays in the resume key.
+	mat.Config.Distributed = Distributed{Device: cfg.Distributed.Device}
 	mat.Config.Training.GradAccum, mat.Config.Training.GlobalBatch = 0, 0
 	rk, err := key.Of(key.DomainResume, stageVersion, mat)
 	if err != nil {
@@ -258,7 +263,8 @@ func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*S
 		ResumeKey: rk,
 		Inputs:    inputs,
 		Config:    cfg,
-		Launch:    launch.Training(st, h, k.Short()),
+		Launch:    launch.Training(st, h, k.Short(), r.CPU),
+		Device:    device(r),
 	}
 	if ps.Files, err = b.files(st, cfg, ps); err != nil {
 		return nil, err
@@ -266,4 +272,13 @@ func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*S
 	ps.Estimate = estimate(r, st, cfg)
 	ps.Steps = steps(r, st, cfg)
 	return ps, nil
+}
+
+// device is the training stages' device as plans name it: "cpu" on a
+// recipe run with --cpu, empty for GPUs.
+func device(r *config.Recipe) string {
+	if r.CPU {
+		return "cpu"
+	}
+	return ""
 }

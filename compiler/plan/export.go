@@ -36,6 +36,10 @@ type exportMaterial struct {
 // machine running ftc (data preparation, export), not on the GPUs.
 func (s *Stage) CPUOnly() bool { return s.Kind == "prepare" || s.Kind == "export" }
 
+// OnCPU reports whether the stage uses no GPU: CPUOnly, or a training
+// stage run on CPUs (--cpu).
+func (s *Stage) OnCPU() bool { return s.CPUOnly() || s.Device == "cpu" }
+
 // export plans the export stage of st ("<stage>.export") when the recipe
 // asks for one. It reads the training stage's output and the base model,
 // so it is keyed by the training stage's key: asking again is a hit.

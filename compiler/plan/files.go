@@ -29,8 +29,8 @@ func (b *builder) files(st config.Stage, cfg StageConfig, ps *Stage) (map[string
 		DType: bm.DType, GradientCheckpointing: cfg.GradientCheckpointing == "on",
 		LogEvery: cfg.Cadence.LogEvery, SaveEvery: cfg.Cadence.SaveEvery, EvalEvery: cfg.Cadence.EvalEvery,
 		KeepCheckpoints: cfg.Cadence.KeepCheckpoints, HasEval: cfg.Data.HasEval, DeepSpeed: deepspeed,
-		NCCLTimeoutMinutes: h.NCCL.TimeoutMinutes,
-		TransformersMajor:  major(r.Environment.Packages["transformers"]),
+		NCCLTimeoutMinutes: h.NCCL.TimeoutMinutes, CPU: cfg.Distributed.Device == "cpu",
+		TransformersMajor: major(r.Environment.Packages["transformers"]),
 	})
 	if err != nil {
 		return nil, err

@@ -69,6 +69,9 @@ type Hardware struct {
 	GPU         string `json:"gpu"`
 	Strategy    string `json:"strategy"`
 	Target      string `json:"target"`
+	// Device is "cpu" when the training stages run on CPUs (--cpu),
+	// empty for GPUs.
+	Device string `json:"device,omitempty"`
 }
 
 // Stage is one node of the graph.
@@ -91,6 +94,9 @@ type Stage struct {
 	Config any `json:"config"`
 	// Launch is how the stage starts.
 	Launch launch.Plan `json:"launch"`
+	// Device is "cpu" for a training stage run on CPUs (--cpu); empty for
+	// one on GPUs and for the stages that never use one (CPUOnly).
+	Device string `json:"device,omitempty"`
 	// Estimate is the stage's per-GPU memory and speed, before any GPU is
 	// used (training stages only).
 	Estimate *Estimate `json:"estimate,omitempty"`
@@ -152,6 +158,10 @@ type Options struct {
 	// rescales (and checks the result) already; a recipe it returned is
 	// not rescaled twice.
 	GPUs int
+	// CPU, when set, runs the training stages on CPUs (--cpu):
+	// config.Recipe.OnCPU decides what may, after GPUs; the device is in
+	// each training stage's key and launch plan.
+	CPU bool
 }
 
 // ImageNotBuilt stands in job files for the image until one is built.
@@ -164,6 +174,13 @@ func Build(r *config.Recipe) (*Plan, error) { return BuildWith(r, Options{}) }
 func BuildWith(r *config.Recipe, opts Options) (*Plan, error) {
 	if opts.GPUs > 0 {
 		rr, err := r.Rescale(opts.GPUs)
+		if err != nil {
+			return nil, err
+		}
+		r = rr
+	}
+	if opts.CPU {
+		rr, err := r.OnCPU()
 		if err != nil {
 			return nil, err
 		}
@@ -212,7 +229,7 @@ func BuildWith(r *config.Recipe, opts Options) (*Plan, error) {
 		APIVersion:  APIVersion,
 		Recipe:      r.Name,
 		Environment: Environment{Profile: r.Environment.Profile, Key: envKey, Ran: opts.RanIn},
-		Hardware:    Hardware{Nodes: h.Nodes, GPUsPerNode: h.GPUsPerNode, GPU: h.GPU.Name, Strategy: h.Strategy, Target: h.Target},
+		Hardware:    Hardware{Nodes: h.Nodes, GPUsPerNode: h.GPUsPerNode, GPU: h.GPU.Name, Strategy: h.Strategy, Target: h.Target, Device: device(r)},
 		Image:       ref,
 		DataRoots:   r.DataRoots,
 		Rescaled:    r.Rescaled,

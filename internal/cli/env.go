@@ -35,6 +35,7 @@ func newEnv(stdout, stderr io.Writer) *cobra.Command {
 	var cache cacheFlag
 	var python string
 	var gpus int
+	var cpu bool
 	check := &cobra.Command{
 		Use:   "check FILE",
 		Short: "Compare the interpreter's packages, CUDA and GPUs with the recipe's profile and hardware",
@@ -62,6 +63,7 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 			if cmd.Flags().Changed("gpus") {
 				vo.Plan.GPUs = gpus // rescaled as ftc run --gpus would run it, or refused
 			}
+			vo.Plan.CPU = cpu
 			r, err := vetReported(files[0], overrides, vo, stderr)
 			if err != nil {
 				return err
@@ -76,9 +78,11 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 			if err := rf.checkTopology(r.Hardware, hasTraining(p)); err != nil {
 				return usageError{err}
 			}
-			devices, err := gpuList(gpus, rf.gpusSet, r.Hardware)
-			if err != nil {
-				return usageError{err}
+			var devices []int
+			if !r.CPU {
+				if devices, err = gpuList(gpus, rf.gpusSet, r.Hardware); err != nil {
+					return usageError{err}
+				}
 			}
 			pythonSet := cmd.Flags().Changed("python")
 			if v, ok := lockedVenv(r, cache); ok && !pythonSet {
@@ -104,6 +108,7 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 	// as `(default "python")`, only the last resort.
 	check.Flags().Lookup("python").DefValue = ""
 	check.Flags().IntVar(&gpus, "gpus", 0, "number of GPUs the run will use (default: the recipe's gpusPerNode)")
+	check.Flags().BoolVar(&cpu, "cpu", false, "check for a run with --cpu: the packages, no CUDA or GPUs")
 	cmd.AddCommand(check, newEnvCreate(stdout, stderr))
 	return cmd
 }
@@ -362,7 +367,7 @@ func printEnvProblems(w io.Writer, rep *envcheck.Report, run bool, fix string) {
 		case "GPUs":
 			fmt.Fprintf(w, "ftc: the run needs %s GPU(s), %s: change --gpus or hardware.gpusPerNode, or CUDA_VISIBLE_DEVICES\n", row.Want, row.Found)
 		default:
-			fmt.Fprintf(w, "ftc: the run needs %d GPU(s), but %s can use none (CUDA %s): install torch %s built for CUDA %s, or run where a GPU is visible\n",
+			fmt.Fprintf(w, "ftc: the run needs %d GPU(s), but %s can use none (CUDA %s): install torch %s built for CUDA %s, run where a GPU is visible, or train on the CPU with ftc run --cpu (keyed as a CPU run)\n",
 				rep.Want.GPUs, rep.Python, row.Found, rep.Want.Packages["torch"], rep.Want.CUDA)
 		}
 	}

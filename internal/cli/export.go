@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -57,6 +58,7 @@ Nothing is written into the cache. DIR must be absent or empty unless
 	cmd.Flags().BoolVar(&force, "force", false, "write into a non-empty DIR, replacing the files the export writes")
 	cmd.Flags().StringVar(&f.image, "image", "", "the stage image by digest, `REF@sha256:…` (from ftc build), named in the model card")
 	cmd.Flags().IntVar(&f.gpus, "gpus", 0, "the `N` GPUs the stages ran on, as given to ftc run --gpus (the process layout is part of a stage's key)")
+	cmd.Flags().BoolVar(&f.cpu, "cpu", false, "the stages ran with ftc run --cpu (the device is part of a stage's key)")
 	return cmd
 }
 
@@ -77,6 +79,7 @@ func exportRecipe(file, stage, dir string, f *runFlags, force bool, stdout, stde
 	if f.gpusSet {
 		vo.Plan.GPUs = f.gpus
 	}
+	vo.Plan.CPU = f.cpu
 	r, err := vetReported(file, overrides, vo, stderr)
 	if err != nil {
 		return err
@@ -97,7 +100,7 @@ func exportRecipe(file, stage, dir string, f *runFlags, force bool, stdout, stde
 	}
 	a, err := store.GetAction(string(es.Key))
 	if errors.Is(err, cas.ErrNotFound) {
-		fmt.Fprintf(stderr, "ftc: stage %s (key %s) is not in the cache %s: run `ftc run %s` first (a run with --gpus N or --set is exported with the same flags)\n", es.Name, es.Key.Short(), f.cache.store(), file)
+		fmt.Fprintf(stderr, "ftc: stage %s (key %s) is not in the cache %s: run `ftc run %s` first (a run with --gpus N, --cpu or --set is exported with the same flags)\n", es.Name, es.Key.Short(), f.cache.store(), file)
 		return errFailed
 	} else if err != nil {
 		return err
@@ -108,7 +111,7 @@ func exportRecipe(file, stage, dir string, f *runFlags, force bool, stdout, stde
 		return errFailed
 	}
 	info := export.CardInfo{Plan: p, Stage: es, RecipeFile: file, Summaries: map[string]json.RawMessage{},
-		Command: exportCommand(file, stage, dir)}
+		Command: exportCommand(file, stage, dir, f)}
 	if info.RecipeSHA256, err = fileSHA256(file); err != nil {
 		return err
 	}
@@ -158,9 +161,12 @@ func exportStage(p *plan.Plan, stage string) (*plan.Stage, error) {
 	return nil, fmt.Errorf("stage %q has no export (stages with one: %s)", stage, strings.Join(all, ", "))
 }
 
-func exportCommand(file, stage, dir string) string {
-	run := shq.Join([]string{"ftc", "run", file})
-	args := []string{"ftc", "export", file}
+// exportCommand is what reproduces the export: the run and the export
+// with the flags that decide the stages' keys (--set, --gpus, --cpu).
+func exportCommand(file, stage, dir string, f *runFlags) string {
+	flags := f.keyFlags()
+	run := shq.Join(append(append([]string{"ftc", "run"}, flags...), file))
+	args := append(append([]string{"ftc", "export"}, flags...), file)
 	if stage != "" {
 		args = append(args, stage)
 	}
@@ -174,4 +180,20 @@ func fileSHA256(p string) (string, error) {
 	}
 	h := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(h[:]), nil
+}
+
+// keyFlags are the flags of a run that decide its keys: ftc export must
+// be given the same to find the run's outputs.
+func (f *runFlags) keyFlags() []string {
+	var flags []string
+	for _, s := range f.recipe.sets {
+		flags = append(flags, "--set", s)
+	}
+	if f.gpusSet {
+		flags = append(flags, "--gpus", strconv.Itoa(f.gpus))
+	}
+	if f.cpu {
+		flags = append(flags, "--cpu")
+	}
+	return flags
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler"
-	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/compiler/launch"
@@ -25,6 +24,7 @@ func newPlan(stdout, stderr io.Writer) *cobra.Command {
 	var asJSON bool
 	var out, img string
 	var gpus int
+	var cpu bool
 	cmd := &cobra.Command{
 		Use:   "plan FILE",
 		Short: "Show the stage graph a recipe compiles to, with content keys and commands",
@@ -55,6 +55,7 @@ the image ` + plan.ImageNotBuilt + `, each said on stderr (the status stays 0).`
 			if cmd.Flags().Changed("gpus") {
 				vo.Plan.GPUs = gpus
 			}
+			vo.Plan.CPU = cpu
 			if err := lockArchs(files[0], &vo); err != nil {
 				return err
 			}
@@ -65,9 +66,8 @@ the image ` + plan.ImageNotBuilt + `, each said on stderr (the status stays 0).`
 				return compiler.PlanWith(files[0], overrides, vo)
 			})
 			printDiags(stderr, diags)
-			var re *config.RescaleError
-			if errors.As(err, &re) {
-				return usageError{re}
+			if fe, ok := flagError(err); ok {
+				return fe
 			}
 			if err != nil {
 				if len(diags) == 0 {
@@ -101,6 +101,7 @@ the image ` + plan.ImageNotBuilt + `, each said on stderr (the status stays 0).`
 	flags.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
 	cmd.Flags().IntVar(&gpus, "gpus", 0, "plan for `N` GPUs of the recipe's one node, as ftc run --gpus N would run it: the same global batch, gradient accumulation adjusted, what changed said under hardware")
+	cmd.Flags().BoolVar(&cpu, "cpu", false, cpuUsage)
 	cmd.Flags().StringVar(&img, "image", "", "the stage image by digest, `REF@sha256:…` (from ftc build), named by the plan and its job files")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write each stage's config and launcher files under `DIR/<stage>/` (plan.json at the top)")
 	return cmd
@@ -190,6 +191,9 @@ func printPlan(w io.Writer, p *plan.Plan) {
 	// Commands print as launch.sh writes them: they can be pasted.
 	vars := []string{launch.EnvMasterAddr, launch.EnvNodeRank}
 	fmt.Fprintf(w, "hardware %d node(s) × %d %s, strategy %s, target %s\n", h.Nodes, h.GPUsPerNode, h.GPU, h.Strategy, h.Target)
+	if h.Device == "cpu" {
+		fmt.Fprintf(w, "  --cpu: the training stages run on CPUs, %d process(es) per node, keyed as CPU runs\n", h.GPUsPerNode)
+	}
 	if p.Rescaled != nil {
 		for _, l := range p.Rescaled.Lines() {
 			fmt.Fprintln(w, l)

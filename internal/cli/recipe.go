@@ -101,9 +101,8 @@ func bounded[T any](file string, f func() (T, diag.List, error)) (T, diag.List, 
 func vetReported(file string, overrides []load.Override, opts compiler.Options, stderr io.Writer) (*config.Recipe, error) {
 	r, diags, err := vetRecipe(file, overrides, opts)
 	printDiags(stderr, diags) // warnings too: a run that can never checkpoint should say so before it starts
-	var re *config.RescaleError
-	if errors.As(err, &re) {
-		return nil, usageError{re} // --gpus, not the recipe
+	if fe, ok := flagError(err); ok {
+		return nil, fe // --gpus or --cpu, not the recipe
 	}
 	if err != nil {
 		if len(diags) == 0 {
@@ -136,4 +135,18 @@ func lockArchs(file string, opts *compiler.Options) error {
 	}
 	opts.Archs = lock.ModelFacts()
 	return nil
+}
+
+// flagError is err as a usage error when a flag that changes the plan
+// (--gpus, --cpu) is what the compiler refused, not the recipe.
+func flagError(err error) (error, bool) {
+	var re *config.RescaleError
+	var ce *config.CPUError
+	switch {
+	case errors.As(err, &re):
+		return usageError{re}, true
+	case errors.As(err, &ce):
+		return usageError{ce}, true
+	}
+	return nil, false
 }

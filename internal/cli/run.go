@@ -32,6 +32,7 @@ type runFlags struct {
 	cache      cacheFlag
 	gpus       int
 	gpusSet    bool // --gpus was given
+	cpu        bool // --cpu: train on CPUs
 	engineSet  bool // --backend was given
 	dryRun     bool
 	force      []string
@@ -80,6 +81,9 @@ its newest complete checkpoint on the next run.`,
 			if err := f.checkPrepareOn(); err != nil {
 				return usageError{err}
 			}
+			if f.cpu && f.cluster() {
+				return usageError{fmt.Errorf("--cpu: --backend %s schedules the stages on the cluster's GPU nodes; --cpu runs them on this machine (local, docker or podman)", f.engine)}
+			}
 			return runRecipe(cmd.Context(), files[0], &f, restartAll, stdout, stderr)
 		},
 	}
@@ -87,6 +91,7 @@ its newest complete checkpoint on the next run.`,
 	f.cache.register(cmd)
 	fl := cmd.Flags()
 	fl.IntVar(&f.gpus, "gpus", 0, "number of GPUs to use (default: the recipe's); on a one-node recipe with a data-parallel strategy (ddp, fsdp, zero2, zero3) another count runs each stage with the same global batch, its gradient accumulation adjusted (refused, with the nearest counts that work, where it cannot be); a multi-node recipe takes only its whole topology")
+	fl.BoolVar(&f.cpu, "cpu", false, cpuUsage)
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print what would run and what is cached, run nothing")
 	fl.StringArrayVar(&f.force, "force", nil, "rerun `STAGE` even if cached (repeatable)")
 	fl.StringSliceVar(&f.restart, "restart", nil, "discard `STAGE`s' checkpoints and start them over (no value: all)")
@@ -131,6 +136,7 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 		// the recipe comes back rescaled, and checked as rescaled.
 		vo.Plan.GPUs = f.gpus
 	}
+	vo.Plan.CPU = f.cpu
 	if err := f.readMissingArchs(ctx, file, overrides, &vo, stderr); err != nil {
 		return err
 	}
@@ -184,7 +190,7 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	}
 	cluster := f.cluster()
 	var gpus []int
-	if !cluster {
+	if !cluster && !r.CPU {
 		if gpus, err = gpuList(f.gpus, f.gpusSet, r.Hardware); err != nil {
 			return usageError{err}
 		}
@@ -258,7 +264,7 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 
 	opts := exec.Options{
 		Store: store, RunsDir: f.cache.runs(), Backend: be, RecipeDir: r.Dir, Files: res.Files, Sets: res.Sets,
-		GPUs: gpus, Cluster: cluster, Force: set(f.force), Restart: set(f.restart), Retries: f.retries,
+		GPUs: gpus, KeyFlags: f.keyFlags(), Cluster: cluster, Force: set(f.force), Restart: set(f.restart), Retries: f.retries,
 		DryRun: f.dryRun, Events: events, Env: secretEnv(r), LocalEnv: local.env,
 		PrepareOnCluster: f.prepareOn == "cluster",
 	}
@@ -302,6 +308,9 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	}
 	return nil
 }
+
+// cpuUsage is the help of --cpu, the same for every command that plans.
+const cpuUsage = "train on this machine's CPUs instead of GPUs: each training stage keeps its processes (one per GPU, after --gpus) and batch, torch sees no GPU, and the device is part of its key, so CPU outputs never stand in for GPU ones (refused for FSDP, vLLM generation, flash-attention and 8-bit optimizers)"
 
 // resolveAndPlan checks data digests, pins Hub references through the lock
 // (and the Hub when online), and plans. writeLock writes the lock if it

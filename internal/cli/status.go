@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/ftc-dev/ftc/compiler/launch/shq"
 	"io"
 	"os"
 	"path/filepath"
@@ -69,9 +70,11 @@ func printStatus(w io.Writer, dir string, events []exec.Event, where func(key st
 		return stages[name]
 	}
 	var recipe, end, environment string
+	var flags []string
 	for _, e := range events {
 		switch e.Type {
 		case exec.EventRunStart:
+			flags = e.Flags
 			// Stages are listed in plan order, not in the order
 			// concurrent stages reported.
 			for _, n := range e.Stages {
@@ -138,7 +141,7 @@ func printStatus(w io.Writer, dir string, events []exec.Event, where func(key st
 			if out := where(s.key); out != "" {
 				line += "\n      output: cache tree " + out
 				if stage, ok := strings.CutSuffix(n, ".export"); ok {
-					line += "\n      copy it out: ftc export RECIPE " + stage + " DIR"
+					line += "\n      copy it out: " + shq.Join(append(append([]string{"ftc", "export"}, flags...), "RECIPE", stage, "DIR"))
 				}
 			}
 		}

@@ -50,3 +50,19 @@ func TestStatusSaysWhereOutputsAre(t *testing.T) {
 		t.Errorf("only the export stage is copied out:\n%s", b.String())
 	}
 }
+
+// TestStatusGivesTheRunsKeyFlags: the run's --set, --gpus and --cpu are
+// in its record, and the export command status suggests carries them (an
+// export without them plans other keys and finds nothing).
+func TestStatusGivesTheRunsKeyFlags(t *testing.T) {
+	events := []exec.Event{
+		{Type: exec.EventRunStart, Message: "r", Stages: []string{"sft", "sft.export"}, Flags: []string{"--set", "stages.sft.training.steps=3", "--cpu"}},
+		{Type: exec.EventStart, Stage: "sft.export", Key: "sha256:bb"},
+		{Type: exec.EventDone, Stage: "sft.export", Seconds: 1},
+	}
+	var b bytes.Buffer
+	printStatus(&b, "rec", events, func(string) string { return "sha256:t2" })
+	if want := "copy it out: ftc export --set stages.sft.training.steps=3 --cpu RECIPE sft DIR"; !bytes.Contains(b.Bytes(), []byte(want)) {
+		t.Errorf("status lacks %q:\n%s", want, b.String())
+	}
+}

@@ -248,7 +248,7 @@ func TestEnvironmentCannotRun(t *testing.T) {
 		{"missing interpreter", "", []string{"--python", "no-such-python3.11"},
 			[]string{`ftc: Python interpreter "no-such-python3.11": not found on PATH; give an interpreter with the profile's packages with --python`}, nil},
 		{"no GPU visible", fakeProbe("pinned-2025q1", 0, nil), []string{"--python", fake},
-			[]string{"ftc: the run needs 1 GPU(s), but " + fake + " can use none (CUDA not available): install torch 2.5.0 built for CUDA 12.4, or run where a GPU is visible"}, []string{"CUDA", "available", "not available", "CANNOT RUN"}},
+			[]string{"ftc: the run needs 1 GPU(s), but " + fake + " can use none (CUDA not available): install torch 2.5.0 built for CUDA 12.4, run where a GPU is visible, or train on the CPU with ftc run --cpu (keyed as a CPU run)"}, []string{"CUDA", "available", "not available", "CANNOT RUN"}},
 		{"fewer GPUs than asked", fakeProbe("pinned-2025q1", 4, nil), []string{"--python", fake, "--set", "hardware.gpusPerNode=8", "--set", "hardware.strategy=ddp", "--gpus", "8"},
 			[]string{"ftc: the run needs 8 GPU(s), 4 visible: change --gpus or hardware.gpusPerNode, or CUDA_VISIBLE_DEVICES"}, []string{"GPUs", "8", "4 visible", "CANNOT RUN"}},
 	} {

@@ -28,7 +28,7 @@ import (
 //
 //	ftc lock recipe.cue                  # the real PyPI
 //	ftc build recipe.cue --frozen --push # a real BuildKit, the profile's real wheels
-//	ftc run recipe.cue --backend podman --image REF@sha256:…
+//	ftc run recipe.cue --backend podman --image REF@sha256:… --cpu
 //
 // The stock base (python:3.11-slim-bookworm, Docker Hub) is not reachable
 // here: a base of the same shape — Debian 12 with its Python 3.11 and pip,
@@ -148,13 +148,13 @@ assets.build_model("/out", cfg, tok)
 	lap("tiny model")
 
 	runEnv := append(append([]string{}, conf...), "FTC_ENTRYPOINT=", "HF_HOME="+hf, "HF_HUB_OFFLINE=1")
-	r = e.run(runEnv, "--backend", "podman", "--image", ref, "--set", setBase)
+	r = e.run(runEnv, "--backend", "podman", "--image", ref, "--set", setBase, "--cpu")
 	expect(t, r, 0, 0, 2)
 	if !outputFileQuiet(e, "sft", "model.safetensors") {
 		t.Fatalf("the cached output of sft has no weights:\n%s", r.out)
 	}
 	lap("ftc run --backend podman (prepare, sft)")
-	expect(t, e.run(runEnv, "--backend", "podman", "--image", ref, "--set", setBase), 0, 2, 0)
+	expect(t, e.run(runEnv, "--backend", "podman", "--image", ref, "--set", setBase, "--cpu"), 0, 2, 0)
 	lap("ftc run again (cached)")
 
 	// A second build: the same digest, from the cached environment image

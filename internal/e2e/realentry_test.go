@@ -56,7 +56,7 @@ assets.build_model(out, cfg, tok)
 
 	e := &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")}
 	real := []string{"FTC_ENTRYPOINT=bash " + pyvenv + " entry " + profile, "HF_HOME=" + hf}
-	r := e.run(real)
+	r := e.run(real, "--cpu")
 	expect(t, r, 0, 0, 2)
 
 	// The sft stage trained: a finite loss at every step in the metrics

@@ -46,11 +46,11 @@ assets.build_model(out, cfg, tok)
 
 	e := &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")}
 	real := []string{"FTC_ENTRYPOINT=bash " + pyvenv + " entry " + profile, "HF_HOME=" + hf}
-	expect(t, e.run(real), 0, 0, 3) // prepare, sft, sft.export
-	expect(t, e.run(real), 0, 3, 0) // asking again costs nothing
+	expect(t, e.run(real, "--cpu"), 0, 0, 3) // prepare, sft, sft.export
+	expect(t, e.run(real, "--cpu"), 0, 3, 0) // asking again costs nothing
 
 	out := filepath.Join(dir, "exported")
-	r := e.ftc(real, "export", e.recipe, "sft", out)
+	r := e.ftc(real, "export", "--cpu", e.recipe, "sft", out)
 	if r.code != 0 {
 		t.Fatalf("ftc export: exit %d\n%s", r.code, r.out)
 	}
@@ -62,7 +62,7 @@ assets.build_model(out, cfg, tok)
 	card, _ := os.ReadFile(filepath.Join(out, "README.md"))
 	t.Logf("model card:\n%s", card)
 	for _, want := range []string{"recipe sha256", "Qwen/Qwen2.5-0.5B-Instruct@" + qwen05Revision, "| sft.export | export | `sha256:",
-		"`data/chat.jsonl` (file) `sha256:7316668a", "ftc run", "train_loss"} {
+		"`data/chat.jsonl` (file) `sha256:7316668a", "ftc run --cpu ", "train_loss"} {
 		if !strings.Contains(string(card), want) {
 			t.Errorf("model card lacks %q:\n%s", want, card)
 		}
@@ -86,15 +86,15 @@ print("loaded", sum(p.numel() for p in m.parameters()))
 	}
 
 	// ftc status says where the outputs are.
-	if st := e.ftc(nil, "status"); !strings.Contains(st.out, "copy it out: ftc export RECIPE sft DIR") || !strings.Contains(st.out, "output: cache tree sha256:") {
+	if st := e.ftc(nil, "status"); !strings.Contains(st.out, "copy it out: ftc export --cpu RECIPE sft DIR") || !strings.Contains(st.out, "output: cache tree sha256:") {
 		t.Errorf("ftc status does not say where the outputs are:\n%s", st.out)
 	}
 
 	// A non-empty DIR is refused, --force replaces what the export writes.
-	if r := e.ftc(real, "export", e.recipe, out); r.code == 0 || !strings.Contains(r.out, "not empty") {
+	if r := e.ftc(real, "export", "--cpu", e.recipe, out); r.code == 0 || !strings.Contains(r.out, "not empty") {
 		t.Errorf("export into a non-empty directory: exit %d\n%s", r.code, r.out)
 	}
-	if r := e.ftc(real, "export", e.recipe, "--force", out); r.code != 0 {
+	if r := e.ftc(real, "export", "--cpu", e.recipe, "--force", out); r.code != 0 {
 		t.Errorf("export --force: exit %d\n%s", r.code, r.out)
 	}
 	if r := e.ftc(real, "cache", "verify"); r.code != 0 {

@@ -6,6 +6,7 @@
 package pyenvtest
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -32,4 +33,16 @@ func Python(t testing.TB, profile string) string {
 		needs.Missing(t, "the %s test environment (bash scripts/pyvenv.sh ensure %s): %s", profile, profile, msg)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// Wheelhouse is the directory of wheels scripts/pyvenv.sh downloads from
+// PyPI (hash-checked) and installs the profiles' environments from: after
+// Python(t, profile), it holds every wheel of that profile's closure. Tests
+// hand it to ftc as a local index standing in for PyPI (--wheels).
+func Wheelhouse() string {
+	cache := os.Getenv("FTC_PYVENVS")
+	if cache == "" {
+		cache = "/var/cache/ftc-pyenvs"
+	}
+	return filepath.Join(cache, "wheels")
 }

@@ -29,6 +29,10 @@ type Event struct {
 	// that a listing of the run does not follow the order in which
 	// concurrent stages happened to report.
 	Stages []string `json:"stages,omitempty"`
+	// Flags are the command-line flags that decided the plan's keys
+	// (run-start only: --set, --gpus, --cpu), so that a record says how
+	// its outputs are found again (ftc export takes the same).
+	Flags []string `json:"flags,omitempty"`
 }
 
 // Event types.

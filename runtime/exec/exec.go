@@ -46,6 +46,9 @@ type Options struct {
 	Python string
 	// GPUs are the device indices this run may use.
 	GPUs []int
+	// KeyFlags are the command-line flags that decided the plan's keys,
+	// for the record (Event.Flags).
+	KeyFlags []string
 	// Cluster is set when the backend places stages on other machines
 	// (Slurm, Kubernetes): GPUs here neither limit nor count.
 	Cluster bool
@@ -130,7 +133,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Summary, error) {
 	for _, s := range p.Stages {
 		order = append(order, s.Name)
 	}
-	opts.Events.Emit(Event{Type: EventRunStart, Message: p.Recipe, Stages: order})
+	opts.Events.Emit(Event{Type: EventRunStart, Message: p.Recipe, Stages: order, Flags: opts.KeyFlags})
 
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
@@ -190,7 +193,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Summary, error) {
 // checkGPUs refuses a plan that needs more GPUs than the run was given.
 func checkGPUs(p *plan.Plan, gpus []int) error {
 	for _, s := range p.Stages {
-		if s.CPUOnly() {
+		if s.OnCPU() {
 			continue
 		}
 		need := s.Launch.ProcsPerNode
@@ -449,9 +452,12 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 		Env:    append([]string{"FTC_STAGE_CONFIG=" + launch.StageConfigFile}, r.opts.Env...),
 		Output: logf,
 	}
-	if !s.CPUOnly() {
+	if !s.OnCPU() {
 		job.GPUs = gpus
 	}
+	// The launch plan's environment (NCCL settings; an empty
+	// CUDA_VISIBLE_DEVICES on a CPU run), before the run's own.
+	job.Env = append(launch.SortedEnv(s.Launch.Env), job.Env...)
 	if local {
 		job.Env = append(job.Env, r.opts.LocalEnv...)
 	}
@@ -718,7 +724,7 @@ func newGPUPool(gpus []int) *gpuPool {
 }
 
 func (p *gpuPool) take(ctx context.Context, s *plan.Stage) []int {
-	if s.CPUOnly() {
+	if s.OnCPU() {
 		return nil
 	}
 	need := s.Launch.ProcsPerNode

@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
 
     module = importlib.import_module(MODULES[stage.kind])
     try:
+        if stage.kind not in ("prepare", "export"):
+            from . import trainargs
+
+            trainargs.check_device((stage.config.get("distributed") or {}).get("device") or "cuda")
         module.run(stage)
     except (Unsupported, ResumeError) as e:
         print(f"ftc.entry: stage {stage.name}: {e}", file=sys.stderr)

@@ -197,6 +197,8 @@ def _mix(data: dict) -> tuple:
 
 @dataclass(frozen=True)
 class Distributed:
+    # "cuda": the plan trains on GPUs; "cpu": on CPUs (ftc run --cpu).
+    device: str = "cuda"
     strategy: str = "single"
     processes: int = 1
     nodes: int = 1
@@ -204,6 +206,13 @@ class Distributed:
     offload_optimizer: bool = False
     offload_params: bool = False
     nccl_timeout_minutes: int = 30
+
+
+def _device(dist: dict) -> str:
+    d = dist.get("device") or "cuda"
+    if d not in ("cuda", "cpu"):
+        raise StageError(f"stage.json: config.distributed.device {d!r} is not cpu (or absent, for GPUs)")
+    return d
 
 
 @dataclass(frozen=True)
@@ -411,6 +420,7 @@ class TrainConfig:
                 mix=_mix(data),
             ),
             distributed=Distributed(
+                device=_device(dist),
                 strategy=dist.get("strategy", "single"),
                 processes=int(dist.get("processes", 1)),
                 nodes=int(dist.get("nodes", 1) or 1),

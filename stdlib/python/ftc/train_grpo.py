@@ -70,7 +70,7 @@ def run(stage: StageFile) -> dict:
 
     kw = trainargs.training_kwargs(cfg, str(stage.checkpoints), mc.dtype, gc, bool(eval_rows),
                                    models.decoder_layer_class(model))
-    kw = trainargs.merge_runtime_args(kw, stage.root)
+    kw = trainargs.merge_runtime_args(kw, stage.root, device=cfg.distributed.device)
     kw.update({
         "num_generations": g.generations,
         "max_completion_length": g.max_completion_length,

@@ -257,7 +257,7 @@ def run(stage: StageFile) -> dict:
 
     kw = trainargs.training_kwargs(cfg, str(stage.checkpoints), pm.dtype, gc, False,
                                    models.decoder_layer_class(policy))
-    kw = trainargs.merge_runtime_args(kw, stage.root)
+    kw = trainargs.merge_runtime_args(kw, stage.root, device=cfg.distributed.device)
     kw.update(compat.ppo_batch_layout(cfg.training.micro_batch, cfg.training.grad_accum, p.mini_batches, tv))
     kw.update({
         "total_episodes": total_episodes(cfg, len(train_rows)),

@@ -38,7 +38,7 @@ def run(stage: StageFile) -> dict:
 
     kw = trainargs.training_kwargs(cfg, str(stage.checkpoints), mc.dtype, gc, bool(eval_rows),
                                    models.decoder_layer_class(model))
-    kw = trainargs.merge_runtime_args(kw, stage.root)
+    kw = trainargs.merge_runtime_args(kw, stage.root, device=cfg.distributed.device)
     kw["max_length"] = cfg.data.max_length
     if cfg.center_rewards is not None:
         kw["center_rewards_coefficient"] = float(cfg.center_rewards)

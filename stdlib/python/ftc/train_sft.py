@@ -71,7 +71,7 @@ def run(stage: StageFile) -> dict:
     collator = collate.FlattenCollator(pad_id, 64 if sp.compile else 0) if flatten else collate.PadCollator(pad_id)
     kw = trainargs.training_kwargs(cfg, str(stage.checkpoints), mc.dtype, gc, bool(eval_rows),
                                    models.decoder_layer_class(model))
-    kw = trainargs.merge_runtime_args(kw, stage.root)
+    kw = trainargs.merge_runtime_args(kw, stage.root, device=cfg.distributed.device)
     # Eval reports the loss only: the chunked path returns no logits.
     kw["prediction_loss_only"] = True
     if cfg.backend == "trl":

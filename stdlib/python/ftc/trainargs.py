@@ -141,6 +141,22 @@ def cpu_world(on_gpu: bool | None = None, world_size: int | None = None) -> bool
     return world_size > 1 and not (_cuda_available() if on_gpu is None else on_gpu)
 
 
+def check_device(device: str, cuda: bool | None = None) -> None:
+    """Refuses to train a plan made for GPUs where this process sees none:
+    its outputs would be stored under the GPU run's key. A CPU run is
+    planned as one (ftc run --cpu), and keyed as one. cuda defaults to
+    what torch sees."""
+    if device == "cpu":
+        return
+    if cuda is None:
+        cuda = _cuda_available()
+    if not cuda:
+        seen = os.environ.get("CUDA_VISIBLE_DEVICES")
+        why = "torch sees no GPU" + (f" (CUDA_VISIBLE_DEVICES={seen!r})" if seen is not None else "")
+        raise StageError(f"the plan trains on GPUs, and {why}: run where one is visible, or plan a CPU run "
+                         "with `ftc run --cpu` (its outputs are keyed as a CPU run's)")
+
+
 RUNTIME_ARGS = "trainer_args.json"
 # What ftc's entrypoints decide themselves whatever the plan's trainer
 # arguments say: where checkpoints go (absolute, for every backend), that
@@ -151,15 +167,19 @@ FTC_OWNS = ("output_dir", "use_cpu", "save_total_limit", "report_to", "remove_un
             "prediction_loss_only")
 
 
-def merge_runtime_args(kw: dict, run_dir, on_gpu: bool | None = None, world_size: int | None = None) -> dict:
+def merge_runtime_args(kw: dict, run_dir, on_gpu: bool | None = None, world_size: int | None = None,
+                       device: str = "cuda") -> dict:
     """The plan's trainer arguments (trainer_args.json, written next to
     stage.json by the runtime) win over ftc's own derivation for
     everything ftc does not own, so the plan shows what runs; the
     DeepSpeed file it names resolves against the run directory.
-    on_gpu and world_size default to what this process sees."""
+    on_gpu and world_size default to what this process sees; a plan for
+    the CPU (device "cpu", ftc run --cpu) trains there whatever it sees."""
     import json
     from pathlib import Path
 
+    if device == "cpu":
+        on_gpu = False
     root = Path(run_dir)
     out = dict(kw)
     p = root / RUNTIME_ARGS

@@ -124,3 +124,24 @@ def test_every_keyword_is_in_the_knob_table(tmp_path):
         kw = trainargs.training_kwargs(c, "/c", "bf16", True, ev)
         keys |= set(trainargs.merge_runtime_args(kw, tmp_path, on_gpu=gpu, world_size=2))
     assert keys - names == set()
+
+
+def test_a_cpu_plan_trains_on_the_cpu_whatever_the_process_sees(tmp_path):
+    c = cfg(distributed__device="cpu")
+    assert c.distributed.device == "cpu" and cfg().distributed.device == "cuda"
+    kw = trainargs.training_kwargs(c, str(tmp_path / "checkpoints"), "bf16", False, False)
+    assert trainargs.merge_runtime_args(kw, tmp_path, on_gpu=True, device="cpu")["use_cpu"] is True
+    assert "use_cpu" not in trainargs.merge_runtime_args(kw, tmp_path, on_gpu=True, device="cuda")
+
+
+def test_a_gpu_plan_is_refused_where_no_gpu_is_visible(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(StageError, match=r"plan trains on GPUs, and torch sees no GPU \(CUDA_VISIBLE_DEVICES=''\).*ftc run --cpu"):
+        trainargs.check_device("cuda", cuda=False)
+    trainargs.check_device("cuda", cuda=True)
+    trainargs.check_device("cpu", cuda=False)
+
+
+def test_an_unknown_device_is_a_stage_file_error():
+    with pytest.raises(StageError, match="config.distributed.device 'tpu'"):
+        cfg(distributed__device="tpu")
