@@ -334,7 +334,10 @@ func pipSteps(pkgs []Package, profile string, epoch int64) []Step {
 			Step{Name: "sdist requirements", File: &File{Path: SdistRequirementsFile, Mode: 0o644, Content: RequirementsTxt(p.Packages, profile)}},
 			Step{Name: "build Python packages from sdists", Run: &Run{
 				Args:   args,
-				Env:    append(append(append([]string(nil), env...), "PYTHONPATH="+SitePackages), p.Env...),
+				// The build imports the installed wheels (setuptools, torch):
+				// without PYTHONDONTWRITEBYTECODE, Python would write their
+				// bytecode caches into the image, mtimes and all.
+				Env:    append(append(append([]string(nil), env...), "PYTHONPATH="+SitePackages, "PYTHONDONTWRITEBYTECODE=1"), p.Env...),
 				Mounts: mounts,
 			}})
 	}

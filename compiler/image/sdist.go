@@ -119,7 +119,13 @@ func InstallPasses(pkgs []Package) ([]InstallPass, error) {
 			env[e] = true
 		}
 	}
-	s := InstallPass{Packages: sdists, Args: []string{"--require-hashes", "--no-deps", "--no-binary=" + strings.Join(names, ","), "--no-build-isolation"}}
+	// --use-pep517: a setup.py-only sdist (deepspeed's) is built into a
+	// wheel by the locked setuptools' PEP 517 backend and installed with a
+	// dist-info, whatever pip the base has. Without it, pip 23.0 (Debian
+	// 12's) falls back to `setup.py install` when the wheel package is not
+	// importable, and installs an egg-info: another layout than the test
+	// environments' (TestSdistIsBuiltInBuildKit).
+	s := InstallPass{Packages: sdists, Args: []string{"--require-hashes", "--no-deps", "--no-binary=" + strings.Join(names, ","), "--no-build-isolation", "--use-pep517"}}
 	for e := range env {
 		s.Env = append(s.Env, e)
 	}

@@ -91,7 +91,7 @@ func TestInstallPasses(t *testing.T) {
 	}
 	p, err = image.InstallPasses([]image.Package{{Name: "DeepSpeed", Version: "0.19.8", Hashes: h, Sdist: true}, {Name: "torch", Version: "2.11.0", Hashes: h}})
 	if err != nil || len(p) != 2 || p[0].Packages[0].Name != "torch" || p[1].Packages[0].Name != "DeepSpeed" ||
-		strings.Join(p[1].Args, " ") != "--require-hashes --no-deps --no-binary=deepspeed --no-build-isolation" ||
+		strings.Join(p[1].Args, " ") != "--require-hashes --no-deps --no-binary=deepspeed --no-build-isolation --use-pep517" ||
 		strings.Join(p[1].Env, " ") != "DS_ACCELERATOR=cpu DS_BUILD_OPS=0" {
 		t.Fatalf("%+v %v", p, err)
 	}

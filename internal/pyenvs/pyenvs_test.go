@@ -78,7 +78,7 @@ func TestRenderSdists(t *testing.T) {
 		t.Fatalf("the wheels' file names the sdist:\n%s", w)
 	}
 	for _, want := range []string{
-		"\n# pip-args --require-hashes --no-deps --no-binary=deepspeed --no-build-isolation\n",
+		"\n# pip-args --require-hashes --no-deps --no-binary=deepspeed --no-build-isolation --use-pep517\n",
 		"\n# build-env DS_ACCELERATOR=cpu DS_BUILD_OPS=0\n",
 		"\ndeepspeed==0.16.2 --hash=sha256:" + strings.Repeat("a", 64) + "\n",
 		"\n# input " + e.Input() + "\n",

@@ -112,7 +112,7 @@ func (s source) runOptions(r image.Run) []llb.RunOption {
 	for _, m := range r.Mounts {
 		st := llb.Scratch()
 		if m.Input == image.WheelsInput && s.wheels != "" {
-			st = llb.Local(image.WheelsInput, llb.IncludePatterns([]string{"*.whl"}), llb.SharedKeyHint("ftc-wheels"))
+			st = llb.Local(image.WheelsInput, llb.IncludePatterns(wheelPatterns()), llb.SharedKeyHint("ftc-wheels"))
 		}
 		opts = append(opts, llb.AddMount(m.Target, st, llb.Readonly))
 	}
@@ -312,4 +312,17 @@ func resolvePython(ctx context.Context, c *bkclient.Client, base string, p image
 		return nil, errors.New("pip wrote no report (is pip ≥ 22.2 in the base image?)")
 	}
 	return b, err
+}
+
+// wheelPatterns are the files of a wheel directory a build reads: the
+// wheels, and the sdists of the distributions ftc builds from source
+// (image.SourceBuilt), which pip takes from the same directory.
+func wheelPatterns() []string {
+	out := []string{"*.whl"}
+	for _, n := range image.SourceBuiltNames() {
+		for _, f := range sdistFileNames(n, "*") {
+			out = append(out, f)
+		}
+	}
+	return out
 }

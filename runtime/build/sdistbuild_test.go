@@ -126,9 +126,10 @@ func TestSdistIsBuiltInBuildKit(t *testing.T) {
 	}
 
 	d := buildkittest.Start(t)
-	res, err := New(Options{BuildKit: d.Addr, Cache: t.TempDir(), Wheels: wheels}).Build(ctx, spec)
+	var progress bytes.Buffer
+	res, err := New(Options{BuildKit: d.Addr, Cache: t.TempDir(), Wheels: wheels, Progress: &progress, ProgressMode: "plain"}).Build(ctx, spec)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, tail(progress.String(), 6000))
 	}
 	fs := buildkittest.Files(t, res.Image)
 	init := fs[image.SitePackages+"/deepspeed/__init__.py"]
@@ -137,7 +138,13 @@ func TestSdistIsBuiltInBuildKit(t *testing.T) {
 	}
 	for _, want := range []string{"/nvidia_ml_py-13.615.71.dist-info/RECORD", "/setuptools-84.2.1.dist-info/RECORD", "/deepspeed-0.16.2.dist-info/RECORD"} {
 		if fs[image.SitePackages+want] == "" {
-			t.Errorf("%s%s is not in the image", image.SitePackages, want)
+			var have []string
+			for p := range fs {
+				if strings.Contains(p, "deepspeed") {
+					have = append(have, p)
+				}
+			}
+			t.Errorf("%s%s is not in the image; deepspeed's files: %v", image.SitePackages, want, have)
 		}
 	}
 	for p := range fs {
@@ -155,4 +162,11 @@ func TestSdistIsBuiltInBuildKit(t *testing.T) {
 	if res2.Digest != res.Digest {
 		t.Fatalf("two fresh daemons: %s and %s", res.Digest, res2.Digest)
 	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
 }

@@ -33,7 +33,7 @@ func TestPipInstallsBuildTheSdistsLast(t *testing.T) {
 	if a0 != "-m pip install --require-hashes --no-deps --only-binary=:all: --no-input --disable-pip-version-check -r /env/ftc-requirements.txt --no-index --find-links /w --no-cache-dir" {
 		t.Fatalf("wheels: %s", a0)
 	}
-	if a1 != "-m pip install --require-hashes --no-deps --no-binary=deepspeed --no-build-isolation --no-input --disable-pip-version-check -r /env/ftc-requirements-sdist.txt --no-index --find-links /w --no-cache-dir" {
+	if a1 != "-m pip install --require-hashes --no-deps --no-binary=deepspeed --no-build-isolation --use-pep517 --no-input --disable-pip-version-check -r /env/ftc-requirements-sdist.txt --no-index --find-links /w --no-cache-dir" {
 		t.Fatalf("sdists: %s", a1)
 	}
 	if e := strings.Join(in[1].Env, " "); !strings.Contains(e, "PIP_CONFIG_FILE=/dev/null") || !strings.HasSuffix(e, " DS_ACCELERATOR=cpu DS_BUILD_OPS=0") {
