@@ -141,6 +141,21 @@ func (c *checker) missingKey(base, p, name string, t *passthru.Table, class stri
 		return
 	}
 	d := c.errorf(p, "%s has no field %q", classVersions(t, class), name)
+	if class != libknobs.LoraConfig {
+		var in []string
+		for _, other := range libknobs.Classes {
+			if _, owned := libknobs.OwnerOf(other, name); owned {
+				continue
+			}
+			if _, ok := t.Field(other, name); ok && other != class {
+				in = append(in, other)
+			}
+		}
+		if len(in) > 0 {
+			d.WithHint("%s has it, which %s builds; this stage builds %s", strings.Join(in, " and "), builders(in), class)
+			return
+		}
+	}
 	near := diag.Nearest(name, t.Names(class))
 	if near != "" {
 		if own, owned := libknobs.OwnerOf(class, near); owned {
@@ -230,4 +245,24 @@ func unquote(raw json.RawMessage) string {
 	var s string
 	_ = json.Unmarshal(raw, &s)
 	return s
+}
+
+// builders says which stages build the classes.
+func builders(classes []string) string {
+	var out []string
+	for _, c := range classes {
+		switch c {
+		case libknobs.TrainingArguments:
+			out = append(out, "an sft stage with backend \"transformers\"")
+		case libknobs.SFTConfig:
+			out = append(out, "an sft stage with backend \"trl\"")
+		case libknobs.RewardConfig:
+			out = append(out, "a reward stage")
+		case libknobs.GRPOConfig:
+			out = append(out, "a grpo stage")
+		case libknobs.PPOConfig:
+			out = append(out, "a ppo stage")
+		}
+	}
+	return strings.Join(out, " or ")
 }
