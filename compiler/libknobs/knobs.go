@@ -256,6 +256,10 @@ var OwnedKeys = []Owned{
 	{Class: TrainingArguments, Name: "local_mini_batch_size", Setting: "ppo.miniBatches"},
 	{Class: TrainingArguments, Name: "micro_batch_size", Setting: "training.microBatch"},
 	{Class: TrainingArguments, Name: "world_size", Why: whyLayout},
+	// The Trainer smooths labels only in its own compute_loss; ftc's SFT
+	// loss and trl's reward, GRPO and PPO losses never read it: it would
+	// be silently ignored.
+	{Class: TrainingArguments, Name: "label_smoothing_factor", Why: "ftc's SFT loss and trl's reward, GRPO and PPO losses are computed without the Trainer's label smoother, so it would be ignored"},
 
 	{Class: LoraConfig, Name: "r", Setting: "adapter.r"},
 	{Class: LoraConfig, Name: "lora_alpha", Setting: "adapter.alpha"},
