@@ -1,6 +1,7 @@
 package compiler_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -374,6 +375,45 @@ func TestClusterDefaultsAreTheSchemas(t *testing.T) {
 		}
 		if got, want := c.want(r); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: the schema's defaults %+v differ from Go's %+v", c.target, got, want)
+		}
+	}
+}
+
+// TestPassthroughChangesTrainingKey: passthrough settings are part of the
+// stage key (and of the config the entrypoint reads); data preparation
+// does not see them.
+func TestPassthroughChangesTrainingKey(t *testing.T) {
+	base := keysOf(t, fixture)
+	alpha5 := keysOf(t, fixture, "stages.rm.trainer.neftune_noise_alpha=5")
+	alpha3 := keysOf(t, fixture, "stages.rm.trainer.neftune_noise_alpha=3")
+	rslora := keysOf(t, fixture, "stages.rm.peft.use_rslora=true")
+	for name, ks := range map[string]map[string]key.Key{"neftune 5": alpha5, "neftune 3": alpha3, "use_rslora": rslora} {
+		if ks["rm"] == base["rm"] || ks["ppo"] == base["ppo"] {
+			t.Errorf("%s did not change the rm key and, through its input, ppo's", name)
+		}
+		for _, same := range []string{"rm.prepare", "ppo.prepare"} {
+			if ks[same] != base[same] {
+				t.Errorf("%s changed the %s key", name, same)
+			}
+		}
+	}
+	if alpha5["rm"] == alpha3["rm"] || alpha5["rm"] == rslora["rm"] {
+		t.Error("different passthrough settings gave one key")
+	}
+	p, _, err := compiler.Plan(fixture, overrides(t, "stages.rm.trainer.neftune_noise_alpha=5", "stages.rm.peft.use_rslora=true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range p.Stages {
+		if s.Name != "rm" {
+			continue
+		}
+		b, err := json.Marshal(s.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), `"trainer":{"neftune_noise_alpha":5},"peft":{"use_rslora":true}`) {
+			t.Errorf("the stage config lacks the passthrough settings: %s", b)
 		}
 	}
 }

@@ -10,3 +10,10 @@ var Files embed.FS
 
 // ImportPrefix is the CUE import path of the presets' root.
 const ImportPrefix = "ftc.dev/stdlib"
+
+// FieldTables holds each profile's passthrough field table,
+// python/envs/PROFILE/fields.json (written by python/envs/fieldtable.py in
+// the profile's locked environment; compiler/passthru reads them).
+//
+//go:embed python/envs/*/fields.json
+var FieldTables embed.FS

@@ -371,6 +371,7 @@ func (c *checker) stage(name string, st Stage) {
 	c.export(base, st)
 	c.training(base, st)
 	c.knobs(base, st)
+	c.passthrough(base, st)
 	if !c.diags.HasErrors() {
 		// The estimate needs a consistent stage: judge memory once the
 		// rest holds.

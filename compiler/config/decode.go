@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -185,8 +186,12 @@ func dataRoots(lists ...[]string) []string {
 // It works on the exported JSON because a dataset or model is copied into
 // every stage that refers to it.
 func cleanPaths(b []byte) ([]byte, error) {
+	// Numbers stay as written: a passthrough value's kind (int or float)
+	// is checked against the library's field.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
 	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
+	if err := dec.Decode(&v); err != nil {
 		return nil, err
 	}
 	var walk func(v any, parent string)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/ftc-dev/ftc/compiler/diag"
@@ -359,6 +360,11 @@ type Stage struct {
 	// Export asks for the trained model in a loadable form; nil when the
 	// recipe does not.
 	Export *Export `json:"export,omitempty"`
+	// Trainer and PEFT are the passthrough settings: library keywords,
+	// by name, for the trainer config and peft's LoraConfig, with their
+	// values as the recipe wrote them (compiler/passthru checks both).
+	Trainer Passthrough `json:"trainer,omitempty"`
+	PEFT    Passthrough `json:"peft,omitempty"`
 
 	// sft, reward, grpo
 	Model *Model `json:"model,omitempty"`
@@ -378,6 +384,10 @@ type Stage struct {
 	Rewards []RewardSignal `json:"rewards,omitempty"`
 	GRPO    *GRPO          `json:"grpo,omitempty"`
 }
+
+// Passthrough is library keyword arguments with their JSON values, numbers
+// as written (an int stays an int).
+type Passthrough map[string]json.RawMessage
 
 // Base is the model a stage starts from (policy for PPO).
 func (s Stage) Base() *Model {

@@ -184,6 +184,140 @@ var Table = []Knob{
 	trl(PPOConfig, "local_rollout_forward_batch_size", "training.microBatch"),
 }
 
+// LoraConfig is peft's adapter config class, which ftc's entrypoints
+// build from the stage's adapter block (ftc/models.py lora_config).
+const LoraConfig = "LoraConfig"
+
+// Owned is a config keyword ftc decides itself that the knob table does
+// not list (the table's names and spellings are ftc's too): a stage's
+// passthrough settings (trainer: {...}, peft: {...}) may not name it, at
+// vet (compiler/passthru) and again in the entrypoints
+// (compat.make_config, models.lora_config).
+type Owned struct {
+	// Class is the config class (TrainingArguments for what every trainer
+	// config inherits, LoraConfig for peft).
+	Class string `json:"class"`
+	// Name is the keyword, or its prefix when Prefix is set.
+	Name   string `json:"name"`
+	Prefix bool   `json:"prefix,omitempty"`
+	// Setting is the recipe field to use instead, relative to the stage
+	// (recipe-wide when it starts with "hardware."); "" when ftc decides
+	// it without one, and Why says how.
+	Setting string `json:"setting,omitempty"`
+	Why     string `json:"why,omitempty"`
+}
+
+const (
+	whyPlan    = "the plan decides it (trainer_args.json)"
+	whyLayout  = "the launch plan decides the process layout from hardware"
+	whyModels  = "ftc loads the models itself"
+	whyData    = "ftc's prepare stage tokenizes the data and its collators batch it"
+	whyOutputs = "ftc's outputs go to its cache; `ftc export` writes them out"
+)
+
+// OwnedKeys are the keywords ftc decides besides Table's.
+var OwnedKeys = []Owned{
+	{Class: TrainingArguments, Name: "save_", Prefix: true, Setting: "training.saveEvery", Why: "ftc writes and prunes checkpoints with their manifests"},
+	{Class: TrainingArguments, Name: "logging_", Prefix: true, Setting: "training.logEvery"},
+	{Class: TrainingArguments, Name: "warmup_steps", Setting: "training.warmupRatio"},
+	{Class: TrainingArguments, Name: "per_gpu_train_batch_size", Setting: "training.microBatch"},
+	{Class: TrainingArguments, Name: "per_gpu_eval_batch_size", Setting: "training.microBatch"},
+	{Class: TrainingArguments, Name: "auto_find_batch_size", Setting: "training.microBatch"},
+	{Class: TrainingArguments, Name: "bf16_full_eval", Setting: "model.dtype"},
+	{Class: TrainingArguments, Name: "fp16_full_eval", Setting: "model.dtype"},
+	{Class: TrainingArguments, Name: "overwrite_output_dir", Why: whyPlan},
+	{Class: TrainingArguments, Name: "resume_from_checkpoint", Why: "`ftc run` resumes from the newest complete checkpoint"},
+	{Class: TrainingArguments, Name: "do_train", Why: whyPlan},
+	{Class: TrainingArguments, Name: "do_eval", Why: whyPlan},
+	{Class: TrainingArguments, Name: "do_predict", Why: whyPlan},
+	{Class: TrainingArguments, Name: "local_rank", Why: whyLayout},
+	{Class: TrainingArguments, Name: "no_cuda", Why: whyLayout},
+	{Class: TrainingArguments, Name: "use_mps_device", Why: whyLayout},
+	{Class: TrainingArguments, Name: "ddp_", Prefix: true, Setting: "hardware.strategy", Why: whyLayout},
+	{Class: TrainingArguments, Name: "fsdp_", Prefix: true, Setting: "hardware.strategy"},
+	{Class: TrainingArguments, Name: "accelerator_config", Setting: "hardware.strategy"},
+	{Class: TrainingArguments, Name: "parallelism_config", Setting: "hardware.strategy"},
+	{Class: TrainingArguments, Name: "push_to_hub", Prefix: true, Why: whyOutputs},
+	{Class: TrainingArguments, Name: "hub_", Prefix: true, Why: whyOutputs},
+	{Class: TrainingArguments, Name: "model_init_kwargs", Setting: "model", Why: whyModels},
+	{Class: TrainingArguments, Name: "dataset_", Prefix: true, Why: whyData},
+	{Class: TrainingArguments, Name: "max_seq_length", Setting: "data.maxLength"},
+	{Class: TrainingArguments, Name: "padding_free", Setting: "speed.paddingFree"},
+	{Class: TrainingArguments, Name: "completion_only_loss", Setting: "completionOnly"},
+	{Class: TrainingArguments, Name: "assistant_only_loss", Setting: "completionOnly"},
+	{Class: TrainingArguments, Name: "generation_batch_size", Setting: "training.microBatch", Why: "vet checks grpo.generations against the training batch"},
+	{Class: TrainingArguments, Name: "steps_per_generation", Setting: "training.gradAccum", Why: "vet checks grpo.generations against the training batch"},
+	{Class: TrainingArguments, Name: "vllm_", Prefix: true, Setting: "grpo.generation"},
+	{Class: TrainingArguments, Name: "sft_model_path", Setting: "policy", Why: whyModels},
+	{Class: TrainingArguments, Name: "reward_model_path", Setting: "reward", Why: whyModels},
+	{Class: TrainingArguments, Name: "batch_size", Setting: "training.microBatch"},
+	{Class: TrainingArguments, Name: "mini_batch_size", Setting: "ppo.miniBatches"},
+	{Class: TrainingArguments, Name: "local_batch_size", Setting: "training.microBatch"},
+	{Class: TrainingArguments, Name: "local_mini_batch_size", Setting: "ppo.miniBatches"},
+	{Class: TrainingArguments, Name: "micro_batch_size", Setting: "training.microBatch"},
+	{Class: TrainingArguments, Name: "world_size", Why: whyLayout},
+	// The Trainer smooths labels only in its own compute_loss; ftc's SFT
+	// loss and trl's reward, GRPO and PPO losses never read it: it would
+	// be silently ignored.
+	{Class: TrainingArguments, Name: "label_smoothing_factor", Why: "ftc's SFT loss and trl's reward, GRPO and PPO losses are computed without the Trainer's label smoother, so it would be ignored"},
+
+	{Class: LoraConfig, Name: "r", Setting: "adapter.r"},
+	{Class: LoraConfig, Name: "lora_alpha", Setting: "adapter.alpha"},
+	{Class: LoraConfig, Name: "lora_dropout", Setting: "adapter.dropout"},
+	{Class: LoraConfig, Name: "target_modules", Setting: "adapter.targets"},
+	{Class: LoraConfig, Name: "bias", Why: "ftc trains no biases (\"none\")"},
+	{Class: LoraConfig, Name: "task_type", Why: "the stage's method decides it (CAUSAL_LM, SEQ_CLS for a reward model)"},
+	{Class: LoraConfig, Name: "peft_type", Setting: "adapter.type"},
+	{Class: LoraConfig, Name: "base_model_name_or_path", Setting: "model", Why: whyModels},
+	{Class: LoraConfig, Name: "revision", Setting: "model", Why: whyModels},
+	{Class: LoraConfig, Name: "inference_mode", Why: "ftc trains the adapter"},
+}
+
+// Decider is who decides a keyword ftc owns.
+type Decider struct {
+	// Setting is the recipe field to use instead, as in Owned; Why says
+	// how ftc decides it when there is none.
+	Setting, Why string
+}
+
+// OwnerOf reports whether ftc decides keyword name of a class ftc builds
+// (class is one of Classes or LoraConfig): a knob of the table under any
+// of its spellings, or an Owned key.
+func OwnerOf(class, name string) (Decider, bool) {
+	if class != LoraConfig {
+		for _, k := range For(class) {
+			for _, s := range append([]Spelling{{Name: k.Name}}, k.Spellings...) {
+				if s.Name == name {
+					if k.Setting != "" {
+						return Decider{Setting: k.Setting}, true
+					}
+					if d, ok := ownedKey(class, name); ok {
+						return d, true
+					}
+					return Decider{Why: "ftc's entrypoints set it for every stage"}, true
+				}
+			}
+		}
+	}
+	return ownedKey(class, name)
+}
+
+func ownedKey(class, name string) (Decider, bool) {
+	for _, o := range OwnedKeys {
+		if (o.Class == LoraConfig) != (class == LoraConfig) {
+			continue
+		}
+		if o.Name == name || o.Prefix && strings.HasPrefix(name, o.Name) {
+			why := o.Why
+			if why == "" && o.Setting == "" {
+				why = whyPlan
+			}
+			return Decider{Setting: o.Setting, Why: why}, true
+		}
+	}
+	return Decider{}, false
+}
+
 // Profile is a stock profile's versions of the libraries the table is
 // keyed on (stdlib/profiles/profiles.cue; a test keeps them equal).
 type Profile struct {
@@ -330,10 +464,12 @@ func JSON() []byte {
 	doc := struct {
 		Comment  string    `json:"comment"`
 		Knobs    []Knob    `json:"knobs"`
+		Owned    []Owned   `json:"owned"`
 		Profiles []profile `json:"profiles"`
 	}{
 		Comment: "Written by compiler/libknobs (FTC_UPDATE_GOLDEN=1 go test ./compiler/libknobs); do not edit.",
 		Knobs:   Table,
+		Owned:   OwnedKeys,
 	}
 	for _, p := range Stock {
 		pr := profile{Profile: p.ID, Name: p.Name, Versions: p.Versions, Fields: map[string]map[string]*string{}}

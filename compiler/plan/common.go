@@ -34,6 +34,12 @@ type StageConfig struct {
 	Rewards               []RewardConfig         `json:"rewards,omitempty"`
 	Distributed           Distributed            `json:"distributed"`
 	Cadence               Cadence                `json:"cadence"`
+	// Trainer and PEFT are the stage's passthrough settings, vetted
+	// against the profile's field table: the entrypoints apply them last
+	// to the trainer config and peft's LoraConfig. Part of the key; absent
+	// when empty, so the keys of stages without them are unchanged.
+	Trainer config.Passthrough `json:"trainer,omitempty"`
+	PEFT    config.Passthrough `json:"peft,omitempty"`
 }
 
 // ModelConfig is one model a stage loads.
@@ -209,6 +215,7 @@ func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*S
 	}
 	cfg.Method = st.Method
 	cfg.Adapter = st.Adapter
+	cfg.Trainer, cfg.PEFT = st.Trainer, st.PEFT
 	// "auto" is decided here, from the memory estimate, and recorded: the
 	// key covers the decision, not the word "auto".
 	cfg.GradientCheckpointing = "off"

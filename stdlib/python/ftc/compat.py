@@ -294,13 +294,52 @@ def _harmless_drop(k: dict | None, value: Any) -> bool:
     return "without" in k and k["without"] == value
 
 
-def make_config(cls: type, kwargs: dict):
+def ftc_owns(name: str, lora: bool = False) -> bool:
+    """Whether ftc decides keyword name itself (a trainer config's, or
+    LoraConfig's when lora): a knob of the table under any spelling, or
+    one of its owned keys (compiler/libknobs OwnedKeys). A passthrough
+    setting may not name it; `ftc vet` refuses it first."""
+    t = knob_table()
+    if not lora:
+        for k in t["knobs"]:
+            if name == k["name"] or any(sp["name"] == name for sp in k["spellings"]):
+                return True
+    for o in t.get("owned", ()):
+        if (o["class"] == "LoraConfig") != lora:
+            continue
+        if name == o["name"] or (o.get("prefix") and name.startswith(o["name"])):
+            return True
+    return False
+
+
+def passthrough(cls: type, ours: dict, extra: dict | None, lora: bool = False) -> dict:
+    """The stage's passthrough settings (stage.json trainer or peft) for
+    class cls, checked again here: none may name a keyword ftc decides
+    (ours, the keywords ftc passes, or ftc_owns), and each must be a field
+    of the installed class. Applied last, over ftc's keywords."""
+    extra = dict(extra or {})
+    names = {f.name for f in fields(cls)}
+    owned = sorted(k for k in extra if k in ours or ftc_owns(k, lora))
+    if owned:
+        raise Unsupported(f"passthrough settings {', '.join(owned)} for {cls.__name__} are ftc's own; "
+                          "set them through the recipe's fields (ftc vet says which)")
+    missing = sorted(k for k in extra if k not in names)
+    if missing:
+        lib = "peft" if lora else "transformers, trl"
+        versions = ", ".join(f"{x.strip()} {installed(x.strip()) or '?'}" for x in lib.split(","))
+        raise Unsupported(f"{cls.__name__} in this environment ({versions}) has no {', '.join(missing)}: "
+                          "the passthrough settings were vetted against another library version")
+    return extra
+
+
+def make_config(cls: type, kwargs: dict, extra: dict | None = None):
     """Builds a trainer config from ftc's keywords. A keyword this version
     spells otherwise (the table's renames) goes under its spelling here;
     one the class lacks is refused (Unsupported) unless the table says the
     library without it does what the value asks, the only keywords dropped
     (returned, for the log). `ftc vet` refuses the recipe settings that
-    would reach this on a profile from the same table."""
+    would reach this on a profile from the same table. extra, the stage's
+    passthrough settings (trainer: {...}), goes in last (passthrough)."""
     names = {f.name for f in fields(cls)}
     kwargs = dict(kwargs)
     for ours in list(kwargs):
@@ -327,6 +366,7 @@ def make_config(cls: type, kwargs: dict):
         libs = ", ".join(f"{lib} {installed(lib) or '?'}" for lib in ("transformers", "trl"))
         raise Unsupported(f"{cls.__name__} in this environment ({libs}) has no {', '.join(refused)}; "
                           "ftc refuses a setting rather than drop it")
+    kept.update(passthrough(cls, kwargs, extra))
     return cls(**kept), dropped
 
 

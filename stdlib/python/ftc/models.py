@@ -123,15 +123,23 @@ def load_model(stage: StageFile, mc: ModelConfig, role: str, *, head: str = "cau
     return cls.from_pretrained(loc, **kw)
 
 
-def lora_config(adapter: AdapterConfig, task_type: str):
+def lora_config(adapter: AdapterConfig, task_type: str, extra: dict | None = None):
+    """peft's LoraConfig from the stage's adapter block; extra, the stage's
+    passthrough settings (peft: {...}), goes in last, checked again that
+    none is ftc's (compat.passthrough)."""
     from peft import LoraConfig
 
-    return LoraConfig(r=adapter.r, lora_alpha=adapter.alpha, lora_dropout=adapter.dropout,
-                      target_modules=adapter.targets if adapter.targets == "all-linear" else list(adapter.targets),
-                      bias="none", task_type=task_type)
+    from . import compat
+
+    kw = dict(r=adapter.r, lora_alpha=adapter.alpha, lora_dropout=adapter.dropout,
+              target_modules=adapter.targets if adapter.targets == "all-linear" else list(adapter.targets),
+              bias="none", task_type=task_type)
+    kw.update(compat.passthrough(LoraConfig, kw, extra, lora=True))
+    return LoraConfig(**kw)
 
 
-def wrap_adapter(model, adapter: AdapterConfig, task_type: str, gradient_checkpointing: bool):
+def wrap_adapter(model, adapter: AdapterConfig, task_type: str, gradient_checkpointing: bool,
+                 extra: dict | None = None):
     """LoRA/QLoRA on model; full fine-tuning returns it unchanged."""
     if adapter.type == "none":
         if gradient_checkpointing:
@@ -148,7 +156,7 @@ def wrap_adapter(model, adapter: AdapterConfig, task_type: str, gradient_checkpo
         model.enable_input_require_grads()
     if gradient_checkpointing:
         model.config.use_cache = False
-    return get_peft_model(model, lora_config(adapter, task_type))
+    return get_peft_model(model, lora_config(adapter, task_type, extra))
 
 
 def decoder_layer_class(model) -> str:

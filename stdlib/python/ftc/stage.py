@@ -380,6 +380,10 @@ class TrainConfig:
     ppo: PPOConfig | None = None
     grpo: GRPOConfig | None = None
     rewards: tuple[RewardConfig, ...] = ()
+    # The passthrough settings (config.trainer, config.peft): library
+    # keywords the entrypoints apply last (compat.passthrough).
+    trainer: dict = field(default_factory=dict)
+    peft: dict = field(default_factory=dict)
 
     @classmethod
     def parse(cls, d: dict) -> "TrainConfig":
@@ -442,6 +446,8 @@ class TrainConfig:
             ppo=PPOConfig.parse(d["ppo"]) if d.get("ppo") else None,
             grpo=GRPOConfig.parse(d["grpo"]) if d.get("grpo") else None,
             rewards=tuple(rewards),
+            trainer=_passthrough(d, "trainer"),
+            peft=_passthrough(d, "peft"),
         )
 
     def model(self, role: str) -> ModelConfig:
@@ -657,3 +663,10 @@ class StageFile:
         if self.kind != "export":
             raise StageError(f"stage.json: kind {self.kind!r} is not export")
         return ExportConfig.parse(self.config)
+
+
+def _passthrough(d: dict, name: str) -> dict:
+    v = d.get(name) or {}
+    if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
+        raise StageError(f"stage.json: config.{name} must be an object of library keywords, got {v!r}")
+    return dict(v)

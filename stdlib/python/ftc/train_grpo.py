@@ -59,7 +59,7 @@ def run(stage: StageFile) -> dict:
     model = models.load_model(stage, mc, "model", adapter=cfg.adapter)
     if gc:
         model.config.use_cache = False
-    peft_config = models.lora_config(cfg.adapter, "CAUSAL_LM") if cfg.adapter.type != "none" else None
+    peft_config = models.lora_config(cfg.adapter, "CAUSAL_LM", cfg.peft) if cfg.adapter.type != "none" else None
     if cfg.adapter.type == "qlora":
         from peft import prepare_model_for_kbit_training
 
@@ -98,7 +98,7 @@ def run(stage: StageFile) -> dict:
         multi_node = int(os.environ.get("WORLD_SIZE", "1")) > int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         host = (os.environ.get("FTC_MASTER_ADDR") if multi_node else None) or "127.0.0.1"
         kw.update(compat.grpo_vllm_kwargs(g.generation.port, g.generation.group_port, host))
-    args, dropped = compat.make_config(GRPOConfig, kw)
+    args, dropped = compat.make_config(GRPOConfig, kw, cfg.trainer)
     if dropped:
         log.info("ftc: GRPOConfig lacks %s here; the library without it does what ftc asks", ", ".join(dropped))
     # trl 0.16's GRPO checkpoints cannot be resumed: write none the runtime

@@ -246,7 +246,7 @@ def run(stage: StageFile) -> dict:
         policy.config.use_cache = False
         if cfg.adapter.type != "none":
             policy.enable_input_require_grads()
-    peft_config = models.lora_config(cfg.adapter, "CAUSAL_LM") if cfg.adapter.type != "none" else None
+    peft_config = models.lora_config(cfg.adapter, "CAUSAL_LM", cfg.peft) if cfg.adapter.type != "none" else None
     # With an adapter trl disables it to get the reference; otherwise a
     # separate copy of the reference weights is loaded.
     ref = None if peft_config is not None else models.load_model(stage, cfg.model("reference"), "reference")
@@ -280,7 +280,7 @@ def run(stage: StageFile) -> dict:
     })
     kw.pop("max_steps", None)
     kw.pop("num_train_epochs", None)
-    args, dropped = compat.make_config(PPOConfig, kw)
+    args, dropped = compat.make_config(PPOConfig, kw, cfg.trainer)
     if dropped:
         log.info("ftc: PPOConfig lacks %s here; the library without it does what ftc asks", ", ".join(dropped))
     if strategy not in RESUMABLE:

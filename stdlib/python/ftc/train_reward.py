@@ -32,7 +32,7 @@ def run(stage: StageFile) -> dict:
     model = models.load_model(stage, mc, "model", head="seq-cls", adapter=cfg.adapter)
     # The score is read at the last non-pad token, found through pad_token_id.
     model.config.pad_token_id = tok.pad_token_id
-    model = models.wrap_adapter(model, cfg.adapter, "SEQ_CLS", gc)
+    model = models.wrap_adapter(model, cfg.adapter, "SEQ_CLS", gc, cfg.peft)
 
     from trl import RewardConfig, RewardTrainer
 
@@ -42,7 +42,7 @@ def run(stage: StageFile) -> dict:
     kw["max_length"] = cfg.data.max_length
     if cfg.center_rewards is not None:
         kw["center_rewards_coefficient"] = float(cfg.center_rewards)
-    args, dropped = compat.make_config(RewardConfig, kw)
+    args, dropped = compat.make_config(RewardConfig, kw, cfg.trainer)
     if dropped:
         log.info("ftc: RewardConfig lacks %s here; the library without it does what ftc asks", ", ".join(dropped))
     throughput = metrics.Throughput()

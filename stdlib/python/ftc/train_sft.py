@@ -49,7 +49,7 @@ def run(stage: StageFile) -> dict:
     # detecting packed documents from position_ids (attention would cross
     # documents on the "mask" path); libtests/test_speed.py shows both.
     model.config.use_cache = False
-    model = models.wrap_adapter(model, cfg.adapter, "CAUSAL_LM", gc)
+    model = models.wrap_adapter(model, cfg.adapter, "CAUSAL_LM", gc, cfg.peft)
     chunked = sp.chunked_loss
     if chunked and cfg.distributed.strategy in ("fsdp", "zero3"):
         # The LM head's weight is sharded there and gathered only inside
@@ -81,12 +81,12 @@ def run(stage: StageFile) -> dict:
         # patches the model's forward; ftc's compute_loss owns the loss.
         kw.update({"dataset_kwargs": {"skip_prepare_dataset": True}, "max_length": cfg.data.max_length,
                    "packing": False, "loss_type": "nll"})
-        args, dropped = compat.make_config(SFTConfig, kw)
+        args, dropped = compat.make_config(SFTConfig, kw, cfg.trainer)
         base = SFTTrainer
     else:
         from transformers import Trainer, TrainingArguments
 
-        args, dropped = compat.make_config(TrainingArguments, kw)
+        args, dropped = compat.make_config(TrainingArguments, kw, cfg.trainer)
         base = Trainer
     if dropped:
         log.info("ftc: %s lacks %s here; the library without it does what ftc asks", type(args).__name__, ", ".join(dropped))
