@@ -79,6 +79,7 @@ func (b *builder) files(st config.Stage, cfg StageConfig, ps *Stage) (map[string
 		m, err := launch.Kubernetes(launch.KubernetesInput{
 			Recipe: r.Name, Stage: st.Name, Key: string(ps.Key), ResumeKey: string(ps.ResumeKey),
 			Image: b.opts.Image, Plan: ps.Launch, Settings: k8s, Secrets: r.Secrets, Port: h.Rendezvous.Port,
+			GraceSeconds: h.Preemption.GraceSeconds,
 		})
 		if err != nil {
 			return nil, err
