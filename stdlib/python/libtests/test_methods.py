@@ -627,6 +627,35 @@ def test_ppo_resumed_after_sigkill_ends_where_an_uninterrupted_run_does(tiny, pr
     assert worst < 1e-5, f"resumed weights differ from the uninterrupted run's by up to {worst}"
 
 
+def test_ppo_sigterm_saves_off_cadence_exits_preempted_and_resumes_to_the_same_weights(tiny, prep, tmp_path):
+    """PPO's own loop (trl's PPOTrainer, ftc's checkpoint callback): SIGTERM
+    mid-run saves the update it ends on, off the cadence, exits 75, and the
+    next attempt (stage file unchanged) ends at the uninterrupted run's
+    adapter."""
+    from safetensors.torch import load_file
+
+    from ftc import preempt
+
+    total = 8
+    cfg, inputs = ppo_setup(tiny, prep, total, save_every=100)
+    whole = tmp_path / "whole"
+    run(whole, "ppo", cfg, inputs)
+    d = tmp_path / "ppo-term"
+    assets.write_stage(d, d.name, "ppo", cfg, inputs)
+    rc, took, log = entry_terminated("ppo", d, lambda d: any(r.get("step", 0) >= 2 for r in verify.metrics_of(d)))
+    assert rc == preempt.EXIT_PREEMPTED, f"exit {rc}: {log[-3000:]}"
+    m, ck = checkpoint.newest(d / "checkpoints")
+    assert 2 <= m.step < total, m
+    assert json.loads((d / preempt.MARKER).read_text())["step"] == m.step
+    rc, log = verify.entry("ppo", d, timeout=900)
+    assert rc == 0, log[-3000:]
+    assert f"PPO resumed at update {m.step}" in log, log[-3000:]
+    f = "adapter_model.safetensors"
+    a, b = load_file(str(whole / "output" / f)), load_file(str(d / "output" / f))
+    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    assert worst < 1e-5, f"resumed weights differ from the uninterrupted run's by up to {worst}"
+
+
 def test_grpo_on_two_processes(tiny, prep, tmp_path):
     """Two GRPO ranks (gloo): the global batch (2 processes x 2) holds one
     group of 4 generations; rank 0 alone writes metrics."""
