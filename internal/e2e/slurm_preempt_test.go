@@ -42,6 +42,7 @@ func testSlurmPreemption(t *testing.T, c *slurmtest.Cluster) {
 		})
 	}()
 	var err error
+	var pendingSince time.Time
 wait:
 	for {
 		select {
@@ -50,11 +51,19 @@ wait:
 		case <-time.After(500 * time.Millisecond):
 		}
 		// A requeued job waits two minutes before it may start again; let
-		// it start now, once it is pending.
-		if id := jobID(dir); id != "" && strings.Contains(out.String(), "requeueing job") {
-			if st, _ := c.Command("squeue", "--noheader", "--jobs="+id, "--format=%T").Output(); strings.TrimSpace(string(st)) == "PENDING" {
-				_ = c.Command("scontrol", "update", "JobId="+id, "StartTime=now").Run()
-			}
+		// it start sooner, once it has been pending a few seconds: started
+		// at once, it raced the node's cleanup of the attempt the requeue
+		// ended and failed (the two minutes are there for that).
+		id := jobID(dir)
+		if id == "" || !strings.Contains(out.String(), "requeueing job") {
+			continue
+		}
+		if st, _ := c.Command("squeue", "--noheader", "--jobs="+id, "--format=%T").Output(); strings.TrimSpace(string(st)) != "PENDING" {
+			pendingSince = time.Time{}
+		} else if pendingSince.IsZero() {
+			pendingSince = time.Now()
+		} else if time.Since(pendingSince) > 5*time.Second {
+			_ = c.Command("scontrol", "update", "JobId="+id, "StartTime=now").Run()
 		}
 	}
 	log := out.String()

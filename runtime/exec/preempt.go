@@ -36,7 +36,7 @@ type PreemptedError struct {
 
 func (e *PreemptedError) Error() string {
 	if e.Checkpoint == "" {
-		return fmt.Sprintf("preempted (SIGTERM) before a checkpoint could be saved within the grace period; the next attempt resumes from the newest earlier one (%v)", e.Err)
+		return fmt.Sprintf("preempted (SIGTERM) without a checkpoint of this attempt (the grace period ran out, or the stage writes none that resume); the next attempt resumes from the newest earlier one or starts over (%v)", e.Err)
 	}
 	return fmt.Sprintf("preempted (SIGTERM): saved checkpoint %s (step %d); the next attempt resumes from it", e.Checkpoint, e.Step)
 }
