@@ -158,6 +158,7 @@ func (c *checker) hardware() {
 		c.errorf("hardware.slurm.cpusPerNode", "cpusPerNode %d is fewer CPUs than the %d processes each node starts", h.Slurm.CPUsPerNode, h.GPUsPerNode).
 			WithHint("give each node at least %d CPUs, or leave cpusPerNode out (one per process)", h.GPUsPerNode)
 	}
+	c.preemption()
 	if h.Kubernetes != nil && h.Target != "kubernetes" {
 		c.errorf("hardware.kubernetes", "kubernetes settings given, but target is %q", h.Target).
 			WithHint("set target: \"kubernetes\" or remove the kubernetes block")
@@ -166,6 +167,67 @@ func (c *checker) hardware() {
 		c.errorf("hardware.target", "%d nodes cannot run on target \"local\", which starts processes on this machine only", h.Nodes).
 			WithHint("use target \"slurm\" or \"kubernetes\" for multi-node recipes")
 	}
+}
+
+// slurmSignalMax is the largest warning time sbatch --signal takes.
+const slurmSignalMax = 65535
+
+// preemption checks the grace period a stage has after SIGTERM against the
+// warning the scheduler gives: Slurm signals graceSeconds before the time
+// limit (sbatch --signal), which must come after the job started.
+func (c *checker) preemption() {
+	h := c.r.Hardware
+	g := h.Preemption.GraceSeconds
+	const p = "hardware.preemption.graceSeconds"
+	if g <= 0 {
+		c.errorf(p, "graceSeconds %d is not positive: a stage needs time after SIGTERM to finish its step and save a checkpoint", g).
+			WithHint("leave it out for the default, 120 seconds, or give the seconds one step and one checkpoint take")
+		return
+	}
+	if h.Target != "slurm" {
+		return
+	}
+	limit, ok := SlurmSeconds(h.SlurmSettings().Time)
+	switch {
+	case !ok:
+	case g >= limit:
+		at, what := p, fmt.Sprintf("graceSeconds %d", g)
+		if !c.r.Pos.Has(p) {
+			// The default grace: the time limit is what the user wrote.
+			at, what = "hardware.slurm.time", fmt.Sprintf("the default grace period after SIGTERM, %ds,", g)
+		}
+		c.errorf(at, "%s is not shorter than the Slurm time limit %s (%ds): the job asks for the warning signal %ds before its limit, which would be before it starts", what, h.SlurmSettings().Time, limit, g).
+			WithHint("give hardware.slurm.time more than %ds, or hardware.preemption.graceSeconds less than %d", g, limit)
+	case g > slurmSignalMax:
+		c.errorf(p, "graceSeconds %d is longer than Slurm's longest warning, %ds (sbatch --signal)", g, slurmSignalMax).
+			WithHint("at most %d", slurmSignalMax)
+	}
+}
+
+// SlurmSeconds reads a Slurm time limit as the schema admits it,
+// [DAYS-]HH:MM:SS, in seconds.
+func SlurmSeconds(t string) (int, bool) {
+	days := 0
+	if d, rest, ok := strings.Cut(t, "-"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil {
+			return 0, false
+		}
+		days, t = n, rest
+	}
+	parts := strings.Split(t, ":")
+	if len(parts) != 3 {
+		return 0, false
+	}
+	secs := days * 86400
+	for i, unit := range []int{3600, 60, 1} {
+		n, err := strconv.Atoi(parts[i])
+		if err != nil || n < 0 {
+			return 0, false
+		}
+		secs += n * unit
+	}
+	return secs, true
 }
 
 // offloadParamsHint completes an offload hint for strategies that must

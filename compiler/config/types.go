@@ -96,6 +96,7 @@ type Hardware struct {
 	Offload     Offload     `json:"offload"`
 	Rendezvous  Rendezvous  `json:"rendezvous"`
 	NCCL        NCCL        `json:"nccl"`
+	Preemption  Preemption  `json:"preemption"`
 	Target      string      `json:"target"`
 	Slurm       *Slurm      `json:"slurm,omitempty"`
 	Kubernetes  *Kubernetes `json:"kubernetes,omitempty"`
@@ -147,6 +148,14 @@ type Offload struct {
 type Rendezvous struct {
 	Port    int    `json:"port"`
 	Backend string `json:"backend"`
+}
+
+// Preemption is what a training stage does on SIGTERM, the warning a
+// scheduler sends before it kills (a Slurm time limit or preemption, a
+// Kubernetes eviction): it saves a checkpoint at its next step boundary,
+// within GraceSeconds, and exits as preempted and resumable.
+type Preemption struct {
+	GraceSeconds int `json:"graceSeconds"`
 }
 
 // NCCL holds exposed NCCL settings.

@@ -333,7 +333,7 @@ func pipSteps(pkgs []Package, profile string, epoch int64) []Step {
 		steps = append(steps,
 			Step{Name: "sdist requirements", File: &File{Path: SdistRequirementsFile, Mode: 0o644, Content: RequirementsTxt(p.Packages, profile)}},
 			Step{Name: "build Python packages from sdists", Run: &Run{
-				Args:   args,
+				Args: args,
 				// The build imports the installed wheels (setuptools, torch):
 				// without PYTHONDONTWRITEBYTECODE, Python would write their
 				// bytecode caches into the image, mtimes and all.

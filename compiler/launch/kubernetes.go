@@ -34,7 +34,17 @@ type KubernetesInput struct {
 	// (by reference: no value is ever written into a manifest).
 	Secrets []string
 	Port    int
+	// GraceSeconds, when positive, is the time a training stage has after
+	// SIGTERM to save a checkpoint (hardware.preemption.graceSeconds): the
+	// pods' terminationGracePeriodSeconds is that and KubernetesKillMargin
+	// more (Kubernetes' default, 30 s, would cut the save short).
+	GraceSeconds int
 }
+
+// KubernetesKillMargin is the time, in seconds, a pod has after its
+// stage's grace period before Kubernetes kills it: the launcher and the
+// shell exit after the trainers.
+const KubernetesKillMargin = 15
 
 // jobName is a DNS-1035 label unique to the stage's key.
 func jobName(recipe, stage, key string) string {
@@ -117,10 +127,16 @@ func Kubernetes(in KubernetesInput) ([]byte, error) {
 		}
 	}
 	podSpec := func(c corev1.Container) corev1.PodSpec {
+		var grace *int64
+		if in.GraceSeconds > 0 {
+			g := int64(in.GraceSeconds + KubernetesKillMargin)
+			grace = &g
+		}
 		return corev1.PodSpec{
-			RestartPolicy:      corev1.RestartPolicyNever,
-			Containers:         []corev1.Container{c},
-			ServiceAccountName: in.Settings.ServiceAccount,
+			TerminationGracePeriodSeconds: grace,
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			Containers:                    []corev1.Container{c},
+			ServiceAccountName:            in.Settings.ServiceAccount,
 			Volumes: []corev1.Volume{
 				{Name: "ftc-cache", VolumeSource: corev1.VolumeSource{
 					PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: in.Settings.CacheVolumeClaim}}},

@@ -161,7 +161,8 @@ func TestKubernetesManifestsDecodeStrictly(t *testing.T) {
 		for _, workload := range []string{"pytorchjob", "indexed-job"} {
 			in := KubernetesInput{Recipe: "r", Stage: "sft", Key: "sha256:" + strings.Repeat("a", 64), ResumeKey: "sha256:" + strings.Repeat("b", 64),
 				Image: "registry/ftc/env@sha256:" + strings.Repeat("c", 64), Plan: p, Secrets: []string{"HF_TOKEN"}, Port: 29500,
-				Settings: config.Kubernetes{Namespace: "ml", Workload: workload, CacheVolumeClaim: "ftc-cache", ServiceAccount: "sa"}}
+				Settings:     config.Kubernetes{Namespace: "ml", Workload: workload, CacheVolumeClaim: "ftc-cache", ServiceAccount: "sa"},
+				GraceSeconds: 120}
 			b, err := Kubernetes(in)
 			if err != nil {
 				t.Fatal(err)
@@ -184,6 +185,9 @@ func TestKubernetesManifestsDecodeStrictly(t *testing.T) {
 					t.Errorf("%d nodes: workers %+v", nodes, workers)
 				}
 				checkSecretsByReference(t, c)
+				if g := master.Template.Spec.TerminationGracePeriodSeconds; g == nil || *g != 120+KubernetesKillMargin {
+					t.Errorf("terminationGracePeriodSeconds %v, want the stage's grace and %ds", g, KubernetesKillMargin)
+				}
 			case "indexed-job":
 				if len(docs) != 2 {
 					t.Fatalf("want a Service and a Job, got %d documents", len(docs))

@@ -51,6 +51,11 @@ type SbatchInput struct {
 	// slurm.cpusPerNode. With neither, one per process, the least that
 	// runs; clusters usually want more for data loading.
 	CPUsPerTask int
+	// GraceSeconds, when positive, asks Slurm to send the stage's
+	// processes SIGTERM that long before the time limit (--signal): the
+	// recipe's hardware.preemption.graceSeconds, the time a training
+	// stage has to save a checkpoint and exit as preempted.
+	GraceSeconds int
 }
 
 // Sbatch renders a stage's batch script: one task per node, each starting
@@ -187,11 +192,19 @@ func Sbatch(in SbatchInput) ([]byte, error) {
 	// Secrets and the runtime's variables arrive through sbatch's
 	// environment; a site default of --export=NONE would drop them.
 	directive("--export", "ALL")
+	if in.GraceSeconds > 0 {
+		// Without "B:" Slurm signals every process of the job's steps,
+		// the trainers under srun (and their launcher), not the batch
+		// shell, which waits for srun and then requeues (below).
+		directive("--signal", fmt.Sprintf("TERM@%d", in.GraceSeconds))
+	}
 	if err != nil {
 		return nil, err
 	}
-	// A preempted or failed node puts the job back in the queue; ftc
-	// keeps following it, and the stage resumes from its checkpoints.
+	// A preempted or failed node puts the job back in the queue, and so
+	// does the script itself when the stage stopped on the warning signal
+	// of the time limit; ftc keeps following the job, and the stage
+	// resumes from its checkpoints.
 	b.WriteString("#SBATCH --requeue\n\n")
 
 	fmt.Fprintf(&b, "set -euo pipefail\n\n")
@@ -262,9 +275,30 @@ func Sbatch(in SbatchInput) ([]byte, error) {
 		// enroot reads REGISTRY#IMAGE:sha256:HEX as the manifest by digest.
 		fmt.Fprintf(&b, "# The image is pinned by digest (enroot URI: REGISTRY#IMAGE:sha256:HEX).\n")
 	}
-	b.WriteString(strings.Join(lines, " \\\n\t") + "\n")
+	// An earlier attempt's marker says nothing of this one.
+	fmt.Fprintf(&b, "rm -f %s\nftc_status=0\n", PreemptedMarker)
+	b.WriteString(strings.Join(lines, " \\\n\t") + " || ftc_status=$?\n")
+	fmt.Fprintf(&b, "\n# A training stage that got SIGTERM (--signal, or Slurm's preemption) saves a\n")
+	fmt.Fprintf(&b, "# checkpoint, leaves %s and exits %d (preempted, resumable): the job goes\n", PreemptedMarker, ExitPreempted)
+	fmt.Fprintf(&b, "# back in the queue and its next attempt resumes from that checkpoint.\n")
+	fmt.Fprintf(&b, "if [ -e %s ]; then\n", PreemptedMarker)
+	fmt.Fprintf(&b, "\techo \"ftc: the stage stopped on SIGTERM with a checkpoint; requeueing job $SLURM_JOB_ID\"\n")
+	fmt.Fprintf(&b, "\tif scontrol requeue \"$SLURM_JOB_ID\"; then exit 0; fi\n")
+	fmt.Fprintf(&b, "\techo \"ftc: scontrol requeue failed: the next ftc run resumes the stage\" >&2\n")
+	fmt.Fprintf(&b, "\texit %d\n", ExitPreempted)
+	fmt.Fprintf(&b, "fi\n")
+	fmt.Fprintf(&b, "exit \"$ftc_status\"\n")
 	return b.Bytes(), nil
 }
+
+// ExitPreempted is the exit status of a training stage that stopped on
+// SIGTERM after saving a checkpoint, and PreemptedMarker the file it leaves
+// in its run directory (launchers do not pass a worker's status on);
+// runtime/exec and stdlib/python/ftc/preempt.py read the same.
+const (
+	ExitPreempted   = 75
+	PreemptedMarker = "preempted.json"
+)
 
 // sbatchNodeScript is the shell text each node runs. The multi-node argv
 // refers to $FTC_MASTER_ADDR and $FTC_NODE_RANK; those expand on the node,

@@ -42,12 +42,13 @@ func sbatchCases() map[string]launch.SbatchInput {
 	return map[string]launch.SbatchInput{
 		"single-node": {
 			Plan: launch.Training(sft(), hardware(1, 2, "ddp"), "62e10394929d", false), Stage: "sft", Key: testKey,
-			Slurm: config.Slurm{Time: "04:00:00", Container: "none"}, RunDir: run,
+			Slurm: config.Slurm{Time: "04:00:00", Container: "none"}, RunDir: run, GraceSeconds: 120,
 		},
 		"multi-node": {
 			Plan: launch.Training(sft(), multi, "62e10394929d", false), Stage: "sft", Key: testKey,
 			Slurm:  config.Slurm{Partition: "gpu", Account: "ml-research", QOS: "high", Time: "1-00:00:00", Container: "none"},
 			RunDir: run, Env: map[string]string{"HF_HUB_OFFLINE": "1", "NCCL_DEBUG": "WARN"}, CPUsPerTask: 96,
+			GraceSeconds: 300,
 		},
 		"multi-node-static": {
 			Plan: launch.Training(sft(), static, "62e10394929d", false), Stage: "sft", Key: testKey,
@@ -121,8 +122,13 @@ func TestSbatchExamples(t *testing.T) {
 			var ar txtar.Archive
 			ar.Comment = []byte("Batch scripts of example " + name + ", one per stage (FTC_UPDATE_GOLDEN=1 refreshes).\n")
 			for _, s := range p.Stages {
+				grace := 0
+				if !s.CPUOnly() {
+					grace = cfg.Hardware.Preemption.GraceSeconds // as plan.files does
+				}
 				b, err := launch.Sbatch(launch.SbatchInput{
-					Plan: s.Launch, Stage: s.Name, Key: string(s.Key), Slurm: settings, Image: testImage,
+					GraceSeconds: grace,
+					Plan:         s.Launch, Stage: s.Name, Key: string(s.Key), Slurm: settings, Image: testImage,
 				})
 				if err != nil {
 					t.Fatalf("stage %s: %v", s.Name, err)

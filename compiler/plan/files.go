@@ -59,6 +59,10 @@ func (b *builder) files(st config.Stage, cfg StageConfig, ps *Stage) (map[string
 	if h.Target == "slurm" {
 		settings := h.SlurmSettings()
 		in := launch.SbatchInput{Plan: ps.Launch, Stage: st.Name, Key: string(ps.Key), Slurm: settings}
+		if !ps.CPUOnly() {
+			// Training stages save a checkpoint on the warning signal.
+			in.GraceSeconds = h.Preemption.GraceSeconds
+		}
 		if settings.Container != "none" {
 			in.Image = b.opts.Image
 		}
@@ -75,6 +79,7 @@ func (b *builder) files(st config.Stage, cfg StageConfig, ps *Stage) (map[string
 		m, err := launch.Kubernetes(launch.KubernetesInput{
 			Recipe: r.Name, Stage: st.Name, Key: string(ps.Key), ResumeKey: string(ps.ResumeKey),
 			Image: b.opts.Image, Plan: ps.Launch, Settings: k8s, Secrets: r.Secrets, Port: h.Rendezvous.Port,
+			GraceSeconds: h.Preemption.GraceSeconds,
 		})
 		if err != nil {
 			return nil, err

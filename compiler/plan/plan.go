@@ -72,6 +72,10 @@ type Hardware struct {
 	// Device is "cpu" when the training stages run on CPUs (--cpu),
 	// empty for GPUs.
 	Device string `json:"device,omitempty"`
+	// GraceSeconds is how long a training stage has after SIGTERM to
+	// save a checkpoint and exit as preempted (hardware.preemption); the
+	// runtime passes it in the stage file. No key depends on it.
+	GraceSeconds int `json:"graceSeconds,omitempty"`
 }
 
 // Stage is one node of the graph.
@@ -229,11 +233,12 @@ func BuildWith(r *config.Recipe, opts Options) (*Plan, error) {
 		APIVersion:  APIVersion,
 		Recipe:      r.Name,
 		Environment: Environment{Profile: r.Environment.Profile, Key: envKey, Ran: opts.RanIn},
-		Hardware:    Hardware{Nodes: h.Nodes, GPUsPerNode: h.GPUsPerNode, GPU: h.GPU.Name, Strategy: h.Strategy, Target: h.Target, Device: device(r)},
-		Image:       ref,
-		DataRoots:   r.DataRoots,
-		Rescaled:    r.Rescaled,
-		Stages:      b.stages,
+		Hardware: Hardware{Nodes: h.Nodes, GPUsPerNode: h.GPUsPerNode, GPU: h.GPU.Name, Strategy: h.Strategy, Target: h.Target,
+			Device: device(r), GraceSeconds: h.Preemption.GraceSeconds},
+		Image:     ref,
+		DataRoots: r.DataRoots,
+		Rescaled:  r.Rescaled,
+		Stages:    b.stages,
 	}, nil
 }
 

@@ -91,7 +91,7 @@ func (p *progress) event(e exec.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch e.Type {
-	case exec.EventCached, exec.EventDone, exec.EventFailed, exec.EventWouldRun, exec.EventCancelled, exec.EventSkipped:
+	case exec.EventCached, exec.EventDone, exec.EventFailed, exec.EventWouldRun, exec.EventCancelled, exec.EventSkipped, exec.EventPreempted:
 		p.finished++
 		p.remove(e.Stage)
 	}
@@ -123,6 +123,8 @@ func (p *progress) event(e exec.Event) {
 		p.line("%s %-24s FAILED     %s", n, e.Stage, e.Message)
 	case exec.EventCancelled:
 		p.line("%s %-24s stopped    %s", n, e.Stage, e.Message)
+	case exec.EventPreempted:
+		p.line("%s %-24s preempted  %s", n, e.Stage, e.Message)
 	case exec.EventSkipped:
 		p.line("%s %-24s skipped    %s", n, e.Stage, e.Message)
 	}

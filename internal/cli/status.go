@@ -108,6 +108,9 @@ func printStatus(w io.Writer, dir string, events []exec.Event, where func(key st
 		case exec.EventCancelled:
 			s := get(e.Stage)
 			s.status = "stopped"
+		case exec.EventPreempted:
+			s := get(e.Stage)
+			s.status, s.message = "preempted", e.Message
 		case exec.EventSkipped:
 			s := get(e.Stage)
 			s.status, s.message = "skipped", e.Message

@@ -545,8 +545,11 @@ func TestInterruptKeepsCheckpoints(t *testing.T) {
 	if v := e.ftc(nil, "cache", "verify"); v.code != 0 {
 		t.Fatalf("cache after the interrupt:\n%s", v.out)
 	}
+	// The local backend stops the stage with SIGTERM, on which the trainer
+	// saves a checkpoint at its next step (ftc/preempt.py; the test
+	// trainer does the same): any step from the first checkpoint on.
 	r := e.run(nil)
-	if !regexp.MustCompile(`(rm|ppo)\s+resuming\s+from step [24]`).MatchString(r.out) {
+	if !regexp.MustCompile(`(rm|ppo)\s+resuming\s+from step [2-5]`).MatchString(r.out) {
 		t.Fatalf("the next run did not resume the stopped stage:\n%s\n--- interrupted run:\n%s", r.out, buf.String())
 	}
 	if r.code != 0 {

@@ -30,7 +30,8 @@ import (
 // TestSlurm runs ftc's Slurm backend against a real single-host Slurm
 // cluster (munged, slurmctld and two slurmd "nodes" with fake GPUs, see
 // internal/slurmtest): DDP with torch on one node and on two, a failing
-// job, a cancelled job, a requeued job, a generation server started
+// job, a cancelled job, a requeued job, a job that reaches its time limit
+// mid-stage and resumes after requeueing itself, a generation server started
 // before its trainers, sbatch --test-only for every example, and `ftc
 // run --backend slurm` on the test pipeline.
 func TestSlurm(t *testing.T) {
@@ -40,6 +41,7 @@ func TestSlurm(t *testing.T) {
 	t.Run("Failure", func(t *testing.T) { testSlurmFailure(t, c) })
 	t.Run("Cancel", func(t *testing.T) { testSlurmCancel(t, c) })
 	t.Run("Requeue", func(t *testing.T) { testSlurmRequeue(t, c) })
+	t.Run("Preemption", func(t *testing.T) { testSlurmPreemption(t, c) })
 	t.Run("GenerationServer", func(t *testing.T) { testSlurmServer(t, c) })
 	t.Run("GenerationServerTwoNodes", func(t *testing.T) { testSlurmServerTwoNodes(t, c) })
 	t.Run("PlannedScript", func(t *testing.T) { testSlurmPlannedScript(t, c) })

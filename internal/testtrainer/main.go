@@ -11,6 +11,16 @@
 //	FTC_TEST_STEP_DELAY=10ms sleep per step
 //	FTC_TEST_OUTPUT_MB=n     write n MiB of output (in 4 files)
 //	FTC_TEST_RANDOM_OUTPUT=1 make the output differ on every run
+//	FTC_TEST_TERM_AT=k       send itself SIGTERM after step k
+//
+// SIGTERM is honoured as the real entrypoints do (stdlib/python/ftc/preempt.py):
+// at the next step boundary the trainer saves a checkpoint of that step
+// (manifest last), writes preempted.json into its run directory and exits
+// 75; past the stage file's graceSeconds it exits 75 without one. It resumes
+// from the newest complete checkpoint in its checkpoints directory when
+// that is newer than resumeFrom (a requeued Slurm job reruns its stage file
+// unchanged). The output's trajectory.txt chains every step trained, so a
+// resumed run that skipped or repeated a step ends with another one.
 package main
 
 import (
@@ -21,12 +31,21 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
+)
+
+// exitPreempted and preemptedMarker are runtime/exec's ExitPreempted and
+// PreemptedMarker.
+const (
+	exitPreempted   = 75
+	preemptedMarker = "preempted.json"
 )
 
 type stageFile struct {
@@ -56,6 +75,7 @@ type stageFile struct {
 		Processes int    `json:"processes"`
 		Strategy  string `json:"strategy"`
 	} `json:"world"`
+	GraceSeconds int `json:"graceSeconds"`
 }
 
 func main() {
@@ -124,8 +144,38 @@ func run() error {
 		save = 2
 	}
 	start := 1
+	trajectory := "start"
+	var term atomic.Bool
+	training := sf.Kind == "sft" || sf.Kind == "reward" || sf.Kind == "ppo" || sf.Kind == "grpo"
+	if training {
+		if err := os.Remove(preemptedMarker); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGTERM)
+		go func() {
+			<-sigs
+			grace := time.Duration(max(sf.GraceSeconds, 1)) * time.Second
+			fmt.Printf("testtrainer: SIGTERM: saving a checkpoint at the next step boundary (grace %s)\n", grace)
+			term.Store(true)
+			time.AfterFunc(grace, func() {
+				fmt.Println("testtrainer: no checkpoint within the grace period")
+				os.WriteFile(preemptedMarker, []byte(`{"step": null, "checkpoint": null}`), 0o644)
+				os.Exit(exitPreempted)
+			})
+		}()
+	}
+	if newest, step := newestCheckpoint(sf.Checkpoints); newest != "" && newest != filepath.Clean(sf.ResumeFrom) {
+		if given := stepOf(sf.ResumeFrom); sf.ResumeFrom == "" || step > given {
+			fmt.Printf("testtrainer: %s (step %d) is newer than resumeFrom %q\n", newest, step, sf.ResumeFrom)
+			sf.ResumeFrom = newest
+		}
+	}
 	if sf.ResumeFrom != "" {
-		var st struct{ Step int }
+		var st struct {
+			Step       int
+			Trajectory string
+		}
 		b, err := os.ReadFile(filepath.Join(sf.ResumeFrom, "state.json"))
 		if err != nil {
 			return fmt.Errorf("resume: %w", err)
@@ -134,12 +184,16 @@ func run() error {
 			return err
 		}
 		start = st.Step + 1
+		if st.Trajectory != "" {
+			trajectory = st.Trajectory
+		}
 		fmt.Printf("testtrainer: resumed from step %d\n", st.Step)
 		if err := os.WriteFile(filepath.Join(sf.Output, "resumed_from"), []byte(strconv.Itoa(st.Step)), 0o644); err != nil {
 			return err
 		}
 	}
 	crashAt, _ := strconv.Atoi(os.Getenv("FTC_TEST_CRASH_AT"))
+	termAt, _ := strconv.Atoi(os.Getenv("FTC_TEST_TERM_AT"))
 	delay, _ := time.ParseDuration(os.Getenv("FTC_TEST_STEP_DELAY"))
 
 	metrics, err := os.OpenFile(sf.Metrics, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -150,10 +204,24 @@ func run() error {
 	for step := start; step <= steps; step++ {
 		time.Sleep(delay)
 		fmt.Fprintf(metrics, "{\"step\": %d, \"loss\": %.4f, \"tokens_per_s\": 1000}\n", step, 2.0/float64(step+1))
-		if sf.Kind != "prepare" && step%save == 0 {
-			if err := checkpoint(sf, step); err != nil {
+		h := sha256.Sum256([]byte(fmt.Sprintf("%s %d", trajectory, step)))
+		trajectory = hex.EncodeToString(h[:])
+		stopping := term.Load()
+		if sf.Kind != "prepare" && (step%save == 0 || stopping) {
+			if err := checkpoint(sf, step, trajectory); err != nil {
 				return err
 			}
+		}
+		if stopping {
+			m := fmt.Sprintf(`{"step": %d, "checkpoint": "step-%d", "exitCode": %d}`, step, step, exitPreempted)
+			if err := os.WriteFile(preemptedMarker, []byte(m), 0o644); err != nil {
+				return err
+			}
+			fmt.Printf("testtrainer: preempted: checkpoint of step %d saved\n", step)
+			os.Exit(exitPreempted)
+		}
+		if step == termAt {
+			syscall.Kill(os.Getpid(), syscall.SIGTERM)
 		}
 		if step == crashAt {
 			fmt.Printf("testtrainer: crashing after step %d as asked\n", step)
@@ -163,17 +231,58 @@ func run() error {
 			os.Exit(3)
 		}
 	}
+	if training {
+		if err := os.WriteFile(filepath.Join(sf.Output, "trajectory.txt"), []byte(trajectory+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
 	return writeOutput(sf, inputs)
+}
+
+// newestCheckpoint is the complete checkpoint with the highest step under
+// dir ("" when none).
+func newestCheckpoint(dir string) (string, int) {
+	ents, _ := os.ReadDir(dir)
+	best, bestStep := "", -1
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "ftc-checkpoint.json"))
+		if err != nil {
+			continue
+		}
+		var m struct {
+			Step     int
+			Complete bool
+		}
+		if json.Unmarshal(b, &m) == nil && m.Complete && m.Step > bestStep {
+			best, bestStep = filepath.Join(dir, e.Name()), m.Step
+		}
+	}
+	return best, bestStep
+}
+
+func stepOf(ckpt string) int {
+	if ckpt == "" {
+		return -1
+	}
+	b, err := os.ReadFile(filepath.Join(ckpt, "ftc-checkpoint.json"))
+	if err != nil {
+		return -1
+	}
+	var m struct{ Step int }
+	if json.Unmarshal(b, &m) != nil {
+		return -1
+	}
+	return m.Step
 }
 
 // checkpoint writes the state first and the manifest last: a checkpoint
 // without its manifest is incomplete.
-func checkpoint(sf stageFile, step int) error {
+func checkpoint(sf stageFile, step int, trajectory string) error {
 	dir := filepath.Join(sf.Checkpoints, fmt.Sprintf("step-%d", step))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "state.json"), []byte(fmt.Sprintf(`{"Step": %d}`, step)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "state.json"), []byte(fmt.Sprintf(`{"Step": %d, "Trajectory": %q}`, step, trajectory)), 0o644); err != nil {
 		return err
 	}
 	m := fmt.Sprintf(`{"step": %d, "worldSize": %d, "strategy": %q, "complete": true}`, step, sf.World.Processes, sf.World.Strategy)

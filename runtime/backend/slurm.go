@@ -58,6 +58,9 @@ type Slurm struct {
 	// Grace bounds the wait for a cancelled job to leave the queue
 	// (default 2 minutes: Slurm's KillWait is 30s by default).
 	Grace time.Duration
+	// GraceSeconds asks Slurm for SIGTERM that long before the time limit
+	// (launch.SbatchInput.GraceSeconds) in scripts rendered from Plans.
+	GraceSeconds int
 	// Env is added to the environment of every Slurm command, e.g.
 	// SLURM_CONF for a private cluster.
 	Env []string
@@ -93,13 +96,14 @@ func (s Slurm) Script(job Job) ([]byte, error) {
 		Plan: p, Stage: job.Name,
 		// The run directory's name is the stage's resume key: the job
 		// name then tells which stage attempt a queued job belongs to.
-		Key:         filepath.Base(dir),
-		Slurm:       s.Settings,
-		Image:       s.Image,
-		RunDir:      dir,
-		Mounts:      s.Mounts,
-		Env:         nil, // the job's variables go through sbatch's environment
-		CPUsPerTask: s.CPUsPerTask,
+		Key:          filepath.Base(dir),
+		Slurm:        s.Settings,
+		Image:        s.Image,
+		RunDir:       dir,
+		Mounts:       s.Mounts,
+		Env:          nil, // the job's variables go through sbatch's environment
+		CPUsPerTask:  s.CPUsPerTask,
+		GraceSeconds: s.GraceSeconds,
 	})
 }
 

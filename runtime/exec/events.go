@@ -49,9 +49,12 @@ const (
 	EventDone       = "done"
 	EventFailed     = "failed"
 	EventCancelled  = "cancelled"
-	EventSkipped    = "skipped"
-	EventWouldRun   = "would-run"
-	EventRunEnd     = "run-end"
+	// EventPreempted: the stage got SIGTERM (a scheduler's warning),
+	// saved a checkpoint and exited as resumable (ExitPreempted).
+	EventPreempted = "preempted"
+	EventSkipped   = "skipped"
+	EventWouldRun  = "would-run"
+	EventRunEnd    = "run-end"
 	// EventEnvironment says what the local environment check found and
 	// how outputs are keyed when it differed from the profile.
 	EventEnvironment = "environment"

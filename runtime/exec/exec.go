@@ -81,7 +81,7 @@ type StageResult struct {
 	Name    string
 	Kind    string
 	Key     string
-	Status  string // "cached", "ran", "would-run", "failed", "skipped", "cancelled"
+	Status  string // "cached", "ran", "would-run", "failed", "skipped", "cancelled", "preempted"
 	Outputs map[string]cas.Digest
 	Seconds float64
 	Err     error
@@ -172,7 +172,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Summary, error) {
 	for _, s := range p.Stages {
 		res := r.results[s.Name]
 		sum.Stages = append(sum.Stages, res)
-		if res.Err != nil && res.Status == "failed" {
+		if res.Err != nil && (res.Status == "failed" || res.Status == "preempted") {
 			errs = append(errs, fmt.Errorf("stage %s: %w", s.Name, res.Err))
 		}
 	}
@@ -301,6 +301,14 @@ func (r *runner) stage(ctx context.Context, s *plan.Stage) *StageResult {
 			break // retrying cannot help
 		}
 	}
+	var pe *PreemptedError
+	if errors.As(runErr, &pe) && ctx.Err() == nil {
+		// Not a failure: the checkpoints stay, and the next attempt (a
+		// requeued job, another ftc run) resumes from the newest.
+		res.Status, res.Err = "preempted", runErr
+		r.emit(Event{Type: EventPreempted, Stage: s.Name, Kind: s.Kind, Key: string(s.Key), Step: pe.Step, Message: pe.Error() + "; run again to resume"})
+		return res
+	}
 	if runErr != nil && ctx.Err() != nil {
 		// Stopped because the run was interrupted or another stage
 		// failed: not this stage's failure. Its checkpoints stay for the
@@ -380,7 +388,7 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 	sf := StageFile{
 		APIVersion: StageFileVersion, Name: s.Name, Kind: s.Kind, Key: string(s.Key),
 		Config: s.Config, Inputs: inputs, Output: "output", Checkpoints: "checkpoints",
-		Metrics: "metrics.jsonl", World: world,
+		Metrics: "metrics.jsonl", World: world, GraceSeconds: r.plan.Hardware.GraceSeconds,
 	}
 	ck, m, err := newestCheckpoint(filepath.Join(dir, "checkpoints"))
 	if err != nil {
@@ -412,6 +420,10 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 		}
 	}
 
+	// An earlier attempt's mark of preemption says nothing of this one.
+	if err := os.Remove(filepath.Join(dir, PreemptedMarker)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
 	logf, err := os.OpenFile(filepath.Join(dir, "logs", "stage.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -469,6 +481,9 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 	}
 	stopTail()
 	res.Metrics = tail.last
+	if pe := preempted(dir, runErr); pe != nil {
+		return pe
+	}
 	if runErr != nil {
 		logPath := filepath.Join(dir, "logs", "stage.log")
 		return fmt.Errorf("%w (log: %s)%s", runErr, logPath, logTail(logPath, 12))

@@ -23,6 +23,10 @@ type StageFile struct {
 	Metrics string `json:"metrics"`
 	// World is the process layout of this attempt.
 	World World `json:"world"`
+	// GraceSeconds bounds the checkpoint a training stage saves after
+	// SIGTERM (the recipe's hardware.preemption.graceSeconds; 0: the
+	// entrypoint's default). Not part of any key.
+	GraceSeconds int `json:"graceSeconds,omitempty"`
 }
 
 // StageFileVersion is StageFile's apiVersion.

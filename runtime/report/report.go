@@ -114,7 +114,7 @@ func Render(in Input) []byte {
 		}
 		var mWall, mMem, mTPS string
 		switch r.Status {
-		case "ran", "failed", "cancelled":
+		case "ran", "failed", "cancelled", "preempted":
 			mWall = duration(r.Seconds)
 		case "cached":
 			mWall = "cached"

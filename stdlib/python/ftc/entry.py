@@ -4,7 +4,9 @@ The kind is also in the stage file; both must agree, so a launch plan and
 a stage file from different plans cannot be mixed up. FTC_STAGE_CONFIG
 (set by the runtime) names the stage file when --config is not given.
 Exit status: 0 done, 2 usage or stage-file error, 3 the stage cannot run
-on this profile (a clear reason is printed), 1 anything else.
+on this profile (a clear reason is printed), 75 preempted: SIGTERM came,
+a checkpoint was saved and the next attempt resumes from it
+(ftc/preempt.py), 1 anything else.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ MODULES = {
     "grpo": "ftc.train_grpo",
     "export": "ftc.export",
 }
+
+
+# The stages that train, and so save checkpoints on SIGTERM.
+TRAINING = ("sft", "reward", "ppo", "grpo")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -51,13 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataError
     from .rewards import RewardFunctionError
 
+    from . import preempt
+
+    if stage.kind in TRAINING:
+        preempt.install(stage.root, stage.grace_seconds)
     module = importlib.import_module(MODULES[stage.kind])
     try:
-        if stage.kind not in ("prepare", "export"):
+        if stage.kind in TRAINING:
             from . import trainargs
 
             trainargs.check_device((stage.config.get("distributed") or {}).get("device") or "cuda")
         module.run(stage)
+    except preempt.Preempted as e:
+        print(f"ftc.entry: stage {stage.name}: {e}", file=sys.stderr, flush=True)
+        return preempt.EXIT_PREEMPTED
     except (Unsupported, ResumeError) as e:
         print(f"ftc.entry: stage {stage.name}: {e}", file=sys.stderr)
         return 3

@@ -571,6 +571,9 @@ class StageFile:
     world: World
     resume_from: Path | None = None
     api_version: str = STAGE_FILE_VERSION
+    # grace_seconds bounds the save after SIGTERM (ftc/preempt.py); None:
+    # the default.
+    grace_seconds: int | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "StageFile":
@@ -629,6 +632,7 @@ class StageFile:
             metrics=rel("metrics", "metrics.jsonl"),
             world=World(processes=int(w.get("processes", 1)), strategy=w.get("strategy", "single")),
             resume_from=resume,
+            grace_seconds=int(raw["graceSeconds"]) if raw.get("graceSeconds") else None,
         )
 
     def input(self, role: str) -> Input:

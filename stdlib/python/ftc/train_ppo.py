@@ -24,7 +24,7 @@ import logging
 import math
 from pathlib import Path
 
-from . import checkpoint, compat, models, outputs, trainargs, trainer
+from . import checkpoint, compat, models, outputs, preempt, trainargs, trainer
 from .stage import StageFile
 
 log = logging.getLogger("ftc")
@@ -186,7 +186,10 @@ def checkpoint_callback(stage: StageFile, cfg, get_trainer, offset: int):
     class FtcPPOCheckpoints(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
             step = offset + state.global_step
-            if state.global_step == 0 or step % every:
+            # SIGTERM (ftc/preempt.py): save at this update's end whatever
+            # the cadence, then stop as preempted. Every rank asks.
+            stopping = state.global_step > 0 and preempt.agreed()
+            if state.global_step == 0 or (step % every and not stopping):
                 return
             t = get_trainer()
             d = stage.checkpoints / f"checkpoint-{step}"
@@ -199,6 +202,8 @@ def checkpoint_callback(stage: StageFile, cfg, get_trainer, offset: int):
                                           compat.library_versions())
                 checkpoint.prune(stage.checkpoints, cfg.cadence.keep_checkpoints, stage.resume_from)
             checkpoint._barrier()
+            if stopping:
+                preempt.stop(step, d)
 
     return FtcPPOCheckpoints()
 
@@ -291,7 +296,8 @@ def run(stage: StageFile) -> dict:
         offset = checkpoint.check_resume(stage.resume_from, stage.world.processes, stage.world.strategy).step
     holder: dict = {}
     # Callbacks report and save absolute update counts across attempts.
-    cbs = trainer.callbacks(stage, cfg, None, with_checkpoints=False, step_offset=offset)
+    cbs = trainer.callbacks(stage, cfg, None, with_checkpoints=False, step_offset=offset,
+                            preemptible=strategy in RESUMABLE)
     if strategy in RESUMABLE:
         cbs.append(checkpoint_callback(stage, cfg, lambda: holder["t"], offset))
     # trl's PPO builds its eval dataloader unconditionally; a small slice of

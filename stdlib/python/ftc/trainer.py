@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import checkpoint, compat, metrics, profiling, trainargs
+from . import checkpoint, compat, metrics, preempt, profiling, trainargs
 from .stage import StageFile, TrainConfig
 
 log = logging.getLogger("ftc")
@@ -96,7 +96,12 @@ def resume_checkpoint(stage: StageFile) -> str | None:
 
 
 def callbacks(stage: StageFile, cfg: TrainConfig, throughput: metrics.Throughput | None,
-              with_checkpoints: bool = True, step_offset: int = 0) -> list:
+              with_checkpoints: bool = True, step_offset: int = 0, preemptible: bool | None = None) -> list:
+    """The Trainer callbacks of a stage. With checkpoints, SIGTERM saves one
+    at the next step boundary and stops the stage as preempted
+    (ftc/preempt.py; after the checkpoint callback, which writes the
+    manifest); a stage that is not preemptible (default: without
+    checkpoints) exits at once on SIGTERM."""
     writer = metrics.MetricsWriter(stage.metrics, enabled=world_process_zero())
     cbs = [world_callback(stage.world.processes),
            metrics.trainer_callback(writer, throughput, step_offset, sync=cuda_sync(), memory=peak_memory_gib)]
@@ -106,6 +111,12 @@ def callbacks(stage: StageFile, cfg: TrainConfig, throughput: metrics.Throughput
         cbs.append(checkpoint.trainer_callback(stage.checkpoints, stage.world.processes, stage.world.strategy,
                                                compat.library_versions(), cfg.cadence.keep_checkpoints,
                                                protect=stage.resume_from))
+    if preemptible is None:
+        preemptible = with_checkpoints
+    if with_checkpoints and preemptible:
+        cbs.append(preempt.trainer_callback(stage.checkpoints))
+    elif not preemptible:
+        preempt.disarm()
     return cbs
 
 

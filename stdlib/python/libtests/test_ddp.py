@@ -34,10 +34,13 @@ def write(d, tiny, prepared, steps, save_every, resume_from=None, strategy="ddp"
     (d / "stage.json").write_text(json.dumps(sf))
 
 
-def torchrun(d):
+def torchrun(d, term_rank1_when=None):
     """Two ranks with the environment torchrun gives its workers. (Debian's
     torch is built without libuv, which torchrun's own rendezvous store
-    insists on; the workers' env:// rendezvous honours USE_LIBUV=0.)"""
+    insists on; the workers' env:// rendezvous honours USE_LIBUV=0.)
+    term_rank1_when(d) -> bool: SIGTERM to rank 1 alone once true. Returns
+    (the highest exit status, the output); the exit statuses are in
+    torchrun.codes."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -53,6 +56,16 @@ def torchrun(d):
         procs.append(subprocess.Popen([sys.executable, "-m", "ftc.entry", "sft", "--config", "stage.json"], cwd=d,
                                       env=env, stdout=log, stderr=subprocess.STDOUT))
     try:
+        if term_rank1_when is not None:
+            import signal
+            import time
+
+            t0 = time.time()
+            while procs[1].poll() is None and time.time() - t0 < 600:
+                if term_rank1_when(d):
+                    procs[1].send_signal(signal.SIGTERM)
+                    break
+                time.sleep(0.05)
         for p in procs:
             p.wait(timeout=600)
     finally:
@@ -62,6 +75,7 @@ def torchrun(d):
         for log in logs:
             log.close()
     out = "\n".join((d / f"rank{r}.log").read_text() for r in range(2))
+    torchrun.codes = [p.returncode for p in procs]
     return max(p.returncode for p in procs), out
 
 
@@ -106,3 +120,26 @@ def test_fsdp_on_two_cpu_processes_is_refused(tiny, prepared, tmp_path):  # noqa
     rc, out = torchrun(d)
     assert rc != 0 and "distributed.strategy fsdp needs GPUs" in out, out[-4000:]
     assert not (d / "metrics.jsonl").exists() or not steps_logged(d)[0]
+
+
+def test_sigterm_to_one_rank_stops_both_at_one_step_with_a_checkpoint(tiny, prepared, tmp_path):  # noqa: F811
+    """SIGTERM reaches rank 1 only: the ranks agree at the next step
+    boundary (one all_reduce of the flag), save one complete checkpoint
+    there (the manifest records both processes), rank 0 writes the marker,
+    and both exit 75; a rank that stopped alone would leave the other in
+    its next collective. The next attempt, the stage file unchanged,
+    resumes from that checkpoint on two processes and finishes."""
+    from ftc import preempt
+
+    d = tmp_path / "ddp-term"
+    write(d, tiny, prepared, steps=30, save_every=1000)
+    rc, out = torchrun(d, term_rank1_when=lambda d: (d / "metrics.jsonl").exists() and len(steps_logged(d)[0]) >= 3)
+    assert torchrun.codes == [preempt.EXIT_PREEMPTED, preempt.EXIT_PREEMPTED], (torchrun.codes, out[-4000:])
+    m, ck = checkpoint.newest(d / "checkpoints")
+    assert 3 <= m.step < 30 and m.world_size == 2, m
+    assert json.loads((d / preempt.MARKER).read_text())["step"] == m.step
+    rc, out = torchrun(d)
+    assert rc == 0, out[-4000:]
+    steps, _ = steps_logged(d)
+    assert steps[-1] == 30 and steps.count(m.step + 1) == 1, steps
+    assert f"(step {m.step})" in out

@@ -468,6 +468,73 @@ def test_sft_resumed_after_sigkill_ends_where_an_uninterrupted_run_does(tiny, pr
     assert_same_weights(whole, d)
 
 
+def entry_terminated(kind, d, when, timeout=900):
+    """Runs the entrypoint in d and sends it SIGTERM (a Slurm time limit's
+    warning, a Kubernetes eviction) once when(d) holds; returns (exit
+    status, seconds from the signal to the exit, log)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    log = d / "stage.log"
+    with open(log, "w") as f:
+        p = subprocess.Popen([sys.executable, "-m", "ftc.entry", kind, "--config", "stage.json"], cwd=d,
+                             stdout=f, stderr=subprocess.STDOUT, env=dict(os.environ, FTC_STAGE_CONFIG="stage.json"))
+        t0, sent = time.time(), None
+        while p.poll() is None and time.time() - t0 < timeout:
+            if sent is None and when(d):
+                p.send_signal(signal.SIGTERM)
+                sent = time.time()
+            time.sleep(0.05)
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+    return p.returncode, (time.time() - sent) if sent else None, log.read_text()
+
+
+def test_sft_sigterm_saves_a_checkpoint_exits_preempted_and_resumes_to_the_same_weights(tiny, prep, tmp_path):
+    """SIGTERM mid-run: the stage saves a complete checkpoint at the next
+    step boundary (off the save cadence: none would be due), writes the
+    marker, exits 75 ("preempted, resumable"); the next attempt, given the
+    stage file as it was submitted (a requeued Slurm job reruns it
+    unchanged), resumes from that checkpoint and ends at the weights of an
+    uninterrupted run."""
+    from ftc import preempt
+
+    total = 40
+
+    def cfg():
+        c = assets.train_config("sft", {"model": assets.model_config(dtype="fp32")}, steps=total, micro=4,
+                                adapter_block=assets.adapter("none"), save_every=1000,
+                                extra={"backend": "transformers", "completionOnly": True})
+        c["training"]["learningRate"] = 1e-3
+        return c
+
+    inputs = {**train_in(prep["sft"]), **model_in(tiny)}
+    whole = tmp_path / "whole"
+    run(whole, "sft", cfg(), inputs)
+    d = tmp_path / "preempted"
+    assets.write_stage(d, d.name, "sft", cfg(), inputs)
+    rc, took, log = entry_terminated("sft", d, lambda d: any(r.get("step", 0) >= 5 for r in verify.metrics_of(d)))
+    assert rc == preempt.EXIT_PREEMPTED, f"exit {rc}: {log[-3000:]}"
+    m, ck = checkpoint.newest(d / "checkpoints")
+    assert 5 <= m.step < total and ck.name == f"checkpoint-{m.step}", (m, ck)
+    marker = json.loads((d / preempt.MARKER).read_text())
+    assert marker == {"step": m.step, "checkpoint": ck.name, "exitCode": 75}, marker
+    assert not (d / "output" / "model.safetensors").exists(), "a preempted stage writes no output"
+    print(f"SIGTERM to exit: {took:.2f}s, checkpoint of step {m.step}")
+    before = len(verify.metrics_of(d))
+    rc, log = verify.entry("sft", d, timeout=900)  # the same stage.json: no resumeFrom
+    assert rc == 0, log[-3000:]
+    assert f"resuming {d.name} from {ck.resolve()} (step {m.step})" in log, log[-3000:]
+    steps = trained_steps(verify.metrics_of(d)[before:])
+    assert steps and steps[0] == m.step + 1 and steps[-1] == total, (m.step, steps)
+    assert not (d / preempt.MARKER).exists()
+    assert_same_weights(whole, d)
+
+
 def test_reward_resumed_after_sigkill_ends_where_an_uninterrupted_run_does(tiny, prep, tmp_path):
     """The reward stage (trl's RewardTrainer) killed past its first
     checkpoint resumes from it: the step numbering continues, and the
@@ -556,6 +623,35 @@ def test_ppo_resumed_after_sigkill_ends_where_an_uninterrupted_run_does(tiny, pr
     f = "adapter_model.safetensors"
     a, b = load_file(str(whole / "output" / f)), load_file(str(d / "output" / f))
     assert a.keys() == b.keys()
+    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    assert worst < 1e-5, f"resumed weights differ from the uninterrupted run's by up to {worst}"
+
+
+def test_ppo_sigterm_saves_off_cadence_exits_preempted_and_resumes_to_the_same_weights(tiny, prep, tmp_path):
+    """PPO's own loop (trl's PPOTrainer, ftc's checkpoint callback): SIGTERM
+    mid-run saves the update it ends on, off the cadence, exits 75, and the
+    next attempt (stage file unchanged) ends at the uninterrupted run's
+    adapter."""
+    from safetensors.torch import load_file
+
+    from ftc import preempt
+
+    total = 8
+    cfg, inputs = ppo_setup(tiny, prep, total, save_every=100)
+    whole = tmp_path / "whole"
+    run(whole, "ppo", cfg, inputs)
+    d = tmp_path / "ppo-term"
+    assets.write_stage(d, d.name, "ppo", cfg, inputs)
+    rc, took, log = entry_terminated("ppo", d, lambda d: any(r.get("step", 0) >= 2 for r in verify.metrics_of(d)))
+    assert rc == preempt.EXIT_PREEMPTED, f"exit {rc}: {log[-3000:]}"
+    m, ck = checkpoint.newest(d / "checkpoints")
+    assert 2 <= m.step < total, m
+    assert json.loads((d / preempt.MARKER).read_text())["step"] == m.step
+    rc, log = verify.entry("ppo", d, timeout=900)
+    assert rc == 0, log[-3000:]
+    assert f"PPO resumed at update {m.step}" in log, log[-3000:]
+    f = "adapter_model.safetensors"
+    a, b = load_file(str(whole / "output" / f)), load_file(str(d / "output" / f))
     worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
     assert worst < 1e-5, f"resumed weights differ from the uninterrupted run's by up to {worst}"
 

@@ -10,7 +10,7 @@ FIX = HERE / "fixtures"
 
 PURE = ["ftc", "ftc.stage", "ftc.data", "ftc.tokens", "ftc.packing", "ftc.rewards", "ftc.metrics", "ftc.checkpoint",
         "ftc.compat", "ftc.trainargs", "ftc.outputs", "ftc.prepare", "ftc.entry", "ftc.models", "ftc.speed",
-        "ftc.collate", "ftc.trainer", "ftc.train_sft", "ftc.train_reward", "ftc.train_ppo", "ftc.train_grpo"]
+        "ftc.collate", "ftc.preempt", "ftc.trainer", "ftc.train_sft", "ftc.train_reward", "ftc.train_ppo", "ftc.train_grpo"]
 
 
 def run(args, cwd, env=None):
