@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
@@ -34,19 +35,8 @@ import (
 func TestRealPipInstallsWheelsOffline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	tarPath, err := buildkittest.DebianPythonTar(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := registrytest.InProcess(t)
-	layer, err := tarball.LayerFromFile(tarPath, tarball.WithCompressedCaching, tarball.WithCompressionLevel(gzip.BestSpeed))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, digest, err := buildkittest.PushBase(ctx, reg+"/base/debian-python3:12", layer, []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref, digest := pushDebianPython(ctx, t, reg)
 	wheels := t.TempDir()
 	wheel, err := buildkittest.Wheel(wheels, "ftc-hello", "0.3", map[string]string{
 		"ftc_hello/__init__.py": "def greet():\n    return 'hello from a locked wheel'\n",
@@ -84,21 +74,9 @@ func TestRealPipInstallsWheelsOffline(t *testing.T) {
 	if !strings.Contains(fs[image.SitePackages+"/ftc_hello/__init__.py"], "locked wheel") || fs[image.SitePackages+"/ftc_hello-0.3.dist-info/RECORD"] == "" {
 		t.Fatalf("pip did not install the wheel into %s", image.SitePackages)
 	}
-	for p := range fs {
-		if strings.HasPrefix(p, image.SitePackages) && strings.HasSuffix(p, ".pyc") {
-			t.Fatalf("bytecode installed: %s", p)
-		}
-	}
-
+	noBytecode(t, fs)
 	// A fresh daemon and cache: the same digest, with real pip.
-	d2 := buildkittest.Start(t)
-	res2, err := New(Options{BuildKit: d2.Addr, Cache: t.TempDir(), Wheels: wheels}).Build(ctx, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res2.Digest != res.Digest {
-		t.Fatalf("two fresh daemons: %s and %s", res.Digest, res2.Digest)
-	}
+	sameDigestOnAFreshDaemon(ctx, t, spec, wheels, res.Digest)
 
 	// Run the image: the installed package and ftc's entrypoints import
 	// with the image's own PYTHONPATH.
@@ -144,4 +122,49 @@ func runInImage(t *testing.T, addr, ref, cmd string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// pushDebianPython pushes to reg a base of the stock bases' shape: Debian
+// 12 with its python3 (3.11) and pip, made by debootstrap once per machine
+// (buildkittest.DebianPythonTar). It returns the reference and digest.
+func pushDebianPython(ctx context.Context, t *testing.T, reg string) (ref, digest string) {
+	t.Helper()
+	tarPath, err := buildkittest.DebianPythonTar(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := tarball.LayerFromFile(tarPath, tarball.WithCompressedCaching, tarball.WithCompressionLevel(gzip.BestSpeed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, digest, err = buildkittest.PushBase(ctx, reg+"/base/debian-python3:12", layer, []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref, digest
+}
+
+// noBytecode fails when an image's site-packages hold .pyc files, which
+// embed source mtimes.
+func noBytecode(t *testing.T, files map[string]string) {
+	t.Helper()
+	for p := range files {
+		if strings.HasPrefix(p, image.SitePackages) && strings.HasSuffix(p, ".pyc") {
+			t.Fatalf("bytecode installed: %s", p)
+		}
+	}
+}
+
+// sameDigestOnAFreshDaemon builds spec again on a fresh daemon and cache
+// and fails unless the digest is want.
+func sameDigestOnAFreshDaemon(ctx context.Context, t *testing.T, spec *image.Spec, wheels string, want v1.Hash) {
+	t.Helper()
+	d := buildkittest.Start(t)
+	res, err := New(Options{BuildKit: d.Addr, Cache: t.TempDir(), Wheels: wheels}).Build(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Digest != want {
+		t.Fatalf("two fresh daemons: %s and %s", want, res.Digest)
+	}
 }

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/internal/buildkittest"
@@ -89,19 +87,7 @@ func TestSdistIsBuiltInBuildKit(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tarPath, err := buildkittest.DebianPythonTar(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := registrytest.InProcess(t)
-	layer, err := tarball.LayerFromFile(tarPath, tarball.WithCompressedCaching, tarball.WithCompressionLevel(gzip.BestSpeed))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, digest, err := buildkittest.PushBase(ctx, reg+"/base/debian-python3:12", layer, []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref, digest := pushDebianPython(ctx, t, registrytest.InProcess(t))
 	r := &config.Recipe{Name: "sdist", Environment: config.Environment{
 		Profile: "debian-python", Python: "3.11", Base: config.BaseImage{Image: ref, Digest: digest},
 		Packages: map[string]string{"deepspeed": "0.16.2", "setuptools": "84.2.1"},
@@ -147,21 +133,9 @@ func TestSdistIsBuiltInBuildKit(t *testing.T) {
 			t.Errorf("%s%s is not in the image; deepspeed's files: %v", image.SitePackages, want, have)
 		}
 	}
-	for p := range fs {
-		if strings.HasPrefix(p, image.SitePackages) && strings.HasSuffix(p, ".pyc") {
-			t.Fatalf("bytecode installed: %s", p)
-		}
-	}
-
+	noBytecode(t, fs)
 	// The build of an sdist must not make the image irreproducible.
-	d2 := buildkittest.Start(t)
-	res2, err := New(Options{BuildKit: d2.Addr, Cache: t.TempDir(), Wheels: wheels}).Build(ctx, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res2.Digest != res.Digest {
-		t.Fatalf("two fresh daemons: %s and %s", res.Digest, res2.Digest)
-	}
+	sameDigestOnAFreshDaemon(ctx, t, spec, wheels, res.Digest)
 }
 
 func tail(s string, n int) string {
