@@ -124,6 +124,13 @@ assets.build_model(out, cfg, tok)
 	}
 
 	// Cached the second time; a learning rate reruns sft, not prepare.
-	expect(t, e.run(real), 0, 2, 0)
-	expect(t, e.run(real, "--set", "stages.sft.training.learningRate=2e-4"), 0, 1, 1)
+	expect(t, e.run(real, "--cpu"), 0, 2, 0)
+	expect(t, e.run(real, "--cpu", "--set", "stages.sft.training.learningRate=2e-4"), 0, 1, 1)
+	// The same recipe planned for GPUs is other keys, and the entrypoint
+	// refuses to train it where torch sees no GPU: a CPU run never fills
+	// a GPU run's cache entry (prepare, the same work, is shared).
+	r = e.run(real)
+	if c, n, f := counts(t, r); r.code != 1 || c != 1 || n != 0 || f != 1 || !strings.Contains(r.out, "the plan trains on GPUs, and torch sees no GPU") {
+		t.Errorf("a GPU plan on a machine without one: exit %d, %d cached, %d ran, %d failed\n%s", r.code, c, n, f, r.out)
+	}
 }
