@@ -36,7 +36,7 @@ func TestKeysHashTheEmbeddedEntrypoints(t *testing.T) {
 		m := map[string]string{}
 		for _, s := range p.Stages {
 			m[s.Name] = string(s.Key)
-			kinds[s.Name] = s.Kind
+			kinds[s.Name] = string(s.Kind)
 		}
 		return m
 	}

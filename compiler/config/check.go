@@ -141,7 +141,7 @@ func (c *checker) hardware() {
 		// cannot (state in CPU memory, to fit a model that would not), so
 		// that stays allowed.
 		c.errorf("hardware.strategy", "strategy %q shards over the GPUs, but the hardware has one GPU: there is nothing to shard, only the wrapper's overhead", h.Strategy).
-			WithHint("use strategy \"single\"; %s on one GPU is only worth it with CPU offload (offload: {optimizer: true%s})", strategyName(h.Strategy), offloadParamsHint(h.Strategy))
+			WithHint("use strategy \"single\"; %s on one GPU is only worth it with CPU offload (offload: {optimizer: true%s})", h.Strategy.Name(), offloadParamsHint(h.Strategy))
 	}
 	if h.Strategy == "single" && (h.Offload.Optimizer || h.Offload.Params) {
 		c.errorf("hardware.offload", "a single process without a sharding strategy cannot offload to CPU").
@@ -232,8 +232,8 @@ func SlurmSeconds(t string) (int, bool) {
 
 // offloadParamsHint completes an offload hint for strategies that must
 // or can offload parameters too.
-func offloadParamsHint(strategy string) string {
-	if strategy == "fsdp" {
+func offloadParamsHint(strategy Strategy) string {
+	if strategy == StrategyFSDP {
 		return ", params: true" // FSDP offloads both together
 	}
 	return ""
@@ -544,11 +544,11 @@ func (c *checker) adapter(base string, st Stage) {
 	}
 	if h.Strategy == "zero3" || h.Strategy == "fsdp" {
 		if a.Quant.Storage != bm.DType {
-			c.errorf(base+".adapter.quant.storage", "%s shards parameters, but 4-bit weights stored as %s cannot be sharded with %s ones", strategyName(h.Strategy), a.Quant.Storage, bm.DType).
+			c.errorf(base+".adapter.quant.storage", "%s shards parameters, but 4-bit weights stored as %s cannot be sharded with %s ones", h.Strategy.Name(), a.Quant.Storage, bm.DType).
 				WithHint("set adapter: quant: storage: %q (bnb_4bit_quant_storage must equal the model dtype)", bm.DType)
 		}
 		if h.Offload.Params {
-			c.errorf(base+".adapter.type", "%s cannot offload 4-bit quantized parameters to CPU", strategyName(h.Strategy)).
+			c.errorf(base+".adapter.type", "%s cannot offload 4-bit quantized parameters to CPU", h.Strategy.Name()).
 				WithHint("offload only the optimizer, or use LoRA on %s weights", bm.DType)
 		}
 	}
@@ -591,20 +591,6 @@ func adapterName(t string) string {
 		return "QLoRA"
 	}
 	return "LoRA"
-}
-
-func strategyName(s string) string {
-	switch s {
-	case "zero2":
-		return "ZeRO-2"
-	case "zero3":
-		return "ZeRO-3"
-	case "fsdp":
-		return "FSDP"
-	case "ddp":
-		return "DDP"
-	}
-	return s
 }
 
 // BatchPlan is the resolved batch arithmetic of a stage.

@@ -72,6 +72,11 @@ func Decode(src Source, files fs.FS, opts Options) (*Recipe, diag.List, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, nil, fmt.Errorf("decoding recipe: %w", err)
 	}
+	if !r.Hardware.Strategy.Valid() {
+		// The schema allows only the strategies; a Source made elsewhere
+		// is checked here.
+		return nil, nil, fmt.Errorf("decoding recipe: hardware.strategy %q is not single, ddp, fsdp, zero2 or zero3", r.Hardware.Strategy)
+	}
 	r.Dir = src.Dir
 	r.Pos = src.Pos
 	r.Files = map[string]File{}

@@ -38,7 +38,7 @@ func (r *Recipe) MemoryInput(st Stage, checkpointing bool) memory.Input {
 		train.Targets = bm.Arch.LinearModules
 	}
 	in := memory.Input{
-		Topology: memory.Topology{Strategy: h.Strategy, Processes: r.TrainingProcesses(st),
+		Topology: memory.Topology{Strategy: string(h.Strategy), Processes: r.TrainingProcesses(st),
 			OffloadOptimizer: h.Offload.Optimizer, OffloadParams: h.Offload.Params},
 		CapacityGiB: h.GPU.MemoryGiB,
 	}

@@ -15,7 +15,7 @@ type Rescaled struct {
 	// FromGPUs and ToGPUs are the node's GPUs as written and as run.
 	FromGPUs int             `json:"fromGPUs"`
 	ToGPUs   int             `json:"toGPUs"`
-	Strategy string          `json:"strategy"`
+	Strategy Strategy        `json:"strategy"`
 	Stages   []RescaledStage `json:"stages"`
 }
 
@@ -51,9 +51,6 @@ type RescaleError struct {
 
 func (e *RescaleError) Error() string { return fmt.Sprintf("--gpus %d: %s", e.GPUs, e.Reason) }
 
-// sharded strategies split state over the processes: on one GPU they shard
-// nothing (vet refuses that without CPU offload).
-func shardedStrategy(s string) bool { return s == "fsdp" || s == "zero2" || s == "zero3" }
 
 // Rescale returns r as run on gpus GPUs of its one node: hardware.gpusPerNode
 // becomes gpus and every training stage keeps its global batch (micro
@@ -82,7 +79,7 @@ func (r *Recipe) Rescale(gpus int) (*Recipe, error) {
 			h.Nodes, h.GPUsPerNode, h.GPUs())
 	case h.Strategy == "single":
 		return fail("strategy single runs one process; --gpus rescales a data-parallel strategy (ddp, fsdp, zero2, zero3): add --set hardware.strategy=ddp")
-	case gpus == 1 && shardedStrategy(h.Strategy) && !h.Offload.Optimizer && !h.Offload.Params:
+	case gpus == 1 && h.Strategy.Sharded() && !h.Offload.Optimizer && !h.Offload.Params:
 		return fail("strategy %s shards over the GPUs, and one GPU has nothing to shard: to train on one GPU, edit the recipe instead: --set hardware.gpusPerNode=1 --set hardware.strategy=single", h.Strategy)
 	}
 
@@ -165,7 +162,7 @@ func nearestCounts(gpus int, h Hardware, r *Recipe, fits func(int) (string, bool
 		}
 	}
 	ok := func(n int) bool {
-		if n == 1 && shardedStrategy(h.Strategy) && !h.Offload.Optimizer && !h.Offload.Params {
+		if n == 1 && h.Strategy.Sharded() && !h.Offload.Optimizer && !h.Offload.Params {
 			return false
 		}
 		_, f := fits(n)

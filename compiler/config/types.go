@@ -92,7 +92,7 @@ type Hardware struct {
 	Nodes       int         `json:"nodes"`
 	GPUsPerNode int         `json:"gpusPerNode"`
 	GPU         GPU         `json:"gpu"`
-	Strategy    string      `json:"strategy"`
+	Strategy    Strategy    `json:"strategy"`
 	Offload     Offload     `json:"offload"`
 	Rendezvous  Rendezvous  `json:"rendezvous"`
 	NCCL        NCCL        `json:"nccl"`

@@ -10,7 +10,7 @@ const DeepSpeedFile = "ds_config.json"
 // integration fills from the trainer arguments: the two can never disagree.
 // Field names are those of DeepSpeed 0.16.2 (deepspeed/runtime/zero/config.py
 // and offload_config.py); a test checks them.
-func DeepSpeedConfig(strategy string, off config.Offload) ([]byte, error) {
+func DeepSpeedConfig(strategy config.Strategy, off config.Offload) ([]byte, error) {
 	zero := map[string]any{
 		"overlap_comm":         true,
 		"contiguous_gradients": true,

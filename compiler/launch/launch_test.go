@@ -61,7 +61,7 @@ func set(xs ...string) map[string]bool {
 }
 
 func TestDeepSpeedConfigUsesPinnedFieldNames(t *testing.T) {
-	for _, strategy := range []string{"zero2", "zero3"} {
+	for _, strategy := range []config.Strategy{"zero2", "zero3"} {
 		for _, off := range []config.Offload{{}, {Optimizer: true}, {Optimizer: true, Params: true}} {
 			b, err := DeepSpeedConfig(strategy, off)
 			if err != nil {
@@ -85,7 +85,7 @@ func TestDeepSpeedConfigUsesPinnedFieldNames(t *testing.T) {
 					t.Errorf("%s: %s = %v; it must be \"auto\" so only the trainer arguments state it", name, k, cfg[k])
 				}
 			}
-			if want := map[string]float64{"zero2": 2, "zero3": 3}[strategy]; zero["stage"] != want {
+			if want := map[config.Strategy]float64{"zero2": 2, "zero3": 3}[strategy]; zero["stage"] != want {
 				t.Errorf("%s: stage %v", name, zero["stage"])
 			}
 			if _, ok := zero["offload_param"]; ok != (off.Params && strategy == "zero3") {
@@ -226,7 +226,7 @@ func checkSecretsByReference(t *testing.T, c corev1.Container) {
 
 func TestTrainingLaunchers(t *testing.T) {
 	hw := config.Hardware{Nodes: 1, GPUsPerNode: 8, Rendezvous: config.Rendezvous{Port: 29500, Backend: "c10d"}}
-	for strategy, want := range map[string]string{
+	for strategy, want := range map[config.Strategy]string{
 		"ddp":   "torchrun --nnodes=1 --nproc-per-node=8 -m ftc.entry sft",
 		"zero3": "torchrun --nnodes=1 --nproc-per-node=8 -m ftc.entry sft",
 		"fsdp":  "accelerate launch --config_file accelerate.yaml --num_processes 8 --num_machines 1 -m ftc.entry sft",

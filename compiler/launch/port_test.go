@@ -14,7 +14,7 @@ import (
 // it hands none, and 0 exactly when no launcher opens a rendezvous.
 func TestLauncherPortMatchesTraining(t *testing.T) {
 	portArg := regexp.MustCompile(`(?:--master-port=|--rdzv-endpoint=\$\w+:|--main_process_port )(\d+)`)
-	for _, strategy := range []string{"single", "ddp", "fsdp", "zero2", "zero3"} {
+	for _, strategy := range []config.Strategy{"single", "ddp", "fsdp", "zero2", "zero3"} {
 		for _, nodes := range []int{1, 2} {
 			for _, gpus := range []int{1, 3} {
 				for _, backend := range []string{"c10d", "static"} {

@@ -20,7 +20,7 @@ const testImage = "registry.example.com/ftc/env:pinned-2025q1@sha256:0123456789a
 
 const testKey = "sha256:62e10394929d28d02d0b343cfd6a956175fce64fcd817eb1f5be3eae3cb91c3d"
 
-func hardware(nodes, gpus int, strategy string) config.Hardware {
+func hardware(nodes, gpus int, strategy config.Strategy) config.Hardware {
 	return config.Hardware{Nodes: nodes, GPUsPerNode: gpus, Strategy: strategy,
 		Rendezvous: config.Rendezvous{Port: 29500, Backend: "c10d"}}
 }

@@ -109,13 +109,13 @@ type MixInput struct {
 type Distributed struct {
 	// Device is "cpu" when the processes train on CPUs (--cpu); empty
 	// for GPUs, so GPU keys are what they were before CPU runs existed.
-	Device             string         `json:"device,omitempty"`
-	Strategy           string         `json:"strategy"`
-	Processes          int            `json:"processes"`
-	Nodes              int            `json:"nodes,omitempty"`
-	GPUsPerNode        int            `json:"gpusPerNode,omitempty"`
-	Offload            config.Offload `json:"offload"`
-	NCCLTimeoutMinutes int            `json:"ncclTimeoutMinutes,omitempty"`
+	Device             string          `json:"device,omitempty"`
+	Strategy           config.Strategy `json:"strategy"`
+	Processes          int             `json:"processes"`
+	Nodes              int             `json:"nodes,omitempty"`
+	GPUsPerNode        int             `json:"gpusPerNode,omitempty"`
+	Offload            config.Offload  `json:"offload"`
+	NCCLTimeoutMinutes int             `json:"ncclTimeoutMinutes,omitempty"`
 }
 
 // RewardConfig is one GRPO reward.
@@ -265,7 +265,7 @@ func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*S
 	}
 	ps := &Stage{
 		Name:      st.Name,
-		Kind:      st.Method,
+		Kind:      Kind(st.Method),
 		Key:       k,
 		ResumeKey: rk,
 		Inputs:    inputs,

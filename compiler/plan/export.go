@@ -34,7 +34,7 @@ type exportMaterial struct {
 
 // CPUOnly reports whether the stage runs as one CPU process on the
 // machine running ftc (data preparation, export), not on the GPUs.
-func (s *Stage) CPUOnly() bool { return s.Kind == "prepare" || s.Kind == "export" }
+func (s *Stage) CPUOnly() bool { return !s.Kind.Training() }
 
 // OnCPU reports whether the stage uses no GPU: CPUOnly, or a training
 // stage run on CPUs (--cpu).
@@ -72,7 +72,7 @@ func (b *builder) export(st config.Stage, trained *Stage) (*Stage, error) {
 	}
 	return &Stage{
 		Name:      st.Name + ".export",
-		Kind:      "export",
+		Kind:      KindExport,
 		Key:       k,
 		ResumeKey: k,
 		Inputs:    inputs,

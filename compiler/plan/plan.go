@@ -64,11 +64,11 @@ type RanEnvironment struct {
 
 // Hardware summarises the topology.
 type Hardware struct {
-	Nodes       int    `json:"nodes"`
-	GPUsPerNode int    `json:"gpusPerNode"`
-	GPU         string `json:"gpu"`
-	Strategy    string `json:"strategy"`
-	Target      string `json:"target"`
+	Nodes       int             `json:"nodes"`
+	GPUsPerNode int             `json:"gpusPerNode"`
+	GPU         string          `json:"gpu"`
+	Strategy    config.Strategy `json:"strategy"`
+	Target      string          `json:"target"`
 	// Device is "cpu" when the training stages run on CPUs (--cpu),
 	// empty for GPUs.
 	Device string `json:"device,omitempty"`
@@ -84,7 +84,7 @@ type Stage struct {
 	// "<stage>.prepare" and "<stage>.prepare-eval" for its data.
 	Name string `json:"name"`
 	// Kind is "prepare", "sft", "reward", "ppo", "grpo" or "export".
-	Kind string `json:"kind"`
+	Kind Kind `json:"kind"`
 	// Key is the stage's content key.
 	Key key.Key `json:"key"`
 	// ResumeKey identifies the stage's run directory: the key without the

@@ -138,7 +138,7 @@ func exportRecipe(file, stage, dir string, f *runFlags, force bool, stdout, stde
 func exportStage(p *plan.Plan, stage string) (*plan.Stage, error) {
 	var all []string
 	for _, s := range p.Stages {
-		if s.Kind != "export" {
+		if s.Kind != plan.KindExport {
 			continue
 		}
 		all = append(all, strings.TrimSuffix(s.Name, ".export"))
@@ -151,7 +151,7 @@ func exportStage(p *plan.Plan, stage string) (*plan.Stage, error) {
 		return nil, fmt.Errorf("recipe %s exports no model: add export: form: \"merged\" (or \"adapter\", \"full\") to a stage", p.Recipe)
 	case stage == "" && len(all) == 1:
 		for _, s := range p.Stages {
-			if s.Kind == "export" {
+			if s.Kind == plan.KindExport {
 				return s, nil
 			}
 		}

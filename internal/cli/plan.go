@@ -127,7 +127,7 @@ func writePlanFiles(dir string, p *plan.Plan) error {
 			return err
 		}
 		cfg, _ := json.MarshalIndent(s.Config, "", "  ")
-		script, err := launch.Script(s.Name, s.Kind, string(s.Key), s.Launch)
+		script, err := launch.Script(s.Name, string(s.Kind), string(s.Key), s.Launch)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/ftc-dev/ftc/compiler/plan"
 )
 
 // Event is one thing that happened during a run. The event log is a JSON
@@ -13,7 +15,7 @@ type Event struct {
 	Time    time.Time      `json:"time"`
 	Type    string         `json:"type"`
 	Stage   string         `json:"stage,omitempty"`
-	Kind    string         `json:"kind,omitempty"`
+	Kind    plan.Kind      `json:"kind,omitempty"`
 	Key     string         `json:"key,omitempty"`
 	Message string         `json:"message,omitempty"`
 	Step    int            `json:"step,omitempty"`

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/renameio/v2"
 
+	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/launch"
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/backend"
@@ -79,9 +80,9 @@ type Options struct {
 // StageResult is what happened to one stage.
 type StageResult struct {
 	Name    string
-	Kind    string
+	Kind    plan.Kind
 	Key     string
-	Status  string // "cached", "ran", "would-run", "failed", "skipped", "cancelled", "preempted"
+	Status  Status
 	Outputs map[string]cas.Digest
 	Seconds float64
 	Err     error
@@ -103,11 +104,11 @@ type Summary struct {
 func (s *Summary) Counts() (cached, ran, failed int) {
 	for _, r := range s.Stages {
 		switch r.Status {
-		case "cached":
+		case StatusCached:
 			cached++
-		case "ran":
+		case StatusRan:
 			ran++
-		case "failed":
+		case StatusFailed:
 			failed++
 		}
 	}
@@ -160,7 +161,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Summary, error) {
 			r.mu.Lock()
 			r.results[s.Name] = res
 			r.mu.Unlock()
-			if res.Status == "failed" {
+			if res.Status == StatusFailed {
 				cancel() // stop what is running; dependants are skipped
 			}
 		}(s)
@@ -172,7 +173,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Summary, error) {
 	for _, s := range p.Stages {
 		res := r.results[s.Name]
 		sum.Stages = append(sum.Stages, res)
-		if res.Err != nil && (res.Status == "failed" || res.Status == "preempted") {
+		if res.Err != nil && (res.Status == StatusFailed || res.Status == StatusPreempted) {
 			errs = append(errs, fmt.Errorf("stage %s: %w", s.Name, res.Err))
 		}
 	}
@@ -181,7 +182,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Summary, error) {
 		errs = append(errs, fmt.Errorf("interrupted: %w", parent.Err()))
 	} else if len(errs) == 0 {
 		for _, res := range sum.Stages {
-			if res.Status == "skipped" || res.Status == "cancelled" {
+			if res.Status == StatusSkipped || res.Status == StatusCancelled {
 				errs = append(errs, fmt.Errorf("stage %s did not run: %v", res.Name, res.Err))
 			}
 		}
@@ -235,8 +236,8 @@ func (r *runner) stage(ctx context.Context, s *plan.Stage) *StageResult {
 			continue
 		}
 		<-r.done[in.Stage]
-		if up := r.result(in.Stage); up == nil || (up.Status != "cached" && up.Status != "ran" && up.Status != "would-run") {
-			res.Status = "skipped"
+		if up := r.result(in.Stage); up == nil || !up.Status.Succeeded() {
+			res.Status = StatusSkipped
 			res.Err = fmt.Errorf("input %s did not complete", in.Stage)
 			r.emit(Event{Type: EventSkipped, Stage: s.Name, Key: string(s.Key), Message: res.Err.Error()})
 			return res
@@ -251,7 +252,7 @@ func (r *runner) stage(ctx context.Context, s *plan.Stage) *StageResult {
 		}
 	}
 	if r.opts.DryRun {
-		res.Status = "would-run"
+		res.Status = StatusWouldRun
 		r.emit(Event{Type: EventWouldRun, Stage: s.Name, Kind: s.Kind, Key: string(s.Key)})
 		return res
 	}
@@ -282,7 +283,7 @@ func (r *runner) stage(ctx context.Context, s *plan.Stage) *StageResult {
 		defer r.gpus.give(gpus)
 	}
 	if ctx.Err() != nil {
-		res.Status = "skipped"
+		res.Status = StatusSkipped
 		res.Err = ctx.Err()
 		return res
 	}
@@ -305,7 +306,7 @@ func (r *runner) stage(ctx context.Context, s *plan.Stage) *StageResult {
 	if errors.As(runErr, &pe) && ctx.Err() == nil {
 		// Not a failure: the checkpoints stay, and the next attempt (a
 		// requeued job, another ftc run) resumes from the newest.
-		res.Status, res.Err = "preempted", runErr
+		res.Status, res.Err = StatusPreempted, runErr
 		r.emit(Event{Type: EventPreempted, Stage: s.Name, Kind: s.Kind, Key: string(s.Key), Step: pe.Step, Message: pe.Error() + "; run again to resume"})
 		return res
 	}
@@ -313,20 +314,20 @@ func (r *runner) stage(ctx context.Context, s *plan.Stage) *StageResult {
 		// Stopped because the run was interrupted or another stage
 		// failed: not this stage's failure. Its checkpoints stay for the
 		// next run.
-		res.Status, res.Err = "cancelled", ctx.Err()
+		res.Status, res.Err = StatusCancelled, ctx.Err()
 		r.emit(Event{Type: EventCancelled, Stage: s.Name, Key: string(s.Key), Message: "stopped before it finished; the next run resumes it"})
 		return res
 	}
 	if runErr != nil {
 		return r.fail(res, s, runErr)
 	}
-	res.Status = "ran"
+	res.Status = StatusRan
 	r.emit(Event{Type: EventDone, Stage: s.Name, Kind: s.Kind, Key: string(s.Key), Seconds: time.Since(start).Seconds(), Metrics: res.Metrics})
 	return res
 }
 
 func (r *runner) fail(res *StageResult, s *plan.Stage, err error) *StageResult {
-	res.Status, res.Err = "failed", err
+	res.Status, res.Err = StatusFailed, err
 	r.emit(Event{Type: EventFailed, Stage: s.Name, Kind: s.Kind, Key: string(s.Key), Message: err.Error()})
 	return res
 }
@@ -343,7 +344,7 @@ func (r *runner) lookup(s *plan.Stage, res *StageResult) (*StageResult, bool) {
 		_ = r.opts.Store.DeleteAction(string(s.Key))
 		return nil, false
 	}
-	res.Status = "cached"
+	res.Status = StatusCached
 	res.Outputs = a.Outputs
 	res.RanSeconds = a.Seconds
 	if len(a.Summary) > 0 {
@@ -383,7 +384,7 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 	}
 	world := World{Processes: s.Launch.Processes, Strategy: r.plan.Hardware.Strategy}
 	if s.CPUOnly() {
-		world = World{Processes: 1, Strategy: "single"}
+		world = World{Processes: 1, Strategy: config.StrategySingle}
 	}
 	sf := StageFile{
 		APIVersion: StageFileVersion, Name: s.Name, Kind: s.Kind, Key: string(s.Key),
@@ -432,7 +433,7 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 	fmt.Fprintf(logf, "== ftc: %s attempt at %s\n", s.Name, time.Now().UTC().Format(time.RFC3339))
 
 	be := r.opts.Backend
-	if s.CPUOnly() && r.opts.Cluster && !(s.Kind == "prepare" && r.opts.PrepareOnCluster) {
+	if s.CPUOnly() && r.opts.Cluster && !(s.Kind == plan.KindPrepare && r.opts.PrepareOnCluster) {
 		// Data preparation and export are one CPU process each: by
 		// default they run here rather than wait in a GPU partition's
 		// queue, and their outputs reach the cluster (or the user)
@@ -578,7 +579,7 @@ func (r *runner) commit(s *plan.Stage, dir string, res *StageResult, began time.
 		size = t.Size()
 	}
 	summary, _ := json.Marshal(res.Metrics)
-	a := cas.Action{Key: string(s.Key), Kind: s.Kind, Name: s.Name, Size: size, Created: time.Now().UTC(),
+	a := cas.Action{Key: string(s.Key), Kind: string(s.Kind), Name: s.Name, Size: size, Created: time.Now().UTC(),
 		Outputs: map[string]cas.Digest{"output": out, "logs": logTree}, Summary: summary,
 		Seconds: time.Since(began).Seconds()}
 	if err := r.opts.Store.PutAction(a); err != nil {

@@ -47,18 +47,16 @@ func (e *ResumeError) Error() string {
 	return fmt.Sprintf("stage %s: cannot resume: %s (rerun with --restart to start the stage over)", e.Stage, e.Reason)
 }
 
-// shardedStrategies keep optimizer state (and for ZeRO-3 and FSDP the
-// parameters) in per-rank shards: their checkpoints load only into the
-// same number of processes.
-var shardedStrategies = map[string]bool{"fsdp": true, "zero2": true, "zero3": true}
-
 // checkResume decides whether a checkpoint written by m can continue on
 // world.
 func checkResume(stage string, m *CheckpointManifest, world World) error {
 	if m.Strategy != world.Strategy {
 		return &ResumeError{Stage: stage, Reason: fmt.Sprintf("the checkpoint was written with strategy %s, this run uses %s", m.Strategy, world.Strategy)}
 	}
-	if shardedStrategies[m.Strategy] && m.WorldSize != world.Processes {
+	// Sharded strategies keep optimizer state (and for ZeRO-3 and FSDP
+	// the parameters) in per-rank shards: their checkpoints load only
+	// into the same number of processes.
+	if m.Strategy.Sharded() && m.WorldSize != world.Processes {
 		return &ResumeError{Stage: stage, Reason: fmt.Sprintf("%s checkpoints are sharded over %d processes, this run has %d", m.Strategy, m.WorldSize, world.Processes)}
 	}
 	return nil

@@ -1,12 +1,17 @@
 package exec
 
+import (
+	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/plan"
+)
+
 // StageFile is what a stage's entrypoint reads (stage.json in its run
 // directory). Paths are relative to the run directory.
 type StageFile struct {
-	APIVersion string `json:"apiVersion"`
-	Name       string `json:"name"`
-	Kind       string `json:"kind"`
-	Key        string `json:"key"`
+	APIVersion string    `json:"apiVersion"`
+	Name       string    `json:"name"`
+	Kind       plan.Kind `json:"kind"`
+	Key        string    `json:"key"`
 	// Config is the plan's stage config.
 	Config any `json:"config"`
 	// Inputs maps roles to where each input is.
@@ -43,8 +48,8 @@ type StageInput struct {
 
 // World is the process layout.
 type World struct {
-	Processes int    `json:"processes"`
-	Strategy  string `json:"strategy"`
+	Processes int             `json:"processes"`
+	Strategy  config.Strategy `json:"strategy"`
 }
 
 // CheckpointManifest is written last into each checkpoint directory; a
@@ -52,7 +57,7 @@ type World struct {
 type CheckpointManifest struct {
 	Step      int               `json:"step"`
 	WorldSize int               `json:"worldSize"`
-	Strategy  string            `json:"strategy"`
+	Strategy  config.Strategy   `json:"strategy"`
 	Libraries map[string]string `json:"libraries,omitempty"`
 	Complete  bool              `json:"complete"`
 }

@@ -78,7 +78,7 @@ func Render(in Input) []byte {
 	e := html.EscapeString
 	fmt.Fprintf(&b, "<!doctype html><html lang=en><meta charset=utf-8><title>ftc run: %s</title>\n<style>%s</style>\n", e(p.Recipe), style)
 	fmt.Fprintf(&b, "<h1>%s</h1>\n<p>environment %s · %d node(s) × %d %s · %s", e(p.Recipe),
-		e(p.Environment.Profile), p.Hardware.Nodes, p.Hardware.GPUsPerNode, e(p.Hardware.GPU), e(p.Hardware.Strategy))
+		e(p.Environment.Profile), p.Hardware.Nodes, p.Hardware.GPUsPerNode, e(p.Hardware.GPU), e(string(p.Hardware.Strategy)))
 	if p.Image != "" {
 		fmt.Fprintf(&b, " · image <code>%s</code>", e(p.Image))
 	}
@@ -114,9 +114,9 @@ func Render(in Input) []byte {
 		}
 		var mWall, mMem, mTPS string
 		switch r.Status {
-		case "ran", "failed", "cancelled", "preempted":
+		case exec.StatusRan, exec.StatusFailed, exec.StatusCancelled, exec.StatusPreempted:
 			mWall = duration(r.Seconds)
-		case "cached":
+		case exec.StatusCached:
 			mWall = "cached"
 			if r.RanSeconds > 0 {
 				mWall = duration(r.RanSeconds) + " <span class=dim>when it ran; cached now</span>"
@@ -130,7 +130,7 @@ func Render(in Input) []byte {
 			mTPS = fmt.Sprintf("%.0f", v)
 		}
 		fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td class=%q>%s</td><td class=n>%s</td><td class=n>%s</td><td class=n>%s</td><td><code>%s</code></td></tr>\n",
-			e(r.Name), e(r.Kind), r.Status, statusText(r),
+			e(r.Name), e(string(r.Kind)), r.Status, statusText(r),
 			pair(estWall, mWall, ratio(est != nil && est.Hours > 0, wallOf(r), hoursOr0(est)*3600)),
 			pair(estMem, mMem, ratio(est != nil && hasPeak, peak, perGPU(est))),
 			pair(estTPS, mTPS, ratio(est != nil && mTPS != "", num(r.Metrics["tokens_per_second"]), tps(est))),
@@ -154,7 +154,7 @@ func Render(in Input) []byte {
 }
 
 func statusText(r *exec.StageResult) string {
-	s := html.EscapeString(r.Status)
+	s := html.EscapeString(string(r.Status))
 	if r.ResumedFrom > 0 {
 		s += fmt.Sprintf(" <span class=dim>resumed at step %d</span>", r.ResumedFrom)
 	}
@@ -191,9 +191,9 @@ func ratio(ok bool, measured, estimated float64) string {
 // entry was made; 0 when unknown.
 func wallOf(r *exec.StageResult) float64 {
 	switch r.Status {
-	case "ran":
+	case exec.StatusRan:
 		return r.Seconds
-	case "cached":
+	case exec.StatusCached:
 		return r.RanSeconds
 	}
 	return 0
@@ -371,7 +371,7 @@ func outputs(p *plan.Plan, results map[string]*exec.StageResult, store *cas.Stor
 			fmt.Fprintf(&b, "<br><span class=dim>manifest <code>%s</code></span>", e(store.BlobPath(out)))
 		}
 		b.WriteString("</td><td>")
-		if stage, ok := strings.CutSuffix(s.Name, ".export"); ok || s.Kind == "export" {
+		if stage, ok := strings.CutSuffix(s.Name, ".export"); ok || s.Kind == plan.KindExport {
 			if !ok {
 				stage = s.Name
 			}

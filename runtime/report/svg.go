@@ -166,7 +166,7 @@ func graph(p *plan.Plan, results map[string]*exec.StageResult) string {
 		pos := at[s.Name]
 		status := "not run"
 		if r := results[s.Name]; r != nil {
-			status = r.Status
+			status = string(r.Status)
 		}
 		fill, stroke := statusColour(status)
 		name := s.Name
@@ -174,9 +174,9 @@ func graph(p *plan.Plan, results map[string]*exec.StageResult) string {
 			name = name[:23] + "…"
 		}
 		fmt.Fprintf(&b, `<g><title>%s (%s): %s</title><rect x="%.1f" y="%.1f" width="%g" height="%g" rx="6" fill="%s" stroke="%s" stroke-width="1.5"/>`,
-			e(s.Name), e(s.Kind), e(status), pos.x, pos.y, bw, bh, fill, stroke)
+			e(s.Name), e(string(s.Kind)), e(status), pos.x, pos.y, bw, bh, fill, stroke)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="13" font-weight="600">%s</text>`, pos.x+8, pos.y+18, e(name))
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" fill="#57606a">%s · %s</text></g>`, pos.x+8, pos.y+35, e(s.Kind), e(status))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" fill="#57606a">%s · %s</text></g>`, pos.x+8, pos.y+35, e(string(s.Kind)), e(status))
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
