@@ -127,6 +127,9 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, f *runFlags
 			return err
 		}
 		idx.Stages = append(idx.Stages, publish.Stage{Name: s.Name, Kind: s.Kind, Key: string(s.Key), Output: string(a.Outputs["output"]), Metrics: a.Summary})
+		if out := a.Outputs["output"]; out != "" {
+			files = append(files, publish.File{Name: "ftc-run/outputs/" + s.Name + ".tree.json", Role: publish.RoleOutputTree, Source: store.BlobPath(out)})
+		}
 		if m := treeFile(store, a.Outputs["logs"], "metrics.jsonl"); m != "" {
 			files = append(files, publish.File{Name: "ftc-run/metrics/" + s.Name + ".jsonl", Role: publish.RoleMetrics, Source: m})
 		}
@@ -342,6 +345,26 @@ func treeFile(store *cas.Store, d cas.Digest, name string) string {
 	return ""
 }
 
+// publishedTree is the published output tree of stage, nil when the
+// artifact has none.
+func publishedTree(got *publish.Fetched, stage string) *cas.Tree {
+	for _, f := range got.ByRole(publish.RoleOutputTree) {
+		if f.Name != "ftc-run/outputs/"+stage+".tree.json" {
+			continue
+		}
+		b, err := os.ReadFile(f.Source)
+		if err != nil {
+			return nil
+		}
+		var t cas.Tree
+		if json.Unmarshal(b, &t) != nil {
+			return nil
+		}
+		return &t
+	}
+	return nil
+}
+
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return !errors.Is(err, fs.ErrNotExist)
@@ -484,7 +507,8 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 			fmt.Fprintf(stderr, "ftc: reproduce: stage %s is not in the cache after its rerun: %v\n", rerun, err)
 			return errFailed
 		}
-		rows = append(rows, publish.CompareOutput(rerun, ps.Output, string(a.Outputs["output"]), f.cpu))
+		hereTree, _ := store.ReadTree(a.Outputs["output"])
+		rows = append(rows, publish.CompareOutput(rerun, ps.Output, string(a.Outputs["output"]), publishedTree(got, rerun), hereTree, f.cpu)...)
 		rows = append(rows, publish.CompareMetrics(rerun, ps.Metrics, a.Summary, tol)...)
 	}
 

@@ -6,6 +6,8 @@ import (
 	"math"
 	"sort"
 	"strings"
+
+	"github.com/ftc-dev/ftc/runtime/cas"
 )
 
 // Row is one line of ftc reproduce's table.
@@ -60,15 +62,89 @@ func CompareKeys(pub []Stage, here map[string]string, order []string) []Row {
 	return rows
 }
 
-// CompareOutput compares a rerun stage's output tree digest with the
-// published one: exact says the run was deterministic (CPU), where a
-// difference is a failure; otherwise it is expected.
-func CompareOutput(stage, pub, here string, exact bool) Row {
+// CompareOutput compares a rerun stage's output tree with the published
+// one: the tree digests, then, when they differ and both trees are known
+// (pubTree may be nil), file by file. exact says the run was
+// deterministic (CPU, fixed seed): there a weights file that differs, or
+// a file on one side only, is a failure; another file that differs (run
+// metadata: timings in trainer_state.json) is shown, not failed. A GPU
+// run is not bit-exact: its differences are shown, not failed.
+func CompareOutput(stage, pub, here string, pubTree, hereTree *cas.Tree, exact bool) []Row {
 	r := Row{"output " + stage + " (tree)", Short(pub), Short(here), yesNo(pub == here)}
-	if pub != here && !exact {
+	if pub == here {
+		return []Row{r}
+	}
+	if !exact {
 		r.Match = "differs (GPU run: not bit-exact)"
 	}
-	return r
+	if pubTree == nil || hereTree == nil {
+		return []Row{r}
+	}
+	if exact {
+		r.Match = "differs (files below)"
+	}
+	rows := []Row{r}
+	pm, hm := map[string]cas.TreeEntry{}, map[string]cas.TreeEntry{}
+	var paths []string
+	for _, e := range pubTree.Entries {
+		pm[e.Path] = e
+		paths = append(paths, e.Path)
+	}
+	for _, e := range hereTree.Entries {
+		hm[e.Path] = e
+		if _, ok := pm[e.Path]; !ok {
+			paths = append(paths, e.Path)
+		}
+	}
+	sort.Strings(paths)
+	weights, same := 0, 0
+	for _, p := range paths {
+		a, aok := pm[p]
+		b, bok := hm[p]
+		w := Weights(p)
+		if w {
+			weights++
+		}
+		switch {
+		case aok && bok && a.Digest == b.Digest:
+			if w {
+				same++
+			}
+			continue
+		case !aok:
+			rows = append(rows, Row{"  " + p, "(none)", Short(string(b.Digest)), "NO"})
+		case !bok:
+			rows = append(rows, Row{"  " + p, Short(string(a.Digest)), "(none)", "NO"})
+		default:
+			m := "differs (not weights)"
+			if w {
+				m = "NO"
+			}
+			rows = append(rows, Row{"  " + p, Short(string(a.Digest)), Short(string(b.Digest)), m})
+		}
+		if !exact {
+			rows[len(rows)-1].Match = "differs (GPU run: not bit-exact)"
+		}
+	}
+	if weights > 0 {
+		rows = append(rows, Row{fmt.Sprintf("weights %s (%d file(s))", stage, weights), fmt.Sprintf("%d", weights), fmt.Sprintf("%d identical", same), yesNo(same == weights)})
+		if !exact && same != weights {
+			rows[len(rows)-1].Match = "differs (GPU run: not bit-exact)"
+		}
+	}
+	return rows
+}
+
+// Weights says whether a file of an output holds weights (safetensors,
+// PyTorch or NumPy tensors, GGUF), which a deterministic rerun gives
+// byte for byte.
+func Weights(p string) bool {
+	for _, ext := range []string{".safetensors", ".bin", ".pt", ".pth", ".npy", ".npz", ".gguf"} {
+		if strings.HasSuffix(p, ext) {
+			return true
+		}
+	}
+	return false
 }
 
 // timing says whether a metric measures time, speed or memory, which no

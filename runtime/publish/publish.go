@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ftc-dev/ftc/runtime/cas"
 	ftcremote "github.com/ftc-dev/ftc/runtime/remote"
 )
 
@@ -56,6 +57,10 @@ const (
 	RoleReport     = "report"      // the run record's report.html
 	RoleMetrics    = "metrics"     // a stage's metrics.jsonl
 	RoleProvenance = "provenance"  // the in-toto statement
+	// RoleOutputTree is a stage output's tree manifest as the cache
+	// stores it (its digest is the output's): the files by path and
+	// sha256, so that a rerun can say which files differ.
+	RoleOutputTree = "output-tree"
 )
 
 // MediaType is the media type of a file of role.
@@ -79,6 +84,8 @@ func MediaType(role string) string {
 		return "application/vnd.ftc.metrics.v1+jsonl"
 	case RoleProvenance:
 		return "application/vnd.in-toto+json"
+	case RoleOutputTree:
+		return cas.TreeMediaType
 	}
 	return "application/octet-stream"
 }
