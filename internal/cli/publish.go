@@ -386,9 +386,11 @@ and compares each stage key with the published plan's.
 
 --rerun STAGE runs the recipe's stages up to STAGE in a fresh cache in that
 directory, as ftc run does with the same flags, and compares the stage's
-output tree digest (exactly, for a --cpu run; a GPU run is not bit-exact,
-so a difference there is shown, not failed) and its final metrics (within
---tolerance; timing and memory metrics are shown, not compared).
+output tree with the published one, file by file when the digests differ:
+for a --cpu run a weights file that differs (or a file on one side only)
+fails and other files that differ (run metadata) are shown; a GPU run is
+not bit-exact, so its differences are shown, not failed. Final metrics are
+compared within --tolerance (timing and memory metrics are shown only).
 
 It prints a table: what | published | here | match, and exits 1 when
 anything differs. Images are not rebuilt: the image row shows the published
