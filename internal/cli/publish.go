@@ -232,7 +232,8 @@ func lastRecord(file string, f *runFlags, stderr io.Writer) (string, []exec.Even
 		ents, _ := os.ReadDir(root)
 		var ids []string
 		for _, e := range ents {
-			if e.IsDir() && strings.HasSuffix(e.Name(), "-"+r.Name) {
+			// ids are <UTC time, no dash>-<recipe name> (newRecord)
+			if _, n, _ := strings.Cut(e.Name(), "-"); e.IsDir() && n == r.Name {
 				ids = append(ids, e.Name())
 			}
 		}
