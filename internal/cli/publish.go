@@ -32,6 +32,7 @@ import (
 func newPublish(stdout, stderr io.Writer) *cobra.Command {
 	var f runFlags
 	var layoutDir string
+	var withOutputs []string
 	cmd := &cobra.Command{
 		Use:   "publish FILE [REF]",
 		Short: "Push the last run of a recipe as one OCI artifact others can check (ftc reproduce)",
@@ -61,17 +62,18 @@ environment is written. Publishing the same run twice gives the same digest.`,
 			if len(args) == 2 {
 				ref = args[1]
 			}
-			return publishRecipe(cmd.Context(), args[0], ref, layoutDir, &f, stdout, stderr)
+			return publishRecipe(cmd.Context(), args[0], ref, layoutDir, withOutputs, &f, stdout, stderr)
 		},
 	}
 	cmd.Flags().StringArrayVar(&f.recipe.dataRoots, "data-root", nil, "a `DIR` outside the recipe's directory that data files may reach through symlinks (as given to ftc run)")
 	f.cache.register(cmd)
 	cmd.Flags().StringVar(&f.image, "image", "", "the stage image by digest, `REF@sha256:…` (from ftc build), named in the artifact and its provenance")
+	cmd.Flags().StringArrayVar(&withOutputs, "with-output", nil, "carry the files of `STAGE`'s output too (repeatable; e.g. sft.export, the exported model), not only its digest")
 	cmd.Flags().StringVar(&layoutDir, "layout", "", "write the artifact into the OCI layout `DIR` (made when absent) instead of pushing it; REF, when given, names it there")
 	return cmd
 }
 
-func publishRecipe(ctx context.Context, file, ref, layoutDir string, f *runFlags, stdout, stderr io.Writer) error {
+func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs []string, f *runFlags, stdout, stderr io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -107,6 +109,13 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, f *runFlags
 		fmt.Fprintf(stderr, "ftc: the last run recorded in %s is of recipe %s, not %s: run `ftc run %s` first\n", f.cache.records(), start.Message, p.Recipe, file)
 		return errFailed
 	}
+	carry := map[string]bool{}
+	for _, n := range withOutputs {
+		carry[n] = true
+		if upTo(p, n).Stages == nil {
+			return usageError{fmt.Errorf("--with-output %s: the recipe has no stage %q", n, n)}
+		}
+	}
 	store, err := cas.Open(f.cache.store())
 	if err != nil {
 		return err
@@ -129,6 +138,15 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, f *runFlags
 		idx.Stages = append(idx.Stages, publish.Stage{Name: s.Name, Kind: s.Kind, Key: string(s.Key), Output: string(a.Outputs["output"]), Metrics: a.Summary})
 		if out := a.Outputs["output"]; out != "" {
 			files = append(files, publish.File{Name: "ftc-run/outputs/" + s.Name + ".tree.json", Role: publish.RoleOutputTree, Source: store.BlobPath(out)})
+			if carry[s.Name] {
+				t, err := store.ReadTree(out)
+				if err != nil {
+					return err
+				}
+				for _, e := range t.Entries {
+					files = append(files, publish.File{Name: "ftc-run/outputs/" + s.Name + "/" + e.Path, Role: publish.RoleOutput, Source: store.BlobPath(e.Digest)})
+				}
+			}
 		}
 		if m := treeFile(store, a.Outputs["logs"], "metrics.jsonl"); m != "" {
 			files = append(files, publish.File{Name: "ftc-run/metrics/" + s.Name + ".jsonl", Role: publish.RoleMetrics, Source: m})
@@ -366,6 +384,39 @@ func publishedTree(got *publish.Fetched, stage string) *cas.Tree {
 	return nil
 }
 
+// carriedOutput checks the files of stage's output that the artifact
+// carries (publish --with-output) against the published tree: every
+// file, each with the tree's digest. ok is false when none is carried.
+func carriedOutput(got *publish.Fetched, stage string) (publish.Row, bool) {
+	prefix := "ftc-run/outputs/" + stage + "/"
+	have := map[string]string{}
+	for _, f := range got.ByRole(publish.RoleOutput) {
+		if p, ok := strings.CutPrefix(f.Name, prefix); ok {
+			have[p] = f.Digest
+		}
+	}
+	if len(have) == 0 {
+		return publish.Row{}, false
+	}
+	r := publish.Row{What: "files " + stage, Published: "(tree)", Here: fmt.Sprintf("%d file(s) carried", len(have)), Match: "yes"}
+	t := publishedTree(got, stage)
+	if t == nil {
+		r.Match = "NO"
+		r.Published = "(no tree)"
+		return r, true
+	}
+	r.Published = fmt.Sprintf("%d file(s)", len(t.Entries))
+	for _, e := range t.Entries {
+		if have[e.Path] != string(e.Digest) {
+			r.Match = "NO"
+		}
+	}
+	if len(have) != len(t.Entries) {
+		r.Match = "NO"
+	}
+	return r, true
+}
+
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return !errors.Is(err, fs.ErrNotExist)
@@ -479,6 +530,11 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 		order = append(order, s.Name)
 	}
 	rows = append(rows, publish.CompareKeys(pub.Stages, here, order)...)
+	for _, s := range pub.Stages {
+		if r, ok := carriedOutput(got, s.Name); ok {
+			rows = append(rows, r)
+		}
+	}
 	if pub.Image != "" {
 		rows = append(rows, publish.Row{What: "image", Published: pub.Image, Here: "not rebuilt (ftc reproduce does not rebuild images yet)", Match: "-"})
 	}

@@ -61,6 +61,9 @@ const (
 	// stores it (its digest is the output's): the files by path and
 	// sha256, so that a rerun can say which files differ.
 	RoleOutputTree = "output-tree"
+	// RoleOutput is a file of a stage's output, carried when asked
+	// (ftc publish --with-output): ftc-run/outputs/<stage>/<path>.
+	RoleOutput = "output"
 )
 
 // MediaType is the media type of a file of role.
@@ -86,6 +89,8 @@ func MediaType(role string) string {
 		return "application/vnd.in-toto+json"
 	case RoleOutputTree:
 		return cas.TreeMediaType
+	case RoleOutput:
+		return "application/vnd.ftc.output.v1"
 	}
 	return "application/octet-stream"
 }
@@ -126,6 +131,8 @@ type File struct {
 	Role    string
 	Content []byte
 	Source  string
+	// Digest is the file's sha256 (Fetch sets it, verified).
+	Digest string
 }
 
 // Artifact is what Build makes an image of.
@@ -427,7 +434,7 @@ func Fetch(img v1.Image, digest, dir string) (*Fetched, error) {
 		return nil, fmt.Errorf("the artifact's index: %w", err)
 	}
 	for _, d := range m.Layers {
-		f := File{Name: d.Annotations[AnnotationTitle], Role: d.Annotations[AnnotationRole]}
+		f := File{Name: d.Annotations[AnnotationTitle], Role: d.Annotations[AnnotationRole], Digest: d.Digest.String()}
 		if !SafePath(f.Name) {
 			return nil, fmt.Errorf("layer %s: title %q is not a relative path inside the recipe's directory", d.Digest, f.Name)
 		}
