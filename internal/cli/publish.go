@@ -205,11 +205,15 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 		}
 		where = "OCI layout " + layoutDir + " as " + tag
 	} else {
-		if err := publish.Push(ctx, ref, img); err != nil {
+		tty, _, _ := progressMode("auto", stdout)
+		m := newTransferMeter(stdout, "pushing", tty, nil)
+		err := publish.Push(ctx, ref, img, m.add)
+		m.finish()
+		if err != nil {
 			fmt.Fprintf(stderr, "ftc: publish: pushing to %s: %v\n", ref, err)
 			return errFailed
 		}
-		where = ref
+		where = ref + " (pushed " + m.summary() + ")"
 	}
 	var blobs int64
 	for _, l := range files {
@@ -504,13 +508,16 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 		return errFailed
 	}
 	recipeDir := filepath.Join(dir, "recipe")
-	got, err := publish.Fetch(img, digest, recipeDir)
+	tty, _, _ := progressMode("auto", stdout)
+	m := newTransferMeter(stdout, "pulling", tty, nil)
+	got, err := publish.Fetch(img, digest, recipeDir, m.add)
+	m.finish()
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: reproduce %s: %v\n", source, err)
 		return errFailed
 	}
 	pub := got.Index
-	fmt.Fprintf(stdout, "pulled %s (%s, %d file(s), every blob verified) into %s\n", pub.Recipe, digest, len(got.Files), recipeDir)
+	fmt.Fprintf(stdout, "pulled %s (%s, %d file(s), every blob verified; %s) into %s\n", pub.Recipe, digest, len(got.Files), m.summary(), recipeDir)
 	rows := []publish.Row{{What: "artifact", Published: publish.Short(digest), Here: fmt.Sprintf("%d blobs verified", len(got.Files)+1), Match: "yes"}}
 
 	f.cache.dir = filepath.Join(dir, "cache")

@@ -87,6 +87,9 @@ func TestPublishReproduceRegistry(t *testing.T) {
 	if first == nil {
 		t.Fatalf("publish printed no digest:\n%s", out)
 	}
+	if !regexp.MustCompile(`to \S+/research/tiny:v1 \(pushed [0-9.]+ (B|KiB) in [0-9.]+s, [0-9.]+ [KM]?i?B/s\)`).MatchString(out) {
+		t.Errorf("publish does not say what it pushed:\n%s", out)
+	}
 	out, _ = ftc("publish", "--cache", cache, recipe, reg+"/research/tiny:v2")
 	if again := digestRE.FindStringSubmatch(out); again == nil || again[1] != first[1] {
 		t.Fatalf("publishing the same run twice gave %v, then %v", first[1], again)

@@ -184,7 +184,7 @@ func CompareMetrics(stage string, pub, here json.RawMessage, tol float64) []Row 
 			a, aok := p[k].(float64)
 			b, bok := hv.(float64)
 			if aok && bok {
-				r.Match = yesNo(close(a, b, tol))
+				r.Match = yesNo(within(a, b, tol))
 			} else {
 				r.Match = yesNo(fmt.Sprint(p[k]) == fmt.Sprint(hv))
 			}
@@ -194,7 +194,7 @@ func CompareMetrics(stage string, pub, here json.RawMessage, tol float64) []Row 
 	return rows
 }
 
-func close(a, b, tol float64) bool {
+func within(a, b, tol float64) bool {
 	if a == b {
 		return true
 	}

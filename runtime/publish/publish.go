@@ -283,12 +283,31 @@ func WriteLayout(dir, tag string, img v1.Image) error {
 
 // Push uploads img to ref (REGISTRY/REPO:TAG); loopback registries may
 // be plain HTTP. Credentials come from the docker config keychain.
-func Push(ctx context.Context, ref string, img v1.Image) error {
+// bytes, when not nil, is told of the bytes sent as they go (n more each
+// call; blobs the registry has are not sent).
+func Push(ctx context.Context, ref string, img v1.Image, bytes func(n int64)) error {
 	r, err := parseRef(ref)
 	if err != nil {
 		return err
 	}
-	return remote.Write(r, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+	if bytes != nil {
+		updates := make(chan v1.Update, 16)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var last int64
+			for u := range updates {
+				if u.Complete > last {
+					bytes(u.Complete - last)
+					last = u.Complete
+				}
+			}
+		}()
+		defer func() { <-done }()
+		opts = append(opts, remote.WithProgress(updates))
+	}
+	return remote.Write(r, img, opts...)
 }
 
 func parseRef(ref string) (name.Reference, error) {
@@ -410,7 +429,9 @@ func (f *Fetched) ByRole(role string) []File {
 // title annotations) and checks each against its digest as it is
 // written; the config blob (the Index) is checked too. A blob that does
 // not match is a *TamperedError naming the file.
-func Fetch(img v1.Image, digest, dir string) (*Fetched, error) {
+//
+// bytes, when not nil, is told of the bytes read as they come.
+func Fetch(img v1.Image, digest, dir string, bytes func(n int64)) (*Fetched, error) {
 	raw, err := img.RawManifest()
 	if err != nil {
 		return nil, err
@@ -439,7 +460,7 @@ func Fetch(img v1.Image, digest, dir string) (*Fetched, error) {
 			return nil, fmt.Errorf("layer %s: title %q is not a relative path inside the recipe's directory", d.Digest, f.Name)
 		}
 		f.Source = filepath.Join(dir, filepath.FromSlash(f.Name))
-		if err := fetchOne(img, d, f); err != nil {
+		if err := fetchOne(img, d, f, bytes); err != nil {
 			return nil, err
 		}
 		out.Files = append(out.Files, f)
@@ -447,7 +468,7 @@ func Fetch(img v1.Image, digest, dir string) (*Fetched, error) {
 	return out, nil
 }
 
-func fetchOne(img v1.Image, d v1.Descriptor, f File) error {
+func fetchOne(img v1.Image, d v1.Descriptor, f File, bytes func(int64)) error {
 	l, err := img.LayerByDigest(d.Digest)
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.Name, err)
@@ -465,7 +486,11 @@ func fetchOne(img v1.Image, d v1.Descriptor, f File) error {
 		return err
 	}
 	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(w, h), rc)
+	var dst io.Writer = io.MultiWriter(w, h)
+	if bytes != nil {
+		dst = io.MultiWriter(dst, counter(bytes))
+	}
+	_, err = io.Copy(dst, rc)
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
@@ -478,6 +503,14 @@ func fetchOne(img v1.Image, d v1.Descriptor, f File) error {
 		return &TamperedError{Name: f.Name, Want: d.Digest.String(), Got: got}
 	}
 	return nil
+}
+
+// counter is a writer that counts what passes through it.
+type counter func(int64)
+
+func (c counter) Write(p []byte) (int, error) {
+	c(int64(len(p)))
+	return len(p), nil
 }
 
 // IsTampered reports whether err says the artifact was changed.

@@ -51,9 +51,13 @@ func TestBuildWriteFetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := Fetch(got, digest, filepath.Join(t.TempDir(), "out"))
+	var n int64
+	f, err := Fetch(got, digest, filepath.Join(t.TempDir(), "out"), func(k int64) { n += k })
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Error("Fetch counted no bytes")
 	}
 	if f.Index.Recipe != "tiny" || len(f.Files) != 3 || len(f.ByRole(RoleProvenance)) != 1 {
 		t.Fatalf("fetched %+v", f)
@@ -101,7 +105,7 @@ func TestFetchTampered(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "out")
-	_, err = Fetch(got, digest, out)
+	_, err = Fetch(got, digest, out, nil)
 	if !IsTampered(err) || !strings.HasPrefix(err.Error(), "data/train.jsonl has sha256 ") {
 		t.Fatalf("Fetch: %v", err)
 	}
