@@ -441,12 +441,14 @@ its digest (a file changed after publishing is reported by its path, status
 and compares each stage key with the published plan's.
 
 --rerun STAGE runs the recipe's stages up to STAGE in a fresh cache in that
-directory, as ftc run does with the same flags, and compares the stage's
-output tree with the published one, file by file when the digests differ:
-for a --cpu run a weights file that differs (or a file on one side only)
-fails and other files that differ (run metadata) are shown; a GPU run is
-not bit-exact, so its differences are shown, not failed. Final metrics are
-compared within --tolerance (timing and memory metrics are shown only).
+directory, as ftc run does with the same flags (in the environment ftc env
+create made for the lock, found in the usual cache, else --python), and
+compares the stage's output tree with the published one, file by file when
+the digests differ: for a --cpu run a weights file that differs (or a file
+on one side only) fails and other files that differ (run metadata) are
+shown; a GPU run is not bit-exact, so its differences are shown, not
+failed. Final metrics are compared within --tolerance (timing and memory
+metrics are shown only).
 
 It prints a table: what | published | here | match, and exits 1 when
 anything differs. Images are not rebuilt: the image row shows the published
@@ -520,6 +522,9 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 	fmt.Fprintf(stdout, "pulled %s (%s, %d file(s), every blob verified; %s) into %s\n", pub.Recipe, digest, len(got.Files), m.summary(), recipeDir)
 	rows := []publish.Row{{What: "artifact", Published: publish.Short(digest), Here: fmt.Sprintf("%d blobs verified", len(got.Files)+1), Match: "yes"}}
 
+	// A fresh cache; the environments ftc env create made stay the
+	// user's ($FTC_CACHE or the default cache).
+	f.cache.envsDir = (&cacheFlag{}).envs()
 	f.cache.dir = filepath.Join(dir, "cache")
 	if err := f.setKeyFlags(pub.Flags); err != nil {
 		fmt.Fprintf(stderr, "ftc: the artifact's flags: %v\n", err)
