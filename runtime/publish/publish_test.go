@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ftc-dev/ftc/runtime/cas"
 )
 
 func testArtifact(t *testing.T) Artifact {
@@ -129,5 +131,36 @@ func TestCompareMetrics(t *testing.T) {
 		if r.Match != want[i] {
 			t.Errorf("%s: %s, want %s", r.What, r.Match, want[i])
 		}
+	}
+}
+
+// A rerun's output is compared file by file: on a CPU run differing
+// weights fail and other files are shown; a GPU run fails on nothing.
+func TestCompareOutput(t *testing.T) {
+	tree := func(w, s string) *cas.Tree {
+		return &cas.Tree{Entries: []cas.TreeEntry{{Path: "model.safetensors", Digest: cas.Digest("sha256:" + strings.Repeat(w, 64))}, {Path: "trainer_state.json", Digest: cas.Digest("sha256:" + strings.Repeat(s, 64))}}}
+	}
+	failed := func(rows []Row) (n int) {
+		for _, r := range rows {
+			if r.Failed() {
+				n++
+			}
+		}
+		return n
+	}
+	if rows := CompareOutput("sft", "sha256:a", "sha256:a", nil, nil, true); len(rows) != 1 || rows[0].Match != "yes" {
+		t.Errorf("same tree: %+v", rows)
+	}
+	if rows := CompareOutput("sft", "sha256:a", "sha256:b", tree("1", "2"), tree("1", "3"), true); failed(rows) != 0 || rows[1].Match != "differs (not weights)" {
+		t.Errorf("metadata differs on CPU: %+v", rows)
+	}
+	if rows := CompareOutput("sft", "sha256:a", "sha256:b", tree("1", "2"), tree("4", "2"), true); failed(rows) != 2 { // the file and the weights row
+		t.Errorf("weights differ on CPU: %+v", rows)
+	}
+	if rows := CompareOutput("sft", "sha256:a", "sha256:b", tree("1", "2"), tree("4", "3"), false); failed(rows) != 0 {
+		t.Errorf("a GPU run: %+v", rows)
+	}
+	if rows := CompareOutput("sft", "sha256:a", "sha256:b", nil, tree("4", "3"), true); len(rows) != 1 || !rows[0].Failed() {
+		t.Errorf("no published tree on CPU: %+v", rows)
 	}
 }
