@@ -11,12 +11,14 @@
 // dev.ftc.role: the recipe and the files it names (reward functions,
 // chat templates, data), ftc.lock, the plan as `ftc plan --json` prints
 // it, the run record (events.jsonl, report.html), each stage's
-// metrics.jsonl, and an in-toto Statement v1 with a SLSA provenance v1
+// metrics.jsonl and output tree manifest (the cache's, so its digest is
+// the output's), and an in-toto Statement v1 with a SLSA provenance v1
 // predicate whose subjects are the stage outputs' tree digests.
 //
-// Outputs are referenced by digest, not carried: they are the cache's
-// tree digests, which a rerun on another machine reproduces exactly when
-// the run is deterministic (CPU, fixed seed).
+// Outputs are referenced by digest and carried only when asked
+// (RoleOutput): a rerun on another machine gives the same weights when
+// the run is deterministic (CPU, fixed seed), and the tree manifests say
+// which files differ when it does not (CompareOutput).
 //
 // Nothing in the artifact depends on the clock or the environment: the
 // times in it are the run record's, so publishing the same run twice
