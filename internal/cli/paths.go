@@ -8,7 +8,13 @@ import (
 )
 
 // cacheFlag is the cache directory flag shared by run, cache and status.
-type cacheFlag struct{ dir string }
+type cacheFlag struct {
+	dir string
+	// envsDir, when set, is where environments are looked for instead
+	// of the cache's own (ftc reproduce: a fresh cache, the user's
+	// environments).
+	envsDir string
+}
 
 func (c *cacheFlag) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&c.dir, "cache", "", "cache directory (default $FTC_CACHE, else $XDG_CACHE_HOME/ftc, else ~/.cache/ftc)")
@@ -38,7 +44,12 @@ func (c *cacheFlag) hashes() string  { return filepath.Join(c.root(), "hashes") 
 
 // envs is where ftc env create keeps virtual environments, one per
 // locked closure (envcheck.VenvKey).
-func (c *cacheFlag) envs() string { return filepath.Join(c.root(), "envs") }
+func (c *cacheFlag) envs() string {
+	if c.envsDir != "" {
+		return c.envsDir
+	}
+	return filepath.Join(c.root(), "envs")
+}
 
 // images is where ftc build keeps environment images (build.Options.Cache).
 func (c *cacheFlag) images() string { return filepath.Join(c.root(), "images") }

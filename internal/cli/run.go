@@ -48,6 +48,9 @@ type runFlags struct {
 	allowEnv   bool
 	prepareOn  string
 	progress   string
+	// until, when set, runs only that stage and the stages it reads
+	// (ftc reproduce --rerun).
+	until string
 	// pending is the lock with what run read before vetting (the
 	// architectures of models the recipe gives none for), written with
 	// the run's own pins once the run is past its checks.
@@ -152,6 +155,9 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(stderr, "ftc: warning: %s\n", w)
+	}
+	if f.until != "" {
+		p = upTo(p, f.until)
 	}
 
 	if err := checkStageNames(p, f); err != nil {
@@ -411,6 +417,31 @@ func gpuList(n int, set bool, h config.Hardware) ([]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// upTo is the plan of stage name and the stages it reads, transitively,
+// in plan order.
+func upTo(p *plan.Plan, name string) *plan.Plan {
+	need := map[string]bool{name: true}
+	for i := len(p.Stages) - 1; i >= 0; i-- { // stages come after their inputs
+		s := p.Stages[i]
+		if !need[s.Name] {
+			continue
+		}
+		for _, in := range s.Inputs {
+			if in.Stage != "" {
+				need[in.Stage] = true
+			}
+		}
+	}
+	q := *p
+	q.Stages = nil
+	for _, s := range p.Stages {
+		if need[s.Name] {
+			q.Stages = append(q.Stages, s)
+		}
+	}
+	return &q
 }
 
 func hasTraining(p *plan.Plan) bool {

@@ -1,0 +1,602 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/image"
+	"github.com/ftc-dev/ftc/compiler/launch/shq"
+	"github.com/ftc-dev/ftc/compiler/plan"
+	"github.com/ftc-dev/ftc/runtime/cas"
+	"github.com/ftc-dev/ftc/runtime/exec"
+	"github.com/ftc-dev/ftc/runtime/publish"
+	"github.com/ftc-dev/ftc/runtime/resolve"
+)
+
+func newPublish(stdout, stderr io.Writer) *cobra.Command {
+	var f runFlags
+	var layoutDir string
+	var withOutputs []string
+	cmd := &cobra.Command{
+		Use:   "publish FILE [REF]",
+		Short: "Push the last run of a recipe as one OCI artifact others can check (ftc reproduce)",
+		Long: `publish makes the last recorded run of the recipe into one OCI artifact and
+pushes it to REF (REGISTRY/REPO:TAG; credentials from the docker config), or
+writes it into the OCI layout --layout DIR. The artifact holds, each as a
+layer of its own: the recipe and the files it names (reward functions, chat
+templates, data), ftc.lock, the plan (as ftc plan --json prints it), the run
+record (events.jsonl, report.html), each stage's metrics, and an in-toto
+provenance statement (SLSA provenance v1) whose subjects are the stage
+outputs' digests in the cache. Its index gives each stage's key, output tree
+digest and final metrics, the run's key flags and the image by digest
+(--image). The plan is made with the flags the run had (--set, --gpus,
+--cpu: the record has them). Secrets are names only; nothing from the
+environment is written. Publishing the same run twice gives the same digest.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) < 1 || len(args) > 2 {
+				return usageError{errors.New("publish: want FILE REF, or FILE --layout DIR")}
+			}
+			if len(args) == 1 && layoutDir == "" {
+				return usageError{errors.New("publish: give a REF to push to (REGISTRY/REPO:TAG) or --layout DIR")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref := ""
+			if len(args) == 2 {
+				ref = args[1]
+			}
+			return publishRecipe(cmd.Context(), args[0], ref, layoutDir, withOutputs, &f, stdout, stderr)
+		},
+	}
+	cmd.Flags().StringArrayVar(&f.recipe.dataRoots, "data-root", nil, "a `DIR` outside the recipe's directory that data files may reach through symlinks (as given to ftc run)")
+	f.cache.register(cmd)
+	cmd.Flags().StringVar(&f.image, "image", "", "the stage image by digest, `REF@sha256:…` (from ftc build), named in the artifact and its provenance")
+	cmd.Flags().StringArrayVar(&withOutputs, "with-output", nil, "carry the files of `STAGE`'s output too (repeatable; e.g. sft.export, the exported model), not only its digest")
+	cmd.Flags().StringVar(&layoutDir, "layout", "", "write the artifact into the OCI layout `DIR` (made when absent) instead of pushing it; REF, when given, names it there")
+	return cmd
+}
+
+func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs []string, f *runFlags, stdout, stderr io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if f.image != "" && !image.ByDigest(f.image) {
+		return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", f.image)}
+	}
+	recordDir, events, err := lastRecord(file, f, stderr)
+	if err != nil {
+		return err
+	}
+	var start, end *exec.Event
+	for i := range events {
+		switch events[i].Type {
+		case exec.EventRunStart:
+			start = &events[i]
+		case exec.EventRunEnd:
+			end = &events[i]
+		}
+	}
+	if start == nil {
+		fmt.Fprintf(stderr, "ftc: the run record %s has no run-start event\n", recordDir)
+		return errFailed
+	}
+	if err := f.setKeyFlags(start.Flags); err != nil {
+		fmt.Fprintf(stderr, "ftc: the run record %s: %v\n", recordDir, err)
+		return errFailed
+	}
+	r, p, res, err := planOffline(file, f, stderr)
+	if err != nil {
+		return err
+	}
+	if start.Message != p.Recipe {
+		fmt.Fprintf(stderr, "ftc: the last run recorded in %s is of recipe %s, not %s: run `ftc run %s` first\n", f.cache.records(), start.Message, p.Recipe, file)
+		return errFailed
+	}
+	carry := map[string]bool{}
+	for _, n := range withOutputs {
+		carry[n] = true
+		if upTo(p, n).Stages == nil {
+			return usageError{fmt.Errorf("--with-output %s: the recipe has no stage %q", n, n)}
+		}
+	}
+	store, err := cas.Open(f.cache.store())
+	if err != nil {
+		return err
+	}
+
+	idx := publish.Index{Recipe: p.Recipe, Flags: f.keyFlags(), Image: f.image, Record: filepath.Base(recordDir),
+		Started: start.Time.UTC().Format(time.RFC3339Nano)}
+	if end != nil {
+		idx.Finished = end.Time.UTC().Format(time.RFC3339Nano)
+	}
+	var files []publish.File
+	for _, s := range p.Stages {
+		a, err := store.GetAction(string(s.Key))
+		if errors.Is(err, cas.ErrNotFound) {
+			fmt.Fprintf(stderr, "ftc: stage %s (key %s) is not in the cache %s: the run did not finish it; run `%s` first\n", s.Name, s.Key.Short(), f.cache.store(), shq.Join(append(append([]string{"ftc", "run"}, f.keyFlags()...), file)))
+			return errFailed
+		} else if err != nil {
+			return err
+		}
+		idx.Stages = append(idx.Stages, publish.Stage{Name: s.Name, Kind: s.Kind, Key: string(s.Key), Output: string(a.Outputs["output"]), Metrics: a.Summary})
+		if out := a.Outputs["output"]; out != "" {
+			files = append(files, publish.File{Name: "ftc-run/outputs/" + s.Name + ".tree.json", Role: publish.RoleOutputTree, Source: store.BlobPath(out)})
+			if carry[s.Name] {
+				t, err := store.ReadTree(out)
+				if err != nil {
+					return err
+				}
+				for _, e := range t.Entries {
+					files = append(files, publish.File{Name: "ftc-run/outputs/" + s.Name + "/" + e.Path, Role: publish.RoleOutput, Source: store.BlobPath(e.Digest)})
+				}
+			}
+		}
+		if m := treeFile(store, a.Outputs["logs"], "metrics.jsonl"); m != "" {
+			files = append(files, publish.File{Name: "ftc-run/metrics/" + s.Name + ".jsonl", Role: publish.RoleMetrics, Source: m})
+		}
+	}
+
+	rel, err := filepath.Rel(r.Dir, file)
+	if err != nil || !publish.SafePath(filepath.ToSlash(rel)) {
+		rel = filepath.Base(file)
+	}
+	idx.RecipeFile = filepath.ToSlash(rel)
+	files = append(files, publish.File{Name: idx.RecipeFile, Role: publish.RoleRecipe, Source: file})
+	for name, rf := range r.Files {
+		files = append(files, publish.File{Name: name, Role: publish.RoleRecipeFile, Content: rf.Content})
+	}
+	for name, abs := range res.Files {
+		files = append(files, publish.File{Name: name, Role: publish.RoleData, Source: abs})
+	}
+	for _, set := range res.Sets {
+		for name, abs := range set {
+			files = append(files, publish.File{Name: name, Role: publish.RoleData, Source: abs})
+		}
+	}
+	if lock := filepath.Join(r.Dir, resolve.LockFile); fileExists(lock) {
+		files = append(files, publish.File{Name: resolve.LockFile, Role: publish.RoleLock, Source: lock})
+	}
+	planJSON, err := planAsJSON(p)
+	if err != nil {
+		return err
+	}
+	files = append(files, publish.File{Name: "ftc-run/plan.json", Role: publish.RolePlan, Content: planJSON})
+	files = append(files, publish.File{Name: "ftc-run/events.jsonl", Role: publish.RoleEvents, Source: filepath.Join(recordDir, "events.jsonl")})
+	if rep := filepath.Join(recordDir, "report.html"); fileExists(rep) {
+		files = append(files, publish.File{Name: "ftc-run/report.html", Role: publish.RoleReport, Source: rep})
+	}
+
+	img, err := publish.Build(publish.Artifact{Index: idx, Files: files, Builder: Version})
+	if err != nil {
+		fmt.Fprintf(stderr, "ftc: publish: %v\n", err)
+		return errFailed
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	size, _ := img.Size()
+	var where string
+	if layoutDir != "" {
+		tag := ref
+		if tag == "" {
+			tag = p.Recipe
+		}
+		if err := publish.WriteLayout(layoutDir, tag, img); err != nil {
+			fmt.Fprintf(stderr, "ftc: publish: writing the layout %s: %v\n", layoutDir, err)
+			return errFailed
+		}
+		where = "OCI layout " + layoutDir + " as " + tag
+	} else {
+		tty, _, _ := progressMode("auto", stdout)
+		m := newTransferMeter(stdout, "pushing", tty, nil)
+		err := publish.Push(ctx, ref, img, m.add)
+		m.finish()
+		if err != nil {
+			fmt.Fprintf(stderr, "ftc: publish: pushing to %s: %v\n", ref, err)
+			return errFailed
+		}
+		where = ref + " (pushed " + m.summary() + ")"
+	}
+	var blobs int64
+	for _, l := range files {
+		if l.Source != "" {
+			if fi, err := os.Stat(l.Source); err == nil {
+				blobs += fi.Size()
+			}
+		} else {
+			blobs += int64(len(l.Content))
+		}
+	}
+	fmt.Fprintf(stdout, "published %s (run %s, %d stage(s)) to %s\n  manifest %s: %d file(s), %s, and a provenance statement (manifest %d bytes)\n",
+		p.Recipe, idx.Record, len(idx.Stages), where, digest, len(files), humanBytes(blobs), size)
+	check := []string{"ftc", "reproduce"}
+	if layoutDir != "" {
+		check = append(check, "--layout", layoutDir)
+		if ref != "" {
+			check = append(check, ref)
+		}
+	} else {
+		check = append(check, ref)
+	}
+	fmt.Fprintf(stdout, "  check it: %s\n", shq.Join(check))
+	return nil
+}
+
+// lastRecord finds the newest run record of the recipe: the newest
+// record whose id ends in the recipe's name (vetted without flags), or
+// the latest run when the recipe cannot be vetted without them.
+func lastRecord(file string, f *runFlags, stderr io.Writer) (string, []exec.Event, error) {
+	root := f.cache.records()
+	var id string
+	vo, err := f.recipe.vetOptions()
+	if err != nil {
+		return "", nil, err
+	}
+	if r, _, err := vetRecipe(file, nil, vo); err == nil && r != nil {
+		ents, _ := os.ReadDir(root)
+		var ids []string
+		for _, e := range ents {
+			// ids are <UTC time, no dash>-<recipe name> (newRecord)
+			if _, n, _ := strings.Cut(e.Name(), "-"); e.IsDir() && n == r.Name {
+				ids = append(ids, e.Name())
+			}
+		}
+		sort.Strings(ids) // ids begin with the UTC time
+		if len(ids) > 0 {
+			id = ids[len(ids)-1]
+		}
+	}
+	if id == "" {
+		b, err := os.ReadFile(filepath.Join(root, "latest"))
+		if err != nil {
+			fmt.Fprintf(stderr, "ftc: no run recorded in %s: run `ftc run %s` first\n", root, file)
+			return "", nil, errFailed
+		}
+		id = strings.TrimSpace(string(b))
+	}
+	dir := filepath.Join(root, id)
+	events, err := exec.ReadEvents(filepath.Join(dir, "events.jsonl"))
+	if err != nil {
+		fmt.Fprintf(stderr, "ftc: reading the run record: %v\n", err)
+		return "", nil, errFailed
+	}
+	return dir, events, nil
+}
+
+// setKeyFlags sets the flags that decide the keys from a record's
+// (exec.Event.Flags: --set V, --gpus N, --cpu).
+func (f *runFlags) setKeyFlags(flags []string) error {
+	for i := 0; i < len(flags); i++ {
+		switch fl := flags[i]; fl {
+		case "--cpu":
+			f.cpu = true
+		case "--set", "--gpus":
+			if i+1 >= len(flags) {
+				return fmt.Errorf("flag %s without a value", fl)
+			}
+			i++
+			if fl == "--set" {
+				f.recipe.sets = append(f.recipe.sets, flags[i])
+				continue
+			}
+			n, err := strconv.Atoi(flags[i])
+			if err != nil {
+				return fmt.Errorf("--gpus %q: %v", flags[i], err)
+			}
+			f.gpus, f.gpusSet = n, true
+		default:
+			return fmt.Errorf("unknown key flag %q", fl)
+		}
+	}
+	return nil
+}
+
+// planOffline vets and plans file as ftc run does, offline (the lock
+// pins what ran), with f's key flags.
+func planOffline(file string, f *runFlags, stderr io.Writer) (*config.Recipe, *plan.Plan, *resolve.Result, error) {
+	overrides, err := f.recipe.overrides()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	vo, err := f.recipe.vetOptions()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	hasher := &resolve.Hasher{MemoDir: f.cache.hashes(), Defer: true}
+	vo.Digest = hasher.SHA256
+	if f.gpusSet {
+		vo.Plan.GPUs = f.gpus
+	}
+	vo.Plan.CPU = f.cpu
+	r, err := vetReported(file, overrides, vo, stderr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	f.offline = true
+	p, res, _, err := resolveAndPlan(context.Background(), r, f, hasher)
+	if err != nil {
+		fmt.Fprintf(stderr, "ftc: %v\n", err)
+		return nil, nil, nil, errFailed
+	}
+	hasher.Flush()
+	return r, p, res, nil
+}
+
+// planAsJSON is the plan as ftc plan --json prints it.
+func planAsJSON(p *plan.Plan) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(p)
+	return b.Bytes(), err
+}
+
+// treeFile is the path in the store of the blob of file name in tree d
+// ("" when there is none).
+func treeFile(store *cas.Store, d cas.Digest, name string) string {
+	if d == "" {
+		return ""
+	}
+	t, err := store.ReadTree(d)
+	if err != nil {
+		return ""
+	}
+	for _, e := range t.Entries {
+		if e.Path == name {
+			return store.BlobPath(e.Digest)
+		}
+	}
+	return ""
+}
+
+// publishedTree is the published output tree of stage, nil when the
+// artifact has none.
+func publishedTree(got *publish.Fetched, stage string) *cas.Tree {
+	for _, f := range got.ByRole(publish.RoleOutputTree) {
+		if f.Name != "ftc-run/outputs/"+stage+".tree.json" {
+			continue
+		}
+		b, err := os.ReadFile(f.Source)
+		if err != nil {
+			return nil
+		}
+		var t cas.Tree
+		if json.Unmarshal(b, &t) != nil {
+			return nil
+		}
+		return &t
+	}
+	return nil
+}
+
+// carriedOutput checks the files of stage's output that the artifact
+// carries (publish --with-output) against the published tree: every
+// file, each with the tree's digest. ok is false when none is carried.
+func carriedOutput(got *publish.Fetched, stage string) (publish.Row, bool) {
+	prefix := "ftc-run/outputs/" + stage + "/"
+	have := map[string]string{}
+	for _, f := range got.ByRole(publish.RoleOutput) {
+		if p, ok := strings.CutPrefix(f.Name, prefix); ok {
+			have[p] = f.Digest
+		}
+	}
+	if len(have) == 0 {
+		return publish.Row{}, false
+	}
+	r := publish.Row{What: "files " + stage, Published: "(tree)", Here: fmt.Sprintf("%d file(s) carried", len(have)), Match: "yes"}
+	t := publishedTree(got, stage)
+	if t == nil {
+		r.Match = "NO"
+		r.Published = "(no tree)"
+		return r, true
+	}
+	r.Published = fmt.Sprintf("%d file(s)", len(t.Entries))
+	for _, e := range t.Entries {
+		if have[e.Path] != string(e.Digest) {
+			r.Match = "NO"
+		}
+	}
+	if len(have) != len(t.Entries) {
+		r.Match = "NO"
+	}
+	return r, true
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+func newReproduce(stdout, stderr io.Writer) *cobra.Command {
+	var f runFlags
+	var layoutDir, dir, rerun string
+	var tol float64
+	cmd := &cobra.Command{
+		Use:   "reproduce [REF]",
+		Short: "Pull a published run, verify it, re-plan it here and compare (optionally rerun a stage)",
+		Long: `reproduce pulls the artifact ftc publish made from REF (or the OCI layout
+--layout DIR; REF then names it when the layout holds several) into a fresh
+directory (--dir, default a new temporary one), verifies every blob against
+its digest (a file changed after publishing is reported by its path, status
+1), plans the recipe there with its ftc.lock and the published key flags,
+and compares each stage key with the published plan's.
+
+--rerun STAGE runs the recipe's stages up to STAGE in a fresh cache in that
+directory, as ftc run does with the same flags (in the environment ftc env
+create made for the lock, found in the usual cache, else --python), and
+compares the stage's output tree with the published one, file by file when
+the digests differ: for a --cpu run a weights file that differs (or a file
+on one side only) fails and other files that differ (run metadata) are
+shown; a GPU run is not bit-exact, so its differences are shown, not
+failed. Final metrics are compared within --tolerance (timing and memory
+metrics are shown only).
+
+It prints a table: what | published | here | match, and exits 1 when
+anything differs. Images are not rebuilt: the image row shows the published
+digest only.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 1 || (len(args) == 0 && layoutDir == "") {
+				return usageError{errors.New("reproduce: want REF, or --layout DIR [REF]")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref := ""
+			if len(args) == 1 {
+				ref = args[0]
+			}
+			f.pythonSet = cmd.Flags().Changed("python")
+			return reproduce(cmd.Context(), ref, layoutDir, dir, rerun, tol, &f, stdout, stderr)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&layoutDir, "layout", "", "read the artifact from the OCI layout `DIR` (ftc publish --layout) instead of a registry")
+	fl.StringVar(&dir, "dir", "", "pull into `DIR` (absent or empty; default a new temporary directory): the recipe's files, and the cache of --rerun")
+	fl.StringVar(&rerun, "rerun", "", "run the stages up to `STAGE` here, in a fresh cache, and compare its output and final metrics with the published ones")
+	fl.Float64Var(&tol, "tolerance", 0.01, "relative tolerance of the metrics' comparison (0: exactly)")
+	fl.StringVar(&f.python, "python", "python", "Python interpreter that runs the stages of --rerun (as ftc run --python)")
+	fl.Lookup("python").DefValue = ""
+	fl.StringVar(&f.entrypoint, "entrypoint", os.Getenv("FTC_ENTRYPOINT"), "command standing in for the launcher and `python -m ftc.entry` in --rerun (as ftc run --entrypoint; default $FTC_ENTRYPOINT)")
+	fl.BoolVar(&f.allowEnv, allowEnvFlag, false, "--rerun goes on when the local interpreter's packages are not the profile's (as ftc run)")
+	return cmd
+}
+
+func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float64, f *runFlags, stdout, stderr io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if dir == "" {
+		d, err := os.MkdirTemp("", "ftc-reproduce-")
+		if err != nil {
+			return err
+		}
+		dir = d
+	} else if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		return usageError{fmt.Errorf("--dir %s: not empty (reproduce pulls into a fresh directory)", dir)}
+	}
+	var (
+		img    v1.Image
+		digest string
+		err    error
+		source = ref
+	)
+	if layoutDir != "" {
+		img, digest, err = publish.ReadLayout(layoutDir, ref)
+		source = "OCI layout " + layoutDir
+	} else {
+		img, digest, err = publish.Pull(ctx, ref)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ftc: reproduce: %v\n", err)
+		return errFailed
+	}
+	recipeDir := filepath.Join(dir, "recipe")
+	tty, _, _ := progressMode("auto", stdout)
+	m := newTransferMeter(stdout, "pulling", tty, nil)
+	got, err := publish.Fetch(img, digest, recipeDir, m.add)
+	m.finish()
+	if err != nil {
+		fmt.Fprintf(stderr, "ftc: reproduce %s: %v\n", source, err)
+		return errFailed
+	}
+	pub := got.Index
+	fmt.Fprintf(stdout, "pulled %s (%s, %d file(s), every blob verified; %s) into %s\n", pub.Recipe, digest, len(got.Files), m.summary(), recipeDir)
+	rows := []publish.Row{{What: "artifact", Published: publish.Short(digest), Here: fmt.Sprintf("%d blobs verified", len(got.Files)+1), Match: "yes"}}
+
+	// A fresh cache; the environments ftc env create made stay the
+	// user's ($FTC_CACHE or the default cache).
+	f.cache.envsDir = (&cacheFlag{}).envs()
+	f.cache.dir = filepath.Join(dir, "cache")
+	if err := f.setKeyFlags(pub.Flags); err != nil {
+		fmt.Fprintf(stderr, "ftc: the artifact's flags: %v\n", err)
+		return errFailed
+	}
+	file := filepath.Join(recipeDir, filepath.FromSlash(pub.RecipeFile))
+	_, p, _, err := planOffline(file, f, stderr)
+	if err != nil {
+		return err
+	}
+	here := map[string]string{}
+	var order []string
+	for _, s := range p.Stages {
+		here[s.Name] = string(s.Key)
+		order = append(order, s.Name)
+	}
+	rows = append(rows, publish.CompareKeys(pub.Stages, here, order)...)
+	for _, s := range pub.Stages {
+		if r, ok := carriedOutput(got, s.Name); ok {
+			rows = append(rows, r)
+		}
+	}
+	if pub.Image != "" {
+		rows = append(rows, publish.Row{What: "image", Published: pub.Image, Here: "not rebuilt (ftc reproduce does not rebuild images yet)", Match: "-"})
+	}
+
+	if rerun != "" {
+		var ps *publish.Stage
+		for i := range pub.Stages {
+			if pub.Stages[i].Name == rerun {
+				ps = &pub.Stages[i]
+			}
+		}
+		if ps == nil || here[rerun] == "" {
+			return usageError{fmt.Errorf("--rerun %s: the published plan has no stage %q", rerun, rerun)}
+		}
+		f.until, f.engine, f.progress, f.prepareOn = rerun, "local", "auto", "host"
+		if err := runRecipe(ctx, file, f, false, stdout, stderr); err != nil {
+			if !errors.Is(err, errFailed) {
+				fmt.Fprintf(stderr, "ftc: %v\n", err)
+			}
+			fmt.Fprintf(stderr, "ftc: reproduce: rerunning %s failed\n", rerun)
+			return errFailed
+		}
+		store, err := cas.Open(f.cache.store())
+		if err != nil {
+			return err
+		}
+		a, err := store.GetAction(here[rerun])
+		if err != nil {
+			fmt.Fprintf(stderr, "ftc: reproduce: stage %s is not in the cache after its rerun: %v\n", rerun, err)
+			return errFailed
+		}
+		hereTree, _ := store.ReadTree(a.Outputs["output"])
+		rows = append(rows, publish.CompareOutput(rerun, ps.Output, string(a.Outputs["output"]), publishedTree(got, rerun), hereTree, f.cpu)...)
+		rows = append(rows, publish.CompareMetrics(rerun, ps.Metrics, a.Summary, tol)...)
+	}
+
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "what\tpublished\there\tmatch")
+	failed := 0
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.What, r.Published, r.Here, r.Match)
+		if r.Failed() {
+			failed++
+		}
+	}
+	tw.Flush()
+	if failed > 0 {
+		fmt.Fprintf(stderr, "ftc: reproduce: %d of %d check(s) differ\n", failed, len(rows))
+		return errFailed
+	}
+	fmt.Fprintf(stdout, "reproduced: every check matched (%d)\n", len(rows))
+	return nil
+}

@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"testing"
+)
+
+// TestRealEntrypointsPublishReproduce is issue 16's acceptance for
+// research artifacts with the real entrypoints on the CPU (current-2026's
+// locked environment, a tiny Qwen2 in the Hub cache): LoRA SFT and its
+// merged export run with --cpu, ftc publish writes the run into an OCI
+// layout, and ftc reproduce --rerun sft pulls it into another directory,
+// reruns prepare and sft in a fresh cache and finds the same stage keys
+// and the same output tree, byte for byte (the adapter's weights).
+func TestRealEntrypointsPublishReproduce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds a Python environment (several GB of wheels the first time)")
+	}
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const profile = "current-2026"
+	pyvenv := filepath.Join(repo, "scripts", "pyvenv.sh")
+	if out, err := exec.Command("bash", pyvenv, "ensure", profile).CombinedOutput(); err != nil {
+		t.Fatalf("scripts/pyvenv.sh ensure %s: %v\n%s", profile, err, out)
+	}
+	dir := t.TempDir()
+	copyDir(t, "testdata/realsft-export", filepath.Join(dir, "recipe"))
+	hf := filepath.Join(dir, "hf")
+	snapshot := filepath.Join(hf, "hub", "models--Qwen--Qwen2.5-0.5B-Instruct", "snapshots", qwen05Revision)
+	build := exec.Command("bash", pyvenv, "run", profile, "python", "-c", `
+import sys
+sys.path.insert(0, sys.argv[2])
+import assets
+out = sys.argv[1]
+tok = assets.build_tokenizer(out, vocab_size=600)
+cfg = assets.qwen2_config(tok, hidden=64, intermediate=128, layers=2, heads=4, kv_heads=2, vocab=640, max_pos=1024)
+assets.build_model(out, cfg, tok)
+`, snapshot, filepath.Join(repo, "bench", "gpu"))
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the tiny model: %v\n%s", err, out)
+	}
+
+	e := &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")}
+	real := []string{"FTC_ENTRYPOINT=bash " + pyvenv + " entry " + profile, "HF_HOME=" + hf}
+	expect(t, e.run(real, "--cpu"), 0, 0, 3) // prepare, sft, sft.export
+
+	layout := filepath.Join(dir, "layout")
+	if r := e.ftc(real, "publish", "--layout", layout, e.recipe); r.code != 0 {
+		t.Fatalf("ftc publish: exit %d\n%s", r.code, r.out)
+	}
+	r := e.ftc(real, "reproduce", "--layout", layout, "--dir", filepath.Join(dir, "elsewhere"), "--rerun", "sft")
+	t.Logf("ftc reproduce:\n%s", r.out)
+	if r.code != 0 {
+		t.Fatalf("ftc reproduce: exit %d\n%s", r.code, r.out)
+	}
+	for _, want := range []string{
+		`(?m)^key sft +([0-9a-f]{12}) +([0-9a-f]{12}) +yes$`,
+		`(?m)^key sft\.export +[0-9a-f]{12} +[0-9a-f]{12} +yes$`,
+		`(?m)^weights sft \(\d+ file\(s\)\) +(\d+) +(\d+) identical +yes$`,
+		`(?m)^metric sft train_loss +\S+ +\S+ +yes$`,
+		`(?m)^reproduced: every check matched`,
+	} {
+		if !regexp.MustCompile(want).MatchString(r.out) {
+			t.Errorf("reproduce: no match for %s", want)
+		}
+	}
+}
