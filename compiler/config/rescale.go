@@ -51,7 +51,6 @@ type RescaleError struct {
 
 func (e *RescaleError) Error() string { return fmt.Sprintf("--gpus %d: %s", e.GPUs, e.Reason) }
 
-
 // Rescale returns r as run on gpus GPUs of its one node: hardware.gpusPerNode
 // becomes gpus and every training stage keeps its global batch (micro
 // batch × accumulation × data-parallel processes), its accumulation

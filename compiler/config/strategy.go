@@ -23,7 +23,9 @@ func (s Strategy) Valid() bool {
 
 // Sharded reports whether the strategy splits model state over the
 // processes (their checkpoints are sharded too).
-func (s Strategy) Sharded() bool { return s == StrategyFSDP || s == StrategyZeRO2 || s == StrategyZeRO3 }
+func (s Strategy) Sharded() bool {
+	return s == StrategyFSDP || s == StrategyZeRO2 || s == StrategyZeRO3
+}
 
 // DeepSpeed reports whether the strategy runs under DeepSpeed.
 func (s Strategy) DeepSpeed() bool { return s == StrategyZeRO2 || s == StrategyZeRO3 }

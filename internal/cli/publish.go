@@ -135,7 +135,7 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 		} else if err != nil {
 			return err
 		}
-		idx.Stages = append(idx.Stages, publish.Stage{Name: s.Name, Kind: s.Kind, Key: string(s.Key), Output: string(a.Outputs["output"]), Metrics: a.Summary})
+		idx.Stages = append(idx.Stages, publish.Stage{Name: s.Name, Kind: string(s.Kind), Key: string(s.Key), Output: string(a.Outputs["output"]), Metrics: a.Summary})
 		if out := a.Outputs["output"]; out != "" {
 			files = append(files, publish.File{Name: "ftc-run/outputs/" + s.Name + ".tree.json", Role: publish.RoleOutputTree, Source: store.BlobPath(out)})
 			if carry[s.Name] {
