@@ -13,7 +13,7 @@ import (
 // merged export run with --cpu, ftc publish writes the run into an OCI
 // layout, and ftc reproduce --rerun sft pulls it into another directory,
 // reruns prepare and sft in a fresh cache and finds the same stage keys
-// and the same output tree, byte for byte (the adapter's weights).
+// and the same output tree, byte for byte (weights and every other file).
 func TestRealEntrypointsPublishReproduce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds a Python environment (several GB of wheels the first time)")
@@ -60,7 +60,10 @@ assets.build_model(out, cfg, tok)
 	for _, want := range []string{
 		`(?m)^key sft +([0-9a-f]{12}) +([0-9a-f]{12}) +yes$`,
 		`(?m)^key sft\.export +[0-9a-f]{12} +[0-9a-f]{12} +yes$`,
-		`(?m)^weights sft \(\d+ file\(s\)\) +(\d+) +(\d+) identical +yes$`,
+		// The whole tree, not only the weights: every file the run wrote
+		// (adapter_config.json among them) is the same, byte for byte
+		// (the runtime starts stages with PYTHONHASHSEED=0).
+		`(?m)^output sft \(tree\) +([0-9a-f]{12}) +([0-9a-f]{12}) +yes$`,
 		`(?m)^metric sft train_loss +\S+ +\S+ +yes$`,
 		`(?m)^reproduced: every check matched`,
 	} {

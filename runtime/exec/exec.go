@@ -462,7 +462,11 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 		Argv: argv,
 		// Relative to the run directory, the processes' working directory
 		// on every backend (a container mounts it elsewhere).
-		Env:    append([]string{"FTC_STAGE_CONFIG=" + launch.StageConfigFile}, r.opts.Env...),
+		// PYTHONHASHSEED=0: the libraries write some outputs from Python
+		// sets (peft's adapter_config.json lists target_modules in set
+		// order), whose order otherwise follows the process's random hash
+		// seed: the same run would give another output tree, and digest.
+		Env:    append([]string{"FTC_STAGE_CONFIG=" + launch.StageConfigFile, "PYTHONHASHSEED=0"}, r.opts.Env...),
 		Output: logf,
 	}
 	if !s.OnCPU() {
