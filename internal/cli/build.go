@@ -150,68 +150,15 @@ func runBuild(ctx context.Context, file string, f *buildFlags, stdout, stderr io
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var epoch int64
-	if f.epoch != "" {
-		var err error
-		if epoch, err = strconv.ParseInt(f.epoch, 10, 64); err != nil || epoch < 0 {
-			return usageError{fmt.Errorf("--source-date-epoch %q: want seconds since 1970", f.epoch)}
-		}
-	}
 	publishers, err := f.publishers(stderr)
 	if err != nil {
 		return err
 	}
-	o, err := f.options(stderr)
+	bt, err := buildRecipe(ctx, file, f, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	o.NoCache = f.noCache
-	b := build.New(o)
-	r, lock, lockPath, err := f.vet(file, stderr)
-	if err != nil {
-		return err
-	}
-	if !f.frozen {
-		before := string(lock.Bytes())
-		lr, err := build.Lock(ctx, b, r, lock, f.lockOptions(false))
-		if err != nil {
-			if lr != nil && string(lock.Bytes()) != before {
-				// What was locked stays locked (build.Lock).
-				if werr := lock.Write(lockPath); werr != nil {
-					return fmt.Errorf("writing %s: %w", lockPath, werr)
-				}
-			}
-			fmt.Fprintf(stderr, "ftc: %v\n", err)
-			return errFailed
-		}
-		if string(lock.Bytes()) != before {
-			if err := lock.Write(lockPath); err != nil {
-				return fmt.Errorf("writing %s: %w", lockPath, err)
-			}
-			fmt.Fprintf(stdout, "locked %s in %s\n", describeLock(lr), lockPath)
-		}
-	}
-	spec, err := build.Spec(r, lock, build.SpecOptions{Entrypoints: stdlib.Entrypoints(), Version: Version, Epoch: epoch})
-	if err != nil {
-		var u image.Unpinned
-		if errors.As(err, &u) && f.frozen {
-			fmt.Fprintf(stderr, "ftc: --frozen: %v\n", err)
-			return errFailed
-		}
-		fmt.Fprintf(stderr, "ftc: %v\n", err)
-		return errFailed
-	}
-	start := time.Now()
-	res, err := b.Build(ctx, spec)
-	if err != nil {
-		fmt.Fprintf(stderr, "ftc: %v\n", err)
-		return errFailed
-	}
-	env := "built"
-	if res.EnvironmentCached {
-		env = "cached"
-	}
-	fmt.Fprintf(stdout, "image %s (environment %s %s, %d ftc layer(s)) in %s\n", res.Digest, env, res.EnvironmentKey.Short(), len(spec.Layers), time.Since(start).Round(time.Millisecond))
+	r, lock, spec, res, epoch := bt.recipe, bt.lock, bt.spec, bt.res, bt.epoch
 	atts, err := build.Attachments(spec, res, r, lock, Version)
 	if err != nil {
 		return err
@@ -244,6 +191,80 @@ func runBuild(ctx context.Context, file string, f *buildFlags, stdout, stderr io
 		fmt.Fprintf(stdout, "plan with it: ftc plan --image %s %s\n", ref, file)
 	}
 	return nil
+}
+
+// built is an image ftc build made, with what it was made from.
+type built struct {
+	recipe *config.Recipe
+	lock   *resolve.Lock
+	spec   *image.Spec
+	res    *build.Result
+	epoch  int64
+}
+
+// buildRecipe locks what ftc.lock lacks (unless --frozen) and builds the
+// recipe's image: ftc build without publishing, and ftc reproduce
+// --rebuild.
+func buildRecipe(ctx context.Context, file string, f *buildFlags, stdout, stderr io.Writer) (*built, error) {
+	var epoch int64
+	if f.epoch != "" {
+		var err error
+		if epoch, err = strconv.ParseInt(f.epoch, 10, 64); err != nil || epoch < 0 {
+			return nil, usageError{fmt.Errorf("--source-date-epoch %q: want seconds since 1970", f.epoch)}
+		}
+	}
+	o, err := f.options(stderr)
+	if err != nil {
+		return nil, err
+	}
+	o.NoCache = f.noCache
+	b := build.New(o)
+	r, lock, lockPath, err := f.vet(file, stderr)
+	if err != nil {
+		return nil, err
+	}
+	if !f.frozen {
+		before := string(lock.Bytes())
+		lr, err := build.Lock(ctx, b, r, lock, f.lockOptions(false))
+		if err != nil {
+			if lr != nil && string(lock.Bytes()) != before {
+				// What was locked stays locked (build.Lock).
+				if werr := lock.Write(lockPath); werr != nil {
+					return nil, fmt.Errorf("writing %s: %w", lockPath, werr)
+				}
+			}
+			fmt.Fprintf(stderr, "ftc: %v\n", err)
+			return nil, errFailed
+		}
+		if string(lock.Bytes()) != before {
+			if err := lock.Write(lockPath); err != nil {
+				return nil, fmt.Errorf("writing %s: %w", lockPath, err)
+			}
+			fmt.Fprintf(stdout, "locked %s in %s\n", describeLock(lr), lockPath)
+		}
+	}
+	spec, err := build.Spec(r, lock, build.SpecOptions{Entrypoints: stdlib.Entrypoints(), Version: Version, Epoch: epoch})
+	if err != nil {
+		var u image.Unpinned
+		if errors.As(err, &u) && f.frozen {
+			fmt.Fprintf(stderr, "ftc: --frozen: %v\n", err)
+			return nil, errFailed
+		}
+		fmt.Fprintf(stderr, "ftc: %v\n", err)
+		return nil, errFailed
+	}
+	start := time.Now()
+	res, err := b.Build(ctx, spec)
+	if err != nil {
+		fmt.Fprintf(stderr, "ftc: %v\n", err)
+		return nil, errFailed
+	}
+	env := "built"
+	if res.EnvironmentCached {
+		env = "cached"
+	}
+	fmt.Fprintf(stdout, "image %s (environment %s %s, %d ftc layer(s)) in %s\n", res.Digest, env, res.EnvironmentKey.Short(), len(spec.Layers), time.Since(start).Round(time.Millisecond))
+	return &built{recipe: r, lock: lock, spec: spec, res: res, epoch: epoch}, nil
 }
 
 // publishers turns -o and --push into publishers, made once the image's

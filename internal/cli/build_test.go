@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -434,5 +435,59 @@ func TestBuildFrozenRefusesUnpinned(t *testing.T) {
 	_, errOut, code = e.ftc("plan", "--image", "registry/ftc:latest")
 	if code != 2 || !strings.Contains(errOut, "want REF@sha256:") {
 		t.Fatalf("plan --image with a tag: %d %s", code, errOut)
+	}
+}
+
+// TestReproduceRebuildsTheImage is issue 16's "image digest matches": a
+// recipe locked and built (a real BuildKit, the test base) and run (the
+// stand-in trainer, --cpu), published with its image by digest; ftc
+// reproduce --rebuild pulls it into another directory and builds the
+// image there from the pulled recipe and lock, as ftc build --frozen does,
+// to the published digest. An artifact naming another digest is reported.
+func TestReproduceRebuildsTheImage(t *testing.T) {
+	d := buildkittest.Start(t)
+	e := newBuildEnv(t, d.Addr)
+	cache := t.TempDir()
+	if out, errOut, code := e.ftc("lock", "--in-base", "--wheels", e.wheels, "--cache", cache); code != 0 {
+		t.Fatalf("ftc lock: %d\n%s\n%s", code, out, errOut)
+	}
+	out, errOut, code := e.ftc("build", "--frozen", "--wheels", e.wheels, "--cache", cache, "--push", e.registry+"/ftc/grpo")
+	m := regexp.MustCompile(`pushed (\S+@(sha256:[0-9a-f]{64}))\n`).FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("ftc build: %d\n%s\n%s", code, out, errOut)
+	}
+	ref, digest := m[1], m[2]
+	trainer := filepath.Join(t.TempDir(), "trainer.sh")
+	if err := os.WriteFile(trainer, []byte(publishTrainer), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := e.ftc("run", "--offline", "--cpu", "--cache", cache, "--entrypoint", trainer); code != 0 {
+		t.Fatalf("ftc run: %d\n%s\n%s", code, out, errOut)
+	}
+	ftc := func(args ...string) (string, string, int) {
+		var stdout, stderr bytes.Buffer
+		code := cli.Run(args, &stdout, &stderr)
+		return stdout.String(), stderr.String(), code
+	}
+	layout := filepath.Join(t.TempDir(), "layout")
+	if out, errOut, code := ftc("publish", "--cache", cache, "--image", ref, "--layout", layout, e.recipe); code != 0 {
+		t.Fatalf("ftc publish: %d\n%s\n%s", code, out, errOut)
+	}
+	here := filepath.Join(t.TempDir(), "here")
+	out, errOut, code = ftc("reproduce", "--layout", layout, "--dir", here, "--rebuild", "--buildkit", d.Addr, "--wheels", e.wheels)
+	row := regexp.MustCompile(`(?m)^image \(rebuilt\) +` + digest[7:19] + ` +` + digest[7:19] + ` +yes$`)
+	if code != 0 || !row.MatchString(out) || !strings.Contains(out, "reproduced: every check matched") {
+		t.Fatalf("ftc reproduce --rebuild: exit %d, want the row %s\n%s\n%s", code, row, out, errOut)
+	}
+
+	// The same recipe and lock, published as if built to another digest.
+	other := strings.Replace(ref, digest, "sha256:"+strings.Repeat("0", 64), 1)
+	layout2 := filepath.Join(t.TempDir(), "layout")
+	if out, errOut, code := ftc("publish", "--cache", cache, "--image", other, "--layout", layout2, e.recipe); code != 0 {
+		t.Fatalf("ftc publish: %d\n%s\n%s", code, out, errOut)
+	}
+	out, errOut, code = ftc("reproduce", "--layout", layout2, "--dir", filepath.Join(t.TempDir(), "here"), "--rebuild", "--buildkit", d.Addr, "--wheels", e.wheels)
+	if code != 1 || !regexp.MustCompile(`(?m)^image \(rebuilt\) +000000000000 +`+digest[7:19]+` +NO$`).MatchString(out) {
+		t.Fatalf("reproduce --rebuild of an artifact naming another image: exit %d\n%s\n%s", code, out, errOut)
 	}
 }

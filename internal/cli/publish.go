@@ -23,6 +23,7 @@ import (
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/compiler/launch/shq"
 	"github.com/ftc-dev/ftc/compiler/plan"
+	"github.com/ftc-dev/ftc/runtime/build"
 	"github.com/ftc-dev/ftc/runtime/cas"
 	"github.com/ftc-dev/ftc/runtime/exec"
 	"github.com/ftc-dev/ftc/runtime/publish"
@@ -430,6 +431,8 @@ func newReproduce(stdout, stderr io.Writer) *cobra.Command {
 	var f runFlags
 	var layoutDir, dir, rerun string
 	var tol float64
+	var rebuildImage bool
+	var b buildFlags
 	cmd := &cobra.Command{
 		Use:   "reproduce [REF]",
 		Short: "Pull a published run, verify it, re-plan it here and compare (optionally rerun a stage)",
@@ -450,9 +453,14 @@ shown; a GPU run is not bit-exact, so its differences are shown, not
 failed. Final metrics are compared within --tolerance (timing and memory
 metrics are shown only).
 
+--rebuild builds the stage image from the pulled recipe and ftc.lock with
+the published flags, as ftc build --frozen does (BuildKit: --buildkit or
+$BUILDKIT_HOST; wheels from --wheels, --index-url or PyPI), and compares
+its digest with the one the artifact names (ftc publish --image). Give
+--source-date-epoch when the image was built with one.
+
 It prints a table: what | published | here | match, and exits 1 when
-anything differs. Images are not rebuilt: the image row shows the published
-digest only.`,
+anything differs.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 1 || (len(args) == 0 && layoutDir == "") {
 				return usageError{errors.New("reproduce: want REF, or --layout DIR [REF]")}
@@ -465,7 +473,11 @@ digest only.`,
 				ref = args[0]
 			}
 			f.pythonSet = cmd.Flags().Changed("python")
-			return reproduce(cmd.Context(), ref, layoutDir, dir, rerun, tol, &f, stdout, stderr)
+			var rb *buildFlags
+			if rebuildImage {
+				rb = &b
+			}
+			return reproduce(cmd.Context(), ref, layoutDir, dir, rerun, tol, rb, &f, stdout, stderr)
 		},
 	}
 	fl := cmd.Flags()
@@ -477,10 +489,26 @@ digest only.`,
 	fl.Lookup("python").DefValue = ""
 	fl.StringVar(&f.entrypoint, "entrypoint", os.Getenv("FTC_ENTRYPOINT"), "command standing in for the launcher and `python -m ftc.entry` in --rerun (as ftc run --entrypoint; default $FTC_ENTRYPOINT)")
 	fl.BoolVar(&f.allowEnv, allowEnvFlag, false, "--rerun goes on when the local interpreter's packages are not the profile's (as ftc run)")
+	fl.BoolVar(&rebuildImage, "rebuild", false, "build the image here from the recipe and lock (as ftc build --frozen) and compare its digest with the published one")
+	fl.StringVar(&b.buildkit, "buildkit", "", "with --rebuild: BuildKit daemon `ADDR` (default $BUILDKIT_HOST, else "+build.DefaultAddress+")")
+	fl.StringVar(&b.wheels, "wheels", "", "with --rebuild: local wheel `DIR` to install the Python packages from, without network")
+	fl.StringVar(&b.indexURL, "index-url", "", "with --rebuild: Python package index `URL` (default: pip's, PyPI)")
+	fl.StringVar(&b.epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "with --rebuild: the image's timestamps, as given to ftc build (default $SOURCE_DATE_EPOCH, else 0)")
+	b.progress = "auto"
 	return cmd
 }
 
-func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float64, f *runFlags, stdout, stderr io.Writer) error {
+// yesNoRow is a table row's match column.
+func yesNoRow(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "NO"
+}
+
+// reproduce pulls, verifies, re-plans and compares; rebuild, when set,
+// holds the builder flags of --rebuild.
+func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float64, rebuild *buildFlags, f *runFlags, stdout, stderr io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -547,8 +575,24 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 			rows = append(rows, r)
 		}
 	}
-	if pub.Image != "" {
-		rows = append(rows, publish.Row{What: "image", Published: pub.Image, Here: "not rebuilt (ftc reproduce does not rebuild images yet)", Match: "-"})
+	switch {
+	case pub.Image == "" && rebuild != nil:
+		return usageError{errors.New("--rebuild: the artifact names no image (ftc publish --image REF@sha256:…)")}
+	case pub.Image != "" && rebuild == nil:
+		rows = append(rows, publish.Row{What: "image", Published: pub.Image, Here: "not rebuilt (--rebuild builds it here)", Match: "-"})
+	case pub.Image != "":
+		// The image from the pulled recipe and lock, with the published
+		// flags, as ftc build --frozen makes it: the same digest, or the
+		// image is not what the recipe and lock say.
+		rebuild.recipe, rebuild.cache, rebuild.frozen = f.recipe, f.cache, true
+		bt, err := buildRecipe(ctx, file, rebuild, stdout, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "ftc: reproduce: rebuilding the image failed\n")
+			return errFailed
+		}
+		_, want, _ := strings.Cut(pub.Image, "@")
+		here := bt.res.Digest.String()
+		rows = append(rows, publish.Row{What: "image (rebuilt)", Published: publish.Short(want), Here: publish.Short(here), Match: yesNoRow(want == here)})
 	}
 
 	if rerun != "" {
