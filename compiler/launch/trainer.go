@@ -21,7 +21,6 @@ type TrainerInput struct {
 	GradientCheckpointing bool
 	LogEvery, SaveEvery   int
 	EvalEvery             int
-	KeepCheckpoints       int
 	HasEval               bool
 	DeepSpeed             bool
 	NCCLTimeoutMinutes    int
@@ -62,10 +61,13 @@ func TrainerArgs(in TrainerInput) ([]byte, error) {
 		"logging_steps":               in.LogEvery,
 		"save_strategy":               "steps",
 		"save_steps":                  in.SaveEvery,
-		"save_total_limit":            in.KeepCheckpoints,
-		"report_to":                   []string{"none"},
-		"ddp_timeout":                 in.NCCLTimeoutMinutes * 60,
-		"dataloader_num_workers":      2,
+		// ftc keeps KeepCheckpoints itself (stage.json's cadence), pruning
+		// only after a newer checkpoint's manifest is written: the
+		// Trainer's own rotation could remove the newest complete one.
+		"save_total_limit":       nil,
+		"report_to":              []string{"none"},
+		"ddp_timeout":            in.NCCLTimeoutMinutes * 60,
+		"dataloader_num_workers": 2,
 	}
 	if in.GradientCheckpointing {
 		// Non-reentrant checkpointing works with LoRA's frozen inputs and

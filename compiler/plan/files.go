@@ -28,7 +28,7 @@ func (b *builder) files(st config.Stage, cfg StageConfig, ps *Stage) (map[string
 		Epochs: cfg.Training.Epochs, Steps: cfg.Training.Steps, Seed: cfg.Training.Seed,
 		DType: bm.DType, GradientCheckpointing: cfg.GradientCheckpointing == "on",
 		LogEvery: cfg.Cadence.LogEvery, SaveEvery: cfg.Cadence.SaveEvery, EvalEvery: cfg.Cadence.EvalEvery,
-		KeepCheckpoints: cfg.Cadence.KeepCheckpoints, HasEval: cfg.Data.HasEval, DeepSpeed: deepspeed,
+		HasEval: cfg.Data.HasEval, DeepSpeed: deepspeed,
 		NCCLTimeoutMinutes: h.NCCL.TimeoutMinutes, CPU: cfg.Distributed.Device == "cpu",
 		TransformersMajor: major(r.Environment.Packages["transformers"]),
 	})
