@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -51,18 +50,7 @@ func TestQuickStartOnCPU(t *testing.T) {
 	copyDir(t, filepath.Join(repo, "examples", "sft-trl-single"), filepath.Join(dir, "recipe"))
 	hf := filepath.Join(dir, "hf")
 	snapshot := filepath.Join(hf, "hub", "models--Qwen--Qwen2.5-7B-Instruct", "snapshots", qwen7Revision)
-	build := exec.Command(py, "-c", `
-import sys
-sys.path.insert(0, sys.argv[2])
-import assets
-out = sys.argv[1]
-tok = assets.build_tokenizer(out, vocab_size=600)
-cfg = assets.qwen2_config(tok, hidden=64, intermediate=128, layers=2, heads=4, kv_heads=2, vocab=640, max_pos=4096)
-assets.build_model(out, cfg, tok)
-`, snapshot, filepath.Join(repo, "bench", "gpu"))
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the tiny model: %v\n%s", err, out)
-	}
+	tinyQwen2(t, snapshot, 4096, py)
 
 	e := &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")}
 	// The real entrypoints, no interpreter named: ftc finds the

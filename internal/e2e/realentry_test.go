@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os/exec"
 	"path/filepath"
@@ -41,18 +42,7 @@ func TestRealEntrypointsTrainOnCPU(t *testing.T) {
 	copyDir(t, "testdata/realsft", filepath.Join(dir, "recipe"))
 	hf := filepath.Join(dir, "hf")
 	snapshot := filepath.Join(hf, "hub", "models--Qwen--Qwen2.5-0.5B-Instruct", "snapshots", qwen05Revision)
-	build := exec.Command("bash", pyvenv, "run", profile, "python", "-c", `
-import sys
-sys.path.insert(0, sys.argv[2])
-import assets
-out = sys.argv[1]
-tok = assets.build_tokenizer(out, vocab_size=600)
-cfg = assets.qwen2_config(tok, hidden=64, intermediate=128, layers=2, heads=4, kv_heads=2, vocab=640, max_pos=1024)
-assets.build_model(out, cfg, tok)
-`, snapshot, filepath.Join(repo, "bench", "gpu"))
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the tiny model: %v\n%s", err, out)
-	}
+	tinyQwen2(t, snapshot, 1024, "bash", pyvenv, "run", profile, "python")
 
 	e := &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")}
 	real := []string{"FTC_ENTRYPOINT=bash " + pyvenv + " entry " + profile, "HF_HOME=" + hf}
@@ -132,5 +122,31 @@ assets.build_model(out, cfg, tok)
 	r = e.run(real)
 	if c, n, f := counts(t, r); r.code != 1 || c != 1 || n != 0 || f != 1 || !strings.Contains(r.out, "the plan trains on GPUs, and torch sees no GPU") {
 		t.Errorf("a GPU plan on a machine without one: exit %d, %d cached, %d ran, %d failed\n%s", r.code, c, n, f, r.out)
+	}
+}
+
+// tinyQwen2 makes a Qwen2 with random weights and a small tokenizer
+// (bench/gpu/assets.py) in snapshot, where the Hub cache holds a pinned
+// model, with python (a command: an interpreter, or scripts/pyvenv.sh run
+// PROFILE python): the entrypoints load it as they load a real snapshot
+// offline.
+func tinyQwen2(t *testing.T, snapshot string, maxPos int, python ...string) {
+	t.Helper()
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := fmt.Sprintf(`
+import sys
+sys.path.insert(0, sys.argv[2])
+import assets
+out = sys.argv[1]
+tok = assets.build_tokenizer(out, vocab_size=600)
+cfg = assets.qwen2_config(tok, hidden=64, intermediate=128, layers=2, heads=4, kv_heads=2, vocab=640, max_pos=%d)
+assets.build_model(out, cfg, tok)
+`, maxPos)
+	args := append(append([]string{}, python[1:]...), "-c", script, snapshot, filepath.Join(repo, "bench", "gpu"))
+	if out, err := exec.Command(python[0], args...).CombinedOutput(); err != nil {
+		t.Fatalf("building the tiny model: %v\n%s", err, out)
 	}
 }

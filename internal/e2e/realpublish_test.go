@@ -31,18 +31,7 @@ func TestRealEntrypointsPublishReproduce(t *testing.T) {
 	copyDir(t, "testdata/realsft-export", filepath.Join(dir, "recipe"))
 	hf := filepath.Join(dir, "hf")
 	snapshot := filepath.Join(hf, "hub", "models--Qwen--Qwen2.5-0.5B-Instruct", "snapshots", qwen05Revision)
-	build := exec.Command("bash", pyvenv, "run", profile, "python", "-c", `
-import sys
-sys.path.insert(0, sys.argv[2])
-import assets
-out = sys.argv[1]
-tok = assets.build_tokenizer(out, vocab_size=600)
-cfg = assets.qwen2_config(tok, hidden=64, intermediate=128, layers=2, heads=4, kv_heads=2, vocab=640, max_pos=1024)
-assets.build_model(out, cfg, tok)
-`, snapshot, filepath.Join(repo, "bench", "gpu"))
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the tiny model: %v\n%s", err, out)
-	}
+	tinyQwen2(t, snapshot, 1024, "bash", pyvenv, "run", profile, "python")
 
 	e := &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")}
 	real := []string{"FTC_ENTRYPOINT=bash " + pyvenv + " entry " + profile, "HF_HOME=" + hf}
