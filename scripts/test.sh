@@ -79,6 +79,10 @@ rm -rf "$pytmp/stdlib"
 # /var/cache/ftc-pyenvs (a fresh machine downloads the wheels: about
 # 5.6 GB for both). The tests themselves run offline.
 echo "== pytest (stdlib/python/libtests, each profile's locked environment)"
+# The tests take each stage's trainer arguments from ftc's Go planner
+# (ftc debug trainer-args, bench/gpu/assets.py), as a plan states them.
+go build -o "$pytmp/ftc" ./cmd/ftc || exit 1
+export FTC_BIN="$pytmp/ftc"
 py_summaries=()
 for profile in $(bash scripts/pyvenv.sh profiles); do
 	echo "== libtests on $profile"

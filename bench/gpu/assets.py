@@ -216,4 +216,58 @@ def write_stage(run_dir: Path, name: str, kind: str, config: dict, inputs: dict,
         sf["resumeFrom"] = resume_from
     p = run_dir / "stage.json"
     p.write_text(json.dumps(sf, indent=2))
+    if kind in TRAINING:
+        plan_trainer_args(run_dir)
     return p
+
+
+TRAINING = ("sft", "reward", "grpo", "ppo")
+_ftc_bin: list[str] = []
+
+
+def ftc_binary() -> str:
+    """The ftc binary that renders a plan's trainer arguments: $FTC_BIN
+    (scripts/test.sh builds it; the GPU visit carries it), else one built
+    from this checkout with go, once per process."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    if os.environ.get("FTC_BIN"):
+        return os.environ["FTC_BIN"]
+    if not _ftc_bin:
+        go = shutil.which("go")
+        if go is None:
+            raise RuntimeError("assets: a training stage's trainer_args.json comes from ftc's Go plan; set FTC_BIN to "
+                               "an ftc binary (no go toolchain here to build one)")
+        out = Path(tempfile.mkdtemp(prefix="ftc-bin-")) / "ftc"
+        repo = Path(__file__).resolve().parents[2]
+        subprocess.run([go, "build", "-o", str(out), "./cmd/ftc"], cwd=repo, check=True)
+        _ftc_bin.append(str(out))
+    return _ftc_bin[0]
+
+
+def plan_trainer_args(run_dir: Path, decoder_layer: str = "Qwen2DecoderLayer") -> None:
+    """Writes the plan's trainer_args.json (and ds_config.json for ZeRO)
+    for run_dir/stage.json with ftc's Go planner (`ftc debug
+    trainer-args`), for the installed library versions: the entrypoints
+    take their trainer arguments from nowhere else."""
+    import importlib.metadata
+    import subprocess
+
+    def version(lib):
+        try:
+            return importlib.metadata.version(lib)
+        except importlib.metadata.PackageNotFoundError:
+            mod = __import__(lib)  # a source folder on PYTHONPATH (the GPU machine)
+            return getattr(mod, "__version__", "")
+
+    libs = []
+    for lib in ("transformers", "trl"):
+        try:
+            libs += [f"--{lib}", version(lib)]
+        except ImportError:
+            pass
+    subprocess.run([ftc_binary(), "debug", "trainer-args", *libs, "--decoder-layer", decoder_layer, str(run_dir)],
+                   check=True, stdout=subprocess.DEVNULL)

@@ -6,6 +6,7 @@
 #
 #   here:   bash bench/gpu/wheels.sh download        # .whl, carried
 #           go run ./bench/memcal -json > bench/gpu/memcal.json
+#           go build -o .whl/ftc ./cmd/ftc            # the trainer arguments' planner
 #   there:  bash bench/gpu/visit.sh                  # run with carry [".whl"]
 #
 # Phase A runs three things side by side, none of them timed: verify.py
@@ -35,6 +36,10 @@ if ls "$repo/.whl"/*.whl >/dev/null 2>&1 && PYTHON="$py" bash "$here/wheels.sh" 
 else
 	echo "visit.sh: no wheels installed (bash bench/gpu/wheels.sh download, carry .whl): trl-based stages skip"
 fi
+# The GPU machine has no Go: the stages take their trainer arguments
+# from the ftc binary built here (bench/gpu/assets.py plan_trainer_args).
+export FTC_BIN="${FTC_BIN:-$repo/.whl/ftc}"
+[ -x "$FTC_BIN" ] || echo "visit.sh: no ftc binary at $FTC_BIN (go build -o .whl/ftc ./cmd/ftc here): training stages fail"
 export PYTHONPATH="$repo/stdlib/python${extra:+:$extra}${PYTHONPATH:+:$PYTHONPATH}"
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 export PYTORCH_CUDA_ALLOC_CONF="${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}"

@@ -8,8 +8,9 @@ import (
 	"testing"
 
 	"github.com/ftc-dev/ftc/compiler"
-	"github.com/ftc-dev/ftc/compiler/launch"
+	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/libknobs"
+	"github.com/ftc-dev/ftc/compiler/plan"
 )
 
 // knobsJSON is where the entrypoints read the table.
@@ -133,28 +134,55 @@ func TestCompare(t *testing.T) {
 }
 
 // TestTrainerArgsInTable: every keyword of the plan's trainer_args.json
-// is a TrainingArguments knob of the table, on both transformers majors.
+// is a knob of the table for the stage's config class, for every method
+// on both stock profiles.
 func TestTrainerArgsInTable(t *testing.T) {
-	names := map[string]bool{}
-	for _, k := range libknobs.For(libknobs.TrainingArguments) {
-		for _, s := range k.Spellings {
-			names[s.Name] = true
-		}
-	}
-	for _, major := range []int{4, 5} {
-		b, err := launch.TrainerArgs(launch.TrainerInput{Optimizer: "adamw", Steps: 10, HasEval: true, EvalEvery: 5,
-			DeepSpeed: true, GradientCheckpointing: true, TransformersMajor: major})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var args map[string]any
-		if err := json.Unmarshal(b, &args); err != nil {
-			t.Fatal(err)
-		}
-		for k := range args {
-			if !names[k] {
-				t.Errorf("transformers %d: trainer_args.json has %s, which the knob table lacks", major, k)
+	for _, p := range libknobs.Stock {
+		libs := plan.Libraries{Transformers: p.Versions["transformers"], TRL: p.Versions["trl"]}
+		for _, cfg := range sampleStages() {
+			class := libknobs.ClassOf(cfg.Method, cfg.Backend)
+			names := map[string]bool{}
+			for _, k := range libknobs.For(class) {
+				for _, s := range k.Spellings {
+					names[s.Name] = true
+				}
+			}
+			b, err := plan.TrainerArgs(cfg, libs, "Qwen2DecoderLayer")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var args map[string]any
+			if err := json.Unmarshal(b, &args); err != nil {
+				t.Fatal(err)
+			}
+			for k := range args {
+				if !names[k] {
+					t.Errorf("%s, %s %s: trainer_args.json has %s, which the knob table lacks", p.ID, cfg.Method, cfg.Backend, k)
+				}
 			}
 		}
 	}
+}
+
+// sampleStages is one stage config per config class, with every optional
+// block set (DeepSpeed, eval, vLLM, a CPU world).
+func sampleStages() []plan.StageConfig {
+	base := func(method, backend string) plan.StageConfig {
+		cr := 0.01
+		pen := -1.0
+		return plan.StageConfig{
+			Method: method, Backend: backend, GradientCheckpointing: "on",
+			Models:        map[string]plan.ModelConfig{"model": {DType: "bf16"}, "policy": {DType: "bf16"}},
+			Training:      plan.TrainingConfig{Optimizer: "adamw", Schedule: "cosine", MicroBatch: 1, GradAccum: 2, Steps: 3, Seed: 1},
+			Data:          plan.DataConfig{MaxLength: 64, HasEval: true},
+			Cadence:       plan.Cadence{LogEvery: 1, SaveEvery: 2, EvalEvery: 2},
+			Distributed:   plan.Distributed{Device: "cpu", Strategy: "zero3", Processes: 2},
+			CenterRewards: &cr,
+			GRPO: &config.GRPO{Generations: 2, MaxCompletionLength: 8, Beta: 0.1, Temperature: 1,
+				Generation: config.Generation{Engine: "vllm", Port: 8000, GroupPort: 51216}},
+			Rewards: []plan.RewardConfig{{Kind: "function", Weight: 1}},
+			PPO:     &config.PPO{Epochs: 1, MiniBatches: 1, ResponseLength: 8, MissingEOSPenalty: &pen},
+		}
+	}
+	return []plan.StageConfig{base("sft", "trl"), base("sft", "transformers"), base("reward", ""), base("grpo", ""), base("ppo", "")}
 }

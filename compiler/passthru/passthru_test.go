@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/ftc-dev/ftc/compiler/launch"
+	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/libknobs"
 	"github.com/ftc-dev/ftc/compiler/passthru"
+	"github.com/ftc-dev/ftc/compiler/plan"
 )
 
 // TestTablesOfStockProfiles: every stock profile has a table made from
@@ -86,21 +87,30 @@ func TestOwnedKeysSample(t *testing.T) {
 // trainer_args.json is ftc's own, for every class: a passthrough can never
 // state it a second time.
 func TestTrainerArgsAreOwned(t *testing.T) {
-	for _, major := range []int{4, 5} {
-		b, err := launch.TrainerArgs(launch.TrainerInput{MicroBatch: 1, GradAccum: 1, Steps: 3, GradientCheckpointing: true,
-			HasEval: true, EvalEvery: 5, DeepSpeed: true, TransformersMajor: major, Optimizer: "adamw", Schedule: "cosine"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var args map[string]any
-		if err := json.Unmarshal(b, &args); err != nil {
-			t.Fatal(err)
-		}
-		args["num_train_epochs"] = 1
-		for _, c := range libknobs.Classes {
+	for _, p := range libknobs.Stock {
+		libs := plan.Libraries{Transformers: p.Versions["transformers"], TRL: p.Versions["trl"]}
+		for _, method := range []string{"sft", "reward", "grpo", "ppo"} {
+			pen := -1.0
+			cfg := plan.StageConfig{Method: method, GradientCheckpointing: "on",
+				Training:    plan.TrainingConfig{Optimizer: "adamw", Schedule: "cosine", MicroBatch: 1, GradAccum: 1, Steps: 3},
+				Data:        plan.DataConfig{HasEval: true},
+				Cadence:     plan.Cadence{EvalEvery: 5},
+				Distributed: plan.Distributed{Device: "cpu", Strategy: "zero2", Processes: 2},
+				GRPO:        &config.GRPO{Generation: config.Generation{Engine: "vllm"}},
+				PPO:         &config.PPO{MiniBatches: 1, MissingEOSPenalty: &pen}}
+			b, err := plan.TrainerArgs(cfg, libs, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var args map[string]any
+			if err := json.Unmarshal(b, &args); err != nil {
+				t.Fatal(err)
+			}
+			args["num_train_epochs"] = 1
+			class := libknobs.ClassOf(method, "")
 			for k := range args {
-				if _, ok := libknobs.OwnerOf(c, k); !ok {
-					t.Errorf("%s.%s is in trainer_args.json but not ftc's own", c, k)
+				if _, ok := libknobs.OwnerOf(class, k); !ok {
+					t.Errorf("%s %s.%s is in trainer_args.json but not ftc's own", p.ID, class, k)
 				}
 			}
 		}

@@ -1,9 +1,6 @@
 package plan
 
 import (
-	"strconv"
-	"strings"
-
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/launch"
 )
@@ -18,20 +15,9 @@ func (b *builder) files(st config.Stage, cfg StageConfig, ps *Stage) (map[string
 	h := r.Hardware
 	bm := st.Base()
 	files := map[string]string{}
-	deepspeed := h.Strategy == "zero2" || h.Strategy == "zero3"
 
-	args, err := launch.TrainerArgs(launch.TrainerInput{
-		MicroBatch: cfg.Training.MicroBatch, GradAccum: cfg.Training.GradAccum,
-		LearningRate: cfg.Training.LearningRate, Schedule: cfg.Training.Schedule,
-		WarmupRatio: cfg.Training.WarmupRatio, WeightDecay: cfg.Training.WeightDecay,
-		Optimizer: cfg.Training.Optimizer, MaxGradNorm: cfg.Training.MaxGradNorm,
-		Epochs: cfg.Training.Epochs, Steps: cfg.Training.Steps, Seed: cfg.Training.Seed,
-		DType: bm.DType, GradientCheckpointing: cfg.GradientCheckpointing == "on",
-		LogEvery: cfg.Cadence.LogEvery, SaveEvery: cfg.Cadence.SaveEvery, EvalEvery: cfg.Cadence.EvalEvery,
-		HasEval: cfg.Data.HasEval, DeepSpeed: deepspeed,
-		NCCLTimeoutMinutes: h.NCCL.TimeoutMinutes, CPU: cfg.Distributed.Device == "cpu",
-		TransformersMajor: major(r.Environment.Packages["transformers"]),
-	})
+	pk := r.Environment.Packages
+	args, err := TrainerArgs(cfg, Libraries{Transformers: pk["transformers"], TRL: pk["trl"]}, bm.Arch.DecoderLayer)
 	if err != nil {
 		return nil, err
 	}
@@ -87,10 +73,4 @@ func (b *builder) files(st config.Stage, cfg StageConfig, ps *Stage) (map[string
 		files[launch.KubernetesFile] = string(m)
 	}
 	return files, nil
-}
-
-// major returns a version's major number, or 0.
-func major(v string) int {
-	n, _ := strconv.Atoi(strings.SplitN(v, ".", 2)[0])
-	return n
 }

@@ -90,7 +90,7 @@ into a validated stage graph with content keys and launch commands.`,
 	root.AddCommand(newVet(stdout, stderr), newPlan(stdout, stderr), newRun(stdout, stderr),
 		newCache(stdout, stderr), newStatus(stdout, stderr), newVersion(stdout),
 		newBuild(stdout, stderr), newLock(stdout, stderr), newEnv(stdout, stderr), newPin(stdout, stderr),
-		newExport(stdout, stderr), newPublish(stdout, stderr), newReproduce(stdout, stderr))
+		newExport(stdout, stderr), newPublish(stdout, stderr), newReproduce(stdout, stderr), newDebug(stdout))
 	return root
 }
 

@@ -16,7 +16,7 @@ Facts used (read in each library's source at the named tag):
   rejected_ids (and rename the 0.24 names).
 - trl v0.16.0 trainer/ppo_trainer.py: local_batch_size = per_device *
   grad_accum * num_mini_batches; from v0.17.0 it is per_device *
-  grad_accum (mini batches split the rollout instead).
+  grad_accum (the plan lays the batch out: compiler/plan.TrainerArgs).
 - trl: PPOTrainer in trl.experimental.ppo from v0.26, gone from trl.trainer
   in v0.29.
 - trl v0.18.0 adds GRPOConfig.vllm_mode, v0.27.0 vllm_group_port, v0.23.0
@@ -26,8 +26,8 @@ Facts used (read in each library's source at the named tag):
   vllm_mode ("server" | "colocate") and vllm_group_port.
 - trl v0.16.0 GRPOTrainer resume is broken (trl#3247).
 - trl GRPOConfig.top_k defaults to 50 in 0.16-0.17, None (off) from
-  0.18, 0 (off) from 0.28; max_prompt_length defaults to 512 before 0.27
-  and cuts prompts from the left.
+  0.18, 0 (off) from 0.28 (the plan turns it off: compiler/plan.TrainerArgs);
+  max_prompt_length defaults to 512 before 0.27 and cuts prompts from the left.
 - trl >= 0.17 PPOTrainer: mini batches slice the accumulation window but
   the optimizer steps once per window (so miniBatches > 1 is refused).
 - transformers 4.46-4.48 Trainer under DeepSpeed divides the loss by the
@@ -120,44 +120,8 @@ def reward_row(row: dict, trl: tuple[int, ...]) -> dict:
     return out
 
 
-def ppo_batch_layout(micro: int, grad_accum: int, mini_batches: int, trl: tuple[int, ...]) -> dict:
-    """PPOConfig batch fields so that one rollout is micro * grad_accum
-    prompts per process on every trl version (ftc's global batch)."""
-    if mini_batches > 1 and (not trl or trl >= (0, 17)):
-        # From 0.17 each mini batch is a slice of the accumulation window
-        # while the optimizer steps once per whole window: mini batches
-        # would merge into one update (ftc vet refuses this too).
-        raise Unsupported(f"ppo.miniBatches {mini_batches} has no effect with trl {'.'.join(map(str, trl)) or '?'}: "
-                          "its PPOTrainer steps once per accumulation window; set miniBatches 1")
-    if trl and trl < (0, 17):
-        if grad_accum % mini_batches:
-            raise Unsupported(f"trl {'.'.join(map(str, trl))} makes each rollout per_device * grad_accum * "
-                              f"num_mini_batches; gradAccum {grad_accum} must divide by ppo.miniBatches "
-                              f"{mini_batches} to keep the rollout at the stage's global batch")
-        return {"per_device_train_batch_size": micro, "gradient_accumulation_steps": grad_accum // mini_batches,
-                "num_mini_batches": mini_batches}
-    return {"per_device_train_batch_size": micro, "gradient_accumulation_steps": grad_accum,
-            "num_mini_batches": mini_batches}
-
-
-def grpo_top_k_off(trl: tuple[int, ...]):
-    """GRPOConfig.top_k that turns top-k sampling off: None before 0.28
-    (0.16 and 0.17 default to 50), 0 from 0.28 (its default)."""
-    return 0 if trl and trl >= (0, 28) else None
-
-
 def grpo_resume_supported(trl: tuple[int, ...]) -> bool:
     return not (trl and trl < (0, 17))
-
-
-def grpo_vllm_kwargs(port: int, group_port: int, host: str = "127.0.0.1") -> dict:
-    """The server-mode settings. host is where the server runs: the first
-    node (FTC_MASTER_ADDR) when trainers span nodes. trl before 0.18 has
-    no vllm_mode (server is its only mode) and before 0.27 no
-    vllm_group_port (its trainers sync on 51216): make_config drops those
-    there only when that is what they say, by the knob table."""
-    return {"use_vllm": True, "vllm_server_host": host, "vllm_server_port": port, "vllm_mode": "server",
-            "vllm_group_port": group_port}
 
 
 def passes_scale_wrt_gas(trainer_cls) -> bool:

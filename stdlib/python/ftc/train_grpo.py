@@ -68,25 +68,9 @@ def run(stage: StageFile) -> dict:
 
     from trl import GRPOConfig, GRPOTrainer
 
-    kw = trainargs.training_kwargs(cfg, str(stage.checkpoints), mc.dtype, gc, bool(eval_rows),
-                                   models.decoder_layer_class(model))
-    kw = trainargs.merge_runtime_args(kw, stage.root, device=cfg.distributed.device)
-    kw.update({
-        "num_generations": g.generations,
-        "max_completion_length": g.max_completion_length,
-        "beta": g.beta,
-        "temperature": g.temperature,
-        "reward_weights": weights,
-        "log_completions": False,
-        # Top-k off on every trl: 0.16 and 0.17 sample from the top 50 by
-        # default, later releases from all tokens.
-        "top_k": compat.grpo_top_k_off(tv),
-    })
-    # prepare already truncated prompts to this length; trl before 0.27
-    # would otherwise cut them again to its default 512. trl 0.28 has no
-    # max_prompt_length: make_config drops it there (the knob table says
-    # prepare does it).
-    kw["max_prompt_length"] = g.max_prompt_length or cfg.data.max_length
+    kw = trainargs.plan_args(stage.root, stage.checkpoints, models.decoder_layer_class(model))
+    if kw.get("reward_weights") is not None and len(kw["reward_weights"]) != len(funcs):
+        raise compat.Unsupported(f"the plan weighs {len(kw['reward_weights'])} rewards, the stage has {len(funcs)}")
     if g.generation.engine == "vllm":
         try:
             import vllm  # noqa: F401  (the trainer's client needs it)
@@ -96,8 +80,8 @@ def run(stage: StageFile) -> dict:
         # the other nodes reach it there (trl vllm-serve listens on all
         # interfaces).
         multi_node = int(os.environ.get("WORLD_SIZE", "1")) > int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        host = (os.environ.get("FTC_MASTER_ADDR") if multi_node else None) or "127.0.0.1"
-        kw.update(compat.grpo_vllm_kwargs(g.generation.port, g.generation.group_port, host))
+        if multi_node and os.environ.get("FTC_MASTER_ADDR"):
+            kw["vllm_server_host"] = os.environ["FTC_MASTER_ADDR"]
     args, dropped = compat.make_config(GRPOConfig, kw, cfg.trainer)
     if dropped:
         log.info("ftc: GRPOConfig lacks %s here; the library without it does what ftc asks", ", ".join(dropped))
@@ -113,6 +97,7 @@ def run(stage: StageFile) -> dict:
                     processing_class=tok, reward_processing_classes=reward_toks, peft_config=peft_config,
                     callbacks=trainer.callbacks(stage, cfg, None, with_checkpoints=resumable))
     trainer.scale_loss_once_under_deepspeed(t)
+    trainer.record_args(stage, t.args)
     t.train(resume_from_checkpoint=trainer.resume_checkpoint(stage))
     models.save_output(stage, cfg, t, tok, kind="causal-lm", base=mc)
     return trainer.close(stage, t.state.global_step, None, {"rewards": len(funcs)})

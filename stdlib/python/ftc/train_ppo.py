@@ -208,14 +208,10 @@ def checkpoint_callback(stage: StageFile, cfg, get_trainer, offset: int):
     return FtcPPOCheckpoints()
 
 
-def total_episodes(cfg, n_prompts: int) -> int:
-    p, t = cfg.ppo, cfg.training
-    rollout = t.micro_batch * t.grad_accum * max(1, cfg.distributed.processes)
-    if p.total_episodes:
-        return p.total_episodes
-    if t.steps:
-        return t.steps * rollout
-    return int(math.ceil((t.epochs or 1.0) * n_prompts))
+def epoch_episodes(cfg, n_prompts: int) -> int:
+    """PPO's episodes when the recipe counts epochs: epochs over the
+    prepared prompts (the plan states them in every other case)."""
+    return int(math.ceil((cfg.training.epochs or 1.0) * n_prompts))
 
 
 def run(stage: StageFile) -> dict:
@@ -229,7 +225,6 @@ def run(stage: StageFile) -> dict:
         raise compat.Unsupported(f"PPO cannot resume under {strategy}: trl's PPOTrainer has no resume and ftc saves "
                                  "PPO state only for single-process and DDP runs; rerun with --restart")
     PPOConfig, PPOTrainer = compat.ppo_classes()
-    tv = compat.version("trl")
     # Every generator from the plan's seed before anything draws: the value
     # model's fresh score head is initialised as it loads (it differed from
     # one process to the next), and trl's PPO seeds torch itself but draws
@@ -260,31 +255,11 @@ def run(stage: StageFile) -> dict:
     for m in (reward, value):
         m.config.pad_token_id = tok.pad_token_id
 
-    kw = trainargs.training_kwargs(cfg, str(stage.checkpoints), pm.dtype, gc, False,
-                                   models.decoder_layer_class(policy))
-    kw = trainargs.merge_runtime_args(kw, stage.root, device=cfg.distributed.device)
-    kw.update(compat.ppo_batch_layout(cfg.training.micro_batch, cfg.training.grad_accum, p.mini_batches, tv))
-    kw.update({
-        "total_episodes": total_episodes(cfg, len(train_rows)),
-        "num_ppo_epochs": p.epochs,
-        "response_length": p.response_length,
-        "kl_coef": p.kl_coef,
-        "cliprange": p.clip_range,
-        "cliprange_value": p.value_clip_range,
-        "vf_coef": p.vf_coef,
-        "gamma": p.gamma,
-        "lam": p.lam,
-        "whiten_rewards": p.whiten_rewards,
-        "missing_eos_penalty": p.missing_eos_penalty,
-        "temperature": p.temperature,
-        "stop_token": "eos",
-        "num_sample_generations": 0,
-        "local_rollout_forward_batch_size": cfg.training.micro_batch,
-        # ftc writes PPO checkpoints itself (trl's would not resume).
-        "save_strategy": "no",
-    })
-    kw.pop("max_steps", None)
-    kw.pop("num_train_epochs", None)
+    kw = trainargs.plan_args(stage.root, stage.checkpoints, models.decoder_layer_class(policy))
+    if kw.get("total_episodes") is None:
+        # The plan leaves the episodes to the prepared prompts when the
+        # recipe counts epochs (compiler/plan.RuntimeArgs).
+        kw["total_episodes"] = epoch_episodes(cfg, len(train_rows))
     args, dropped = compat.make_config(PPOConfig, kw, cfg.trainer)
     if dropped:
         log.info("ftc: PPOConfig lacks %s here; the library without it does what ftc asks", ", ".join(dropped))
@@ -327,6 +302,7 @@ def run(stage: StageFile) -> dict:
         else:
             stream.resume_at(saved["stream"], offset, lambda: set_rng_state(saved["rng"]))
         log.info("ftc: PPO resumed at update %d; %d updates left", offset, t.args.num_total_batches)
+    trainer.record_args(stage, t.args)
     t.train()
     out = stage.output
     out.mkdir(parents=True, exist_ok=True)

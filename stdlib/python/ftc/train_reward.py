@@ -36,12 +36,7 @@ def run(stage: StageFile) -> dict:
 
     from trl import RewardConfig, RewardTrainer
 
-    kw = trainargs.training_kwargs(cfg, str(stage.checkpoints), mc.dtype, gc, bool(eval_rows),
-                                   models.decoder_layer_class(model))
-    kw = trainargs.merge_runtime_args(kw, stage.root, device=cfg.distributed.device)
-    kw["max_length"] = cfg.data.max_length
-    if cfg.center_rewards is not None:
-        kw["center_rewards_coefficient"] = float(cfg.center_rewards)
+    kw = trainargs.plan_args(stage.root, stage.checkpoints, models.decoder_layer_class(model))
     args, dropped = compat.make_config(RewardConfig, kw, cfg.trainer)
     if dropped:
         log.info("ftc: RewardConfig lacks %s here; the library without it does what ftc asks", ", ".join(dropped))
@@ -50,6 +45,7 @@ def run(stage: StageFile) -> dict:
                       eval_dataset=trainer.rows_dataset(eval_rows, True) if eval_rows else None,
                       processing_class=tok, callbacks=trainer.callbacks(stage, cfg, throughput))
     trainer.scale_loss_once_under_deepspeed(t)
+    trainer.record_args(stage, t.args)
     t.train(resume_from_checkpoint=trainer.resume_checkpoint(stage))
     models.save_output(stage, cfg, t, tok, kind="reward-model", base=mc)
     return trainer.close(stage, t.state.global_step, None, {"pairs": len(train_rows)})

@@ -69,18 +69,10 @@ def run(stage: StageFile) -> dict:
 
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     collator = collate.FlattenCollator(pad_id, 64 if sp.compile else 0) if flatten else collate.PadCollator(pad_id)
-    kw = trainargs.training_kwargs(cfg, str(stage.checkpoints), mc.dtype, gc, bool(eval_rows),
-                                   models.decoder_layer_class(model))
-    kw = trainargs.merge_runtime_args(kw, stage.root, device=cfg.distributed.device)
-    # Eval reports the loss only: the chunked path returns no logits.
-    kw["prediction_loss_only"] = True
+    kw = trainargs.plan_args(stage.root, stage.checkpoints, models.decoder_layer_class(model))
     if cfg.backend == "trl":
         from trl import SFTConfig, SFTTrainer
 
-        # loss_type "nll": trl >= 1.x defaults to its own chunked loss, which
-        # patches the model's forward; ftc's compute_loss owns the loss.
-        kw.update({"dataset_kwargs": {"skip_prepare_dataset": True}, "max_length": cfg.data.max_length,
-                   "packing": False, "loss_type": "nll"})
         args, dropped = compat.make_config(SFTConfig, kw, cfg.trainer)
         base = SFTTrainer
     else:
@@ -98,6 +90,7 @@ def run(stage: StageFile) -> dict:
             data_collator=collator, processing_class=tok, callbacks=trainer.callbacks(stage, cfg, throughput),
             ftc_throughput=throughput)
     trainer.scale_loss_once_under_deepspeed(t)
+    trainer.record_args(stage, t.args)
     t.train(resume_from_checkpoint=trainer.resume_checkpoint(stage))
     models.save_output(stage, cfg, t, tok, kind="causal-lm", base=mc)
     return trainer.close(stage, t.state.global_step, throughput,

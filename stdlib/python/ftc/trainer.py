@@ -135,6 +135,31 @@ def world_callback(processes: int):
     return FtcWorld()
 
 
+EFFECTIVE_ARGS = "trainer_args.effective.json"
+
+
+def record_args(stage: StageFile, args) -> None:
+    """Writes the config the trainer holds as it starts training (its
+    to_dict(), which masks tokens) beside the plan's trainer_args.json, on
+    the main process: what ran, next to what was planned. The library tests
+    compare the two for every method (libtests/planned.py)."""
+    import json
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    try:
+        d = args.to_dict()
+    except Exception as e:  # a config the library cannot serialise is reported, not fatal
+        log.info("ftc: could not record the trainer's arguments: %s", e)
+        return
+    for k, v in d.items():
+        # to_dict masks every field named *_token as "<FIELD>" (hub
+        # tokens); those of ftc's knob table are settings, not secrets.
+        if k.endswith("_token") and v == f"<{k.upper()}>" and compat.knob(type(args), k) is not None:
+            d[k] = getattr(args, k)
+    (Path(stage.root) / EFFECTIVE_ARGS).write_text(json.dumps(d, indent=2, sort_keys=True, default=str) + "\n")
+
+
 def close(stage: StageFile, step: int, throughput: metrics.Throughput | None, extra: dict | None = None) -> dict:
     """The last metrics line: throughput of real tokens and peak memory."""
     values = dict(extra or {})

@@ -21,6 +21,7 @@ import pytest
 import torch
 from conftest import assets
 
+import planned
 import verify
 from ftc import checkpoint, compat
 from ftc.prepare import read_prepared
@@ -92,10 +93,17 @@ def assert_learns(d, key="loss", by=0.25, head=None):
     return ls
 
 
+CLASSES = {"sft": "SFTConfig", "reward": "RewardConfig", "grpo": "GRPOConfig", "ppo": "PPOConfig"}
+
+
 def run(d, kind, config, inputs, timeout=900, **kw):
+    """Runs a stage, and checks the trainer ran with the plan's arguments
+    (planned.assert_plan_ran): every method, on both profiles."""
     assets.write_stage(d, d.name, kind, config, inputs, **kw)
     rc, log = verify.entry(kind, d, timeout=timeout)
     assert rc == 0, log[-4000:]
+    cls = "TrainingArguments" if kind == "sft" and config.get("backend") == "transformers" else CLASSES[kind]
+    planned.assert_plan_ran(d, cls)
     return log
 
 

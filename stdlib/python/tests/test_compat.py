@@ -27,28 +27,6 @@ def test_reward_columns_follow_trl():
                                                                                       "rejected_ids": [2]}
 
 
-def test_ppo_rollout_is_the_global_batch_on_both_profiles():
-    old = compat.ppo_batch_layout(4, 8, 2, PINNED_TRL)
-    new = compat.ppo_batch_layout(4, 8, 1, CURRENT_TRL)
-    # trl 0.16: rollout = per_device * GA * mini; later: per_device * GA.
-    assert old["per_device_train_batch_size"] * old["gradient_accumulation_steps"] * old["num_mini_batches"] == 32
-    assert new["per_device_train_batch_size"] * new["gradient_accumulation_steps"] == 32
-    with pytest.raises(Unsupported, match="must divide"):
-        compat.ppo_batch_layout(4, 3, 2, PINNED_TRL)
-
-
-def test_ppo_mini_batches_refused_where_they_merge_into_one_update():
-    with pytest.raises(Unsupported, match="no effect with trl 1.9.0"):
-        compat.ppo_batch_layout(4, 8, 2, CURRENT_TRL)
-    assert compat.ppo_batch_layout(4, 8, 1, CURRENT_TRL)["num_mini_batches"] == 1
-
-
-def test_grpo_top_k_is_off_on_every_trl():
-    assert compat.grpo_top_k_off(PINNED_TRL) is None  # 0.16: None disables, the default is 50
-    assert compat.grpo_top_k_off((0, 18, 0)) is None
-    assert compat.grpo_top_k_off(CURRENT_TRL) == 0  # 0.28+: 0 disables
-
-
 class _Accel:
     def __init__(self):
         self.calls = []
@@ -105,9 +83,6 @@ def test_deepspeed_divides_the_loss_once():
 
 def test_grpo_differences():
     assert not compat.grpo_resume_supported(PINNED_TRL) and compat.grpo_resume_supported(CURRENT_TRL)
-    assert compat.grpo_vllm_kwargs(8001, 51217, "node-0")["vllm_server_host"] == "node-0"
-    kw = compat.grpo_vllm_kwargs(8001, 51217)
-    assert kw["vllm_mode"] == "server" and kw["vllm_group_port"] == 51217 and kw["vllm_server_port"] == 8001
 
 
 def test_loading_and_ppo_location():
