@@ -91,7 +91,7 @@ func TestStageFilesMatchTheSchema(t *testing.T) {
 				if want := stageschema.ConfigByKind[s.Kind]; reflect.TypeOf(s.Config) != want {
 					t.Errorf("%s: a %s stage carries a %T; the schema says %s", s.Name, s.Kind, s.Config, want)
 				}
-				b, err := json.MarshalIndent(stageFile(p, s), "", "  ")
+				b, err := json.MarshalIndent(stageFile(p, s, filepath.Dir(r.recipe)), "", "  ")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -128,15 +128,19 @@ func TestStageFilesMatchTheSchema(t *testing.T) {
 }
 
 // stageFile is the stage file the runtime writes for s (runtime/exec's
-// run and layInputs), with the inputs where it lays them out.
-func stageFile(p *plan.Plan, s *plan.Stage) exec.StageFile {
+// run and layInputs), with the inputs where it lays them out: a dataset
+// naming several files (a directory or a glob under the recipe's
+// directory dir) as the input's folder. runtime/exec's
+// TestWrittenStageFilesMatchTheSchema compares one example's with what
+// the runtime writes.
+func stageFile(p *plan.Plan, s *plan.Stage, dir string) exec.StageFile {
 	inputs := map[string]exec.StageInput{}
 	for _, in := range s.Inputs {
 		rel := path.Join("inputs", in.Role)
 		switch {
 		case in.Stage != "":
 			inputs[in.Role] = exec.StageInput{Path: rel, Kind: "stage-output"}
-		case in.Source.Kind == "file" && strings.ContainsAny(in.Source.Ref, "*?["):
+		case in.Source.Kind == "file" && (strings.ContainsAny(in.Source.Ref, "*?[") || isDir(filepath.Join(dir, in.Source.Ref))):
 			inputs[in.Role] = exec.StageInput{Path: rel, Kind: "file"}
 		case in.Source.Kind == "file" || in.Source.Kind == "recipe-file":
 			inputs[in.Role] = exec.StageInput{Path: path.Join(rel, path.Base(in.Source.Ref)), Kind: "file"}
@@ -153,4 +157,9 @@ func stageFile(p *plan.Plan, s *plan.Stage) exec.StageFile {
 		Config: s.Config, Inputs: inputs, Output: "output", Checkpoints: "checkpoints",
 		Metrics: "metrics.jsonl", World: world, GraceSeconds: p.Hardware.GraceSeconds,
 	}
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }
