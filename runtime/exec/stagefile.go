@@ -6,7 +6,10 @@ import (
 )
 
 // StageFile is what a stage's entrypoint reads (stage.json in its run
-// directory). Paths are relative to the run directory.
+// directory). Paths are relative to the run directory. Its JSON Schema,
+// generated from these types, is stdlib/python/ftc/stage.schema.json
+// (internal/stageschema): regenerate it with FTC_UPDATE_GOLDEN=1 after a
+// change here or to a stage config.
 type StageFile struct {
 	APIVersion string    `json:"apiVersion"`
 	Name       string    `json:"name"`

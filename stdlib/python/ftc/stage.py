@@ -6,6 +6,11 @@ The `config` object is the plan's stage config: compiler/plan/common.go
 (StageConfig) for training kinds, compiler/plan/prepare.go (PrepareConfig)
 for prepare. Parsing is strict about what the Go side always writes and
 lenient (defaults) about the speed switches it does not write yet.
+
+stage.schema.json beside this file is the JSON Schema of stage.json,
+generated from those Go types (internal/stageschema); the tests check the
+examples' stage files against it and that this module reads every
+property it names (tests/test_stage_schema.py).
 """
 
 from __future__ import annotations
