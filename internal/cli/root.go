@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -33,11 +36,29 @@ func Main() int {
 	return Run(os.Args[1:], os.Stdout, os.Stderr)
 }
 
+// stopsOnSignal are the commands that stop what they run when ftc gets
+// SIGINT or SIGTERM, through their context, and then exit: ftc run stops
+// its stages (which keep their checkpoints; further signals are caught
+// until they have stopped, so none is orphaned), ftc build and ftc lock
+// stop their solves, ftc reproduce its rerun. Every other command keeps
+// the default behaviour: a signal ends it at once.
+var stopsOnSignal = map[string]bool{"ftc run": true, "ftc build": true, "ftc lock": true, "ftc reproduce": true}
+
 // Run runs ftc with args, writing to stdout and stderr.
+//
+// The one signal-aware context is made here, and every command gets it as
+// cmd.Context() (stopsOnSignal says which commands catch the signals).
 func Run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	root := newRoot(stdout, stderr)
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+		if !stopsOnSignal[cmd.CommandPath()] {
+			stop() // the default behaviour: the signal ends ftc
+		}
+	}
 	root.SetArgs(args)
-	err := root.Execute()
+	err := root.ExecuteContext(ctx)
 	switch {
 	case err == nil:
 		return exitOK
