@@ -306,26 +306,21 @@ func planKeys(p *plan.Plan) []string {
 	return keys
 }
 
-// pullRemote and pushRemote move a plan's entries for ftc run --remote;
-// the meter shows their bytes on w and says what moved.
-func pullRemote(c context.Context, s *cas.Store, ref string, p *plan.Plan, w io.Writer) (int, string, error) {
+// transferRemote moves a plan's entries for ftc run --remote (pull, or
+// push); the meter shows their bytes on w and says what moved.
+func transferRemote(c context.Context, s *cas.Store, ref string, keys []string, push bool, w io.Writer) (int, string, error) {
 	rc, err := remote.Open(c, ref, s, remote.Options{})
 	if err != nil {
 		return 0, "", err
+	}
+	if push {
+		m := meterCache(rc, w, "pushing", false)
+		st, err := rc.Push(c, keys)
+		m.finish()
+		return st.Entries, m.summary(), err
 	}
 	m := meterCache(rc, w, "pulling", false)
-	st, err := rc.Pull(c, planKeys(p))
-	m.finish()
-	return st.Entries, m.summary(), err
-}
-
-func pushRemote(c context.Context, s *cas.Store, ref string, p *plan.Plan, w io.Writer) (int, string, error) {
-	rc, err := remote.Open(c, ref, s, remote.Options{})
-	if err != nil {
-		return 0, "", err
-	}
-	m := meterCache(rc, w, "pushing", false)
-	st, err := rc.Push(c, planKeys(p))
+	st, err := rc.Pull(c, keys)
 	m.finish()
 	return st.Entries, m.summary(), err
 }

@@ -1,0 +1,90 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/plan"
+	"github.com/ftc-dev/ftc/runtime/resolve"
+)
+
+// Resolved is a recipe resolved and planned as ftc run plans it.
+type Resolved struct {
+	Plan    *plan.Plan
+	Resolve *resolve.Result
+	// WriteLock writes the lock if it grew: the caller does, once it is
+	// past its checks (a refused run writes nothing).
+	WriteLock func() error
+}
+
+// ResolveOptions say how a recipe is resolved.
+type ResolveOptions struct {
+	// Lock, when set, is resolved against instead of the recipe's
+	// ftc.lock (and is written, as the lock, with the pins added).
+	Lock   *resolve.Lock
+	Hub    *resolve.Hub // nil: offline
+	Hasher *resolve.Hasher
+	// Image is the stage image the plan names ("": not built).
+	Image string
+}
+
+// ResolveAndPlan checks data digests, pins Hub references through the
+// lock (and the Hub when online), and plans.
+func ResolveAndPlan(ctx context.Context, r *config.Recipe, o ResolveOptions) (*Resolved, error) {
+	path := lockPath(r)
+	lock := o.Lock
+	if lock == nil {
+		var err error
+		if lock, err = resolve.ReadLock(path); err != nil {
+			return nil, err
+		}
+	}
+	res, err := resolve.Resolve(ctx, r, resolve.Options{Lock: lock, Hub: o.Hub, Hasher: o.Hasher})
+	if err != nil {
+		return nil, err
+	}
+	out := &Resolved{Resolve: res, WriteLock: func() error { return nil }}
+	if res.LockChanged || o.Lock != nil {
+		updated := resolve.UpdatedLock(lock, res)
+		out.WriteLock = func() error {
+			if err := updated.Write(path); err != nil {
+				return fmt.Errorf("writing %s: %w", path, err)
+			}
+			return nil
+		}
+	}
+	out.Plan, err = plan.BuildWith(r, plan.Options{Image: o.Image})
+	return out, err
+}
+
+// HubFromEnv is the Hub as the environment names it (HF_ENDPOINT, a
+// mirror or a stand-in; HF_TOKEN for gated models), or nil when offline
+// (offline, HF_HUB_OFFLINE=1).
+func HubFromEnv(offline bool) *resolve.Hub {
+	if offline || os.Getenv("HF_HUB_OFFLINE") == "1" {
+		return nil
+	}
+	endpoint := os.Getenv("HF_ENDPOINT")
+	if endpoint == "" {
+		endpoint = "https://huggingface.co"
+	}
+	return &resolve.Hub{Endpoint: endpoint, Token: os.Getenv("HF_TOKEN")}
+}
+
+// NewRecord creates the record directory of a run of recipe under root
+// and points "latest" at it.
+func NewRecord(root, recipe string) (string, error) {
+	id := time.Now().UTC().Format("20060102T150405.000000000Z") + "-" + recipe
+	dir := filepath.Join(root, id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(root, "latest"), []byte(id+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
