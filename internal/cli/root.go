@@ -46,18 +46,17 @@ var stopsOnSignal = map[string]bool{"ftc run": true, "ftc build": true, "ftc loc
 
 // Run runs ftc with args, writing to stdout and stderr.
 //
-// The one signal-aware context is made here, and every command gets it as
-// cmd.Context() (stopsOnSignal says which commands catch the signals).
+// The one signal-aware context is made here, for the commands in
+// stopsOnSignal; every command gets its context as cmd.Context().
 func Run(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	root := newRoot(stdout, stderr)
-	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
-		if !stopsOnSignal[cmd.CommandPath()] {
-			stop() // the default behaviour: the signal ends ftc
-		}
-	}
 	root.SetArgs(args)
+	ctx := context.Background()
+	if cmd, _, err := root.Find(args); err == nil && stopsOnSignal[cmd.CommandPath()] {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
 	err := root.ExecuteContext(ctx)
 	switch {
 	case err == nil:
@@ -66,7 +65,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	var ue usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
+	var lu interface{ IsUsage() bool } // a runtime library's usage error (runner.UsageError)
+	if errors.As(err, &ue) || errors.As(err, &lu) && lu.IsUsage() || isCobraUsage(err) {
 		fmt.Fprintf(stderr, "ftc: %v\nRun 'ftc --help' for usage.\n", err)
 		return exitUsage
 	}

@@ -2,13 +2,17 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/plan"
+	"github.com/ftc-dev/ftc/runtime/cas"
+	"github.com/ftc-dev/ftc/runtime/exec"
 	"github.com/ftc-dev/ftc/runtime/resolve"
 )
 
@@ -87,4 +91,28 @@ func NewRecord(root, recipe string) (string, error) {
 		return "", err
 	}
 	return dir, nil
+}
+
+// ErrNoRecord is LatestRecord's error when no run was recorded.
+var ErrNoRecord = errors.New("no run recorded")
+
+// LatestRecord is the record directory of the latest run under root, and
+// its events.
+func LatestRecord(root string) (string, []exec.Event, error) {
+	id, err := os.ReadFile(filepath.Join(root, "latest"))
+	if err != nil {
+		return "", nil, ErrNoRecord
+	}
+	dir := filepath.Join(root, strings.TrimSpace(string(id)))
+	events, err := exec.ReadEvents(filepath.Join(dir, "events.jsonl"))
+	return dir, events, err
+}
+
+// OutputTree says where the output of a stage key is in store: its tree,
+// or "" when the store holds no entry for the key.
+func OutputTree(store *cas.Store, key string) string {
+	if a, err := store.GetAction(key); err == nil && a.Outputs["output"] != "" {
+		return string(a.Outputs["output"])
+	}
+	return ""
 }
