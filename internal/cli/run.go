@@ -367,18 +367,17 @@ func (f *runFlags) readMissingArchs(ctx context.Context, file string, overrides 
 	pre := *vo
 	pre.Digest, pre.Archs = nil, lock.ModelFacts()
 	r, _, _ := vetRecipe(file, overrides, pre)
-	if r == nil || len(config.ArchMissing(r)) == 0 {
+	if r == nil {
 		return nil // vet says what is wrong
 	}
-	res, err := resolve.PinModels(ctx, r, resolve.Options{Lock: lock, Hub: hub})
-	for _, w := range res.Warnings {
+	pinned, warnings, err := runner.PinMissingArchs(ctx, r, lock, hub)
+	for _, w := range warnings {
 		fmt.Fprintf(stderr, "ftc: warning: %s\n", w)
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "ftc: %v\n", err)
-		return errFailed
+	if err != nil || pinned == nil {
+		return failed(err, stderr)
 	}
-	f.pending = resolve.UpdatedLock(lock, res)
-	vo.Archs = f.pending.ModelFacts()
+	f.pending = pinned
+	vo.Archs = pinned.ModelFacts()
 	return nil
 }

@@ -116,3 +116,24 @@ func OutputTree(store *cas.Store, key string) string {
 	}
 	return ""
 }
+
+// PinMissingArchs is ftc lock's first step for a run, where the Hub is
+// reachable: the models r (vetted with lock's facts) gives no
+// architecture for are pinned and their config.json read, so that a
+// recipe naming a model by its repository alone runs without a separate
+// ftc lock. It returns the lock with those pins (nil: none were missing)
+// and the resolver's warnings; nothing is written.
+func PinMissingArchs(ctx context.Context, r *config.Recipe, lock *resolve.Lock, hub *resolve.Hub) (*resolve.Lock, []string, error) {
+	if len(config.ArchMissing(r)) == 0 {
+		return nil, nil, nil
+	}
+	res, err := resolve.PinModels(ctx, r, resolve.Options{Lock: lock, Hub: hub})
+	var warnings []string
+	if res != nil {
+		warnings = res.Warnings
+	}
+	if err != nil {
+		return nil, warnings, err
+	}
+	return resolve.UpdatedLock(lock, res), warnings, nil
+}
