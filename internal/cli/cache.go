@@ -4,20 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/ftc-dev/ftc/compiler/plan"
-	"github.com/ftc-dev/ftc/runtime/build"
 	"github.com/ftc-dev/ftc/runtime/cas"
-	"github.com/ftc-dev/ftc/runtime/envcheck"
 	"github.com/ftc-dev/ftc/runtime/remote"
 	"github.com/ftc-dev/ftc/runtime/resolve"
-	"github.com/ftc-dev/ftc/stdlib"
+	"github.com/ftc-dev/ftc/runtime/runner"
 )
 
 func newCache(stdout, stderr io.Writer) *cobra.Command {
@@ -56,36 +50,17 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Show how much disk the cache uses",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			s, err := cas.Open(cache.store())
-			if err != nil {
-				return err
+			u, err := runner.Usage(cache.dirs())
+			if u.Store != nil {
+				fmt.Fprintf(stdout, "%d entries, %d blobs, %s in %s\n", u.Store.Actions, u.Store.Blobs, humanBytes(u.Store.Bytes), u.StoreRoot)
 			}
-			u, err := s.DiskUsage()
-			if err != nil {
-				return err
+			if u.Environments != nil {
+				fmt.Fprintf(stdout, "%d environment images, %s in %s\n", u.Environments.Entries, humanBytes(u.Environments.Bytes), u.EnvDir)
 			}
-			fmt.Fprintf(stdout, "%d entries, %d blobs, %s in %s\n", u.Actions, u.Blobs, humanBytes(u.Bytes), s.Root())
-			envs, err := build.Environments(cache.images())
-			if err != nil {
-				return err
+			for _, d := range u.Dirs {
+				fmt.Fprintf(stdout, "%d %s, %s in %s\n", d.Entries, d.What, humanBytes(d.Bytes), d.Dir)
 			}
-			var size int64
-			for _, e := range envs {
-				size += e.Size
-			}
-			fmt.Fprintf(stdout, "%d environment images, %s in %s\n", len(envs), humanBytes(size), filepath.Join(cache.images(), "env"))
-			for _, d := range []struct{ dir, what string }{
-				{"entrypoints", "entrypoints copies"},
-				{"envs", "virtual environments (ftc env create)"},
-			} {
-				dir := filepath.Join(cache.root(), d.dir)
-				u, err := envcheck.DirUsage(dir)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(stdout, "%d %s, %s in %s\n", u.Entries, d.what, humanBytes(u.Bytes), dir)
-			}
-			return nil
+			return err
 		},
 	}
 	var repair bool
@@ -136,40 +111,31 @@ create made are left alone: ftc cache du shows them, and removing one
 or ftc build is writing to the cache.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := cas.Open(cache.store())
-			if err != nil {
-				return err
-			}
-			keep, keepEnv := map[string]bool{}, map[string]bool{}
+			o := runner.GCOptions{KeepKeys: map[string]bool{}, KeepEnvironments: map[string]bool{},
+				KeepNewerThan: time.Duration(keepDays * 24 * float64(time.Hour)), Now: time.Now()}
 			for _, r := range keepRecipes {
 				keys, err := recipeKeys(ctx(cmd), r, &cache, &roots, stderr)
 				if err != nil {
 					return err
 				}
 				for _, k := range keys {
-					keep[k] = true
+					o.KeepKeys[k] = true
 				}
 				if k, ok := recipeEnvironmentKey(r, &roots); ok {
-					keepEnv[k] = true
+					o.KeepEnvironments[k] = true
 				}
 			}
-			now, age := time.Now(), time.Duration(keepDays*24*float64(time.Hour))
-			res, err := s.GC(cas.GCOptions{KeepKeys: keep, KeepNewerThan: age, Now: now})
-			if err != nil {
-				return err
+			res, err := runner.GC(cache.dirs(), o)
+			if st := res.Store; st != nil {
+				fmt.Fprintf(stdout, "removed %d entries and %d blobs, freed %s\n", st.ActionsRemoved, st.BlobsRemoved, humanBytes(st.BytesFreed))
 			}
-			fmt.Fprintf(stdout, "removed %d entries and %d blobs, freed %s\n", res.ActionsRemoved, res.BlobsRemoved, humanBytes(res.BytesFreed))
-			env, err := build.PruneEnvironments(cache.images(), keepEnv, age, now)
-			if err != nil {
-				return err
+			if env := res.Environment; env != nil {
+				fmt.Fprintf(stdout, "removed %d environment images, freed %s\n", env.Removed, humanBytes(env.Freed))
 			}
-			fmt.Fprintf(stdout, "removed %d environment images, freed %s\n", env.Removed, humanBytes(env.Freed))
-			ep, err := envcheck.PruneEntrypoints(filepath.Join(cache.root(), "entrypoints"))
-			if err != nil {
-				return err
+			if ep := res.Entrypoints; ep != nil {
+				fmt.Fprintf(stdout, "removed %d entrypoints copies of other ftc versions, freed %s\n", ep.Entries, humanBytes(ep.Bytes))
 			}
-			fmt.Fprintf(stdout, "removed %d entrypoints copies of other ftc versions, freed %s\n", ep.Entries, humanBytes(ep.Bytes))
-			return nil
+			return err
 		},
 	}
 	gc.Flags().Float64Var(&keepDays, "keep-days", 0, "keep entries created within this many days")
@@ -258,16 +224,12 @@ func recipeKeys(c context.Context, file string, cache *cacheFlag, roots *recipeF
 	if err != nil {
 		return nil, errFailed
 	}
-	hasher := &resolve.Hasher{MemoDir: cache.hashes(), Progress: hashProgress(stderr)}
-	p, _, writeLock, err := resolveAndPlan(c, r, &runFlags{cache: *cache, offline: true}, hasher)
-	if err == nil {
-		err = writeLock()
-	}
+	keys, err := runner.Keys(c, r, &resolve.Hasher{MemoDir: cache.hashes(), Progress: hashProgress(stderr)})
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)
 		return nil, errFailed
 	}
-	return planKeys(p), nil
+	return keys, nil
 }
 
 // recipeEnvironmentKey is the environment key ftc build gives a recipe
@@ -282,50 +244,29 @@ func recipeEnvironmentKey(file string, roots *recipeFlags) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	lock, err := resolve.ReadLock(filepath.Join(r.Dir, resolve.LockFile))
-	if err != nil {
-		return "", false
-	}
-	epoch, _ := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64)
-	spec, err := build.Spec(r, lock, build.SpecOptions{Entrypoints: stdlib.Entrypoints(), Version: Version, Epoch: epoch})
-	if err != nil {
-		return "", false
-	}
-	k, err := spec.EnvironmentKey()
-	if err != nil {
-		return "", false
-	}
-	return k.Hex(), true
+	return runner.EnvironmentKey(r, Version)
 }
 
-func planKeys(p *plan.Plan) []string {
-	var keys []string
-	for _, s := range p.Stages {
-		keys = append(keys, string(s.Key))
-	}
-	return keys
+// dirs are the cache's directories ftc cache looks after.
+func (c *cacheFlag) dirs() runner.CacheDirs {
+	return runner.CacheDirs{Root: c.root(), Store: c.store(), Images: c.images()}
 }
 
-// pullRemote and pushRemote move a plan's entries for ftc run --remote;
-// the meter shows their bytes on w and says what moved.
-func pullRemote(c context.Context, s *cas.Store, ref string, p *plan.Plan, w io.Writer) (int, string, error) {
+// transferRemote moves a plan's entries for ftc run --remote (pull, or
+// push); the meter shows their bytes on w and says what moved.
+func transferRemote(c context.Context, s *cas.Store, ref string, keys []string, push bool, w io.Writer) (int, string, error) {
 	rc, err := remote.Open(c, ref, s, remote.Options{})
 	if err != nil {
 		return 0, "", err
+	}
+	if push {
+		m := meterCache(rc, w, "pushing", false)
+		st, err := rc.Push(c, keys)
+		m.finish()
+		return st.Entries, m.summary(), err
 	}
 	m := meterCache(rc, w, "pulling", false)
-	st, err := rc.Pull(c, planKeys(p))
-	m.finish()
-	return st.Entries, m.summary(), err
-}
-
-func pushRemote(c context.Context, s *cas.Store, ref string, p *plan.Plan, w io.Writer) (int, string, error) {
-	rc, err := remote.Open(c, ref, s, remote.Options{})
-	if err != nil {
-		return 0, "", err
-	}
-	m := meterCache(rc, w, "pushing", false)
-	st, err := rc.Push(c, planKeys(p))
+	st, err := rc.Pull(c, keys)
 	m.finish()
 	return st.Entries, m.summary(), err
 }

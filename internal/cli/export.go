@@ -2,26 +2,17 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/compiler/launch/shq"
-	"github.com/ftc-dev/ftc/compiler/plan"
-	"github.com/ftc-dev/ftc/runtime/cas"
 	"github.com/ftc-dev/ftc/runtime/export"
 	"github.com/ftc-dev/ftc/runtime/resolve"
+	"github.com/ftc-dev/ftc/runtime/runner"
 )
 
 func newExport(stdout, stderr io.Writer) *cobra.Command {
@@ -84,81 +75,15 @@ func exportRecipe(file, stage, dir string, f *runFlags, force bool, stdout, stde
 	if err != nil {
 		return err
 	}
-	f.offline = true // the lock pins what ran; export never asks the Hub
-	p, _, _, err := resolveAndPlan(context.Background(), r, f, hasher)
+	res, err := runner.Export(context.Background(), runner.ExportOptions{
+		File: file, Recipe: r, Hasher: hasher, Image: f.image, Stage: stage, Dir: dir, Force: force,
+		Store: f.cache.store(), Command: exportCommand(file, stage, dir, f), RunCommand: "ftc run " + file,
+	})
 	if err != nil {
-		fmt.Fprintf(stderr, "ftc: %v\n", err)
-		return errFailed
+		return failed(err, stderr)
 	}
-	es, err := exportStage(p, stage)
-	if err != nil {
-		return usageError{err}
-	}
-	store, err := cas.Open(f.cache.store())
-	if err != nil {
-		return err
-	}
-	a, err := store.GetAction(string(es.Key))
-	if errors.Is(err, cas.ErrNotFound) {
-		fmt.Fprintf(stderr, "ftc: stage %s (key %s) is not in the cache %s: run `ftc run %s` first (a run with --gpus N, --cpu or --set is exported with the same flags)\n", es.Name, es.Key.Short(), f.cache.store(), file)
-		return errFailed
-	} else if err != nil {
-		return err
-	}
-	n, err := export.Materialize(store, a.Outputs["output"], dir, force)
-	if err != nil {
-		fmt.Fprintf(stderr, "ftc: export %s: %v\n", dir, err)
-		return errFailed
-	}
-	info := export.CardInfo{Plan: p, Stage: es, RecipeFile: file, Summaries: map[string]json.RawMessage{},
-		Command: exportCommand(file, stage, dir, f)}
-	if info.RecipeSHA256, err = fileSHA256(file); err != nil {
-		return err
-	}
-	if info.LockSHA256, err = fileSHA256(filepath.Join(r.Dir, resolve.LockFile)); errors.Is(err, fs.ErrNotExist) {
-		info.LockSHA256 = ""
-	} else if err != nil {
-		return err
-	}
-	for _, s := range p.Stages {
-		if a, err := store.GetAction(string(s.Key)); err == nil {
-			info.Summaries[s.Name] = a.Summary
-		}
-	}
-	if err := export.WriteCard(dir, info); err != nil {
-		fmt.Fprintf(stderr, "ftc: writing the model card: %v\n", err)
-		return errFailed
-	}
-	fmt.Fprintf(stdout, "%s: %d file(s) from %s (key %s) and %s\n", dir, n, es.Name, es.Key.Short(), export.CardFile)
+	fmt.Fprintf(stdout, "%s: %d file(s) from %s (key %s) and %s\n", dir, res.Files, res.Stage.Name, res.Stage.Key.Short(), export.CardFile)
 	return nil
-}
-
-// exportStage finds the export stage named by stage ("sft" or
-// "sft.export"), or the only one when stage is empty.
-func exportStage(p *plan.Plan, stage string) (*plan.Stage, error) {
-	var all []string
-	for _, s := range p.Stages {
-		if s.Kind != plan.KindExport {
-			continue
-		}
-		all = append(all, strings.TrimSuffix(s.Name, ".export"))
-		if stage != "" && (s.Name == stage || s.Name == stage+".export") {
-			return s, nil
-		}
-	}
-	switch {
-	case len(all) == 0:
-		return nil, fmt.Errorf("recipe %s exports no model: add export: form: \"merged\" (or \"adapter\", \"full\") to a stage", p.Recipe)
-	case stage == "" && len(all) == 1:
-		for _, s := range p.Stages {
-			if s.Kind == plan.KindExport {
-				return s, nil
-			}
-		}
-	case stage == "":
-		return nil, fmt.Errorf("recipe %s exports from %d stages (%s): name one", p.Recipe, len(all), strings.Join(all, ", "))
-	}
-	return nil, fmt.Errorf("stage %q has no export (stages with one: %s)", stage, strings.Join(all, ", "))
 }
 
 // exportCommand is what reproduces the export: the run and the export
@@ -171,15 +96,6 @@ func exportCommand(file, stage, dir string, f *runFlags) string {
 		args = append(args, stage)
 	}
 	return run + " && " + shq.Join(append(args, dir))
-}
-
-func fileSHA256(p string) (string, error) {
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return "", err
-	}
-	h := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(h[:]), nil
 }
 
 // keyFlags are the flags of a run that decide its keys: ftc export must

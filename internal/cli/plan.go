@@ -2,11 +2,8 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -17,6 +14,7 @@ import (
 	"github.com/ftc-dev/ftc/compiler/launch"
 	"github.com/ftc-dev/ftc/compiler/launch/shq"
 	"github.com/ftc-dev/ftc/compiler/plan"
+	"github.com/ftc-dev/ftc/runtime/runner"
 )
 
 func newPlan(stdout, stderr io.Writer) *cobra.Command {
@@ -76,7 +74,7 @@ the image ` + plan.ImageNotBuilt + `, each said on stderr (the status stays 0).`
 				return errFailed
 			}
 			if out != "" {
-				if err := writePlanFiles(out, p); err != nil {
+				if err := runner.WritePlanFiles(out, p); err != nil {
 					return err
 				}
 				// Files that name the image need one: say which were
@@ -107,76 +105,18 @@ the image ` + plan.ImageNotBuilt + `, each said on stderr (the status stays 0).`
 	return cmd
 }
 
-// writePlanFiles writes the plan as files that can be read, diffed and
-// committed: DIR/plan.json, and per stage DIR/<stage>/stage-config.json,
-// launch.sh and the launcher files.
-func writePlanFiles(dir string, p *plan.Plan) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(p, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "plan.json"), append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	for _, s := range p.Stages {
-		sd := filepath.Join(dir, s.Name)
-		if err := os.MkdirAll(sd, 0o755); err != nil {
-			return err
-		}
-		cfg, _ := json.MarshalIndent(s.Config, "", "  ")
-		script, err := launch.Script(s.Name, string(s.Kind), string(s.Key), s.Launch)
-		if err != nil {
-			return err
-		}
-		files := map[string]string{"stage-config.json": string(cfg) + "\n", launch.ScriptFile: script}
-		for n, c := range s.Files {
-			files[n] = c
-		}
-		for n, c := range files {
-			if err := os.WriteFile(filepath.Join(sd, n), []byte(c), 0o644); err != nil {
-				return err
-			}
-		}
-		// A job file this plan does not write must not survive from an
-		// earlier one (another image, another key).
-		for _, n := range []string{launch.SbatchFile, launch.KubernetesFile} {
-			if _, ok := files[n]; !ok {
-				if err := os.Remove(filepath.Join(sd, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
-					return err
-				}
-			}
-		}
-	}
-	return nil
-}
-
 // imageNotes says which job files plan -o could not complete without
 // --image.
 func imageNotes(p *plan.Plan) string {
-	var sbatch, k8s []string
-	for _, s := range p.Stages {
-		if s.CPUOnly() {
-			continue
-		}
-		_, hasSbatch := s.Files[launch.SbatchFile]
-		if p.Hardware.Target == "slurm" && !hasSbatch {
-			sbatch = append(sbatch, s.Name)
-		}
-		if m, ok := s.Files[launch.KubernetesFile]; ok && strings.Contains(m, plan.ImageNotBuilt) {
-			k8s = append(k8s, s.Name)
-		}
-	}
+	m := runner.JobFilesMissingImage(p)
 	var b strings.Builder
-	if len(sbatch) > 0 {
+	if len(m.Sbatch) > 0 {
 		fmt.Fprintf(&b, "ftc: no %s written for %s: with hardware.slurm.container the job runs in the stage image, which needs --image REF@sha256:… (ftc build prints it)\n",
-			launch.SbatchFile, strings.Join(sbatch, ", "))
+			launch.SbatchFile, strings.Join(m.Sbatch, ", "))
 	}
-	if len(k8s) > 0 {
+	if len(m.Kubernetes) > 0 {
 		fmt.Fprintf(&b, "ftc: %s of %s names the image %s: give --image REF@sha256:… (ftc build prints it)\n",
-			launch.KubernetesFile, strings.Join(k8s, ", "), plan.ImageNotBuilt)
+			launch.KubernetesFile, strings.Join(m.Kubernetes, ", "), plan.ImageNotBuilt)
 	}
 	return b.String()
 }

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -33,11 +36,28 @@ func Main() int {
 	return Run(os.Args[1:], os.Stdout, os.Stderr)
 }
 
+// stopsOnSignal are the commands that stop what they run when ftc gets
+// SIGINT or SIGTERM, through their context, and then exit: ftc run stops
+// its stages (which keep their checkpoints; further signals are caught
+// until they have stopped, so none is orphaned), ftc build and ftc lock
+// stop their solves, ftc reproduce its rerun. Every other command keeps
+// the default behaviour: a signal ends it at once.
+var stopsOnSignal = map[string]bool{"ftc run": true, "ftc build": true, "ftc lock": true, "ftc reproduce": true}
+
 // Run runs ftc with args, writing to stdout and stderr.
+//
+// The one signal-aware context is made here, for the commands in
+// stopsOnSignal; every command gets its context as cmd.Context().
 func Run(args []string, stdout, stderr io.Writer) int {
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
-	err := root.Execute()
+	ctx := context.Background()
+	if cmd, _, err := root.Find(args); err == nil && stopsOnSignal[cmd.CommandPath()] {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
+	err := root.ExecuteContext(ctx)
 	switch {
 	case err == nil:
 		return exitOK
@@ -45,7 +65,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	var ue usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
+	var lu interface{ IsUsage() bool } // a runtime library's usage error (runner.UsageError)
+	if errors.As(err, &ue) || errors.As(err, &lu) && lu.IsUsage() || isCobraUsage(err) {
 		fmt.Fprintf(stderr, "ftc: %v\nRun 'ftc --help' for usage.\n", err)
 		return exitUsage
 	}

@@ -6,25 +6,20 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler"
 	"github.com/ftc-dev/ftc/compiler/config"
-	"github.com/ftc-dev/ftc/compiler/launch"
 	"github.com/ftc-dev/ftc/compiler/load"
 	"github.com/ftc-dev/ftc/compiler/plan"
-	"github.com/ftc-dev/ftc/runtime/backend"
 	"github.com/ftc-dev/ftc/runtime/cas"
 	"github.com/ftc-dev/ftc/runtime/exec"
-	"github.com/ftc-dev/ftc/runtime/report"
 	"github.com/ftc-dev/ftc/runtime/resolve"
+	"github.com/ftc-dev/ftc/runtime/runner"
 )
 
 type runFlags struct {
@@ -81,11 +76,9 @@ its newest complete checkpoint on the next run.`,
 			if _, _, err := progressMode(f.progress, stdout); err != nil {
 				return usageError{err}
 			}
-			if err := f.checkPrepareOn(); err != nil {
-				return usageError{err}
-			}
-			if f.cpu && f.cluster() {
-				return usageError{fmt.Errorf("--cpu: --backend %s schedules the stages on the cluster's GPU nodes; --cpu runs them on this machine (local, docker or podman)", f.engine)}
+			o := f.options()
+			if err := o.Validate(f.cpu); err != nil {
+				return failed(err, stderr)
 			}
 			return runRecipe(cmd.Context(), files[0], &f, restartAll, stdout, stderr)
 		},
@@ -119,9 +112,6 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	overrides, err := f.recipe.overrides()
 	if err != nil {
 		return err
@@ -131,7 +121,8 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 		return err
 	}
 	// Memos of data hashes, like the lock, are written only once the run
-	// gets past its checks (prepareLocal): a refused run writes nothing.
+	// gets past its checks (the runner flushes them): a refused run
+	// writes nothing.
 	hasher := &resolve.Hasher{MemoDir: f.cache.hashes(), Progress: hashProgress(stderr), Defer: true}
 	vo.Digest = hasher.SHA256
 	if f.gpusSet {
@@ -147,204 +138,152 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	if err != nil {
 		return err
 	}
-
-	p, res, writeLock, err := resolveAndPlan(ctx, r, f, hasher)
-	if err != nil {
-		fmt.Fprintf(stderr, "ftc: %v\n", err)
-		return errFailed
-	}
-	for _, w := range res.Warnings {
-		fmt.Fprintf(stderr, "ftc: warning: %s\n", w)
-	}
-	if f.until != "" {
-		p = upTo(p, f.until)
-	}
-
-	if err := checkStageNames(p, f); err != nil {
-		return usageError{err}
-	}
-	be, err := f.backend()
-	if err != nil {
-		return usageError{err}
-	}
-	if err := f.checkTopology(r.Hardware, hasTraining(p)); err != nil {
-		return usageError{err}
-	}
-	if sb, ok := be.(backend.Slurm); ok {
-		// The jobs take their partition, time, container and layout from
-		// the recipe and the plan.
-		sb.Settings = r.Hardware.SlurmSettings()
-		sb.Plans = map[string]launch.Plan{}
-		for _, s := range p.Stages {
-			sb.Plans[s.Name] = s.Launch
-		}
-		be = sb
-	}
-	// Where the stages would run is checked before anything is pulled,
-	// recorded or run, and by a dry run too: a missing sbatch or kubectl,
-	// an unreachable cluster or a missing image surface here, not when
-	// the first stage is submitted.
-	if err := checkWhereItRuns(ctx, be, f); err != nil {
-		fmt.Fprintf(stderr, "ftc: --backend %s: %v\n", f.engine, err)
-		return errFailed
-	}
-	// What --gpus changed is said before anything runs.
-	if p.Rescaled != nil {
-		for _, l := range p.Rescaled.Lines() {
-			fmt.Fprintln(stdout, l)
-		}
-	}
-	cluster := f.cluster()
-	var gpus []int
-	if !cluster && !r.CPU {
-		if gpus, err = gpuList(f.gpus, f.gpusSet, r.Hardware); err != nil {
-			return usageError{err}
-		}
-	}
-
-	// Before anything is pulled, recorded or run (env.go).
-	p, local, err := prepareLocal(ctx, file, r, p, f, gpus, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	hasher.Flush()
-	if err := writeLock(); err != nil {
-		return err
-	}
-	store, err := cas.Open(f.cache.store())
-	if err != nil {
-		return err
-	}
-
-	if f.remote != "" && !f.dryRun {
-		pulled, moved, err := pullRemote(ctx, store, f.remote, p, stdout)
-		if err != nil {
-			fmt.Fprintf(stderr, "ftc: remote cache %s: %v (continuing without it)\n", f.remote, err)
-		} else if pulled > 0 {
-			fmt.Fprintf(stdout, "remote: pulled %d stage(s) from %s: %s\n", pulled, f.remote, moved)
-		}
-	}
-
-	// A dry run records nothing: ftc status goes on showing the last
-	// real run.
-	var rec, eventsFile string
-	if !f.dryRun {
-		if rec, err = newRecord(f.cache.records(), p.Recipe); err != nil {
-			return err
-		}
-		eventsFile = filepath.Join(rec, "events.jsonl")
-	}
-	printer := newProgress(stdout, len(p.Stages))
-	printer.tty, printer.width, _ = progressMode(f.progress, stdout)
-	events, err := exec.NewEventLog(eventsFile, printer.event)
-	if err != nil {
-		return err
-	}
-	defer events.Close()
-	stopTicker := func() {}
-	if !f.dryRun {
-		// On a terminal the ETA runs down between metrics; in a log a
-		// stage that prints nothing for long has a heartbeat.
-		stopTicks := make(chan struct{})
-		ticked := make(chan struct{})
-		go func() {
-			defer close(ticked)
-			every := time.Second
-			if printer.tty {
-				every = 500 * time.Millisecond
-			}
-			t := time.NewTicker(every)
-			defer t.Stop()
-			for {
-				select {
-				case <-stopTicks:
-					return
-				case <-t.C:
-					printer.tick()
-				}
-			}
-		}()
-		stopTicker = func() { close(stopTicks); <-ticked; printer.close() }
-	}
-	local.record(events, rec, p)
-
-	opts := exec.Options{
-		Store: store, RunsDir: f.cache.runs(), Backend: be, RecipeDir: r.Dir, Files: res.Files, Sets: res.Sets,
-		GPUs: gpus, KeyFlags: f.keyFlags(), Cluster: cluster, Force: set(f.force), Restart: set(f.restart), Retries: f.retries,
-		DryRun: f.dryRun, Events: events, Env: secretEnv(r), LocalEnv: local.env,
-		PrepareOnCluster: f.prepareOn == "cluster",
-	}
+	o := f.options()
+	o.File, o.Recipe, o.Lock, o.Hasher = file, r, f.pending, hasher
 	if restartAll {
-		opts.Restart["*"] = true
+		o.Restart = append(o.Restart, "*")
 	}
+	o.Prepare = func(ctx context.Context, p *plan.Plan, gpus []int) (*runner.Prepared, error) {
+		// Before anything is pulled, recorded or run (env.go).
+		p, local, err := prepareLocal(ctx, file, r, p, f, gpus, stdout, stderr)
+		if err != nil {
+			return nil, err
+		}
+		return &runner.Prepared{Plan: p, Python: f.python, LocalEnv: local.env, Record: local.record}, nil
+	}
+	o.Transfer = func(ctx context.Context, s *cas.Store, ref string, keys []string, push bool) (int, string, error) {
+		return transferRemote(ctx, s, ref, keys, push, stdout)
+	}
+	o.Reporter = &runReporter{f: f, stdout: stdout, stderr: stderr}
+	_, err = runner.Run(ctx, o)
+	return failed(err, stderr)
+}
+
+// options are the runner's options from the flags.
+func (f *runFlags) options() runner.Options {
+	o := runner.Options{
+		Image: f.image, Until: f.until, Backend: f.engine, BackendSet: f.engineSet,
+		GPUs: f.gpus, GPUsSet: f.gpusSet, Force: f.force, Restart: f.restart, Retries: f.retries,
+		DryRun: f.dryRun, Python: f.python, PrepareOn: f.prepareOn, KeyFlags: f.keyFlags(),
+		Dirs:   runner.Dirs{Root: f.cache.root(), Store: f.cache.store(), Runs: f.cache.runs(), Records: f.cache.records()},
+		Remote: f.remote, Hub: hubFromEnv(f.offline),
+	}
+	if f.entrypoint != "" {
+		o.Entrypoint = strings.Fields(f.entrypoint)
+	}
+	return o
+}
+
+// failed is how a library's error ends a command: a usage error exits 2,
+// one already reported (errFailed) exits 1, any other is said on stderr
+// and exits 1.
+func failed(err error, stderr io.Writer) error {
+	var ue runner.UsageError
 	switch {
-	case f.entrypoint != "":
-		opts.Entrypoint = strings.Fields(f.entrypoint)
-	case f.python != "python":
-		opts.Python = f.python
+	case err == nil || errors.Is(err, errFailed):
+		return err
+	case errors.As(err, &ue):
+		return usageError{ue.Err}
 	}
-	start := time.Now()
-	sum, runErr := exec.Run(ctx, p, opts)
-	stopTicker()
+	fmt.Fprintf(stderr, "ftc: %v\n", err)
+	return errFailed
+}
+
+// runReporter prints a run as it goes: the stages' progress on stdout,
+// warnings and what went wrong on stderr.
+type runReporter struct {
+	f              *runFlags
+	stdout, stderr io.Writer
+	printer        *progress
+	stopTicker     func()
+}
+
+func (r *runReporter) Warning(msg string) { fmt.Fprintf(r.stderr, "ftc: warning: %s\n", msg) }
+
+func (r *runReporter) Rescaled(lines []string) {
+	for _, l := range lines {
+		fmt.Fprintln(r.stdout, l)
+	}
+}
+
+func (r *runReporter) Pulled(ref string, n int, moved string, err error) {
+	if err != nil {
+		fmt.Fprintf(r.stderr, "ftc: remote cache %s: %v (continuing without it)\n", ref, err)
+	} else if n > 0 {
+		fmt.Fprintf(r.stdout, "remote: pulled %d stage(s) from %s: %s\n", n, ref, moved)
+	}
+}
+
+func (r *runReporter) Starting(p *plan.Plan, dryRun bool) {
+	r.printer = newProgress(r.stdout, len(p.Stages))
+	r.printer.tty, r.printer.width, _ = progressMode(r.f.progress, r.stdout)
+	r.stopTicker = func() {}
+	if dryRun {
+		return
+	}
+	// On a terminal the ETA runs down between metrics; in a log a stage
+	// that prints nothing for long has a heartbeat.
+	stopTicks := make(chan struct{})
+	ticked := make(chan struct{})
+	go func() {
+		defer close(ticked)
+		every := time.Second
+		if r.printer.tty {
+			every = 500 * time.Millisecond
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopTicks:
+				return
+			case <-t.C:
+				r.printer.tick()
+			}
+		}
+	}()
+	r.stopTicker = func() { close(stopTicks); <-ticked; r.printer.close() }
+}
+
+func (r *runReporter) Event(e exec.Event) { r.printer.event(e) }
+
+func (r *runReporter) Finished(res *runner.Result) {
+	r.stopTicker()
+	sum := res.Summary
 	if sum == nil {
-		fmt.Fprintf(stderr, "ftc: %v\n", runErr)
-		return errFailed
+		return
 	}
 	cached, ran, failed := sum.Counts()
-	fmt.Fprintf(stdout, "%s: %d stage(s): %d cached, %d ran, %d failed in %s\n", p.Recipe, len(sum.Stages), cached, ran, failed, time.Since(start).Round(time.Millisecond))
-	if f.dryRun {
-		fmt.Fprintln(stdout, "dry run: nothing ran, nothing recorded")
+	fmt.Fprintf(r.stdout, "%s: %d stage(s): %d cached, %d ran, %d failed in %s\n", res.Plan.Recipe, len(sum.Stages), cached, ran, failed, res.Elapsed.Round(time.Millisecond))
+	switch {
+	case res.DryRun:
+		fmt.Fprintln(r.stdout, "dry run: nothing ran, nothing recorded")
+	case res.ReportErr != nil:
+		fmt.Fprintf(r.stderr, "ftc: writing the report: %v\n", res.ReportErr)
+	default:
+		fmt.Fprintf(r.stdout, "report: %s\n", res.Report)
+	}
+}
+
+func (r *runReporter) Pushed(ref string, n int, moved string, err error) {
+	if err != nil {
+		fmt.Fprintf(r.stderr, "ftc: pushing to remote cache %s: %v\n", ref, err)
 	} else {
-		if path, err := report.Write(rec, report.Input{Plan: p, Summary: sum, Store: store, RecipeFile: file, Record: rec}); err == nil {
-			fmt.Fprintf(stdout, "report: %s\n", path)
-		} else {
-			fmt.Fprintf(stderr, "ftc: writing the report: %v\n", err)
-		}
+		fmt.Fprintf(r.stdout, "remote: pushed %d stage(s) to %s: %s\n", n, ref, moved)
 	}
-	if runErr != nil {
-		fmt.Fprintf(stderr, "ftc: %v\n", runErr)
-		return errFailed
-	}
-	if f.remote != "" && !f.dryRun && ran > 0 {
-		if n, moved, err := pushRemote(ctx, store, f.remote, p, stdout); err != nil {
-			fmt.Fprintf(stderr, "ftc: pushing to remote cache %s: %v\n", f.remote, err)
-		} else {
-			fmt.Fprintf(stdout, "remote: pushed %d stage(s) to %s: %s\n", n, f.remote, moved)
-		}
-	}
-	return nil
 }
 
 // cpuUsage is the help of --cpu, the same for every command that plans.
 const cpuUsage = "train on this machine's CPUs instead of GPUs: each training stage keeps its processes (one per GPU, after --gpus) and batch, torch sees no GPU, and the device is part of its key, so CPU outputs never stand in for GPU ones (refused for FSDP, vLLM generation, flash-attention and 8-bit optimizers)"
 
-// resolveAndPlan checks data digests, pins Hub references through the lock
-// (and the Hub when online), and plans. writeLock writes the lock if it
-// grew: the caller does, once the run is past its checks.
-func resolveAndPlan(ctx context.Context, r *config.Recipe, f *runFlags, hasher *resolve.Hasher) (p *plan.Plan, res *resolve.Result, writeLock func() error, err error) {
-	lockPath := filepath.Join(r.Dir, resolve.LockFile)
-	lock := f.pending
-	if lock == nil {
-		if lock, err = resolve.ReadLock(lockPath); err != nil {
-			return nil, nil, nil, err
-		}
-	}
-	res, err = resolve.Resolve(ctx, r, resolve.Options{Lock: lock, Hub: hubFromEnv(f.offline), Hasher: hasher})
+// resolveAndPlan is runner.ResolveAndPlan with the flags' lock, Hub and
+// image (ftc export, ftc cache, ftc publish).
+func resolveAndPlan(ctx context.Context, r *config.Recipe, f *runFlags, hasher *resolve.Hasher) (*plan.Plan, *resolve.Result, func() error, error) {
+	rs, err := runner.ResolveAndPlan(ctx, r, runner.ResolveOptions{Lock: f.pending, Hub: hubFromEnv(f.offline), Hasher: hasher, Image: f.image})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	writeLock = func() error { return nil }
-	if res.LockChanged || f.pending != nil {
-		updated := resolve.UpdatedLock(lock, res)
-		writeLock = func() error {
-			if err := updated.Write(lockPath); err != nil {
-				return fmt.Errorf("writing %s: %w", lockPath, err)
-			}
-			return nil
-		}
-	}
-	p, err = plan.BuildWith(r, plan.Options{Image: f.image})
-	return p, res, writeLock, err
+	return rs.Plan, rs.Resolve, rs.WriteLock, nil
 }
 
 // hashProgress reports hashing of large files, at most once a second.
@@ -359,227 +298,18 @@ func hashProgress(w io.Writer) func(string, int64, int64) {
 	}
 }
 
-// cluster reports whether stages run on a cluster's nodes rather than on
-// this machine.
-func (f *runFlags) cluster() bool { return f.engine == "kubernetes" || f.engine == "slurm" }
+// The runner's decisions under the names env.go and publish.go call them.
+var (
+	hubFromEnv  = runner.HubFromEnv
+	gpuList     = runner.GPUList
+	hasTraining = runner.HasTraining
+	upTo        = runner.UpTo
+	newRecord   = runner.NewRecord
+)
 
-// checkTopology checks --backend against the recipe's topology
-// (hardware.GPUs: nodes × gpusPerNode, after --gpus: the compiler has
-// rescaled the recipe to it, or refused) on every backend: a backend that
-// runs on this machine cannot run a multi-node stage. Messages name what
-// the user typed. Plans without a training stage need no GPUs.
 func (f *runFlags) checkTopology(h config.Hardware, training bool) error {
-	if !training {
-		return nil
-	}
-	if f.engine == "kubernetes" && h.Target != "kubernetes" {
-		// The Kubernetes backend applies the manifests the plan renders
-		// for that target only (the Slurm backend writes its own sbatch
-		// script from the launch plan when the plan has none).
-		return fmt.Errorf("--backend %s runs the job files the plan renders for hardware.target %q, and this recipe's target is %q: set hardware: target: %q (with its hardware.%s settings) or run it with --backend local", f.engine, f.engine, h.Target, f.engine, f.engine)
-	}
-	total := h.GPUs()
-	topo := fmt.Sprintf("%d nodes × %d GPUs per node = %d GPUs", h.Nodes, h.GPUsPerNode, total)
-	if !f.cluster() && h.Nodes > 1 {
-		backend := "--backend " + f.engine
-		if !f.engineSet {
-			backend = "the local backend (the default of --backend)"
-		}
-		use := "--backend slurm or --backend kubernetes"
-		if h.Target == "slurm" || h.Target == "kubernetes" {
-			use = "--backend " + h.Target
-		}
-		msg := fmt.Sprintf("the recipe's hardware is %s (target %s), and %s runs on this machine only: run it with %s", topo, h.Target, backend, use)
-		if f.gpusSet {
-			msg = fmt.Sprintf("--gpus %d: %s", f.gpus, msg)
-		}
-		return errors.New(msg)
-	}
-	return nil
-}
-
-// gpuList picks this machine's devices for a recipe that checkTopology
-// accepted: --gpus N when given, else the recipe's count. CUDA_VISIBLE_DEVICES,
-// when set, names the devices to pick from.
-func gpuList(n int, set bool, h config.Hardware) ([]int, error) {
-	if !set {
-		n = h.GPUsPerNode // this machine's share; checkTopology refused more than one node
-	}
-	avail := visibleDevices()
-	if avail != nil && len(avail) < n {
-		return nil, fmt.Errorf("the recipe needs %d GPUs, but CUDA_VISIBLE_DEVICES lists %d", n, len(avail))
-	}
-	out := make([]int, n)
-	for i := range out {
-		out[i] = i
-		if avail != nil {
-			out[i] = avail[i]
-		}
-	}
-	return out, nil
-}
-
-// upTo is the plan of stage name and the stages it reads, transitively,
-// in plan order.
-func upTo(p *plan.Plan, name string) *plan.Plan {
-	need := map[string]bool{name: true}
-	for i := len(p.Stages) - 1; i >= 0; i-- { // stages come after their inputs
-		s := p.Stages[i]
-		if !need[s.Name] {
-			continue
-		}
-		for _, in := range s.Inputs {
-			if in.Stage != "" {
-				need[in.Stage] = true
-			}
-		}
-	}
-	q := *p
-	q.Stages = nil
-	for _, s := range p.Stages {
-		if need[s.Name] {
-			q.Stages = append(q.Stages, s)
-		}
-	}
-	return &q
-}
-
-func hasTraining(p *plan.Plan) bool {
-	for _, s := range p.Stages {
-		if !s.CPUOnly() {
-			return true
-		}
-	}
-	return false
-}
-
-func visibleDevices() []int {
-	v, ok := os.LookupEnv("CUDA_VISIBLE_DEVICES")
-	if !ok || v == "" {
-		return nil
-	}
-	var out []int
-	for _, s := range strings.Split(v, ",") {
-		if i, err := strconv.Atoi(strings.TrimSpace(s)); err == nil {
-			out = append(out, i)
-		}
-	}
-	return out
-}
-
-func (f *runFlags) backend() (backend.Backend, error) {
-	switch f.engine {
-	case "local":
-		return backend.Local{}, nil
-	case "kubernetes":
-		return backend.Kubernetes{}, nil
-	case "slurm":
-		// Submits from this host; the cache (and so the run directories)
-		// must be on a file system the nodes share.
-		return backend.Slurm{Image: f.image, Mounts: []string{f.cache.root() + ":" + f.cache.root()}}, nil
-	case "docker", "podman":
-		if f.image == "" {
-			return nil, errors.New("--backend " + f.engine + " runs each stage in the stage image: give --image REF@sha256:… (ftc build prints it)")
-		}
-		return backend.Container{Engine: f.engine, Image: f.image, Mounts: []string{f.cache.root() + ":" + f.cache.root()}}, nil
-	}
-	return nil, fmt.Errorf("--backend %q: want local, docker, podman, kubernetes or slurm", f.engine)
-}
-
-// checkPrepareOn checks --prepare-on against --backend. Data preparation
-// runs on this machine by default: it is one CPU process, which would
-// otherwise wait in the queue of the recipe's (GPU) partition. Only the
-// Slurm backend can submit it instead (its batch script is rendered from
-// the stage's launch plan); the Kubernetes backend applies the manifests
-// the plan renders, which exist for training stages only.
-func (f *runFlags) checkPrepareOn() error {
-	switch {
-	case f.prepareOn == "host":
-		return nil
-	case f.prepareOn != "cluster":
-		return fmt.Errorf("--prepare-on %q: want host or cluster", f.prepareOn)
-	case f.engine == "slurm":
-		return nil
-	case f.engine == "kubernetes":
-		return errors.New("--prepare-on cluster: the kubernetes backend runs only the manifests the plan renders for training stages; data preparation runs on this host (drop --prepare-on, or use --backend slurm)")
-	default:
-		return fmt.Errorf("--prepare-on cluster: --backend %s runs every stage on this machine; only --backend slurm submits data preparation to the cluster", f.engine)
-	}
-}
-
-// checkWhereItRuns checks that the backend can reach where its jobs run
-// (backend.Checker) and has the image it needs.
-func checkWhereItRuns(ctx context.Context, be backend.Backend, f *runFlags) error {
-	if f.engine == "kubernetes" && f.image == "" {
-		return fmt.Errorf("the pods run the stage image: give --image REF@sha256:… (ftc build prints it)")
-	}
-	if c, ok := be.(backend.Checker); ok {
-		return c.Check(ctx)
-	}
-	return nil
-}
-
-// secretEnv passes the recipe's secrets by name: their values come from
-// this environment and are never written anywhere by ftc.
-func secretEnv(r *config.Recipe) []string {
-	var env []string
-	for _, s := range r.Secrets {
-		if v, ok := os.LookupEnv(s); ok {
-			env = append(env, s+"="+v)
-		}
-	}
-	return env
-}
-
-// checkStageNames refuses a --force or --restart that names no stage of
-// the plan: a typo would otherwise be ignored and the stage not rerun.
-func checkStageNames(p *plan.Plan, f *runFlags) error {
-	var names []string
-	have := map[string]bool{}
-	for _, s := range p.Stages {
-		names = append(names, s.Name)
-		have[s.Name] = true
-	}
-	for _, fl := range []struct {
-		flag string
-		l    []string
-	}{{"--force", f.force}, {"--restart", f.restart}} {
-		for _, n := range fl.l {
-			if n == "" || have[n] || (fl.flag == "--restart" && n == "*") {
-				continue
-			}
-			msg := fmt.Sprintf("%s %s: the recipe has no stage %q", fl.flag, n, n)
-			if h := load.NearestHint(n, "stage", names); h != "" {
-				msg += "; " + h
-			}
-			return errors.New(msg)
-		}
-	}
-	return nil
-}
-
-func set(l []string) map[string]bool {
-	m := map[string]bool{}
-	for _, s := range l {
-		if s != "" {
-			m[s] = true
-		}
-	}
-	return m
-}
-
-// newRecord creates the record directory of this run and points "latest"
-// at it.
-func newRecord(root, recipe string) (string, error) {
-	id := time.Now().UTC().Format("20060102T150405.000000000Z") + "-" + recipe
-	dir := filepath.Join(root, id)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(root, "latest"), []byte(id+"\n"), 0o644); err != nil {
-		return "", err
-	}
-	return dir, nil
+	o := f.options()
+	return o.CheckTopology(h, training)
 }
 
 func short(k string) string {
@@ -619,20 +349,6 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// hubFromEnv is the Hub as the environment names it (HF_ENDPOINT, a
-// mirror or a stand-in; HF_TOKEN for gated models), or nil when offline
-// (--offline, HF_HUB_OFFLINE=1).
-func hubFromEnv(offline bool) *resolve.Hub {
-	if offline || os.Getenv("HF_HUB_OFFLINE") == "1" {
-		return nil
-	}
-	endpoint := os.Getenv("HF_ENDPOINT")
-	if endpoint == "" {
-		endpoint = "https://huggingface.co"
-	}
-	return &resolve.Hub{Endpoint: endpoint, Token: os.Getenv("HF_TOKEN")}
-}
-
 // readMissingArchs is ftc lock's first step for a run, where the Hub is
 // reachable: the models the recipe gives no architecture for (and the
 // lock none) are pinned and their config.json read, so that a recipe
@@ -651,18 +367,17 @@ func (f *runFlags) readMissingArchs(ctx context.Context, file string, overrides 
 	pre := *vo
 	pre.Digest, pre.Archs = nil, lock.ModelFacts()
 	r, _, _ := vetRecipe(file, overrides, pre)
-	if r == nil || len(config.ArchMissing(r)) == 0 {
+	if r == nil {
 		return nil // vet says what is wrong
 	}
-	res, err := resolve.PinModels(ctx, r, resolve.Options{Lock: lock, Hub: hub})
-	for _, w := range res.Warnings {
+	pinned, warnings, err := runner.PinMissingArchs(ctx, r, lock, hub)
+	for _, w := range warnings {
 		fmt.Fprintf(stderr, "ftc: warning: %s\n", w)
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "ftc: %v\n", err)
-		return errFailed
+	if err != nil || pinned == nil {
+		return failed(err, stderr)
 	}
-	f.pending = resolve.UpdatedLock(lock, res)
-	vo.Archs = f.pending.ModelFacts()
+	f.pending = pinned
+	vo.Archs = pinned.ModelFacts()
 	return nil
 }
