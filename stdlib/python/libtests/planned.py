@@ -57,6 +57,8 @@ def assert_plan_ran(run_dir, cls_name):
         if key in RUNTIME:
             if key == "output_dir" and Path(ran[name]) != (d / "checkpoints").resolve():
                 errors.append(f"output_dir {ran[name]!r} is not the stage's checkpoints")
+            if key == "deepspeed" and Path(ran[name]) != d / value:
+                errors.append(f"deepspeed {ran[name]!r} is not the plan's {value} in the run directory")
             if key == "total_episodes" and value is not None and ran[name] != value:
                 errors.append(f"total_episodes: planned {value!r}, ran {ran[name]!r}")
             continue

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 
+import planned
 from conftest import assets
 from test_entry import prepared  # noqa: F401  (fixture)
 
@@ -89,6 +90,7 @@ def test_two_processes_train_checkpoint_and_resume(tiny, prepared, tmp_path):  #
     write(d, tiny, prepared, steps=4, save_every=2)
     rc, out = torchrun(d)
     assert rc == 0, out[-4000:]
+    planned.assert_plan_ran(d, "TrainingArguments")  # gloo, use_cpu: the plan's CPU world
     steps, ms = steps_logged(d)
     assert steps == [1, 2, 3, 4], steps  # rank 0 alone writes metrics
     assert sum(1 for m in ms if m.get("final")) == 1

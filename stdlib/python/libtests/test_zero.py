@@ -19,6 +19,7 @@ import deepspeed  # noqa: F401  (fails collection where the environment lacks it
 import pytest
 import torch
 
+import planned
 from conftest import assets
 from test_ddp import ddp_config, steps_logged, torchrun
 from test_entry import prepared  # noqa: F401  (fixture)
@@ -56,6 +57,7 @@ def test_zero_on_two_cpu_processes_learns_and_its_output_reloads(tiny, prepared,
     write(d, tiny, prepared, strategy)
     rc, out = torchrun(d)
     assert rc == 0, out[-6000:]
+    planned.assert_plan_ran(d, "TrainingArguments")  # the plan's DeepSpeed file, resolved
     logged, ms = steps_logged(d)
     assert logged == list(range(1, steps + 1)), logged  # rank 0 alone writes metrics
     losses = [m["loss"] for m in ms if "loss" in m and not m.get("final")]
