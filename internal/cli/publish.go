@@ -1,22 +1,17 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler/config"
@@ -25,7 +20,6 @@ import (
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/build"
 	"github.com/ftc-dev/ftc/runtime/cas"
-	"github.com/ftc-dev/ftc/runtime/exec"
 	"github.com/ftc-dev/ftc/runtime/publish"
 	"github.com/ftc-dev/ftc/runtime/resolve"
 )
@@ -75,44 +69,27 @@ environment is written. Publishing the same run twice gives the same digest.`,
 }
 
 func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs []string, f *runFlags, stdout, stderr io.Writer) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
+	ctx = ctxOr(ctx)
 	if f.image != "" && !image.ByDigest(f.image) {
 		return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", f.image)}
 	}
-	recordDir, events, err := lastRecord(file, f, stderr)
+	rec, err := lastRecord(file, f, stderr)
 	if err != nil {
 		return err
 	}
-	var start, end *exec.Event
-	for i := range events {
-		switch events[i].Type {
-		case exec.EventRunStart:
-			start = &events[i]
-		case exec.EventRunEnd:
-			end = &events[i]
-		}
-	}
-	if start == nil {
-		fmt.Fprintf(stderr, "ftc: the run record %s has no run-start event\n", recordDir)
-		return errFailed
-	}
-	if err := f.setKeyFlags(start.Flags); err != nil {
-		fmt.Fprintf(stderr, "ftc: the run record %s: %v\n", recordDir, err)
+	if err := f.setKeyFlags(rec.Start.Flags); err != nil {
+		fmt.Fprintf(stderr, "ftc: the run record %s: %v\n", rec.Dir, err)
 		return errFailed
 	}
 	r, p, res, err := planOffline(file, f, stderr)
 	if err != nil {
 		return err
 	}
-	if start.Message != p.Recipe {
-		fmt.Fprintf(stderr, "ftc: the last run recorded in %s is of recipe %s, not %s: run `ftc run %s` first\n", f.cache.records(), start.Message, p.Recipe, file)
+	if rec.Start.Message != p.Recipe {
+		fmt.Fprintf(stderr, "ftc: the last run recorded in %s is of recipe %s, not %s: run `ftc run %s` first\n", f.cache.records(), rec.Start.Message, p.Recipe, file)
 		return errFailed
 	}
-	carry := map[string]bool{}
 	for _, n := range withOutputs {
-		carry[n] = true
 		if upTo(p, n).Stages == nil {
 			return usageError{fmt.Errorf("--with-output %s: the recipe has no stage %q", n, n)}
 		}
@@ -121,70 +98,16 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 	if err != nil {
 		return err
 	}
-
-	idx := publish.Index{Recipe: p.Recipe, Flags: f.keyFlags(), Image: f.image, Record: filepath.Base(recordDir),
-		Started: start.Time.UTC().Format(time.RFC3339Nano)}
-	if end != nil {
-		idx.Finished = end.Time.UTC().Format(time.RFC3339Nano)
-	}
-	var files []publish.File
-	for _, s := range p.Stages {
-		a, err := store.GetAction(string(s.Key))
-		if errors.Is(err, cas.ErrNotFound) {
-			fmt.Fprintf(stderr, "ftc: stage %s (key %s) is not in the cache %s: the run did not finish it; run `%s` first\n", s.Name, s.Key.Short(), f.cache.store(), shq.Join(append(append([]string{"ftc", "run"}, f.keyFlags()...), file)))
-			return errFailed
-		} else if err != nil {
-			return err
-		}
-		idx.Stages = append(idx.Stages, publish.Stage{Name: s.Name, Kind: string(s.Kind), Key: string(s.Key), Output: string(a.Outputs["output"]), Metrics: a.Summary})
-		if out := a.Outputs["output"]; out != "" {
-			files = append(files, publish.File{Name: "ftc-run/outputs/" + s.Name + ".tree.json", Role: publish.RoleOutputTree, Source: store.BlobPath(out)})
-			if carry[s.Name] {
-				t, err := store.ReadTree(out)
-				if err != nil {
-					return err
-				}
-				for _, e := range t.Entries {
-					files = append(files, publish.File{Name: "ftc-run/outputs/" + s.Name + "/" + e.Path, Role: publish.RoleOutput, Source: store.BlobPath(e.Digest)})
-				}
-			}
-		}
-		if m := treeFile(store, a.Outputs["logs"], "metrics.jsonl"); m != "" {
-			files = append(files, publish.File{Name: "ftc-run/metrics/" + s.Name + ".jsonl", Role: publish.RoleMetrics, Source: m})
-		}
-	}
-
-	rel, err := filepath.Rel(r.Dir, file)
-	if err != nil || !publish.SafePath(filepath.ToSlash(rel)) {
-		rel = filepath.Base(file)
-	}
-	idx.RecipeFile = filepath.ToSlash(rel)
-	files = append(files, publish.File{Name: idx.RecipeFile, Role: publish.RoleRecipe, Source: file})
-	for name, rf := range r.Files {
-		files = append(files, publish.File{Name: name, Role: publish.RoleRecipeFile, Content: rf.Content})
-	}
-	for name, abs := range res.Files {
-		files = append(files, publish.File{Name: name, Role: publish.RoleData, Source: abs})
-	}
-	for _, set := range res.Sets {
-		for name, abs := range set {
-			files = append(files, publish.File{Name: name, Role: publish.RoleData, Source: abs})
-		}
-	}
-	if lock := filepath.Join(r.Dir, resolve.LockFile); fileExists(lock) {
-		files = append(files, publish.File{Name: resolve.LockFile, Role: publish.RoleLock, Source: lock})
-	}
-	planJSON, err := planAsJSON(p)
-	if err != nil {
+	art, err := publish.FromRun(publish.RunOptions{Record: rec, Recipe: r, RecipeFile: file, Plan: p, Resolved: res,
+		Flags: f.keyFlags(), Image: f.image, Store: store, WithOutputs: withOutputs, Builder: Version})
+	var nc *publish.NotCachedError
+	if errors.As(err, &nc) {
+		fmt.Fprintf(stderr, "ftc: %v; run `%s` first\n", err, shq.Join(append(append([]string{"ftc", "run"}, f.keyFlags()...), file)))
+		return errFailed
+	} else if err != nil {
 		return err
 	}
-	files = append(files, publish.File{Name: "ftc-run/plan.json", Role: publish.RolePlan, Content: planJSON})
-	files = append(files, publish.File{Name: "ftc-run/events.jsonl", Role: publish.RoleEvents, Source: filepath.Join(recordDir, "events.jsonl")})
-	if rep := filepath.Join(recordDir, "report.html"); fileExists(rep) {
-		files = append(files, publish.File{Name: "ftc-run/report.html", Role: publish.RoleReport, Source: rep})
-	}
-
-	img, err := publish.Build(publish.Artifact{Index: idx, Files: files, Builder: Version})
+	img, err := publish.Build(*art)
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: publish: %v\n", err)
 		return errFailed
@@ -216,18 +139,9 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 		}
 		where = ref + " (pushed " + m.summary() + ")"
 	}
-	var blobs int64
-	for _, l := range files {
-		if l.Source != "" {
-			if fi, err := os.Stat(l.Source); err == nil {
-				blobs += fi.Size()
-			}
-		} else {
-			blobs += int64(len(l.Content))
-		}
-	}
+	idx := art.Index
 	fmt.Fprintf(stdout, "published %s (run %s, %d stage(s)) to %s\n  manifest %s: %d file(s), %s, and a provenance statement (manifest %d bytes)\n",
-		p.Recipe, idx.Record, len(idx.Stages), where, digest, len(files), humanBytes(blobs), size)
+		p.Recipe, idx.Record, len(idx.Stages), where, digest, len(art.Files), humanBytes(art.Bytes()), size)
 	check := []string{"ftc", "reproduce"}
 	if layoutDir != "" {
 		check = append(check, "--layout", layoutDir)
@@ -241,45 +155,27 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 	return nil
 }
 
-// lastRecord finds the newest run record of the recipe: the newest
-// record whose id ends in the recipe's name (vetted without flags), or
+// lastRecord reads the newest run record of the recipe
+// (publish.LastRecord): by the recipe's name (vetted without flags), or
 // the latest run when the recipe cannot be vetted without them.
-func lastRecord(file string, f *runFlags, stderr io.Writer) (string, []exec.Event, error) {
-	root := f.cache.records()
-	var id string
+func lastRecord(file string, f *runFlags, stderr io.Writer) (*publish.Record, error) {
 	vo, err := f.recipe.vetOptions()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
+	name := ""
 	if r, _, err := vetRecipe(file, nil, vo); err == nil && r != nil {
-		ents, _ := os.ReadDir(root)
-		var ids []string
-		for _, e := range ents {
-			// ids are <UTC time, no dash>-<recipe name> (newRecord)
-			if _, n, _ := strings.Cut(e.Name(), "-"); e.IsDir() && n == r.Name {
-				ids = append(ids, e.Name())
-			}
-		}
-		sort.Strings(ids) // ids begin with the UTC time
-		if len(ids) > 0 {
-			id = ids[len(ids)-1]
-		}
+		name = r.Name
 	}
-	if id == "" {
-		b, err := os.ReadFile(filepath.Join(root, "latest"))
-		if err != nil {
-			fmt.Fprintf(stderr, "ftc: no run recorded in %s: run `ftc run %s` first\n", root, file)
-			return "", nil, errFailed
-		}
-		id = strings.TrimSpace(string(b))
+	rec, err := publish.LastRecord(f.cache.records(), name)
+	if errors.Is(err, publish.ErrNoRecord) {
+		fmt.Fprintf(stderr, "ftc: no run recorded in %s: run `ftc run %s` first\n", f.cache.records(), file)
+		return nil, errFailed
+	} else if err != nil {
+		fmt.Fprintf(stderr, "ftc: %v\n", err)
+		return nil, errFailed
 	}
-	dir := filepath.Join(root, id)
-	events, err := exec.ReadEvents(filepath.Join(dir, "events.jsonl"))
-	if err != nil {
-		fmt.Fprintf(stderr, "ftc: reading the run record: %v\n", err)
-		return "", nil, errFailed
-	}
-	return dir, events, nil
+	return rec, nil
 }
 
 // setKeyFlags sets the flags that decide the keys from a record's
@@ -339,92 +235,6 @@ func planOffline(file string, f *runFlags, stderr io.Writer) (*config.Recipe, *p
 	}
 	hasher.Flush()
 	return r, p, res, nil
-}
-
-// planAsJSON is the plan as ftc plan --json prints it.
-func planAsJSON(p *plan.Plan) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	err := enc.Encode(p)
-	return b.Bytes(), err
-}
-
-// treeFile is the path in the store of the blob of file name in tree d
-// ("" when there is none).
-func treeFile(store *cas.Store, d cas.Digest, name string) string {
-	if d == "" {
-		return ""
-	}
-	t, err := store.ReadTree(d)
-	if err != nil {
-		return ""
-	}
-	for _, e := range t.Entries {
-		if e.Path == name {
-			return store.BlobPath(e.Digest)
-		}
-	}
-	return ""
-}
-
-// publishedTree is the published output tree of stage, nil when the
-// artifact has none.
-func publishedTree(got *publish.Fetched, stage string) *cas.Tree {
-	for _, f := range got.ByRole(publish.RoleOutputTree) {
-		if f.Name != "ftc-run/outputs/"+stage+".tree.json" {
-			continue
-		}
-		b, err := os.ReadFile(f.Source)
-		if err != nil {
-			return nil
-		}
-		var t cas.Tree
-		if json.Unmarshal(b, &t) != nil {
-			return nil
-		}
-		return &t
-	}
-	return nil
-}
-
-// carriedOutput checks the files of stage's output that the artifact
-// carries (publish --with-output) against the published tree: every
-// file, each with the tree's digest. ok is false when none is carried.
-func carriedOutput(got *publish.Fetched, stage string) (publish.Row, bool) {
-	prefix := "ftc-run/outputs/" + stage + "/"
-	have := map[string]string{}
-	for _, f := range got.ByRole(publish.RoleOutput) {
-		if p, ok := strings.CutPrefix(f.Name, prefix); ok {
-			have[p] = f.Digest
-		}
-	}
-	if len(have) == 0 {
-		return publish.Row{}, false
-	}
-	r := publish.Row{What: "files " + stage, Published: "(tree)", Here: fmt.Sprintf("%d file(s) carried", len(have)), Match: "yes"}
-	t := publishedTree(got, stage)
-	if t == nil {
-		r.Match = "NO"
-		r.Published = "(no tree)"
-		return r, true
-	}
-	r.Published = fmt.Sprintf("%d file(s)", len(t.Entries))
-	for _, e := range t.Entries {
-		if have[e.Path] != string(e.Digest) {
-			r.Match = "NO"
-		}
-	}
-	if len(have) != len(t.Entries) {
-		r.Match = "NO"
-	}
-	return r, true
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return !errors.Is(err, fs.ErrNotExist)
 }
 
 func newReproduce(stdout, stderr io.Writer) *cobra.Command {
@@ -509,9 +319,7 @@ func yesNoRow(ok bool) string {
 // reproduce pulls, verifies, re-plans and compares; rebuild, when set,
 // holds the builder flags of --rebuild.
 func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float64, rebuild *buildFlags, f *runFlags, stdout, stderr io.Writer) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
+	ctx = ctxOr(ctx)
 	if dir == "" {
 		d, err := os.MkdirTemp("", "ftc-reproduce-")
 		if err != nil {
@@ -521,31 +329,24 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 	} else if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
 		return usageError{fmt.Errorf("--dir %s: not empty (reproduce pulls into a fresh directory)", dir)}
 	}
-	var (
-		img    v1.Image
-		digest string
-		err    error
-		source = ref
-	)
+	source := ref
 	if layoutDir != "" {
-		img, digest, err = publish.ReadLayout(layoutDir, ref)
 		source = "OCI layout " + layoutDir
-	} else {
-		img, digest, err = publish.Pull(ctx, ref)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "ftc: reproduce: %v\n", err)
-		return errFailed
 	}
 	recipeDir := filepath.Join(dir, "recipe")
 	tty, _, _ := progressMode("auto", stdout)
 	m := newTransferMeter(stdout, "pulling", tty, nil)
-	got, err := publish.Fetch(img, digest, recipeDir, m.add)
+	got, err := publish.Open(ctx, ref, layoutDir, recipeDir, m.add)
 	m.finish()
-	if err != nil {
+	var oe *publish.OpenError
+	if errors.As(err, &oe) {
+		fmt.Fprintf(stderr, "ftc: reproduce: %v\n", err)
+		return errFailed
+	} else if err != nil {
 		fmt.Fprintf(stderr, "ftc: reproduce %s: %v\n", source, err)
 		return errFailed
 	}
+	digest := got.Digest
 	pub := got.Index
 	fmt.Fprintf(stdout, "pulled %s (%s, %d file(s), every blob verified; %s) into %s\n", pub.Recipe, digest, len(got.Files), m.summary(), recipeDir)
 	rows := []publish.Row{{What: "artifact", Published: publish.Short(digest), Here: fmt.Sprintf("%d blobs verified", len(got.Files)+1), Match: "yes"}}
@@ -571,7 +372,7 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 	}
 	rows = append(rows, publish.CompareKeys(pub.Stages, here, order)...)
 	for _, s := range pub.Stages {
-		if r, ok := carriedOutput(got, s.Name); ok {
+		if r, ok := got.CompareCarried(s.Name); ok {
 			rows = append(rows, r)
 		}
 	}
@@ -585,24 +386,18 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 		// flags, as ftc build --frozen makes it: the same digest, or the
 		// image is not what the recipe and lock say.
 		rebuild.recipe, rebuild.cache, rebuild.frozen = f.recipe, f.cache, true
-		bt, err := buildRecipe(ctx, file, rebuild, stdout, stderr)
+		bt, err := buildRecipe(ctx, file, rebuild, nil, stdout, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "ftc: reproduce: rebuilding the image failed\n")
 			return errFailed
 		}
 		_, want, _ := strings.Cut(pub.Image, "@")
-		here := bt.res.Digest.String()
+		here := bt.Digest.String()
 		rows = append(rows, publish.Row{What: "image (rebuilt)", Published: publish.Short(want), Here: publish.Short(here), Match: yesNoRow(want == here)})
 	}
 
 	if rerun != "" {
-		var ps *publish.Stage
-		for i := range pub.Stages {
-			if pub.Stages[i].Name == rerun {
-				ps = &pub.Stages[i]
-			}
-		}
-		if ps == nil || here[rerun] == "" {
+		if !slices.ContainsFunc(pub.Stages, func(s publish.Stage) bool { return s.Name == rerun }) || here[rerun] == "" {
 			return usageError{fmt.Errorf("--rerun %s: the published plan has no stage %q", rerun, rerun)}
 		}
 		f.until, f.engine, f.progress, f.prepareOn = rerun, "local", "auto", "host"
@@ -617,14 +412,12 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 		if err != nil {
 			return err
 		}
-		a, err := store.GetAction(here[rerun])
+		rr, err := got.CompareRerun(store, rerun, here[rerun], f.cpu, tol)
 		if err != nil {
-			fmt.Fprintf(stderr, "ftc: reproduce: stage %s is not in the cache after its rerun: %v\n", rerun, err)
+			fmt.Fprintf(stderr, "ftc: reproduce: %v\n", err)
 			return errFailed
 		}
-		hereTree, _ := store.ReadTree(a.Outputs["output"])
-		rows = append(rows, publish.CompareOutput(rerun, ps.Output, string(a.Outputs["output"]), publishedTree(got, rerun), hereTree, f.cpu)...)
-		rows = append(rows, publish.CompareMetrics(rerun, ps.Metrics, a.Summary, tol)...)
+		rows = append(rows, rr...)
 	}
 
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
