@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -313,19 +314,12 @@ type localEnv struct {
 	env []string
 }
 
-// prepareLocal checks the interpreter before any stage starts and
-// materialises the entrypoints. When the user goes on in an environment
-// other than the profile's, it replans so that every key names the
-// environment that ran (DESIGN.md rule 10).
-//
-// Keyed by what ran rather than not cached: a user iterating in their own
-// environment still gets a cache, downstream stages read upstream
-// outputs through the store as usual, and no output can ever be found
-// under the profile's key, since the found environment's key has its own
-// domain. The run record says so (an "environment" event).
-//
-// Without --python, the interpreter is that of the environment ftc env
-// create made for the recipe's locked closure, when there is one.
+// prepareLocal decides whether the local interpreter is checked, checks
+// it before any stage starts (envcheck.Prepare: a run in another
+// environment than the profile's, when allowed, is replanned and keyed by
+// it) and materialises the entrypoints. Without --python, the interpreter
+// is that of the environment ftc env create made for the recipe's locked
+// closure, when there is one.
 func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Plan, f *runFlags, gpus []int, stdout, stderr io.Writer) (*plan.Plan, *localEnv, error) {
 	le := &localEnv{}
 	switch {
@@ -346,49 +340,44 @@ func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Pl
 	case f.dryRun:
 		le.skip = "dry run (ftc env check makes the check alone)"
 	}
-	if le.skip == "" {
-		if v, ok := envcheck.LockedVenv(r, f.cache.envs()); ok && !f.pythonSet {
-			f.python = v.Interpreter()
-			fmt.Fprintf(stdout, "environment: %s (ftc env create, from ftc.lock)\n", v.Dir)
-		}
-		n := 0
-		if hasTraining(p) {
-			n = len(gpus)
-		}
-		rep, err := envcheck.CheckRecipe(ctx, r, p, f.python, n)
-		if err != nil {
-			fmt.Fprintf(stderr, "ftc: %v\n", err)
-			return nil, nil, errFailed
-		}
-		le.report = rep
-		refused := len(rep.Refused()) > 0
-		switch {
-		case len(rep.Fatal()) > 0 || refused && !f.allowEnv:
-			printEnvTable(stderr, rep)
-			printEnvProblems(stderr, rep, true, envFix(r, file, f.recipe.sets, f.cache, f.pythonSet))
-			return nil, nil, errFailed
-		case refused:
-			printEnvTable(stdout, rep)
-		}
-		if ran := rep.Ran(); ran != nil {
-			var err error
-			if p, err = plan.BuildWith(r, plan.Options{RanIn: ran, Image: f.image}); err != nil {
-				fmt.Fprintf(stderr, "ftc: %v\n", err)
-				return nil, nil, errFailed
-			}
-			fmt.Fprintf(stdout, "going on (--%s): outputs are keyed by the environment that ran (%s), not profile %s\n", allowEnvFlag, p.Environment.Key.Short(), rep.Want.Profile)
-		} else if refused {
-			fmt.Fprintf(stdout, "going on (--%s)\n", allowEnvFlag)
-		}
+	n := 0
+	if hasTraining(p) {
+		n = len(gpus)
+	}
+	prep, err := envcheck.Prepare(ctx, r, p, envcheck.PrepareOptions{
+		Skip: le.skip, Python: f.python, PythonSet: f.pythonSet, Envs: f.cache.envs(),
+		GPUs: n, AllowMismatch: f.allowEnv, Image: f.image,
+	})
+	if v := prep.Venv; v != nil {
+		f.python = prep.Python
+		fmt.Fprintf(stdout, "environment: %s (ftc env create, from ftc.lock)\n", v.Dir)
+	}
+	le.report = prep.Report
+	var refused *envcheck.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		printEnvTable(stderr, refused.Report)
+		printEnvProblems(stderr, refused.Report, true, envFix(r, file, f.recipe.sets, f.cache, f.pythonSet))
+		return nil, nil, errFailed
+	case prep.Refused:
+		printEnvTable(stdout, prep.Report)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ftc: %v\n", err)
+		return nil, nil, errFailed
+	}
+	p = prep.Plan
+	if prep.Replanned {
+		fmt.Fprintf(stdout, "going on (--%s): outputs are keyed by the environment that ran (%s), not profile %s\n", allowEnvFlag, p.Environment.Key.Short(), prep.Report.Want.Profile)
+	} else if prep.Refused {
+		fmt.Fprintf(stdout, "going on (--%s)\n", allowEnvFlag)
 	}
 	if f.dryRun {
 		return p, le, nil
 	}
-	dir, err := envcheck.Entrypoints(filepath.Join(f.cache.root(), "entrypoints"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("materialising the entrypoints: %w", err)
+	if le.env, err = envcheck.StageEnvAt(filepath.Join(f.cache.root(), "entrypoints"), le.report); err != nil {
+		return nil, nil, err
 	}
-	le.env = envcheck.StageEnv(dir, le.report)
 	return p, le, nil
 }
 

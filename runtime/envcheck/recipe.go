@@ -240,3 +240,95 @@ func WriteRecord(dir, msg string, rep *Report, ran *plan.RanEnvironment) error {
 	}
 	return os.WriteFile(filepath.Join(dir, "environment.json"), append(b, '\n'), 0o644)
 }
+
+// PrepareOptions say how Prepare checks this machine for a local run.
+type PrepareOptions struct {
+	// Skip, when set, says why the interpreter is not checked (the stages
+	// run in an image, a stand-in replaces the interpreter, a dry run).
+	Skip string
+	// Python is the interpreter the stages run with; unless PythonSet,
+	// the environment CreateLocked made for the lock under Envs replaces
+	// it.
+	Python    string
+	PythonSet bool
+	Envs      string
+	// GPUs is the number of devices the training stages use here (0 for
+	// a plan that does not train).
+	GPUs int
+	// AllowMismatch goes on in an environment other than the profile's:
+	// the plan is then made again, keyed by the environment that ran.
+	AllowMismatch bool
+	// Image is the plan's image, for that plan.
+	Image string
+}
+
+// Prepared is what Prepare found and decided.
+type Prepared struct {
+	// Plan is the plan to run: the one given, or, in an environment other
+	// than the profile's that the user allowed, the plan keyed by it.
+	Plan *plan.Plan
+	// Venv is the environment CreateLocked made that Python now names
+	// (nil when none was found, or PythonSet).
+	Venv   *Venv
+	Python string
+	// Report is the check (nil when skipped: Skip says why).
+	Report *Report
+	Skip   string
+	// Refused is set when the environment is not the profile's (a
+	// RefusedError unless allowed); Replanned when Plan was made again.
+	Refused, Replanned bool
+}
+
+// RefusedError is an environment a run cannot go on in: too few GPUs or
+// none (Report.Fatal), or one other than the profile's not allowed.
+type RefusedError struct{ Report *Report }
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("%s is not an environment the run can go on in (profile %s)", e.Report.Python, e.Report.Want.Profile)
+}
+
+// Prepare checks the interpreter before any stage starts. When the user goes on in an environment other than the
+// profile's, it replans so that every key names the environment that ran
+// (DESIGN.md rule 10).
+//
+// Keyed by what ran rather than not cached: a user iterating in their own
+// environment still gets a cache, downstream stages read upstream outputs
+// through the store as usual, and no output can ever be found under the
+// profile's key, since the found environment's key has its own domain.
+//
+// The result is non-nil, also with an error: a RefusedError, the probe's
+// failure after the interpreter was chosen, or the replanning's.
+func Prepare(ctx context.Context, r *config.Recipe, p *plan.Plan, o PrepareOptions) (*Prepared, error) {
+	out := &Prepared{Plan: p, Python: o.Python, Skip: o.Skip}
+	if o.Skip == "" {
+		if v, ok := LockedVenv(r, o.Envs); ok && !o.PythonSet {
+			out.Venv, out.Python = v, v.Interpreter()
+		}
+		rep, err := CheckRecipe(ctx, r, p, out.Python, o.GPUs)
+		if err != nil {
+			return out, err
+		}
+		out.Report = rep
+		out.Refused = len(rep.Refused()) > 0
+		if len(rep.Fatal()) > 0 || out.Refused && !o.AllowMismatch {
+			return out, &RefusedError{Report: rep}
+		}
+		if ran := rep.Ran(); ran != nil {
+			if out.Plan, err = plan.BuildWith(r, plan.Options{RanIn: ran, Image: o.Image}); err != nil {
+				return out, err
+			}
+			out.Replanned = true
+		}
+	}
+	return out, nil
+}
+
+// StageEnvAt materialises the entrypoints under root (Entrypoints) and
+// returns the variables stages run with here (StageEnv).
+func StageEnvAt(root string, rep *Report) ([]string, error) {
+	dir, err := Entrypoints(root)
+	if err != nil {
+		return nil, fmt.Errorf("materialising the entrypoints: %w", err)
+	}
+	return StageEnv(dir, rep), nil
+}
