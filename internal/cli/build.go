@@ -209,46 +209,20 @@ func (p buildReport) Published(where string, pushed bool) {
 // publishers turns -o and --push into publishers, made once the image's
 // name (--name, else the recipe's) is known.
 func (f *buildFlags) publishers(stderr io.Writer) (func(recipe string) []build.Publisher, error) {
-	var out []func(string) build.Publisher
-	dest := f.output
-	if dest == "" && f.push == "" {
-		dest = "oci:ftc-image"
+	d := build.Destinations{Output: f.output, Push: f.push, Progress: stderr}
+	if f.progress == "quiet" {
+		d.Progress = nil
 	}
-	epoch, _ := strconv.ParseInt(f.epoch, 10, 64) // checked by buildRecipe before anything is published
-	if dest != "" {
-		kind, where, ok := strings.Cut(dest, ":")
-		if !ok || where == "" {
-			return nil, usageError{fmt.Errorf("--output %q: want oci:DIR or oci-archive:FILE", dest)}
-		}
-		switch kind {
-		case "oci":
-			out = append(out, func(name string) build.Publisher { return build.Layout{Dir: where, Name: name} })
-		case "oci-archive":
-			out = append(out, func(name string) build.Publisher {
-				return build.Archive{Path: where, Name: name, Epoch: epoch}
-			})
-		default:
-			return nil, usageError{fmt.Errorf("--output %q: want oci:DIR or oci-archive:FILE", dest)}
-		}
-	}
-	if f.push != "" {
-		push := f.push
-		var progress io.Writer = stderr
-		if f.progress == "quiet" {
-			progress = nil
-		}
-		out = append(out, func(string) build.Publisher { return build.Registry{Ref: push, Progress: progress} })
+	d.Epoch, _ = strconv.ParseInt(f.epoch, 10, 64) // checked by buildRecipe before anything is published
+	ps, err := d.Publishers()
+	if err != nil { // only a given --output can be wrong
+		return nil, usageError{fmt.Errorf("--output %q: %w", f.output, err)}
 	}
 	return func(recipe string) []build.Publisher {
-		name := f.name
-		if name == "" {
-			name = recipe
+		if f.name != "" {
+			return ps(f.name)
 		}
-		ps := make([]build.Publisher, len(out))
-		for i, p := range out {
-			ps[i] = p(name)
-		}
-		return ps
+		return ps(recipe)
 	}, nil
 }
 

@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -181,27 +179,14 @@ func lastRecord(file string, f *runFlags, stderr io.Writer) (*publish.Record, er
 // setKeyFlags sets the flags that decide the keys from a record's
 // (exec.Event.Flags: --set V, --gpus N, --cpu).
 func (f *runFlags) setKeyFlags(flags []string) error {
-	for i := 0; i < len(flags); i++ {
-		switch fl := flags[i]; fl {
-		case "--cpu":
-			f.cpu = true
-		case "--set", "--gpus":
-			if i+1 >= len(flags) {
-				return fmt.Errorf("flag %s without a value", fl)
-			}
-			i++
-			if fl == "--set" {
-				f.recipe.sets = append(f.recipe.sets, flags[i])
-				continue
-			}
-			n, err := strconv.Atoi(flags[i])
-			if err != nil {
-				return fmt.Errorf("--gpus %q: %v", flags[i], err)
-			}
-			f.gpus, f.gpusSet = n, true
-		default:
-			return fmt.Errorf("unknown key flag %q", fl)
-		}
+	k, err := publish.ParseKeyFlags(flags)
+	if err != nil {
+		return err
+	}
+	f.recipe.sets = append(f.recipe.sets, k.Sets...)
+	f.cpu = f.cpu || k.CPU
+	if k.GPUsSet {
+		f.gpus, f.gpusSet = k.GPUs, true
 	}
 	return nil
 }
@@ -308,14 +293,6 @@ anything differs.`,
 	return cmd
 }
 
-// yesNoRow is a table row's match column.
-func yesNoRow(ok bool) string {
-	if ok {
-		return "yes"
-	}
-	return "NO"
-}
-
 // reproduce pulls, verifies, re-plans and compares; rebuild, when set,
 // holds the builder flags of --rebuild.
 func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float64, rebuild *buildFlags, f *runFlags, stdout, stderr io.Writer) error {
@@ -346,10 +323,8 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 		fmt.Fprintf(stderr, "ftc: reproduce %s: %v\n", source, err)
 		return errFailed
 	}
-	digest := got.Digest
 	pub := got.Index
-	fmt.Fprintf(stdout, "pulled %s (%s, %d file(s), every blob verified; %s) into %s\n", pub.Recipe, digest, len(got.Files), m.summary(), recipeDir)
-	rows := []publish.Row{{What: "artifact", Published: publish.Short(digest), Here: fmt.Sprintf("%d blobs verified", len(got.Files)+1), Match: "yes"}}
+	fmt.Fprintf(stdout, "pulled %s (%s, %d file(s), every blob verified; %s) into %s\n", pub.Recipe, got.Digest, len(got.Files), m.summary(), recipeDir)
 
 	// A fresh cache; the environments ftc env create made stay the
 	// user's ($FTC_CACHE or the default cache).
@@ -364,23 +339,12 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 	if err != nil {
 		return err
 	}
-	here := map[string]string{}
-	var order []string
-	for _, s := range p.Stages {
-		here[s.Name] = string(s.Key)
-		order = append(order, s.Name)
-	}
-	rows = append(rows, publish.CompareKeys(pub.Stages, here, order)...)
-	for _, s := range pub.Stages {
-		if r, ok := got.CompareCarried(s.Name); ok {
-			rows = append(rows, r)
-		}
-	}
+	rows := got.CompareHere(p)
 	switch {
 	case pub.Image == "" && rebuild != nil:
 		return usageError{errors.New("--rebuild: the artifact names no image (ftc publish --image REF@sha256:…)")}
 	case pub.Image != "" && rebuild == nil:
-		rows = append(rows, publish.Row{What: "image", Published: pub.Image, Here: "not rebuilt (--rebuild builds it here)", Match: "-"})
+		rows = append(rows, got.CompareImage(""))
 	case pub.Image != "":
 		// The image from the pulled recipe and lock, with the published
 		// flags, as ftc build --frozen makes it: the same digest, or the
@@ -391,13 +355,17 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 			fmt.Fprintf(stderr, "ftc: reproduce: rebuilding the image failed\n")
 			return errFailed
 		}
-		_, want, _ := strings.Cut(pub.Image, "@")
-		here := bt.Digest.String()
-		rows = append(rows, publish.Row{What: "image (rebuilt)", Published: publish.Short(want), Here: publish.Short(here), Match: yesNoRow(want == here)})
+		rows = append(rows, got.CompareImage(bt.Digest.String()))
 	}
 
 	if rerun != "" {
-		if !slices.ContainsFunc(pub.Stages, func(s publish.Stage) bool { return s.Name == rerun }) || here[rerun] == "" {
+		var key string
+		for _, s := range p.Stages {
+			if s.Name == rerun {
+				key = string(s.Key)
+			}
+		}
+		if !slices.ContainsFunc(pub.Stages, func(s publish.Stage) bool { return s.Name == rerun }) || key == "" {
 			return usageError{fmt.Errorf("--rerun %s: the published plan has no stage %q", rerun, rerun)}
 		}
 		f.until, f.engine, f.progress, f.prepareOn = rerun, "local", "auto", "host"
@@ -412,7 +380,7 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 		if err != nil {
 			return err
 		}
-		rr, err := got.CompareRerun(store, rerun, here[rerun], f.cpu, tol)
+		rr, err := got.CompareRerun(store, rerun, key, f.cpu, tol)
 		if err != nil {
 			fmt.Fprintf(stderr, "ftc: reproduce: %v\n", err)
 			return errFailed

@@ -2,9 +2,12 @@ package build
 
 import (
 	"context"
+	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ftc-dev/ftc/compiler/config"
@@ -159,4 +162,51 @@ func LockRecipe(ctx context.Context, b *Builder, r *config.Recipe, o LockOptions
 		return lr, lockPath, &resolve.WriteError{Path: lockPath, Err: werr}
 	}
 	return lr, lockPath, err
+}
+
+// ErrDestination is a destination that is neither oci:DIR nor
+// oci-archive:FILE.
+var ErrDestination = errors.New("want oci:DIR or oci-archive:FILE")
+
+// Destinations are where ftc build puts an image: Output, an OCI layout
+// (oci:DIR) or archive (oci-archive:FILE), and Push, a registry
+// reference REPO[:TAG]; neither is the layout oci:ftc-image. Progress
+// receives a push's progress (nil: none).
+type Destinations struct {
+	Output, Push string
+	Epoch        int64
+	Progress     io.Writer
+}
+
+// Publishers checks the destinations and returns their publishers, made
+// for the image's name: the layout or archive first, then the registry.
+func (d Destinations) Publishers() (func(name string) []Publisher, error) {
+	var out []func(string) Publisher
+	dest := d.Output
+	if dest == "" && d.Push == "" {
+		dest = "oci:ftc-image"
+	}
+	if dest != "" {
+		kind, where, ok := strings.Cut(dest, ":")
+		switch {
+		case !ok || where == "":
+			return nil, ErrDestination
+		case kind == "oci":
+			out = append(out, func(name string) Publisher { return Layout{Dir: where, Name: name} })
+		case kind == "oci-archive":
+			out = append(out, func(name string) Publisher { return Archive{Path: where, Name: name, Epoch: d.Epoch} })
+		default:
+			return nil, ErrDestination
+		}
+	}
+	if d.Push != "" {
+		out = append(out, func(string) Publisher { return Registry{Ref: d.Push, Progress: d.Progress} })
+	}
+	return func(name string) []Publisher {
+		ps := make([]Publisher, len(out))
+		for i, p := range out {
+			ps[i] = p(name)
+		}
+		return ps
+	}, nil
 }

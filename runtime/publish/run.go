@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -336,4 +337,72 @@ func (f *Fetched) CompareRerun(store *cas.Store, stage, key string, exact bool, 
 	hereTree, _ := store.ReadTree(a.Outputs["output"])
 	rows := CompareOutput(stage, ps.Output, string(a.Outputs["output"]), f.OutputTree(stage), hereTree, exact)
 	return append(rows, CompareMetrics(stage, ps.Metrics, a.Summary, tol)...), nil
+}
+
+// KeyFlags are the flags that decided a run's keys, as the run record and
+// Index.Flags hold them: --set V (repeated), --gpus N, --cpu.
+type KeyFlags struct {
+	Sets    []string
+	GPUs    int
+	GPUsSet bool
+	CPU     bool
+}
+
+// ParseKeyFlags reads key flags as the run record writes them.
+func ParseKeyFlags(flags []string) (KeyFlags, error) {
+	var k KeyFlags
+	for i := 0; i < len(flags); i++ {
+		switch fl := flags[i]; fl {
+		case "--cpu":
+			k.CPU = true
+		case "--set", "--gpus":
+			if i+1 >= len(flags) {
+				return k, fmt.Errorf("flag %s without a value", fl)
+			}
+			i++
+			if fl == "--set" {
+				k.Sets = append(k.Sets, flags[i])
+				continue
+			}
+			n, err := strconv.Atoi(flags[i])
+			if err != nil {
+				return k, fmt.Errorf("--gpus %q: %v", flags[i], err)
+			}
+			k.GPUs, k.GPUsSet = n, true
+		default:
+			return k, fmt.Errorf("unknown key flag %q", fl)
+		}
+	}
+	return k, nil
+}
+
+// CompareHere is the first rows of ftc reproduce: the artifact itself
+// (every blob verified), each stage's key in the published plan and in p,
+// the plan made here (CompareKeys), and the output files it carries
+// (CompareCarried).
+func (f *Fetched) CompareHere(p *plan.Plan) []Row {
+	rows := []Row{{What: "artifact", Published: Short(f.Digest), Here: fmt.Sprintf("%d blobs verified", len(f.Files)+1), Match: "yes"}}
+	here := map[string]string{}
+	var order []string
+	for _, s := range p.Stages {
+		here[s.Name] = string(s.Key)
+		order = append(order, s.Name)
+	}
+	rows = append(rows, CompareKeys(f.Index.Stages, here, order)...)
+	for _, s := range f.Index.Stages {
+		if r, ok := f.CompareCarried(s.Name); ok {
+			rows = append(rows, r)
+		}
+	}
+	return rows
+}
+
+// CompareImage is the row of the image the artifact names against the
+// digest of the one rebuilt here ("" when it was not rebuilt).
+func (f *Fetched) CompareImage(rebuilt string) Row {
+	if rebuilt == "" {
+		return Row{What: "image", Published: f.Index.Image, Here: "not rebuilt (--rebuild builds it here)", Match: "-"}
+	}
+	_, want, _ := strings.Cut(f.Index.Image, "@")
+	return Row{What: "image (rebuilt)", Published: Short(want), Here: Short(rebuilt), Match: yesNo(want == rebuilt)}
 }
