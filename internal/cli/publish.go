@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -180,15 +179,18 @@ func lastRecord(file string, f *runFlags, stderr io.Writer) (*publish.Record, er
 // (exec.Event.Flags: --set V, --gpus N, --cpu).
 func (f *runFlags) setKeyFlags(flags []string) error {
 	k, err := publish.ParseKeyFlags(flags)
-	if err != nil {
-		return err
+	if err == nil {
+		f.applyKeyFlags(k)
 	}
+	return err
+}
+
+func (f *runFlags) applyKeyFlags(k publish.KeyFlags) {
 	f.recipe.sets = append(f.recipe.sets, k.Sets...)
 	f.cpu = f.cpu || k.CPU
 	if k.GPUsSet {
 		f.gpus, f.gpusSet = k.GPUs, true
 	}
-	return nil
 }
 
 // planOffline vets and plans file as ftc run does, offline (the lock
@@ -306,102 +308,86 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 	} else if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
 		return usageError{fmt.Errorf("--dir %s: not empty (reproduce pulls into a fresh directory)", dir)}
 	}
-	source := ref
-	if layoutDir != "" {
-		source = "OCI layout " + layoutDir
-	}
-	recipeDir := filepath.Join(dir, "recipe")
 	tty, _, _ := progressMode("auto", stdout)
 	m := newTransferMeter(stdout, "pulling", tty, nil)
-	got, err := publish.Open(ctx, ref, layoutDir, recipeDir, m.add)
+	o := publish.ReproduceOptions{Ref: ref, Layout: layoutDir, Dir: dir, Bytes: m.add, Rerun: rerun, Tolerance: tol,
+		Pulled: func(got *publish.Fetched) {
+			m.finish()
+			fmt.Fprintf(stdout, "pulled %s (%s, %d file(s), every blob verified; %s) into %s\n", got.Index.Recipe, got.Digest, len(got.Files), m.summary(), got.Dir)
+		},
+		// The published flags, in a fresh cache; the environments ftc
+		// env create made stay the user's ($FTC_CACHE or the default).
+		Plan: func(file string, k publish.KeyFlags) (*plan.Plan, error) {
+			f.cache.envsDir = (&cacheFlag{}).envs()
+			f.cache.dir = filepath.Join(dir, "cache")
+			f.applyKeyFlags(k)
+			_, p, _, err := planOffline(file, f, stderr)
+			return p, err
+		},
+		RunStage: func(ctx context.Context, file, stage string) (*cas.Store, error) {
+			f.until, f.engine, f.progress, f.prepareOn = stage, "local", "auto", "host"
+			if err := runRecipe(ctx, file, f, false, stdout, stderr); err != nil {
+				if !errors.Is(err, errFailed) {
+					fmt.Fprintf(stderr, "ftc: %v\n", err)
+				}
+				return nil, err
+			}
+			return cas.Open(f.cache.store())
+		},
+	}
+	if rebuild != nil {
+		o.Rebuild = func(ctx context.Context, file string) (string, error) {
+			rebuild.recipe, rebuild.cache, rebuild.frozen = f.recipe, f.cache, true
+			bt, err := buildRecipe(ctx, file, rebuild, nil, stdout, stderr)
+			if err != nil {
+				return "", err
+			}
+			return bt.Digest.String(), nil
+		}
+	}
+	res, err := publish.Reproduce(ctx, o)
 	m.finish()
-	var oe *publish.OpenError
-	if errors.As(err, &oe) {
-		fmt.Fprintf(stderr, "ftc: reproduce: %v\n", err)
-		return errFailed
-	} else if err != nil {
-		fmt.Fprintf(stderr, "ftc: reproduce %s: %v\n", source, err)
-		return errFailed
-	}
-	pub := got.Index
-	fmt.Fprintf(stdout, "pulled %s (%s, %d file(s), every blob verified; %s) into %s\n", pub.Recipe, got.Digest, len(got.Files), m.summary(), recipeDir)
-
-	// A fresh cache; the environments ftc env create made stay the
-	// user's ($FTC_CACHE or the default cache).
-	f.cache.envsDir = (&cacheFlag{}).envs()
-	f.cache.dir = filepath.Join(dir, "cache")
-	if err := f.setKeyFlags(pub.Flags); err != nil {
-		fmt.Fprintf(stderr, "ftc: the artifact's flags: %v\n", err)
-		return errFailed
-	}
-	file := filepath.Join(recipeDir, filepath.FromSlash(pub.RecipeFile))
-	_, p, _, err := planOffline(file, f, stderr)
-	if err != nil {
-		return err
-	}
-	rows := got.CompareHere(p)
+	var (
+		re *publish.ReproduceError
+		ns *publish.NoStageError
+	)
 	switch {
-	case pub.Image == "" && rebuild != nil:
+	case err == nil:
+	case errors.Is(err, publish.ErrNoImage):
 		return usageError{errors.New("--rebuild: the artifact names no image (ftc publish --image REF@sha256:…)")}
-	case pub.Image != "" && rebuild == nil:
-		rows = append(rows, got.CompareImage(""))
-	case pub.Image != "":
-		// The image from the pulled recipe and lock, with the published
-		// flags, as ftc build --frozen makes it: the same digest, or the
-		// image is not what the recipe and lock say.
-		rebuild.recipe, rebuild.cache, rebuild.frozen = f.recipe, f.cache, true
-		bt, err := buildRecipe(ctx, file, rebuild, nil, stdout, stderr)
-		if err != nil {
+	case errors.As(err, &ns):
+		return usageError{fmt.Errorf("--rerun %s: %v", rerun, err)}
+	case errors.As(err, &re):
+		switch re.Step {
+		case publish.StepFetch:
+			source := ref
+			if layoutDir != "" {
+				source = "OCI layout " + layoutDir
+			}
+			fmt.Fprintf(stderr, "ftc: reproduce %s: %v\n", source, re.Err)
+		case publish.StepFlags:
+			fmt.Fprintf(stderr, "ftc: the artifact's flags: %v\n", re.Err)
+		case publish.StepRebuild:
 			fmt.Fprintf(stderr, "ftc: reproduce: rebuilding the image failed\n")
-			return errFailed
-		}
-		rows = append(rows, got.CompareImage(bt.Digest.String()))
-	}
-
-	if rerun != "" {
-		var key string
-		for _, s := range p.Stages {
-			if s.Name == rerun {
-				key = string(s.Key)
-			}
-		}
-		if !slices.ContainsFunc(pub.Stages, func(s publish.Stage) bool { return s.Name == rerun }) || key == "" {
-			return usageError{fmt.Errorf("--rerun %s: the published plan has no stage %q", rerun, rerun)}
-		}
-		f.until, f.engine, f.progress, f.prepareOn = rerun, "local", "auto", "host"
-		if err := runRecipe(ctx, file, f, false, stdout, stderr); err != nil {
-			if !errors.Is(err, errFailed) {
-				fmt.Fprintf(stderr, "ftc: %v\n", err)
-			}
+		case publish.StepRerun:
 			fmt.Fprintf(stderr, "ftc: reproduce: rerunning %s failed\n", rerun)
-			return errFailed
+		default:
+			fmt.Fprintf(stderr, "ftc: reproduce: %v\n", re.Err)
 		}
-		store, err := cas.Open(f.cache.store())
-		if err != nil {
-			return err
-		}
-		rr, err := got.CompareRerun(store, rerun, key, f.cpu, tol)
-		if err != nil {
-			fmt.Fprintf(stderr, "ftc: reproduce: %v\n", err)
-			return errFailed
-		}
-		rows = append(rows, rr...)
+		return errFailed
+	default:
+		return err // planOffline's, which said why
 	}
-
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "what\tpublished\there\tmatch")
-	failed := 0
-	for _, r := range rows {
+	for _, r := range res.Rows {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.What, r.Published, r.Here, r.Match)
-		if r.Failed() {
-			failed++
-		}
 	}
 	tw.Flush()
-	if failed > 0 {
-		fmt.Fprintf(stderr, "ftc: reproduce: %d of %d check(s) differ\n", failed, len(rows))
+	if failed := res.Failed(); failed > 0 {
+		fmt.Fprintf(stderr, "ftc: reproduce: %d of %d check(s) differ\n", failed, len(res.Rows))
 		return errFailed
 	}
-	fmt.Fprintf(stdout, "reproduced: every check matched (%d)\n", len(rows))
+	fmt.Fprintf(stdout, "reproduced: every check matched (%d)\n", len(res.Rows))
 	return nil
 }
