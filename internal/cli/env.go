@@ -81,18 +81,18 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 					return usageError{err}
 				}
 			}
+			// As ftc run checks it, refusing what it would refuse.
 			pythonSet := cmd.Flags().Changed("python")
-			if v, ok := envcheck.LockedVenv(r, cache.envs()); ok && !pythonSet {
-				python = v.Interpreter()
-			}
-			rep, err := envcheck.CheckRecipe(cmdContext(cmd), r, p, python, len(devices))
-			if err != nil {
+			prep, err := envcheck.Prepare(cmdContext(cmd), r, p, envcheck.PrepareOptions{
+				Python: python, PythonSet: pythonSet, Envs: cache.envs(), GPUs: len(devices)})
+			var refused *envcheck.RefusedError
+			if err != nil && !errors.As(err, &refused) {
 				fmt.Fprintf(stderr, "ftc: %v\n", err)
 				return errFailed
 			}
-			printEnvTable(stdout, rep)
-			if len(rep.Fatal()) > 0 || len(rep.Refused()) > 0 {
-				printEnvProblems(stderr, rep, false, envFix(r, files[0], flags.sets, cache, pythonSet))
+			printEnvTable(stdout, prep.Report)
+			if refused != nil {
+				printEnvProblems(stderr, prep.Report, false, envFix(r, files[0], flags.sets, cache, pythonSet))
 				return errFailed
 			}
 			return nil
