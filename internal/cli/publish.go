@@ -104,41 +104,28 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 	} else if err != nil {
 		return err
 	}
-	img, err := publish.Build(*art)
+	t := publish.Target{Layout: layoutDir, Tag: ref, Ref: ref}
+	if t.Tag == "" {
+		t.Tag = p.Recipe
+	}
+	tty, _, _ := progressMode("auto", stdout)
+	m := newTransferMeter(stdout, "pushing", tty, nil)
+	if layoutDir == "" {
+		t.Bytes = m.add
+	}
+	pub, err := publish.Publish(ctx, art, t)
+	m.finish()
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: publish: %v\n", err)
 		return errFailed
 	}
-	digest, err := img.Digest()
-	if err != nil {
-		return err
-	}
-	size, _ := img.Size()
-	var where string
-	if layoutDir != "" {
-		tag := ref
-		if tag == "" {
-			tag = p.Recipe
-		}
-		if err := publish.WriteLayout(layoutDir, tag, img); err != nil {
-			fmt.Fprintf(stderr, "ftc: publish: writing the layout %s: %v\n", layoutDir, err)
-			return errFailed
-		}
-		where = "OCI layout " + layoutDir + " as " + tag
-	} else {
-		tty, _, _ := progressMode("auto", stdout)
-		m := newTransferMeter(stdout, "pushing", tty, nil)
-		err := publish.Push(ctx, ref, img, m.add)
-		m.finish()
-		if err != nil {
-			fmt.Fprintf(stderr, "ftc: publish: pushing to %s: %v\n", ref, err)
-			return errFailed
-		}
+	where := "OCI layout " + layoutDir + " as " + t.Tag
+	if layoutDir == "" {
 		where = ref + " (pushed " + m.summary() + ")"
 	}
 	idx := art.Index
 	fmt.Fprintf(stdout, "published %s (run %s, %d stage(s)) to %s\n  manifest %s: %d file(s), %s, and a provenance statement (manifest %d bytes)\n",
-		p.Recipe, idx.Record, len(idx.Stages), where, digest, len(art.Files), humanBytes(art.Bytes()), size)
+		p.Recipe, idx.Record, len(idx.Stages), where, pub.Digest, len(art.Files), humanBytes(art.Bytes()), pub.Size)
 	check := []string{"ftc", "reproduce"}
 	if layoutDir != "" {
 		check = append(check, "--layout", layoutDir)

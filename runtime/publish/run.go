@@ -406,3 +406,38 @@ func (f *Fetched) CompareImage(rebuilt string) Row {
 	_, want, _ := strings.Cut(f.Index.Image, "@")
 	return Row{What: "image (rebuilt)", Published: Short(want), Here: Short(rebuilt), Match: yesNo(want == rebuilt)}
 }
+
+// Target is where Publish puts an artifact: into the OCI layout Layout
+// (made when absent) as Tag, else pushed to the registry reference Ref,
+// with Bytes (when not nil) told of the bytes sent.
+type Target struct {
+	Layout, Tag, Ref string
+	Bytes            func(int64)
+}
+
+// Published is an artifact Publish wrote: its manifest's digest and size.
+type Published struct {
+	Digest v1.Hash
+	Size   int64
+}
+
+// Publish makes the artifact's image (Build) and writes or pushes it.
+func Publish(ctx context.Context, a *Artifact, t Target) (*Published, error) {
+	img, err := Build(*a)
+	if err != nil {
+		return nil, err
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	size, _ := img.Size()
+	if t.Layout != "" {
+		if err := WriteLayout(t.Layout, t.Tag, img); err != nil {
+			return nil, fmt.Errorf("writing the layout %s: %w", t.Layout, err)
+		}
+	} else if err := Push(ctx, t.Ref, img, t.Bytes); err != nil {
+		return nil, fmt.Errorf("pushing to %s: %w", t.Ref, err)
+	}
+	return &Published{Digest: d, Size: size}, nil
+}

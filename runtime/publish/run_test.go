@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -118,6 +119,17 @@ func TestFromRun(t *testing.T) {
 	}
 	if a.Bytes() <= int64(len("weights")) {
 		t.Errorf("Bytes() = %d", a.Bytes())
+	}
+	lay := t.TempDir()
+	pub, err := Publish(context.Background(), a, Target{Layout: lay, Tag: "tiny"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, d, err := ReadLayout(lay, "tiny"); err != nil || d != pub.Digest.String() || pub.Size == 0 {
+		t.Errorf("published %+v; the layout has %s (%v)", pub, d, err)
+	}
+	if _, err := Publish(context.Background(), a, Target{Layout: filepath.Join(file, "x"), Tag: "tiny"}); err == nil || !strings.HasPrefix(err.Error(), "writing the layout ") {
+		t.Errorf("a layout that cannot be made: %v", err)
 	}
 	p.Stages = append(p.Stages, &plan.Stage{Name: "dpo", Kind: plan.KindSFT, Key: key.Key("sha256:" + strings.Repeat("9", 64))})
 	var nc *NotCachedError
