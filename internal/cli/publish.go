@@ -78,7 +78,7 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 		fmt.Fprintf(stderr, "ftc: the run record %s: %v\n", rec.Dir, err)
 		return errFailed
 	}
-	r, p, res, err := planOffline(file, f, stderr)
+	r, p, res, err := planOffline(ctx, file, f, stderr)
 	if err != nil {
 		return err
 	}
@@ -182,7 +182,7 @@ func (f *runFlags) applyKeyFlags(k publish.KeyFlags) {
 
 // planOffline vets and plans file as ftc run does, offline (the lock
 // pins what ran), with f's key flags.
-func planOffline(file string, f *runFlags, stderr io.Writer) (*config.Recipe, *plan.Plan, *resolve.Result, error) {
+func planOffline(ctx context.Context, file string, f *runFlags, stderr io.Writer) (*config.Recipe, *plan.Plan, *resolve.Result, error) {
 	overrides, err := f.recipe.overrides()
 	if err != nil {
 		return nil, nil, nil, err
@@ -202,7 +202,7 @@ func planOffline(file string, f *runFlags, stderr io.Writer) (*config.Recipe, *p
 		return nil, nil, nil, err
 	}
 	f.offline = true
-	p, res, _, err := resolveAndPlan(context.Background(), r, f, hasher)
+	p, res, _, err := resolveAndPlan(ctx, r, f, hasher)
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)
 		return nil, nil, nil, errFailed
@@ -304,11 +304,11 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 		},
 		// The published flags, in a fresh cache; the environments ftc
 		// env create made stay the user's ($FTC_CACHE or the default).
-		Plan: func(file string, k publish.KeyFlags) (*plan.Plan, error) {
+		Plan: func(ctx context.Context, file string, k publish.KeyFlags) (*plan.Plan, error) {
 			f.cache.envsDir = (&cacheFlag{}).envs()
 			f.cache.dir = filepath.Join(dir, "cache")
 			f.applyKeyFlags(k)
-			_, p, _, err := planOffline(file, f, stderr)
+			_, p, _, err := planOffline(ctx, file, f, stderr)
 			return p, err
 		},
 		RunStage: func(ctx context.Context, file, stage string) (*cas.Store, error) {

@@ -23,7 +23,7 @@ type ReproduceOptions struct {
 	Pulled func(*Fetched)
 	// Plan plans the pulled recipe file here, offline, with the
 	// published key flags.
-	Plan func(file string, flags KeyFlags) (*plan.Plan, error)
+	Plan func(ctx context.Context, file string, flags KeyFlags) (*plan.Plan, error)
 	// Rebuild, when set, builds the image from the pulled recipe and
 	// lock (as ftc build --frozen) and returns its digest; the artifact
 	// must name an image (ErrNoImage).
@@ -108,7 +108,7 @@ func Reproduce(ctx context.Context, o ReproduceOptions) (*Reproduced, error) {
 		return nil, &ReproduceError{Step: StepFlags, Err: err}
 	}
 	file := filepath.Join(recipeDir, filepath.FromSlash(pub.RecipeFile))
-	p, err := o.Plan(file, flags)
+	p, err := o.Plan(ctx, file, flags)
 	if err != nil {
 		return nil, err
 	}

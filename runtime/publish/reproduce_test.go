@@ -27,8 +27,8 @@ func TestReproduce(t *testing.T) {
 	sft := key.Key("sha256:" + strings.Repeat("1", 64))
 	var flags KeyFlags
 	var planned string
-	planWith := func(k key.Key) func(string, KeyFlags) (*plan.Plan, error) {
-		return func(file string, f KeyFlags) (*plan.Plan, error) {
+	planWith := func(k key.Key) func(context.Context, string, KeyFlags) (*plan.Plan, error) {
+		return func(_ context.Context, file string, f KeyFlags) (*plan.Plan, error) {
 			planned, flags = file, f
 			return &plan.Plan{Stages: []*plan.Stage{{Name: "sft", Key: k}}}, nil
 		}
@@ -76,7 +76,7 @@ func TestReproduce(t *testing.T) {
 	if _, err := run(ReproduceOptions{Plan: planWith(sft), Rerun: "sft", RunStage: func(context.Context, string, string) (*cas.Store, error) { return nil, failed }}); step(err) != StepRerun {
 		t.Errorf("a failed rerun: %v", err)
 	}
-	if _, err := run(ReproduceOptions{Plan: func(string, KeyFlags) (*plan.Plan, error) { return nil, failed }}); err != failed {
+	if _, err := run(ReproduceOptions{Plan: func(context.Context, string, KeyFlags) (*plan.Plan, error) { return nil, failed }}); err != failed {
 		t.Errorf("Plan's error is returned as it is: %v", err)
 	}
 	a := testArtifact(t)
