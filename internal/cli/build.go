@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -19,7 +16,6 @@ import (
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/runtime/build"
-	"github.com/ftc-dev/ftc/runtime/resolve"
 	"github.com/ftc-dev/ftc/stdlib"
 )
 
@@ -74,26 +70,17 @@ func (f *builderFlags) options(stderr io.Writer) (build.Options, error) {
 	}, nil
 }
 
-// vetForBuild vets a recipe and reads its lock.
-func (f *builderFlags) vet(file string, stderr io.Writer) (*config.Recipe, *resolve.Lock, string, error) {
+// vet vets a recipe with the flags' overrides and data roots.
+func (f *builderFlags) vet(file string, stderr io.Writer) (*config.Recipe, error) {
 	overrides, err := f.recipe.overrides()
 	if err != nil {
-		return nil, nil, "", err
+		return nil, err
 	}
 	vo, err := f.recipe.vetOptions()
 	if err != nil {
-		return nil, nil, "", err
+		return nil, err
 	}
-	r, err := vetReported(file, overrides, vo, stderr)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	lockPath := filepath.Join(r.Dir, resolve.LockFile)
-	lock, err := resolve.ReadLock(lockPath)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	return r, lock, lockPath, nil
+	return vetReported(file, overrides, vo, stderr)
 }
 
 type buildFlags struct {
@@ -145,67 +132,24 @@ to 'ftc plan --image'.`,
 }
 
 func runBuild(ctx context.Context, file string, f *buildFlags, stdout, stderr io.Writer) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	publishers, err := f.publishers(stderr)
 	if err != nil {
 		return err
 	}
-	bt, err := buildRecipe(ctx, file, f, stdout, stderr)
+	b, err := buildRecipe(ctx, file, f, publishers, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	r, lock, spec, res, epoch := bt.recipe, bt.lock, bt.spec, bt.res, bt.epoch
-	atts, err := build.Attachments(spec, res, r, lock, Version)
-	if err != nil {
-		return err
-	}
-	name := f.name
-	if name == "" {
-		name = r.Name
-	}
-	ref := res.Digest.String()
-	for _, p := range publishers {
-		p := p(name, epoch)
-		where, err := p.Publish(ctx, res.Image, atts)
-		if err != nil {
-			fmt.Fprintf(stderr, "ftc: %v\n", err)
-			return errFailed
-		}
-		if _, pushed := p.(build.Registry); pushed {
-			ref = where
-			fmt.Fprintf(stdout, "pushed %s\n", where)
-		} else {
-			fmt.Fprintf(stdout, "wrote %s\n", where)
-		}
-	}
-	if f.iidfile != "" {
-		if err := os.WriteFile(f.iidfile, []byte(ref+"\n"), 0o644); err != nil {
-			return err
-		}
-	}
-	if strings.Contains(ref, "@") {
-		fmt.Fprintf(stdout, "plan with it: ftc plan --image %s %s\n", ref, file)
+	if strings.Contains(b.Ref, "@") {
+		fmt.Fprintf(stdout, "plan with it: ftc plan --image %s %s\n", b.Ref, file)
 	}
 	return nil
 }
 
-// built is an image ftc build made, with what it was made from.
-type built struct {
-	recipe *config.Recipe
-	lock   *resolve.Lock
-	spec   *image.Spec
-	res    *build.Result
-	epoch  int64
-}
-
-// buildRecipe locks what ftc.lock lacks (unless --frozen) and builds the
-// recipe's image: ftc build without publishing, and ftc reproduce
+// buildRecipe vets file and builds its image (build.Recipe), saying each
+// step on stdout: ftc build, and, without publishers, ftc reproduce
 // --rebuild.
-func buildRecipe(ctx context.Context, file string, f *buildFlags, stdout, stderr io.Writer) (*built, error) {
+func buildRecipe(ctx context.Context, file string, f *buildFlags, publishers func(string) []build.Publisher, stdout, stderr io.Writer) (*build.Built, error) {
 	var epoch int64
 	if f.epoch != "" {
 		var err error
@@ -218,32 +162,15 @@ func buildRecipe(ctx context.Context, file string, f *buildFlags, stdout, stderr
 		return nil, err
 	}
 	o.NoCache = f.noCache
-	b := build.New(o)
-	r, lock, lockPath, err := f.vet(file, stderr)
+	r, err := f.vet(file, stderr)
 	if err != nil {
 		return nil, err
 	}
-	if !f.frozen {
-		before := string(lock.Bytes())
-		lr, err := build.Lock(ctx, b, r, lock, f.lockOptions(false))
-		if err != nil {
-			if lr != nil && string(lock.Bytes()) != before {
-				// What was locked stays locked (build.Lock).
-				if werr := lock.Write(lockPath); werr != nil {
-					return nil, fmt.Errorf("writing %s: %w", lockPath, werr)
-				}
-			}
-			fmt.Fprintf(stderr, "ftc: %v\n", err)
-			return nil, errFailed
-		}
-		if string(lock.Bytes()) != before {
-			if err := lock.Write(lockPath); err != nil {
-				return nil, fmt.Errorf("writing %s: %w", lockPath, err)
-			}
-			fmt.Fprintf(stdout, "locked %s in %s\n", describeLock(lr), lockPath)
-		}
-	}
-	spec, err := build.Spec(r, lock, build.SpecOptions{Entrypoints: stdlib.Entrypoints(), Version: Version, Epoch: epoch})
+	b, err := build.Recipe(ctxOr(ctx), r, build.RecipeOptions{
+		Builder: build.New(o), Frozen: f.frozen, LockOptions: f.lockOptions(false),
+		Entrypoints: stdlib.Entrypoints(), Version: Version, Epoch: epoch,
+		Publishers: publishers, IIDFile: f.iidfile, Observer: buildReport{stdout},
+	})
 	if err != nil {
 		var u image.Unpinned
 		if errors.As(err, &u) && f.frozen {
@@ -253,53 +180,50 @@ func buildRecipe(ctx context.Context, file string, f *buildFlags, stdout, stderr
 		fmt.Fprintf(stderr, "ftc: %v\n", err)
 		return nil, errFailed
 	}
-	start := time.Now()
-	res, err := b.Build(ctx, spec)
-	if err != nil {
-		fmt.Fprintf(stderr, "ftc: %v\n", err)
-		return nil, errFailed
-	}
+	return b, nil
+}
+
+// buildReport says on stdout what build.Recipe did.
+type buildReport struct{ w io.Writer }
+
+func (p buildReport) Locked(path string, lr *build.LockResult) {
+	fmt.Fprintf(p.w, "locked %s in %s\n", describeLock(lr), path)
+}
+
+func (p buildReport) Built(b *build.Built) {
 	env := "built"
-	if res.EnvironmentCached {
+	if b.EnvironmentCached {
 		env = "cached"
 	}
-	fmt.Fprintf(stdout, "image %s (environment %s %s, %d ftc layer(s)) in %s\n", res.Digest, env, res.EnvironmentKey.Short(), len(spec.Layers), time.Since(start).Round(time.Millisecond))
-	return &built{recipe: r, lock: lock, spec: spec, res: res, epoch: epoch}, nil
+	fmt.Fprintf(p.w, "image %s (environment %s %s, %d ftc layer(s)) in %s\n", b.Digest, env, b.EnvironmentKey.Short(), len(b.Spec.Layers), b.Took.Round(time.Millisecond))
+}
+
+func (p buildReport) Published(where string, pushed bool) {
+	if pushed {
+		fmt.Fprintf(p.w, "pushed %s\n", where)
+	} else {
+		fmt.Fprintf(p.w, "wrote %s\n", where)
+	}
 }
 
 // publishers turns -o and --push into publishers, made once the image's
-// name is known.
-func (f *buildFlags) publishers(stderr io.Writer) ([]func(name string, epoch int64) build.Publisher, error) {
-	var out []func(string, int64) build.Publisher
-	dest := f.output
-	if dest == "" && f.push == "" {
-		dest = "oci:ftc-image"
+// name (--name, else the recipe's) is known.
+func (f *buildFlags) publishers(stderr io.Writer) (func(recipe string) []build.Publisher, error) {
+	d := build.Destinations{Output: f.output, Push: f.push, Progress: stderr}
+	if f.progress == "quiet" {
+		d.Progress = nil
 	}
-	if dest != "" {
-		kind, where, ok := strings.Cut(dest, ":")
-		if !ok || where == "" {
-			return nil, usageError{fmt.Errorf("--output %q: want oci:DIR or oci-archive:FILE", dest)}
-		}
-		switch kind {
-		case "oci":
-			out = append(out, func(name string, _ int64) build.Publisher { return build.Layout{Dir: where, Name: name} })
-		case "oci-archive":
-			out = append(out, func(name string, epoch int64) build.Publisher {
-				return build.Archive{Path: where, Name: name, Epoch: epoch}
-			})
-		default:
-			return nil, usageError{fmt.Errorf("--output %q: want oci:DIR or oci-archive:FILE", dest)}
-		}
+	d.Epoch, _ = strconv.ParseInt(f.epoch, 10, 64) // checked by buildRecipe before anything is published
+	ps, err := d.Publishers()
+	if err != nil { // only a given --output can be wrong
+		return nil, usageError{fmt.Errorf("--output %q: %w", f.output, err)}
 	}
-	if f.push != "" {
-		push := f.push
-		var progress io.Writer = stderr
-		if f.progress == "quiet" {
-			progress = nil
+	return func(recipe string) []build.Publisher {
+		if f.name != "" {
+			return ps(f.name)
 		}
-		out = append(out, func(string, int64) build.Publisher { return build.Registry{Ref: push, Progress: progress} })
-	}
-	return out, nil
+		return ps(recipe)
+	}, nil
 }
 
 func describeLock(lr *build.LockResult) string {

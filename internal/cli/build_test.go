@@ -491,3 +491,27 @@ func TestReproduceRebuildsTheImage(t *testing.T) {
 		t.Fatalf("reproduce --rebuild of an artifact naming another image: exit %d\n%s\n%s", code, out, errOut)
 	}
 }
+
+// TestBuildUsageErrors: ftc build's flags are checked before anything is
+// built, each a usage error (exit 2), as the library's typed errors map.
+func TestBuildUsageErrors(t *testing.T) {
+	e := &buildEnv{t: t, dir: t.TempDir()}
+	copyTree(t, "../../examples/grpo-reward-funcs", e.dir)
+	e.recipe = filepath.Join(e.dir, "recipe.cue")
+	e.set = `name="grpo-reward-funcs"` // as the recipe has it: vet is never reached
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"build", "-o", "docker:img"}, `--output "docker:img": want oci:DIR or oci-archive:FILE`},
+		{[]string{"build", "-o", "oci:"}, `--output "oci:": want oci:DIR or oci-archive:FILE`},
+		{[]string{"build", "--progress", "fancy"}, `--progress "fancy": want auto, plain, tty or quiet`},
+		{[]string{"build", "--source-date-epoch", "-1"}, `--source-date-epoch "-1": want seconds since 1970`},
+		{[]string{"build", "--wheels", "w", "--index-url", "http://x"}, `--wheels and --index-url: give one source of wheels`},
+	} {
+		out, errOut, code := e.ftc(append(c.args, "--cache", t.TempDir())...)
+		if code != 2 || !strings.Contains(errOut, "ftc: "+c.want+"\n") || out != "" {
+			t.Errorf("ftc %v: exit %d, want 2 and %q\n%s%s", c.args, code, c.want, out, errOut)
+		}
+	}
+}

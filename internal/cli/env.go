@@ -3,11 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -15,11 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler/config"
-	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/envcheck"
 	"github.com/ftc-dev/ftc/runtime/exec"
-	"github.com/ftc-dev/ftc/runtime/resolve"
 )
 
 // allowEnvFlag is the flag that goes on with an environment other than
@@ -84,18 +81,18 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 					return usageError{err}
 				}
 			}
+			// As ftc run checks it, refusing what it would refuse.
 			pythonSet := cmd.Flags().Changed("python")
-			if v, ok := lockedVenv(r, cache); ok && !pythonSet {
-				python = v.Interpreter()
-			}
-			rep, err := probeEnvironment(cmdContext(cmd), r, p, python, len(devices))
-			if err != nil {
+			prep, err := envcheck.Prepare(cmdContext(cmd), r, p, envcheck.PrepareOptions{
+				Python: python, PythonSet: pythonSet, Envs: cache.envs(), GPUs: len(devices)})
+			var refused *envcheck.RefusedError
+			if err != nil && !errors.As(err, &refused) {
 				fmt.Fprintf(stderr, "ftc: %v\n", err)
 				return errFailed
 			}
-			printEnvTable(stdout, rep)
-			if len(rep.Fatal()) > 0 || len(rep.Refused()) > 0 {
-				printEnvProblems(stderr, rep, false, envFix(r, files[0], flags.sets, cache, pythonSet))
+			printEnvTable(stdout, prep.Report)
+			if refused != nil {
+				printEnvProblems(stderr, prep.Report, false, envFix(r, files[0], flags.sets, cache, pythonSet))
 				return errFailed
 			}
 			return nil
@@ -163,33 +160,12 @@ error.`,
 			if err != nil {
 				return err
 			}
-			pkgs, err := lockedClosure(r, files[0], flags.sets)
-			if err != nil {
-				fmt.Fprintf(stderr, "ftc: %v\n", err)
-				return errFailed
-			}
-			release := r.Environment.Python
-			if python == "" {
-				python = "python" + release
-				if _, err := osexec.LookPath(python); err != nil {
-					python = "python3"
-				}
-			}
-			key := envcheck.VenvKey(release, pkgs)
-			if dir == "" {
-				dir = envcheck.VenvDir(cache.envs(), key)
-			} else if dir, err = filepath.Abs(dir); err != nil {
-				return err
-			}
-			ep, err := envcheck.Entrypoints(filepath.Join(cache.root(), "entrypoints"))
-			if err != nil {
-				return fmt.Errorf("materialising the entrypoints: %w", err)
-			}
 			ctx := cmdContext(cmd)
-			v, err := envcheck.CreateVenv(ctx, envcheck.VenvOptions{
-				Python: python, Release: release, Profile: r.Environment.Profile, Packages: pkgs, Dir: dir,
+			v, err := envcheck.CreateLocked(ctx, r, envcheck.CreateOptions{
+				File: files[0], Sets: flags.sets, Python: python, Dir: dir, Envs: cache.envs(),
+				EntrypointsRoot: filepath.Join(cache.root(), "entrypoints"),
 				// pip's progress to stderr: stdout says only what was made.
-				Wheels: wheels, IndexURL: indexURL, Entrypoints: ep, Log: stderr,
+				Wheels: wheels, IndexURL: indexURL, Log: stderr,
 			})
 			if err != nil {
 				fmt.Fprintf(stderr, "ftc: %v\n", err)
@@ -207,7 +183,7 @@ error.`,
 				fmt.Fprintf(stderr, "ftc: %v\n", err)
 				return errFailed
 			}
-			rep, err := probeEnvironment(ctx, r, p, v.Interpreter(), 0)
+			rep, err := envcheck.CheckRecipe(ctx, r, p, v.Interpreter(), 0)
 			if err != nil {
 				fmt.Fprintf(stderr, "ftc: %v\n", err)
 				return errFailed
@@ -219,7 +195,7 @@ error.`,
 				fmt.Fprintf(stderr, "ftc: the environment made from ftc.lock is not profile %s's: run ftc lock --update %s\n", rep.Want.Profile, files[0])
 				return errFailed
 			}
-			if dir == envcheck.VenvDir(cache.envs(), key) {
+			if v.InCache {
 				fmt.Fprintf(stdout, "ftc run and ftc env check use it when --python is not given\n")
 			} else {
 				fmt.Fprintf(stdout, "use it with: ftc run --python %s %s\n", v.Interpreter(), files[0])
@@ -237,99 +213,17 @@ error.`,
 	return create
 }
 
-// lockedClosure is the Python closure ftc.lock holds for r now, or an
-// error saying what to run.
-func lockedClosure(r *config.Recipe, file string, sets []string) ([]image.Package, error) {
-	lockPath := filepath.Join(r.Dir, resolve.LockFile)
-	lock, err := resolve.ReadLock(lockPath)
-	if err != nil {
-		return nil, err
-	}
-	lockCmd := "ftc lock" + strings.TrimPrefix(envcheck.CreateCommand(file, sets, true), "ftc env create")
-	switch {
-	case len(image.Requirements(r)) == 0:
-		return nil, fmt.Errorf("profile %s pins no Python packages: there is no environment to make", r.Environment.Profile)
-	case lock.Python == nil || len(lock.Python.Packages) == 0:
-		return nil, fmt.Errorf("%s has no Python closure for profile %s: run %s first", lockPath, r.Environment.Profile, lockCmd)
-	}
-	base, _ := image.BaseRef(r.Environment, lock.Bases[r.Environment.Base.Image])
-	if !image.PythonLockCurrent(r, base, lock.Python.Input, image.DefaultPlatform) {
-		return nil, fmt.Errorf("%s: the Python closure was resolved for other requirements or another Python than profile %s's (Python %s): run %s --update", lockPath, r.Environment.Profile, r.Environment.Python, lockCmd)
-	}
-	var pkgs []image.Package
-	for _, p := range lock.Python.Packages {
-		if len(p.Hashes) == 0 {
-			return nil, fmt.Errorf("%s: %s==%s has no hash: run %s --update", lockPath, p.Name, p.Version, lockCmd)
-		}
-		pkgs = append(pkgs, image.Package{Name: p.Name, Version: p.Version, Hashes: p.Hashes, Sdist: p.Sdist})
-	}
-	if err := image.CheckSdists(pkgs); err != nil {
-		return nil, fmt.Errorf("%s: %w", lockPath, err)
-	}
-	return pkgs, nil
-}
+// cmdContext is the command's context: the one main's ExecuteContext
+// gives (cancelled on an interrupt), else, in tests that call a command
+// directly, context.Background().
+func cmdContext(cmd *cobra.Command) context.Context { return ctxOr(cmd.Context()) }
 
-// lockedVenv is the environment ftc env create made in the cache for r's
-// locked closure, if there is one.
-func lockedVenv(r *config.Recipe, cache cacheFlag) (*envcheck.Venv, bool) {
-	pkgs, err := lockedClosure(r, "", nil)
-	if err != nil {
-		return nil, false
+// ctxOr is ctx, or context.Background() when it is nil.
+func ctxOr(ctx context.Context) context.Context {
+	if ctx == nil {
+		return context.Background()
 	}
-	key := envcheck.VenvKey(r.Environment.Python, pkgs)
-	return envcheck.FindVenv(envcheck.VenvDir(cache.envs(), key), key)
-}
-
-func cmdContext(cmd *cobra.Command) context.Context {
-	if ctx := cmd.Context(); ctx != nil {
-		return ctx
-	}
-	return context.Background()
-}
-
-// envWant is what the recipe asks of the machine: the profile's packages,
-// the optional ones the plan uses, and gpus devices of the recipe's kind.
-func envWant(r *config.Recipe, p *plan.Plan, gpus int) envcheck.Want {
-	e := r.Environment
-	w := envcheck.Want{Profile: e.Profile, Python: e.Python, CUDA: e.CUDA, Packages: map[string]string{}, GPUs: gpus,
-		GPUName: r.Hardware.GPU.Name, GPUMemoryGiB: r.Hardware.GPU.MemoryGiB}
-	for name, v := range e.Packages {
-		w.Packages[name] = v
-	}
-	need := func(name string) {
-		if v, ok := e.Optional[name]; ok {
-			w.Packages[name] = v
-		}
-	}
-	if s := r.Hardware.Strategy; s == "zero2" || s == "zero3" {
-		need("deepspeed")
-	}
-	for _, s := range p.Stages {
-		if s.Launch.Server != nil {
-			need("vllm")
-		}
-		if sc, ok := s.Config.(plan.StageConfig); ok {
-			for _, m := range sc.Models {
-				if m.Attention == "flash_attention_2" {
-					need("flash-attn")
-				}
-			}
-		}
-	}
-	return w
-}
-
-func probeEnvironment(ctx context.Context, r *config.Recipe, p *plan.Plan, python string, gpus int) (*envcheck.Report, error) {
-	want := envWant(r, p, gpus)
-	names := make([]string, 0, len(want.Packages))
-	for n := range want.Packages {
-		names = append(names, n)
-	}
-	probe, err := envcheck.RunProbe(ctx, python, names, gpus > 0)
-	if err != nil {
-		return nil, err
-	}
-	return envcheck.Check(python, want, probe), nil
+	return ctx
 }
 
 func printEnvTable(w io.Writer, rep *envcheck.Report) {
@@ -403,10 +297,10 @@ func printEnvProblems(w io.Writer, rep *envcheck.Report, run bool, fix string) {
 // create made already (when --python chose another), else ftc env create
 // (after ftc lock when the lock lacks the closure).
 func envFix(r *config.Recipe, file string, sets []string, cache cacheFlag, pythonSet bool) string {
-	if v, ok := lockedVenv(r, cache); ok && pythonSet {
+	if v, ok := envcheck.LockedVenv(r, cache.envs()); ok && pythonSet {
 		return "drop --python: ftc env create made the profile's environment from ftc.lock, " + v.Dir
 	}
-	_, err := lockedClosure(r, file, sets)
+	_, err := envcheck.LockedClosure(r, file, sets)
 	return envcheck.CreateCommand(file, sets, err == nil) + " (the profile's packages from ftc.lock, hash-checked; then used when --python is not given)"
 }
 
@@ -420,19 +314,12 @@ type localEnv struct {
 	env []string
 }
 
-// prepareLocal checks the interpreter before any stage starts and
-// materialises the entrypoints. When the user goes on in an environment
-// other than the profile's, it replans so that every key names the
-// environment that ran (DESIGN.md rule 10).
-//
-// Keyed by what ran rather than not cached: a user iterating in their own
-// environment still gets a cache, downstream stages read upstream
-// outputs through the store as usual, and no output can ever be found
-// under the profile's key, since the found environment's key has its own
-// domain. The run record says so (an "environment" event).
-//
-// Without --python, the interpreter is that of the environment ftc env
-// create made for the recipe's locked closure, when there is one.
+// prepareLocal decides whether the local interpreter is checked, checks
+// it before any stage starts (envcheck.Prepare: a run in another
+// environment than the profile's, when allowed, is replanned and keyed by
+// it) and materialises the entrypoints. Without --python, the interpreter
+// is that of the environment ftc env create made for the recipe's locked
+// closure, when there is one.
 func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Plan, f *runFlags, gpus []int, stdout, stderr io.Writer) (*plan.Plan, *localEnv, error) {
 	le := &localEnv{}
 	switch {
@@ -453,60 +340,43 @@ func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Pl
 	case f.dryRun:
 		le.skip = "dry run (ftc env check makes the check alone)"
 	}
-	if le.skip == "" {
-		if v, ok := lockedVenv(r, f.cache); ok && !f.pythonSet {
-			f.python = v.Interpreter()
-			fmt.Fprintf(stdout, "environment: %s (ftc env create, from ftc.lock)\n", v.Dir)
-		}
-		n := 0
-		if hasTraining(p) {
-			n = len(gpus)
-		}
-		rep, err := probeEnvironment(ctx, r, p, f.python, n)
-		if err != nil {
-			fmt.Fprintf(stderr, "ftc: %v\n", err)
-			return nil, nil, errFailed
-		}
-		le.report = rep
-		refused := len(rep.Refused()) > 0
-		switch {
-		case len(rep.Fatal()) > 0 || refused && !f.allowEnv:
-			printEnvTable(stderr, rep)
-			printEnvProblems(stderr, rep, true, envFix(r, file, f.recipe.sets, f.cache, f.pythonSet))
-			return nil, nil, errFailed
-		case refused:
-			printEnvTable(stdout, rep)
-		}
-		if ran := rep.Ran(); ran != nil {
-			var err error
-			if p, err = plan.BuildWith(r, plan.Options{RanIn: ran, Image: f.image}); err != nil {
-				fmt.Fprintf(stderr, "ftc: %v\n", err)
-				return nil, nil, errFailed
-			}
-			fmt.Fprintf(stdout, "going on (--%s): outputs are keyed by the environment that ran (%s), not profile %s\n", allowEnvFlag, p.Environment.Key.Short(), rep.Want.Profile)
-		} else if refused {
-			fmt.Fprintf(stdout, "going on (--%s)\n", allowEnvFlag)
-		}
+	n := 0
+	if hasTraining(p) {
+		n = len(gpus)
+	}
+	prep, err := envcheck.Prepare(ctx, r, p, envcheck.PrepareOptions{
+		Skip: le.skip, Python: f.python, PythonSet: f.pythonSet, Envs: f.cache.envs(),
+		GPUs: n, AllowMismatch: f.allowEnv, Image: f.image,
+	})
+	if v := prep.Venv; v != nil {
+		f.python = prep.Python
+		fmt.Fprintf(stdout, "environment: %s (ftc env create, from ftc.lock)\n", v.Dir)
+	}
+	le.report = prep.Report
+	var refused *envcheck.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		printEnvTable(stderr, refused.Report)
+		printEnvProblems(stderr, refused.Report, true, envFix(r, file, f.recipe.sets, f.cache, f.pythonSet))
+		return nil, nil, errFailed
+	case prep.Refused:
+		printEnvTable(stdout, prep.Report)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ftc: %v\n", err)
+		return nil, nil, errFailed
+	}
+	p = prep.Plan
+	if prep.Replanned {
+		fmt.Fprintf(stdout, "going on (--%s): outputs are keyed by the environment that ran (%s), not profile %s\n", allowEnvFlag, p.Environment.Key.Short(), prep.Report.Want.Profile)
+	} else if prep.Refused {
+		fmt.Fprintf(stdout, "going on (--%s)\n", allowEnvFlag)
 	}
 	if f.dryRun {
 		return p, le, nil
 	}
-	dir, err := envcheck.Entrypoints(filepath.Join(f.cache.root(), "entrypoints"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("materialising the entrypoints: %w", err)
-	}
-	pp := dir
-	if old := os.Getenv("PYTHONPATH"); old != "" {
-		pp += string(os.PathListSeparator) + old
-	}
-	le.env = []string{"PYTHONPATH=" + pp}
-	if le.report != nil && filepath.IsAbs(le.report.Probe.Executable) {
-		// The checked interpreter's directory first on the stages' PATH
-		// (what activating its environment does): the launchers a stage
-		// starts with (torchrun, accelerate, trl) and a plain "python"
-		// are then that environment's, not whatever comes first in ftc's
-		// PATH or a pyenv shim that picks by directory.
-		le.env = append(le.env, "PATH="+filepath.Dir(le.report.Probe.Executable)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if le.env, err = envcheck.StageEnvAt(filepath.Join(f.cache.root(), "entrypoints"), le.report); err != nil {
+		return nil, nil, err
 	}
 	return p, le, nil
 }
@@ -514,35 +384,12 @@ func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Pl
 // record writes what the check found to the run record: the table as
 // environment.json and one event `ftc status` shows.
 func (le *localEnv) record(events *exec.EventLog, dir string, p *plan.Plan) {
-	var msg string
-	switch {
-	case le.report == nil && le.skip != "":
-		msg = "not checked: " + le.skip
-	case le.report == nil:
+	msg := envcheck.RecordMessage(le.report, le.skip, p.Environment.Ran, p.Environment.Key.Short(), allowEnvFlag)
+	if msg == "" {
 		return
-	case p.Environment.Ran != nil:
-		var diffs []string
-		for _, row := range le.report.Rows {
-			if row.Status == envcheck.Differs {
-				diffs = append(diffs, fmt.Sprintf("%s %s (profile %s)", row.What, row.Found, row.Want))
-			}
-		}
-		msg = fmt.Sprintf("differed from profile %s (%s), allowed by --%s: outputs are cached under keys of the environment that ran (%s), not the profile's",
-			le.report.Want.Profile, strings.Join(diffs, ", "), allowEnvFlag, p.Environment.Key.Short())
-	case len(le.report.Refused()) > 0:
-		msg = fmt.Sprintf("profile %s; GPU memory below the recipe's hardware, allowed by --%s", le.report.Want.Profile, allowEnvFlag)
-	default:
-		msg = fmt.Sprintf("profile %s, as pinned (Python %s)", le.report.Want.Profile, le.report.Probe.Python)
 	}
 	events.Emit(exec.Event{Type: exec.EventEnvironment, Message: msg})
 	if le.report != nil && dir != "" { // a dry run has no record
-		b, _ := json.MarshalIndent(struct {
-			Message string          `json:"message"`
-			Want    envcheck.Want   `json:"want"`
-			Probe   *envcheck.Probe `json:"found"`
-			Rows    []envcheck.Row  `json:"rows"`
-			Ran     any             `json:"ran,omitempty"`
-		}{msg, le.report.Want, le.report.Probe, le.report.Rows, p.Environment.Ran}, "", "  ")
-		_ = os.WriteFile(filepath.Join(dir, "environment.json"), append(b, '\n'), 0o644)
+		_ = envcheck.WriteRecord(dir, msg, le.report, p.Environment.Ran)
 	}
 }

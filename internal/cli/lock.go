@@ -2,13 +2,11 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -58,12 +56,7 @@ An up-to-date lock is kept unless --update.`,
 			if len(files) > 1 {
 				return usageError{fmt.Errorf("lock: one recipe at a time")}
 			}
-			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
-			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			ctx := cmdContext(cmd)
 			o, err := f.options(stderr)
 			if err != nil {
 				return err
@@ -72,18 +65,15 @@ An up-to-date lock is kept unless --update.`,
 			if err := lockModels(ctx, files[0], &f.recipe, stdout, stderr); err != nil {
 				return err
 			}
-			r, lock, lockPath, err := f.vet(files[0], stderr)
+			r, err := f.vet(files[0], stderr)
 			if err != nil {
 				return err
 			}
-			lr, err := build.Lock(ctx, build.New(o), r, lock, f.lockOptions(update))
-			if lr == nil {
+			lr, lockPath, err := build.LockRecipe(ctx, build.New(o), r, f.lockOptions(update))
+			var we *resolve.WriteError
+			if lr == nil || errors.As(err, &we) {
 				fmt.Fprintf(stderr, "ftc: %v\n", err)
 				return errFailed
-			}
-			// With an error too: what was locked stays locked (build.Lock).
-			if werr := lock.Write(lockPath); werr != nil {
-				return fmt.Errorf("writing %s: %w", lockPath, werr)
 			}
 			base := lr.Base
 			if base == "" {
@@ -136,19 +126,18 @@ func lockModels(ctx context.Context, file string, rf *recipeFlags, stdout, stder
 		}
 		return errFailed
 	}
-	res, err := resolve.PinModels(ctx, r, resolve.Options{Lock: lock, Hub: hubFromEnv(false), AllConfigs: true})
+	res, err := resolve.LockModels(ctx, r, lock, lockPath, hubFromEnv(false))
 	for _, w := range res.Warnings {
 		fmt.Fprintf(stderr, "ftc: warning: %s\n", w)
 	}
+	var werr *resolve.WriteError
+	if errors.As(err, &werr) {
+		return err
+	}
 	if res.LockChanged {
-		if werr := resolve.UpdatedLock(lock, res).Write(lockPath); werr != nil {
-			return fmt.Errorf("writing %s: %w", lockPath, werr)
-		}
 		var lines []string
-		for ref, c := range res.Pins {
-			if _, had := lock.Pins[ref]; !had {
-				lines = append(lines, fmt.Sprintf("  %s %s", ref, c))
-			}
+		for ref, c := range res.Added {
+			lines = append(lines, fmt.Sprintf("  %s %s", ref, c))
 		}
 		for at, a := range res.Archs {
 			f := a.Facts
@@ -159,7 +148,7 @@ func lockModels(ctx context.Context, file string, rf *recipeFlags, stdout, stder
 			lines = append(lines, fmt.Sprintf("  arch %s: %s, %d layers, %s parameters%s", at, f.ModelType, f.Layers, humanCount(f.Params()), moe))
 		}
 		sort.Strings(lines)
-		fmt.Fprintf(stdout, "%s: %d Hub pin(s), %d architecture(s) added\n", lockPath, len(lines)-len(res.Archs), len(res.Archs))
+		fmt.Fprintf(stdout, "%s: %d Hub pin(s), %d architecture(s) added\n", lockPath, len(res.Added), len(res.Archs))
 		for _, l := range lines {
 			fmt.Fprintln(stdout, l)
 		}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/load"
 	"github.com/ftc-dev/ftc/runtime/resolve"
@@ -52,17 +51,7 @@ func pinRecipe(file string, cache cacheFlag, check bool, stdout, stderr io.Write
 	}
 	dir := filepath.Dir(file)
 	hasher := &resolve.Hasher{MemoDir: cache.hashes(), Progress: hashProgress(stderr)}
-	out, sites, err := load.RewritePins(file, src, func(path string) (string, error) {
-		if !fs.ValidPath(path) {
-			return "", fmt.Errorf("not a path inside the recipe's directory; left alone")
-		}
-		// A directory or a glob is pinned by the digest of its files'
-		// (config.SetDigest); the vet below checks it as the dataset
-		// declares it.
-		return config.PathDigest(os.DirFS(dir), path, "", func(rel string) (string, error) {
-			return hasher.SHA256(filepath.Join(dir, filepath.FromSlash(rel)))
-		})
-	})
+	out, sites, err := load.RewritePins(file, src, resolve.PinSum(dir, hasher))
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)
 		return errFailed
@@ -91,7 +80,7 @@ func pinRecipe(file string, cache cacheFlag, check bool, stdout, stderr io.Write
 			bad, note = true, " (--check: nothing written)"
 		}
 	} else if added+updated > 0 {
-		if err := writeKeepingMode(file, out); err != nil {
+		if err := resolve.ReplaceFile(file, out); err != nil {
 			return err
 		}
 	}
@@ -131,31 +120,6 @@ func pinRecipe(file string, cache cacheFlag, check bool, stdout, stderr io.Write
 		return errFailed
 	}
 	return nil
-}
-
-// writeKeepingMode replaces file with b atomically, keeping its mode.
-func writeKeepingMode(file string, b []byte) error {
-	mode := os.FileMode(0o644)
-	if fi, err := os.Stat(file); err == nil {
-		mode = fi.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".ftc-pin-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
 }
 
 // unwrapPath drops the path an *fs.PathError repeats.

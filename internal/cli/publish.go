@@ -1,22 +1,14 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
 	"text/tabwriter"
-	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler/config"
@@ -25,7 +17,6 @@ import (
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/build"
 	"github.com/ftc-dev/ftc/runtime/cas"
-	"github.com/ftc-dev/ftc/runtime/exec"
 	"github.com/ftc-dev/ftc/runtime/publish"
 	"github.com/ftc-dev/ftc/runtime/resolve"
 )
@@ -75,44 +66,27 @@ environment is written. Publishing the same run twice gives the same digest.`,
 }
 
 func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs []string, f *runFlags, stdout, stderr io.Writer) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
+	ctx = ctxOr(ctx)
 	if f.image != "" && !image.ByDigest(f.image) {
 		return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", f.image)}
 	}
-	recordDir, events, err := lastRecord(file, f, stderr)
+	rec, err := lastRecord(file, f, stderr)
 	if err != nil {
 		return err
 	}
-	var start, end *exec.Event
-	for i := range events {
-		switch events[i].Type {
-		case exec.EventRunStart:
-			start = &events[i]
-		case exec.EventRunEnd:
-			end = &events[i]
-		}
-	}
-	if start == nil {
-		fmt.Fprintf(stderr, "ftc: the run record %s has no run-start event\n", recordDir)
+	if err := f.setKeyFlags(rec.Start.Flags); err != nil {
+		fmt.Fprintf(stderr, "ftc: the run record %s: %v\n", rec.Dir, err)
 		return errFailed
 	}
-	if err := f.setKeyFlags(start.Flags); err != nil {
-		fmt.Fprintf(stderr, "ftc: the run record %s: %v\n", recordDir, err)
-		return errFailed
-	}
-	r, p, res, err := planOffline(file, f, stderr)
+	r, p, res, err := planOffline(ctx, file, f, stderr)
 	if err != nil {
 		return err
 	}
-	if start.Message != p.Recipe {
-		fmt.Fprintf(stderr, "ftc: the last run recorded in %s is of recipe %s, not %s: run `ftc run %s` first\n", f.cache.records(), start.Message, p.Recipe, file)
+	if rec.Start.Message != p.Recipe {
+		fmt.Fprintf(stderr, "ftc: the last run recorded in %s is of recipe %s, not %s: run `ftc run %s` first\n", f.cache.records(), rec.Start.Message, p.Recipe, file)
 		return errFailed
 	}
-	carry := map[string]bool{}
 	for _, n := range withOutputs {
-		carry[n] = true
 		if upTo(p, n).Stages == nil {
 			return usageError{fmt.Errorf("--with-output %s: the recipe has no stage %q", n, n)}
 		}
@@ -121,113 +95,37 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 	if err != nil {
 		return err
 	}
-
-	idx := publish.Index{Recipe: p.Recipe, Flags: f.keyFlags(), Image: f.image, Record: filepath.Base(recordDir),
-		Started: start.Time.UTC().Format(time.RFC3339Nano)}
-	if end != nil {
-		idx.Finished = end.Time.UTC().Format(time.RFC3339Nano)
-	}
-	var files []publish.File
-	for _, s := range p.Stages {
-		a, err := store.GetAction(string(s.Key))
-		if errors.Is(err, cas.ErrNotFound) {
-			fmt.Fprintf(stderr, "ftc: stage %s (key %s) is not in the cache %s: the run did not finish it; run `%s` first\n", s.Name, s.Key.Short(), f.cache.store(), shq.Join(append(append([]string{"ftc", "run"}, f.keyFlags()...), file)))
-			return errFailed
-		} else if err != nil {
-			return err
-		}
-		idx.Stages = append(idx.Stages, publish.Stage{Name: s.Name, Kind: string(s.Kind), Key: string(s.Key), Output: string(a.Outputs["output"]), Metrics: a.Summary})
-		if out := a.Outputs["output"]; out != "" {
-			files = append(files, publish.File{Name: "ftc-run/outputs/" + s.Name + ".tree.json", Role: publish.RoleOutputTree, Source: store.BlobPath(out)})
-			if carry[s.Name] {
-				t, err := store.ReadTree(out)
-				if err != nil {
-					return err
-				}
-				for _, e := range t.Entries {
-					files = append(files, publish.File{Name: "ftc-run/outputs/" + s.Name + "/" + e.Path, Role: publish.RoleOutput, Source: store.BlobPath(e.Digest)})
-				}
-			}
-		}
-		if m := treeFile(store, a.Outputs["logs"], "metrics.jsonl"); m != "" {
-			files = append(files, publish.File{Name: "ftc-run/metrics/" + s.Name + ".jsonl", Role: publish.RoleMetrics, Source: m})
-		}
-	}
-
-	rel, err := filepath.Rel(r.Dir, file)
-	if err != nil || !publish.SafePath(filepath.ToSlash(rel)) {
-		rel = filepath.Base(file)
-	}
-	idx.RecipeFile = filepath.ToSlash(rel)
-	files = append(files, publish.File{Name: idx.RecipeFile, Role: publish.RoleRecipe, Source: file})
-	for name, rf := range r.Files {
-		files = append(files, publish.File{Name: name, Role: publish.RoleRecipeFile, Content: rf.Content})
-	}
-	for name, abs := range res.Files {
-		files = append(files, publish.File{Name: name, Role: publish.RoleData, Source: abs})
-	}
-	for _, set := range res.Sets {
-		for name, abs := range set {
-			files = append(files, publish.File{Name: name, Role: publish.RoleData, Source: abs})
-		}
-	}
-	if lock := filepath.Join(r.Dir, resolve.LockFile); fileExists(lock) {
-		files = append(files, publish.File{Name: resolve.LockFile, Role: publish.RoleLock, Source: lock})
-	}
-	planJSON, err := planAsJSON(p)
-	if err != nil {
+	art, err := publish.FromRun(publish.RunOptions{Record: rec, Recipe: r, RecipeFile: file, Plan: p, Resolved: res,
+		Flags: f.keyFlags(), Image: f.image, Store: store, WithOutputs: withOutputs, Builder: Version})
+	var nc *publish.NotCachedError
+	if errors.As(err, &nc) {
+		fmt.Fprintf(stderr, "ftc: %v; run `%s` first\n", err, shq.Join(append(append([]string{"ftc", "run"}, f.keyFlags()...), file)))
+		return errFailed
+	} else if err != nil {
 		return err
 	}
-	files = append(files, publish.File{Name: "ftc-run/plan.json", Role: publish.RolePlan, Content: planJSON})
-	files = append(files, publish.File{Name: "ftc-run/events.jsonl", Role: publish.RoleEvents, Source: filepath.Join(recordDir, "events.jsonl")})
-	if rep := filepath.Join(recordDir, "report.html"); fileExists(rep) {
-		files = append(files, publish.File{Name: "ftc-run/report.html", Role: publish.RoleReport, Source: rep})
+	t := publish.Target{Layout: layoutDir, Tag: ref, Ref: ref}
+	if t.Tag == "" {
+		t.Tag = p.Recipe
 	}
-
-	img, err := publish.Build(publish.Artifact{Index: idx, Files: files, Builder: Version})
+	tty, _, _ := progressMode("auto", stdout)
+	m := newTransferMeter(stdout, "pushing", tty, nil)
+	if layoutDir == "" {
+		t.Bytes = m.add
+	}
+	pub, err := publish.Publish(ctx, art, t)
+	m.finish()
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: publish: %v\n", err)
 		return errFailed
 	}
-	digest, err := img.Digest()
-	if err != nil {
-		return err
-	}
-	size, _ := img.Size()
-	var where string
-	if layoutDir != "" {
-		tag := ref
-		if tag == "" {
-			tag = p.Recipe
-		}
-		if err := publish.WriteLayout(layoutDir, tag, img); err != nil {
-			fmt.Fprintf(stderr, "ftc: publish: writing the layout %s: %v\n", layoutDir, err)
-			return errFailed
-		}
-		where = "OCI layout " + layoutDir + " as " + tag
-	} else {
-		tty, _, _ := progressMode("auto", stdout)
-		m := newTransferMeter(stdout, "pushing", tty, nil)
-		err := publish.Push(ctx, ref, img, m.add)
-		m.finish()
-		if err != nil {
-			fmt.Fprintf(stderr, "ftc: publish: pushing to %s: %v\n", ref, err)
-			return errFailed
-		}
+	where := "OCI layout " + layoutDir + " as " + t.Tag
+	if layoutDir == "" {
 		where = ref + " (pushed " + m.summary() + ")"
 	}
-	var blobs int64
-	for _, l := range files {
-		if l.Source != "" {
-			if fi, err := os.Stat(l.Source); err == nil {
-				blobs += fi.Size()
-			}
-		} else {
-			blobs += int64(len(l.Content))
-		}
-	}
+	idx := art.Index
 	fmt.Fprintf(stdout, "published %s (run %s, %d stage(s)) to %s\n  manifest %s: %d file(s), %s, and a provenance statement (manifest %d bytes)\n",
-		p.Recipe, idx.Record, len(idx.Stages), where, digest, len(files), humanBytes(blobs), size)
+		p.Recipe, idx.Record, len(idx.Stages), where, pub.Digest, len(art.Files), humanBytes(art.Bytes()), pub.Size)
 	check := []string{"ftc", "reproduce"}
 	if layoutDir != "" {
 		check = append(check, "--layout", layoutDir)
@@ -241,78 +139,50 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 	return nil
 }
 
-// lastRecord finds the newest run record of the recipe: the newest
-// record whose id ends in the recipe's name (vetted without flags), or
+// lastRecord reads the newest run record of the recipe
+// (publish.LastRecord): by the recipe's name (vetted without flags), or
 // the latest run when the recipe cannot be vetted without them.
-func lastRecord(file string, f *runFlags, stderr io.Writer) (string, []exec.Event, error) {
-	root := f.cache.records()
-	var id string
+func lastRecord(file string, f *runFlags, stderr io.Writer) (*publish.Record, error) {
 	vo, err := f.recipe.vetOptions()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
+	name := ""
 	if r, _, err := vetRecipe(file, nil, vo); err == nil && r != nil {
-		ents, _ := os.ReadDir(root)
-		var ids []string
-		for _, e := range ents {
-			// ids are <UTC time, no dash>-<recipe name> (newRecord)
-			if _, n, _ := strings.Cut(e.Name(), "-"); e.IsDir() && n == r.Name {
-				ids = append(ids, e.Name())
-			}
-		}
-		sort.Strings(ids) // ids begin with the UTC time
-		if len(ids) > 0 {
-			id = ids[len(ids)-1]
-		}
+		name = r.Name
 	}
-	if id == "" {
-		b, err := os.ReadFile(filepath.Join(root, "latest"))
-		if err != nil {
-			fmt.Fprintf(stderr, "ftc: no run recorded in %s: run `ftc run %s` first\n", root, file)
-			return "", nil, errFailed
-		}
-		id = strings.TrimSpace(string(b))
+	rec, err := publish.LastRecord(f.cache.records(), name)
+	if errors.Is(err, publish.ErrNoRecord) {
+		fmt.Fprintf(stderr, "ftc: no run recorded in %s: run `ftc run %s` first\n", f.cache.records(), file)
+		return nil, errFailed
+	} else if err != nil {
+		fmt.Fprintf(stderr, "ftc: %v\n", err)
+		return nil, errFailed
 	}
-	dir := filepath.Join(root, id)
-	events, err := exec.ReadEvents(filepath.Join(dir, "events.jsonl"))
-	if err != nil {
-		fmt.Fprintf(stderr, "ftc: reading the run record: %v\n", err)
-		return "", nil, errFailed
-	}
-	return dir, events, nil
+	return rec, nil
 }
 
 // setKeyFlags sets the flags that decide the keys from a record's
 // (exec.Event.Flags: --set V, --gpus N, --cpu).
 func (f *runFlags) setKeyFlags(flags []string) error {
-	for i := 0; i < len(flags); i++ {
-		switch fl := flags[i]; fl {
-		case "--cpu":
-			f.cpu = true
-		case "--set", "--gpus":
-			if i+1 >= len(flags) {
-				return fmt.Errorf("flag %s without a value", fl)
-			}
-			i++
-			if fl == "--set" {
-				f.recipe.sets = append(f.recipe.sets, flags[i])
-				continue
-			}
-			n, err := strconv.Atoi(flags[i])
-			if err != nil {
-				return fmt.Errorf("--gpus %q: %v", flags[i], err)
-			}
-			f.gpus, f.gpusSet = n, true
-		default:
-			return fmt.Errorf("unknown key flag %q", fl)
-		}
+	k, err := publish.ParseKeyFlags(flags)
+	if err == nil {
+		f.applyKeyFlags(k)
 	}
-	return nil
+	return err
+}
+
+func (f *runFlags) applyKeyFlags(k publish.KeyFlags) {
+	f.recipe.sets = append(f.recipe.sets, k.Sets...)
+	f.cpu = f.cpu || k.CPU
+	if k.GPUsSet {
+		f.gpus, f.gpusSet = k.GPUs, true
+	}
 }
 
 // planOffline vets and plans file as ftc run does, offline (the lock
 // pins what ran), with f's key flags.
-func planOffline(file string, f *runFlags, stderr io.Writer) (*config.Recipe, *plan.Plan, *resolve.Result, error) {
+func planOffline(ctx context.Context, file string, f *runFlags, stderr io.Writer) (*config.Recipe, *plan.Plan, *resolve.Result, error) {
 	overrides, err := f.recipe.overrides()
 	if err != nil {
 		return nil, nil, nil, err
@@ -332,99 +202,13 @@ func planOffline(file string, f *runFlags, stderr io.Writer) (*config.Recipe, *p
 		return nil, nil, nil, err
 	}
 	f.offline = true
-	p, res, _, err := resolveAndPlan(context.Background(), r, f, hasher)
+	p, res, _, err := resolveAndPlan(ctx, r, f, hasher)
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)
 		return nil, nil, nil, errFailed
 	}
 	hasher.Flush()
 	return r, p, res, nil
-}
-
-// planAsJSON is the plan as ftc plan --json prints it.
-func planAsJSON(p *plan.Plan) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	err := enc.Encode(p)
-	return b.Bytes(), err
-}
-
-// treeFile is the path in the store of the blob of file name in tree d
-// ("" when there is none).
-func treeFile(store *cas.Store, d cas.Digest, name string) string {
-	if d == "" {
-		return ""
-	}
-	t, err := store.ReadTree(d)
-	if err != nil {
-		return ""
-	}
-	for _, e := range t.Entries {
-		if e.Path == name {
-			return store.BlobPath(e.Digest)
-		}
-	}
-	return ""
-}
-
-// publishedTree is the published output tree of stage, nil when the
-// artifact has none.
-func publishedTree(got *publish.Fetched, stage string) *cas.Tree {
-	for _, f := range got.ByRole(publish.RoleOutputTree) {
-		if f.Name != "ftc-run/outputs/"+stage+".tree.json" {
-			continue
-		}
-		b, err := os.ReadFile(f.Source)
-		if err != nil {
-			return nil
-		}
-		var t cas.Tree
-		if json.Unmarshal(b, &t) != nil {
-			return nil
-		}
-		return &t
-	}
-	return nil
-}
-
-// carriedOutput checks the files of stage's output that the artifact
-// carries (publish --with-output) against the published tree: every
-// file, each with the tree's digest. ok is false when none is carried.
-func carriedOutput(got *publish.Fetched, stage string) (publish.Row, bool) {
-	prefix := "ftc-run/outputs/" + stage + "/"
-	have := map[string]string{}
-	for _, f := range got.ByRole(publish.RoleOutput) {
-		if p, ok := strings.CutPrefix(f.Name, prefix); ok {
-			have[p] = f.Digest
-		}
-	}
-	if len(have) == 0 {
-		return publish.Row{}, false
-	}
-	r := publish.Row{What: "files " + stage, Published: "(tree)", Here: fmt.Sprintf("%d file(s) carried", len(have)), Match: "yes"}
-	t := publishedTree(got, stage)
-	if t == nil {
-		r.Match = "NO"
-		r.Published = "(no tree)"
-		return r, true
-	}
-	r.Published = fmt.Sprintf("%d file(s)", len(t.Entries))
-	for _, e := range t.Entries {
-		if have[e.Path] != string(e.Digest) {
-			r.Match = "NO"
-		}
-	}
-	if len(have) != len(t.Entries) {
-		r.Match = "NO"
-	}
-	return r, true
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return !errors.Is(err, fs.ErrNotExist)
 }
 
 func newReproduce(stdout, stderr io.Writer) *cobra.Command {
@@ -498,20 +282,10 @@ anything differs.`,
 	return cmd
 }
 
-// yesNoRow is a table row's match column.
-func yesNoRow(ok bool) string {
-	if ok {
-		return "yes"
-	}
-	return "NO"
-}
-
 // reproduce pulls, verifies, re-plans and compares; rebuild, when set,
 // holds the builder flags of --rebuild.
 func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float64, rebuild *buildFlags, f *runFlags, stdout, stderr io.Writer) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
+	ctx = ctxOr(ctx)
 	if dir == "" {
 		d, err := os.MkdirTemp("", "ftc-reproduce-")
 		if err != nil {
@@ -521,126 +295,86 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 	} else if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
 		return usageError{fmt.Errorf("--dir %s: not empty (reproduce pulls into a fresh directory)", dir)}
 	}
-	var (
-		img    v1.Image
-		digest string
-		err    error
-		source = ref
-	)
-	if layoutDir != "" {
-		img, digest, err = publish.ReadLayout(layoutDir, ref)
-		source = "OCI layout " + layoutDir
-	} else {
-		img, digest, err = publish.Pull(ctx, ref)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "ftc: reproduce: %v\n", err)
-		return errFailed
-	}
-	recipeDir := filepath.Join(dir, "recipe")
 	tty, _, _ := progressMode("auto", stdout)
 	m := newTransferMeter(stdout, "pulling", tty, nil)
-	got, err := publish.Fetch(img, digest, recipeDir, m.add)
+	o := publish.ReproduceOptions{Ref: ref, Layout: layoutDir, Dir: dir, Bytes: m.add, Rerun: rerun, Tolerance: tol,
+		Pulled: func(got *publish.Fetched) {
+			m.finish()
+			fmt.Fprintf(stdout, "pulled %s (%s, %d file(s), every blob verified; %s) into %s\n", got.Index.Recipe, got.Digest, len(got.Files), m.summary(), got.Dir)
+		},
+		// The published flags, in a fresh cache; the environments ftc
+		// env create made stay the user's ($FTC_CACHE or the default).
+		Plan: func(ctx context.Context, file string, k publish.KeyFlags) (*plan.Plan, error) {
+			f.cache.envsDir = (&cacheFlag{}).envs()
+			f.cache.dir = filepath.Join(dir, "cache")
+			f.applyKeyFlags(k)
+			_, p, _, err := planOffline(ctx, file, f, stderr)
+			return p, err
+		},
+		RunStage: func(ctx context.Context, file, stage string) (*cas.Store, error) {
+			f.until, f.engine, f.progress, f.prepareOn = stage, "local", "auto", "host"
+			if err := runRecipe(ctx, file, f, false, stdout, stderr); err != nil {
+				if !errors.Is(err, errFailed) {
+					fmt.Fprintf(stderr, "ftc: %v\n", err)
+				}
+				return nil, err
+			}
+			return cas.Open(f.cache.store())
+		},
+	}
+	if rebuild != nil {
+		o.Rebuild = func(ctx context.Context, file string) (string, error) {
+			rebuild.recipe, rebuild.cache, rebuild.frozen = f.recipe, f.cache, true
+			bt, err := buildRecipe(ctx, file, rebuild, nil, stdout, stderr)
+			if err != nil {
+				return "", err
+			}
+			return bt.Digest.String(), nil
+		}
+	}
+	res, err := publish.Reproduce(ctx, o)
 	m.finish()
-	if err != nil {
-		fmt.Fprintf(stderr, "ftc: reproduce %s: %v\n", source, err)
-		return errFailed
-	}
-	pub := got.Index
-	fmt.Fprintf(stdout, "pulled %s (%s, %d file(s), every blob verified; %s) into %s\n", pub.Recipe, digest, len(got.Files), m.summary(), recipeDir)
-	rows := []publish.Row{{What: "artifact", Published: publish.Short(digest), Here: fmt.Sprintf("%d blobs verified", len(got.Files)+1), Match: "yes"}}
-
-	// A fresh cache; the environments ftc env create made stay the
-	// user's ($FTC_CACHE or the default cache).
-	f.cache.envsDir = (&cacheFlag{}).envs()
-	f.cache.dir = filepath.Join(dir, "cache")
-	if err := f.setKeyFlags(pub.Flags); err != nil {
-		fmt.Fprintf(stderr, "ftc: the artifact's flags: %v\n", err)
-		return errFailed
-	}
-	file := filepath.Join(recipeDir, filepath.FromSlash(pub.RecipeFile))
-	_, p, _, err := planOffline(file, f, stderr)
-	if err != nil {
-		return err
-	}
-	here := map[string]string{}
-	var order []string
-	for _, s := range p.Stages {
-		here[s.Name] = string(s.Key)
-		order = append(order, s.Name)
-	}
-	rows = append(rows, publish.CompareKeys(pub.Stages, here, order)...)
-	for _, s := range pub.Stages {
-		if r, ok := carriedOutput(got, s.Name); ok {
-			rows = append(rows, r)
-		}
-	}
+	var (
+		re *publish.ReproduceError
+		ns *publish.NoStageError
+	)
 	switch {
-	case pub.Image == "" && rebuild != nil:
+	case err == nil:
+	case errors.Is(err, publish.ErrNoImage):
 		return usageError{errors.New("--rebuild: the artifact names no image (ftc publish --image REF@sha256:…)")}
-	case pub.Image != "" && rebuild == nil:
-		rows = append(rows, publish.Row{What: "image", Published: pub.Image, Here: "not rebuilt (--rebuild builds it here)", Match: "-"})
-	case pub.Image != "":
-		// The image from the pulled recipe and lock, with the published
-		// flags, as ftc build --frozen makes it: the same digest, or the
-		// image is not what the recipe and lock say.
-		rebuild.recipe, rebuild.cache, rebuild.frozen = f.recipe, f.cache, true
-		bt, err := buildRecipe(ctx, file, rebuild, stdout, stderr)
-		if err != nil {
+	case errors.As(err, &ns):
+		return usageError{fmt.Errorf("--rerun %s: %v", rerun, err)}
+	case errors.As(err, &re):
+		switch re.Step {
+		case publish.StepFetch:
+			source := ref
+			if layoutDir != "" {
+				source = "OCI layout " + layoutDir
+			}
+			fmt.Fprintf(stderr, "ftc: reproduce %s: %v\n", source, re.Err)
+		case publish.StepFlags:
+			fmt.Fprintf(stderr, "ftc: the artifact's flags: %v\n", re.Err)
+		case publish.StepRebuild:
 			fmt.Fprintf(stderr, "ftc: reproduce: rebuilding the image failed\n")
-			return errFailed
-		}
-		_, want, _ := strings.Cut(pub.Image, "@")
-		here := bt.res.Digest.String()
-		rows = append(rows, publish.Row{What: "image (rebuilt)", Published: publish.Short(want), Here: publish.Short(here), Match: yesNoRow(want == here)})
-	}
-
-	if rerun != "" {
-		var ps *publish.Stage
-		for i := range pub.Stages {
-			if pub.Stages[i].Name == rerun {
-				ps = &pub.Stages[i]
-			}
-		}
-		if ps == nil || here[rerun] == "" {
-			return usageError{fmt.Errorf("--rerun %s: the published plan has no stage %q", rerun, rerun)}
-		}
-		f.until, f.engine, f.progress, f.prepareOn = rerun, "local", "auto", "host"
-		if err := runRecipe(ctx, file, f, false, stdout, stderr); err != nil {
-			if !errors.Is(err, errFailed) {
-				fmt.Fprintf(stderr, "ftc: %v\n", err)
-			}
+		case publish.StepRerun:
 			fmt.Fprintf(stderr, "ftc: reproduce: rerunning %s failed\n", rerun)
-			return errFailed
+		default:
+			fmt.Fprintf(stderr, "ftc: reproduce: %v\n", re.Err)
 		}
-		store, err := cas.Open(f.cache.store())
-		if err != nil {
-			return err
-		}
-		a, err := store.GetAction(here[rerun])
-		if err != nil {
-			fmt.Fprintf(stderr, "ftc: reproduce: stage %s is not in the cache after its rerun: %v\n", rerun, err)
-			return errFailed
-		}
-		hereTree, _ := store.ReadTree(a.Outputs["output"])
-		rows = append(rows, publish.CompareOutput(rerun, ps.Output, string(a.Outputs["output"]), publishedTree(got, rerun), hereTree, f.cpu)...)
-		rows = append(rows, publish.CompareMetrics(rerun, ps.Metrics, a.Summary, tol)...)
+		return errFailed
+	default:
+		return err // planOffline's, which said why
 	}
-
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "what\tpublished\there\tmatch")
-	failed := 0
-	for _, r := range rows {
+	for _, r := range res.Rows {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.What, r.Published, r.Here, r.Match)
-		if r.Failed() {
-			failed++
-		}
 	}
 	tw.Flush()
-	if failed > 0 {
-		fmt.Fprintf(stderr, "ftc: reproduce: %d of %d check(s) differ\n", failed, len(rows))
+	if failed := res.Failed(); failed > 0 {
+		fmt.Fprintf(stderr, "ftc: reproduce: %d of %d check(s) differ\n", failed, len(res.Rows))
 		return errFailed
 	}
-	fmt.Fprintf(stdout, "reproduced: every check matched (%d)\n", len(rows))
+	fmt.Fprintf(stdout, "reproduced: every check matched (%d)\n", len(res.Rows))
 	return nil
 }

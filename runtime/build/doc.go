@@ -22,4 +22,9 @@
 // BuildKit, in the base image; either against a local wheel directory or
 // an index, reading the hashes of the chosen wheels from pip's
 // installation report.
+//
+// Recipe is ftc build as a library (lock → spec → solve → append →
+// publish), with an Observer the CLI implements to say each step, and
+// LockRecipe ftc lock's image step; ftc reproduce --rebuild calls Recipe
+// frozen, without publishers.
 package build

@@ -26,4 +26,7 @@
 //
 // Container, Slurm and Kubernetes backends run stages in the image, which
 // holds the profile's environment: nothing here applies to them.
+//
+// Prepare is the check ftc run makes before any stage starts on the local
+// backend, and ftc env check alone; CreateLocked is ftc env create.
 package envcheck

@@ -28,4 +28,9 @@
 // Fetch reads an artifact back and verifies every blob against its
 // digest before it is used; a changed byte is reported with the file's
 // path (TamperedError).
+//
+// FromRun collects a run's artifact from its record (LastRecord), its plan
+// and the cache; Reproduce is ftc reproduce's pipeline, with the steps
+// that plan, build and run supplied by the caller and typed errors the
+// CLI maps to its messages and exit codes.
 package publish

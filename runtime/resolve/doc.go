@@ -7,4 +7,7 @@
 // network allows, and recorded in ftc.lock, a small sorted text file users
 // commit; offline runs read the lock, and an unpinned reference with no
 // lock entry is an error that says how to fix it.
+//
+// ftc lock's model step (LockModels) and ftc pin's digests (PinSum,
+// ReplaceFile) are here as a library; the CLI only prints what they did.
 package resolve

@@ -262,3 +262,43 @@ func UpdatedLock(lock *Lock, res *Result) *Lock {
 	}
 	return out
 }
+
+// ModelsLocked says what LockModels did: PinModels' result, and Added,
+// the pins the lock did not have before.
+type ModelsLocked struct {
+	*Result
+	Added map[Ref]string
+}
+
+// LockModels is ftc lock's model part as a library: it pins r's Hub
+// references and reads every model's config.json (PinModels with
+// AllConfigs) into lock, and writes lock to path when that changed it.
+// lock is the one read from path, whose architectures r was decoded with
+// (a model without arch is what this step is for). The result is
+// non-nil, also with an error: what was pinned before it is written.
+func LockModels(ctx context.Context, r *config.Recipe, lock *Lock, path string, hub *Hub) (*ModelsLocked, error) {
+	res, err := PinModels(ctx, r, Options{Lock: lock, Hub: hub, AllConfigs: true})
+	out := &ModelsLocked{Result: res, Added: map[Ref]string{}}
+	if !res.LockChanged {
+		return out, err
+	}
+	if werr := UpdatedLock(lock, res).Write(path); werr != nil {
+		return out, &WriteError{Path: path, Err: werr}
+	}
+	for ref, c := range res.Pins {
+		if _, had := lock.Pins[ref]; !had {
+			out.Added[ref] = c
+		}
+	}
+	return out, err
+}
+
+// WriteError is a lock that could not be written: what was pinned is
+// lost, unlike a resolution error after which the lock holds the rest.
+type WriteError struct {
+	Path string
+	Err  error
+}
+
+func (e *WriteError) Error() string { return "writing " + e.Path + ": " + e.Err.Error() }
+func (e *WriteError) Unwrap() error { return e.Err }

@@ -1,0 +1,153 @@
+package publish
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/key"
+	"github.com/ftc-dev/ftc/compiler/plan"
+	"github.com/ftc-dev/ftc/runtime/cas"
+	"github.com/ftc-dev/ftc/runtime/exec"
+)
+
+func TestParseKeyFlags(t *testing.T) {
+	k, err := ParseKeyFlags([]string{"--set", "a=1", "--gpus", "4", "--cpu", "--set", "b=2"})
+	want := KeyFlags{Sets: []string{"a=1", "b=2"}, GPUs: 4, GPUsSet: true, CPU: true}
+	if err != nil || !cmp.Equal(k, want) {
+		t.Errorf("ParseKeyFlags = %+v, %v; want %+v", k, err, want)
+	}
+	for _, bad := range [][]string{{"--gpus"}, {"--gpus", "x"}, {"--until", "sft"}} {
+		if _, err := ParseKeyFlags(bad); err == nil {
+			t.Errorf("ParseKeyFlags(%q): no error", bad)
+		}
+	}
+}
+
+// writeRecord writes a run record: events.jsonl with a start and an end.
+func writeRecord(t *testing.T, root, id, recipe string) string {
+	t.Helper()
+	dir := filepath.Join(root, id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, e := range []exec.Event{{Time: at, Type: exec.EventRunStart, Message: recipe, Flags: []string{"--cpu"}}, {Time: at.Add(time.Minute), Type: exec.EventRunEnd}} {
+		line, _ := json.Marshal(e)
+		b.Write(append(line, '\n'))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "events.jsonl"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestLastRecord(t *testing.T) {
+	root := t.TempDir()
+	if _, err := LastRecord(root, "tiny"); !errors.Is(err, ErrNoRecord) {
+		t.Fatalf("empty records: %v, want ErrNoRecord", err)
+	}
+	writeRecord(t, root, "20260101T000000Z-tiny", "tiny")
+	newest := writeRecord(t, root, "20260102T000000Z-tiny", "tiny")
+	other := writeRecord(t, root, "20260103T000000Z-other", "other")
+	os.WriteFile(filepath.Join(root, "latest"), []byte("20260103T000000Z-other\n"), 0o644)
+	rec, err := LastRecord(root, "tiny")
+	if err != nil || rec.Dir != newest || rec.Start == nil || rec.End == nil || rec.Start.Message != "tiny" {
+		t.Fatalf("LastRecord(tiny) = %+v, %v; want %s", rec, err, newest)
+	}
+	if rec, err := LastRecord(root, ""); err != nil || rec.Dir != other {
+		t.Fatalf("LastRecord without a name = %+v, %v; want the latest, %s", rec, err, other)
+	}
+	os.WriteFile(filepath.Join(newest, "events.jsonl"), []byte(`{"type":"stage-start"}`+"\n"), 0o644)
+	if _, err := LastRecord(root, "tiny"); err == nil || !strings.Contains(err.Error(), "no run-start event") {
+		t.Fatalf("a record without run-start: %v", err)
+	}
+}
+
+// TestFromRun collects an artifact from a record, a one-stage plan and a
+// store holding that stage's output, and refuses a stage not in it.
+func TestFromRun(t *testing.T) {
+	root, recipeDir := t.TempDir(), t.TempDir()
+	writeRecord(t, root, "20260101T000000Z-tiny", "tiny")
+	rec, err := LastRecord(root, "tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := cas.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	os.WriteFile(filepath.Join(out, "adapter.safetensors"), []byte("weights"), 0o644)
+	tree, _, err := store.PutTree(out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := key.Key("sha256:" + strings.Repeat("1", 64))
+	if err := store.PutAction(cas.Action{Key: string(k), Outputs: map[string]cas.Digest{"output": tree}, Summary: json.RawMessage(`{"loss":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(recipeDir, "recipe.cue")
+	os.WriteFile(file, []byte("name: \"tiny\"\n"), 0o644)
+	p := &plan.Plan{Recipe: "tiny", Stages: []*plan.Stage{{Name: "sft", Kind: plan.KindSFT, Key: k}}}
+	o := RunOptions{Record: rec, Recipe: &config.Recipe{Name: "tiny", Dir: recipeDir}, RecipeFile: file, Plan: p,
+		Flags: []string{"--cpu"}, Store: store, WithOutputs: []string{"sft"}, Builder: "test"}
+	a, err := FromRun(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range a.Files {
+		names = append(names, f.Role+" "+f.Name)
+	}
+	want := []string{"output-tree ftc-run/outputs/sft.tree.json", "output ftc-run/outputs/sft/adapter.safetensors",
+		"recipe recipe.cue", "plan ftc-run/plan.json", "events ftc-run/events.jsonl"}
+	if d := cmp.Diff(want, names); d != "" {
+		t.Errorf("files (-want +got):\n%s", d)
+	}
+	if s := a.Index.Stages; len(s) != 1 || s[0].Output != string(tree) || !json.Valid(s[0].Metrics) || !strings.Contains(string(s[0].Metrics), `"loss"`) || a.Index.Started == "" || a.Index.Finished == "" {
+		t.Errorf("index %+v", a.Index)
+	}
+	if a.Bytes() <= int64(len("weights")) {
+		t.Errorf("Bytes() = %d", a.Bytes())
+	}
+	lay := t.TempDir()
+	pub, err := Publish(context.Background(), a, Target{Layout: lay, Tag: "tiny"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, d, err := ReadLayout(lay, "tiny"); err != nil || d != pub.Digest.String() || pub.Size == 0 {
+		t.Errorf("published %+v; the layout has %s (%v)", pub, d, err)
+	}
+	if _, err := Publish(context.Background(), a, Target{Layout: filepath.Join(file, "x"), Tag: "tiny"}); err == nil || !strings.HasPrefix(err.Error(), "writing the layout ") {
+		t.Errorf("a layout that cannot be made: %v", err)
+	}
+	p.Stages = append(p.Stages, &plan.Stage{Name: "dpo", Kind: plan.KindSFT, Key: key.Key("sha256:" + strings.Repeat("9", 64))})
+	var nc *NotCachedError
+	if _, err := FromRun(o); !errors.As(err, &nc) || nc.Stage != "dpo" {
+		t.Errorf("a stage not in the cache: %v, want NotCachedError", err)
+	}
+}
+
+func TestCompareImage(t *testing.T) {
+	d := "sha256:" + strings.Repeat("a", 64)
+	f := &Fetched{Index: Index{Image: "reg/img@" + d}}
+	if r := f.CompareImage(""); r.Match != "-" || r.Failed() {
+		t.Errorf("not rebuilt: %+v", r)
+	}
+	if r := f.CompareImage(d); r.Match != "yes" {
+		t.Errorf("same digest: %+v", r)
+	}
+	if r := f.CompareImage("sha256:" + strings.Repeat("b", 64)); !r.Failed() {
+		t.Errorf("another digest: %+v", r)
+	}
+}
