@@ -313,15 +313,13 @@ class RewardConfig:
     sha256: str = ""
 
 
-# Speed switches. The Go side does not emit a `speed` block yet; every
-# field has a default here and is listed in SPEED_FIELDS so the schema can
-# grow to match.
+# Speed switches: the plan writes a speed block for SFT stages
+# (compiler/config.Speed); other methods read the defaults.
 SPEED_FIELDS = (
     "speed.paddingFree",
     "speed.chunkedLoss",
     "speed.lossChunkTokens",
     "speed.compile",
-    "speed.gradientCheckpointing",
     "speed.attention",
 )
 
@@ -337,9 +335,6 @@ class SpeedConfig:
     loss_chunk_tokens: int = 4096
     # torch.compile the decoder layers' MLPs and norms.
     compile: bool = False
-    # The runtime's resolution of gradientCheckpointing "auto" (from its
-    # memory estimate); None means "auto" is taken as on.
-    gradient_checkpointing: bool | None = None
     # Kernel for packed per-document attention: "auto", "varlen", "loop",
     # "mask" (dense block-diagonal mask).
     attention: str = "auto"
@@ -347,9 +342,6 @@ class SpeedConfig:
     @classmethod
     def parse(cls, d: dict | None) -> "SpeedConfig":
         d = d or {}
-        gc = d.get("gradientCheckpointing")
-        if gc is not None and not isinstance(gc, bool):
-            raise StageError(f"stage.json: config.speed.gradientCheckpointing must be a boolean, got {gc!r}")
         att = d.get("attention", "auto")
         if att not in ("auto", "varlen", "loop", "mask"):
             raise StageError(f"stage.json: config.speed.attention {att!r} is not auto, varlen, loop or mask")
@@ -361,7 +353,6 @@ class SpeedConfig:
             chunked_loss=bool(d.get("chunkedLoss", True)),
             loss_chunk_tokens=n,
             compile=bool(d.get("compile", False)),
-            gradient_checkpointing=gc,
             attention=att,
         )
 
@@ -398,9 +389,11 @@ class TrainConfig:
         dist = d.get("distributed") or {}
         off = dist.get("offload") or {}
         cad = d.get("cadence") or {}
-        gc = d.get("gradientCheckpointing", "auto")
-        if gc not in ("auto", "on", "off"):
-            raise StageError(f"stage.json: config.gradientCheckpointing {gc!r} is not auto, on or off")
+        # The plan resolves "auto" from its memory estimate: a stage says
+        # on or off, which the trainer arguments follow (compiler/plan).
+        gc = d.get("gradientCheckpointing")
+        if gc not in ("on", "off"):
+            raise StageError(f"stage.json: config.gradientCheckpointing {gc!r} is not on or off (the plan resolves auto)")
         rewards = []
         for i, rw in enumerate(d.get("rewards") or []):
             role = f"rewards.{i}"
@@ -461,9 +454,7 @@ class TrainConfig:
         return self.models[role]
 
     def gradient_checkpointing_on(self) -> bool:
-        """"auto" is the runtime's call; without a resolution it means on."""
-        if self.gradient_checkpointing == "on":
-            return True
+        return self.gradient_checkpointing == "on"
         if self.gradient_checkpointing == "off":
             return False
         if self.speed.gradient_checkpointing is not None:

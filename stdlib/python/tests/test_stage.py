@@ -88,7 +88,7 @@ def test_errors_name_the_field(tmp_path):
 def test_speed_defaults_and_overrides(tmp_path):
     cfg = load("sft.stage.json", tmp_path).train_config()
     assert cfg.speed.padding_free and cfg.speed.chunked_loss and not cfg.speed.compile
-    assert cfg.speed.gradient_checkpointing is None and cfg.speed.attention == "auto"
+    assert cfg.speed.attention == "auto"
     assert all(f.startswith("speed.") for f in SPEED_FIELDS)
     cfg = load("sft.stage.json", tmp_path, lambda r: r["config"].update(
         speed={"paddingFree": False, "compile": True, "lossChunkTokens": 1024, "attention": "loop"})).train_config()
@@ -97,16 +97,18 @@ def test_speed_defaults_and_overrides(tmp_path):
         load("sft.stage.json", tmp_path, lambda r: r["config"].update(speed={"attention": "magic"})).train_config()
 
 
-@pytest.mark.parametrize("mode,resolved,want", [
-    ("on", None, True), ("off", None, False), ("auto", None, True), ("auto", False, False), ("auto", True, True),
-    ("on", False, True), ("off", True, False),
-])
-def test_gradient_checkpointing(tmp_path, mode, resolved, want):
+@pytest.mark.parametrize("mode,want", [("on", True), ("off", False), ("auto", None), (None, None)])
+def test_gradient_checkpointing_is_the_plans_resolution(tmp_path, mode, want):
     def edit(r):
-        r["config"]["gradientCheckpointing"] = mode
-        if resolved is not None:
-            r["config"]["speed"] = {"gradientCheckpointing": resolved}
-    assert load("sft.stage.json", tmp_path, edit).train_config().gradient_checkpointing_on() is want
+        if mode is None:
+            del r["config"]["gradientCheckpointing"]
+        else:
+            r["config"]["gradientCheckpointing"] = mode
+    if want is None:
+        with pytest.raises(StageError, match="is not on or off"):
+            load("sft.stage.json", tmp_path, edit).train_config()
+    else:
+        assert load("sft.stage.json", tmp_path, edit).train_config().gradient_checkpointing_on() is want
 
 
 def test_ppo_models_and_knobs():
