@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/runtime/cas"
+	"github.com/ftc-dev/ftc/runtime/display"
 	"github.com/ftc-dev/ftc/runtime/remote"
 	"github.com/ftc-dev/ftc/runtime/resolve"
 	"github.com/ftc-dev/ftc/runtime/runner"
@@ -40,7 +41,7 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			for _, a := range acts {
-				fmt.Fprintf(stdout, "%s  %-8s %-24s %10s  %s\n", short(a.Key), a.Kind, a.Name, humanBytes(a.Size), a.Created.Local().Format("2006-01-02 15:04"))
+				fmt.Fprintf(stdout, "%s  %-8s %-24s %10s  %s\n", display.Short(a.Key), a.Kind, a.Name, display.HumanBytes(a.Size), a.Created.Local().Format("2006-01-02 15:04"))
 			}
 			return nil
 		},
@@ -52,13 +53,13 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 		RunE: func(*cobra.Command, []string) error {
 			u, err := runner.Usage(cache.dirs())
 			if u.Store != nil {
-				fmt.Fprintf(stdout, "%d entries, %d blobs, %s in %s\n", u.Store.Actions, u.Store.Blobs, humanBytes(u.Store.Bytes), u.StoreRoot)
+				fmt.Fprintf(stdout, "%d entries, %d blobs, %s in %s\n", u.Store.Actions, u.Store.Blobs, display.HumanBytes(u.Store.Bytes), u.StoreRoot)
 			}
 			if u.Environments != nil {
-				fmt.Fprintf(stdout, "%d environment images, %s in %s\n", u.Environments.Entries, humanBytes(u.Environments.Bytes), u.EnvDir)
+				fmt.Fprintf(stdout, "%d environment images, %s in %s\n", u.Environments.Entries, display.HumanBytes(u.Environments.Bytes), u.EnvDir)
 			}
 			for _, d := range u.Dirs {
-				fmt.Fprintf(stdout, "%d %s, %s in %s\n", d.Entries, d.What, humanBytes(d.Bytes), d.Dir)
+				fmt.Fprintf(stdout, "%d %s, %s in %s\n", d.Entries, d.What, display.HumanBytes(d.Bytes), d.Dir)
 			}
 			return err
 		},
@@ -78,7 +79,7 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			for _, p := range probs {
-				fmt.Fprintf(stderr, "%s: %v\n", short(p.Key), p.Err)
+				fmt.Fprintf(stderr, "%s: %v\n", display.Short(p.Key), p.Err)
 			}
 			if len(probs) > 0 {
 				what := "run with --repair to remove them; the stages rerun"
@@ -127,13 +128,13 @@ or ftc build is writing to the cache.`,
 			}
 			res, err := runner.GC(cache.dirs(), o)
 			if st := res.Store; st != nil {
-				fmt.Fprintf(stdout, "removed %d entries and %d blobs, freed %s\n", st.ActionsRemoved, st.BlobsRemoved, humanBytes(st.BytesFreed))
+				fmt.Fprintf(stdout, "removed %d entries and %d blobs, freed %s\n", st.ActionsRemoved, st.BlobsRemoved, display.HumanBytes(st.BytesFreed))
 			}
 			if env := res.Environment; env != nil {
-				fmt.Fprintf(stdout, "removed %d environment images, freed %s\n", env.Removed, humanBytes(env.Freed))
+				fmt.Fprintf(stdout, "removed %d environment images, freed %s\n", env.Removed, display.HumanBytes(env.Freed))
 			}
 			if ep := res.Entrypoints; ep != nil {
-				fmt.Fprintf(stdout, "removed %d entrypoints copies of other ftc versions, freed %s\n", ep.Entries, humanBytes(ep.Bytes))
+				fmt.Fprintf(stdout, "removed %d entrypoints copies of other ftc versions, freed %s\n", ep.Entries, display.HumanBytes(ep.Bytes))
 			}
 			return err
 		},
@@ -162,11 +163,11 @@ or ftc build is writing to the cache.`,
 			}
 			m := meterCache(c, stdout, "pushing", true)
 			st, err := c.Push(ctx(cmd), keys)
-			m.finish()
+			m.Finish()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "pushed %d entries to %s (%d already there): %s\n", st.Entries, args[0], st.EntriesSkipped, m.summary())
+			fmt.Fprintf(stdout, "pushed %d entries to %s (%d already there): %s\n", st.Entries, args[0], st.EntriesSkipped, m.Summary())
 			return nil
 		},
 	}
@@ -189,11 +190,11 @@ or ftc build is writing to the cache.`,
 			}
 			m := meterCache(c, stdout, "pulling", true)
 			st, err := c.Pull(ctx(cmd), keys)
-			m.finish()
+			m.Finish()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "pulled %d entries from %s (%d blobs fetched, %d already local; %d not in the registry): %s\n", st.Entries, args[0], st.BlobsFetched, st.BlobsLocal, st.Missing, m.summary())
+			fmt.Fprintf(stdout, "pulled %d entries from %s (%d blobs fetched, %d already local; %d not in the registry): %s\n", st.Entries, args[0], st.BlobsFetched, st.BlobsLocal, st.Missing, m.Summary())
 			return nil
 		},
 	}
@@ -262,11 +263,11 @@ func transferRemote(c context.Context, s *cas.Store, ref string, keys []string, 
 	if push {
 		m := meterCache(rc, w, "pushing", false)
 		st, err := rc.Push(c, keys)
-		m.finish()
-		return st.Entries, m.summary(), err
+		m.Finish()
+		return st.Entries, m.Summary(), err
 	}
 	m := meterCache(rc, w, "pulling", false)
 	st, err := rc.Pull(c, keys)
-	m.finish()
-	return st.Entries, m.summary(), err
+	m.Finish()
+	return st.Entries, m.Summary(), err
 }

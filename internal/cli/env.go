@@ -1,20 +1,18 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/plan"
+	"github.com/ftc-dev/ftc/runtime/display"
 	"github.com/ftc-dev/ftc/runtime/envcheck"
 	"github.com/ftc-dev/ftc/runtime/exec"
 )
@@ -90,9 +88,9 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 				fmt.Fprintf(stderr, "ftc: %v\n", err)
 				return errFailed
 			}
-			printEnvTable(stdout, prep.Report)
+			display.EnvTable(stdout, prep.Report)
 			if refused != nil {
-				printEnvProblems(stderr, prep.Report, false, envFix(r, files[0], flags.sets, cache, pythonSet))
+				display.EnvProblems(stderr, prep.Report, "", envFix(r, files[0], flags.sets, cache, pythonSet))
 				return errFailed
 			}
 			return nil
@@ -188,7 +186,7 @@ error.`,
 				fmt.Fprintf(stderr, "ftc: %v\n", err)
 				return errFailed
 			}
-			printEnvTable(stdout, rep)
+			display.EnvTable(stdout, rep)
 			if len(rep.Refused()) > 0 {
 				// The lock pins these very versions: only a lock that
 				// disagrees with the profile gets here.
@@ -224,73 +222,6 @@ func ctxOr(ctx context.Context) context.Context {
 		return context.Background()
 	}
 	return ctx
-}
-
-func printEnvTable(w io.Writer, rep *envcheck.Report) {
-	gpus := "no GPU"
-	if rep.Want.GPUs > 0 {
-		gpus = fmt.Sprintf("%d GPU(s)", rep.Want.GPUs)
-	}
-	fmt.Fprintf(w, "environment: %s (Python %s, %s) against profile %s, %s\n", rep.Python, rep.Probe.Python, rep.Probe.Executable, rep.Want.Profile, gpus)
-	var buf bytes.Buffer
-	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  \tWANT\tFOUND\t")
-	for _, row := range rep.Rows {
-		st := ""
-		switch row.Status {
-		case envcheck.Differs:
-			st = "DIFFERS"
-		case envcheck.Short:
-			st = "TOO SMALL"
-		case envcheck.Fatal:
-			st = "CANNOT RUN"
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", row.What, row.Want, row.Found, st)
-	}
-	tw.Flush()
-	for _, line := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
-		fmt.Fprintln(w, strings.TrimRight(line, " "))
-	}
-}
-
-// printEnvProblems says why the environment is refused and what fixes it.
-// fix is the line that makes the profile's environment (envFix).
-func printEnvProblems(w io.Writer, rep *envcheck.Report, run bool, fix string) {
-	for _, row := range rep.Fatal() {
-		switch row.What {
-		case "GPUs":
-			fmt.Fprintf(w, "ftc: the run needs %s GPU(s), %s: change --gpus or hardware.gpusPerNode, or CUDA_VISIBLE_DEVICES\n", row.Want, row.Found)
-		default:
-			fmt.Fprintf(w, "ftc: the run needs %d GPU(s), but %s can use none (CUDA %s): install torch %s built for CUDA %s, run where a GPU is visible, or train on the CPU with ftc run --cpu (keyed as a CPU run)\n",
-				rep.Want.GPUs, rep.Python, row.Found, rep.Want.Packages["torch"], rep.Want.CUDA)
-		}
-	}
-	refused := rep.Refused()
-	if len(refused) == 0 {
-		return
-	}
-	var what []string
-	for _, row := range refused {
-		what = append(what, row.What)
-	}
-	fmt.Fprintf(w, "ftc: %s is not the environment of profile %s (%s)\n", rep.Python, rep.Want.Profile, strings.Join(what, ", "))
-	for _, row := range refused {
-		if row.Package || row.What == "python" {
-			fmt.Fprintf(w, "  fix: %s\n", fix)
-			break
-		}
-	}
-	for _, row := range refused {
-		switch {
-		case row.What == "python":
-			fmt.Fprintf(w, "  fix: use a Python %s interpreter (--python python%s)\n", row.Want, row.Want)
-		case row.Status == envcheck.Short:
-			fmt.Fprintf(w, "  fix: set hardware.gpu to the GPU this machine has, so the memory estimate is made for it\n")
-		}
-	}
-	if run && len(rep.Fatal()) == 0 {
-		fmt.Fprintf(w, "  or go on with --%s: outputs are then keyed by the environment that ran, never the profile's\n", allowEnvFlag)
-	}
 }
 
 // envFix says how to get the profile's environment: the one ftc env
@@ -356,11 +287,11 @@ func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Pl
 	var refused *envcheck.RefusedError
 	switch {
 	case errors.As(err, &refused):
-		printEnvTable(stderr, refused.Report)
-		printEnvProblems(stderr, refused.Report, true, envFix(r, file, f.recipe.sets, f.cache, f.pythonSet))
+		display.EnvTable(stderr, refused.Report)
+		display.EnvProblems(stderr, refused.Report, allowEnvFlag, envFix(r, file, f.recipe.sets, f.cache, f.pythonSet))
 		return nil, nil, errFailed
 	case prep.Refused:
-		printEnvTable(stdout, prep.Report)
+		display.EnvTable(stdout, prep.Report)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)

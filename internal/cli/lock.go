@@ -12,6 +12,7 @@ import (
 
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/runtime/build"
+	"github.com/ftc-dev/ftc/runtime/display"
 	"github.com/ftc-dev/ftc/runtime/resolve"
 )
 
@@ -143,9 +144,9 @@ func lockModels(ctx context.Context, file string, rf *recipeFlags, stdout, stder
 			f := a.Facts
 			moe := ""
 			if f.Experts > 0 {
-				moe = fmt.Sprintf(", %d experts (%d per token, %s active)", f.Experts, f.ExpertsPerToken, humanCount(f.ActiveParams()))
+				moe = fmt.Sprintf(", %d experts (%d per token, %s active)", f.Experts, f.ExpertsPerToken, display.HumanCount(f.ActiveParams()))
 			}
-			lines = append(lines, fmt.Sprintf("  arch %s: %s, %d layers, %s parameters%s", at, f.ModelType, f.Layers, humanCount(f.Params()), moe))
+			lines = append(lines, fmt.Sprintf("  arch %s: %s, %d layers, %s parameters%s", at, f.ModelType, f.Layers, display.HumanCount(f.Params()), moe))
 		}
 		sort.Strings(lines)
 		fmt.Fprintf(stdout, "%s: %d Hub pin(s), %d architecture(s) added\n", lockPath, len(res.Added), len(res.Archs))
@@ -158,15 +159,4 @@ func lockModels(ctx context.Context, file string, rf *recipeFlags, stdout, stder
 		return errFailed
 	}
 	return nil
-}
-
-// humanCount writes a parameter count as people do: 8.03B, 494M.
-func humanCount(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.3gB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.3gM", float64(n)/1e6)
-	}
-	return fmt.Sprint(n)
 }

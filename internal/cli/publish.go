@@ -17,6 +17,7 @@ import (
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/build"
 	"github.com/ftc-dev/ftc/runtime/cas"
+	"github.com/ftc-dev/ftc/runtime/display"
 	"github.com/ftc-dev/ftc/runtime/publish"
 	"github.com/ftc-dev/ftc/runtime/resolve"
 )
@@ -109,23 +110,23 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 		t.Tag = p.Recipe
 	}
 	tty, _, _ := progressMode("auto", stdout)
-	m := newTransferMeter(stdout, "pushing", tty, nil)
+	m := display.NewTransferMeter(stdout, "pushing", tty, nil)
 	if layoutDir == "" {
-		t.Bytes = m.add
+		t.Bytes = m.Add
 	}
 	pub, err := publish.Publish(ctx, art, t)
-	m.finish()
+	m.Finish()
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: publish: %v\n", err)
 		return errFailed
 	}
 	where := "OCI layout " + layoutDir + " as " + t.Tag
 	if layoutDir == "" {
-		where = ref + " (pushed " + m.summary() + ")"
+		where = ref + " (pushed " + m.Summary() + ")"
 	}
 	idx := art.Index
 	fmt.Fprintf(stdout, "published %s (run %s, %d stage(s)) to %s\n  manifest %s: %d file(s), %s, and a provenance statement (manifest %d bytes)\n",
-		p.Recipe, idx.Record, len(idx.Stages), where, pub.Digest, len(art.Files), humanBytes(art.Bytes()), pub.Size)
+		p.Recipe, idx.Record, len(idx.Stages), where, pub.Digest, len(art.Files), display.HumanBytes(art.Bytes()), pub.Size)
 	check := []string{"ftc", "reproduce"}
 	if layoutDir != "" {
 		check = append(check, "--layout", layoutDir)
@@ -296,11 +297,11 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 		return usageError{fmt.Errorf("--dir %s: not empty (reproduce pulls into a fresh directory)", dir)}
 	}
 	tty, _, _ := progressMode("auto", stdout)
-	m := newTransferMeter(stdout, "pulling", tty, nil)
-	o := publish.ReproduceOptions{Ref: ref, Layout: layoutDir, Dir: dir, Bytes: m.add, Rerun: rerun, Tolerance: tol,
+	m := display.NewTransferMeter(stdout, "pulling", tty, nil)
+	o := publish.ReproduceOptions{Ref: ref, Layout: layoutDir, Dir: dir, Bytes: m.Add, Rerun: rerun, Tolerance: tol,
 		Pulled: func(got *publish.Fetched) {
-			m.finish()
-			fmt.Fprintf(stdout, "pulled %s (%s, %d file(s), every blob verified; %s) into %s\n", got.Index.Recipe, got.Digest, len(got.Files), m.summary(), got.Dir)
+			m.Finish()
+			fmt.Fprintf(stdout, "pulled %s (%s, %d file(s), every blob verified; %s) into %s\n", got.Index.Recipe, got.Digest, len(got.Files), m.Summary(), got.Dir)
 		},
 		// The published flags, in a fresh cache; the environments ftc
 		// env create made stay the user's ($FTC_CACHE or the default).
@@ -333,7 +334,7 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 		}
 	}
 	res, err := publish.Reproduce(ctx, o)
-	m.finish()
+	m.Finish()
 	var (
 		re *publish.ReproduceError
 		ns *publish.NoStageError

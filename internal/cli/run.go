@@ -17,6 +17,7 @@ import (
 	"github.com/ftc-dev/ftc/compiler/load"
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/cas"
+	"github.com/ftc-dev/ftc/runtime/display"
 	"github.com/ftc-dev/ftc/runtime/exec"
 	"github.com/ftc-dev/ftc/runtime/resolve"
 	"github.com/ftc-dev/ftc/runtime/runner"
@@ -194,7 +195,7 @@ func failed(err error, stderr io.Writer) error {
 type runReporter struct {
 	f              *runFlags
 	stdout, stderr io.Writer
-	printer        *progress
+	printer        *display.Progress
 	stopTicker     func()
 }
 
@@ -215,8 +216,8 @@ func (r *runReporter) Pulled(ref string, n int, moved string, err error) {
 }
 
 func (r *runReporter) Starting(p *plan.Plan, dryRun bool) {
-	r.printer = newProgress(r.stdout, len(p.Stages))
-	r.printer.tty, r.printer.width, _ = progressMode(r.f.progress, r.stdout)
+	r.printer = display.NewProgress(r.stdout, len(p.Stages))
+	r.printer.TTY, r.printer.Width, _ = progressMode(r.f.progress, r.stdout)
 	r.stopTicker = func() {}
 	if dryRun {
 		return
@@ -228,7 +229,7 @@ func (r *runReporter) Starting(p *plan.Plan, dryRun bool) {
 	go func() {
 		defer close(ticked)
 		every := time.Second
-		if r.printer.tty {
+		if r.printer.TTY {
 			every = 500 * time.Millisecond
 		}
 		t := time.NewTicker(every)
@@ -238,14 +239,14 @@ func (r *runReporter) Starting(p *plan.Plan, dryRun bool) {
 			case <-stopTicks:
 				return
 			case <-t.C:
-				r.printer.tick()
+				r.printer.Tick()
 			}
 		}
 	}()
-	r.stopTicker = func() { close(stopTicks); <-ticked; r.printer.close() }
+	r.stopTicker = func() { close(stopTicks); <-ticked; r.printer.Close() }
 }
 
-func (r *runReporter) Event(e exec.Event) { r.printer.event(e) }
+func (r *runReporter) Event(e exec.Event) { r.printer.Event(e) }
 
 func (r *runReporter) Finished(res *runner.Result) {
 	r.stopTicker()
@@ -294,7 +295,7 @@ func hashProgress(w io.Writer) func(string, int64, int64) {
 			return
 		}
 		last = time.Now()
-		fmt.Fprintf(w, "hashing %s: %d%% of %s\n", filepath.Base(path), done*100/total, humanBytes(total))
+		fmt.Fprintf(w, "hashing %s: %d%% of %s\n", filepath.Base(path), done*100/total, display.HumanBytes(total))
 	}
 }
 
@@ -310,43 +311,6 @@ var (
 func (f *runFlags) checkTopology(h config.Hardware, training bool) error {
 	o := f.options()
 	return o.CheckTopology(h, training)
-}
-
-func short(k string) string {
-	k = strings.TrimPrefix(k, "sha256:")
-	if len(k) > 12 {
-		return k[:12]
-	}
-	return k
-}
-
-func formatMetrics(m map[string]any) string {
-	var parts []string
-	for _, k := range sortedKeys(m) {
-		if k == "step" {
-			continue
-		}
-		switch v := m[k].(type) {
-		case float64:
-			parts = append(parts, fmt.Sprintf("%s=%.4g", k, v))
-		default:
-			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
-		}
-	}
-	return strings.Join(parts, " ")
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // readMissingArchs is ftc lock's first step for a run, where the Hub is
