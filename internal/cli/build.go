@@ -166,7 +166,7 @@ func buildRecipe(ctx context.Context, file string, f *buildFlags, publishers fun
 	if err != nil {
 		return nil, err
 	}
-	b, err := build.Recipe(ctxOr(ctx), r, build.RecipeOptions{
+	b, err := build.Recipe(ctx, r, build.RecipeOptions{
 		Builder: build.New(o), Frozen: f.frozen, LockOptions: f.lockOptions(false),
 		Entrypoints: stdlib.Entrypoints(), Version: Version, Epoch: epoch,
 		Publishers: publishers, IIDFile: f.iidfile, Observer: buildReport{stdout},

@@ -115,7 +115,7 @@ or ftc build is writing to the cache.`,
 			o := runner.GCOptions{KeepKeys: map[string]bool{}, KeepEnvironments: map[string]bool{},
 				KeepNewerThan: time.Duration(keepDays * 24 * float64(time.Hour)), Now: time.Now()}
 			for _, r := range keepRecipes {
-				keys, err := recipeKeys(ctx(cmd), r, &cache, &roots, stderr)
+				keys, err := recipeKeys(cmd.Context(), r, &cache, &roots, stderr)
 				if err != nil {
 					return err
 				}
@@ -153,16 +153,16 @@ or ftc build is writing to the cache.`,
 			}
 			var keys []string
 			if len(args) == 2 {
-				if keys, err = recipeKeys(ctx(cmd), args[1], &cache, &roots, stderr); err != nil {
+				if keys, err = recipeKeys(cmd.Context(), args[1], &cache, &roots, stderr); err != nil {
 					return err
 				}
 			}
-			c, err := remote.Open(ctx(cmd), args[0], s, remote.Options{})
+			c, err := remote.Open(cmd.Context(), args[0], s, remote.Options{})
 			if err != nil {
 				return usageError{err}
 			}
 			m := meterCache(c, stdout, "pushing", true)
-			st, err := c.Push(ctx(cmd), keys)
+			st, err := c.Push(cmd.Context(), keys)
 			m.Finish()
 			if err != nil {
 				return err
@@ -180,16 +180,16 @@ or ftc build is writing to the cache.`,
 			if err != nil {
 				return err
 			}
-			keys, err := recipeKeys(ctx(cmd), args[1], &cache, &roots, stderr)
+			keys, err := recipeKeys(cmd.Context(), args[1], &cache, &roots, stderr)
 			if err != nil {
 				return err
 			}
-			c, err := remote.Open(ctx(cmd), args[0], s, remote.Options{})
+			c, err := remote.Open(cmd.Context(), args[0], s, remote.Options{})
 			if err != nil {
 				return usageError{err}
 			}
 			m := meterCache(c, stdout, "pulling", true)
-			st, err := c.Pull(ctx(cmd), keys)
+			st, err := c.Pull(cmd.Context(), keys)
 			m.Finish()
 			if err != nil {
 				return err
@@ -206,13 +206,6 @@ func (c *cacheFlag) registerPersistent(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&c.dir, "cache", "", "cache directory (default $FTC_CACHE, else $XDG_CACHE_HOME/ftc, else ~/.cache/ftc)")
 }
 
-func ctx(cmd *cobra.Command) context.Context {
-	if c := cmd.Context(); c != nil {
-		return c
-	}
-	return context.Background()
-}
-
 // recipeKeys plans a recipe as `ftc run` does — data checked, Hub
 // references pinned from ftc.lock, offline — and returns its stage keys.
 func recipeKeys(c context.Context, file string, cache *cacheFlag, roots *recipeFlags, stderr io.Writer) ([]string, error) {
@@ -220,7 +213,7 @@ func recipeKeys(c context.Context, file string, cache *cacheFlag, roots *recipeF
 	if err != nil {
 		return nil, err
 	}
-	r, diags, err := vetRecipe(file, nil, vo)
+	r, diags, err := runner.Vet(file, nil, vo)
 	printDiags(stderr, diags.Errors())
 	if err != nil {
 		return nil, errFailed
@@ -241,7 +234,7 @@ func recipeEnvironmentKey(file string, roots *recipeFlags) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	r, _, err := vetRecipe(file, nil, vo)
+	r, _, err := runner.Vet(file, nil, vo)
 	if err != nil {
 		return "", false
 	}

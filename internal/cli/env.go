@@ -15,6 +15,7 @@ import (
 	"github.com/ftc-dev/ftc/runtime/display"
 	"github.com/ftc-dev/ftc/runtime/envcheck"
 	"github.com/ftc-dev/ftc/runtime/exec"
+	"github.com/ftc-dev/ftc/runtime/runner"
 )
 
 // allowEnvFlag is the flag that goes on with an environment other than
@@ -69,19 +70,20 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 				return errFailed
 			}
 			// The same topology checks as ftc run on the local backend.
-			rf := runFlags{gpus: gpus, gpusSet: cmd.Flags().Changed("gpus"), engine: "local"}
-			if err := rf.checkTopology(r.Hardware, hasTraining(p)); err != nil {
+			gpusSet := cmd.Flags().Changed("gpus")
+			local := runner.Options{Backend: "local", GPUs: gpus, GPUsSet: gpusSet}
+			if err := local.CheckTopology(r.Hardware, runner.HasTraining(p)); err != nil {
 				return usageError{err}
 			}
 			var devices []int
 			if !r.CPU {
-				if devices, err = gpuList(gpus, rf.gpusSet, r.Hardware); err != nil {
+				if devices, err = runner.GPUList(gpus, gpusSet, r.Hardware); err != nil {
 					return usageError{err}
 				}
 			}
 			// As ftc run checks it, refusing what it would refuse.
 			pythonSet := cmd.Flags().Changed("python")
-			prep, err := envcheck.Prepare(cmdContext(cmd), r, p, envcheck.PrepareOptions{
+			prep, err := envcheck.Prepare(cmd.Context(), r, p, envcheck.PrepareOptions{
 				Python: python, PythonSet: pythonSet, Envs: cache.envs(), GPUs: len(devices)})
 			var refused *envcheck.RefusedError
 			if err != nil && !errors.As(err, &refused) {
@@ -158,7 +160,7 @@ error.`,
 			if err != nil {
 				return err
 			}
-			ctx := cmdContext(cmd)
+			ctx := cmd.Context()
 			v, err := envcheck.CreateLocked(ctx, r, envcheck.CreateOptions{
 				File: files[0], Sets: flags.sets, Python: python, Dir: dir, Envs: cache.envs(),
 				EntrypointsRoot: filepath.Join(cache.root(), "entrypoints"),
@@ -211,19 +213,6 @@ error.`,
 	return create
 }
 
-// cmdContext is the command's context: the one main's ExecuteContext
-// gives (cancelled on an interrupt), else, in tests that call a command
-// directly, context.Background().
-func cmdContext(cmd *cobra.Command) context.Context { return ctxOr(cmd.Context()) }
-
-// ctxOr is ctx, or context.Background() when it is nil.
-func ctxOr(ctx context.Context) context.Context {
-	if ctx == nil {
-		return context.Background()
-	}
-	return ctx
-}
-
 // envFix says how to get the profile's environment: the one ftc env
 // create made already (when --python chose another), else ftc env create
 // (after ftc lock when the lock lacks the closure).
@@ -272,7 +261,7 @@ func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Pl
 		le.skip = "dry run (ftc env check makes the check alone)"
 	}
 	n := 0
-	if hasTraining(p) {
+	if runner.HasTraining(p) {
 		n = len(gpus)
 	}
 	prep, err := envcheck.Prepare(ctx, r, p, envcheck.PrepareOptions{

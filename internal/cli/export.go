@@ -41,7 +41,7 @@ Nothing is written into the cache. DIR must be absent or empty unless
 				stage = args[1]
 			}
 			f.gpusSet = cmd.Flags().Changed("gpus")
-			return exportRecipe(file, stage, dir, &f, force, stdout, stderr)
+			return exportRecipe(cmd.Context(), file, stage, dir, &f, force, stdout, stderr)
 		},
 	}
 	f.recipe.register(cmd)
@@ -53,7 +53,7 @@ Nothing is written into the cache. DIR must be absent or empty unless
 	return cmd
 }
 
-func exportRecipe(file, stage, dir string, f *runFlags, force bool, stdout, stderr io.Writer) error {
+func exportRecipe(ctx context.Context, file, stage, dir string, f *runFlags, force bool, stdout, stderr io.Writer) error {
 	if f.image != "" && !image.ByDigest(f.image) {
 		return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", f.image)}
 	}
@@ -75,7 +75,7 @@ func exportRecipe(file, stage, dir string, f *runFlags, force bool, stdout, stde
 	if err != nil {
 		return err
 	}
-	res, err := runner.Export(context.Background(), runner.ExportOptions{
+	res, err := runner.Export(ctx, runner.ExportOptions{
 		File: file, Recipe: r, Hasher: hasher, Image: f.image, Stage: stage, Dir: dir, Force: force,
 		Store: f.cache.store(), Command: exportCommand(file, stage, dir, f), RunCommand: "ftc run " + file,
 	})

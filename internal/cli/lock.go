@@ -14,6 +14,7 @@ import (
 	"github.com/ftc-dev/ftc/runtime/build"
 	"github.com/ftc-dev/ftc/runtime/display"
 	"github.com/ftc-dev/ftc/runtime/resolve"
+	"github.com/ftc-dev/ftc/runtime/runner"
 )
 
 func newLock(stdout, stderr io.Writer) *cobra.Command {
@@ -57,7 +58,7 @@ An up-to-date lock is kept unless --update.`,
 			if len(files) > 1 {
 				return usageError{fmt.Errorf("lock: one recipe at a time")}
 			}
-			ctx := cmdContext(cmd)
+			ctx := cmd.Context()
 			o, err := f.options(stderr)
 			if err != nil {
 				return err
@@ -119,7 +120,7 @@ func lockModels(ctx context.Context, file string, rf *recipeFlags, stdout, stder
 		return fmt.Errorf("reading %s: %w", lockPath, err)
 	}
 	vo.Archs = lock.ModelFacts()
-	r, diags, err := vetRecipe(file, overrides, vo)
+	r, diags, err := runner.Vet(file, overrides, vo)
 	if r == nil {
 		printDiags(stderr, diags.Errors())
 		if len(diags) == 0 && err != nil {
@@ -127,7 +128,7 @@ func lockModels(ctx context.Context, file string, rf *recipeFlags, stdout, stder
 		}
 		return errFailed
 	}
-	res, err := resolve.LockModels(ctx, r, lock, lockPath, hubFromEnv(false))
+	res, err := resolve.LockModels(ctx, r, lock, lockPath, runner.HubFromEnv(false))
 	for _, w := range res.Warnings {
 		fmt.Fprintf(stderr, "ftc: warning: %s\n", w)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/load"
 	"github.com/ftc-dev/ftc/runtime/resolve"
+	"github.com/ftc-dev/ftc/runtime/runner"
 )
 
 func newPin(stdout, stderr io.Writer) *cobra.Command {
@@ -97,7 +98,7 @@ func pinRecipe(file string, cache cacheFlag, check bool, stdout, stderr io.Write
 	vo := recipeFlags{}
 	opts, _ := vo.vetOptions()
 	opts.Digest = hasher.SHA256
-	_, diags, _ := vetRecipe(file, nil, opts)
+	_, diags, _ := runner.Vet(file, nil, opts)
 	abs, _ := filepath.Abs(file)
 	var rest diag.List
 	for _, d := range diags.Errors() {

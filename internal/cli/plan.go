@@ -7,8 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ftc-dev/ftc/compiler"
-	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/display"
@@ -52,15 +50,13 @@ the image ` + plan.ImageNotBuilt + `, each said on stderr (the status stays 0).`
 				vo.Plan.GPUs = gpus
 			}
 			vo.Plan.CPU = cpu
-			if err := lockArchs(files[0], &vo); err != nil {
+			if err := runner.LockArchs(files[0], &vo); err != nil {
 				return err
 			}
 			if img != "" && !image.ByDigest(img) {
 				return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", img)}
 			}
-			p, diags, err := bounded(files[0], func() (*plan.Plan, diag.List, error) {
-				return compiler.PlanWith(files[0], overrides, vo)
-			})
+			p, diags, err := runner.Plan(files[0], overrides, vo)
 			printDiags(stderr, diags)
 			if fe, ok := flagError(err); ok {
 				return fe

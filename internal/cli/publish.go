@@ -20,6 +20,7 @@ import (
 	"github.com/ftc-dev/ftc/runtime/display"
 	"github.com/ftc-dev/ftc/runtime/publish"
 	"github.com/ftc-dev/ftc/runtime/resolve"
+	"github.com/ftc-dev/ftc/runtime/runner"
 )
 
 func newPublish(stdout, stderr io.Writer) *cobra.Command {
@@ -67,7 +68,6 @@ environment is written. Publishing the same run twice gives the same digest.`,
 }
 
 func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs []string, f *runFlags, stdout, stderr io.Writer) error {
-	ctx = ctxOr(ctx)
 	if f.image != "" && !image.ByDigest(f.image) {
 		return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", f.image)}
 	}
@@ -88,7 +88,7 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 		return errFailed
 	}
 	for _, n := range withOutputs {
-		if upTo(p, n).Stages == nil {
+		if runner.UpTo(p, n).Stages == nil {
 			return usageError{fmt.Errorf("--with-output %s: the recipe has no stage %q", n, n)}
 		}
 	}
@@ -149,7 +149,7 @@ func lastRecord(file string, f *runFlags, stderr io.Writer) (*publish.Record, er
 		return nil, err
 	}
 	name := ""
-	if r, _, err := vetRecipe(file, nil, vo); err == nil && r != nil {
+	if r, _, err := runner.Vet(file, nil, vo); err == nil && r != nil {
 		name = r.Name
 	}
 	rec, err := publish.LastRecord(f.cache.records(), name)
@@ -202,14 +202,14 @@ func planOffline(ctx context.Context, file string, f *runFlags, stderr io.Writer
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	f.offline = true
-	p, res, _, err := resolveAndPlan(ctx, r, f, hasher)
+	f.offline = true // the lock pins what ran; ftc reproduce --rerun stays offline too
+	rs, err := runner.ResolveAndPlan(ctx, r, runner.ResolveOptions{Lock: f.pending, Hasher: hasher, Image: f.image})
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)
 		return nil, nil, nil, errFailed
 	}
 	hasher.Flush()
-	return r, p, res, nil
+	return r, rs.Plan, rs.Resolve, nil
 }
 
 func newReproduce(stdout, stderr io.Writer) *cobra.Command {
@@ -286,7 +286,6 @@ anything differs.`,
 // reproduce pulls, verifies, re-plans and compares; rebuild, when set,
 // holds the builder flags of --rebuild.
 func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float64, rebuild *buildFlags, f *runFlags, stdout, stderr io.Writer) error {
-	ctx = ctxOr(ctx)
 	if dir == "" {
 		d, err := os.MkdirTemp("", "ftc-reproduce-")
 		if err != nil {

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler"
-	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/load"
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/cas"
@@ -110,9 +109,6 @@ its newest complete checkpoint on the next run.`,
 }
 
 func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, stdout, stderr io.Writer) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	overrides, err := f.recipe.overrides()
 	if err != nil {
 		return err
@@ -167,7 +163,7 @@ func (f *runFlags) options() runner.Options {
 		GPUs: f.gpus, GPUsSet: f.gpusSet, Force: f.force, Restart: f.restart, Retries: f.retries,
 		DryRun: f.dryRun, Python: f.python, PrepareOn: f.prepareOn, KeyFlags: f.keyFlags(),
 		Dirs:   runner.Dirs{Root: f.cache.root(), Store: f.cache.store(), Runs: f.cache.runs(), Records: f.cache.records()},
-		Remote: f.remote, Hub: hubFromEnv(f.offline),
+		Remote: f.remote, Hub: runner.HubFromEnv(f.offline),
 	}
 	if f.entrypoint != "" {
 		o.Entrypoint = strings.Fields(f.entrypoint)
@@ -277,16 +273,6 @@ func (r *runReporter) Pushed(ref string, n int, moved string, err error) {
 // cpuUsage is the help of --cpu, the same for every command that plans.
 const cpuUsage = "train on this machine's CPUs instead of GPUs: each training stage keeps its processes (one per GPU, after --gpus) and batch, torch sees no GPU, and the device is part of its key, so CPU outputs never stand in for GPU ones (refused for FSDP, vLLM generation, flash-attention and 8-bit optimizers)"
 
-// resolveAndPlan is runner.ResolveAndPlan with the flags' lock, Hub and
-// image (ftc export, ftc cache, ftc publish).
-func resolveAndPlan(ctx context.Context, r *config.Recipe, f *runFlags, hasher *resolve.Hasher) (*plan.Plan, *resolve.Result, func() error, error) {
-	rs, err := runner.ResolveAndPlan(ctx, r, runner.ResolveOptions{Lock: f.pending, Hub: hubFromEnv(f.offline), Hasher: hasher, Image: f.image})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return rs.Plan, rs.Resolve, rs.WriteLock, nil
-}
-
 // hashProgress reports hashing of large files, at most once a second.
 func hashProgress(w io.Writer) func(string, int64, int64) {
 	var last time.Time
@@ -299,42 +285,17 @@ func hashProgress(w io.Writer) func(string, int64, int64) {
 	}
 }
 
-// The runner's decisions under the names env.go and publish.go call them.
-var (
-	hubFromEnv  = runner.HubFromEnv
-	gpuList     = runner.GPUList
-	hasTraining = runner.HasTraining
-	upTo        = runner.UpTo
-	newRecord   = runner.NewRecord
-)
-
-func (f *runFlags) checkTopology(h config.Hardware, training bool) error {
-	o := f.options()
-	return o.CheckTopology(h, training)
-}
-
-// readMissingArchs is ftc lock's first step for a run, where the Hub is
-// reachable: the models the recipe gives no architecture for (and the
-// lock none) are pinned and their config.json read, so that a recipe
-// naming a model by its repository alone runs without a separate ftc
-// lock. Nothing is written here: the lock is, with the run's pins, once
-// the run is past its checks.
+// readMissingArchs pins, where the Hub is reachable, the models the
+// recipe gives no architecture for (runner.LockMissingArchs), so that a
+// recipe naming a model by its repository alone runs without a separate
+// ftc lock. Nothing is written here: the lock is, with the run's pins,
+// once the run is past its checks.
 func (f *runFlags) readMissingArchs(ctx context.Context, file string, overrides []load.Override, vo *compiler.Options, stderr io.Writer) error {
-	hub := hubFromEnv(f.offline)
+	hub := runner.HubFromEnv(f.offline)
 	if hub == nil {
 		return nil
 	}
-	lock, err := resolve.ReadLock(filepath.Join(filepath.Dir(file), resolve.LockFile))
-	if err != nil {
-		return err
-	}
-	pre := *vo
-	pre.Digest, pre.Archs = nil, lock.ModelFacts()
-	r, _, _ := vetRecipe(file, overrides, pre)
-	if r == nil {
-		return nil // vet says what is wrong
-	}
-	pinned, warnings, err := runner.PinMissingArchs(ctx, r, lock, hub)
+	pinned, warnings, err := runner.LockMissingArchs(ctx, file, overrides, *vo, hub)
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "ftc: warning: %s\n", w)
 	}

@@ -5,6 +5,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ftc-dev/ftc/runtime/runner"
 )
 
 func newVet(stdout, stderr io.Writer) *cobra.Command {
@@ -34,7 +36,7 @@ network. Exit status: 0 valid, 1 invalid, 2 usage error.`,
 			vo.Digest = dataDigests(cacheFlag{}, stderr)
 			bad := false
 			for _, f := range files {
-				r, diags, err := vetRecipe(f, overrides, vo)
+				r, diags, err := runner.Vet(f, overrides, vo)
 				printDiags(stderr, diags)
 				if err != nil {
 					if len(diags) == 0 {
