@@ -65,7 +65,7 @@ func (f *builderFlags) options(stderr io.Writer) (build.Options, error) {
 	// stderr; what matters reaches the user as an error or the display.
 	logrus.SetLevel(logrus.ErrorLevel)
 	return build.Options{
-		BuildKit: f.buildkit, Cache: f.cache.images(),
+		BuildKit: f.buildkit, Cache: f.cache.dirs().Images,
 		Wheels: f.wheels, IndexURL: f.indexURL, Progress: stderr, ProgressMode: f.progress,
 	}, nil
 }

@@ -32,7 +32,7 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 		Short: "List cache entries, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			s, err := cas.Open(cache.store())
+			s, err := cas.Open(cache.dirs().Store)
 			if err != nil {
 				return err
 			}
@@ -51,7 +51,7 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Show how much disk the cache uses",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			u, err := runner.Usage(cache.dirs())
+			u, err := runner.Usage(cache.dirs().Cache())
 			if u.Store != nil {
 				fmt.Fprintf(stdout, "%d entries, %d blobs, %s in %s\n", u.Store.Actions, u.Store.Blobs, display.HumanBytes(u.Store.Bytes), u.StoreRoot)
 			}
@@ -70,7 +70,7 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Re-hash every blob every entry names; report (and with --repair remove) damaged entries",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			s, err := cas.Open(cache.store())
+			s, err := cas.Open(cache.dirs().Store)
 			if err != nil {
 				return err
 			}
@@ -126,7 +126,7 @@ or ftc build is writing to the cache.`,
 					o.KeepEnvironments[k] = true
 				}
 			}
-			res, err := runner.GC(cache.dirs(), o)
+			res, err := runner.GC(cache.dirs().Cache(), o)
 			if st := res.Store; st != nil {
 				fmt.Fprintf(stdout, "removed %d entries and %d blobs, freed %s\n", st.ActionsRemoved, st.BlobsRemoved, display.HumanBytes(st.BytesFreed))
 			}
@@ -147,7 +147,7 @@ or ftc build is writing to the cache.`,
 		Short: "Upload cache entries (a recipe's, or all) to an OCI registry",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := cas.Open(cache.store())
+			s, err := cas.Open(cache.dirs().Store)
 			if err != nil {
 				return err
 			}
@@ -176,7 +176,7 @@ or ftc build is writing to the cache.`,
 		Short: "Download a recipe's cache entries from an OCI registry",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := cas.Open(cache.store())
+			s, err := cas.Open(cache.dirs().Store)
 			if err != nil {
 				return err
 			}
@@ -218,7 +218,7 @@ func recipeKeys(c context.Context, file string, cache *cacheFlag, roots *recipeF
 	if err != nil {
 		return nil, errFailed
 	}
-	keys, err := runner.Keys(c, r, &resolve.Hasher{MemoDir: cache.hashes(), Progress: hashProgress(stderr)})
+	keys, err := runner.Keys(c, r, &resolve.Hasher{MemoDir: cache.dirs().Hashes, Progress: hashProgress(stderr)})
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)
 		return nil, errFailed
@@ -239,11 +239,6 @@ func recipeEnvironmentKey(file string, roots *recipeFlags) (string, bool) {
 		return "", false
 	}
 	return runner.EnvironmentKey(r, Version)
-}
-
-// dirs are the cache's directories ftc cache looks after.
-func (c *cacheFlag) dirs() runner.CacheDirs {
-	return runner.CacheDirs{Root: c.root(), Store: c.store(), Images: c.images()}
 }
 
 // transferRemote moves a plan's entries for ftc run --remote (pull, or

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -84,7 +83,7 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 			// As ftc run checks it, refusing what it would refuse.
 			pythonSet := cmd.Flags().Changed("python")
 			prep, err := envcheck.Prepare(cmd.Context(), r, p, envcheck.PrepareOptions{
-				Python: python, PythonSet: pythonSet, Envs: cache.envs(), GPUs: len(devices)})
+				Python: python, PythonSet: pythonSet, Envs: cache.dirs().Envs, GPUs: len(devices)})
 			var refused *envcheck.RefusedError
 			if err != nil && !errors.As(err, &refused) {
 				fmt.Fprintf(stderr, "ftc: %v\n", err)
@@ -162,8 +161,8 @@ error.`,
 			}
 			ctx := cmd.Context()
 			v, err := envcheck.CreateLocked(ctx, r, envcheck.CreateOptions{
-				File: files[0], Sets: flags.sets, Python: python, Dir: dir, Envs: cache.envs(),
-				EntrypointsRoot: filepath.Join(cache.root(), "entrypoints"),
+				File: files[0], Sets: flags.sets, Python: python, Dir: dir, Envs: cache.dirs().Envs,
+				EntrypointsRoot: cache.dirs().Entrypoints,
 				// pip's progress to stderr: stdout says only what was made.
 				Wheels: wheels, IndexURL: indexURL, Log: stderr,
 			})
@@ -217,7 +216,7 @@ error.`,
 // create made already (when --python chose another), else ftc env create
 // (after ftc lock when the lock lacks the closure).
 func envFix(r *config.Recipe, file string, sets []string, cache cacheFlag, pythonSet bool) string {
-	if v, ok := envcheck.LockedVenv(r, cache.envs()); ok && pythonSet {
+	if v, ok := envcheck.LockedVenv(r, cache.dirs().Envs); ok && pythonSet {
 		return "drop --python: ftc env create made the profile's environment from ftc.lock, " + v.Dir
 	}
 	_, err := envcheck.LockedClosure(r, file, sets)
@@ -265,7 +264,7 @@ func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Pl
 		n = len(gpus)
 	}
 	prep, err := envcheck.Prepare(ctx, r, p, envcheck.PrepareOptions{
-		Skip: le.skip, Python: f.python, PythonSet: f.pythonSet, Envs: f.cache.envs(),
+		Skip: le.skip, Python: f.python, PythonSet: f.pythonSet, Envs: f.cache.dirs().Envs,
 		GPUs: n, AllowMismatch: f.allowEnv, Image: f.image,
 	})
 	if v := prep.Venv; v != nil {
@@ -295,7 +294,7 @@ func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Pl
 	if f.dryRun {
 		return p, le, nil
 	}
-	if le.env, err = envcheck.StageEnvAt(filepath.Join(f.cache.root(), "entrypoints"), le.report); err != nil {
+	if le.env, err = envcheck.StageEnvAt(f.cache.dirs().Entrypoints, le.report); err != nil {
 		return nil, nil, err
 	}
 	return p, le, nil

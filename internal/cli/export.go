@@ -65,7 +65,7 @@ func exportRecipe(ctx context.Context, file, stage, dir string, f *runFlags, for
 	if err != nil {
 		return err
 	}
-	hasher := &resolve.Hasher{MemoDir: f.cache.hashes(), Defer: true}
+	hasher := &resolve.Hasher{MemoDir: f.cache.dirs().Hashes, Defer: true}
 	vo.Digest = hasher.SHA256
 	if f.gpusSet {
 		vo.Plan.GPUs = f.gpus
@@ -77,7 +77,7 @@ func exportRecipe(ctx context.Context, file, stage, dir string, f *runFlags, for
 	}
 	res, err := runner.Export(ctx, runner.ExportOptions{
 		File: file, Recipe: r, Hasher: hasher, Image: f.image, Stage: stage, Dir: dir, Force: force,
-		Store: f.cache.store(), Command: exportCommand(file, stage, dir, f), RunCommand: "ftc run " + file,
+		Store: f.cache.dirs().Store, Command: exportCommand(file, stage, dir, f), RunCommand: "ftc run " + file,
 	})
 	if err != nil {
 		return failed(err, stderr)

@@ -51,7 +51,7 @@ func pinRecipe(file string, cache cacheFlag, check bool, stdout, stderr io.Write
 		return err
 	}
 	dir := filepath.Dir(file)
-	hasher := &resolve.Hasher{MemoDir: cache.hashes(), Progress: hashProgress(stderr)}
+	hasher := &resolve.Hasher{MemoDir: cache.dirs().Hashes, Progress: hashProgress(stderr)}
 	out, sites, err := load.RewritePins(file, src, resolve.PinSum(dir, hasher))
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)

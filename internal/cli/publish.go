@@ -84,7 +84,7 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 		return err
 	}
 	if rec.Start.Message != p.Recipe {
-		fmt.Fprintf(stderr, "ftc: the last run recorded in %s is of recipe %s, not %s: run `ftc run %s` first\n", f.cache.records(), rec.Start.Message, p.Recipe, file)
+		fmt.Fprintf(stderr, "ftc: the last run recorded in %s is of recipe %s, not %s: run `ftc run %s` first\n", f.cache.dirs().Records, rec.Start.Message, p.Recipe, file)
 		return errFailed
 	}
 	for _, n := range withOutputs {
@@ -92,7 +92,7 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 			return usageError{fmt.Errorf("--with-output %s: the recipe has no stage %q", n, n)}
 		}
 	}
-	store, err := cas.Open(f.cache.store())
+	store, err := cas.Open(f.cache.dirs().Store)
 	if err != nil {
 		return err
 	}
@@ -152,9 +152,9 @@ func lastRecord(file string, f *runFlags, stderr io.Writer) (*publish.Record, er
 	if r, _, err := runner.Vet(file, nil, vo); err == nil && r != nil {
 		name = r.Name
 	}
-	rec, err := publish.LastRecord(f.cache.records(), name)
+	rec, err := publish.LastRecord(f.cache.dirs().Records, name)
 	if errors.Is(err, publish.ErrNoRecord) {
-		fmt.Fprintf(stderr, "ftc: no run recorded in %s: run `ftc run %s` first\n", f.cache.records(), file)
+		fmt.Fprintf(stderr, "ftc: no run recorded in %s: run `ftc run %s` first\n", f.cache.dirs().Records, file)
 		return nil, errFailed
 	} else if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)
@@ -192,7 +192,7 @@ func planOffline(ctx context.Context, file string, f *runFlags, stderr io.Writer
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	hasher := &resolve.Hasher{MemoDir: f.cache.hashes(), Defer: true}
+	hasher := &resolve.Hasher{MemoDir: f.cache.dirs().Hashes, Defer: true}
 	vo.Digest = hasher.SHA256
 	if f.gpusSet {
 		vo.Plan.GPUs = f.gpus
@@ -305,7 +305,7 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 		// The published flags, in a fresh cache; the environments ftc
 		// env create made stay the user's ($FTC_CACHE or the default).
 		Plan: func(ctx context.Context, file string, k publish.KeyFlags) (*plan.Plan, error) {
-			f.cache.envsDir = (&cacheFlag{}).envs()
+			f.cache.envsDir = (&cacheFlag{}).dirs().Envs
 			f.cache.dir = filepath.Join(dir, "cache")
 			f.applyKeyFlags(k)
 			_, p, _, err := planOffline(ctx, file, f, stderr)
@@ -319,7 +319,7 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 				}
 				return nil, err
 			}
-			return cas.Open(f.cache.store())
+			return cas.Open(f.cache.dirs().Store)
 		},
 	}
 	if rebuild != nil {

@@ -120,7 +120,7 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	// Memos of data hashes, like the lock, are written only once the run
 	// gets past its checks (the runner flushes them): a refused run
 	// writes nothing.
-	hasher := &resolve.Hasher{MemoDir: f.cache.hashes(), Progress: hashProgress(stderr), Defer: true}
+	hasher := &resolve.Hasher{MemoDir: f.cache.dirs().Hashes, Progress: hashProgress(stderr), Defer: true}
 	vo.Digest = hasher.SHA256
 	if f.gpusSet {
 		// The compiler decides what --gpus changes (config.Recipe.Rescale):
@@ -162,7 +162,7 @@ func (f *runFlags) options() runner.Options {
 		Image: f.image, Until: f.until, Backend: f.engine, BackendSet: f.engineSet,
 		GPUs: f.gpus, GPUsSet: f.gpusSet, Force: f.force, Restart: f.restart, Retries: f.retries,
 		DryRun: f.dryRun, Python: f.python, PrepareOn: f.prepareOn, KeyFlags: f.keyFlags(),
-		Dirs:   runner.Dirs{Root: f.cache.root(), Store: f.cache.store(), Runs: f.cache.runs(), Records: f.cache.records()},
+		Dirs:   f.cache.dirs(),
 		Remote: f.remote, Hub: runner.HubFromEnv(f.offline),
 	}
 	if f.entrypoint != "" {

@@ -19,9 +19,9 @@ func newStatus(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Show the last run: stages, what was cached, what ran, metrics",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			dir, events, err := runner.LatestRecord(cache.records())
+			dir, events, err := runner.LatestRecord(cache.dirs().Records)
 			if errors.Is(err, runner.ErrNoRecord) {
-				fmt.Fprintln(stderr, "ftc: no run recorded yet in", cache.records())
+				fmt.Fprintln(stderr, "ftc: no run recorded yet in", cache.dirs().Records)
 				return errFailed
 			} else if err != nil {
 				return err
@@ -29,7 +29,7 @@ func newStatus(stdout, stderr io.Writer) *cobra.Command {
 			// Where each stage's output is: its tree in the cache,
 			// when the cache holds an entry for the stage's key.
 			var where func(key string) string
-			if store, err := cas.Open(cache.store()); err == nil {
+			if store, err := cas.Open(cache.dirs().Store); err == nil {
 				where = func(key string) string { return runner.OutputTree(store, key) }
 			}
 			display.Status(stdout, dir, events, where)
