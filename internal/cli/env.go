@@ -91,7 +91,7 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 			}
 			display.EnvTable(stdout, prep.Report)
 			if refused != nil {
-				display.EnvProblems(stderr, prep.Report, "", envFix(r, files[0], flags.sets, cache, pythonSet))
+				display.EnvProblems(stderr, prep.Report, "", envcheck.Fix(r, files[0], flags.sets, cache.dirs().Envs, pythonSet))
 				return errFailed
 			}
 			return nil
@@ -212,17 +212,6 @@ error.`,
 	return create
 }
 
-// envFix says how to get the profile's environment: the one ftc env
-// create made already (when --python chose another), else ftc env create
-// (after ftc lock when the lock lacks the closure).
-func envFix(r *config.Recipe, file string, sets []string, cache cacheFlag, pythonSet bool) string {
-	if v, ok := envcheck.LockedVenv(r, cache.dirs().Envs); ok && pythonSet {
-		return "drop --python: ftc env create made the profile's environment from ftc.lock, " + v.Dir
-	}
-	_, err := envcheck.LockedClosure(r, file, sets)
-	return envcheck.CreateCommand(file, sets, err == nil) + " (the profile's packages from ftc.lock, hash-checked; then used when --python is not given)"
-}
-
 // localEnv is what a local run needs from this machine.
 type localEnv struct {
 	report *envcheck.Report // nil when not checked
@@ -241,24 +230,12 @@ type localEnv struct {
 // closure, when there is one.
 func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Plan, f *runFlags, gpus []int, stdout, stderr io.Writer) (*plan.Plan, *localEnv, error) {
 	le := &localEnv{}
-	switch {
-	case f.engine == "docker" || f.engine == "podman":
-		// Stages run in the image, which holds the profile's environment
-		// and the entrypoints.
+	o := f.options()
+	check, skip := o.LocalCheck()
+	if !check {
 		return p, le, nil
-	case f.engine != "local":
-		// Slurm and Kubernetes run training in the image; only the data
-		// preparation runs here (with the entrypoints materialised below).
-		// Its interpreter is not checked: replanning would change the
-		// keys of the stages the image runs too.
-		le.skip = "training runs in the image (--backend " + f.engine + ")"
-	case f.entrypoint != "":
-		// A stand-in (test trainer, wrapper script) replaces the launcher
-		// and the interpreter: it answers for its own environment.
-		le.skip = "--entrypoint replaces the interpreter"
-	case f.dryRun:
-		le.skip = "dry run (ftc env check makes the check alone)"
 	}
+	le.skip = skip
 	n := 0
 	if runner.HasTraining(p) {
 		n = len(gpus)
@@ -276,7 +253,7 @@ func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Pl
 	switch {
 	case errors.As(err, &refused):
 		display.EnvTable(stderr, refused.Report)
-		display.EnvProblems(stderr, refused.Report, allowEnvFlag, envFix(r, file, f.recipe.sets, f.cache, f.pythonSet))
+		display.EnvProblems(stderr, refused.Report, allowEnvFlag, envcheck.Fix(r, file, f.recipe.sets, f.cache.dirs().Envs, f.pythonSet))
 		return nil, nil, errFailed
 	case prep.Refused:
 		display.EnvTable(stdout, prep.Report)
@@ -300,15 +277,8 @@ func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Pl
 	return p, le, nil
 }
 
-// record writes what the check found to the run record: the table as
-// environment.json and one event `ftc status` shows.
+// record writes what the check found to the run record
+// (runner.RecordEnvironment).
 func (le *localEnv) record(events *exec.EventLog, dir string, p *plan.Plan) {
-	msg := envcheck.RecordMessage(le.report, le.skip, p.Environment.Ran, p.Environment.Key.Short(), allowEnvFlag)
-	if msg == "" {
-		return
-	}
-	events.Emit(exec.Event{Type: exec.EventEnvironment, Message: msg})
-	if le.report != nil && dir != "" { // a dry run has no record
-		_ = envcheck.WriteRecord(dir, msg, le.report, p.Environment.Ran)
-	}
+	runner.RecordEnvironment(events, dir, le.report, le.skip, p, allowEnvFlag)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -218,28 +217,7 @@ func (r *runReporter) Starting(p *plan.Plan, dryRun bool) {
 	if dryRun {
 		return
 	}
-	// On a terminal the ETA runs down between metrics; in a log a stage
-	// that prints nothing for long has a heartbeat.
-	stopTicks := make(chan struct{})
-	ticked := make(chan struct{})
-	go func() {
-		defer close(ticked)
-		every := time.Second
-		if r.printer.TTY {
-			every = 500 * time.Millisecond
-		}
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopTicks:
-				return
-			case <-t.C:
-				r.printer.Tick()
-			}
-		}
-	}()
-	r.stopTicker = func() { close(stopTicks); <-ticked; r.printer.Close() }
+	r.stopTicker = r.printer.Ticking()
 }
 
 func (r *runReporter) Event(e exec.Event) { r.printer.Event(e) }
@@ -273,17 +251,8 @@ func (r *runReporter) Pushed(ref string, n int, moved string, err error) {
 // cpuUsage is the help of --cpu, the same for every command that plans.
 const cpuUsage = "train on this machine's CPUs instead of GPUs: each training stage keeps its processes (one per GPU, after --gpus) and batch, torch sees no GPU, and the device is part of its key, so CPU outputs never stand in for GPU ones (refused for FSDP, vLLM generation, flash-attention and 8-bit optimizers)"
 
-// hashProgress reports hashing of large files, at most once a second.
-func hashProgress(w io.Writer) func(string, int64, int64) {
-	var last time.Time
-	return func(path string, done, total int64) {
-		if total < 256<<20 || (time.Since(last) < time.Second && done < total) {
-			return
-		}
-		last = time.Now()
-		fmt.Fprintf(w, "hashing %s: %d%% of %s\n", filepath.Base(path), done*100/total, display.HumanBytes(total))
-	}
-}
+// hashProgress reports hashing of large files on w (display.HashProgress).
+func hashProgress(w io.Writer) func(string, int64, int64) { return display.HashProgress(w, time.Now) }
 
 // readMissingArchs pins, where the Hub is reachable, the models the
 // recipe gives no architecture for (runner.LockMissingArchs), so that a

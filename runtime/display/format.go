@@ -2,8 +2,11 @@ package display
 
 import (
 	"fmt"
+	"io"
+	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Short is a key or digest as people read it: its first 12 hex digits.
@@ -64,4 +67,17 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// HashProgress reports on w the hashing of files of 256 MiB or more, at
+// most once a second (resolve.Hasher.Progress); now is the clock.
+func HashProgress(w io.Writer, now func() time.Time) func(path string, done, total int64) {
+	var last time.Time
+	return func(path string, done, total int64) {
+		if total < 256<<20 || (now().Sub(last) < time.Second && done < total) {
+			return
+		}
+		last = now()
+		fmt.Fprintf(w, "hashing %s: %d%% of %s\n", filepath.Base(path), done*100/total, HumanBytes(total))
+	}
 }

@@ -234,6 +234,33 @@ func (p *Progress) line(format string, args ...any) {
 	}
 }
 
+// Ticking calls Tick until the returned stop is called, which then
+// clears what is left of the live block (Close): on a terminal the ETA
+// runs down between metrics (every 500 ms); in a log a stage that prints
+// nothing for long has a heartbeat (checked every second).
+func (p *Progress) Ticking() (stop func()) {
+	stopTicks := make(chan struct{})
+	ticked := make(chan struct{})
+	go func() {
+		defer close(ticked)
+		every := time.Second
+		if p.TTY {
+			every = 500 * time.Millisecond
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopTicks:
+				return
+			case <-t.C:
+				p.Tick()
+			}
+		}
+	}()
+	return func() { close(stopTicks); <-ticked; p.Close() }
+}
+
 // Tick redraws the live block (tty): the ETA runs down between metrics.
 // In plain mode it prints the heartbeat of a stage that has printed
 // nothing for that long (a model still loading, a step longer than the

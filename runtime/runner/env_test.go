@@ -1,0 +1,50 @@
+package runner
+
+import (
+	"testing"
+
+	"github.com/ftc-dev/ftc/compiler/plan"
+	"github.com/ftc-dev/ftc/runtime/exec"
+)
+
+// TestLocalCheck: the image answers for docker and podman; the cluster
+// backends, a stand-in entrypoint and a dry run say why nothing is
+// checked; a local run checks.
+func TestLocalCheck(t *testing.T) {
+	for _, c := range []struct {
+		o     Options
+		check bool
+		skip  string
+	}{
+		{Options{Backend: "docker"}, false, ""},
+		{Options{Backend: "podman", DryRun: true}, false, ""},
+		{Options{Backend: "slurm"}, true, "training runs in the image (--backend slurm)"},
+		{Options{Backend: "local", Entrypoint: []string{"./fake"}}, true, "--entrypoint replaces the interpreter"},
+		{Options{Backend: "local", DryRun: true}, true, "dry run (ftc env check makes the check alone)"},
+		{Options{Backend: "local"}, true, ""},
+	} {
+		check, skip := c.o.LocalCheck()
+		if check != c.check || skip != c.skip {
+			t.Errorf("%+v: got (%v, %q), want (%v, %q)", c.o, check, skip, c.check, c.skip)
+		}
+	}
+}
+
+// TestRecordEnvironment: a check that did not run says why in one event;
+// no check and no reason, nothing.
+func TestRecordEnvironment(t *testing.T) {
+	var got []exec.Event
+	events, err := exec.NewEventLog("", func(e exec.Event) { got = append(got, e) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &plan.Plan{}
+	RecordEnvironment(events, "", nil, "", p, "allow-env-mismatch")
+	if len(got) != 0 {
+		t.Fatalf("nothing to say, yet %v", got)
+	}
+	RecordEnvironment(events, "", nil, "dry run", p, "allow-env-mismatch")
+	if len(got) != 1 || got[0].Type != exec.EventEnvironment || got[0].Message != "not checked: dry run" {
+		t.Fatalf("got %+v", got)
+	}
+}
