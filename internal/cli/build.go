@@ -8,7 +8,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -16,6 +15,7 @@ import (
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/runtime/build"
+	"github.com/ftc-dev/ftc/runtime/display"
 	"github.com/ftc-dev/ftc/stdlib"
 )
 
@@ -169,7 +169,7 @@ func buildRecipe(ctx context.Context, file string, f *buildFlags, publishers fun
 	b, err := build.Recipe(ctx, r, build.RecipeOptions{
 		Builder: build.New(o), Frozen: f.frozen, LockOptions: f.lockOptions(false),
 		Entrypoints: stdlib.Entrypoints(), Version: Version, Epoch: epoch,
-		Publishers: publishers, IIDFile: f.iidfile, Observer: buildReport{stdout},
+		Publishers: publishers, IIDFile: f.iidfile, Observer: display.BuildReport{W: stdout},
 	})
 	if err != nil {
 		var u image.Unpinned
@@ -181,29 +181,6 @@ func buildRecipe(ctx context.Context, file string, f *buildFlags, publishers fun
 		return nil, errFailed
 	}
 	return b, nil
-}
-
-// buildReport says on stdout what build.Recipe did.
-type buildReport struct{ w io.Writer }
-
-func (p buildReport) Locked(path string, lr *build.LockResult) {
-	fmt.Fprintf(p.w, "locked %s in %s\n", describeLock(lr), path)
-}
-
-func (p buildReport) Built(b *build.Built) {
-	env := "built"
-	if b.EnvironmentCached {
-		env = "cached"
-	}
-	fmt.Fprintf(p.w, "image %s (environment %s %s, %d ftc layer(s)) in %s\n", b.Digest, env, b.EnvironmentKey.Short(), len(b.Spec.Layers), b.Took.Round(time.Millisecond))
-}
-
-func (p buildReport) Published(where string, pushed bool) {
-	if pushed {
-		fmt.Fprintf(p.w, "pushed %s\n", where)
-	} else {
-		fmt.Fprintf(p.w, "wrote %s\n", where)
-	}
 }
 
 // publishers turns -o and --push into publishers, made once the image's
@@ -224,18 +201,4 @@ func (f *buildFlags) publishers(stderr io.Writer) (func(recipe string) []build.P
 		}
 		return ps(recipe)
 	}, nil
-}
-
-func describeLock(lr *build.LockResult) string {
-	var parts []string
-	if lr.BasePinned {
-		parts = append(parts, "base "+lr.Base)
-	}
-	if lr.Resolved {
-		parts = append(parts, fmt.Sprintf("%d Python package(s)", len(lr.Packages)))
-	}
-	if len(parts) == 0 {
-		return "nothing new"
-	}
-	return strings.Join(parts, " and ")
 }

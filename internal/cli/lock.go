@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"sort"
 
 	"github.com/spf13/cobra"
 
@@ -137,23 +136,7 @@ func lockModels(ctx context.Context, file string, rf *recipeFlags, stdout, stder
 		return err
 	}
 	if res.LockChanged {
-		var lines []string
-		for ref, c := range res.Added {
-			lines = append(lines, fmt.Sprintf("  %s %s", ref, c))
-		}
-		for at, a := range res.Archs {
-			f := a.Facts
-			moe := ""
-			if f.Experts > 0 {
-				moe = fmt.Sprintf(", %d experts (%d per token, %s active)", f.Experts, f.ExpertsPerToken, display.HumanCount(f.ActiveParams()))
-			}
-			lines = append(lines, fmt.Sprintf("  arch %s: %s, %d layers, %s parameters%s", at, f.ModelType, f.Layers, display.HumanCount(f.Params()), moe))
-		}
-		sort.Strings(lines)
-		fmt.Fprintf(stdout, "%s: %d Hub pin(s), %d architecture(s) added\n", lockPath, len(res.Added), len(res.Archs))
-		for _, l := range lines {
-			fmt.Fprintln(stdout, l)
-		}
+		display.ModelsLocked(stdout, lockPath, res)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)

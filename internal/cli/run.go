@@ -16,7 +16,6 @@ import (
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/cas"
 	"github.com/ftc-dev/ftc/runtime/display"
-	"github.com/ftc-dev/ftc/runtime/exec"
 	"github.com/ftc-dev/ftc/runtime/resolve"
 	"github.com/ftc-dev/ftc/runtime/runner"
 )
@@ -150,7 +149,9 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	o.Transfer = func(ctx context.Context, s *cas.Store, ref string, keys []string, push bool) (int, string, error) {
 		return transferRemote(ctx, s, ref, keys, push, stdout)
 	}
-	o.Reporter = &runReporter{f: f, stdout: stdout, stderr: stderr}
+	rep := &display.RunReport{Stdout: stdout, Stderr: stderr}
+	rep.TTY, rep.Width, _ = progressMode(f.progress, stdout)
+	o.Reporter = rep
 	_, err = runner.Run(ctx, o)
 	return failed(err, stderr)
 }
@@ -183,69 +184,6 @@ func failed(err error, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "ftc: %v\n", err)
 	return errFailed
-}
-
-// runReporter prints a run as it goes: the stages' progress on stdout,
-// warnings and what went wrong on stderr.
-type runReporter struct {
-	f              *runFlags
-	stdout, stderr io.Writer
-	printer        *display.Progress
-	stopTicker     func()
-}
-
-func (r *runReporter) Warning(msg string) { fmt.Fprintf(r.stderr, "ftc: warning: %s\n", msg) }
-
-func (r *runReporter) Rescaled(lines []string) {
-	for _, l := range lines {
-		fmt.Fprintln(r.stdout, l)
-	}
-}
-
-func (r *runReporter) Pulled(ref string, n int, moved string, err error) {
-	if err != nil {
-		fmt.Fprintf(r.stderr, "ftc: remote cache %s: %v (continuing without it)\n", ref, err)
-	} else if n > 0 {
-		fmt.Fprintf(r.stdout, "remote: pulled %d stage(s) from %s: %s\n", n, ref, moved)
-	}
-}
-
-func (r *runReporter) Starting(p *plan.Plan, dryRun bool) {
-	r.printer = display.NewProgress(r.stdout, len(p.Stages))
-	r.printer.TTY, r.printer.Width, _ = progressMode(r.f.progress, r.stdout)
-	r.stopTicker = func() {}
-	if dryRun {
-		return
-	}
-	r.stopTicker = r.printer.Ticking()
-}
-
-func (r *runReporter) Event(e exec.Event) { r.printer.Event(e) }
-
-func (r *runReporter) Finished(res *runner.Result) {
-	r.stopTicker()
-	sum := res.Summary
-	if sum == nil {
-		return
-	}
-	cached, ran, failed := sum.Counts()
-	fmt.Fprintf(r.stdout, "%s: %d stage(s): %d cached, %d ran, %d failed in %s\n", res.Plan.Recipe, len(sum.Stages), cached, ran, failed, res.Elapsed.Round(time.Millisecond))
-	switch {
-	case res.DryRun:
-		fmt.Fprintln(r.stdout, "dry run: nothing ran, nothing recorded")
-	case res.ReportErr != nil:
-		fmt.Fprintf(r.stderr, "ftc: writing the report: %v\n", res.ReportErr)
-	default:
-		fmt.Fprintf(r.stdout, "report: %s\n", res.Report)
-	}
-}
-
-func (r *runReporter) Pushed(ref string, n int, moved string, err error) {
-	if err != nil {
-		fmt.Fprintf(r.stderr, "ftc: pushing to remote cache %s: %v\n", ref, err)
-	} else {
-		fmt.Fprintf(r.stdout, "remote: pushed %d stage(s) to %s: %s\n", n, ref, moved)
-	}
 }
 
 // cpuUsage is the help of --cpu, the same for every command that plans.
