@@ -68,26 +68,14 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 				fmt.Fprintf(stderr, "ftc: %v\n", err)
 				return errFailed
 			}
-			// The same topology checks as ftc run on the local backend.
-			gpusSet := cmd.Flags().Changed("gpus")
-			local := runner.Options{Backend: "local", GPUs: gpus, GPUsSet: gpusSet}
-			if err := local.CheckTopology(r.Hardware, runner.HasTraining(p)); err != nil {
-				return usageError{err}
-			}
-			var devices []int
-			if !r.CPU {
-				if devices, err = runner.GPUList(gpus, gpusSet, r.Hardware); err != nil {
-					return usageError{err}
-				}
-			}
-			// As ftc run checks it, refusing what it would refuse.
+			// As ftc run checks it on the local backend, refusing what it
+			// would refuse.
 			pythonSet := cmd.Flags().Changed("python")
-			prep, err := envcheck.Prepare(cmd.Context(), r, p, envcheck.PrepareOptions{
-				Python: python, PythonSet: pythonSet, Envs: cache.dirs().Envs, GPUs: len(devices)})
+			prep, err := runner.CheckHere(cmd.Context(), r, p, gpus, cmd.Flags().Changed("gpus"), envcheck.PrepareOptions{
+				Python: python, PythonSet: pythonSet, Envs: cache.dirs().Envs})
 			var refused *envcheck.RefusedError
 			if err != nil && !errors.As(err, &refused) {
-				fmt.Fprintf(stderr, "ftc: %v\n", err)
-				return errFailed
+				return failed(err, stderr)
 			}
 			display.EnvTable(stdout, prep.Report)
 			if refused != nil {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/compiler/launch/shq"
 	"github.com/ftc-dev/ftc/runtime/export"
+	"github.com/ftc-dev/ftc/runtime/publish"
 	"github.com/ftc-dev/ftc/runtime/resolve"
 	"github.com/ftc-dev/ftc/runtime/runner"
 )
@@ -101,15 +101,5 @@ func exportCommand(file, stage, dir string, f *runFlags) string {
 // keyFlags are the flags of a run that decide its keys: ftc export must
 // be given the same to find the run's outputs.
 func (f *runFlags) keyFlags() []string {
-	var flags []string
-	for _, s := range f.recipe.sets {
-		flags = append(flags, "--set", s)
-	}
-	if f.gpusSet {
-		flags = append(flags, "--gpus", strconv.Itoa(f.gpus))
-	}
-	if f.cpu {
-		flags = append(flags, "--cpu")
-	}
-	return flags
+	return publish.KeyFlags{Sets: f.recipe.sets, GPUs: f.gpus, GPUsSet: f.gpusSet, CPU: f.cpu}.Args()
 }

@@ -1,6 +1,9 @@
 package runner
 
 import (
+	"context"
+
+	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/envcheck"
 	"github.com/ftc-dev/ftc/runtime/exec"
@@ -45,4 +48,26 @@ func RecordEnvironment(events *exec.EventLog, dir string, rep *envcheck.Report, 
 	if rep != nil && dir != "" {
 		_ = envcheck.WriteRecord(dir, msg, rep, p.Environment.Ran)
 	}
+}
+
+// CheckHere is ftc env check: what a run on the local backend checks
+// before any stage starts, for plan p of r. The recipe's topology
+// (CheckTopology) and this machine's devices (GPUList: gpus when
+// gpusSet, else the recipe's; none for a --cpu recipe) come first, as
+// UsageErrors; then the interpreter, envcheck.Prepare with o (its GPUs
+// set here), whose result and error it returns.
+func CheckHere(ctx context.Context, r *config.Recipe, p *plan.Plan, gpus int, gpusSet bool, o envcheck.PrepareOptions) (*envcheck.Prepared, error) {
+	local := Options{Backend: "local", GPUs: gpus, GPUsSet: gpusSet}
+	if err := local.CheckTopology(r.Hardware, HasTraining(p)); err != nil {
+		return nil, UsageError{err}
+	}
+	o.GPUs = 0
+	if !r.CPU {
+		devices, err := GPUList(gpus, gpusSet, r.Hardware)
+		if err != nil {
+			return nil, UsageError{err}
+		}
+		o.GPUs = len(devices)
+	}
+	return envcheck.Prepare(ctx, r, p, o)
 }

@@ -1,7 +1,13 @@
 package runner
 
 import (
+	"context"
+	"errors"
+
 	"testing"
+
+	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/runtime/envcheck"
 
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/exec"
@@ -46,5 +52,21 @@ func TestRecordEnvironment(t *testing.T) {
 	RecordEnvironment(events, "", nil, "dry run", p, "allow-env-mismatch")
 	if len(got) != 1 || got[0].Type != exec.EventEnvironment || got[0].Message != "not checked: dry run" {
 		t.Fatalf("got %+v", got)
+	}
+}
+
+// TestCheckHereRefusesDevices: more GPUs than CUDA_VISIBLE_DEVICES
+// lists is how ftc env check was called (a UsageError), found before any
+// interpreter is probed.
+func TestCheckHereRefusesDevices(t *testing.T) {
+	t.Setenv("CUDA_VISIBLE_DEVICES", "0")
+	r := &config.Recipe{Hardware: config.Hardware{Nodes: 1, GPUsPerNode: 1}}
+	_, err := CheckHere(context.Background(), r, &plan.Plan{}, 2, true, envcheck.PrepareOptions{Python: "/nonexistent/python"})
+	var ue UsageError
+	if !errors.As(err, &ue) {
+		t.Fatalf("err = %v, want a UsageError", err)
+	}
+	if _, err := CheckHere(context.Background(), r, &plan.Plan{}, 2, false, envcheck.PrepareOptions{Skip: "test"}); err != nil {
+		t.Errorf("the recipe's one GPU: %v", err)
 	}
 }
