@@ -200,55 +200,42 @@ error.`,
 	return create
 }
 
-// localEnv is what a local run needs from this machine.
-type localEnv struct {
-	report *envcheck.Report // nil when not checked
-	skip   string           // why the check did not run
-	// env holds the variables stages run with here: the materialised
-	// entrypoints on PYTHONPATH, the checked interpreter's directory
-	// first on PATH.
-	env []string
-}
-
 // prepareLocal decides whether the local interpreter is checked, checks
 // it before any stage starts (envcheck.Prepare: a run in another
 // environment than the profile's, when allowed, is replanned and keyed by
 // it) and materialises the entrypoints. Without --python, the interpreter
 // is that of the environment ftc env create made for the recipe's locked
 // closure, when there is one.
-func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Plan, f *runFlags, gpus []int, stdout, stderr io.Writer) (*plan.Plan, *localEnv, error) {
-	le := &localEnv{}
+func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Plan, f *runFlags, gpus []int, stdout, stderr io.Writer) (*runner.Prepared, error) {
 	o := f.options()
 	check, skip := o.LocalCheck()
 	if !check {
-		return p, le, nil
+		return &runner.Prepared{Plan: p, Python: f.python}, nil
 	}
-	le.skip = skip
 	n := 0
 	if runner.HasTraining(p) {
 		n = len(gpus)
 	}
 	prep, err := envcheck.Prepare(ctx, r, p, envcheck.PrepareOptions{
-		Skip: le.skip, Python: f.python, PythonSet: f.pythonSet, Envs: f.cache.dirs().Envs,
+		Skip: skip, Python: f.python, PythonSet: f.pythonSet, Envs: f.cache.dirs().Envs,
 		GPUs: n, AllowMismatch: f.allowEnv, Image: f.image,
 	})
 	if v := prep.Venv; v != nil {
 		f.python = prep.Python
 		fmt.Fprintf(stdout, "environment: %s (ftc env create, from ftc.lock)\n", v.Dir)
 	}
-	le.report = prep.Report
 	var refused *envcheck.RefusedError
 	switch {
 	case errors.As(err, &refused):
 		display.EnvTable(stderr, refused.Report)
 		display.EnvProblems(stderr, refused.Report, allowEnvFlag, envcheck.Fix(r, file, f.recipe.sets, f.cache.dirs().Envs, f.pythonSet))
-		return nil, nil, errFailed
+		return nil, errFailed
 	case prep.Refused:
 		display.EnvTable(stdout, prep.Report)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)
-		return nil, nil, errFailed
+		return nil, errFailed
 	}
 	p = prep.Plan
 	if prep.Replanned {
@@ -256,17 +243,14 @@ func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Pl
 	} else if prep.Refused {
 		fmt.Fprintf(stdout, "going on (--%s)\n", allowEnvFlag)
 	}
+	out := &runner.Prepared{Plan: p, Python: f.python, Record: func(events *exec.EventLog, dir string, p *plan.Plan) {
+		runner.RecordEnvironment(events, dir, prep.Report, skip, p, allowEnvFlag)
+	}}
 	if f.dryRun {
-		return p, le, nil
+		return out, nil
 	}
-	if le.env, err = envcheck.StageEnvAt(f.cache.dirs().Entrypoints, le.report); err != nil {
-		return nil, nil, err
+	if out.LocalEnv, err = envcheck.StageEnvAt(f.cache.dirs().Entrypoints, prep.Report); err != nil {
+		return nil, err
 	}
-	return p, le, nil
-}
-
-// record writes what the check found to the run record
-// (runner.RecordEnvironment).
-func (le *localEnv) record(events *exec.EventLog, dir string, p *plan.Plan) {
-	runner.RecordEnvironment(events, dir, le.report, le.skip, p, allowEnvFlag)
+	return out, nil
 }

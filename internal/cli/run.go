@@ -140,11 +140,7 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	}
 	o.Prepare = func(ctx context.Context, p *plan.Plan, gpus []int) (*runner.Prepared, error) {
 		// Before anything is pulled, recorded or run (env.go).
-		p, local, err := prepareLocal(ctx, file, r, p, f, gpus, stdout, stderr)
-		if err != nil {
-			return nil, err
-		}
-		return &runner.Prepared{Plan: p, Python: f.python, LocalEnv: local.env, Record: local.record}, nil
+		return prepareLocal(ctx, file, r, p, f, gpus, stdout, stderr)
 	}
 	o.Transfer = func(ctx context.Context, s *cas.Store, ref string, keys []string, push bool) (int, string, error) {
 		return transferRemote(ctx, s, ref, keys, push, stdout)
