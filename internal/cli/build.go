@@ -72,11 +72,7 @@ func (f *builderFlags) options(stderr io.Writer) (build.Options, error) {
 
 // vet vets a recipe with the flags' overrides and data roots.
 func (f *builderFlags) vet(file string, stderr io.Writer) (*config.Recipe, error) {
-	overrides, err := f.recipe.overrides()
-	if err != nil {
-		return nil, err
-	}
-	vo, err := f.recipe.vetOptions()
+	overrides, vo, err := f.recipe.options()
 	if err != nil {
 		return nil, err
 	}

@@ -47,11 +47,7 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 			if len(files) > 1 {
 				return usageError{fmt.Errorf("env check: one recipe at a time")}
 			}
-			overrides, err := flags.overrides()
-			if err != nil {
-				return err
-			}
-			vo, err := flags.vetOptions()
+			overrides, vo, err := flags.options()
 			if err != nil {
 				return err
 			}
@@ -135,11 +131,7 @@ error.`,
 					return usageError{fmt.Errorf("--wheels %s: not a directory", wheels)}
 				}
 			}
-			overrides, err := flags.overrides()
-			if err != nil {
-				return err
-			}
-			vo, err := flags.vetOptions()
+			overrides, vo, err := flags.options()
 			if err != nil {
 				return err
 			}

@@ -57,20 +57,11 @@ func exportRecipe(ctx context.Context, file, stage, dir string, f *runFlags, for
 	if f.image != "" && !image.ByDigest(f.image) {
 		return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", f.image)}
 	}
-	overrides, err := f.recipe.overrides()
-	if err != nil {
-		return err
-	}
-	vo, err := f.recipe.vetOptions()
-	if err != nil {
-		return err
-	}
 	hasher := &resolve.Hasher{MemoDir: f.cache.dirs().Hashes, Defer: true}
-	vo.Digest = hasher.SHA256
-	if f.gpusSet {
-		vo.Plan.GPUs = f.gpus
+	overrides, vo, err := f.planOptions(hasher)
+	if err != nil {
+		return err
 	}
-	vo.Plan.CPU = f.cpu
 	r, err := vetReported(file, overrides, vo, stderr)
 	if err != nil {
 		return err

@@ -105,11 +105,7 @@ An up-to-date lock is kept unless --update.`,
 // The recipe is decoded, not vetted: a model without an architecture is
 // what this step is for; the vet that follows reports the rest.
 func lockModels(ctx context.Context, file string, rf *recipeFlags, stdout, stderr io.Writer) error {
-	overrides, err := rf.overrides()
-	if err != nil {
-		return err
-	}
-	vo, err := rf.vetOptions()
+	overrides, vo, err := rf.options()
 	if err != nil {
 		return err
 	}

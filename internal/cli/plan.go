@@ -36,11 +36,7 @@ the image ` + plan.ImageNotBuilt + `, each said on stderr (the status stays 0).`
 			if len(files) > 1 {
 				return usageError{fmt.Errorf("plan: one recipe at a time")}
 			}
-			overrides, err := flags.overrides()
-			if err != nil {
-				return err
-			}
-			vo, err := flags.vetOptions()
+			overrides, vo, err := flags.options()
 			if err != nil {
 				return err
 			}

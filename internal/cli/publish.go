@@ -184,20 +184,11 @@ func (f *runFlags) applyKeyFlags(k publish.KeyFlags) {
 // planOffline vets and plans file as ftc run does, offline (the lock
 // pins what ran), with f's key flags.
 func planOffline(ctx context.Context, file string, f *runFlags, stderr io.Writer) (*config.Recipe, *plan.Plan, *resolve.Result, error) {
-	overrides, err := f.recipe.overrides()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	vo, err := f.recipe.vetOptions()
-	if err != nil {
-		return nil, nil, nil, err
-	}
 	hasher := &resolve.Hasher{MemoDir: f.cache.dirs().Hashes, Defer: true}
-	vo.Digest = hasher.SHA256
-	if f.gpusSet {
-		vo.Plan.GPUs = f.gpus
+	overrides, vo, err := f.planOptions(hasher)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	vo.Plan.CPU = f.cpu
 	r, err := vetReported(file, overrides, vo, stderr)
 	if err != nil {
 		return nil, nil, nil, err

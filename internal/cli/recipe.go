@@ -43,6 +43,17 @@ func (f *recipeFlags) vetOptions() (compiler.Options, error) {
 	return o, nil
 }
 
+// options are the overrides (--set) and vet options (--data-root) the
+// flags give.
+func (f *recipeFlags) options() ([]load.Override, compiler.Options, error) {
+	overrides, err := f.overrides()
+	if err != nil {
+		return nil, compiler.Options{}, err
+	}
+	vo, err := f.vetOptions()
+	return overrides, vo, err
+}
+
 func (f *recipeFlags) overrides() ([]load.Override, error) {
 	var out []load.Override
 	for _, s := range f.sets {

@@ -107,25 +107,14 @@ its newest complete checkpoint on the next run.`,
 }
 
 func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, stdout, stderr io.Writer) error {
-	overrides, err := f.recipe.overrides()
-	if err != nil {
-		return err
-	}
-	vo, err := f.recipe.vetOptions()
-	if err != nil {
-		return err
-	}
 	// Memos of data hashes, like the lock, are written only once the run
 	// gets past its checks (the runner flushes them): a refused run
 	// writes nothing.
 	hasher := &resolve.Hasher{MemoDir: f.cache.dirs().Hashes, Progress: hashProgress(stderr), Defer: true}
-	vo.Digest = hasher.SHA256
-	if f.gpusSet {
-		// The compiler decides what --gpus changes (config.Recipe.Rescale):
-		// the recipe comes back rescaled, and checked as rescaled.
-		vo.Plan.GPUs = f.gpus
+	overrides, vo, err := f.planOptions(hasher)
+	if err != nil {
+		return err
 	}
-	vo.Plan.CPU = f.cpu
 	if err := f.readMissingArchs(ctx, file, overrides, &vo, stderr); err != nil {
 		return err
 	}
@@ -150,6 +139,23 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	o.Reporter = rep
 	_, err = runner.Run(ctx, o)
 	return failed(err, stderr)
+}
+
+// planOptions are the recipe flags' overrides and vet options with the
+// flags that change the plan (--gpus, --cpu), data checked through hasher.
+func (f *runFlags) planOptions(hasher *resolve.Hasher) ([]load.Override, compiler.Options, error) {
+	overrides, vo, err := f.recipe.options()
+	if err != nil {
+		return nil, vo, err
+	}
+	vo.Digest = hasher.SHA256
+	if f.gpusSet {
+		// The compiler decides what --gpus changes (config.Recipe.Rescale):
+		// the recipe comes back rescaled, and checked as rescaled.
+		vo.Plan.GPUs = f.gpus
+	}
+	vo.Plan.CPU = f.cpu
+	return overrides, vo, nil
 }
 
 // options are the runner's options from the flags.

@@ -25,11 +25,7 @@ hashes/), and reports all problems at once. It needs no GPU and no
 network. Exit status: 0 valid, 1 invalid, 2 usage error.`,
 		Args: argsError(1),
 		RunE: func(_ *cobra.Command, files []string) error {
-			overrides, err := flags.overrides()
-			if err != nil {
-				return err
-			}
-			vo, err := flags.vetOptions()
+			overrides, vo, err := flags.options()
 			if err != nil {
 				return err
 			}
