@@ -61,8 +61,7 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 			}
 			p, err := plan.Build(r)
 			if err != nil {
-				fmt.Fprintf(stderr, "ftc: %v\n", err)
-				return errFailed
+				return failed(err, stderr)
 			}
 			// As ftc run checks it on the local backend, refusing what it
 			// would refuse.
@@ -147,8 +146,7 @@ error.`,
 				Wheels: wheels, IndexURL: indexURL, Log: stderr,
 			})
 			if err != nil {
-				fmt.Fprintf(stderr, "ftc: %v\n", err)
-				return errFailed
+				return failed(err, stderr)
 			}
 			state := "made now"
 			if !v.Created {
@@ -159,13 +157,11 @@ error.`,
 			// (no GPUs: that is ftc env check's and ftc run's part).
 			p, err := plan.Build(r)
 			if err != nil {
-				fmt.Fprintf(stderr, "ftc: %v\n", err)
-				return errFailed
+				return failed(err, stderr)
 			}
 			rep, err := envcheck.CheckRecipe(ctx, r, p, v.Interpreter(), 0)
 			if err != nil {
-				fmt.Fprintf(stderr, "ftc: %v\n", err)
-				return errFailed
+				return failed(err, stderr)
 			}
 			display.EnvTable(stdout, rep)
 			if len(rep.Refused()) > 0 {

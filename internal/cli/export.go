@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler/image"
-	"github.com/ftc-dev/ftc/compiler/launch/shq"
 	"github.com/ftc-dev/ftc/runtime/export"
 	"github.com/ftc-dev/ftc/runtime/publish"
 	"github.com/ftc-dev/ftc/runtime/resolve"
@@ -68,25 +67,13 @@ func exportRecipe(ctx context.Context, file, stage, dir string, f *runFlags, for
 	}
 	res, err := runner.Export(ctx, runner.ExportOptions{
 		File: file, Recipe: r, Hasher: hasher, Image: f.image, Stage: stage, Dir: dir, Force: force,
-		Store: f.cache.dirs().Store, Command: exportCommand(file, stage, dir, f), RunCommand: "ftc run " + file,
+		Store: f.cache.dirs().Store, Command: runner.ExportCommand(file, stage, dir, f.keyFlags()), RunCommand: "ftc run " + file,
 	})
 	if err != nil {
 		return failed(err, stderr)
 	}
 	fmt.Fprintf(stdout, "%s: %d file(s) from %s (key %s) and %s\n", dir, res.Files, res.Stage.Name, res.Stage.Key.Short(), export.CardFile)
 	return nil
-}
-
-// exportCommand is what reproduces the export: the run and the export
-// with the flags that decide the stages' keys (--set, --gpus, --cpu).
-func exportCommand(file, stage, dir string, f *runFlags) string {
-	flags := f.keyFlags()
-	run := shq.Join(append(append([]string{"ftc", "run"}, flags...), file))
-	args := append(append([]string{"ftc", "export"}, flags...), file)
-	if stage != "" {
-		args = append(args, stage)
-	}
-	return run + " && " + shq.Join(append(args, dir))
 }
 
 // keyFlags are the flags of a run that decide its keys: ftc export must

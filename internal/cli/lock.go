@@ -89,8 +89,7 @@ An up-to-date lock is kept unless --update.`,
 				fmt.Fprintf(stdout, "  %s==%s %s\n", p.Name, p.Version, p.Hashes[0])
 			}
 			if err != nil {
-				fmt.Fprintf(stderr, "ftc: %v\n", err)
-				return errFailed
+				return failed(err, stderr)
 			}
 			return nil
 		},
@@ -135,8 +134,7 @@ func lockModels(ctx context.Context, file string, rf *recipeFlags, stdout, stder
 		display.ModelsLocked(stdout, lockPath, res)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ftc: %v\n", err)
-		return errFailed
+		return failed(err, stderr)
 	}
 	return nil
 }

@@ -46,8 +46,7 @@ func pinRecipe(file string, cache cacheFlag, check bool, stdout, stderr io.Write
 	hasher := &resolve.Hasher{MemoDir: cache.dirs().Hashes, Progress: hashProgress(stderr)}
 	pins, err := runner.PinFile(file, hasher)
 	if err != nil {
-		fmt.Fprintf(stderr, "ftc: %v\n", err)
-		return errFailed
+		return failed(err, stderr)
 	}
 	for _, s := range pins.Sites {
 		at := fmt.Sprintf("%s:%d:%d", file, s.Pos.Line(), s.Pos.Column())

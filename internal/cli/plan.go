@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/display"
+	"github.com/ftc-dev/ftc/runtime/publish"
 	"github.com/ftc-dev/ftc/runtime/runner"
 )
 
@@ -76,11 +76,13 @@ the image ` + plan.ImageNotBuilt + `, each said on stderr (the status stays 0).`
 					}
 				}
 			}
-			if asJSON {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				enc.SetEscapeHTML(false)
-				return enc.Encode(p)
+			if asJSON { // the bytes ftc publish puts in the artifact
+				b, err := publish.PlanJSON(p)
+				if err != nil {
+					return err
+				}
+				_, err = stdout.Write(b)
+				return err
 			}
 			display.Plan(stdout, p)
 			return nil

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -356,12 +355,7 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 	default:
 		return err // planOffline's, which said why
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "what\tpublished\there\tmatch")
-	for _, r := range res.Rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.What, r.Published, r.Here, r.Match)
-	}
-	tw.Flush()
+	display.Compared(stdout, res.Rows)
 	if failed := res.Failed(); failed > 0 {
 		fmt.Fprintf(stderr, "ftc: reproduce: %d of %d check(s) differ\n", failed, len(res.Rows))
 		return errFailed

@@ -5,11 +5,13 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/build"
 	"github.com/ftc-dev/ftc/runtime/exec"
+	"github.com/ftc-dev/ftc/runtime/publish"
 	"github.com/ftc-dev/ftc/runtime/resolve"
 	"github.com/ftc-dev/ftc/runtime/runner"
 )
@@ -140,4 +142,14 @@ func ModelsLocked(w io.Writer, path string, res *resolve.ModelsLocked) {
 	for _, l := range lines {
 		fmt.Fprintln(w, l)
 	}
+}
+
+// Compared prints ftc reproduce's table: what | published | here | match.
+func Compared(w io.Writer, rows []publish.Row) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "what\tpublished\there\tmatch")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.What, r.Published, r.Here, r.Match)
+	}
+	tw.Flush()
 }

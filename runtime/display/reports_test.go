@@ -12,6 +12,7 @@ import (
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/build"
 	"github.com/ftc-dev/ftc/runtime/exec"
+	"github.com/ftc-dev/ftc/runtime/publish"
 	"github.com/ftc-dev/ftc/runtime/resolve"
 	"github.com/ftc-dev/ftc/runtime/runner"
 )
@@ -76,5 +77,14 @@ func TestModelsLocked(t *testing.T) {
 	if !strings.HasPrefix(got, "ftc.lock: 1 Hub pin(s), 1 architecture(s) added\n  arch org/m@c1: qwen2, 24 layers, ") ||
 		!strings.HasSuffix(got, "\n  model org/m@main c1\n") {
 		t.Errorf("got:\n%s", got)
+	}
+}
+
+func TestCompared(t *testing.T) {
+	var out bytes.Buffer
+	Compared(&out, []publish.Row{{What: "key sft", Published: "abc", Here: "abc", Match: "yes"}, {What: "metric loss", Published: "1", Here: "2", Match: "NO"}})
+	want := "what         published  here  match\nkey sft      abc        abc   yes\nmetric loss  1          2     NO\n"
+	if out.String() != want {
+		t.Errorf("got:\n%q\nwant:\n%q", out.String(), want)
 	}
 }

@@ -70,3 +70,16 @@ func TestCheckHereRefusesDevices(t *testing.T) {
 		t.Errorf("the recipe's one GPU: %v", err)
 	}
 }
+
+// TestExportCommand: the run and the export carry the same key flags,
+// quoted for a shell; the stage only when it was named.
+func TestExportCommand(t *testing.T) {
+	got := ExportCommand("r.cue", "", "out dir", []string{"--set", "a=1 2", "--cpu"})
+	want := "ftc run --set 'a=1 2' --cpu r.cue && ftc export --set 'a=1 2' --cpu r.cue 'out dir'"
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if got := ExportCommand("r.cue", "sft", "d", nil); got != "ftc run r.cue && ftc export r.cue sft d" {
+		t.Errorf("got %s", got)
+	}
+}
