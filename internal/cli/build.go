@@ -182,7 +182,7 @@ func buildRecipe(ctx context.Context, file string, f *buildFlags, publishers fun
 // publishers turns -o and --push into publishers, made once the image's
 // name (--name, else the recipe's) is known.
 func (f *buildFlags) publishers(stderr io.Writer) (func(recipe string) []build.Publisher, error) {
-	d := build.Destinations{Output: f.output, Push: f.push, Progress: stderr}
+	d := build.Destinations{Output: f.output, Push: f.push, Name: f.name, Progress: stderr}
 	if f.progress == "quiet" {
 		d.Progress = nil
 	}
@@ -191,10 +191,5 @@ func (f *buildFlags) publishers(stderr io.Writer) (func(recipe string) []build.P
 	if err != nil { // only a given --output can be wrong
 		return nil, usageError{fmt.Errorf("--output %q: %w", f.output, err)}
 	}
-	return func(recipe string) []build.Publisher {
-		if f.name != "" {
-			return ps(f.name)
-		}
-		return ps(recipe)
-	}, nil
+	return ps, nil
 }

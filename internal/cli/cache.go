@@ -202,10 +202,6 @@ or ftc build is writing to the cache.`,
 	return cmd
 }
 
-func (c *cacheFlag) registerPersistent(cmd *cobra.Command) {
-	cmd.PersistentFlags().StringVar(&c.dir, "cache", "", "cache directory (default $FTC_CACHE, else $XDG_CACHE_HOME/ftc, else ~/.cache/ftc)")
-}
-
 // recipeKeys plans a recipe as `ftc run` does — data checked, Hub
 // references pinned from ftc.lock, offline — and returns its stage keys.
 func recipeKeys(c context.Context, file string, cache *cacheFlag, roots *recipeFlags, stderr io.Writer) ([]string, error) {

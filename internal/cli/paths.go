@@ -15,8 +15,15 @@ type cacheFlag struct {
 	envsDir string
 }
 
+const cacheUsage = "cache directory (default $FTC_CACHE, else $XDG_CACHE_HOME/ftc, else ~/.cache/ftc)"
+
 func (c *cacheFlag) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&c.dir, "cache", "", "cache directory (default $FTC_CACHE, else $XDG_CACHE_HOME/ftc, else ~/.cache/ftc)")
+	cmd.Flags().StringVar(&c.dir, "cache", "", cacheUsage)
+}
+
+// registerPersistent gives cmd and its subcommands the flag (ftc cache).
+func (c *cacheFlag) registerPersistent(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&c.dir, "cache", "", cacheUsage)
 }
 
 // dirs are the cache's directories (runner.CacheRoot, runner.DirsAt).
