@@ -8,7 +8,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -16,6 +15,7 @@ import (
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/runtime/build"
+	"github.com/ftc-dev/ftc/runtime/display"
 	"github.com/ftc-dev/ftc/stdlib"
 )
 
@@ -65,18 +65,14 @@ func (f *builderFlags) options(stderr io.Writer) (build.Options, error) {
 	// stderr; what matters reaches the user as an error or the display.
 	logrus.SetLevel(logrus.ErrorLevel)
 	return build.Options{
-		BuildKit: f.buildkit, Cache: f.cache.images(),
+		BuildKit: f.buildkit, Cache: f.cache.dirs().Images,
 		Wheels: f.wheels, IndexURL: f.indexURL, Progress: stderr, ProgressMode: f.progress,
 	}, nil
 }
 
 // vet vets a recipe with the flags' overrides and data roots.
 func (f *builderFlags) vet(file string, stderr io.Writer) (*config.Recipe, error) {
-	overrides, err := f.recipe.overrides()
-	if err != nil {
-		return nil, err
-	}
-	vo, err := f.recipe.vetOptions()
+	overrides, vo, err := f.recipe.options()
 	if err != nil {
 		return nil, err
 	}
@@ -166,10 +162,10 @@ func buildRecipe(ctx context.Context, file string, f *buildFlags, publishers fun
 	if err != nil {
 		return nil, err
 	}
-	b, err := build.Recipe(ctxOr(ctx), r, build.RecipeOptions{
+	b, err := build.Recipe(ctx, r, build.RecipeOptions{
 		Builder: build.New(o), Frozen: f.frozen, LockOptions: f.lockOptions(false),
 		Entrypoints: stdlib.Entrypoints(), Version: Version, Epoch: epoch,
-		Publishers: publishers, IIDFile: f.iidfile, Observer: buildReport{stdout},
+		Publishers: publishers, IIDFile: f.iidfile, Observer: display.BuildReport{W: stdout},
 	})
 	if err != nil {
 		var u image.Unpinned
@@ -183,33 +179,10 @@ func buildRecipe(ctx context.Context, file string, f *buildFlags, publishers fun
 	return b, nil
 }
 
-// buildReport says on stdout what build.Recipe did.
-type buildReport struct{ w io.Writer }
-
-func (p buildReport) Locked(path string, lr *build.LockResult) {
-	fmt.Fprintf(p.w, "locked %s in %s\n", describeLock(lr), path)
-}
-
-func (p buildReport) Built(b *build.Built) {
-	env := "built"
-	if b.EnvironmentCached {
-		env = "cached"
-	}
-	fmt.Fprintf(p.w, "image %s (environment %s %s, %d ftc layer(s)) in %s\n", b.Digest, env, b.EnvironmentKey.Short(), len(b.Spec.Layers), b.Took.Round(time.Millisecond))
-}
-
-func (p buildReport) Published(where string, pushed bool) {
-	if pushed {
-		fmt.Fprintf(p.w, "pushed %s\n", where)
-	} else {
-		fmt.Fprintf(p.w, "wrote %s\n", where)
-	}
-}
-
 // publishers turns -o and --push into publishers, made once the image's
 // name (--name, else the recipe's) is known.
 func (f *buildFlags) publishers(stderr io.Writer) (func(recipe string) []build.Publisher, error) {
-	d := build.Destinations{Output: f.output, Push: f.push, Progress: stderr}
+	d := build.Destinations{Output: f.output, Push: f.push, Name: f.name, Progress: stderr}
 	if f.progress == "quiet" {
 		d.Progress = nil
 	}
@@ -218,24 +191,5 @@ func (f *buildFlags) publishers(stderr io.Writer) (func(recipe string) []build.P
 	if err != nil { // only a given --output can be wrong
 		return nil, usageError{fmt.Errorf("--output %q: %w", f.output, err)}
 	}
-	return func(recipe string) []build.Publisher {
-		if f.name != "" {
-			return ps(f.name)
-		}
-		return ps(recipe)
-	}, nil
-}
-
-func describeLock(lr *build.LockResult) string {
-	var parts []string
-	if lr.BasePinned {
-		parts = append(parts, "base "+lr.Base)
-	}
-	if lr.Resolved {
-		parts = append(parts, fmt.Sprintf("%d Python package(s)", len(lr.Packages)))
-	}
-	if len(parts) == 0 {
-		return "nothing new"
-	}
-	return strings.Join(parts, " and ")
+	return ps, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/runtime/cas"
+	"github.com/ftc-dev/ftc/runtime/display"
 	"github.com/ftc-dev/ftc/runtime/remote"
 	"github.com/ftc-dev/ftc/runtime/resolve"
 	"github.com/ftc-dev/ftc/runtime/runner"
@@ -31,7 +32,7 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 		Short: "List cache entries, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			s, err := cas.Open(cache.store())
+			s, err := cas.Open(cache.dirs().Store)
 			if err != nil {
 				return err
 			}
@@ -40,7 +41,7 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			for _, a := range acts {
-				fmt.Fprintf(stdout, "%s  %-8s %-24s %10s  %s\n", short(a.Key), a.Kind, a.Name, humanBytes(a.Size), a.Created.Local().Format("2006-01-02 15:04"))
+				fmt.Fprintf(stdout, "%s  %-8s %-24s %10s  %s\n", display.Short(a.Key), a.Kind, a.Name, display.HumanBytes(a.Size), a.Created.Local().Format("2006-01-02 15:04"))
 			}
 			return nil
 		},
@@ -50,15 +51,15 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Show how much disk the cache uses",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			u, err := runner.Usage(cache.dirs())
+			u, err := runner.Usage(cache.dirs().Cache())
 			if u.Store != nil {
-				fmt.Fprintf(stdout, "%d entries, %d blobs, %s in %s\n", u.Store.Actions, u.Store.Blobs, humanBytes(u.Store.Bytes), u.StoreRoot)
+				fmt.Fprintf(stdout, "%d entries, %d blobs, %s in %s\n", u.Store.Actions, u.Store.Blobs, display.HumanBytes(u.Store.Bytes), u.StoreRoot)
 			}
 			if u.Environments != nil {
-				fmt.Fprintf(stdout, "%d environment images, %s in %s\n", u.Environments.Entries, humanBytes(u.Environments.Bytes), u.EnvDir)
+				fmt.Fprintf(stdout, "%d environment images, %s in %s\n", u.Environments.Entries, display.HumanBytes(u.Environments.Bytes), u.EnvDir)
 			}
 			for _, d := range u.Dirs {
-				fmt.Fprintf(stdout, "%d %s, %s in %s\n", d.Entries, d.What, humanBytes(d.Bytes), d.Dir)
+				fmt.Fprintf(stdout, "%d %s, %s in %s\n", d.Entries, d.What, display.HumanBytes(d.Bytes), d.Dir)
 			}
 			return err
 		},
@@ -69,7 +70,7 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Re-hash every blob every entry names; report (and with --repair remove) damaged entries",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			s, err := cas.Open(cache.store())
+			s, err := cas.Open(cache.dirs().Store)
 			if err != nil {
 				return err
 			}
@@ -78,7 +79,7 @@ func newCache(stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			for _, p := range probs {
-				fmt.Fprintf(stderr, "%s: %v\n", short(p.Key), p.Err)
+				fmt.Fprintf(stderr, "%s: %v\n", display.Short(p.Key), p.Err)
 			}
 			if len(probs) > 0 {
 				what := "run with --repair to remove them; the stages rerun"
@@ -114,7 +115,7 @@ or ftc build is writing to the cache.`,
 			o := runner.GCOptions{KeepKeys: map[string]bool{}, KeepEnvironments: map[string]bool{},
 				KeepNewerThan: time.Duration(keepDays * 24 * float64(time.Hour)), Now: time.Now()}
 			for _, r := range keepRecipes {
-				keys, err := recipeKeys(ctx(cmd), r, &cache, &roots, stderr)
+				keys, err := recipeKeys(cmd.Context(), r, &cache, &roots, stderr)
 				if err != nil {
 					return err
 				}
@@ -125,15 +126,15 @@ or ftc build is writing to the cache.`,
 					o.KeepEnvironments[k] = true
 				}
 			}
-			res, err := runner.GC(cache.dirs(), o)
+			res, err := runner.GC(cache.dirs().Cache(), o)
 			if st := res.Store; st != nil {
-				fmt.Fprintf(stdout, "removed %d entries and %d blobs, freed %s\n", st.ActionsRemoved, st.BlobsRemoved, humanBytes(st.BytesFreed))
+				fmt.Fprintf(stdout, "removed %d entries and %d blobs, freed %s\n", st.ActionsRemoved, st.BlobsRemoved, display.HumanBytes(st.BytesFreed))
 			}
 			if env := res.Environment; env != nil {
-				fmt.Fprintf(stdout, "removed %d environment images, freed %s\n", env.Removed, humanBytes(env.Freed))
+				fmt.Fprintf(stdout, "removed %d environment images, freed %s\n", env.Removed, display.HumanBytes(env.Freed))
 			}
 			if ep := res.Entrypoints; ep != nil {
-				fmt.Fprintf(stdout, "removed %d entrypoints copies of other ftc versions, freed %s\n", ep.Entries, humanBytes(ep.Bytes))
+				fmt.Fprintf(stdout, "removed %d entrypoints copies of other ftc versions, freed %s\n", ep.Entries, display.HumanBytes(ep.Bytes))
 			}
 			return err
 		},
@@ -146,27 +147,27 @@ or ftc build is writing to the cache.`,
 		Short: "Upload cache entries (a recipe's, or all) to an OCI registry",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := cas.Open(cache.store())
+			s, err := cas.Open(cache.dirs().Store)
 			if err != nil {
 				return err
 			}
 			var keys []string
 			if len(args) == 2 {
-				if keys, err = recipeKeys(ctx(cmd), args[1], &cache, &roots, stderr); err != nil {
+				if keys, err = recipeKeys(cmd.Context(), args[1], &cache, &roots, stderr); err != nil {
 					return err
 				}
 			}
-			c, err := remote.Open(ctx(cmd), args[0], s, remote.Options{})
+			c, err := remote.Open(cmd.Context(), args[0], s, remote.Options{})
 			if err != nil {
 				return usageError{err}
 			}
 			m := meterCache(c, stdout, "pushing", true)
-			st, err := c.Push(ctx(cmd), keys)
-			m.finish()
+			st, err := c.Push(cmd.Context(), keys)
+			m.Finish()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "pushed %d entries to %s (%d already there): %s\n", st.Entries, args[0], st.EntriesSkipped, m.summary())
+			fmt.Fprintf(stdout, "pushed %d entries to %s (%d already there): %s\n", st.Entries, args[0], st.EntriesSkipped, m.Summary())
 			return nil
 		},
 	}
@@ -175,41 +176,30 @@ or ftc build is writing to the cache.`,
 		Short: "Download a recipe's cache entries from an OCI registry",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := cas.Open(cache.store())
+			s, err := cas.Open(cache.dirs().Store)
 			if err != nil {
 				return err
 			}
-			keys, err := recipeKeys(ctx(cmd), args[1], &cache, &roots, stderr)
+			keys, err := recipeKeys(cmd.Context(), args[1], &cache, &roots, stderr)
 			if err != nil {
 				return err
 			}
-			c, err := remote.Open(ctx(cmd), args[0], s, remote.Options{})
+			c, err := remote.Open(cmd.Context(), args[0], s, remote.Options{})
 			if err != nil {
 				return usageError{err}
 			}
 			m := meterCache(c, stdout, "pulling", true)
-			st, err := c.Pull(ctx(cmd), keys)
-			m.finish()
+			st, err := c.Pull(cmd.Context(), keys)
+			m.Finish()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "pulled %d entries from %s (%d blobs fetched, %d already local; %d not in the registry): %s\n", st.Entries, args[0], st.BlobsFetched, st.BlobsLocal, st.Missing, m.summary())
+			fmt.Fprintf(stdout, "pulled %d entries from %s (%d blobs fetched, %d already local; %d not in the registry): %s\n", st.Entries, args[0], st.BlobsFetched, st.BlobsLocal, st.Missing, m.Summary())
 			return nil
 		},
 	}
 	cmd.AddCommand(ls, du, verify, gc, push, pull)
 	return cmd
-}
-
-func (c *cacheFlag) registerPersistent(cmd *cobra.Command) {
-	cmd.PersistentFlags().StringVar(&c.dir, "cache", "", "cache directory (default $FTC_CACHE, else $XDG_CACHE_HOME/ftc, else ~/.cache/ftc)")
-}
-
-func ctx(cmd *cobra.Command) context.Context {
-	if c := cmd.Context(); c != nil {
-		return c
-	}
-	return context.Background()
 }
 
 // recipeKeys plans a recipe as `ftc run` does — data checked, Hub
@@ -219,12 +209,12 @@ func recipeKeys(c context.Context, file string, cache *cacheFlag, roots *recipeF
 	if err != nil {
 		return nil, err
 	}
-	r, diags, err := vetRecipe(file, nil, vo)
+	r, diags, err := runner.Vet(file, nil, vo)
 	printDiags(stderr, diags.Errors())
 	if err != nil {
 		return nil, errFailed
 	}
-	keys, err := runner.Keys(c, r, &resolve.Hasher{MemoDir: cache.hashes(), Progress: hashProgress(stderr)})
+	keys, err := runner.Keys(c, r, &resolve.Hasher{MemoDir: cache.dirs().Hashes, Progress: hashProgress(stderr)})
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)
 		return nil, errFailed
@@ -240,16 +230,11 @@ func recipeEnvironmentKey(file string, roots *recipeFlags) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	r, _, err := vetRecipe(file, nil, vo)
+	r, _, err := runner.Vet(file, nil, vo)
 	if err != nil {
 		return "", false
 	}
 	return runner.EnvironmentKey(r, Version)
-}
-
-// dirs are the cache's directories ftc cache looks after.
-func (c *cacheFlag) dirs() runner.CacheDirs {
-	return runner.CacheDirs{Root: c.root(), Store: c.store(), Images: c.images()}
 }
 
 // transferRemote moves a plan's entries for ftc run --remote (pull, or
@@ -262,11 +247,11 @@ func transferRemote(c context.Context, s *cas.Store, ref string, keys []string, 
 	if push {
 		m := meterCache(rc, w, "pushing", false)
 		st, err := rc.Push(c, keys)
-		m.finish()
-		return st.Entries, m.summary(), err
+		m.Finish()
+		return st.Entries, m.Summary(), err
 	}
 	m := meterCache(rc, w, "pulling", false)
 	st, err := rc.Pull(c, keys)
-	m.finish()
-	return st.Entries, m.summary(), err
+	m.Finish()
+	return st.Entries, m.Summary(), err
 }

@@ -12,7 +12,7 @@ import (
 // makes an unchanged file cost a stat. progress, when set, hears about
 // large files being hashed.
 func dataDigests(c cacheFlag, progress io.Writer) config.Digester {
-	h := &resolve.Hasher{MemoDir: c.hashes()}
+	h := &resolve.Hasher{MemoDir: c.dirs().Hashes}
 	if progress != nil {
 		h.Progress = hashProgress(progress)
 	}

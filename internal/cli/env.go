@@ -1,22 +1,20 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/plan"
+	"github.com/ftc-dev/ftc/runtime/display"
 	"github.com/ftc-dev/ftc/runtime/envcheck"
 	"github.com/ftc-dev/ftc/runtime/exec"
+	"github.com/ftc-dev/ftc/runtime/runner"
 )
 
 // allowEnvFlag is the flag that goes on with an environment other than
@@ -49,11 +47,7 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 			if len(files) > 1 {
 				return usageError{fmt.Errorf("env check: one recipe at a time")}
 			}
-			overrides, err := flags.overrides()
-			if err != nil {
-				return err
-			}
-			vo, err := flags.vetOptions()
+			overrides, vo, err := flags.options()
 			if err != nil {
 				return err
 			}
@@ -67,32 +61,20 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 			}
 			p, err := plan.Build(r)
 			if err != nil {
-				fmt.Fprintf(stderr, "ftc: %v\n", err)
-				return errFailed
+				return failed(err, stderr)
 			}
-			// The same topology checks as ftc run on the local backend.
-			rf := runFlags{gpus: gpus, gpusSet: cmd.Flags().Changed("gpus"), engine: "local"}
-			if err := rf.checkTopology(r.Hardware, hasTraining(p)); err != nil {
-				return usageError{err}
-			}
-			var devices []int
-			if !r.CPU {
-				if devices, err = gpuList(gpus, rf.gpusSet, r.Hardware); err != nil {
-					return usageError{err}
-				}
-			}
-			// As ftc run checks it, refusing what it would refuse.
+			// As ftc run checks it on the local backend, refusing what it
+			// would refuse.
 			pythonSet := cmd.Flags().Changed("python")
-			prep, err := envcheck.Prepare(cmdContext(cmd), r, p, envcheck.PrepareOptions{
-				Python: python, PythonSet: pythonSet, Envs: cache.envs(), GPUs: len(devices)})
+			prep, err := runner.CheckHere(cmd.Context(), r, p, gpus, cmd.Flags().Changed("gpus"), envcheck.PrepareOptions{
+				Python: python, PythonSet: pythonSet, Envs: cache.dirs().Envs})
 			var refused *envcheck.RefusedError
 			if err != nil && !errors.As(err, &refused) {
-				fmt.Fprintf(stderr, "ftc: %v\n", err)
-				return errFailed
+				return failed(err, stderr)
 			}
-			printEnvTable(stdout, prep.Report)
+			display.EnvTable(stdout, prep.Report)
 			if refused != nil {
-				printEnvProblems(stderr, prep.Report, false, envFix(r, files[0], flags.sets, cache, pythonSet))
+				display.EnvProblems(stderr, prep.Report, "", envcheck.Fix(r, files[0], flags.sets, cache.dirs().Envs, pythonSet))
 				return errFailed
 			}
 			return nil
@@ -148,11 +130,7 @@ error.`,
 					return usageError{fmt.Errorf("--wheels %s: not a directory", wheels)}
 				}
 			}
-			overrides, err := flags.overrides()
-			if err != nil {
-				return err
-			}
-			vo, err := flags.vetOptions()
+			overrides, vo, err := flags.options()
 			if err != nil {
 				return err
 			}
@@ -160,16 +138,15 @@ error.`,
 			if err != nil {
 				return err
 			}
-			ctx := cmdContext(cmd)
+			ctx := cmd.Context()
 			v, err := envcheck.CreateLocked(ctx, r, envcheck.CreateOptions{
-				File: files[0], Sets: flags.sets, Python: python, Dir: dir, Envs: cache.envs(),
-				EntrypointsRoot: filepath.Join(cache.root(), "entrypoints"),
+				File: files[0], Sets: flags.sets, Python: python, Dir: dir, Envs: cache.dirs().Envs,
+				EntrypointsRoot: cache.dirs().Entrypoints,
 				// pip's progress to stderr: stdout says only what was made.
 				Wheels: wheels, IndexURL: indexURL, Log: stderr,
 			})
 			if err != nil {
-				fmt.Fprintf(stderr, "ftc: %v\n", err)
-				return errFailed
+				return failed(err, stderr)
 			}
 			state := "made now"
 			if !v.Created {
@@ -180,15 +157,13 @@ error.`,
 			// (no GPUs: that is ftc env check's and ftc run's part).
 			p, err := plan.Build(r)
 			if err != nil {
-				fmt.Fprintf(stderr, "ftc: %v\n", err)
-				return errFailed
+				return failed(err, stderr)
 			}
 			rep, err := envcheck.CheckRecipe(ctx, r, p, v.Interpreter(), 0)
 			if err != nil {
-				fmt.Fprintf(stderr, "ftc: %v\n", err)
-				return errFailed
+				return failed(err, stderr)
 			}
-			printEnvTable(stdout, rep)
+			display.EnvTable(stdout, rep)
 			if len(rep.Refused()) > 0 {
 				// The lock pins these very versions: only a lock that
 				// disagrees with the profile gets here.
@@ -213,158 +188,42 @@ error.`,
 	return create
 }
 
-// cmdContext is the command's context: the one main's ExecuteContext
-// gives (cancelled on an interrupt), else, in tests that call a command
-// directly, context.Background().
-func cmdContext(cmd *cobra.Command) context.Context { return ctxOr(cmd.Context()) }
-
-// ctxOr is ctx, or context.Background() when it is nil.
-func ctxOr(ctx context.Context) context.Context {
-	if ctx == nil {
-		return context.Background()
-	}
-	return ctx
-}
-
-func printEnvTable(w io.Writer, rep *envcheck.Report) {
-	gpus := "no GPU"
-	if rep.Want.GPUs > 0 {
-		gpus = fmt.Sprintf("%d GPU(s)", rep.Want.GPUs)
-	}
-	fmt.Fprintf(w, "environment: %s (Python %s, %s) against profile %s, %s\n", rep.Python, rep.Probe.Python, rep.Probe.Executable, rep.Want.Profile, gpus)
-	var buf bytes.Buffer
-	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  \tWANT\tFOUND\t")
-	for _, row := range rep.Rows {
-		st := ""
-		switch row.Status {
-		case envcheck.Differs:
-			st = "DIFFERS"
-		case envcheck.Short:
-			st = "TOO SMALL"
-		case envcheck.Fatal:
-			st = "CANNOT RUN"
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", row.What, row.Want, row.Found, st)
-	}
-	tw.Flush()
-	for _, line := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
-		fmt.Fprintln(w, strings.TrimRight(line, " "))
-	}
-}
-
-// printEnvProblems says why the environment is refused and what fixes it.
-// fix is the line that makes the profile's environment (envFix).
-func printEnvProblems(w io.Writer, rep *envcheck.Report, run bool, fix string) {
-	for _, row := range rep.Fatal() {
-		switch row.What {
-		case "GPUs":
-			fmt.Fprintf(w, "ftc: the run needs %s GPU(s), %s: change --gpus or hardware.gpusPerNode, or CUDA_VISIBLE_DEVICES\n", row.Want, row.Found)
-		default:
-			fmt.Fprintf(w, "ftc: the run needs %d GPU(s), but %s can use none (CUDA %s): install torch %s built for CUDA %s, run where a GPU is visible, or train on the CPU with ftc run --cpu (keyed as a CPU run)\n",
-				rep.Want.GPUs, rep.Python, row.Found, rep.Want.Packages["torch"], rep.Want.CUDA)
-		}
-	}
-	refused := rep.Refused()
-	if len(refused) == 0 {
-		return
-	}
-	var what []string
-	for _, row := range refused {
-		what = append(what, row.What)
-	}
-	fmt.Fprintf(w, "ftc: %s is not the environment of profile %s (%s)\n", rep.Python, rep.Want.Profile, strings.Join(what, ", "))
-	for _, row := range refused {
-		if row.Package || row.What == "python" {
-			fmt.Fprintf(w, "  fix: %s\n", fix)
-			break
-		}
-	}
-	for _, row := range refused {
-		switch {
-		case row.What == "python":
-			fmt.Fprintf(w, "  fix: use a Python %s interpreter (--python python%s)\n", row.Want, row.Want)
-		case row.Status == envcheck.Short:
-			fmt.Fprintf(w, "  fix: set hardware.gpu to the GPU this machine has, so the memory estimate is made for it\n")
-		}
-	}
-	if run && len(rep.Fatal()) == 0 {
-		fmt.Fprintf(w, "  or go on with --%s: outputs are then keyed by the environment that ran, never the profile's\n", allowEnvFlag)
-	}
-}
-
-// envFix says how to get the profile's environment: the one ftc env
-// create made already (when --python chose another), else ftc env create
-// (after ftc lock when the lock lacks the closure).
-func envFix(r *config.Recipe, file string, sets []string, cache cacheFlag, pythonSet bool) string {
-	if v, ok := envcheck.LockedVenv(r, cache.envs()); ok && pythonSet {
-		return "drop --python: ftc env create made the profile's environment from ftc.lock, " + v.Dir
-	}
-	_, err := envcheck.LockedClosure(r, file, sets)
-	return envcheck.CreateCommand(file, sets, err == nil) + " (the profile's packages from ftc.lock, hash-checked; then used when --python is not given)"
-}
-
-// localEnv is what a local run needs from this machine.
-type localEnv struct {
-	report *envcheck.Report // nil when not checked
-	skip   string           // why the check did not run
-	// env holds the variables stages run with here: the materialised
-	// entrypoints on PYTHONPATH, the checked interpreter's directory
-	// first on PATH.
-	env []string
-}
-
 // prepareLocal decides whether the local interpreter is checked, checks
 // it before any stage starts (envcheck.Prepare: a run in another
 // environment than the profile's, when allowed, is replanned and keyed by
 // it) and materialises the entrypoints. Without --python, the interpreter
 // is that of the environment ftc env create made for the recipe's locked
 // closure, when there is one.
-func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Plan, f *runFlags, gpus []int, stdout, stderr io.Writer) (*plan.Plan, *localEnv, error) {
-	le := &localEnv{}
-	switch {
-	case f.engine == "docker" || f.engine == "podman":
-		// Stages run in the image, which holds the profile's environment
-		// and the entrypoints.
-		return p, le, nil
-	case f.engine != "local":
-		// Slurm and Kubernetes run training in the image; only the data
-		// preparation runs here (with the entrypoints materialised below).
-		// Its interpreter is not checked: replanning would change the
-		// keys of the stages the image runs too.
-		le.skip = "training runs in the image (--backend " + f.engine + ")"
-	case f.entrypoint != "":
-		// A stand-in (test trainer, wrapper script) replaces the launcher
-		// and the interpreter: it answers for its own environment.
-		le.skip = "--entrypoint replaces the interpreter"
-	case f.dryRun:
-		le.skip = "dry run (ftc env check makes the check alone)"
+func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Plan, f *runFlags, gpus []int, stdout, stderr io.Writer) (*runner.Prepared, error) {
+	o := f.options()
+	check, skip := o.LocalCheck()
+	if !check {
+		return &runner.Prepared{Plan: p, Python: f.python}, nil
 	}
 	n := 0
-	if hasTraining(p) {
+	if runner.HasTraining(p) {
 		n = len(gpus)
 	}
 	prep, err := envcheck.Prepare(ctx, r, p, envcheck.PrepareOptions{
-		Skip: le.skip, Python: f.python, PythonSet: f.pythonSet, Envs: f.cache.envs(),
+		Skip: skip, Python: f.python, PythonSet: f.pythonSet, Envs: f.cache.dirs().Envs,
 		GPUs: n, AllowMismatch: f.allowEnv, Image: f.image,
 	})
 	if v := prep.Venv; v != nil {
 		f.python = prep.Python
 		fmt.Fprintf(stdout, "environment: %s (ftc env create, from ftc.lock)\n", v.Dir)
 	}
-	le.report = prep.Report
 	var refused *envcheck.RefusedError
 	switch {
 	case errors.As(err, &refused):
-		printEnvTable(stderr, refused.Report)
-		printEnvProblems(stderr, refused.Report, true, envFix(r, file, f.recipe.sets, f.cache, f.pythonSet))
-		return nil, nil, errFailed
+		display.EnvTable(stderr, refused.Report)
+		display.EnvProblems(stderr, refused.Report, allowEnvFlag, envcheck.Fix(r, file, f.recipe.sets, f.cache.dirs().Envs, f.pythonSet))
+		return nil, errFailed
 	case prep.Refused:
-		printEnvTable(stdout, prep.Report)
+		display.EnvTable(stdout, prep.Report)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)
-		return nil, nil, errFailed
+		return nil, errFailed
 	}
 	p = prep.Plan
 	if prep.Replanned {
@@ -372,24 +231,14 @@ func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Pl
 	} else if prep.Refused {
 		fmt.Fprintf(stdout, "going on (--%s)\n", allowEnvFlag)
 	}
+	out := &runner.Prepared{Plan: p, Python: f.python, Record: func(events *exec.EventLog, dir string, p *plan.Plan) {
+		runner.RecordEnvironment(events, dir, prep.Report, skip, p, allowEnvFlag)
+	}}
 	if f.dryRun {
-		return p, le, nil
+		return out, nil
 	}
-	if le.env, err = envcheck.StageEnvAt(filepath.Join(f.cache.root(), "entrypoints"), le.report); err != nil {
-		return nil, nil, err
+	if out.LocalEnv, err = envcheck.StageEnvAt(f.cache.dirs().Entrypoints, prep.Report); err != nil {
+		return nil, err
 	}
-	return p, le, nil
-}
-
-// record writes what the check found to the run record: the table as
-// environment.json and one event `ftc status` shows.
-func (le *localEnv) record(events *exec.EventLog, dir string, p *plan.Plan) {
-	msg := envcheck.RecordMessage(le.report, le.skip, p.Environment.Ran, p.Environment.Key.Short(), allowEnvFlag)
-	if msg == "" {
-		return
-	}
-	events.Emit(exec.Event{Type: exec.EventEnvironment, Message: msg})
-	if le.report != nil && dir != "" { // a dry run has no record
-		_ = envcheck.WriteRecord(dir, msg, le.report, p.Environment.Ran)
-	}
+	return out, nil
 }

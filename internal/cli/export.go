@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler/image"
-	"github.com/ftc-dev/ftc/compiler/launch/shq"
 	"github.com/ftc-dev/ftc/runtime/export"
+	"github.com/ftc-dev/ftc/runtime/publish"
 	"github.com/ftc-dev/ftc/runtime/resolve"
 	"github.com/ftc-dev/ftc/runtime/runner"
 )
@@ -41,7 +40,7 @@ Nothing is written into the cache. DIR must be absent or empty unless
 				stage = args[1]
 			}
 			f.gpusSet = cmd.Flags().Changed("gpus")
-			return exportRecipe(file, stage, dir, &f, force, stdout, stderr)
+			return exportRecipe(cmd.Context(), file, stage, dir, &f, force, stdout, stderr)
 		},
 	}
 	f.recipe.register(cmd)
@@ -53,31 +52,22 @@ Nothing is written into the cache. DIR must be absent or empty unless
 	return cmd
 }
 
-func exportRecipe(file, stage, dir string, f *runFlags, force bool, stdout, stderr io.Writer) error {
+func exportRecipe(ctx context.Context, file, stage, dir string, f *runFlags, force bool, stdout, stderr io.Writer) error {
 	if f.image != "" && !image.ByDigest(f.image) {
 		return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", f.image)}
 	}
-	overrides, err := f.recipe.overrides()
+	hasher := &resolve.Hasher{MemoDir: f.cache.dirs().Hashes, Defer: true}
+	overrides, vo, err := f.planOptions(hasher)
 	if err != nil {
 		return err
 	}
-	vo, err := f.recipe.vetOptions()
-	if err != nil {
-		return err
-	}
-	hasher := &resolve.Hasher{MemoDir: f.cache.hashes(), Defer: true}
-	vo.Digest = hasher.SHA256
-	if f.gpusSet {
-		vo.Plan.GPUs = f.gpus
-	}
-	vo.Plan.CPU = f.cpu
 	r, err := vetReported(file, overrides, vo, stderr)
 	if err != nil {
 		return err
 	}
-	res, err := runner.Export(context.Background(), runner.ExportOptions{
+	res, err := runner.Export(ctx, runner.ExportOptions{
 		File: file, Recipe: r, Hasher: hasher, Image: f.image, Stage: stage, Dir: dir, Force: force,
-		Store: f.cache.store(), Command: exportCommand(file, stage, dir, f), RunCommand: "ftc run " + file,
+		Store: f.cache.dirs().Store, Command: runner.ExportCommand(file, stage, dir, f.keyFlags()), RunCommand: "ftc run " + file,
 	})
 	if err != nil {
 		return failed(err, stderr)
@@ -86,30 +76,8 @@ func exportRecipe(file, stage, dir string, f *runFlags, force bool, stdout, stde
 	return nil
 }
 
-// exportCommand is what reproduces the export: the run and the export
-// with the flags that decide the stages' keys (--set, --gpus, --cpu).
-func exportCommand(file, stage, dir string, f *runFlags) string {
-	flags := f.keyFlags()
-	run := shq.Join(append(append([]string{"ftc", "run"}, flags...), file))
-	args := append(append([]string{"ftc", "export"}, flags...), file)
-	if stage != "" {
-		args = append(args, stage)
-	}
-	return run + " && " + shq.Join(append(args, dir))
-}
-
 // keyFlags are the flags of a run that decide its keys: ftc export must
 // be given the same to find the run's outputs.
 func (f *runFlags) keyFlags() []string {
-	var flags []string
-	for _, s := range f.recipe.sets {
-		flags = append(flags, "--set", s)
-	}
-	if f.gpusSet {
-		flags = append(flags, "--gpus", strconv.Itoa(f.gpus))
-	}
-	if f.cpu {
-		flags = append(flags, "--cpu")
-	}
-	return flags
+	return publish.KeyFlags{Sets: f.recipe.sets, GPUs: f.gpus, GPUsSet: f.gpusSet, CPU: f.cpu}.Args()
 }

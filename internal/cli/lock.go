@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"sort"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/runtime/build"
+	"github.com/ftc-dev/ftc/runtime/display"
 	"github.com/ftc-dev/ftc/runtime/resolve"
+	"github.com/ftc-dev/ftc/runtime/runner"
 )
 
 func newLock(stdout, stderr io.Writer) *cobra.Command {
@@ -56,7 +57,7 @@ An up-to-date lock is kept unless --update.`,
 			if len(files) > 1 {
 				return usageError{fmt.Errorf("lock: one recipe at a time")}
 			}
-			ctx := cmdContext(cmd)
+			ctx := cmd.Context()
 			o, err := f.options(stderr)
 			if err != nil {
 				return err
@@ -88,8 +89,7 @@ An up-to-date lock is kept unless --update.`,
 				fmt.Fprintf(stdout, "  %s==%s %s\n", p.Name, p.Version, p.Hashes[0])
 			}
 			if err != nil {
-				fmt.Fprintf(stderr, "ftc: %v\n", err)
-				return errFailed
+				return failed(err, stderr)
 			}
 			return nil
 		},
@@ -104,11 +104,7 @@ An up-to-date lock is kept unless --update.`,
 // The recipe is decoded, not vetted: a model without an architecture is
 // what this step is for; the vet that follows reports the rest.
 func lockModels(ctx context.Context, file string, rf *recipeFlags, stdout, stderr io.Writer) error {
-	overrides, err := rf.overrides()
-	if err != nil {
-		return err
-	}
-	vo, err := rf.vetOptions()
+	overrides, vo, err := rf.options()
 	if err != nil {
 		return err
 	}
@@ -118,7 +114,7 @@ func lockModels(ctx context.Context, file string, rf *recipeFlags, stdout, stder
 		return fmt.Errorf("reading %s: %w", lockPath, err)
 	}
 	vo.Archs = lock.ModelFacts()
-	r, diags, err := vetRecipe(file, overrides, vo)
+	r, diags, err := runner.Vet(file, overrides, vo)
 	if r == nil {
 		printDiags(stderr, diags.Errors())
 		if len(diags) == 0 && err != nil {
@@ -126,7 +122,7 @@ func lockModels(ctx context.Context, file string, rf *recipeFlags, stdout, stder
 		}
 		return errFailed
 	}
-	res, err := resolve.LockModels(ctx, r, lock, lockPath, hubFromEnv(false))
+	res, err := resolve.LockModels(ctx, r, lock, lockPath, runner.HubFromEnv(false))
 	for _, w := range res.Warnings {
 		fmt.Fprintf(stderr, "ftc: warning: %s\n", w)
 	}
@@ -135,38 +131,10 @@ func lockModels(ctx context.Context, file string, rf *recipeFlags, stdout, stder
 		return err
 	}
 	if res.LockChanged {
-		var lines []string
-		for ref, c := range res.Added {
-			lines = append(lines, fmt.Sprintf("  %s %s", ref, c))
-		}
-		for at, a := range res.Archs {
-			f := a.Facts
-			moe := ""
-			if f.Experts > 0 {
-				moe = fmt.Sprintf(", %d experts (%d per token, %s active)", f.Experts, f.ExpertsPerToken, humanCount(f.ActiveParams()))
-			}
-			lines = append(lines, fmt.Sprintf("  arch %s: %s, %d layers, %s parameters%s", at, f.ModelType, f.Layers, humanCount(f.Params()), moe))
-		}
-		sort.Strings(lines)
-		fmt.Fprintf(stdout, "%s: %d Hub pin(s), %d architecture(s) added\n", lockPath, len(res.Added), len(res.Archs))
-		for _, l := range lines {
-			fmt.Fprintln(stdout, l)
-		}
+		display.ModelsLocked(stdout, lockPath, res)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ftc: %v\n", err)
-		return errFailed
+		return failed(err, stderr)
 	}
 	return nil
-}
-
-// humanCount writes a parameter count as people do: 8.03B, 494M.
-func humanCount(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.3gB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.3gM", float64(n)/1e6)
-	}
-	return fmt.Sprint(n)
 }

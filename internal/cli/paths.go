@@ -1,10 +1,9 @@
 package cli
 
 import (
-	"os"
-	"path/filepath"
-
 	"github.com/spf13/cobra"
+
+	"github.com/ftc-dev/ftc/runtime/runner"
 )
 
 // cacheFlag is the cache directory flag shared by run, cache and status.
@@ -16,40 +15,22 @@ type cacheFlag struct {
 	envsDir string
 }
 
+const cacheUsage = "cache directory (default $FTC_CACHE, else $XDG_CACHE_HOME/ftc, else ~/.cache/ftc)"
+
 func (c *cacheFlag) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&c.dir, "cache", "", "cache directory (default $FTC_CACHE, else $XDG_CACHE_HOME/ftc, else ~/.cache/ftc)")
+	cmd.Flags().StringVar(&c.dir, "cache", "", cacheUsage)
 }
 
-// root resolves the cache directory.
-func (c *cacheFlag) root() string {
-	if c.dir != "" {
-		return c.dir
-	}
-	if d := os.Getenv("FTC_CACHE"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "ftc")
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".cache", "ftc")
-	}
-	return filepath.Join(os.TempDir(), "ftc-cache")
+// registerPersistent gives cmd and its subcommands the flag (ftc cache).
+func (c *cacheFlag) registerPersistent(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&c.dir, "cache", "", cacheUsage)
 }
 
-func (c *cacheFlag) store() string   { return filepath.Join(c.root(), "cas") }
-func (c *cacheFlag) runs() string    { return filepath.Join(c.root(), "runs") }
-func (c *cacheFlag) records() string { return filepath.Join(c.root(), "records") }
-func (c *cacheFlag) hashes() string  { return filepath.Join(c.root(), "hashes") }
-
-// envs is where ftc env create keeps virtual environments, one per
-// locked closure (envcheck.VenvKey).
-func (c *cacheFlag) envs() string {
+// dirs are the cache's directories (runner.CacheRoot, runner.DirsAt).
+func (c *cacheFlag) dirs() runner.Dirs {
+	d := runner.DirsAt(runner.CacheRoot(c.dir))
 	if c.envsDir != "" {
-		return c.envsDir
+		d.Envs = c.envsDir
 	}
-	return filepath.Join(c.root(), "envs")
+	return d
 }
-
-// images is where ftc build keeps environment images (build.Options.Cache).
-func (c *cacheFlag) images() string { return filepath.Join(c.root(), "images") }

@@ -6,13 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/ftc-dev/ftc/compiler/diag"
-	"github.com/ftc-dev/ftc/compiler/load"
 	"github.com/ftc-dev/ftc/runtime/resolve"
+	"github.com/ftc-dev/ftc/runtime/runner"
 )
 
 func newPin(stdout, stderr io.Writer) *cobra.Command {
@@ -45,48 +43,34 @@ when a pin would change. Exit status: 0 all pins current, 1 otherwise.`,
 }
 
 func pinRecipe(file string, cache cacheFlag, check bool, stdout, stderr io.Writer) error {
-	src, err := os.ReadFile(file)
+	hasher := &resolve.Hasher{MemoDir: cache.dirs().Hashes, Progress: hashProgress(stderr)}
+	pins, err := runner.PinFile(file, hasher)
 	if err != nil {
-		return err
+		return failed(err, stderr)
 	}
-	dir := filepath.Dir(file)
-	hasher := &resolve.Hasher{MemoDir: cache.hashes(), Progress: hashProgress(stderr)}
-	out, sites, err := load.RewritePins(file, src, resolve.PinSum(dir, hasher))
-	if err != nil {
-		fmt.Fprintf(stderr, "ftc: %v\n", err)
-		return errFailed
-	}
-	bad := false
-	var added, updated, current int
-	for _, s := range sites {
+	for _, s := range pins.Sites {
 		at := fmt.Sprintf("%s:%d:%d", file, s.Pos.Line(), s.Pos.Column())
 		switch {
 		case s.Err != nil:
-			bad = true
 			fmt.Fprintf(stderr, "%s: %s: %v\n", at, s.Path, unwrapPath(s.Err))
 		case s.Old == s.New:
-			current++
 		case s.Old == "":
-			added++
 			fmt.Fprintf(stdout, "%s: %s: sha256 %s (was missing)\n", at, s.Path, s.New)
 		default:
-			updated++
 			fmt.Fprintf(stdout, "%s: %s: sha256 %s (was %s)\n", at, s.Path, s.New, s.Old)
 		}
 	}
 	note := ""
-	if check {
-		if added+updated > 0 {
-			bad, note = true, " (--check: nothing written)"
-		}
-	} else if added+updated > 0 {
-		if err := resolve.ReplaceFile(file, out); err != nil {
+	if check && pins.Changed() {
+		note = " (--check: nothing written)"
+	} else if pins.Changed() {
+		if err := resolve.ReplaceFile(file, pins.Out); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "%s: %d pin(s) added, %d updated, %d current%s\n", file, added, updated, current, note)
+	fmt.Fprintf(stdout, "%s: %d pin(s) added, %d updated, %d current%s\n", file, pins.Added, pins.Updated, pins.Current, note)
 	if check {
-		if bad {
+		if pins.Failed || pins.Changed() {
 			return errFailed
 		}
 		return nil
@@ -94,16 +78,9 @@ func pinRecipe(file string, cache cacheFlag, check bool, stdout, stderr io.Write
 
 	// The pins this file does not hold: vet says which are missing or
 	// stale, and where they are written.
-	vo := recipeFlags{}
-	opts, _ := vo.vetOptions()
-	opts.Digest = hasher.SHA256
-	_, diags, _ := vetRecipe(file, nil, opts)
+	rest := runner.PinsLeft(file, hasher)
 	abs, _ := filepath.Abs(file)
-	var rest diag.List
-	for _, d := range diags.Errors() {
-		if !strings.HasSuffix(d.Path, ".file.sha256") {
-			continue
-		}
+	for _, d := range rest {
 		if d.Pos.IsValid() && d.Pos.Filename() != abs {
 			wd, _ := os.Getwd()
 			where := d.Pos.Filename()
@@ -113,10 +90,9 @@ func pinRecipe(file string, cache cacheFlag, check bool, stdout, stderr io.Write
 			fmt.Fprintf(stderr, "ftc: %s is written in %s:%d:%d, not in %s: pin rewrites only the file it is given; change it there\n",
 				d.Path, where, d.Pos.Line(), d.Pos.Column(), file)
 		}
-		rest = append(rest, d)
 	}
 	printDiags(stderr, rest)
-	if bad || len(rest) > 0 {
+	if pins.Failed || len(rest) > 0 {
 		return errFailed
 	}
 	return nil

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -17,8 +16,10 @@ import (
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/build"
 	"github.com/ftc-dev/ftc/runtime/cas"
+	"github.com/ftc-dev/ftc/runtime/display"
 	"github.com/ftc-dev/ftc/runtime/publish"
 	"github.com/ftc-dev/ftc/runtime/resolve"
+	"github.com/ftc-dev/ftc/runtime/runner"
 )
 
 func newPublish(stdout, stderr io.Writer) *cobra.Command {
@@ -66,7 +67,6 @@ environment is written. Publishing the same run twice gives the same digest.`,
 }
 
 func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs []string, f *runFlags, stdout, stderr io.Writer) error {
-	ctx = ctxOr(ctx)
 	if f.image != "" && !image.ByDigest(f.image) {
 		return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", f.image)}
 	}
@@ -83,15 +83,15 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 		return err
 	}
 	if rec.Start.Message != p.Recipe {
-		fmt.Fprintf(stderr, "ftc: the last run recorded in %s is of recipe %s, not %s: run `ftc run %s` first\n", f.cache.records(), rec.Start.Message, p.Recipe, file)
+		fmt.Fprintf(stderr, "ftc: the last run recorded in %s is of recipe %s, not %s: run `ftc run %s` first\n", f.cache.dirs().Records, rec.Start.Message, p.Recipe, file)
 		return errFailed
 	}
 	for _, n := range withOutputs {
-		if upTo(p, n).Stages == nil {
+		if runner.UpTo(p, n).Stages == nil {
 			return usageError{fmt.Errorf("--with-output %s: the recipe has no stage %q", n, n)}
 		}
 	}
-	store, err := cas.Open(f.cache.store())
+	store, err := cas.Open(f.cache.dirs().Store)
 	if err != nil {
 		return err
 	}
@@ -109,23 +109,23 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 		t.Tag = p.Recipe
 	}
 	tty, _, _ := progressMode("auto", stdout)
-	m := newTransferMeter(stdout, "pushing", tty, nil)
+	m := display.NewTransferMeter(stdout, "pushing", tty, nil)
 	if layoutDir == "" {
-		t.Bytes = m.add
+		t.Bytes = m.Add
 	}
 	pub, err := publish.Publish(ctx, art, t)
-	m.finish()
+	m.Finish()
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: publish: %v\n", err)
 		return errFailed
 	}
 	where := "OCI layout " + layoutDir + " as " + t.Tag
 	if layoutDir == "" {
-		where = ref + " (pushed " + m.summary() + ")"
+		where = ref + " (pushed " + m.Summary() + ")"
 	}
 	idx := art.Index
 	fmt.Fprintf(stdout, "published %s (run %s, %d stage(s)) to %s\n  manifest %s: %d file(s), %s, and a provenance statement (manifest %d bytes)\n",
-		p.Recipe, idx.Record, len(idx.Stages), where, pub.Digest, len(art.Files), humanBytes(art.Bytes()), pub.Size)
+		p.Recipe, idx.Record, len(idx.Stages), where, pub.Digest, len(art.Files), display.HumanBytes(art.Bytes()), pub.Size)
 	check := []string{"ftc", "reproduce"}
 	if layoutDir != "" {
 		check = append(check, "--layout", layoutDir)
@@ -148,12 +148,12 @@ func lastRecord(file string, f *runFlags, stderr io.Writer) (*publish.Record, er
 		return nil, err
 	}
 	name := ""
-	if r, _, err := vetRecipe(file, nil, vo); err == nil && r != nil {
+	if r, _, err := runner.Vet(file, nil, vo); err == nil && r != nil {
 		name = r.Name
 	}
-	rec, err := publish.LastRecord(f.cache.records(), name)
+	rec, err := publish.LastRecord(f.cache.dirs().Records, name)
 	if errors.Is(err, publish.ErrNoRecord) {
-		fmt.Fprintf(stderr, "ftc: no run recorded in %s: run `ftc run %s` first\n", f.cache.records(), file)
+		fmt.Fprintf(stderr, "ftc: no run recorded in %s: run `ftc run %s` first\n", f.cache.dirs().Records, file)
 		return nil, errFailed
 	} else if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)
@@ -183,32 +183,23 @@ func (f *runFlags) applyKeyFlags(k publish.KeyFlags) {
 // planOffline vets and plans file as ftc run does, offline (the lock
 // pins what ran), with f's key flags.
 func planOffline(ctx context.Context, file string, f *runFlags, stderr io.Writer) (*config.Recipe, *plan.Plan, *resolve.Result, error) {
-	overrides, err := f.recipe.overrides()
+	hasher := &resolve.Hasher{MemoDir: f.cache.dirs().Hashes, Defer: true}
+	overrides, vo, err := f.planOptions(hasher)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	vo, err := f.recipe.vetOptions()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	hasher := &resolve.Hasher{MemoDir: f.cache.hashes(), Defer: true}
-	vo.Digest = hasher.SHA256
-	if f.gpusSet {
-		vo.Plan.GPUs = f.gpus
-	}
-	vo.Plan.CPU = f.cpu
 	r, err := vetReported(file, overrides, vo, stderr)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	f.offline = true
-	p, res, _, err := resolveAndPlan(ctx, r, f, hasher)
+	f.offline = true // the lock pins what ran; ftc reproduce --rerun stays offline too
+	rs, err := runner.ResolveAndPlan(ctx, r, runner.ResolveOptions{Lock: f.pending, Hasher: hasher, Image: f.image})
 	if err != nil {
 		fmt.Fprintf(stderr, "ftc: %v\n", err)
 		return nil, nil, nil, errFailed
 	}
 	hasher.Flush()
-	return r, p, res, nil
+	return r, rs.Plan, rs.Resolve, nil
 }
 
 func newReproduce(stdout, stderr io.Writer) *cobra.Command {
@@ -285,7 +276,6 @@ anything differs.`,
 // reproduce pulls, verifies, re-plans and compares; rebuild, when set,
 // holds the builder flags of --rebuild.
 func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float64, rebuild *buildFlags, f *runFlags, stdout, stderr io.Writer) error {
-	ctx = ctxOr(ctx)
 	if dir == "" {
 		d, err := os.MkdirTemp("", "ftc-reproduce-")
 		if err != nil {
@@ -296,16 +286,16 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 		return usageError{fmt.Errorf("--dir %s: not empty (reproduce pulls into a fresh directory)", dir)}
 	}
 	tty, _, _ := progressMode("auto", stdout)
-	m := newTransferMeter(stdout, "pulling", tty, nil)
-	o := publish.ReproduceOptions{Ref: ref, Layout: layoutDir, Dir: dir, Bytes: m.add, Rerun: rerun, Tolerance: tol,
+	m := display.NewTransferMeter(stdout, "pulling", tty, nil)
+	o := publish.ReproduceOptions{Ref: ref, Layout: layoutDir, Dir: dir, Bytes: m.Add, Rerun: rerun, Tolerance: tol,
 		Pulled: func(got *publish.Fetched) {
-			m.finish()
-			fmt.Fprintf(stdout, "pulled %s (%s, %d file(s), every blob verified; %s) into %s\n", got.Index.Recipe, got.Digest, len(got.Files), m.summary(), got.Dir)
+			m.Finish()
+			fmt.Fprintf(stdout, "pulled %s (%s, %d file(s), every blob verified; %s) into %s\n", got.Index.Recipe, got.Digest, len(got.Files), m.Summary(), got.Dir)
 		},
 		// The published flags, in a fresh cache; the environments ftc
 		// env create made stay the user's ($FTC_CACHE or the default).
 		Plan: func(ctx context.Context, file string, k publish.KeyFlags) (*plan.Plan, error) {
-			f.cache.envsDir = (&cacheFlag{}).envs()
+			f.cache.envsDir = (&cacheFlag{}).dirs().Envs
 			f.cache.dir = filepath.Join(dir, "cache")
 			f.applyKeyFlags(k)
 			_, p, _, err := planOffline(ctx, file, f, stderr)
@@ -319,7 +309,7 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 				}
 				return nil, err
 			}
-			return cas.Open(f.cache.store())
+			return cas.Open(f.cache.dirs().Store)
 		},
 	}
 	if rebuild != nil {
@@ -333,7 +323,7 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 		}
 	}
 	res, err := publish.Reproduce(ctx, o)
-	m.finish()
+	m.Finish()
 	var (
 		re *publish.ReproduceError
 		ns *publish.NoStageError
@@ -365,12 +355,7 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 	default:
 		return err // planOffline's, which said why
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "what\tpublished\there\tmatch")
-	for _, r := range res.Rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.What, r.Published, r.Here, r.Match)
-	}
-	tw.Flush()
+	display.Compared(stdout, res.Rows)
 	if failed := res.Failed(); failed > 0 {
 		fmt.Fprintf(stderr, "ftc: reproduce: %d of %d check(s) differ\n", failed, len(res.Rows))
 		return errFailed

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +13,7 @@ import (
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/load"
-	"github.com/ftc-dev/ftc/runtime/resolve"
+	"github.com/ftc-dev/ftc/runtime/runner"
 )
 
 // recipeFlags are the flags every command that reads a recipe takes.
@@ -44,6 +43,17 @@ func (f *recipeFlags) vetOptions() (compiler.Options, error) {
 	return o, nil
 }
 
+// options are the overrides (--set) and vet options (--data-root) the
+// flags give.
+func (f *recipeFlags) options() ([]load.Override, compiler.Options, error) {
+	overrides, err := f.overrides()
+	if err != nil {
+		return nil, compiler.Options{}, err
+	}
+	vo, err := f.vetOptions()
+	return overrides, vo, err
+}
+
 func (f *recipeFlags) overrides() ([]load.Override, error) {
 	var out []load.Override
 	for _, s := range f.sets {
@@ -63,43 +73,11 @@ func printDiags(w io.Writer, l diag.List) {
 	l.Print(w, wd)
 }
 
-// evalBound is the longest ftc waits for the compiler to evaluate one
-// recipe. Vetting takes well under a second; the compiler finds the
-// recipes CUE cannot evaluate (reference cycles) itself. The bound is a
-// last resort, so that a recipe nobody foresaw cannot hang a command.
-var evalBound = 60 * time.Second
-
-// bounded runs one compiler call on file within evalBound. Past it the
-// call is left running (the process ends soon after) and an error says
-// what happened.
-func bounded[T any](file string, f func() (T, diag.List, error)) (T, diag.List, error) {
-	type result struct {
-		v     T
-		diags diag.List
-		err   error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, diags, err := f()
-		done <- result{v, diags, err}
-	}()
-	t := time.NewTimer(evalBound)
-	defer t.Stop()
-	select {
-	case r := <-done:
-		return r.v, r.diags, r.err
-	case <-t.C:
-		var zero T
-		return zero, nil, fmt.Errorf("evaluating the recipe did not finish within %s; this is a bug in ftc, please report it with the recipe", evalBound)
-	}
-}
-
-// vetRecipe is compiler.VetWith within evalBound.
-// vetReported vets file as vetRecipe does and prints what is wrong to
+// vetReported vets file (runner.Vet) and prints what is wrong to
 // stderr (the diagnostics, or the error itself when there are none),
 // returning errFailed when the recipe is refused.
 func vetReported(file string, overrides []load.Override, opts compiler.Options, stderr io.Writer) (*config.Recipe, error) {
-	r, diags, err := vetRecipe(file, overrides, opts)
+	r, diags, err := runner.Vet(file, overrides, opts)
 	printDiags(stderr, diags) // warnings too: a run that can never checkpoint should say so before it starts
 	if fe, ok := flagError(err); ok {
 		return nil, fe // --gpus or --cpu, not the recipe
@@ -111,30 +89,6 @@ func vetReported(file string, overrides []load.Override, opts compiler.Options, 
 		return nil, errFailed
 	}
 	return r, nil
-}
-
-func vetRecipe(file string, overrides []load.Override, opts compiler.Options) (*config.Recipe, diag.List, error) {
-	if err := lockArchs(file, &opts); err != nil {
-		return nil, nil, err
-	}
-	return bounded(file, func() (*config.Recipe, diag.List, error) { return compiler.VetWith(file, overrides, opts) })
-}
-
-// lockArchs gives the compiler the architectures that the ftc.lock next
-// to file holds (read from the models' config.json by ftc lock), unless
-// opts has them already. vet and plan read them and nothing else: they
-// stay offline.
-func lockArchs(file string, opts *compiler.Options) error {
-	if opts.Archs != nil {
-		return nil
-	}
-	path := filepath.Join(filepath.Dir(file), resolve.LockFile)
-	lock, err := resolve.ReadLock(path)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
-	}
-	opts.Archs = lock.ModelFacts()
-	return nil
 }
 
 // flagError is err as a usage error when a flag that changes the plan

@@ -6,18 +6,16 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ftc-dev/ftc/compiler"
-	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/load"
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/cas"
-	"github.com/ftc-dev/ftc/runtime/exec"
+	"github.com/ftc-dev/ftc/runtime/display"
 	"github.com/ftc-dev/ftc/runtime/resolve"
 	"github.com/ftc-dev/ftc/runtime/runner"
 )
@@ -109,28 +107,14 @@ its newest complete checkpoint on the next run.`,
 }
 
 func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, stdout, stderr io.Writer) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	overrides, err := f.recipe.overrides()
-	if err != nil {
-		return err
-	}
-	vo, err := f.recipe.vetOptions()
-	if err != nil {
-		return err
-	}
 	// Memos of data hashes, like the lock, are written only once the run
 	// gets past its checks (the runner flushes them): a refused run
 	// writes nothing.
-	hasher := &resolve.Hasher{MemoDir: f.cache.hashes(), Progress: hashProgress(stderr), Defer: true}
-	vo.Digest = hasher.SHA256
-	if f.gpusSet {
-		// The compiler decides what --gpus changes (config.Recipe.Rescale):
-		// the recipe comes back rescaled, and checked as rescaled.
-		vo.Plan.GPUs = f.gpus
+	hasher := &resolve.Hasher{MemoDir: f.cache.dirs().Hashes, Progress: hashProgress(stderr), Defer: true}
+	overrides, vo, err := f.planOptions(hasher)
+	if err != nil {
+		return err
 	}
-	vo.Plan.CPU = f.cpu
 	if err := f.readMissingArchs(ctx, file, overrides, &vo, stderr); err != nil {
 		return err
 	}
@@ -145,18 +129,33 @@ func runRecipe(ctx context.Context, file string, f *runFlags, restartAll bool, s
 	}
 	o.Prepare = func(ctx context.Context, p *plan.Plan, gpus []int) (*runner.Prepared, error) {
 		// Before anything is pulled, recorded or run (env.go).
-		p, local, err := prepareLocal(ctx, file, r, p, f, gpus, stdout, stderr)
-		if err != nil {
-			return nil, err
-		}
-		return &runner.Prepared{Plan: p, Python: f.python, LocalEnv: local.env, Record: local.record}, nil
+		return prepareLocal(ctx, file, r, p, f, gpus, stdout, stderr)
 	}
 	o.Transfer = func(ctx context.Context, s *cas.Store, ref string, keys []string, push bool) (int, string, error) {
 		return transferRemote(ctx, s, ref, keys, push, stdout)
 	}
-	o.Reporter = &runReporter{f: f, stdout: stdout, stderr: stderr}
+	rep := &display.RunReport{Stdout: stdout, Stderr: stderr}
+	rep.TTY, rep.Width, _ = progressMode(f.progress, stdout)
+	o.Reporter = rep
 	_, err = runner.Run(ctx, o)
 	return failed(err, stderr)
+}
+
+// planOptions are the recipe flags' overrides and vet options with the
+// flags that change the plan (--gpus, --cpu), data checked through hasher.
+func (f *runFlags) planOptions(hasher *resolve.Hasher) ([]load.Override, compiler.Options, error) {
+	overrides, vo, err := f.recipe.options()
+	if err != nil {
+		return nil, vo, err
+	}
+	vo.Digest = hasher.SHA256
+	if f.gpusSet {
+		// The compiler decides what --gpus changes (config.Recipe.Rescale):
+		// the recipe comes back rescaled, and checked as rescaled.
+		vo.Plan.GPUs = f.gpus
+	}
+	vo.Plan.CPU = f.cpu
+	return overrides, vo, nil
 }
 
 // options are the runner's options from the flags.
@@ -165,8 +164,8 @@ func (f *runFlags) options() runner.Options {
 		Image: f.image, Until: f.until, Backend: f.engine, BackendSet: f.engineSet,
 		GPUs: f.gpus, GPUsSet: f.gpusSet, Force: f.force, Restart: f.restart, Retries: f.retries,
 		DryRun: f.dryRun, Python: f.python, PrepareOn: f.prepareOn, KeyFlags: f.keyFlags(),
-		Dirs:   runner.Dirs{Root: f.cache.root(), Store: f.cache.store(), Runs: f.cache.runs(), Records: f.cache.records()},
-		Remote: f.remote, Hub: hubFromEnv(f.offline),
+		Dirs:   f.cache.dirs(),
+		Remote: f.remote, Hub: runner.HubFromEnv(f.offline),
 	}
 	if f.entrypoint != "" {
 		o.Entrypoint = strings.Fields(f.entrypoint)
@@ -189,188 +188,23 @@ func failed(err error, stderr io.Writer) error {
 	return errFailed
 }
 
-// runReporter prints a run as it goes: the stages' progress on stdout,
-// warnings and what went wrong on stderr.
-type runReporter struct {
-	f              *runFlags
-	stdout, stderr io.Writer
-	printer        *progress
-	stopTicker     func()
-}
-
-func (r *runReporter) Warning(msg string) { fmt.Fprintf(r.stderr, "ftc: warning: %s\n", msg) }
-
-func (r *runReporter) Rescaled(lines []string) {
-	for _, l := range lines {
-		fmt.Fprintln(r.stdout, l)
-	}
-}
-
-func (r *runReporter) Pulled(ref string, n int, moved string, err error) {
-	if err != nil {
-		fmt.Fprintf(r.stderr, "ftc: remote cache %s: %v (continuing without it)\n", ref, err)
-	} else if n > 0 {
-		fmt.Fprintf(r.stdout, "remote: pulled %d stage(s) from %s: %s\n", n, ref, moved)
-	}
-}
-
-func (r *runReporter) Starting(p *plan.Plan, dryRun bool) {
-	r.printer = newProgress(r.stdout, len(p.Stages))
-	r.printer.tty, r.printer.width, _ = progressMode(r.f.progress, r.stdout)
-	r.stopTicker = func() {}
-	if dryRun {
-		return
-	}
-	// On a terminal the ETA runs down between metrics; in a log a stage
-	// that prints nothing for long has a heartbeat.
-	stopTicks := make(chan struct{})
-	ticked := make(chan struct{})
-	go func() {
-		defer close(ticked)
-		every := time.Second
-		if r.printer.tty {
-			every = 500 * time.Millisecond
-		}
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopTicks:
-				return
-			case <-t.C:
-				r.printer.tick()
-			}
-		}
-	}()
-	r.stopTicker = func() { close(stopTicks); <-ticked; r.printer.close() }
-}
-
-func (r *runReporter) Event(e exec.Event) { r.printer.event(e) }
-
-func (r *runReporter) Finished(res *runner.Result) {
-	r.stopTicker()
-	sum := res.Summary
-	if sum == nil {
-		return
-	}
-	cached, ran, failed := sum.Counts()
-	fmt.Fprintf(r.stdout, "%s: %d stage(s): %d cached, %d ran, %d failed in %s\n", res.Plan.Recipe, len(sum.Stages), cached, ran, failed, res.Elapsed.Round(time.Millisecond))
-	switch {
-	case res.DryRun:
-		fmt.Fprintln(r.stdout, "dry run: nothing ran, nothing recorded")
-	case res.ReportErr != nil:
-		fmt.Fprintf(r.stderr, "ftc: writing the report: %v\n", res.ReportErr)
-	default:
-		fmt.Fprintf(r.stdout, "report: %s\n", res.Report)
-	}
-}
-
-func (r *runReporter) Pushed(ref string, n int, moved string, err error) {
-	if err != nil {
-		fmt.Fprintf(r.stderr, "ftc: pushing to remote cache %s: %v\n", ref, err)
-	} else {
-		fmt.Fprintf(r.stdout, "remote: pushed %d stage(s) to %s: %s\n", n, ref, moved)
-	}
-}
-
 // cpuUsage is the help of --cpu, the same for every command that plans.
 const cpuUsage = "train on this machine's CPUs instead of GPUs: each training stage keeps its processes (one per GPU, after --gpus) and batch, torch sees no GPU, and the device is part of its key, so CPU outputs never stand in for GPU ones (refused for FSDP, vLLM generation, flash-attention and 8-bit optimizers)"
 
-// resolveAndPlan is runner.ResolveAndPlan with the flags' lock, Hub and
-// image (ftc export, ftc cache, ftc publish).
-func resolveAndPlan(ctx context.Context, r *config.Recipe, f *runFlags, hasher *resolve.Hasher) (*plan.Plan, *resolve.Result, func() error, error) {
-	rs, err := runner.ResolveAndPlan(ctx, r, runner.ResolveOptions{Lock: f.pending, Hub: hubFromEnv(f.offline), Hasher: hasher, Image: f.image})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return rs.Plan, rs.Resolve, rs.WriteLock, nil
-}
+// hashProgress reports hashing of large files on w (display.HashProgress).
+func hashProgress(w io.Writer) func(string, int64, int64) { return display.HashProgress(w, time.Now) }
 
-// hashProgress reports hashing of large files, at most once a second.
-func hashProgress(w io.Writer) func(string, int64, int64) {
-	var last time.Time
-	return func(path string, done, total int64) {
-		if total < 256<<20 || (time.Since(last) < time.Second && done < total) {
-			return
-		}
-		last = time.Now()
-		fmt.Fprintf(w, "hashing %s: %d%% of %s\n", filepath.Base(path), done*100/total, humanBytes(total))
-	}
-}
-
-// The runner's decisions under the names env.go and publish.go call them.
-var (
-	hubFromEnv  = runner.HubFromEnv
-	gpuList     = runner.GPUList
-	hasTraining = runner.HasTraining
-	upTo        = runner.UpTo
-	newRecord   = runner.NewRecord
-)
-
-func (f *runFlags) checkTopology(h config.Hardware, training bool) error {
-	o := f.options()
-	return o.CheckTopology(h, training)
-}
-
-func short(k string) string {
-	k = strings.TrimPrefix(k, "sha256:")
-	if len(k) > 12 {
-		return k[:12]
-	}
-	return k
-}
-
-func formatMetrics(m map[string]any) string {
-	var parts []string
-	for _, k := range sortedKeys(m) {
-		if k == "step" {
-			continue
-		}
-		switch v := m[k].(type) {
-		case float64:
-			parts = append(parts, fmt.Sprintf("%s=%.4g", k, v))
-		default:
-			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
-		}
-	}
-	return strings.Join(parts, " ")
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// readMissingArchs is ftc lock's first step for a run, where the Hub is
-// reachable: the models the recipe gives no architecture for (and the
-// lock none) are pinned and their config.json read, so that a recipe
-// naming a model by its repository alone runs without a separate ftc
-// lock. Nothing is written here: the lock is, with the run's pins, once
-// the run is past its checks.
+// readMissingArchs pins, where the Hub is reachable, the models the
+// recipe gives no architecture for (runner.LockMissingArchs), so that a
+// recipe naming a model by its repository alone runs without a separate
+// ftc lock. Nothing is written here: the lock is, with the run's pins,
+// once the run is past its checks.
 func (f *runFlags) readMissingArchs(ctx context.Context, file string, overrides []load.Override, vo *compiler.Options, stderr io.Writer) error {
-	hub := hubFromEnv(f.offline)
+	hub := runner.HubFromEnv(f.offline)
 	if hub == nil {
 		return nil
 	}
-	lock, err := resolve.ReadLock(filepath.Join(filepath.Dir(file), resolve.LockFile))
-	if err != nil {
-		return err
-	}
-	pre := *vo
-	pre.Digest, pre.Archs = nil, lock.ModelFacts()
-	r, _, _ := vetRecipe(file, overrides, pre)
-	if r == nil {
-		return nil // vet says what is wrong
-	}
-	pinned, warnings, err := runner.PinMissingArchs(ctx, r, lock, hub)
+	pinned, warnings, err := runner.LockMissingArchs(ctx, file, overrides, *vo, hub)
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "ftc: warning: %s\n", w)
 	}

@@ -5,6 +5,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ftc-dev/ftc/runtime/runner"
 )
 
 func newVet(stdout, stderr io.Writer) *cobra.Command {
@@ -23,18 +25,14 @@ hashes/), and reports all problems at once. It needs no GPU and no
 network. Exit status: 0 valid, 1 invalid, 2 usage error.`,
 		Args: argsError(1),
 		RunE: func(_ *cobra.Command, files []string) error {
-			overrides, err := flags.overrides()
-			if err != nil {
-				return err
-			}
-			vo, err := flags.vetOptions()
+			overrides, vo, err := flags.options()
 			if err != nil {
 				return err
 			}
 			vo.Digest = dataDigests(cacheFlag{}, stderr)
 			bad := false
 			for _, f := range files {
-				r, diags, err := vetRecipe(f, overrides, vo)
+				r, diags, err := runner.Vet(f, overrides, vo)
 				printDiags(stderr, diags)
 				if err != nil {
 					if len(diags) == 0 {

@@ -174,8 +174,11 @@ var ErrDestination = errors.New("want oci:DIR or oci-archive:FILE")
 // receives a push's progress (nil: none).
 type Destinations struct {
 	Output, Push string
-	Epoch        int64
-	Progress     io.Writer
+	// Name, when set, is the image's name in a layout or archive instead
+	// of the one Publishers' function is given (the recipe's).
+	Name     string
+	Epoch    int64
+	Progress io.Writer
 }
 
 // Publishers checks the destinations and returns their publishers, made
@@ -203,6 +206,9 @@ func (d Destinations) Publishers() (func(name string) []Publisher, error) {
 		out = append(out, func(string) Publisher { return Registry{Ref: d.Push, Progress: d.Progress} })
 	}
 	return func(name string) []Publisher {
+		if d.Name != "" {
+			name = d.Name
+		}
 		ps := make([]Publisher, len(out))
 		for i, p := range out {
 			ps[i] = p(name)

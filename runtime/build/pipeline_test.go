@@ -44,6 +44,14 @@ func TestDestinations(t *testing.T) {
 			t.Errorf("%+v: publishers %q, want %q", c.d, got, c.want)
 		}
 	}
+	// --name names the image in a layout or archive instead of the recipe.
+	ps, err := (Destinations{Output: "oci-archive:out.tar", Name: "given"}).Publishers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := ps("tiny")[0].(Archive); !ok || a.Name != "given" {
+		t.Errorf("with Name: %+v", ps("tiny")[0])
+	}
 	for _, bad := range []string{"oci:", "docker:img", "img"} {
 		if _, err := (Destinations{Output: bad}).Publishers(); !errors.Is(err, ErrDestination) {
 			t.Errorf("output %q: %v, want ErrDestination", bad, err)

@@ -105,3 +105,16 @@ func TestStageEnv(t *testing.T) {
 		t.Errorf("without a checked interpreter: %q, want PYTHONPATH only", got)
 	}
 }
+
+// TestFix: without a locked closure the fix locks first, and carries the
+// user's --set overrides.
+func TestFix(t *testing.T) {
+	r, _ := cpuRecipe(t)
+	dir := t.TempDir()
+	r.Dir = dir // no ftc.lock here
+	got := Fix(r, "recipe.cue", []string{"name=x y"}, t.TempDir(), true)
+	want := "ftc lock --set 'name=x y' recipe.cue && ftc env create --set 'name=x y' recipe.cue (the profile's packages from ftc.lock, hash-checked; then used when --python is not given)"
+	if got != want {
+		t.Errorf("Fix:\n got %s\nwant %s", got, want)
+	}
+}

@@ -332,3 +332,15 @@ func StageEnvAt(root string, rep *Report) ([]string, error) {
 	}
 	return StageEnv(dir, rep), nil
 }
+
+// Fix says how to get the profile's environment for r (file, with the
+// --set overrides sets): the one CreateLocked made already under envs
+// when pythonSet (--python) chose another, else ftc env create (after
+// ftc lock when the lock lacks the closure).
+func Fix(r *config.Recipe, file string, sets []string, envs string, pythonSet bool) string {
+	if v, ok := LockedVenv(r, envs); ok && pythonSet {
+		return "drop --python: ftc env create made the profile's environment from ftc.lock, " + v.Dir
+	}
+	_, err := LockedClosure(r, file, sets)
+	return CreateCommand(file, sets, err == nil) + " (the profile's packages from ftc.lock, hash-checked; then used when --python is not given)"
+}

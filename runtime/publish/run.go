@@ -348,6 +348,22 @@ type KeyFlags struct {
 	CPU     bool
 }
 
+// Args are the flags as a run record holds them and ftc commands take
+// them: each --set, then --gpus, then --cpu (ParseKeyFlags reads them).
+func (k KeyFlags) Args() []string {
+	var flags []string
+	for _, s := range k.Sets {
+		flags = append(flags, "--set", s)
+	}
+	if k.GPUsSet {
+		flags = append(flags, "--gpus", strconv.Itoa(k.GPUs))
+	}
+	if k.CPU {
+		flags = append(flags, "--cpu")
+	}
+	return flags
+}
+
 // ParseKeyFlags reads key flags as the run record writes them.
 func ParseKeyFlags(flags []string) (KeyFlags, error) {
 	var k KeyFlags

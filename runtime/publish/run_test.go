@@ -25,6 +25,16 @@ func TestParseKeyFlags(t *testing.T) {
 	if err != nil || !cmp.Equal(k, want) {
 		t.Errorf("ParseKeyFlags = %+v, %v; want %+v", k, err, want)
 	}
+	// Args writes what ParseKeyFlags reads, in its order.
+	if got, want := want.Args(), []string{"--set", "a=1", "--set", "b=2", "--gpus", "4", "--cpu"}; !cmp.Equal(got, want) {
+		t.Errorf("Args = %q, want %q", got, want)
+	}
+	if back, err := ParseKeyFlags(want.Args()); err != nil || !cmp.Equal(back, want) {
+		t.Errorf("ParseKeyFlags(Args()) = %+v, %v", back, err)
+	}
+	if got := (KeyFlags{GPUs: 2}).Args(); got != nil {
+		t.Errorf("--gpus not given: Args = %q", got)
+	}
 	for _, bad := range [][]string{{"--gpus"}, {"--gpus", "x"}, {"--until", "sft"}} {
 		if _, err := ParseKeyFlags(bad); err == nil {
 			t.Errorf("ParseKeyFlags(%q): no error", bad)

@@ -95,7 +95,7 @@ func GC(d CacheDirs, o GCOptions) (*GCResult, error) {
 		return res, err
 	}
 	res.Environment = &env
-	ep, err := envcheck.PruneEntrypoints(filepath.Join(d.Root, "entrypoints"))
+	ep, err := envcheck.PruneEntrypoints(DirsAt(d.Root).Entrypoints)
 	if err != nil {
 		return res, err
 	}

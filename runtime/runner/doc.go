@@ -12,5 +12,9 @@
 // The same decisions serve the commands that plan a recipe as ftc run
 // does without running it (ftc export, ftc cache gc --keep, push, pull,
 // ftc plan --out): ResolveAndPlan, Keys, Export and WritePlanFiles, so
-// that they find the keys the run used.
+// that they find the keys the run used. Every command vets and plans
+// through Vet and Plan (the lock's architectures, a bound on evaluation),
+// finds the cache's directories through CacheRoot and DirsAt, and ftc env
+// check and ftc pin are CheckHere and PinFile. What the commands show is
+// rendered by runtime/display.
 package runner

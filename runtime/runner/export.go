@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/ftc-dev/ftc/compiler/config"
+	"github.com/ftc-dev/ftc/compiler/launch/shq"
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/cas"
 	"github.com/ftc-dev/ftc/runtime/export"
@@ -141,4 +142,16 @@ func fileSHA256(p string) (string, error) {
 	}
 	h := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(h[:]), nil
+}
+
+// ExportCommand is what reproduces an export (ExportOptions.Command): the
+// run and the export of file's stage into dir, with the flags that
+// decide the stages' keys (--set, --gpus, --cpu: publish.KeyFlags.Args).
+func ExportCommand(file, stage, dir string, keyFlags []string) string {
+	run := shq.Join(append(append([]string{"ftc", "run"}, keyFlags...), file))
+	args := append(append([]string{"ftc", "export"}, keyFlags...), file)
+	if stage != "" {
+		args = append(args, stage)
+	}
+	return run + " && " + shq.Join(append(args, dir))
 }

@@ -26,6 +26,12 @@ type Dirs struct {
 	Store   string // the content-addressed store (cas)
 	Runs    string // the stages' run directories (checkpoints)
 	Records string // one record directory per run, and "latest"
+	// What the other commands keep there (DirsAt); a run reads none of
+	// them through Options.
+	Hashes      string // the data hasher's memo (resolve.Hasher.MemoDir)
+	Envs        string // ftc env create's virtual environments (envcheck.VenvKey)
+	Images      string // ftc build's environment images (build.Options.Cache)
+	Entrypoints string // the entrypoints each ftc version materialises
 }
 
 // Options configure a run. Flag names in messages are ftc run's: the

@@ -1,20 +1,18 @@
-package cli
+package display
 
 import (
 	"fmt"
 	"io"
 	"sync"
 	"time"
-
-	"github.com/ftc-dev/ftc/runtime/remote"
 )
 
-// transferMeter shows the bytes a transfer (cache push or pull) has moved
+// TransferMeter shows the bytes a transfer (cache push or pull) has moved
 // and its rate. On a terminal one status line is rewritten in place;
 // elsewhere a plain line is printed at most once every `every`. The lines
-// of the transfer itself (an entry pushed) go through line, above the
-// status. summary is the closing figure: bytes, time, mean rate.
-type transferMeter struct {
+// of the transfer itself (an entry pushed) go through Line, above the
+// status. Summary is the closing figure: bytes, time, mean rate.
+type TransferMeter struct {
 	mu    sync.Mutex
 	w     io.Writer
 	verb  string // "pushing", "pulling"
@@ -28,15 +26,15 @@ type transferMeter struct {
 	shown     bool // tty: the status line is on screen
 }
 
-func newTransferMeter(w io.Writer, verb string, tty bool, now func() time.Time) *transferMeter {
+func NewTransferMeter(w io.Writer, verb string, tty bool, now func() time.Time) *TransferMeter {
 	if now == nil {
 		now = time.Now
 	}
-	return &transferMeter{w: w, verb: verb, tty: tty, now: now, every: 5 * time.Second, start: now()}
+	return &TransferMeter{w: w, verb: verb, tty: tty, now: now, every: 5 * time.Second, start: now()}
 }
 
-// add counts n more bytes (remote.Cache.Bytes).
-func (m *transferMeter) add(n int64) {
+// Add counts n more bytes (remote.Cache.Bytes).
+func (m *TransferMeter) Add(n int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.bytes += n
@@ -53,22 +51,22 @@ func (m *transferMeter) add(n int64) {
 	fmt.Fprintln(m.w, m.status(now))
 }
 
-// line prints one line of the transfer above the status line.
-func (m *transferMeter) line(msg string) {
+// Line prints one line of the transfer above the status line.
+func (m *TransferMeter) Line(msg string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.clear()
 	fmt.Fprintln(m.w, msg)
 }
 
-// finish clears the status line.
-func (m *transferMeter) finish() {
+// Finish clears the status line.
+func (m *TransferMeter) Finish() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.clear()
 }
 
-func (m *transferMeter) clear() {
+func (m *TransferMeter) clear() {
 	if m.shown {
 		io.WriteString(m.w, "\r\x1b[K")
 		m.shown = false // the next add redraws it at once
@@ -77,9 +75,9 @@ func (m *transferMeter) clear() {
 
 // due says whether a status line is due: on a terminal at once when none
 // is shown, then at a screen's pace; in a log once every `every` (a
-// transfer that ends within the first needs no running line: its summary
+// transfer that ends within the first needs no running line: its Summary
 // says it all).
-func (m *transferMeter) due(now time.Time) bool {
+func (m *TransferMeter) due(now time.Time) bool {
 	if m.tty {
 		return !m.shown || now.Sub(m.printedAt) >= 100*time.Millisecond
 	}
@@ -91,20 +89,20 @@ func (m *transferMeter) due(now time.Time) bool {
 }
 
 // status is the running line: "pushing: 12.0 MiB, 4.0 MiB/s".
-func (m *transferMeter) status(now time.Time) string {
-	s := fmt.Sprintf("%s: %s", m.verb, humanBytes(m.bytes))
+func (m *TransferMeter) status(now time.Time) string {
+	s := fmt.Sprintf("%s: %s", m.verb, HumanBytes(m.bytes))
 	if r, ok := rate(m.bytes, now.Sub(m.start)); ok {
 		s += ", " + r
 	}
 	return s
 }
 
-// summary is the closing figure: "12.0 MiB in 3.0s, 4.0 MiB/s".
-func (m *transferMeter) summary() string {
+// Summary is the closing figure: "12.0 MiB in 3.0s, 4.0 MiB/s".
+func (m *TransferMeter) Summary() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	d := m.now().Sub(m.start)
-	s := fmt.Sprintf("%s in %s", humanBytes(m.bytes), shortDuration(d))
+	s := fmt.Sprintf("%s in %s", HumanBytes(m.bytes), shortDuration(d))
 	if r, ok := rate(m.bytes, d); ok {
 		s += ", " + r
 	}
@@ -118,24 +116,12 @@ func rate(bytes int64, d time.Duration) (string, bool) {
 	if d <= 0 || bytes <= 0 {
 		return "", false
 	}
-	return humanBytes(int64(float64(bytes)/d.Seconds())) + "/s", true
+	return HumanBytes(int64(float64(bytes)/d.Seconds())) + "/s", true
 }
 
 func shortDuration(d time.Duration) string {
 	if d < time.Minute {
 		return fmt.Sprintf("%.1fs", d.Seconds())
 	}
-	return humanDuration(d)
-}
-
-// meterCache attaches a transfer meter to a remote cache: its bytes, and,
-// when lines is set, its per-entry lines.
-func meterCache(c *remote.Cache, w io.Writer, verb string, lines bool) *transferMeter {
-	tty, _, _ := progressMode("auto", w)
-	m := newTransferMeter(w, verb, tty, nil)
-	c.Bytes = m.add
-	if lines {
-		c.Progress = m.line
-	}
-	return m
+	return HumanDuration(d)
 }

@@ -1,4 +1,4 @@
-package cli
+package display
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ func TestStatusPlanOrder(t *testing.T) {
 		{Type: exec.EventRunEnd, Message: "1 cached, 3 ran, 0 failed"},
 	}
 	var b bytes.Buffer
-	printStatus(&b, "rec", events, nil)
+	Status(&b, "rec", events, nil)
 	if !regexp.MustCompile(`(?s)\n  a\.prepare +cached.*\n  a +ran.*\n  b +ran.*\n  c +ran`).Match(b.Bytes()) {
 		t.Errorf("stages not in plan order:\n%s", b.String())
 	}
@@ -40,7 +40,7 @@ func TestStatusSaysWhereOutputsAre(t *testing.T) {
 	}
 	where := func(k string) string { return map[string]string{"sha256:aa": "sha256:t1", "sha256:bb": "sha256:t2"}[k] }
 	var b bytes.Buffer
-	printStatus(&b, "rec", events, where)
+	Status(&b, "rec", events, where)
 	for _, want := range []string{"output: cache tree sha256:t1", "output: cache tree sha256:t2", "copy it out: ftc export RECIPE sft DIR"} {
 		if !bytes.Contains(b.Bytes(), []byte(want)) {
 			t.Errorf("status lacks %q:\n%s", want, b.String())
@@ -61,7 +61,7 @@ func TestStatusGivesTheRunsKeyFlags(t *testing.T) {
 		{Type: exec.EventDone, Stage: "sft.export", Seconds: 1},
 	}
 	var b bytes.Buffer
-	printStatus(&b, "rec", events, func(string) string { return "sha256:t2" })
+	Status(&b, "rec", events, func(string) string { return "sha256:t2" })
 	if want := "copy it out: ftc export --set stages.sft.training.steps=3 --cpu RECIPE sft DIR"; !bytes.Contains(b.Bytes(), []byte(want)) {
 		t.Errorf("status lacks %q:\n%s", want, b.String())
 	}

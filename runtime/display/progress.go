@@ -1,20 +1,17 @@
-package cli
+package display
 
 import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/term"
-
 	"github.com/ftc-dev/ftc/runtime/exec"
 )
 
-// progress renders a run's events. Finished stages (cached, done, failed,
+// Progress renders a run's events. Finished stages (cached, done, failed,
 // …) get one permanent line each, in both modes. Running stages report
 // step / total, loss, tokens/s and an ETA:
 //
@@ -29,14 +26,18 @@ import (
 // The total comes from the plan (exec.Event.Total on the start event);
 // the rate, and so the ETA, from the steps seen since the first metric
 // (model loading and compilation do not count against the rate).
-type progress struct {
+type Progress struct {
 	mu       sync.Mutex
 	w        io.Writer
 	total    int
 	finished int
-	tty      bool
-	width    int // terminal width for truncating live lines; 0: none
-	now      func() time.Time
+	// TTY redraws the running stages in place (a terminal); else plain
+	// lines.
+	TTY bool
+	// Width is the terminal's width, for truncating live lines; 0: none.
+	Width int
+	// Now is the clock (time.Now; tests set their own).
+	Now func() time.Time
 
 	running []*liveStage // in the order they started
 	drawn   int          // live lines on screen (tty)
@@ -64,30 +65,11 @@ type liveStage struct {
 	printedTenth int
 }
 
-func newProgress(w io.Writer, total int) *progress {
-	return &progress{w: w, total: total, now: time.Now, minGap: 2 * time.Second, heartbeat: 2 * time.Minute}
+func NewProgress(w io.Writer, total int) *Progress {
+	return &Progress{w: w, total: total, Now: time.Now, minGap: 2 * time.Second, heartbeat: 2 * time.Minute}
 }
 
-// progressMode resolves --progress: auto is tty on a terminal (not dumb),
-// plain elsewhere.
-func progressMode(mode string, w io.Writer) (tty bool, width int, err error) {
-	f, isFile := w.(*os.File)
-	terminal := isFile && term.IsTerminal(int(f.Fd())) && os.Getenv("TERM") != "dumb"
-	if terminal {
-		width, _, _ = term.GetSize(int(f.Fd()))
-	}
-	switch mode {
-	case "auto":
-		return terminal, width, nil
-	case "tty":
-		return true, width, nil
-	case "plain":
-		return false, 0, nil
-	}
-	return false, 0, fmt.Errorf("--progress %q: want auto, plain or tty", mode)
-}
-
-func (p *progress) event(e exec.Event) {
+func (p *Progress) Event(e exec.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch e.Type {
@@ -98,12 +80,12 @@ func (p *progress) event(e exec.Event) {
 	n := fmt.Sprintf("[%d/%d]", p.finished, p.total)
 	switch e.Type {
 	case exec.EventCached:
-		p.line("%s %-24s cached     %s", n, e.Stage, short(e.Key))
+		p.line("%s %-24s cached     %s", n, e.Stage, Short(e.Key))
 	case exec.EventWouldRun:
-		p.line("%s %-24s would run  %s", n, e.Stage, short(e.Key))
+		p.line("%s %-24s would run  %s", n, e.Stage, Short(e.Key))
 	case exec.EventStart:
 		s := p.stage(e.Stage)
-		s.total, s.approx, s.startedAt = e.Total, e.TotalApprox, p.now()
+		s.total, s.approx, s.startedAt = e.Total, e.TotalApprox, p.Now()
 		p.line("      %-24s running    %s", e.Stage, e.Message)
 	case exec.EventResume:
 		p.stage(e.Stage).step = e.Step
@@ -118,7 +100,7 @@ func (p *progress) event(e exec.Event) {
 	case exec.EventMetric:
 		p.metric(e)
 	case exec.EventDone:
-		p.line("%s %-24s done       %s in %.1fs %s", n, e.Stage, short(e.Key), e.Seconds, formatMetrics(e.Metrics))
+		p.line("%s %-24s done       %s in %.1fs %s", n, e.Stage, Short(e.Key), e.Seconds, FormatMetrics(e.Metrics))
 	case exec.EventFailed:
 		p.line("%s %-24s FAILED     %s", n, e.Stage, e.Message)
 	case exec.EventCancelled:
@@ -131,7 +113,7 @@ func (p *progress) event(e exec.Event) {
 }
 
 // stage returns the running stage name, adding it.
-func (p *progress) stage(name string) *liveStage {
+func (p *Progress) stage(name string) *liveStage {
 	for _, s := range p.running {
 		if s.name == name {
 			return s
@@ -142,7 +124,7 @@ func (p *progress) stage(name string) *liveStage {
 	return s
 }
 
-func (p *progress) remove(name string) {
+func (p *Progress) remove(name string) {
 	for i, s := range p.running {
 		if s.name == name {
 			p.running = append(p.running[:i], p.running[i+1:]...)
@@ -151,9 +133,9 @@ func (p *progress) remove(name string) {
 	}
 }
 
-func (p *progress) metric(e exec.Event) {
+func (p *Progress) metric(e exec.Event) {
 	s := p.stage(e.Stage)
-	now := p.now()
+	now := p.Now()
 	if e.Step > 0 {
 		s.step = e.Step
 	}
@@ -167,7 +149,7 @@ func (p *progress) metric(e exec.Event) {
 		s.seen, s.firstStep, s.firstAt = true, s.step, now
 	}
 	s.lastAt = now
-	if p.tty {
+	if p.TTY {
 		p.redraw()
 		return
 	}
@@ -212,7 +194,7 @@ func (s *liveStage) eta() (time.Duration, bool) {
 func (s *liveStage) render(now time.Time) string {
 	var b strings.Builder
 	if !s.seen {
-		fmt.Fprintf(&b, "      %-24s running %s, no metric yet", s.name, humanDuration(now.Sub(s.startedAt)))
+		fmt.Fprintf(&b, "      %-24s running %s, no metric yet", s.name, HumanDuration(now.Sub(s.startedAt)))
 		return b.String()
 	}
 	fmt.Fprintf(&b, "      %-24s step %d", s.name, s.step)
@@ -227,7 +209,7 @@ func (s *liveStage) render(now time.Time) string {
 		fmt.Fprintf(&b, "  loss %.4g", s.loss)
 	}
 	if s.hasTPS {
-		fmt.Fprintf(&b, "  %s tok/s", humanRate(s.tps))
+		fmt.Fprintf(&b, "  %s tok/s", HumanRate(s.tps))
 	}
 	if eta, ok := s.eta(); ok {
 		// Counted from the latest metric: on a terminal the ETA runs down
@@ -236,34 +218,61 @@ func (s *liveStage) render(now time.Time) string {
 		if left < 0 {
 			left = 0
 		}
-		fmt.Fprintf(&b, "  eta %s", humanDuration(left))
+		fmt.Fprintf(&b, "  eta %s", HumanDuration(left))
 	}
 	return b.String()
 }
 
 // line prints a permanent line; on a terminal above the live block.
-func (p *progress) line(format string, args ...any) {
-	if p.tty {
+func (p *Progress) line(format string, args ...any) {
+	if p.TTY {
 		p.clear()
 	}
 	fmt.Fprintf(p.w, format+"\n", args...)
-	if p.tty {
+	if p.TTY {
 		p.draw()
 	}
 }
 
-// tick redraws the live block (tty): the ETA runs down between metrics.
+// Ticking calls Tick until the returned stop is called, which then
+// clears what is left of the live block (Close): on a terminal the ETA
+// runs down between metrics (every 500 ms); in a log a stage that prints
+// nothing for long has a heartbeat (checked every second).
+func (p *Progress) Ticking() (stop func()) {
+	stopTicks := make(chan struct{})
+	ticked := make(chan struct{})
+	go func() {
+		defer close(ticked)
+		every := time.Second
+		if p.TTY {
+			every = 500 * time.Millisecond
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopTicks:
+				return
+			case <-t.C:
+				p.Tick()
+			}
+		}
+	}()
+	return func() { close(stopTicks); <-ticked; p.Close() }
+}
+
+// Tick redraws the live block (tty): the ETA runs down between metrics.
 // In plain mode it prints the heartbeat of a stage that has printed
 // nothing for that long (a model still loading, a step longer than the
 // heartbeat), so a log shows the run is alive.
-func (p *progress) tick() {
+func (p *Progress) Tick() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.tty {
+	if p.TTY {
 		p.redraw()
 		return
 	}
-	now := p.now()
+	now := p.Now()
 	for _, s := range p.running {
 		last := s.printedAt
 		if last.IsZero() {
@@ -277,23 +286,23 @@ func (p *progress) tick() {
 	}
 }
 
-// close clears what is left of the live block.
-func (p *progress) close() {
+// Close clears what is left of the live block.
+func (p *Progress) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.tty {
+	if p.TTY {
 		p.clear()
 	}
 }
 
-func (p *progress) redraw() {
+func (p *Progress) redraw() {
 	p.clear()
 	p.draw()
 }
 
 // clear moves the cursor to the first line of the live block and erases
 // it and everything below.
-func (p *progress) clear() {
+func (p *Progress) clear() {
 	if p.drawn > 0 {
 		fmt.Fprintf(p.w, "\x1b[%dA\r\x1b[J", p.drawn)
 		p.drawn = 0
@@ -302,17 +311,17 @@ func (p *progress) clear() {
 
 // draw prints one line per running stage: its progress, or how long it
 // has run without a metric (loading a model, preparing data).
-func (p *progress) draw() {
-	now := p.now()
+func (p *Progress) draw() {
+	now := p.Now()
 	var b strings.Builder
 	for _, s := range p.running {
 		if !s.seen && s.startedAt.IsZero() {
 			continue // resuming: its start comes next
 		}
 		l := s.render(now)
-		if p.width > 0 {
+		if p.Width > 0 {
 			// A wrapped line would make the block taller than drawn counts.
-			l = truncateRunes(l, p.width-1)
+			l = truncateRunes(l, p.Width-1)
 		}
 		b.WriteString(l + "\n")
 		p.drawn++
@@ -340,7 +349,7 @@ func number(v any) (float64, bool) {
 }
 
 // humanRate writes a rate with k/M suffixes: 812, 5016 → 5.02k.
-func humanRate(v float64) string {
+func HumanRate(v float64) string {
 	switch {
 	case v >= 1e6:
 		return fmt.Sprintf("%.3gM", v/1e6)
@@ -353,7 +362,7 @@ func humanRate(v float64) string {
 }
 
 // humanDuration writes 45s, 3m05s, 2h10m.
-func humanDuration(d time.Duration) string {
+func HumanDuration(d time.Duration) string {
 	s := int64(d.Round(time.Second) / time.Second)
 	switch {
 	case s < 60:

@@ -1,4 +1,4 @@
-package cli
+package display
 
 import (
 	"bytes"
@@ -21,29 +21,29 @@ func metric(stage string, step int, m map[string]any) exec.Event {
 	return exec.Event{Type: exec.EventMetric, Stage: stage, Step: step, Metrics: m}
 }
 
-func testProgress(tty bool, stages int) (*progress, *bytes.Buffer, *fakeClock) {
+func testProgress(tty bool, stages int) (*Progress, *bytes.Buffer, *fakeClock) {
 	var buf bytes.Buffer
 	clock := newFakeClock()
-	p := newProgress(&buf, stages)
-	p.tty, p.now = tty, clock.now
+	p := NewProgress(&buf, stages)
+	p.TTY, p.Now = tty, clock.now
 	return p, &buf, clock
 }
 
 func TestProgressPlain(t *testing.T) {
 	p, buf, clock := testProgress(false, 3)
-	p.event(exec.Event{Type: exec.EventCached, Stage: "sft.prepare", Key: "sha256:" + strings.Repeat("a", 64)})
-	p.event(exec.Event{Type: exec.EventStart, Stage: "sft", Message: "python -m ftc.entry", Total: 100})
+	p.Event(exec.Event{Type: exec.EventCached, Stage: "sft.prepare", Key: "sha256:" + strings.Repeat("a", 64)})
+	p.Event(exec.Event{Type: exec.EventStart, Stage: "sft", Message: "python -m ftc.entry", Total: 100})
 	clock.add(30 * time.Second) // loading the model: not part of the rate
-	p.event(metric("sft", 1, map[string]any{"loss": 2.5}))
+	p.Event(metric("sft", 1, map[string]any{"loss": 2.5}))
 	for step := 2; step <= 100; step++ {
 		clock.add(time.Second)
 		m := map[string]any{"loss": 2.5 - float64(step)/100}
 		if step > 2 {
 			m["tokens_per_second"] = 5016.0
 		}
-		p.event(metric("sft", step, m))
+		p.Event(metric("sft", step, m))
 	}
-	p.event(exec.Event{Type: exec.EventDone, Stage: "sft", Key: "sha256:" + strings.Repeat("b", 64), Seconds: 129, Metrics: map[string]any{"loss": 1.5}})
+	p.Event(exec.Event{Type: exec.EventDone, Stage: "sft", Key: "sha256:" + strings.Repeat("b", 64), Seconds: 129, Metrics: map[string]any{"loss": 1.5}})
 	got := buf.String()
 	want := `[1/3] sft.prepare              cached     aaaaaaaaaaaa
       sft                      running    python -m ftc.entry
@@ -73,15 +73,15 @@ func TestProgressPlain(t *testing.T) {
 // stage with no metric for longer than the heartbeat.
 func TestProgressPlainNoRate(t *testing.T) {
 	p, buf, clock := testProgress(false, 2)
-	p.event(exec.Event{Type: exec.EventStart, Stage: "grpo", Message: "x"})
-	p.event(exec.Event{Type: exec.EventStart, Stage: "sft", Message: "x", Total: 50, TotalApprox: true})
-	p.event(metric("grpo", 0, map[string]any{"loss": 0.0}))
-	p.event(metric("sft", 5, nil))
-	p.event(metric("sft", 5, nil)) // same step, same instant
+	p.Event(exec.Event{Type: exec.EventStart, Stage: "grpo", Message: "x"})
+	p.Event(exec.Event{Type: exec.EventStart, Stage: "sft", Message: "x", Total: 50, TotalApprox: true})
+	p.Event(metric("grpo", 0, map[string]any{"loss": 0.0}))
+	p.Event(metric("sft", 5, nil))
+	p.Event(metric("sft", 5, nil)) // same step, same instant
 	clock.add(time.Second)
-	p.event(metric("grpo", 7, nil)) // within the heartbeat, no total: not printed
+	p.Event(metric("grpo", 7, nil)) // within the heartbeat, no total: not printed
 	clock.add(3 * time.Minute)
-	p.event(metric("grpo", 9, map[string]any{"loss": 0.25, "tokens_per_second": 812.4}))
+	p.Event(metric("grpo", 9, map[string]any{"loss": 0.25, "tokens_per_second": 812.4}))
 	got := buf.String()
 	want := `      grpo                     running    x
       sft                      running    x
@@ -170,13 +170,13 @@ func screen(out string) []string {
 
 func TestProgressTTY(t *testing.T) {
 	p, buf, clock := testProgress(true, 3)
-	p.event(exec.Event{Type: exec.EventStart, Stage: "a", Message: "run a", Total: 10})
-	p.event(exec.Event{Type: exec.EventStart, Stage: "b", Message: "run b", Total: 4})
-	p.event(metric("a", 1, map[string]any{"loss": 1.0}))
-	p.event(metric("b", 1, nil))
+	p.Event(exec.Event{Type: exec.EventStart, Stage: "a", Message: "run a", Total: 10})
+	p.Event(exec.Event{Type: exec.EventStart, Stage: "b", Message: "run b", Total: 4})
+	p.Event(metric("a", 1, map[string]any{"loss": 1.0}))
+	p.Event(metric("b", 1, nil))
 	clock.add(10 * time.Second)
-	p.event(metric("a", 6, map[string]any{"loss": 0.5, "tokens_per_second": 100.0}))
-	p.event(metric("b", 2, nil))
+	p.Event(metric("a", 6, map[string]any{"loss": 0.5, "tokens_per_second": 100.0}))
+	p.Event(metric("b", 2, nil))
 	want := []string{
 		"      a                        running    run a",
 		"      b                        running    run b",
@@ -188,7 +188,7 @@ func TestProgressTTY(t *testing.T) {
 	}
 	// A tick counts the ETA down between metrics.
 	clock.add(3 * time.Second)
-	p.tick()
+	p.Tick()
 	want[2] = "      a                        step 6/10  60%  loss 0.5  100 tok/s  eta 5s"
 	want[3] = "      b                        step 2/4  50%  eta 17s"
 	if got := screen(buf.String()); strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -196,14 +196,14 @@ func TestProgressTTY(t *testing.T) {
 	}
 	// A finished stage's line goes above the live block, which keeps the
 	// stage still running.
-	p.event(exec.Event{Type: exec.EventDone, Stage: "b", Key: "sha256:" + strings.Repeat("c", 64), Seconds: 13})
+	p.Event(exec.Event{Type: exec.EventDone, Stage: "b", Key: "sha256:" + strings.Repeat("c", 64), Seconds: 13})
 	want = append(want[:2], "[1/3] b                        done       cccccccccccc in 13.0s ", want[2])
 	if got := screen(buf.String()); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("after b finished got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	p.event(exec.Event{Type: exec.EventFailed, Stage: "a", Message: "boom"})
-	p.event(exec.Event{Type: exec.EventCached, Stage: "c", Key: "sha256:" + strings.Repeat("d", 64)})
-	p.close()
+	p.Event(exec.Event{Type: exec.EventFailed, Stage: "a", Message: "boom"})
+	p.Event(exec.Event{Type: exec.EventCached, Stage: "c", Key: "sha256:" + strings.Repeat("d", 64)})
+	p.Close()
 	want = append(want[:3], "[2/3] a                        FAILED     boom", "[3/3] c                        cached     dddddddddddd")
 	if got := screen(buf.String()); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("at the end got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -214,9 +214,9 @@ func TestProgressTTY(t *testing.T) {
 // tall as the renderer counts.
 func TestProgressTTYWidth(t *testing.T) {
 	p, buf, _ := testProgress(true, 1)
-	p.width = 30
-	p.event(exec.Event{Type: exec.EventStart, Stage: "a", Message: "m", Total: 10})
-	p.event(metric("a", 1, map[string]any{"loss": 1.0}))
+	p.Width = 30
+	p.Event(exec.Event{Type: exec.EventStart, Stage: "a", Message: "m", Total: 10})
+	p.Event(metric("a", 1, map[string]any{"loss": 1.0}))
 	got := screen(buf.String())
 	if len(got) != 2 || len([]rune(got[1])) != 29 {
 		t.Fatalf("got %q", got)
@@ -225,16 +225,16 @@ func TestProgressTTYWidth(t *testing.T) {
 
 func TestHumanDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{0: "0s", 59 * time.Second: "59s", 61 * time.Second: "1m01s", 2*time.Hour + 10*time.Minute + 5*time.Second: "2h10m"} {
-		if got := humanDuration(d); got != want {
-			t.Errorf("humanDuration(%v) = %q, want %q", d, got, want)
+		if got := HumanDuration(d); got != want {
+			t.Errorf("HumanDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
 }
 
 func TestHumanRate(t *testing.T) {
 	for v, want := range map[float64]string{0: "0", 2.345: "2.35", 812.4: "812", 5016: "5016", 25310: "25.3k", 1.5e6: "1.5M"} {
-		if got := humanRate(v); got != want {
-			t.Errorf("humanRate(%v) = %q, want %q", v, got, want)
+		if got := HumanRate(v); got != want {
+			t.Errorf("HumanRate(%v) = %q, want %q", v, got, want)
 		}
 	}
 }
@@ -244,17 +244,17 @@ func TestHumanRate(t *testing.T) {
 // a stage that printed recently does not.
 func TestProgressPlainHeartbeat(t *testing.T) {
 	p, buf, clock := testProgress(false, 2)
-	p.event(exec.Event{Type: exec.EventStart, Stage: "sft", Message: "x", Total: 10})
+	p.Event(exec.Event{Type: exec.EventStart, Stage: "sft", Message: "x", Total: 10})
 	clock.add(time.Minute)
-	p.event(exec.Event{Type: exec.EventStart, Stage: "rm", Message: "y", Total: 10})
-	p.event(metric("rm", 1, nil))
-	p.tick()
+	p.Event(exec.Event{Type: exec.EventStart, Stage: "rm", Message: "y", Total: 10})
+	p.Event(metric("rm", 1, nil))
+	p.Tick()
 	clock.add(time.Minute)
-	p.tick()
+	p.Tick()
 	clock.add(time.Second)
-	p.tick() // nothing new: sft printed a second ago, rm 61 s ago
+	p.Tick() // nothing new: sft printed a second ago, rm 61 s ago
 	clock.add(time.Minute)
-	p.tick()
+	p.Tick()
 	want := `      sft                      running    x
       rm                       running    y
       rm                       step 1/10  10%
@@ -269,10 +269,10 @@ func TestProgressPlainHeartbeat(t *testing.T) {
 // On a terminal a stage without a metric yet shows how long it has run.
 func TestProgressTTYNoMetricYet(t *testing.T) {
 	p, buf, clock := testProgress(true, 1)
-	p.event(exec.Event{Type: exec.EventResume, Stage: "sft", Step: 4})
-	p.event(exec.Event{Type: exec.EventStart, Stage: "sft", Message: "x", Total: 10})
+	p.Event(exec.Event{Type: exec.EventResume, Stage: "sft", Step: 4})
+	p.Event(exec.Event{Type: exec.EventStart, Stage: "sft", Message: "x", Total: 10})
 	clock.add(75 * time.Second)
-	p.tick()
+	p.Tick()
 	want := []string{
 		"      sft                      resuming   from step 4",
 		"      sft                      running    x",
@@ -287,17 +287,17 @@ func TestProgressTTYNoMetricYet(t *testing.T) {
 // the checkpoint it resumes, and its rate is not the failed attempt's.
 func TestProgressRetry(t *testing.T) {
 	p, buf, clock := testProgress(false, 1)
-	p.event(exec.Event{Type: exec.EventStart, Stage: "sft", Message: "x", Total: 10})
-	p.event(metric("sft", 1, nil))
+	p.Event(exec.Event{Type: exec.EventStart, Stage: "sft", Message: "x", Total: 10})
+	p.Event(metric("sft", 1, nil))
 	clock.add(10 * time.Second)
-	p.event(metric("sft", 6, nil))
-	p.event(exec.Event{Type: exec.EventRetry, Stage: "sft", Message: "attempt 2 of 2 after: boom"})
-	p.event(exec.Event{Type: exec.EventResume, Stage: "sft", Step: 4})
-	p.event(exec.Event{Type: exec.EventStart, Stage: "sft", Message: "x", Total: 10})
+	p.Event(metric("sft", 6, nil))
+	p.Event(exec.Event{Type: exec.EventRetry, Stage: "sft", Message: "attempt 2 of 2 after: boom"})
+	p.Event(exec.Event{Type: exec.EventResume, Stage: "sft", Step: 4})
+	p.Event(exec.Event{Type: exec.EventStart, Stage: "sft", Message: "x", Total: 10})
 	clock.add(time.Minute) // loading again
-	p.event(metric("sft", 5, nil))
+	p.Event(metric("sft", 5, nil))
 	clock.add(3 * time.Second)
-	p.event(metric("sft", 8, nil))
+	p.Event(metric("sft", 8, nil))
 	want := `      sft                      running    x
       sft                      step 1/10  10%
       sft                      step 6/10  60%  eta 8s
