@@ -138,18 +138,40 @@ def patch_chunked_loss(model, chunk: int) -> None:
 # ---- per-document attention for padding-free rows ----------------------
 
 
-def block_causal_mask(position_ids, dtype):
+def block_causal_mask(position_ids, dtype, window=None):
     """A 4D additive mask [B, 1, T, T]: causal within each document (a
-    document starts where its position id is 0), closed across them."""
+    document starts where its position id is 0), closed across them; with
+    a sliding window, a token sees itself and the window - 1 before it (as
+    transformers' sliding-window masks)."""
     import torch
 
     doc = (position_ids == 0).long().cumsum(-1)
     T = position_ids.shape[-1]
     same = doc[:, :, None] == doc[:, None, :]
     causal = torch.ones(T, T, dtype=torch.bool, device=position_ids.device).tril()
+    if window:
+        causal = causal & ~torch.ones(T, T, dtype=torch.bool, device=position_ids.device).tril(-window)
     allowed = (same & causal)[:, None]
     mask = torch.zeros(allowed.shape, dtype=dtype, device=position_ids.device)
     return mask.masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def packed_mask_window(config):
+    """The sliding window ftc's block-causal mask must carry itself where
+    it hands the model a 4D mask (compat.packed_attention_mode "mask",
+    transformers 4.x before the attention interface): those releases use a
+    given 4D mask as it is, so a model whose every layer slides (Mistral
+    and Phi-3, measured on 4.48.2 by libtests/test_family_training.py;
+    Qwen2 with use_sliding_window, whose 4.48 SDPA mask slides on every
+    layer) would otherwise see past its window in packed rows. Gemma 2's
+    decoder layers window the mask they are given themselves, on their
+    local layers only: none for it (Gemma 3 always has the interface)."""
+    window = getattr(config, "sliding_window", None)
+    if not window or getattr(config, "model_type", "") in ("gemma2", "gemma3_text", "gemma3"):
+        return None
+    if getattr(config, "model_type", "") == "qwen2" and not getattr(config, "use_sliding_window", False):
+        return None
+    return int(window)
 
 
 def _cu_seqlens(position_ids):
@@ -163,8 +185,14 @@ def _cu_seqlens(position_ids):
     return cu, int((cu[1:] - cu[:-1]).max())
 
 
-def _loop_attention(q, k, v, cu, scale):
-    """q [T, H, D], k/v [T, Hkv, D]: SDPA per document (flash kernel, causal)."""
+def _loop_attention(q, k, v, cu, scale, window=None, softcap=None):
+    """q [T, H, D], k/v [T, Hkv, D]: SDPA per document (flash kernel, causal).
+
+    window: the layer's sliding window (a token sees itself and the
+    window - 1 tokens before it, as transformers' masks and flash-attn's
+    window_size); softcap: tanh capping of the scores (Gemma 2), which
+    SDPA cannot do, so those documents take the eager computation
+    transformers' own eager attention does (softmax in fp32)."""
     import torch
     import torch.nn.functional as F
 
@@ -176,7 +204,21 @@ def _loop_attention(q, k, v, cu, scale):
         if Hkv != H:
             ki = ki.repeat_interleave(H // Hkv, dim=1)
             vi = vi.repeat_interleave(H // Hkv, dim=1)
-        outs.append(F.scaled_dot_product_attention(qi, ki, vi, is_causal=True, scale=scale)[0].transpose(0, 1))
+        n = e - s
+        if softcap is None and (not window or n <= window):
+            out = F.scaled_dot_product_attention(qi, ki, vi, is_causal=True, scale=scale)
+        else:
+            allowed = torch.ones(n, n, dtype=torch.bool, device=q.device).tril()
+            if window and n > window:
+                allowed &= ~torch.ones(n, n, dtype=torch.bool, device=q.device).tril(-window)
+            if softcap is None:
+                out = F.scaled_dot_product_attention(qi, ki, vi, attn_mask=allowed, scale=scale)
+            else:
+                w = torch.matmul(qi, ki.transpose(-1, -2)) * scale
+                w = torch.tanh(w / softcap) * softcap
+                w = w.masked_fill(~allowed, float("-inf"))
+                out = torch.matmul(torch.softmax(w, dim=-1, dtype=torch.float32).to(qi.dtype), vi)
+        outs.append(out[0].transpose(0, 1))
     return torch.cat(outs, dim=0)
 
 
@@ -280,10 +322,16 @@ class PackedAttention:
             self._cu = (*_cu_seqlens(pos.expand(B, -1) if pos.shape[0] != B else pos), B)
             self._pos = pos
         cu, max_len, _ = self._cu
-        if self.kernel is not None:
+        # A sliding-window layer (Gemma 2/3's local layers, Mistral-style
+        # windows) and Gemma 2's score softcapping: the model's own
+        # attention does both, so the packed documents must too.
+        window, softcap = kwargs.get("sliding_window"), kwargs.get("softcap")
+        if window is not None and window >= max_len:
+            window = None
+        if self.kernel is not None and window is None and softcap is None:
             out = self.kernel(q, k, v, cu, max_len, scale)
         else:
-            out = _loop_attention(q, k, v, cu, scale)
+            out = _loop_attention(q, k, v, cu, scale, window, softcap)
         return out.reshape(B, T, H, D), None
 
 

@@ -49,6 +49,7 @@ def run(stage: StageFile) -> dict:
     # detecting packed documents from position_ids (attention would cross
     # documents on the "mask" path); libtests/test_speed.py shows both.
     model.config.use_cache = False
+    mask_window = speed.packed_mask_window(model.config) if mask_dtype is not None else None
     model = models.wrap_adapter(model, cfg.adapter, "CAUSAL_LM", gc, cfg.peft)
     chunked = sp.chunked_loss
     if chunked and cfg.distributed.strategy in ("fsdp", "zero3"):
@@ -82,7 +83,7 @@ def run(stage: StageFile) -> dict:
         base = Trainer
     if dropped:
         log.info("ftc: %s lacks %s here; the library without it does what ftc asks", type(args).__name__, ", ".join(dropped))
-    cls = trainer.sft_trainer_class(base, chunked=chunked, packed_mask_dtype=mask_dtype)
+    cls = trainer.sft_trainer_class(base, chunked=chunked, packed_mask_dtype=mask_dtype, packed_mask_window=mask_window)
     need_ds = cfg.backend == "trl"
     throughput = metrics.Throughput()
     t = cls(model=model, args=args, train_dataset=trainer.rows_dataset(train_rows, need_ds),

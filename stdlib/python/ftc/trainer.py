@@ -175,7 +175,7 @@ def close(stage: StageFile, step: int, throughput: metrics.Throughput | None, ex
     return rec
 
 
-def sft_trainer_class(base, *, chunked: bool, packed_mask_dtype=None):
+def sft_trainer_class(base, *, chunked: bool, packed_mask_dtype=None, packed_mask_window=None):
     """base with ftc's compute_loss (see the module doc)."""
     import torch
     import torch.nn.functional as F
@@ -200,7 +200,8 @@ def sft_trainer_class(base, *, chunked: bool, packed_mask_dtype=None):
             if self.ftc_throughput is not None and model.training and real is not None:
                 self.ftc_throughput.add_tokens(int(real.sum()))
             if packed_mask_dtype is not None and "position_ids" in inputs and inputs.get("attention_mask") is None:
-                inputs["attention_mask"] = block_causal_mask(inputs["position_ids"], packed_mask_dtype)
+                inputs["attention_mask"] = block_causal_mask(inputs["position_ids"], packed_mask_dtype,
+                                                              packed_mask_window)
             if "labels" not in inputs:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             denom = None
