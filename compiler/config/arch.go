@@ -42,12 +42,12 @@ func (r *Recipe) modelSites() []modelSite {
 			field string
 			m     *Model
 		}{{"model", st.Model}, {"policy", st.Policy}, {"reference", st.Reference}, {"reward", st.Reward}, {"value", st.Value}} {
-			if f.m != nil && f.m.Repo != "" {
+			if f.m != nil && (f.m.Repo != "" || f.m.Path != "") {
 				out = append(out, modelSite{path: base + "." + f.field, m: f.m, derived: f.m.From != nil})
 			}
 		}
 		for i := range st.Rewards {
-			if m := st.Rewards[i].Model; m != nil && m.Repo != "" {
+			if m := st.Rewards[i].Model; m != nil && (m.Repo != "" || m.Path != "") {
 				out = append(out, modelSite{path: fmt.Sprintf("%s.rewards.%d.model", base, i), m: m, derived: m.From != nil})
 			}
 		}
@@ -63,11 +63,23 @@ func (r *Recipe) modelSites() []modelSite {
 // out. It reports false when some model has none, so that the checks
 // that need one do not run.
 func (r *Recipe) resolveArchs(file string, facts ModelFacts, diags *diag.List) bool {
-	ok := true
+	ok := r.checkModelSources(diags)
 	missing := map[string]bool{}
 	for _, s := range r.modelSites() {
 		m := s.m
+		if m.Repo != "" && m.Path != "" {
+			continue // checkModelSources said so
+		}
 		fact, have := facts[HubRef{Kind: "model", Repo: m.Repo, Revision: m.Revision}]
+		if m.IsLocal() {
+			// A local model's config.json is in its directory, read at
+			// decode time: a missing one is an error even with arch, since
+			// transformers loads the directory by it.
+			if fact, have = r.localFact(s, diags); !have {
+				ok = false
+				continue
+			}
+		}
 		if m.Arch.Family != "" {
 			if have {
 				r.checkArchAgainst(s, fact, diags)
@@ -89,7 +101,7 @@ func (r *Recipe) resolveArchs(file string, facts ModelFacts, diags *diag.List) b
 		if !known {
 			ok = false
 			if !s.derived {
-				diags.Errorf(r.Pos.At(s.path), s.path, "model %s is a %q model (its config.json model_type), which ftc does not know; it knows %s", m.Repo, f.ModelType, arch.Known()).
+				diags.Errorf(r.Pos.At(s.path), s.path, "model %s is a %q model (its config.json model_type), which ftc does not know; it knows %s", m.Name(), f.ModelType, arch.Known()).
 					WithHint("give the architecture by hand: arch: {family: %q, layers: %d, hidden: %d, intermediate: %d, heads: %d, kvHeads: %d, vocab: %d, tiedEmbeddings: %t, maxPositions: %d, linearModules: [...], decoderLayer: \"...\"}",
 						f.ModelType, f.Layers, f.Hidden, max(f.Intermediate, f.ExpertWidth), f.Heads, f.KVHeads, f.Vocab, f.TiedEmbeddings, f.MaxPositions)
 			}
@@ -192,8 +204,12 @@ func (r *Recipe) checkArchAgainst(s modelSite, fact ModelFact, diags *diag.List)
 			continue
 		}
 		p := s.path + ".arch." + c.field
-		diags.Errorf(r.Pos.At(p), p, "arch.%s %v contradicts the config.json of %s (%s %v)", c.field, c.got, fact.At, c.key, c.want).
-			WithHint("the config.json read by `ftc lock` is the model's own: fix the architecture (or the preset), or leave arch out to take it from the lock")
+		e := diags.Errorf(r.Pos.At(p), p, "arch.%s %v contradicts the config.json of %s (%s %v)", c.field, c.got, fact.At, c.key, c.want)
+		if s.m.IsLocal() {
+			e.WithHint("the config.json in the model's directory is the model's own: fix the architecture (or the preset), or leave arch out to take it from there")
+		} else {
+			e.WithHint("the config.json read by `ftc lock` is the model's own: fix the architecture (or the preset), or leave arch out to take it from the lock")
+		}
 	}
 }
 
@@ -208,7 +224,7 @@ func (c *checker) familySupport(base string, m *Model) {
 	if v == "" || libknobs.Compare(v, fam.MinTransformers) >= 0 {
 		return
 	}
-	d := c.errorf(base, "%s is a %s model, which transformers %s does not have (it came in %s)", m.Repo, fam.ModelType, v, fam.MinTransformers)
+	d := c.errorf(base, "%s is a %s model, which transformers %s does not have (it came in %s)", m.Name(), fam.ModelType, v, fam.MinTransformers)
 	var with []string
 	for _, p := range libknobs.Stock {
 		if libknobs.Compare(p.Versions["transformers"], fam.MinTransformers) >= 0 {

@@ -419,11 +419,11 @@ func (c *checker) stage(name string, st Stage) {
 			c.errorf(bp, "stage %q produces a reward model; %s needs a causal language model to train", bm.From.Stage, st.Method).
 				WithHint("start from a Hub model or the output of an sft stage")
 		default:
-			c.errorf(bp, "%s is declared a reward model (kind: \"reward-model\"); %s needs a causal language model to train", bm.Repo, st.Method).
+			c.errorf(bp, "%s is declared a reward model (kind: \"reward-model\"); %s needs a causal language model to train", bm.Name(), st.Method).
 				WithHint("start from a causal language model: leave kind out")
 		}
 		if st.Data.MaxLength > bm.Arch.MaxPositions {
-			c.errorf(base+".data.maxLength", "maxLength %d exceeds the %d positions %s was trained for", st.Data.MaxLength, bm.Arch.MaxPositions, bm.Repo)
+			c.errorf(base+".data.maxLength", "maxLength %d exceeds the %d positions %s was trained for", st.Data.MaxLength, bm.Arch.MaxPositions, bm.Name())
 		} else {
 			c.rolloutLength(base, st)
 		}
@@ -478,7 +478,7 @@ func (c *checker) rolloutLength(base string, st Stage) {
 			continue
 		}
 		d := c.errorf(genPath, "prompts of up to %d tokens + %s %d = %d tokens exceed the %d positions %s was trained for",
-			prompt, genName, gen, prompt+gen, m.Arch.MaxPositions, m.Repo)
+			prompt, genName, gen, prompt+gen, m.Arch.MaxPositions, m.Name())
 		if room := m.Arch.MaxPositions - prompt; room >= 1 {
 			d.WithHint("set %s to at most %d, or lower %s", genName, room, promptName)
 		} else {
@@ -498,7 +498,7 @@ func (c *checker) modelRef(base string, m *Model) {
 		if _, ok := c.r.Stages[m.From.Stage]; !ok {
 			c.errorf(base, "model comes from stage %q, which this recipe does not have", m.From.Stage)
 		}
-	} else if !ident.IsCommit(m.Revision) && m.Arch.FromConfig == "" {
+	} else if !ident.IsCommit(m.Revision) && m.Arch.FromConfig == "" && !m.IsLocal() {
 		// (An architecture from ftc.lock comes with the lock's pin.)
 		c.warnf(base, "model %s at revision %q is not pinned to a commit; `ftc lock` or `ftc run` pins it in ftc.lock", m.Repo, m.Revision)
 	}
@@ -694,7 +694,7 @@ func (c *checker) ppo(base string, st Stage) {
 			// fine; the reward model's head is only read.
 			c.hubRewardModel(p, m)
 		case !wantReward && m.Kind == "reward-model":
-			c.errorf(p, "%s model %s is declared a reward model (kind: \"reward-model\"); it must be a causal language model", role, m.Repo)
+			c.errorf(p, "%s model %s is declared a reward model (kind: \"reward-model\"); it must be a causal language model", role, m.Name())
 		}
 		c.modelRef(p, m)
 		if pol != nil && (m.Arch.Tokenizer != pol.Arch.Tokenizer || m.Arch.Vocab != pol.Arch.Vocab) {
@@ -781,7 +781,7 @@ func (c *checker) hubRewardModel(p string, m *Model) {
 	if m.Kind == "reward-model" {
 		return
 	}
-	c.errorf(p, "%s is not a reward model: it has no trained score head, so trl would score completions with a randomly initialised one", m.Repo).
+	c.errorf(p, "%s is not a reward model: it has no trained score head, so trl would score completions with a randomly initialised one", m.Name()).
 		WithHint("refer to the output of a stage with method: \"reward\", or, for a Hub reward model with a trained head, declare it: kind: \"reward-model\"")
 }
 

@@ -42,7 +42,7 @@ func (r *Recipe) OnCPU() (*Recipe, error) {
 		}
 		for _, m := range models {
 			if m != nil && m.Attention == "flash_attention_2" {
-				return fail("stage %s loads %s with attention flash_attention_2, a CUDA kernel: set its attention to \"sdpa\"", name, m.Repo)
+				return fail("stage %s loads %s with attention flash_attention_2, a CUDA kernel: set its attention to \"sdpa\"", name, m.Name())
 			}
 		}
 		switch st.Training.Optimizer {

@@ -108,6 +108,8 @@ func Decode(src Source, files fs.FS, opts Options) (*Recipe, diag.List, error) {
 		r.DataBytes[d.File.Path] = size
 	}
 
+	r.readModelTrees(data, opts.Digest)
+
 	var diags diag.List
 	for _, name := range sortedKeys(r.Stages) {
 		st := r.Stages[name]
@@ -230,9 +232,14 @@ func isRelPathField(parent, k string) bool {
 		return true
 	case parent == "function" && k == "file": // rewards[].function.file
 		return true
+	case k == "path" && modelFields[parent]: // a local model's directory
+		return true
 	}
 	return false
 }
+
+// modelFields are the keys whose value is a #Model.
+var modelFields = map[string]bool{"model": true, "policy": true, "reference": true, "reward": true, "value": true, "output": true}
 
 // readFile reads a recipe-directory file once, refusing paths that leave
 // the directory, through ".." or through a symlink: what it reads may end

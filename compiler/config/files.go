@@ -52,32 +52,11 @@ func DataFiles(fsys fs.FS, p, encoding string) (files []string, set bool, err er
 	if !st.IsDir() {
 		return []string{p}, false, nil
 	}
-	err = fs.WalkDir(fsys, p, func(f string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if f != p && strings.HasPrefix(d.Name(), ".") {
-				return fs.SkipDir // .git, .cache, ...
-			}
-			return nil
-		}
+	files, err = walkFiles(fsys, p, func(f string) bool {
 		// .json is left out: a Hub dataset's directory holds JSON
 		// metadata (dataset_info.json) beside its data.
 		enc := encodingOf(f)
-		if enc == "" || path.Ext(f) == ".json" || (encoding != "" && enc != encoding) || strings.HasPrefix(d.Name(), ".") {
-			return nil
-		}
-		// Through fsys, which refuses a symlink out of the recipe's
-		// directory and its data roots.
-		st, err := fs.Stat(fsys, f)
-		if err != nil {
-			return err
-		}
-		if st.Mode().IsRegular() {
-			files = append(files, f)
-		}
-		return nil
+		return enc != "" && path.Ext(f) != ".json" && (encoding == "" || enc == encoding)
 	})
 	if err != nil {
 		return nil, true, err
@@ -146,4 +125,78 @@ func PathDigest(fsys fs.FS, p, encoding string, digest func(rel string) (string,
 		return sums[0], nil
 	}
 	return SetDigest(files, sums), nil
+}
+
+// walkFiles lists the regular files under the directory p that keep
+// accepts, sorted, skipping hidden files and directories (.git, .cache).
+// Each is stat'ed through fsys, which refuses a symlink out of the
+// recipe's directory and its data roots.
+func walkFiles(fsys fs.FS, p string, keep func(f string) bool) ([]string, error) {
+	var files []string
+	err := fs.WalkDir(fsys, p, func(f string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if f != p && strings.HasPrefix(d.Name(), ".") {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), ".") || !keep(f) {
+			return nil
+		}
+		st, err := fs.Stat(fsys, f)
+		if err != nil {
+			return err
+		}
+		if st.Mode().IsRegular() {
+			files = append(files, f)
+		}
+		return nil
+	})
+	sort.Strings(files)
+	return files, err
+}
+
+// TreeFiles lists the files of a local model directory: every regular
+// file under it but hidden ones, sorted. They are the tree TreeDigest
+// hashes and the runtime hands the stage.
+func TreeFiles(fsys fs.FS, p string) ([]string, error) {
+	st, err := fs.Stat(fsys, p)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s is a file, not a model directory", p)
+	}
+	files, err := walkFiles(fsys, p, func(string) bool { return true })
+	if err == nil && len(files) == 0 {
+		err = fmt.Errorf("%s is an empty directory", p)
+	}
+	return files, err
+}
+
+// TreeDigest is the sha256 of a local model directory: SetDigest of its
+// TreeFiles named relative to the directory, so that the same tree keys
+// the same wherever it lies, and
+//
+//	cd models/my-7b && find . -type f ! -name '.*' | sed 's|^\./||' | LC_ALL=C sort | xargs sha256sum | sha256sum
+//
+// computes it by hand (no hidden directories). digest hashes one file by
+// its path relative to the recipe.
+func TreeDigest(fsys fs.FS, p string, digest func(rel string) (string, error)) (files []string, sum string, err error) {
+	files, err = TreeFiles(fsys, p)
+	if err != nil {
+		return nil, "", err
+	}
+	names := make([]string, len(files))
+	sums := make([]string, len(files))
+	for i, f := range files {
+		if sums[i], err = digest(f); err != nil {
+			return nil, "", err
+		}
+		names[i] = strings.TrimPrefix(f, p+"/")
+	}
+	return files, SetDigest(names, sums), nil
 }

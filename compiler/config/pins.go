@@ -86,7 +86,7 @@ func (r *Recipe) eachDataset(f func(*Dataset)) {
 func ArchMissing(r *Recipe) map[HubRef]bool {
 	out := map[HubRef]bool{}
 	for _, s := range r.modelSites() {
-		if s.m.Arch.Family == "" {
+		if s.m.Arch.Family == "" && !s.m.IsLocal() {
 			out[HubRef{Kind: "model", Repo: s.m.Repo, Revision: s.m.Revision}] = true
 		}
 	}

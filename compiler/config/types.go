@@ -45,6 +45,9 @@ type Recipe struct {
 	// DataSets holds, for a dataset path naming several files (a
 	// directory or a glob), those files in path order.
 	DataSets map[string][]string `json:"-"`
+	// ModelTrees holds each local model directory the recipe names, by
+	// path: its files, tree digest and config.json facts.
+	ModelTrees map[string]ModelTree `json:"-"`
 }
 
 // Rows is a data file's number of rows: counted when vet's sample was the
@@ -249,7 +252,10 @@ func (d StageData) SourcePath(stage string, i int) string {
 
 // Model is a set of weights.
 type Model struct {
-	Repo         string       `json:"repo"`
+	Repo string `json:"repo,omitempty"`
+	// Path is a local model directory relative to the recipe (cleaned);
+	// its tree digest and config.json facts are in Recipe.ModelTrees.
+	Path         string       `json:"path,omitempty"`
 	Revision     string       `json:"revision"`
 	Arch         Architecture `json:"arch"`
 	DType        string       `json:"dtype"`
@@ -274,6 +280,18 @@ func (m *Model) WeightsKind() string {
 	}
 	return "causal-lm"
 }
+
+// Name is how messages name a model: its Hub repo or its local path.
+func (m *Model) Name() string {
+	if m.Path != "" && m.Repo == "" {
+		return m.Path
+	}
+	return m.Repo
+}
+
+// IsLocal reports whether the weights are a local model directory (or a
+// stage output trained from one).
+func (m *Model) IsLocal() bool { return m.Path != "" && m.Repo == "" }
 
 // From says which stage produced a model.
 type From struct {

@@ -180,7 +180,8 @@ func material(kind string, cfg StageConfig, inputs []Input, env key.Key) stageMa
 // model resolves a model for role: weights from an earlier stage become a
 // stage input, Hub weights a pinned source.
 func (b *builder) model(role string, m *config.Model) (ModelConfig, Input) {
-	mc := ModelConfig{Repo: m.Repo, Revision: m.Revision, DType: m.DType, Attention: m.Attention, Family: m.Arch.Family}
+	src := b.baseSource(m)
+	mc := ModelConfig{Repo: m.Repo, Revision: src.Pin, DType: m.DType, Attention: m.Attention, Family: m.Arch.Family}
 	if m.ChatTemplate != "" {
 		mc.ChatTemplate = m.ChatTemplate
 		mc.ChatTemplateSHA256 = b.r.Files[m.ChatTemplate].SHA256
@@ -190,7 +191,18 @@ func (b *builder) model(role string, m *config.Model) (ModelConfig, Input) {
 		mc.Input, mc.Kind, mc.Adapter = role, m.From.Kind, m.From.Adapter
 		return mc, Input{Role: role, Stage: up.Name, Key: up.Key}
 	}
-	return mc, Input{Role: role, Source: &Source{Kind: "hub-model", Ref: m.Repo, Pin: m.Revision, Pinned: ident.IsCommit(m.Revision)}}
+	return mc, Input{Role: role, Source: src}
+}
+
+// baseSource is the source of a model's base weights: a Hub model at its
+// revision, or a local model directory pinned by its tree digest (the
+// revision models' configs carry for it, so keys follow the bytes and
+// not the path).
+func (b *builder) baseSource(m *config.Model) *Source {
+	if m.IsLocal() {
+		return &Source{Kind: "local-model", Ref: m.Path, Pin: "sha256:" + b.r.ModelTrees[m.Path].SHA256, Pinned: true}
+	}
+	return &Source{Kind: "hub-model", Ref: m.Repo, Pin: m.Revision, Pinned: ident.IsCommit(m.Revision)}
 }
 
 // chatTemplate is the input carrying a recipe's chat template file, which

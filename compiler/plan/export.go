@@ -2,7 +2,6 @@ package plan
 
 import (
 	"github.com/ftc-dev/ftc/compiler/config"
-	"github.com/ftc-dev/ftc/compiler/ident"
 	"github.com/ftc-dev/ftc/compiler/key"
 	"github.com/ftc-dev/ftc/compiler/launch"
 )
@@ -49,7 +48,8 @@ func (b *builder) export(st config.Stage, trained *Stage) (*Stage, error) {
 		return nil, nil
 	}
 	bm := st.Base()
-	mc := ModelConfig{Repo: bm.Repo, Revision: bm.Revision, DType: e.DType, Attention: bm.Attention, Family: bm.Arch.Family,
+	base := b.baseSource(bm)
+	mc := ModelConfig{Repo: bm.Repo, Revision: base.Pin, DType: e.DType, Attention: bm.Attention, Family: bm.Arch.Family,
 		Input: "model", Kind: st.Output.WeightsKind(), Adapter: st.Adapter.Type}
 	if bm.ChatTemplate != "" {
 		mc.ChatTemplate = bm.ChatTemplate
@@ -58,7 +58,7 @@ func (b *builder) export(st config.Stage, trained *Stage) (*Stage, error) {
 	cfg := ExportConfig{Form: e.Form, DType: e.DType, Model: mc}
 	inputs := []Input{
 		{Role: "model", Stage: trained.Name, Key: trained.Key},
-		{Role: "base", Source: &Source{Kind: "hub-model", Ref: bm.Repo, Pin: bm.Revision, Pinned: ident.IsCommit(bm.Revision)}},
+		{Role: "base", Source: base},
 	}
 	if in, ok := b.chatTemplate(bm); ok {
 		inputs = append(inputs, in)

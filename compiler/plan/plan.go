@@ -128,7 +128,8 @@ type Input struct {
 
 // Source is an external input, identified by its pin.
 type Source struct {
-	// Kind is "file", "hub-dataset", "hub-model" or "recipe-file".
+	// Kind is "file", "hub-dataset", "hub-model", "local-model" (a model
+	// directory, pinned by its tree digest) or "recipe-file".
 	Kind string `json:"kind"`
 	// Ref is the file path or Hub repo.
 	Ref string `json:"ref"`

@@ -98,10 +98,11 @@ func MixRole(i int) string { return fmt.Sprintf("train.%d", i) }
 
 func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float64, name string) (*Stage, error) {
 	bm := st.Base()
+	tok := b.baseSource(bm)
 	cfg := PrepareConfig{
 		Consumer:   st.Method,
 		Dataset:    b.datasetConfig(d),
-		Tokenizer:  TokenizerConfig{Repo: bm.Repo, Revision: bm.Revision},
+		Tokenizer:  TokenizerConfig{Repo: bm.Repo, Revision: tok.Pin},
 		MaxLength:  st.Data.MaxLength,
 		OverLength: st.Data.OverLength,
 		Packing:    st.Data.Packing,
@@ -141,7 +142,7 @@ func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float6
 		return ps, nil
 	}
 	src := cfg.Dataset.Source
-	inputs := []Input{{Role: "dataset", Source: &src}, {Role: "tokenizer", Source: &Source{Kind: "hub-model", Ref: bm.Repo, Pin: bm.Revision, Pinned: ident.IsCommit(bm.Revision)}}}
+	inputs := []Input{{Role: "dataset", Source: &src}, {Role: "tokenizer", Source: tok}}
 	if in, ok := b.chatTemplate(bm); ok {
 		inputs = append(inputs, in)
 	}
