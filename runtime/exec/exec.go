@@ -38,6 +38,10 @@ type Options struct {
 	// or a glob) to those files: path relative to the recipe → absolute
 	// path (runtime/resolve.Result.Sets).
 	Sets map[string]map[string]string
+	// Models maps checked local model directories (relative to the
+	// recipe) to their files: path relative to the directory → absolute
+	// path (runtime/resolve.Result.Models).
+	Models map[string]map[string]string
 	// Entrypoint replaces the launcher and "-m ftc.entry" in launch
 	// commands (test trainers, wrapper scripts).
 	Entrypoint []string
@@ -549,6 +553,19 @@ func (r *runner) layInputs(s *plan.Stage, dir string) (map[string]StageInput, er
 				return nil, fmt.Errorf("input %s: %w", in.Role, err)
 			}
 			inputs[in.Role] = StageInput{Path: filepath.Join(rel, base), Kind: "file"}
+		case in.Source.Kind == "local-model":
+			// The directory's files, linked under the input's folder,
+			// which the stage loads as a model directory.
+			files, ok := r.opts.Models[in.Source.Ref]
+			if !ok {
+				return nil, fmt.Errorf("input %s: model directory %s was not checked against its digest", in.Role, in.Source.Ref)
+			}
+			for rel, abs := range files {
+				if err := linkFile(abs, filepath.Join(dst, filepath.FromSlash(rel))); err != nil {
+					return nil, fmt.Errorf("input %s: %w", in.Role, err)
+				}
+			}
+			inputs[in.Role] = StageInput{Path: rel, Kind: "local-model"}
 		case in.Source.Kind == "recipe-file":
 			if err := copyVerified(r.opts.RecipeDir, in.Source.Ref, filepath.Join(dst, path.Base(in.Source.Ref)), in.Source.Pin); err != nil {
 				return nil, fmt.Errorf("input %s: %w", in.Role, err)

@@ -49,13 +49,17 @@ type Result struct {
 	// directory or a glob): that path → each file's path relative to the
 	// recipe → its absolute path.
 	Sets map[string]map[string]string
+	// Models are the checked local model directories (model: path): that
+	// path → each file's path relative to the directory → its absolute
+	// path.
+	Models map[string]map[string]string
 }
 
 // Resolve checks the recipe's local files against their digests and pins
 // its Hub references, then rewrites r's revisions to the commits, so the
 // plan built from r is keyed by content. It reports every problem.
 func Resolve(ctx context.Context, r *config.Recipe, opts Options) (*Result, error) {
-	res := &Result{Pins: map[Ref]string{}, Files: map[string]string{}, Archs: map[ModelAt]Arch{}, Sets: map[string]map[string]string{}}
+	res := &Result{Pins: map[Ref]string{}, Files: map[string]string{}, Archs: map[ModelAt]Arch{}, Sets: map[string]map[string]string{}, Models: map[string]map[string]string{}}
 	var problems []string
 
 	// Data files are found as vet found them: inside the recipe's
@@ -113,6 +117,8 @@ func Resolve(ctx context.Context, r *config.Recipe, opts Options) (*Result, erro
 		}
 		res.Files[d.File.Path] = abs
 	}
+
+	problems = append(problems, resolveModelTrees(r, dir, opts.Hasher, res)...)
 
 	hub := pinHub(ctx, r, opts, res)
 	problems = append(problems, hub...)
@@ -302,3 +308,37 @@ type WriteError struct {
 
 func (e *WriteError) Error() string { return "writing " + e.Path + ": " + e.Err.Error() }
 func (e *WriteError) Unwrap() error { return e.Err }
+
+// resolveModelTrees hashes each local model directory again, as vet did
+// (config.TreeDigest through the data view), and records its files: the
+// plan was keyed by the digest vet saw, so a directory that changed since
+// is refused rather than run under the old key.
+func resolveModelTrees(r *config.Recipe, dir *recipefs.Dir, hasher *Hasher, res *Result) []string {
+	var problems []string
+	paths := make([]string, 0, len(r.ModelTrees))
+	for p := range r.ModelTrees {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		want := r.ModelTrees[p].SHA256
+		abs := map[string]string{}
+		_, sum, err := config.TreeDigest(dir, p, func(rel string) (string, error) {
+			a, err := dir.Resolve(rel)
+			if err != nil {
+				return "", err
+			}
+			abs[strings.TrimPrefix(rel, p+"/")] = a
+			return hasher.SHA256(a)
+		})
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("model %s: %v", p, err))
+		case sum != want:
+			problems = append(problems, fmt.Sprintf("model %s: the directory has tree sha256 %s, not the %s the plan was keyed by: it changed while ftc ran", p, sum, want))
+		default:
+			res.Models[p] = abs
+		}
+	}
+	return problems
+}

@@ -294,3 +294,37 @@ func TestResolveChecksSetsOfFiles(t *testing.T) {
 		t.Fatalf("changed shard: got %v", err)
 	}
 }
+
+// TestResolveChecksLocalModelTree: a local model directory is hashed
+// again at run time, as vet hashed it, and its files recorded by their
+// paths inside it; a file changed since vet is refused.
+func TestResolveChecksLocalModelTree(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "d.jsonl"), []byte("one\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "models", "tiny", "sub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "models", "tiny", "config.json"), []byte("one\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "models", "tiny", "sub", "w.bin"), []byte("two\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "models", "tiny", ".hidden"), []byte("x\n"), 0o644)
+	// cd models/tiny && sha256sum config.json sub/w.bin | sha256sum
+	lines := "2c8b08da5ce60398e1f19af0e5dccc744df274b826abe585eaba68c525434806  config.json\n" +
+		"27dd8ed44a83ff94d557f9fd0412ed5a8cbca69ea04922d88c01184a07300a5a  sub/w.bin\n"
+	tree := fmt.Sprintf("%x", sha256.Sum256([]byte(lines)))
+	local := func() *config.Recipe {
+		r := recipe(dir, "2c8b08da5ce60398e1f19af0e5dccc744df274b826abe585eaba68c525434806")
+		r.Stages["s"].Model.Repo, r.Stages["s"].Model.Path = "", "models/tiny"
+		r.ModelTrees = map[string]config.ModelTree{"models/tiny": {SHA256: tree}}
+		return r
+	}
+	res, err := Resolve(context.Background(), local(), Options{Hasher: &Hasher{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := res.Models["models/tiny"]
+	if len(got) != 2 || got["config.json"] != filepath.Join(dir, "models", "tiny", "config.json") || got["sub/w.bin"] == "" {
+		t.Fatalf("models: %v", res.Models)
+	}
+	os.WriteFile(filepath.Join(dir, "models", "tiny", "sub", "w.bin"), []byte("changed\n"), 0o644)
+	if _, err := Resolve(context.Background(), local(), Options{Hasher: &Hasher{}}); err == nil || !strings.Contains(err.Error(), "model models/tiny: the directory has tree sha256") {
+		t.Fatalf("changed weights: got %v", err)
+	}
+}

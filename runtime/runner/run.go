@@ -161,7 +161,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	opts := exec.Options{
-		Store: store, RunsDir: o.Dirs.Runs, Backend: be, RecipeDir: r.Dir, Files: res.Files, Sets: res.Sets,
+		Store: store, RunsDir: o.Dirs.Runs, Backend: be, RecipeDir: r.Dir, Files: res.Files, Sets: res.Sets, Models: res.Models,
 		GPUs: gpus, KeyFlags: o.KeyFlags, Cluster: cluster, Force: set(o.Force), Restart: set(o.Restart), Retries: o.Retries,
 		DryRun: o.DryRun, Events: events, Env: secretEnv(r), LocalEnv: prep.LocalEnv,
 		PrepareOnCluster: o.PrepareOn == "cluster",
