@@ -181,7 +181,7 @@ func TreeFiles(fsys fs.FS, p string) ([]string, error) {
 // TreeFiles named relative to the directory, so that the same tree keys
 // the same wherever it lies, and
 //
-//	cd models/my-7b && find . -type f ! -name '.*' | sed 's|^\./||' | LC_ALL=C sort | xargs sha256sum | sha256sum
+//	cd models/my-7b && find . -type f ! -path '*/.*' | sed 's|^\./||' | LC_ALL=C sort | xargs sha256sum | sha256sum
 //
 // computes it by hand (no hidden directories). digest hashes one file by
 // its path relative to the recipe.
