@@ -169,6 +169,28 @@ def test_sft_learns_and_its_output_reloads(tiny, prep, tmp_path, backend, adapte
     assert (got - base).abs().max() > 1e-2, "the output is the base model"
 
 
+def test_sft_from_a_local_model_directory(tiny, prep, tmp_path):
+    # A local model (model: path) is planned with no repo, its tree digest
+    # as the revision, and its directory as a "local-model" input: the
+    # stages load it from there, and a later stage loads full weights
+    # trained on it from the earlier output (an adapter on a local model
+    # is refused at vet).
+    local = {"repo": "", "revision": "sha256:" + "0" * 64}
+    cfg = assets.train_config("sft", {"model": assets.model_config(dtype="fp32", **local)}, steps=2, micro=4,
+                              adapter_block=assets.adapter("none", dropout=0.0), save_every=2,
+                              extra={"backend": "trl", "completionOnly": True})
+    d = tmp_path / "sft-local"
+    run(d, "sft", cfg, {**train_in(prep["sft"]), "model": {"path": str(tiny[1]), "kind": "local-model"}})
+    man = json.loads((d / "output" / "ftc-output.json").read_text())
+    assert man["adapter"] == "none"
+    again = assets.train_config("sft", {"model": assets.model_config(dtype="fp32", input="model", kind="causal-lm",
+                                                                     adapter="none", **local)},
+                                steps=2, micro=4, adapter_block=assets.adapter("none", dropout=0.0), save_every=2,
+                                extra={"backend": "trl", "completionOnly": True})
+    d2 = tmp_path / "sft-local-again"
+    run(d2, "sft", again, {**train_in(prep["sft"]), "model": {"path": str(d / "output"), "kind": "stage-output"}})
+
+
 def test_lora_sft_twice_gives_the_same_adapter(tiny, prep, tmp_path):
     """One key, one result: two LoRA SFT runs of the same config (CPU,
     fp32) write the same adapter. LoRA's A matrices are drawn as the adapter
