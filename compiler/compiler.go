@@ -20,6 +20,10 @@ type Options struct {
 	// Digest, when set, hashes local data files so their pins are checked
 	// at vet; the CLI passes a memoizing hasher from runtime/resolve.
 	Digest config.Digester
+	// TreeDigest, when set, hashes the files of local model directories
+	// (default: Digest), for a vet that checks no data pins but should
+	// not hash the weights without the memo.
+	TreeDigest config.Digester
 	// Archs are the models' config.json facts from ftc.lock (the CLI
 	// reads the lock next to the recipe).
 	Archs config.ModelFacts
@@ -56,7 +60,7 @@ func VetWith(file string, overrides []load.Override, opts Options) (*config.Reci
 		return nil, nil, fmt.Errorf("exporting recipe: %w", err)
 	}
 	src := config.Source{JSON: b, Dir: inst.Dir, File: inst.File, Pos: inst.Pos}
-	return config.Decode(src, recipefs.New(inst.Dir), config.Options{DataRoots: opts.DataRoots, Digest: opts.Digest, GPUs: opts.Plan.GPUs, CPU: opts.Plan.CPU, Archs: opts.Archs})
+	return config.Decode(src, recipefs.New(inst.Dir), config.Options{DataRoots: opts.DataRoots, Digest: opts.Digest, TreeDigest: opts.TreeDigest, GPUs: opts.Plan.GPUs, CPU: opts.Plan.CPU, Archs: opts.Archs})
 }
 
 // Plan vets a recipe and compiles it into its stage graph.

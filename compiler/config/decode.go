@@ -25,6 +25,10 @@ type Options struct {
 	// Digest, when set, hashes local data files so their pins are checked
 	// at vet; the CLI passes a memoizing hasher from runtime/resolve.
 	Digest Digester
+	// TreeDigest hashes the files of local model directories (model:
+	// path); without it Digest does, and without either the files are
+	// read through the recipe's directory.
+	TreeDigest Digester
 	// GPUs, when set, is the number of GPUs the recipe will run on
 	// (--gpus): a valid recipe is rescaled to it (Recipe.Rescale) and
 	// checked again as rescaled.
@@ -108,7 +112,11 @@ func Decode(src Source, files fs.FS, opts Options) (*Recipe, diag.List, error) {
 		r.DataBytes[d.File.Path] = size
 	}
 
-	r.readModelTrees(data, opts.Digest)
+	tree := opts.TreeDigest
+	if tree == nil {
+		tree = opts.Digest
+	}
+	r.readModelTrees(data, tree)
 
 	var diags diag.List
 	for _, name := range sortedKeys(r.Stages) {

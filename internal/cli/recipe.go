@@ -28,8 +28,10 @@ func (f *recipeFlags) register(cmd *cobra.Command) {
 }
 
 // vetOptions are the vet options the flags give: data roots, absolute.
+// Local model directories are hashed through the memo of the cache
+// directory in every command, so unchanged weights cost a stat.
 func (f *recipeFlags) vetOptions() (compiler.Options, error) {
-	var o compiler.Options
+	o := compiler.Options{TreeDigest: dataDigests(cacheFlag{}, nil)}
 	for _, d := range f.dataRoots {
 		abs, err := filepath.Abs(d)
 		if err != nil {

@@ -91,6 +91,9 @@ func LockMissingArchs(ctx context.Context, file string, overrides []load.Overrid
 	if err != nil {
 		return nil, nil, err
 	}
+	// Data pins are not checked here; a local model's tree is still hashed
+	// through the memo.
+	opts.TreeDigest = opts.Digest
 	opts.Digest, opts.Archs = nil, lock.ModelFacts()
 	r, _, _ := Vet(file, overrides, opts)
 	if r == nil {
