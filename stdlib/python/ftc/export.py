@@ -133,10 +133,17 @@ def run(stage: StageFile) -> None:
         for f in found:
             shutil.copyfile(src / f, out / f)
         # Name the base as the Hub knows it, not the path it was read from
-        # during training.
+        # during training. A local model (no repo; its revision is the
+        # directory's tree digest) has no name that means anything
+        # elsewhere: none is written, and the user loads the adapter onto
+        # the directory they have.
         ac = json.loads((out / "adapter_config.json").read_text())
-        ac["base_model_name_or_path"] = mc.repo
-        ac["revision"] = mc.revision
+        if mc.repo:
+            ac["base_model_name_or_path"] = mc.repo
+            ac["revision"] = mc.revision
+        else:
+            ac["base_model_name_or_path"] = None
+            ac.pop("revision", None)
         (out / "adapter_config.json").write_text(json.dumps(ac, indent=2, sort_keys=True) + "\n")
         model_config = AutoConfig.from_pretrained(base_loc, **base_kw)
     else:

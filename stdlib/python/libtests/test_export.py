@@ -168,6 +168,19 @@ def test_export_adapter_names_the_base_by_repo(tiny, eos_base, lora_sft, tmp_pat
             assert (out / f).read_bytes() == (lora_sft / f).read_bytes()
 
 
+def test_export_adapter_of_a_local_model_names_no_base(tiny, eos_base, lora_sft, tmp_path):
+    # As ftc plans a local model (model: path): no repo, the tree digest as
+    # revision, the directory as the base input. The training run's path to
+    # it means nothing elsewhere, and the digest is no Hub revision.
+    cfg = export_config("adapter")
+    cfg["model"].update(repo="", revision="sha256:" + "0" * 64)
+    d = tmp_path / "sft.export-adapter-local"
+    run(d, "export", cfg,
+        {"model": {"path": str(lora_sft), "kind": "stage-output"}, "base": {"path": str(eos_base), "kind": "local-model"}})
+    ac = json.loads((d / "output" / "adapter_config.json").read_text())
+    assert ac["base_model_name_or_path"] is None and "revision" not in ac, ac
+
+
 def test_export_refuses_full_form_of_an_adapter(lora_sft, eos_base, tmp_path):
     import verify
 
