@@ -40,7 +40,9 @@ func Card(c CardInfo) string {
 	var b strings.Builder
 	cfg, _ := s.Config.(plan.ExportConfig)
 	fmt.Fprintf(&b, "---\nlibrary_name: %s\ntags:\n- ftc\n", map[bool]string{true: "peft", false: "transformers"}[cfg.Form == "adapter"])
-	if base := inputOf(s, "base"); base != nil && base.Source != nil {
+	if base := inputOf(s, "base"); base != nil && base.Source != nil && base.Source.Kind == "hub-model" {
+		// A Hub id; a local model's path means nothing on the Hub (its
+		// tree digest is in the provenance table).
 		fmt.Fprintf(&b, "base_model: %s\n", base.Source.Ref)
 	}
 	b.WriteString("---\n\n")
@@ -63,7 +65,11 @@ func Card(c CardInfo) string {
 		row("ftc.lock", "none (every reference pinned in the recipe)")
 	}
 	if base := inputOf(s, "base"); base != nil && base.Source != nil {
-		row("base model", base.Source.Ref+"@"+base.Source.Pin)
+		what := base.Source.Ref + "@" + base.Source.Pin
+		if base.Source.Kind == "local-model" {
+			what = "local directory " + what
+		}
+		row("base model", what)
 	}
 	row("environment", p.Environment.Profile+" "+string(p.Environment.Key))
 	if p.Image != "" {

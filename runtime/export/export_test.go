@@ -139,6 +139,14 @@ func TestCardSaysWhereItCameFrom(t *testing.T) {
 	if strings.Contains(card, "other") {
 		t.Errorf("card names a stage the export does not read:\n%s", card)
 	}
+	// A local model's path is no Hub id: no base_model in the metadata,
+	// the directory and its tree digest in the provenance.
+	es.Inputs[1].Source = &plan.Source{Kind: "local-model", Ref: "models/my-7b", Pin: pin, Pinned: true}
+	local := Card(CardInfo{Plan: p, Stage: es, RecipeFile: "recipe.cue", RecipeSHA256: "sha256:" + strings.Repeat("4", 64)})
+	if strings.Contains(local, "base_model:") || !strings.Contains(local, "| base model | `local directory models/my-7b@"+pin+"` |") {
+		t.Errorf("card of a local model's export:\n%s", local)
+	}
+	es.Inputs[1].Source = &plan.Source{Kind: "hub-model", Ref: "Qwen/Qwen2.5-0.5B-Instruct", Pin: "7ae557604adf67be50417f59c2c2f167def9a775"}
 	if card != Card(CardInfo{Plan: p, Stage: es, RecipeFile: "recipe.cue", RecipeSHA256: "sha256:" + strings.Repeat("4", 64),
 		LockSHA256: "sha256:" + strings.Repeat("5", 64), Summaries: map[string]json.RawMessage{"sft": json.RawMessage(`{"train_loss": 1.25, "step": 8}`)},
 		Command: "ftc run recipe.cue && ftc export recipe.cue out"}) {
