@@ -120,6 +120,9 @@ func (r *Recipe) checkModelSources(diags *diag.List) bool {
 				ok = false
 				diags.Errorf(r.Pos.At(s.path), s.path, "model has neither repo nor path").
 					WithHint("set repo: \"OWNER/NAME\" for a Hub model, path: \"models/NAME\" for a local model directory, or use a preset of \"ftc.dev/stdlib/models\"")
+			case s.m.Path != "" && r.Pos.Has(s.path+".revision"):
+				diags.Errorf(r.Pos.At(s.path+".revision"), s.path+".revision", "a local model has no revision: the digest of its directory's files pins it").
+					WithHint("remove revision")
 			}
 		}
 	}
