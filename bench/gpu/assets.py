@@ -32,7 +32,10 @@ def words(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n))
 
 
-def build_tokenizer(out: Path, vocab_size: int = 1000):
+def build_tokenizer(out: Path, vocab_size: int = 1000, corpus=None):
+    """A byte-level BPE fast tokenizer with the ChatML template, saved in
+    out. corpus: the training text (an iterable of strings); by default
+    2000 lines of WORDS."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     try:
@@ -40,8 +43,9 @@ def build_tokenizer(out: Path, vocab_size: int = 1000):
     except ImportError:  # transformers 5 renamed the tokenizers-backed class
         from transformers import TokenizersBackend as PreTrainedTokenizerFast
 
-    rng = random.Random(0)
-    corpus = [words(rng, 40) + " 0123456789 <answer> </answer> <think> </think>" for _ in range(2000)]
+    if corpus is None:
+        rng = random.Random(0)
+        corpus = [words(rng, 40) + " 0123456789 <answer> </answer> <think> </think>" for _ in range(2000)]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
