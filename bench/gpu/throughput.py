@@ -60,7 +60,7 @@ def build(work: Path) -> tuple[Path, Path]:
 def prepare(work: Path, tok_dir: Path) -> Path:
     """ftc's prepare stage makes the token rows both sides train on."""
     d = work / "bench-prepare"
-    if (d / "output" / "train.jsonl").exists():
+    if (d / "output" / "ftc-prepared.json").exists():
         return d / "output"
     # Median ~300 tokens per document, as in DESIGN.md's measurements.
     data = assets.write_jsonl(work / "bench-data.jsonl", assets.messages_rows(DOCS, seed=7, median=220, sigma=0.5))

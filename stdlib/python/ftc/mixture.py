@@ -21,25 +21,33 @@ def mix_rows(n: int, weight: float) -> int:
     return int(whole) * n + int(math.floor((weight - whole) * n + 0.5))
 
 
-def draw(rows: Sequence[dict], weight: float, rng: random.Random) -> list[dict]:
-    """A source's rows at its weight: floor(weight) full copies, then the
-    fractional share drawn without replacement, in file order."""
+def draw_indices(n: int, weight: float, rng: random.Random) -> list[int]:
+    """The rows a source of n rows gives at its weight, as indices:
+    floor(weight) full passes, then the fractional share drawn without
+    replacement, in file order."""
     if weight <= 0:
         raise ValueError(f"mix weight {weight} is not more than 0")
-    n = len(rows)
     whole = int(math.floor(weight))
     extra = mix_rows(n, weight) - whole * n
-    out = list(rows) * whole
+    out = list(range(n)) * whole
     if extra:
-        out += [rows[i] for i in sorted(rng.sample(range(n), extra))]
+        out += sorted(rng.sample(range(n), extra))
     return out
 
 
+def source_rng(seed: int, i: int) -> random.Random:
+    """Each source draws with a generator of its own (seed and position),
+    so one source's weight does not change which rows another gives."""
+    return random.Random(seed * 1_000_003 + i)
+
+
+def draw(rows: Sequence[dict], weight: float, rng: random.Random) -> list[dict]:
+    return [rows[i] for i in draw_indices(len(rows), weight, rng)]
+
+
 def mix(sources: Sequence[tuple[Sequence[dict], float]], seed: int) -> list[dict]:
-    """Every source drawn at its weight, in the plan's order. Each source
-    draws with a generator of its own (seed and position), so one source's
-    weight does not change which rows another gives."""
+    """Every source drawn at its weight, in the plan's order."""
     out: list[dict] = []
     for i, (rows, weight) in enumerate(sources):
-        out += draw(rows, weight, random.Random(seed * 1_000_003 + i))
+        out += draw(rows, weight, source_rng(seed, i))
     return out

@@ -6,13 +6,19 @@ local directory), applies the chat template, masks prompts, handles
 over-length rows, packs SFT rows when asked, and writes into the output
 directory:
 
-  train.jsonl        rows in the shape the consumer's entrypoint reads
-  eval.jsonl         the held-out share when evalFraction is set
+  train.arrow        rows in the shape the consumer's entrypoint reads, as
+                     an Arrow IPC stream the training stage memory-maps
+                     (train.jsonl for GRPO, whose prompts are read whole)
+  eval.arrow         the held-out share when evalFraction is set
   stats.json         counts: rows in/out, dropped/truncated, tokens, ...
   ftc-prepared.json  what the rows are (consumer, columns, packing)
 
 Every later stage and every rank reads these files instead of
 tokenizing again; the runtime caches them under the prepare key.
+
+This module holds the work on rows, pure given a tokenizer, and the
+in-memory path (prepare_rows); prepstream.py streams a dataset of any
+size through the same functions on every core.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import os
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import data, packing, tokens
 from .data import DataError
@@ -51,6 +57,12 @@ class Stats:
     max_length: int = 0
     columns: list = field(default_factory=list)
 
+    def add(self, other: "Stats") -> None:
+        """Adds another chunk's counts (the limits and columns are the run's)."""
+        for k in ("over_length_dropped", "over_length_truncated", "no_trainable_dropped", "explicit_prompt_converted",
+                  "prompt_over_length_dropped", "prompt_over_length_truncated", "tokens", "trainable_tokens"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
     def to_json(self) -> dict:
         out = {}
         for k, v in asdict(self).items():
@@ -71,20 +83,32 @@ def split_eval(rows: list[dict], fraction: float, seed: int | None) -> tuple[lis
 
 
 @contextlib.contextmanager
-def _row(i: int):
+def _row(name: str):
     try:
         yield
     except DataError as e:
-        raise DataError(f"row {i}: {e}") from None
+        raise DataError(f"{name}: {e}") from None
 
 
-def _sft(cfg: PrepareConfig, rows: Iterable[dict], tok: Any, st: Stats) -> list[dict]:
+def _names(rows: list, names: list[str] | None) -> list[str]:
+    return names if names is not None else [f"row {i}" for i in range(len(rows))]
+
+
+def sft_docs(cfg: PrepareConfig, rows: list[dict], tok: Any, st: Stats,
+             names: list[str] | None = None) -> list[tuple[list[int], list[int]]]:
+    """The SFT documents (input_ids, labels) of rows, fitted to the length
+    limit; every span of every row is encoded in one batch call."""
+    names = _names(rows, names)
+    pieces = []
+    for name, row in zip(names, rows):
+        with _row(name):
+            ex = data.sft_example(cfg.dataset.format, row)
+            pieces.append(tokens.sft_pieces(tok, ex, cfg.completion_only))
+    encoded = iter(tokens.encode_batch(tok, [t for p in pieces for t, _ in p.spans]))
     counts = packing.LengthCounts()
     docs = []
-    for i, row in enumerate(rows):
-        with _row(i):
-            ex = data.sft_example(cfg.dataset.format, row)
-            ids, labels = tokens.sft_tokens(tok, ex, cfg.completion_only)
+    for p in pieces:
+        ids, labels = tokens.sft_assemble(tok, p, [next(encoded) for _ in p.spans])
         fitted = packing.fit(ids, labels, cfg.max_length, cfg.over_length, counts)
         if fitted is None:
             continue
@@ -98,19 +122,28 @@ def _sft(cfg: PrepareConfig, rows: Iterable[dict], tok: Any, st: Stats) -> list[
     st.no_trainable_dropped += counts.no_trainable_dropped
     st.tokens += sum(len(d[0]) for d in docs)
     st.trainable_tokens += sum(sum(1 for x in d[1][1:] if x != packing.IGNORE) for d in docs)
+    return docs
+
+
+def pack_stats(st: Stats, lengths: list[int], bins: int, max_length: int) -> None:
+    st.packed_rows += bins
+    if bins:
+        st.packing_efficiency = round(sum(lengths) / (bins * max_length), 4)
+
+
+def _sft(cfg: PrepareConfig, rows: list[dict], tok: Any, st: Stats, names: list[str] | None = None) -> list[dict]:
+    docs = sft_docs(cfg, rows, tok, st, names)
     if not cfg.packing:
         return [{"input_ids": i, "labels": l} for i, l in docs]
     bins = packing.pack_plan([len(d[0]) for d in docs], cfg.max_length, "ffd")
-    st.packed_rows += len(bins)
-    if bins:
-        st.packing_efficiency = round(sum(len(d[0]) for d in docs) / (len(bins) * cfg.max_length), 4)
+    pack_stats(st, [len(d[0]) for d in docs], len(bins), cfg.max_length)
     return [packing.packed_row([docs[i] for i in b]) for b in bins]
 
 
-def _reward(cfg: PrepareConfig, rows: Iterable[dict], tok: Any, st: Stats) -> list[dict]:
+def _reward(cfg: PrepareConfig, rows: list[dict], tok: Any, st: Stats, names: list[str] | None = None) -> list[dict]:
     out = []
-    for i, row in enumerate(rows):
-        with _row(i):
+    for name, row in zip(_names(rows, names), rows):
+        with _row(name):
             pair = data.preference_pair(row, cfg.dataset.prompt)
             c, r = tokens.preference_tokens(tok, pair)
         if pair.converted:
@@ -131,12 +164,12 @@ def _reward(cfg: PrepareConfig, rows: Iterable[dict], tok: Any, st: Stats) -> li
     return out
 
 
-def _ppo(cfg: PrepareConfig, rows: Iterable[dict], tok: Any, st: Stats) -> list[dict]:
+def _ppo(cfg: PrepareConfig, rows: list[dict], tok: Any, st: Stats, names: list[str] | None = None) -> list[dict]:
     counts = packing.LengthCounts()
     limit = cfg.max_prompt_length or cfg.max_length
     out = []
-    for i, row in enumerate(rows):
-        with _row(i):
+    for name, row in zip(_names(rows, names), rows):
+        with _row(name):
             pr = data.prompt_row(row)
             ids = tokens.prompt_tokens(tok, pr.prompt)
         fitted = packing.fit(ids, None, limit, cfg.over_length, counts, keep="left")
@@ -149,14 +182,14 @@ def _ppo(cfg: PrepareConfig, rows: Iterable[dict], tok: Any, st: Stats) -> list[
     return out
 
 
-def _grpo(cfg: PrepareConfig, rows: Iterable[dict], tok: Any, st: Stats) -> list[dict]:
+def _grpo(cfg: PrepareConfig, rows: list[dict], tok: Any, st: Stats, names: list[str] | None = None) -> list[dict]:
     """GRPO templates prompts itself; ftc only checks them and applies the
     prompt limit (trl >= 0.28 has no max_prompt_length)."""
     limit = cfg.max_prompt_length or cfg.max_length
     out = []
     kind = None
-    for i, row in enumerate(rows):
-        with _row(i):
+    for name, row in zip(_names(rows, names), rows):
+        with _row(name):
             pr = data.prompt_row(row)
             if kind is None:
                 kind = pr.conversational
@@ -188,13 +221,21 @@ def _grpo(cfg: PrepareConfig, rows: Iterable[dict], tok: Any, st: Stats) -> list
 SHAPERS = {"sft": _sft, "reward": _reward, "ppo": _ppo, "grpo": _grpo}
 
 
-def prepare_rows(cfg: PrepareConfig, rows: list[dict], tok: Any) -> tuple[list[dict], list[dict], Stats]:
-    """The whole transformation, without I/O: rows in, prepared rows out."""
+def check_consumer(cfg: PrepareConfig) -> None:
     if cfg.dataset.format not in data.formats_for(cfg.consumer):
         raise DataError(f"a {cfg.consumer} stage cannot read {cfg.dataset.format!r} data "
                         f"(want {', '.join(data.formats_for(cfg.consumer))})")
+
+
+def check_tokenizer(cfg: PrepareConfig, tok: Any) -> None:
     if cfg.dataset.format in data.CHAT_FORMATS:
         tokens.require_chat_template(tok, f"format {cfg.dataset.format!r}")
+
+
+def prepare_rows(cfg: PrepareConfig, rows: list[dict], tok: Any) -> tuple[list[dict], list[dict], Stats]:
+    """The whole transformation, without I/O: rows in, prepared rows out."""
+    check_consumer(cfg)
+    check_tokenizer(cfg, tok)
     st = Stats(rows_in=len(rows), max_length=cfg.max_length)
     renamed = []
     for i, row in enumerate(rows):
@@ -240,31 +281,35 @@ def read_jsonl(path: Path) -> list[dict]:
 SHOWN_ROWS = 5
 
 
+def parse_line(raw: bytes) -> Any:
+    """One JSON-lines line's value, or a DataError saying why it has none."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return DataError("the line is not UTF-8 text")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        return DataError(f"invalid JSON: {e}")
+
+
+def check_head(head: bytes, name: str) -> None:
+    """Refuses a JSON-lines file that is empty or binary, from its first
+    bytes."""
+    if not head:
+        raise DataError(f"{name}: the file is empty")
+    if b"\x00" in head:
+        raise DataError(f"{name}: not JSON Lines: the file is binary (it holds NUL bytes)")
+
+
 def read_jsonl_rows(path: Path, name: str) -> list[tuple[int, Any]]:
     """Every non-blank line of a JSON-lines dataset as (line number, value);
     a line that is not UTF-8 or not JSON comes back as (line, DataError).
     Lines end at newline bytes only, as ftc vet counts them."""
     with open(path, "rb") as f:
-        head = f.read(8000)
-        if not head:
-            raise DataError(f"{name}: the file is empty")
-        if b"\x00" in head:
-            raise DataError(f"{name}: not JSON Lines: the file is binary (it holds NUL bytes)")
+        check_head(f.read(8000), name)
         f.seek(0)
-        out: list[tuple[int, Any]] = []
-        for n, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                out.append((n, DataError("the line is not UTF-8 text")))
-                continue
-            try:
-                out.append((n, json.loads(text)))
-            except json.JSONDecodeError as e:
-                out.append((n, DataError(f"invalid JSON: {e}")))
-    return out
+        return [(n, parse_line(raw)) for n, raw in enumerate(f, 1) if raw.strip()]
 
 
 def check_rows(cfg: PrepareConfig, numbered: list[tuple[int, Any]], name: str, unit: str = "line") -> list[dict]:
@@ -275,36 +320,53 @@ def check_rows(cfg: PrepareConfig, numbered: list[tuple[int, Any]], name: str, u
     return check_files(cfg, [(name, numbered, unit)], name)
 
 
+def row_error(cfg: PrepareConfig, v: Any) -> DataError | None:
+    """Why a row (or what its line parsed to) does not fit the dataset's
+    declared shape; None when it does."""
+    if isinstance(v, DataError):
+        return v
+    try:
+        data.check_row(cfg.dataset.format, cfg.dataset.prompt, cfg.dataset.columns, v)
+    except DataError as e:
+        return e
+    return None
+
+
+def where(fname: str, n: int, unit: str) -> str:
+    return f"{fname}:{n}" if unit == "line" else f"{fname}: row {n}"
+
+
+def malformed(cfg: PrepareConfig, name: str, bad: list[str], bad_count: int, total: int, files: int) -> DataError:
+    """The one failure for a dataset's bad rows: how many of how many, the
+    first SHOWN_ROWS named (bad holds at least those), and the shape wanted."""
+    ds = cfg.dataset
+    if not total:
+        return DataError(f"{name}: the file has no rows ({data.want(ds.format, ds.prompt, ds.columns)}, "
+                         "one JSON object per line)")
+    of = f"rows of {name}" if files == 1 else f"rows of {name} ({files} files)"
+    head = (f"{bad_count} of {total} {of} are malformed; first:" if bad_count > 1
+            else f"1 of {total} {of} is malformed:")
+    lines = [head] + [f"  {b}" for b in bad[:SHOWN_ROWS]]
+    if bad_count > SHOWN_ROWS:
+        lines.append(f"  ... and {bad_count - SHOWN_ROWS} more")
+    lines.append("  " + data.want(ds.format, ds.prompt, ds.columns))
+    return DataError("\n".join(lines))
+
+
 def check_files(cfg: PrepareConfig, parts: list[tuple[str, list[tuple[int, Any]], str]], name: str) -> list[dict]:
     """check_rows over the files of one dataset (a directory or a glob):
     (file name, numbered rows, unit) each, in path order; bad rows are
     counted over all of them and named by file and line."""
-    ds = cfg.dataset
     bad: list[str] = []
     total = 0
     for fname, numbered, unit in parts:
-        where = (lambda n, f=fname: f"{f}:{n}") if unit == "line" else (lambda n, f=fname: f"{f}: row {n}")
         for n, v in numbered:
-            err = v if isinstance(v, DataError) else None
-            if err is None:
-                try:
-                    data.check_row(ds.format, ds.prompt, ds.columns, v)
-                except DataError as e:
-                    err = e
+            err = row_error(cfg, v)
             if err is not None:
-                bad.append(f"{where(n)}: {err}")
+                bad.append(f"{where(fname, n, unit)}: {err}")
         total += len(numbered)
-    if not total:
-        raise DataError(f"{name}: the file has no rows ({data.want(ds.format, ds.prompt, ds.columns)}, one JSON object per line)")
-    if bad:
-        of = f"rows of {name}" if len(parts) == 1 else f"rows of {name} ({len(parts)} files)"
-        head = (f"{len(bad)} of {total} {of} are malformed; first:" if len(bad) > 1
-                else f"1 of {total} {of} is malformed:")
-        lines = [head] + [f"  {b}" for b in bad[:SHOWN_ROWS]]
-        if len(bad) > SHOWN_ROWS:
-            lines.append(f"  ... and {len(bad) - SHOWN_ROWS} more")
-        lines.append("  " + data.want(ds.format, ds.prompt, ds.columns))
-        raise DataError("\n".join(lines))
+    if bad or not total:
+        raise malformed(cfg, name, bad, len(bad), total, len(parts))
     return [v for _, numbered, _ in parts for _, v in numbered]
 
 
@@ -406,12 +468,18 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def write_outputs(out_dir: Path, cfg: PrepareConfig, train: list[dict], held: list[dict], st: Stats,
                   tokenizer_ref: dict) -> None:
+    """Rows prepared in memory, as JSON lines (GRPO's prompts; tests)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(out_dir / "train.jsonl", train)
     files = {"train": "train.jsonl"}
     if held:
         write_jsonl(out_dir / "eval.jsonl", held)
         files["eval"] = "eval.jsonl"
+    write_manifest(out_dir, cfg, st, files, tokenizer_ref)
+
+
+def write_manifest(out_dir: Path, cfg: PrepareConfig, st: Stats, files: dict, tokenizer_ref: dict) -> None:
+    """stats.json and ftc-prepared.json, written last: what the rows are."""
     (out_dir / "stats.json").write_text(json.dumps(st.to_json(), indent=2, sort_keys=True) + "\n")
     manifest = {
         "apiVersion": PREPARED_VERSION,
@@ -426,17 +494,37 @@ def write_outputs(out_dir: Path, cfg: PrepareConfig, train: list[dict], held: li
     (out_dir / PREPARED).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
-def read_prepared(path: Path) -> tuple[dict, list[dict], list[dict]]:
-    """What a training stage reads: (manifest, train rows, eval rows)."""
+def read_prepared(path: Path) -> tuple[dict, Any, Any]:
+    """What a training stage reads: (manifest, train rows, eval rows). Rows
+    in Arrow files come as datasets.Dataset over the memory-mapped file
+    (nothing is read until used); JSON lines as lists of dicts."""
     m = json.loads((path / PREPARED).read_text())
     if m.get("apiVersion") != PREPARED_VERSION:
         raise StageError(f"{path}: prepared data version {m.get('apiVersion')!r}, want {PREPARED_VERSION}")
-    train = read_jsonl(path / m["files"]["train"])
-    held = read_jsonl(path / m["files"]["eval"]) if "eval" in m["files"] else []
+    train = read_rows(path / m["files"]["train"])
+    held = read_rows(path / m["files"]["eval"]) if "eval" in m["files"] else []
     return m, train, held
 
 
-def run(stage: StageFile) -> dict:
+def read_rows(path: Path) -> Any:
+    if path.suffix != ".arrow":
+        return read_jsonl(path)
+    import datasets
+    import pyarrow as pa
+    from datasets.table import InMemoryTable
+
+    # The table's buffers are the memory-mapped file. datasets is told it
+    # is in memory so that a trainer's map() keeps its results in memory
+    # instead of writing cache files beside it, into the stage cache.
+    table = pa.ipc.open_stream(pa.memory_map(str(path))).read_all()
+    if "margin" in table.column_names and table.column("margin").null_count == table.num_rows:
+        table = table.drop_columns(["margin"]) if hasattr(table, "drop_columns") else table.drop(["margin"])
+    return datasets.Dataset(InMemoryTable(table))
+
+
+def run_in_memory(stage: StageFile) -> dict:
+    """The whole dataset in memory, written as JSON lines: GRPO's prompts
+    (prepstream.run streams every other consumer)."""
     cfg = stage.prepare_config()
     rows = read_dataset(stage, cfg)
     tok = load_tokenizer(stage, cfg)
@@ -444,3 +532,9 @@ def run(stage: StageFile) -> dict:
     write_outputs(stage.output, cfg, train, held, st,
                   {"repo": cfg.tokenizer_repo, "revision": cfg.tokenizer_revision})
     return st.to_json()
+
+
+def run(stage: StageFile) -> dict:
+    from . import prepstream
+
+    return prepstream.run(stage)

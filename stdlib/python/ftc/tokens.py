@@ -15,6 +15,7 @@ would otherwise straddle a boundary.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .data import DataError, PreferencePair, SFTExample
@@ -71,29 +72,63 @@ def conversation_segments(tok: Any, messages: list[dict], tools: list | None = N
     return [(t, a) for t, a in segs if t]
 
 
-def sft_tokens(tok: Any, ex: SFTExample, completion_only: bool) -> tuple[list[int], list[int]]:
-    """input_ids and labels (IGNORE where no loss is taken)."""
+def encode_batch(tok: Any, texts: list[str]) -> list[list[int]]:
+    """Every text's ids, as encode gives them, in one call to a fast
+    tokenizer's batch interface (its Rust core encodes the batch without
+    the per-call Python overhead); one by one for anything else."""
+    out: list[list[int]] = [[] for _ in texts]
+    todo = [i for i, t in enumerate(texts) if t]
+    if not todo:
+        return out
+    if getattr(tok, "is_fast", False):
+        enc = tok([texts[i] for i in todo], add_special_tokens=False, return_attention_mask=False,
+                  return_token_type_ids=False)["input_ids"]
+        for i, ids in zip(todo, enc):
+            out[i] = list(ids)
+        return out
+    for i in todo:
+        out[i] = encode(tok, texts[i])
+    return out
+
+
+@dataclass(frozen=True)
+class SFTPieces:
+    """An SFT example as text pieces before encoding: (text, trained)
+    spans, encoded one by one so no BPE merge straddles a mask boundary,
+    and whether EOS is appended (plain text has no end-of-turn marker)."""
+
+    spans: list[tuple[str, bool]]
+    append_eos: bool
+
+
+def sft_pieces(tok: Any, ex: SFTExample, completion_only: bool) -> SFTPieces:
+    if ex.messages is not None:
+        spans = [(text, assistant or not completion_only)
+                 for text, assistant in conversation_segments(tok, ex.messages, ex.tools)]
+        return SFTPieces(spans, False)
+    # Plain text: the model learns to stop from EOS, as trl's SFTTrainer
+    # appends it.
+    return SFTPieces([(ex.prompt, not completion_only), (ex.completion, True)], True)
+
+
+def sft_assemble(tok: Any, pieces: SFTPieces, encoded: list[list[int]]) -> tuple[list[int], list[int]]:
+    """input_ids and labels from the pieces and their encodings."""
     ids: list[int] = []
     labels: list[int] = []
-
-    def add(text: str, trained: bool) -> None:
-        t = encode(tok, text)
+    for (_, trained), t in zip(pieces.spans, encoded):
         ids.extend(t)
-        labels.extend(t if trained or not completion_only else [IGNORE] * len(t))
-
-    if ex.messages is not None:
-        for text, assistant in conversation_segments(tok, ex.messages, ex.tools):
-            add(text, assistant)
-    else:
-        add(ex.prompt, False)
-        add(ex.completion, True)
-        # Plain text has no end-of-turn marker: the model learns to stop
-        # from EOS, as trl's SFTTrainer appends it.
-        eos = getattr(tok, "eos_token_id", None)
-        if eos is not None and (not ids or ids[-1] != eos):
-            ids.append(eos)
-            labels.append(eos)
+        labels.extend(t if trained else [IGNORE] * len(t))
+    eos = getattr(tok, "eos_token_id", None) if pieces.append_eos else None
+    if eos is not None and (not ids or ids[-1] != eos):
+        ids.append(eos)
+        labels.append(eos)
     return ids, labels
+
+
+def sft_tokens(tok: Any, ex: SFTExample, completion_only: bool) -> tuple[list[int], list[int]]:
+    """input_ids and labels (IGNORE where no loss is taken)."""
+    pieces = sft_pieces(tok, ex, completion_only)
+    return sft_assemble(tok, pieces, [encode(tok, t) for t, _ in pieces.spans])
 
 
 def _side(tok: Any, v: Any, conversational: bool) -> list[int]:

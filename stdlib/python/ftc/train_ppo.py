@@ -277,7 +277,8 @@ def run(stage: StageFile) -> dict:
         cbs.append(checkpoint_callback(stage, cfg, lambda: holder["t"], offset))
     # trl's PPO builds its eval dataloader unconditionally; a small slice of
     # the prompts serves when there is no eval set.
-    eval_src = eval_rows or train_rows[: cfg.training.micro_batch]
+    head = list(range(min(cfg.training.micro_batch, len(train_rows))))
+    eval_src = eval_rows if len(eval_rows) else trainer.take(train_rows, head)
     t = PPOTrainer(args=args, processing_class=tok, model=policy, ref_model=ref, reward_model=reward,
                    train_dataset=trainer.rows_dataset(train_rows, True), value_model=value,
                    eval_dataset=trainer.rows_dataset(eval_src, True), peft_config=peft_config, callbacks=cbs)

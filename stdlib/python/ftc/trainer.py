@@ -247,16 +247,38 @@ def scale_loss_once_under_deepspeed(t) -> bool:
     return True
 
 
-def rows_dataset(rows: list[dict], need_datasets: bool):
+def rows_dataset(rows, need_datasets: bool):
     """A datasets.Dataset where a trl trainer needs one; a plain list
-    (indexable, sized) serves transformers.Trainer."""
-    if not need_datasets:
+    (indexable, sized) serves transformers.Trainer. Prepared Arrow rows
+    already are a Dataset over the memory-mapped file."""
+    if not need_datasets or not isinstance(rows, list):
         return rows
     try:
         import datasets
     except ImportError as e:
         raise compat.Unsupported("this trainer needs the datasets library") from e
     return datasets.Dataset.from_list(rows)
+
+
+def take(rows, indices: list[int]):
+    """The rows at indices: a Dataset selects (still memory-mapped), a list
+    is indexed."""
+    if isinstance(rows, list):
+        return [rows[i] for i in indices]
+    return rows.select(indices)
+
+
+def concat(parts: list):
+    """Rows of several sources, one after another."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return []
+    if all(isinstance(p, list) for p in parts):
+        return [r for p in parts for r in p]
+    import datasets
+
+    return datasets.concatenate_datasets([p if not isinstance(p, list) else datasets.Dataset.from_list(p)
+                                          for p in parts])
 
 
 def read_train_eval(stage: StageFile, consumer: str):
@@ -279,8 +301,9 @@ def read_train_eval(stage: StageFile, consumer: str):
         parts.append((manifest, train, held))
     manifest, train, held = parts[0]
     if cfg.data.mix:
-        train = mixture.mix([(p[1], m.weight) for p, m in zip(parts, cfg.data.mix)], cfg.training.seed)
-        held = [r for p in parts for r in p[2]]
+        train = concat([take(p[1], mixture.draw_indices(len(p[1]), m.weight, mixture.source_rng(cfg.training.seed, i)))
+                        for i, (p, m) in enumerate(zip(parts, cfg.data.mix))])
+        held = concat([p[2] for p in parts])
         log.info("ftc: mix of %d sources: %s rows", len(parts),
                  " + ".join(f"{mixture.mix_rows(len(p[1]), m.weight)} ({m.input} ×{m.weight:g})"
                             for p, m in zip(parts, cfg.data.mix)))
