@@ -80,6 +80,16 @@ def encode_batch(tok: Any, texts: list[str]) -> list[list[int]]:
     todo = [i for i, t in enumerate(texts) if t]
     if not todo:
         return out
+    backend = getattr(tok, "backend_tokenizer", None) if getattr(tok, "is_fast", False) else None
+    batch_fast = getattr(backend, "encode_batch_fast", None)
+    if batch_fast is not None:
+        # The Rust tokenizer transformers' fast tokenizers call themselves
+        # (tokenizers >= 0.21), without the offsets ftc does not use:
+        # about 30% faster; libtests/test_prepare_stream.py checks the ids
+        # are encode's.
+        for i, e in zip(todo, batch_fast([texts[i] for i in todo], add_special_tokens=False)):
+            out[i] = e.ids
+        return out
     if getattr(tok, "is_fast", False):
         enc = tok([texts[i] for i in todo], add_special_tokens=False, return_attention_mask=False,
                   return_token_type_ids=False)["input_ids"]
