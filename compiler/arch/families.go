@@ -52,6 +52,11 @@ type Family struct {
 	// alternates, Gemma 3 has one global layer in six); 0: every layer
 	// uses the window.
 	GlobalEvery int
+	// AttentionSoftcap: the model caps its attention scores with tanh
+	// (Gemma 2's attn_logit_softcapping). PyTorch's sdpa has no such cap
+	// and transformers' sdpa path drops it (4.48 and 5.x alike), so the
+	// family does not train correctly on sdpa.
+	AttentionSoftcap bool
 }
 
 // SlidingLayers is how many of a model's layers attend within its
@@ -74,7 +79,7 @@ var (
 // Families is the table, by model type.
 var Families = []Family{
 	{ModelType: "gemma2", DecoderLayer: "Gemma2DecoderLayer", LinearModules: attnMLP, Tokenizer: "gemma",
-		MinTransformers: "4.42.0", Packing: positionID, NormsPerLayer: 4, GlobalEvery: 2},
+		MinTransformers: "4.42.0", Packing: positionID, NormsPerLayer: 4, GlobalEvery: 2, AttentionSoftcap: true},
 	{ModelType: "gemma3_text", DecoderLayer: "Gemma3DecoderLayer", LinearModules: attnMLP, Tokenizer: "gemma3",
 		MinTransformers: "4.50.0", Packing: positionID, QKNorm: true, NormsPerLayer: 4, GlobalEvery: 6},
 	{ModelType: "llama", DecoderLayer: "LlamaDecoderLayer", LinearModules: attnMLP, Tokenizer: "llama",

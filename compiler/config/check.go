@@ -520,6 +520,12 @@ func (c *checker) adapter(base string, st Stage) {
 		c.errorf(base+".model.attention", "flash_attention_2 needs flash-attn, which profile %q does not provide", c.r.Environment.Profile).
 			WithHint("use attention: \"sdpa\" (PyTorch's fused attention), or a profile with the flash-attention feature")
 	}
+	if fam, ok := arch.Lookup(bm.Arch.Family); ok && fam.AttentionSoftcap && bm.Attention == "sdpa" {
+		// transformers passes the cap to eager and flash-attention (2.6+)
+		// only; sdpa would silently train a different function.
+		c.errorf(base+".model.attention", "%s models cap their attention scores (tanh softcapping), which transformers' sdpa attention leaves out: the stage would train on other logits than the model was trained with", bm.Arch.Family).
+			WithHint("use attention: \"eager\" (it applies the cap; for packed rows ftc's per-document attention takes over and applies it too), or \"flash_attention_2\" on a profile with flash-attn")
+	}
 	if a.Type != "none" && !a.Targets.AllLinear {
 		var bad []string
 		for _, t := range a.Targets.Modules {
