@@ -53,7 +53,9 @@ def env() -> dict:
     return e
 
 
-def tree_rss(p: psutil.Process) -> int:
+def tree_sum(p: psutil.Process, size) -> int:
+    """size(q) summed over p and its descendants; a process that is gone
+    (or not readable) counts 0."""
     try:
         procs = [p] + p.children(recursive=True)
     except psutil.NoSuchProcess:
@@ -61,27 +63,21 @@ def tree_rss(p: psutil.Process) -> int:
     total = 0
     for q in procs:
         try:
-            total += q.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            total += size(q)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, AttributeError):
             pass
     return total
+
+
+def tree_rss(p: psutil.Process) -> int:
+    return tree_sum(p, lambda q: q.memory_info().rss)
 
 
 def tree_pss(p: psutil.Process) -> int:
     """The tree's proportional set size: pages shared between processes
     (a fork's copy-on-write pages, the same libraries) counted once. Reads
     /proc/PID/smaps_rollup: dearer than RSS, so sampled less often."""
-    try:
-        procs = [p] + p.children(recursive=True)
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for q in procs:
-        try:
-            total += q.memory_full_info().pss
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, AttributeError):
-            pass
-    return total
+    return tree_sum(p, lambda q: q.memory_full_info().pss)
 
 
 def measure(cmd: list[str], cwd: Path, log: Path, extra_env: dict | None = None) -> dict:
