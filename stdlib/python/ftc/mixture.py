@@ -35,10 +35,12 @@ def draw_indices(n: int, weight: float, rng: random.Random) -> list[int]:
     return out
 
 
-def source_rng(seed: int, i: int) -> random.Random:
-    """Each source draws with a generator of its own (seed and position),
-    so one source's weight does not change which rows another gives."""
-    return random.Random(seed * 1_000_003 + i)
+def mix_indices(sources: Sequence[tuple[int, float]], seed: int) -> list[list[int]]:
+    """The rows each source (n rows, weight) gives the mix, as indices, in
+    the plan's order. Each source draws with a generator of its own (seed
+    and position), so one source's weight does not change which rows
+    another gives."""
+    return [draw_indices(n, weight, random.Random(seed * 1_000_003 + i)) for i, (n, weight) in enumerate(sources)]
 
 
 def draw(rows: Sequence[dict], weight: float, rng: random.Random) -> list[dict]:
@@ -47,7 +49,5 @@ def draw(rows: Sequence[dict], weight: float, rng: random.Random) -> list[dict]:
 
 def mix(sources: Sequence[tuple[Sequence[dict], float]], seed: int) -> list[dict]:
     """Every source drawn at its weight, in the plan's order."""
-    out: list[dict] = []
-    for i, (rows, weight) in enumerate(sources):
-        out += draw(rows, weight, source_rng(seed, i))
-    return out
+    picks = mix_indices([(len(rows), weight) for rows, weight in sources], seed)
+    return [rows[i] for (rows, _), idx in zip(sources, picks) for i in idx]

@@ -71,15 +71,23 @@ class Stats:
         return out
 
 
-def split_eval(rows: list[dict], fraction: float, seed: int | None) -> tuple[list[dict], list[dict]]:
-    """Deterministic hold-out: the same seed and data give the same split."""
-    if fraction <= 0:
-        return rows, []
-    idx = list(range(len(rows)))
+def held_out(n: int, fraction: float, seed: int | None) -> bytearray:
+    """Which of n rows are held out for eval, one byte per row (1: held
+    out): a deterministic draw, so the same seed and data give the same
+    split, in memory or streamed."""
+    held = bytearray(n)
+    if fraction <= 0 or not n:
+        return held
+    idx = list(range(n))
     random.Random(seed if seed is not None else 0).shuffle(idx)
-    n = max(1, round(len(rows) * fraction)) if rows else 0
-    held = set(idx[:n])
-    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+    for i in idx[: max(1, round(n * fraction))]:
+        held[i] = 1
+    return held
+
+
+def split_eval(rows: list[dict], fraction: float, seed: int | None) -> tuple[list[dict], list[dict]]:
+    held = held_out(len(rows), fraction, seed)
+    return [r for r, h in zip(rows, held) if not h], [r for r, h in zip(rows, held) if h]
 
 
 @contextlib.contextmanager

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sys
 import tempfile
 import time
@@ -199,18 +198,6 @@ def count_rows(src: Source) -> int:
 
             n += pq.ParquetFile(path).metadata.num_rows
     return n
-
-
-def held_out(n: int, fraction: float, seed: int | None) -> bytearray:
-    """prepare.split_eval's choice as one byte per row (1: held out)."""
-    held = bytearray(n)
-    if fraction <= 0 or not n:
-        return held
-    idx = list(range(n))
-    random.Random(seed if seed is not None else 0).shuffle(idx)
-    for i in idx[: max(1, round(n * fraction))]:
-        held[i] = 1
-    return held
 
 
 # --- the work on one chunk ------------------------------------------------
@@ -496,7 +483,7 @@ def run(stage: StageFile) -> dict:
     if not failed[0]:
         tok = prepare.load_tokenizer(stage, cfg)
         prepare.check_tokenizer(cfg, tok)
-    held = held_out(count_rows(src), cfg.eval_fraction, cfg.seed) if cfg.eval_fraction > 0 else None
+    held = prepare.held_out(count_rows(src), cfg.eval_fraction, cfg.seed) if cfg.eval_fraction > 0 else None
     out_dir = stage.output
     out_dir.mkdir(parents=True, exist_ok=True)
     packed = cfg.consumer == "sft" and cfg.packing

@@ -74,8 +74,7 @@ def conversation_segments(tok: Any, messages: list[dict], tools: list | None = N
 
 def encode_batch(tok: Any, texts: list[str]) -> list[list[int]]:
     """Every text's ids, as encode gives them, in one call to a fast
-    tokenizer's batch interface (its Rust core encodes the batch without
-    the per-call Python overhead); one by one for anything else."""
+    tokenizer's Rust batch interface; one by one for anything else."""
     out: list[list[int]] = [[] for _ in texts]
     todo = [i for i, t in enumerate(texts) if t]
     if not todo:
@@ -89,12 +88,6 @@ def encode_batch(tok: Any, texts: list[str]) -> list[list[int]]:
         # are encode's.
         for i, e in zip(todo, batch_fast([texts[i] for i in todo], add_special_tokens=False)):
             out[i] = e.ids
-        return out
-    if getattr(tok, "is_fast", False):
-        enc = tok([texts[i] for i in todo], add_special_tokens=False, return_attention_mask=False,
-                  return_token_type_ids=False)["input_ids"]
-        for i, ids in zip(todo, enc):
-            out[i] = list(ids)
         return out
     for i in todo:
         out[i] = encode(tok, texts[i])

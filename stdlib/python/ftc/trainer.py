@@ -301,8 +301,8 @@ def read_train_eval(stage: StageFile, consumer: str):
         parts.append((manifest, train, held))
     manifest, train, held = parts[0]
     if cfg.data.mix:
-        train = concat([take(p[1], mixture.draw_indices(len(p[1]), m.weight, mixture.source_rng(cfg.training.seed, i)))
-                        for i, (p, m) in enumerate(zip(parts, cfg.data.mix))])
+        picks = mixture.mix_indices([(len(p[1]), m.weight) for p, m in zip(parts, cfg.data.mix)], cfg.training.seed)
+        train = concat([take(p[1], idx) for p, idx in zip(parts, picks)])
         held = concat([p[2] for p in parts])
         log.info("ftc: mix of %d sources: %s rows", len(parts),
                  " + ".join(f"{mixture.mix_rows(len(p[1]), m.weight)} ({m.input} ×{m.weight:g})"
