@@ -208,7 +208,9 @@ def write_stage(run_dir: Path, name: str, kind: str, config: dict, inputs: dict,
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "output").mkdir(exist_ok=True)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
-    if kind not in ("prepare", "export") and not _cuda():
+    if kind == "reference" and not _cuda():
+        config = dict(config, device="cpu")
+    elif kind not in ("prepare", "export", "reference") and not _cuda():
         # Planned for the CPU where there is no GPU, as ftc run --cpu
         # plans it: the entrypoints refuse a GPU plan without one.
         config = dict(config, distributed=dict(config.get("distributed") or {}, device="cpu"))
@@ -225,7 +227,7 @@ def write_stage(run_dir: Path, name: str, kind: str, config: dict, inputs: dict,
     return p
 
 
-TRAINING = ("sft", "reward", "grpo", "ppo")
+TRAINING = ("sft", "reward", "grpo", "ppo", "dpo")
 _ftc_bin: list[str] = []
 
 

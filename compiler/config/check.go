@@ -334,6 +334,7 @@ var formatsFor = map[string][]string{
 	"reward": {"preference"},
 	"ppo":    {"prompt"},
 	"grpo":   {"prompt"},
+	"dpo":    {"preference"},
 }
 
 var formatHint = map[string]string{
@@ -341,6 +342,7 @@ var formatHint = map[string]string{
 	"reward": "a reward model trains on preference pairs: format \"preference\" with chosen and rejected",
 	"ppo":    "PPO rolls out from prompts only: format \"prompt\"",
 	"grpo":   "GRPO samples completions for prompts only: format \"prompt\"",
+	"dpo":    "DPO trains on preference pairs: format \"preference\" with chosen and rejected (and a prompt)",
 }
 
 // DefaultMasterPort is torch.distributed's default rendezvous port, which
@@ -445,6 +447,40 @@ func (c *checker) stage(name string, st Stage) {
 		c.ppo(base, st)
 	case "grpo":
 		c.grpo(base, st)
+	case "dpo":
+		c.dpo(base, st)
+	}
+}
+
+// dpo checks DPO's reference model: a causal language model that reads
+// the policy's token ids, since its log-probabilities are of the same
+// prepared rows.
+func (c *checker) dpo(base string, st Stage) {
+	// trl 0.16's sigmoid loss is conservative DPO with label smoothing;
+	// 1.x's sigmoid is plain DPO and reads label_smoothing only for other
+	// losses (trl/trainer/dpo_trainer.py at 0.16.0 and 1.9.0): the
+	// setting would be dropped without a word.
+	if trl := c.r.Environment.Packages["trl"]; st.DPO != nil && st.DPO.LabelSmoothing > 0 && versionAtLeast(trl, 1, 0) {
+		c.errorf(base+".dpo.labelSmoothing", "dpo.labelSmoothing %g has no effect with trl %s: its sigmoid loss is plain DPO and ignores label_smoothing", st.DPO.LabelSmoothing, trl).
+			WithHint("leave labelSmoothing out, or use a profile with trl 0.16 (pinned-2025q1)")
+	}
+	ref, pol := st.Reference, st.Model
+	if ref == nil || pol == nil {
+		return
+	}
+	p := base + ".reference"
+	switch {
+	case ref.From != nil && ref.From.Kind == "reward-model":
+		c.errorf(p, "reference model comes from reward stage %q; it must be a causal language model", ref.From.Stage).
+			WithHint("leave reference out to use the policy's starting weights, or name an sft stage's output")
+	case ref.From == nil && ref.Kind == "reward-model":
+		c.errorf(p, "reference model %s is declared a reward model (kind: \"reward-model\"); it must be a causal language model", ref.Name())
+	}
+	c.modelRef(p, ref)
+	if ref.Arch.Tokenizer != pol.Arch.Tokenizer || ref.Arch.Vocab != pol.Arch.Vocab {
+		c.errorf(p, "DPO scores the policy's token ids with the reference model, but it uses the %s tokenizer (vocabulary %d) and the policy the %s tokenizer (vocabulary %d)",
+			ref.Arch.Tokenizer, ref.Arch.Vocab, pol.Arch.Tokenizer, pol.Arch.Vocab).
+			WithHint("use a reference of the policy's family, or leave reference out to use the policy's starting weights")
 	}
 }
 

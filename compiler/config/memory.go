@@ -70,6 +70,16 @@ func (r *Recipe) MemoryInput(st Stage, checkpointing bool) memory.Input {
 		train.Rows = 2 * t.MicroBatch
 		train.Loss = memory.LossNone
 		r.paddedMask(&train, bm, train.Rows, seq)
+	case "dpo":
+		// Chosen and rejected of every pair go through the policy together,
+		// padded to the longer, with log-probabilities over the
+		// vocabulary. The reference's come from the reference stage:
+		// no second model here.
+		train.TokensPerMicroBatch = 2 * t.MicroBatch * seq
+		train.Rows = 2 * t.MicroBatch
+		train.LogitsTokens = train.TokensPerMicroBatch
+		train.Loss = memory.LossLogps
+		r.paddedMask(&train, bm, train.Rows, seq)
 	case "ppo":
 		total := seq + st.PPO.ResponseLength
 		train.TokensPerMicroBatch = t.MicroBatch * total

@@ -262,6 +262,8 @@ func builders(classes []string) string {
 			out = append(out, "a grpo stage")
 		case libknobs.PPOConfig:
 			out = append(out, "a ppo stage")
+		case libknobs.DPOConfig:
+			out = append(out, "a dpo stage")
 		}
 	}
 	return strings.Join(out, " or ")

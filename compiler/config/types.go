@@ -393,7 +393,7 @@ type Stage struct {
 	Trainer Passthrough `json:"trainer,omitempty"`
 	PEFT    Passthrough `json:"peft,omitempty"`
 
-	// sft, reward, grpo
+	// sft, reward, grpo, dpo
 	Model *Model `json:"model,omitempty"`
 	// sft
 	Backend        string `json:"backend,omitempty"`
@@ -401,7 +401,7 @@ type Stage struct {
 	Speed          *Speed `json:"speed,omitempty"`
 	// reward
 	CenterRewards *float64 `json:"centerRewards,omitempty"`
-	// ppo
+	// ppo (Reference also dpo)
 	Policy    *Model `json:"policy,omitempty"`
 	Reference *Model `json:"reference,omitempty"`
 	Reward    *Model `json:"reward,omitempty"`
@@ -410,6 +410,15 @@ type Stage struct {
 	// grpo
 	Rewards []RewardSignal `json:"rewards,omitempty"`
 	GRPO    *GRPO          `json:"grpo,omitempty"`
+	// dpo
+	DPO *DPO `json:"dpo,omitempty"`
+}
+
+// DPO holds trl's DPO knobs.
+type DPO struct {
+	Beta           float64 `json:"beta"`
+	Loss           string  `json:"loss"`
+	LabelSmoothing float64 `json:"labelSmoothing"`
 }
 
 // Passthrough is library keyword arguments with their JSON values, numbers

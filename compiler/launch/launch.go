@@ -64,6 +64,18 @@ func Prepare() Plan { return cpuStage("prepare") }
 // an adapter is a sum per weight, no GPU needed).
 func Export() Plan { return cpuStage("export") }
 
+// Reference is the launch plan of a reference stage (DPO's reference
+// log-probabilities): one process on the first GPU, or on the CPU.
+func Reference(cpu bool) Plan {
+	p := cpuStage("reference")
+	if cpu {
+		p.Env = map[string]string{"CUDA_VISIBLE_DEVICES": ""}
+	} else {
+		p.GPUs = []int{0}
+	}
+	return p
+}
+
 func cpuStage(kind string) Plan {
 	return Plan{
 		Launcher:     "python",

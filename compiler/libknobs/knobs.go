@@ -14,10 +14,11 @@ const (
 	RewardConfig      = "RewardConfig"
 	GRPOConfig        = "GRPOConfig"
 	PPOConfig         = "PPOConfig"
+	DPOConfig         = "DPOConfig"
 )
 
 // Classes are the config classes in a fixed order.
-var Classes = []string{TrainingArguments, SFTConfig, RewardConfig, GRPOConfig, PPOConfig}
+var Classes = []string{TrainingArguments, SFTConfig, RewardConfig, GRPOConfig, PPOConfig, DPOConfig}
 
 // Spelling is the field name a range of library versions has for a knob.
 type Spelling struct {
@@ -182,6 +183,14 @@ var Table = []Knob{
 	trl(PPOConfig, "stop_token", ""),
 	trl(PPOConfig, "num_sample_generations", ""),
 	trl(PPOConfig, "local_rollout_forward_batch_size", "training.microBatch"),
+
+	trl(DPOConfig, "beta", "dpo.beta"),
+	trl(DPOConfig, "loss_type", "dpo.loss"),
+	trl(DPOConfig, "label_smoothing", "dpo.labelSmoothing"),
+	trl(DPOConfig, "max_length", "data.maxLength"),
+	// The reference stage computed them; the entrypoint hands them over.
+	trl(DPOConfig, "precompute_ref_log_probs", ""),
+	trl(DPOConfig, "disable_dropout", ""),
 }
 
 // LoraConfig is peft's adapter config class, which ftc's entrypoints
@@ -347,6 +356,8 @@ func ClassOf(method, backend string) string {
 		return GRPOConfig
 	case "ppo":
 		return PPOConfig
+	case "dpo":
+		return DPOConfig
 	}
 	return ""
 }

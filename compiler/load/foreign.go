@@ -64,9 +64,13 @@ var foreignNames = map[string][]foreignName{
 	"vllm_gpu_memory_utilization": {{lib: "trl", at: "grpo.generation.memoryUtilization", stage: true, methods: []string{"grpo"}}},
 	"beta": {
 		{lib: "trl", at: "grpo.beta", stage: true, methods: []string{"grpo"}},
+		{lib: "trl", at: "dpo.beta", stage: true, methods: []string{"dpo"}},
 		{lib: "trl", at: "ppo.klCoef", stage: true, methods: []string{"ppo"}},
 	},
-	"kl_coef": {{lib: "trl", at: "ppo.klCoef", stage: true, methods: []string{"ppo"}}},
+	"kl_coef":                  {{lib: "trl", at: "ppo.klCoef", stage: true, methods: []string{"ppo"}}},
+	"loss_type":                {{lib: "trl", at: "dpo.loss", stage: true, methods: []string{"dpo"}}},
+	"label_smoothing":          {{lib: "trl", at: "dpo.labelSmoothing", stage: true, methods: []string{"dpo"}}},
+	"precompute_ref_log_probs": {{lib: "trl", at: "", stage: true, methods: []string{"dpo"}, note: "the reference stage (NAME.reference) computes them once, cached"}},
 	"temperature": {
 		{lib: "trl", at: "grpo.temperature", stage: true, methods: []string{"grpo"}},
 		{lib: "trl", at: "ppo.temperature", stage: true, methods: []string{"ppo"}},

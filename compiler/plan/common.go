@@ -32,6 +32,7 @@ type StageConfig struct {
 	PPO                   *config.PPO            `json:"ppo,omitempty"`
 	GRPO                  *config.GRPO           `json:"grpo,omitempty"`
 	Rewards               []RewardConfig         `json:"rewards,omitempty"`
+	DPO                   *config.DPO            `json:"dpo,omitempty"`
 	Distributed           Distributed            `json:"distributed"`
 	Cadence               Cadence                `json:"cadence"`
 	// Trainer and PEFT are the stage's passthrough settings, vetted
@@ -259,6 +260,16 @@ func (b *builder) training(st config.Stage, cfg StageConfig, inputs []Input) (*S
 		return nil, err
 	}
 	inputs = append(dataInputs, inputs...)
+	if st.Method == "dpo" {
+		// DPO reads the reference's log-probabilities of the same rows,
+		// computed by their own stage: keyed without beta, the loss or
+		// any training setting, so a sweep computes them once.
+		rs, err := b.reference(st, dataInputs)
+		if err != nil {
+			return nil, err
+		}
+		inputs = append(inputs, Input{Role: ReferenceRole, Stage: rs.Name, Key: rs.Key})
+	}
 	if in, ok := b.chatTemplate(st.Base()); ok {
 		inputs = append(inputs, in)
 	}

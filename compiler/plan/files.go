@@ -41,10 +41,25 @@ func (b *builder) files(st config.Stage, cfg StageConfig, ps *Stage) (map[string
 		}
 		files[launch.AccelerateFile] = string(acc)
 	}
+	jf, err := b.jobFiles(st.Name, ps)
+	if err != nil {
+		return nil, err
+	}
+	for name, content := range jf {
+		files[name] = content
+	}
+	return files, nil
+}
 
+// jobFiles renders the target's job files of a stage that runs on the
+// training hardware (an sbatch script, Kubernetes manifests).
+func (b *builder) jobFiles(name string, ps *Stage) (map[string]string, error) {
+	r := b.r
+	h := r.Hardware
+	files := map[string]string{}
 	if h.Target == "slurm" {
 		settings := h.SlurmSettings()
-		in := launch.SbatchInput{Plan: ps.Launch, Stage: st.Name, Key: string(ps.Key), Slurm: settings}
+		in := launch.SbatchInput{Plan: ps.Launch, Stage: name, Key: string(ps.Key), Slurm: settings}
 		if !ps.CPUOnly() {
 			// Training stages save a checkpoint on the warning signal.
 			in.GraceSeconds = h.Preemption.GraceSeconds
@@ -63,7 +78,7 @@ func (b *builder) files(st config.Stage, cfg StageConfig, ps *Stage) (map[string
 	if h.Target == "kubernetes" {
 		k8s := h.KubernetesSettings()
 		m, err := launch.Kubernetes(launch.KubernetesInput{
-			Recipe: r.Name, Stage: st.Name, Key: string(ps.Key), ResumeKey: string(ps.ResumeKey),
+			Recipe: r.Name, Stage: name, Key: string(ps.Key), ResumeKey: string(ps.ResumeKey),
 			Image: b.opts.Image, Plan: ps.Launch, Settings: k8s, Secrets: r.Secrets, Port: h.Rendezvous.Port,
 			GraceSeconds: h.Preemption.GraceSeconds,
 		})

@@ -13,17 +13,23 @@ const (
 	KindPPO     Kind = "ppo"
 	KindGRPO    Kind = "grpo"
 	KindExport  Kind = "export"
+	KindDPO     Kind = "dpo"
+	// KindReference computes a reference model's log-probabilities of the
+	// chosen and rejected answers of prepared preference pairs, for DPO.
+	// It runs on one device of the training hardware.
+	KindReference Kind = "reference"
 )
 
 // Valid reports whether k is one of the kinds.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindPrepare, KindSFT, KindReward, KindPPO, KindGRPO, KindExport:
+	case KindPrepare, KindSFT, KindReward, KindPPO, KindGRPO, KindExport, KindDPO, KindReference:
 		return true
 	}
 	return false
 }
 
-// Training reports whether a stage of kind k trains (on the GPUs, or the
-// CPUs with --cpu) rather than running one CPU process.
+// Training reports whether a stage of kind k runs on the training
+// devices (the GPUs, or the CPUs with --cpu) rather than as one CPU
+// process: every training kind, and the reference forward pass.
 func (k Kind) Training() bool { return k.Valid() && k != KindPrepare && k != KindExport }

@@ -72,3 +72,11 @@ func buildGRPO(b *builder, st config.Stage) (*Stage, error) {
 	}
 	return b.training(st, cfg, inputs)
 }
+
+// buildDPO plans DPO. Its reference stage comes with its data inputs
+// (builder.training, builder.reference).
+func buildDPO(b *builder, st config.Stage) (*Stage, error) {
+	mc, in := b.model("model", st.Model)
+	cfg := StageConfig{Models: map[string]ModelConfig{"model": mc}, DPO: st.DPO}
+	return b.training(st, cfg, []Input{in})
+}

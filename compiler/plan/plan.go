@@ -83,7 +83,8 @@ type Stage struct {
 	// Name is unique in the plan: a recipe stage's name, or
 	// "<stage>.prepare" and "<stage>.prepare-eval" for its data.
 	Name string `json:"name"`
-	// Kind is "prepare", "sft", "reward", "ppo", "grpo" or "export".
+	// Kind is "prepare", "sft", "reward", "ppo", "grpo", "dpo",
+	// "reference" or "export".
 	Kind Kind `json:"kind"`
 	// Key is the stage's content key.
 	Key key.Key `json:"key"`
@@ -146,6 +147,7 @@ var kinds = map[string]func(b *builder, st config.Stage) (*Stage, error){
 	"reward": buildReward,
 	"ppo":    buildPPO,
 	"grpo":   buildGRPO,
+	"dpo":    buildDPO,
 }
 
 // Options tune a build.
@@ -249,7 +251,7 @@ type builder struct {
 	opts    Options
 	stages  []*Stage
 	byStage map[string]*Stage  // recipe stage name → its training stage
-	byKey   map[key.Key]*Stage // prepare stages, shared when keys agree
+	byKey   map[key.Key]*Stage // prepare and reference stages, shared when keys agree
 }
 
 // dependencies lists the recipe stages st reads outputs of.

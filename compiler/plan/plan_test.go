@@ -94,7 +94,9 @@ func checkGraph(t *testing.T, example string, p *plan.Plan) {
 				t.Errorf("%s: stage %s: source %s has no pin", example, s.Name, in.Source.Ref)
 			}
 		}
-		if !s.Kind.Training() {
+		if !s.Kind.Training() || s.Kind == plan.KindReference {
+			// (The reference stage is one forward pass on one device: no
+			// steps, and no estimate yet.)
 			if s.Launch.Processes != 1 || s.Launch.Launcher != "python" || s.Estimate != nil || s.Steps != nil {
 				t.Errorf("%s: stage %s (%s) launches %d process(es) with %s, estimate %v, steps %v: want one python process, no estimate", example, s.Name, s.Kind, s.Launch.Processes, s.Launch.Launcher, s.Estimate, s.Steps)
 			}
@@ -299,5 +301,73 @@ func TestCPUPlan(t *testing.T) {
 		} else if s.Key != g.Key || !s.CPUOnly() {
 			t.Errorf("stage %s: --cpu changed the key of a stage that never uses a GPU", s.Name)
 		}
+	}
+}
+
+// TestDPOSweepSharesOneReferenceStage: the reference log-probabilities are
+// keyed by the reference model and the prepared pairs only. The three
+// stages of a beta sweep read one reference stage; changing a stage's
+// weight decay or beta leaves its key alone, a different reference model or
+// prepared data does not, and a --cpu plan keys it apart from the GPU's.
+func TestDPOSweepSharesOneReferenceStage(t *testing.T) {
+	refOf := func(p *plan.Plan, stage string) plan.Input {
+		t.Helper()
+		for _, in := range stageOf(t, p, stage).Inputs {
+			if in.Role == plan.ReferenceRole {
+				return in
+			}
+		}
+		t.Fatalf("stage %s reads no %s input", stage, plan.ReferenceRole)
+		return plan.Input{}
+	}
+	p := planOf(t, "dpo-sweep", plan.Options{})
+	var refs []*plan.Stage
+	for _, s := range p.Stages {
+		if s.Kind == plan.KindReference {
+			refs = append(refs, s)
+		}
+	}
+	if len(refs) != 1 {
+		t.Fatalf("the sweep plans %d reference stages, want 1", len(refs))
+	}
+	ref := refs[0]
+	for _, name := range []string{"dpo-b005", "dpo-b01", "dpo-b03"} {
+		if in := refOf(p, name); in.Stage != ref.Name || in.Key != ref.Key {
+			t.Errorf("%s reads %+v, not the one reference stage %s", name, in, ref.Key.Short())
+		}
+	}
+	if ref.OnCPU() || len(ref.Launch.GPUs) != 1 || ref.Launch.Processes != 1 {
+		t.Errorf("reference stage launch %+v, want one process on one GPU", ref.Launch)
+	}
+	cfg := ref.Config.(plan.ReferenceConfig)
+	if len(cfg.Data) != 1 || cfg.Data[0] != "train" || cfg.MaxLength != 1024 {
+		t.Errorf("reference config %+v", cfg)
+	}
+
+	// (--set adds to what the sweep's comprehension writes: weight decay,
+	// the model's dtype, the over-length policy.)
+	same := planOf(t, "dpo-sweep", plan.Options{}, `stages."dpo-b01".training.weightDecay=0.01`)
+	if got := refOf(same, "dpo-b01").Key; got != ref.Key {
+		t.Errorf("weight decay moved the reference key: %s → %s", ref.Key.Short(), got.Short())
+	}
+	if stageOf(t, same, "dpo-b01").Key == stageOf(t, p, "dpo-b01").Key {
+		t.Error("weight decay did not move the dpo stage's key")
+	}
+	for _, set := range []string{
+		`stages."dpo-b01".model.dtype="fp32"`,
+		`stages."dpo-b01".data.overLength="truncate"`,
+	} {
+		other := planOf(t, "dpo-sweep", plan.Options{}, set)
+		if got := refOf(other, "dpo-b01").Key; got == ref.Key {
+			t.Errorf("%s left the reference key as it was", set)
+		}
+		if got := refOf(other, "dpo-b005").Key; got != ref.Key {
+			t.Errorf("%s moved another stage's reference key", set)
+		}
+	}
+	cpu := planOf(t, "dpo-sweep", plan.Options{CPU: true})
+	cr := stageOf(t, cpu, "dpo-b005.reference")
+	if cr.Key == ref.Key || !cr.OnCPU() || cr.Launch.Env["CUDA_VISIBLE_DEVICES"] != "" {
+		t.Errorf("--cpu reference stage: key %s (GPU %s), launch %+v", cr.Key.Short(), ref.Key.Short(), cr.Launch)
 	}
 }

@@ -271,6 +271,28 @@ func methodArgs(args map[string]any, cfg StageConfig, libs Libraries) error {
 		delete(args, "save_steps")
 		delete(args, "max_steps")
 		delete(args, "num_train_epochs")
+	case "dpo":
+		p := cfg.DPO
+		if p == nil {
+			return fmt.Errorf("trainer arguments: a dpo stage without its dpo block")
+		}
+		args["beta"] = p.Beta
+		// A list from trl 1.x (several losses may be weighted together),
+		// a string in 0.16 (trl/trainer/dpo_config.py at 0.16.0, 1.9.0).
+		if libs.TRL == "" || libknobs.Compare(libs.TRL, "1.0") >= 0 {
+			args["loss_type"] = []string{p.Loss}
+		} else {
+			args["loss_type"] = p.Loss
+		}
+		args["label_smoothing"] = p.LabelSmoothing
+		// prepare fitted every pair to it: trl truncates nothing more.
+		args["max_length"] = cfg.Data.MaxLength
+		// The reference stage computed the reference log-probabilities:
+		// no reference model is loaded or copied here.
+		args["precompute_ref_log_probs"] = true
+		// The reference ran without dropout; so does the policy, as in
+		// trl's default.
+		args["disable_dropout"] = true
 	default:
 		return fmt.Errorf("trainer arguments: method %q trains nothing", cfg.Method)
 	}

@@ -32,6 +32,9 @@ var ConfigByKind = map[plan.Kind]reflect.Type{
 	plan.KindPPO:     reflect.TypeFor[plan.StageConfig](),
 	plan.KindGRPO:    reflect.TypeFor[plan.StageConfig](),
 	plan.KindExport:  reflect.TypeFor[plan.ExportConfig](),
+	plan.KindDPO:     reflect.TypeFor[plan.StageConfig](),
+	// The reference stage of a DPO stage.
+	plan.KindReference: reflect.TypeFor[plan.ReferenceConfig](),
 }
 
 // enums are the named string types with a fixed set of values. Neither
@@ -41,6 +44,7 @@ var enums = map[reflect.Type][]string{
 	reflect.TypeFor[plan.Kind](): {
 		string(plan.KindPrepare), string(plan.KindSFT), string(plan.KindReward),
 		string(plan.KindPPO), string(plan.KindGRPO), string(plan.KindExport),
+		string(plan.KindDPO), string(plan.KindReference),
 	},
 	reflect.TypeFor[config.Strategy](): {
 		string(config.StrategySingle), string(config.StrategyDDP), string(config.StrategyFSDP),

@@ -11,7 +11,7 @@ regenerates it in each profile's environment and fails when it differs
 from the committed file, so the table cannot drift from the libraries.
 
 Only the classes ftc builds are listed: transformers.TrainingArguments,
-trl's SFTConfig, RewardConfig, GRPOConfig and PPOConfig (which extend it:
+trl's SFTConfig, RewardConfig, GRPOConfig, PPOConfig and DPOConfig (which extend it:
 only the fields they add or retype are listed), and peft's LoraConfig.
 A type is a list of JSON kinds ("bool", "int", "float", "str", "list",
 "dict", "null", "any"), or "object" for a Python object a recipe cannot
@@ -104,6 +104,7 @@ def classes() -> list:
     return [("TrainingArguments", "transformers", transformers.TrainingArguments),
             ("SFTConfig", "trl", trl.SFTConfig), ("RewardConfig", "trl", trl.RewardConfig),
             ("GRPOConfig", "trl", trl.GRPOConfig), ("PPOConfig", "trl", ppo_config),
+            ("DPOConfig", "trl", trl.DPOConfig),
             ("LoraConfig", "peft", peft.LoraConfig)]
 
 

@@ -294,6 +294,54 @@ def preference_pair(row: dict, prompt_mode: str) -> PreferencePair:
 
 
 @dataclass(frozen=True)
+class DPOPair:
+    """A prompt and two answers to it, apart: DPO scores the answers'
+    tokens given the prompt. Conversations are message lists (the prompt
+    ends where the answers' assistant turns begin), text is text."""
+
+    prompt: Any
+    chosen: Any
+    rejected: Any
+    conversational: bool
+
+
+def dpo_pair(row: dict, prompt_mode: str) -> DPOPair:
+    """The prompt and answers of a preference row: an explicit prompt
+    column, or for conversations the messages chosen and rejected share
+    before they differ (as trl's extract_prompt finds them)."""
+    if "chosen" not in row or "rejected" not in row:
+        raise DataError(f"a preference row needs chosen and rejected; row has {sorted(row)}")
+    c, r = row["chosen"], row["rejected"]
+    if prompt_mode == "explicit":
+        if "prompt" not in row:
+            raise DataError('the dataset declares prompt: "explicit" but the row has no prompt column')
+        p = row["prompt"]
+        if is_messages(p) or is_messages(c) or is_messages(r):
+            return DPOPair(_as_messages(p, "user", "prompt"), _as_messages(c, "assistant", "chosen"),
+                           _as_messages(r, "assistant", "rejected"), True)
+        return DPOPair(_text(row, "prompt"), _text(row, "chosen"), _text(row, "rejected"), False)
+    if prompt_mode != "implicit":
+        raise DataError(f"prompt mode {prompt_mode!r} is not implicit or explicit")
+    if "prompt" in row:
+        raise DataError('the row has a prompt column but the dataset declares prompt: "implicit"; '
+                        'declare prompt: "explicit" so the prompt is used')
+    if not (is_messages(c) and is_messages(r)):
+        raise DataError('DPO needs to know where the prompt ends: with text pairs declare prompt: "explicit" '
+                        "and give the prompt its own column, or give chosen and rejected as conversations")
+    c, r = check_messages(c, "chosen"), check_messages(r, "rejected")
+    n = 0
+    while n < min(len(c), len(r)) and c[n] == r[n]:
+        n += 1
+    # The answers start at the first assistant message they do not share.
+    while n > 0 and c[n - 1]["role"] == "assistant":
+        n -= 1
+    if n == 0 or n >= len(c) or n >= len(r):
+        raise DataError("chosen and rejected share no prompt (the messages before the answers that differ); "
+                        'declare prompt: "explicit" with a prompt column')
+    return DPOPair(c[:n], c[n:], r[n:], True)
+
+
+@dataclass(frozen=True)
 class PromptRow:
     prompt: Any  # str or messages
     extra: dict = field(default_factory=dict)
@@ -384,4 +432,5 @@ def formats_for(consumer: str) -> tuple[str, ...]:
         "reward": ("preference",),
         "ppo": ("prompt",),
         "grpo": ("prompt",),
+        "dpo": ("preference",),
     }[consumer]

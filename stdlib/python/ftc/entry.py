@@ -25,11 +25,13 @@ MODULES = {
     "ppo": "ftc.train_ppo",
     "grpo": "ftc.train_grpo",
     "export": "ftc.export",
+    "dpo": "ftc.train_dpo",
+    "reference": "ftc.reference",
 }
 
 
 # The stages that train, and so save checkpoints on SIGTERM.
-TRAINING = ("sft", "reward", "ppo", "grpo")
+TRAINING = ("sft", "reward", "ppo", "grpo", "dpo")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -67,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             from . import trainargs
 
             trainargs.check_device((stage.config.get("distributed") or {}).get("device") or "cuda")
+        elif stage.kind == "reference":
+            from . import trainargs
+
+            trainargs.check_device(stage.config.get("device") or "cuda")
         module.run(stage)
     except preempt.Preempted as e:
         print(f"ftc.entry: stage {stage.name}: {e}", file=sys.stderr, flush=True)

@@ -172,6 +172,26 @@ def _reward(cfg: PrepareConfig, rows: list[dict], tok: Any, st: Stats, names: li
     return out
 
 
+def _dpo(cfg: PrepareConfig, rows: list[dict], tok: Any, st: Stats, names: list[str] | None = None) -> list[dict]:
+    out = []
+    for name, row in zip(_names(rows, names), rows):
+        with _row(name):
+            p, c, r = tokens.dpo_tokens(tok, data.dpo_pair(row, cfg.dataset.prompt))
+        if len(p) + max(len(c), len(r)) > cfg.max_length:
+            room = cfg.max_length - len(p)
+            if cfg.over_length == "drop" or room < 1:
+                # A prompt that fills maxLength leaves no answer to score.
+                st.over_length_dropped += 1
+                continue
+            # The prompt is kept whole and the answers' ends cut, which
+            # may cut what decides the preference: drop is the default.
+            st.over_length_truncated += 1
+            c, r = c[:room], r[:room]
+        st.tokens += 2 * len(p) + len(c) + len(r)
+        out.append({"prompt_ids": p, "chosen_ids": c, "rejected_ids": r})
+    return out
+
+
 def _ppo(cfg: PrepareConfig, rows: list[dict], tok: Any, st: Stats, names: list[str] | None = None) -> list[dict]:
     counts = packing.LengthCounts()
     limit = cfg.max_prompt_length or cfg.max_length
@@ -226,7 +246,7 @@ def _grpo(cfg: PrepareConfig, rows: list[dict], tok: Any, st: Stats, names: list
     return out
 
 
-SHAPERS = {"sft": _sft, "reward": _reward, "ppo": _ppo, "grpo": _grpo}
+SHAPERS = {"sft": _sft, "reward": _reward, "ppo": _ppo, "grpo": _grpo, "dpo": _dpo}
 
 
 def check_consumer(cfg: PrepareConfig) -> None:

@@ -249,7 +249,8 @@ def _shape(cfg: PrepareConfig, rows: list[dict], names: list[str], tok: Any, st:
         return pa.record_batch([_ids([r["chosen_ids"] for r in out]), _ids([r["rejected_ids"] for r in out]),
                                 pa.array([r.get("margin") for r in out], type=pa.float64())],
                                schema=schema(cfg, False))
-    return pa.record_batch([_ids([r["input_ids"] for r in out])], schema=schema(cfg, False))
+    sch = schema(cfg, False)
+    return pa.record_batch([_ids([r[c] for r in out]) for c in sch.names], schema=sch)
 
 
 def _ids(col: list[list[int]]):
@@ -270,6 +271,8 @@ def schema(cfg: PrepareConfig, packed: bool):
         cols = [("chosen_ids", ids), ("rejected_ids", ids), ("margin", pa.float64())]
     elif cfg.consumer == "ppo":
         cols = [("input_ids", ids)]
+    elif cfg.consumer == "dpo":
+        cols = [("prompt_ids", ids), ("chosen_ids", ids), ("rejected_ids", ids)]
     else:
         raise StageError(f"the {cfg.consumer} consumer is not prepared by streaming")
     return pa.schema(cols)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 STAGE_FILE_VERSION = "ftc.dev/stage/v1alpha1"
-KINDS = ("prepare", "sft", "reward", "ppo", "grpo", "export")
+KINDS = ("prepare", "sft", "reward", "ppo", "grpo", "export", "dpo", "reference")
 
 
 class StageError(ValueError):
@@ -301,6 +301,46 @@ class GRPOConfig:
 
 
 @dataclass(frozen=True)
+class DPOConfig:
+    """compiler/config.DPO: trl's DPO knobs, which the plan writes into the
+    trainer arguments; read here for the record and the checks."""
+
+    beta: float
+    loss: str
+    label_smoothing: float
+
+    @classmethod
+    def parse(cls, d: dict) -> "DPOConfig":
+        beta = float(_num(d, "beta", "config.dpo"))
+        if beta <= 0:
+            raise StageError(f"stage.json: config.dpo.beta {beta} must be above 0")
+        return cls(beta=beta, loss=_req(d, "loss", "config.dpo"), label_smoothing=float(d.get("labelSmoothing") or 0.0))
+
+
+@dataclass(frozen=True)
+class ReferenceStageConfig:
+    """compiler/plan/reference.go (ReferenceConfig): the model in input role
+    "model" and the input roles of the prepared pairs whose reference
+    log-probabilities the stage writes."""
+
+    model: ModelConfig
+    data: tuple[str, ...]
+    max_length: int
+    tokens_per_forward: int
+    device: str
+
+    @classmethod
+    def parse(cls, d: dict) -> "ReferenceStageConfig":
+        roles = d.get("data") or []
+        if not roles or not all(isinstance(r, str) and r for r in roles):
+            raise StageError(f"stage.json: config.data must list the prepared inputs' roles, got {roles!r}")
+        return cls(model=ModelConfig.parse(_req(d, "model", "config"), "config.model"), data=tuple(roles),
+                   max_length=int(_num(d, "maxLength", "config")),
+                   tokens_per_forward=int(_num(d, "tokensPerForward", "config")),
+                   device=_device(d))
+
+
+@dataclass(frozen=True)
 class RewardConfig:
     """One GRPO reward; its input role is rewards.<index>."""
 
@@ -376,6 +416,7 @@ class TrainConfig:
     ppo: PPOConfig | None = None
     grpo: GRPOConfig | None = None
     rewards: tuple[RewardConfig, ...] = ()
+    dpo: DPOConfig | None = None
     # The passthrough settings (config.trainer, config.peft): library
     # keywords the entrypoints apply last (compat.passthrough).
     trainer: dict = field(default_factory=dict)
@@ -444,6 +485,7 @@ class TrainConfig:
             ppo=PPOConfig.parse(d["ppo"]) if d.get("ppo") else None,
             grpo=GRPOConfig.parse(d["grpo"]) if d.get("grpo") else None,
             rewards=tuple(rewards),
+            dpo=DPOConfig.parse(d["dpo"]) if d.get("dpo") else None,
             trainer=_passthrough(d, "trainer"),
             peft=_passthrough(d, "peft"),
         )
@@ -503,7 +545,7 @@ class PrepareConfig:
         if ol not in ("drop", "truncate"):
             raise StageError(f"stage.json: config.overLength {ol!r} is not drop or truncate")
         consumer = _req(d, "consumer", "config")
-        if consumer not in ("sft", "reward", "ppo", "grpo"):
+        if consumer not in ("sft", "reward", "ppo", "grpo", "dpo"):
             raise StageError(f"stage.json: config.consumer {consumer!r} is unknown")
         return cls(
             consumer=consumer,
@@ -647,7 +689,7 @@ class StageFile:
         return role in self.inputs
 
     def train_config(self) -> TrainConfig:
-        if self.kind in ("prepare", "export"):
+        if self.kind in ("prepare", "export", "reference"):
             raise StageError(f"stage.json: a {self.kind} stage has no training config")
         cfg = TrainConfig.parse(self.config)
         if cfg.method != self.kind:
@@ -658,6 +700,11 @@ class StageFile:
         if self.kind != "prepare":
             raise StageError(f"stage.json: kind {self.kind!r} is not prepare")
         return PrepareConfig.parse(self.config)
+
+    def reference_config(self) -> ReferenceStageConfig:
+        if self.kind != "reference":
+            raise StageError(f"stage.json: kind {self.kind!r} is not reference")
+        return ReferenceStageConfig.parse(self.config)
 
     def export_config(self) -> ExportConfig:
         if self.kind != "export":

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .data import DataError, PreferencePair, SFTExample
+from .data import DataError, DPOPair, PreferencePair, SFTExample
 from .stage import StageError
 
 IGNORE = -100
@@ -146,6 +146,25 @@ def _side(tok: Any, v: Any, conversational: bool) -> list[int]:
 
 def preference_tokens(tok: Any, pair: PreferencePair) -> tuple[list[int], list[int]]:
     return _side(tok, pair.chosen, pair.conversational), _side(tok, pair.rejected, pair.conversational)
+
+
+def dpo_tokens(tok: Any, pair: DPOPair) -> tuple[list[int], list[int], list[int]]:
+    """prompt_ids, chosen_ids, rejected_ids. The prompt is what the policy
+    sees before answering (with the generation prompt); each answer is the
+    rest of the rendered conversation (its text and end-of-turn marker),
+    encoded as its own span as SFT's assistant turns are. Text answers end
+    with EOS, as trl adds it."""
+    if not pair.conversational:
+        return encode(tok, pair.prompt), _side(tok, pair.chosen, False), _side(tok, pair.rejected, False)
+    head = render(tok, pair.prompt, add_generation_prompt=True)
+    answers = []
+    for name, msgs in (("chosen", pair.chosen), ("rejected", pair.rejected)):
+        full = render(tok, pair.prompt + msgs)
+        if not full.startswith(head):
+            raise DataError(f"the chat template renders the prompt differently once the {name} answer follows, "
+                            "so the answer's tokens cannot be told apart")
+        answers.append(encode(tok, full[len(head):]))
+    return encode(tok, head), answers[0], answers[1]
 
 
 def prompt_tokens(tok: Any, prompt: Any) -> list[int]:

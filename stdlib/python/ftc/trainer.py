@@ -281,10 +281,13 @@ def concat(parts: list):
                                           for p in parts])
 
 
-def read_train_eval(stage: StageFile, consumer: str):
+def read_train_eval(stage: StageFile, consumer: str, join=None):
     """(manifest, train rows, eval rows) from the prepared inputs: the one
     "train" input, or the sources of a mix drawn at their weights with the
-    training seed (ftc/mixture.py), their held-out rows together."""
+    training seed (ftc/mixture.py), their held-out rows together. join,
+    when given, is called as join(role, split, rows) on each input's train
+    and eval rows before any mixing, and returns them with columns added
+    (DPO's reference log-probabilities, row for row)."""
     from . import mixture
     from .prepare import read_prepared
 
@@ -295,6 +298,8 @@ def read_train_eval(stage: StageFile, consumer: str):
         manifest, train, held = read_prepared(stage.input_path(role))
         if manifest.get("consumer") != consumer:
             raise compat.Unsupported(f"input {role} was prepared for {manifest.get('consumer')}, not {consumer}")
+        if join is not None:
+            train, held = join(role, "train", train), join(role, "eval", held)
         if parts and bool(manifest.get("packed")) != bool(parts[0][0].get("packed")):
             raise compat.Unsupported(f"input {role} is {'' if manifest.get('packed') else 'not '}packed, "
                                      f"input {roles[0]} is {'' if parts[0][0].get('packed') else 'not '}")
@@ -309,6 +314,8 @@ def read_train_eval(stage: StageFile, consumer: str):
                             for p, m in zip(parts, cfg.data.mix)))
     if stage.has_input("eval"):
         _, held, _ = read_prepared(stage.input_path("eval"))
+        if join is not None:
+            held = join("eval", "train", held)
     return manifest, train, held
 
 

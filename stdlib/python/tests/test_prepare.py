@@ -172,3 +172,42 @@ def test_read_dataset_from_a_folder_of_files(tmp_path):
     assert msg[0] == "2 of 5 rows of data/shards (3 files) are malformed; first:"
     assert msg[1] == "  data/shards/a.jsonl:1: a row must be a JSON object, got a list"
     assert msg[2].startswith("  data/shards/sub/c.jsonl:2: ")
+
+
+def test_dpo_splits_prompt_and_answers():
+    """An explicit text prompt: prompt ids, then each answer with EOS; an
+    over-length pair is dropped, or its answers cut after the whole prompt."""
+    rows = [{"prompt": "Q", "chosen": "good", "rejected": "bad"},
+            {"prompt": "Q" * 20, "chosen": "g" * 20, "rejected": "b"}]
+    train, _, st = prepare.prepare_rows(cfg("dpo", "preference", dataset={"prompt": "explicit"}, maxLength=30), rows, tok)
+    assert len(train) == 1 and st.over_length_dropped == 1
+    assert tok.decode(train[0]["prompt_ids"]) == "Q"
+    assert tok.decode(train[0]["chosen_ids"]) == "good<|im_end|>"
+    assert tok.decode(train[0]["rejected_ids"]) == "bad<|im_end|>"
+    train, _, st = prepare.prepare_rows(cfg("dpo", "preference", dataset={"prompt": "explicit"}, maxLength=30,
+                                            overLength="truncate"), rows, tok)
+    assert st.over_length_truncated == 1
+    assert len(train[1]["prompt_ids"]) == 20 and len(train[1]["chosen_ids"]) == 10 and len(train[1]["rejected_ids"]) == 2
+
+
+def test_dpo_conversations_share_the_prompt_up_to_the_answers():
+    """Implicit prompt: the messages both conversations share before the
+    answers differ; the answers are the rest of the rendered conversation."""
+    user = {"role": "user", "content": "hi"}
+    rows = [{"chosen": [user, {"role": "assistant", "content": "hello"}],
+             "rejected": [user, {"role": "assistant", "content": "go"}]}]
+    train, _, _ = prepare.prepare_rows(cfg("dpo", "preference"), rows, tok)
+    p, c = tok.decode(train[0]["prompt_ids"]), tok.decode(train[0]["chosen_ids"])
+    assert p.endswith("<|im_start|>assistant\n") and "hello" not in p
+    assert c.startswith("hello<|im_end|>") and tok.decode(train[0]["rejected_ids"]).startswith("go<|im_end|>")
+    full = tok.apply_chat_template(rows[0]["chosen"], tokenize=False)
+    assert p + c == full
+
+
+def test_dpo_refuses_pairs_it_cannot_split():
+    text = [{"chosen": "a b", "rejected": "a c"}]
+    with pytest.raises(DataError, match="where the prompt ends"):
+        prepare.prepare_rows(cfg("dpo", "preference"), text, tok)
+    same = [{"chosen": [{"role": "assistant", "content": "x"}], "rejected": [{"role": "assistant", "content": "y"}]}]
+    with pytest.raises(DataError, match="share no prompt"):
+        prepare.prepare_rows(cfg("dpo", "preference"), same, tok)

@@ -1,0 +1,170 @@
+"""DPO through `python -m ftc.entry`, as the runtime starts it, on this
+environment's trl: prepare → reference → dpo, on the CPU, with the tiny
+Qwen2 and tokenizer of conftest.tiny.
+
+What could go wrong, and is checked:
+- the reference stage's batched, padded log-probabilities are each pair's
+  own (one unpadded forward per answer gives the same numbers);
+- the DPO trainer joins them to the right rows: with LoRA the policy
+  starts as the reference, so the first logged reward margin is zero;
+  a shuffle or an off-by-one would make it anything but;
+- DPO learns: on its training pairs the policy's margin between chosen
+  and rejected log-probabilities rises above the reference's, measured
+  afterwards from the written adapter, not from trl's logs;
+- the trainer ran with the plan's arguments (planned.assert_plan_ran).
+"""
+
+import math
+
+import pytest
+import torch
+from conftest import assets
+
+import planned
+import verify
+from ftc import reference
+from ftc.prepare import read_prepared
+
+MAX_LEN = 96
+
+
+def prepare(tiny, work, rows, name="pairs", prompt="explicit"):
+    data = assets.write_jsonl(work / f"{name}.jsonl", rows)
+    d = work / name
+    assets.write_stage(d, name, "prepare", assets.prepare_config("dpo", "preference", max_length=MAX_LEN, prompt=prompt),
+                       {"dataset": {"path": str(data)}, "tokenizer": {"path": str(tiny[0])}})
+    rc, log = verify.entry("prepare", d, timeout=600)
+    assert rc == 0, log[-3000:]
+    return d / "output"
+
+
+def model_in(tiny):
+    return {"model": {"path": str(tiny[1]), "kind": "hub-model"}}
+
+
+@pytest.fixture(scope="module")
+def pairs(tiny, tmp_path_factory):
+    work = tmp_path_factory.mktemp("dpo")
+    return work, prepare(tiny, work, assets.preference_rows(16))
+
+
+@pytest.fixture(scope="module")
+def ref_run(tiny, pairs):
+    work, prepared = pairs
+    d = work / "reference"
+    cfg = {"model": assets.model_config(dtype="fp32"), "data": ["train"], "maxLength": MAX_LEN,
+           # A small budget: several batches, padded rows of unequal length.
+           "tokensPerForward": 4 * MAX_LEN}
+    assets.write_stage(d, "reference", "reference", cfg, {"train": {"path": str(prepared), "kind": "stage-output"},
+                                                         **model_in(tiny)})
+    rc, log = verify.entry("reference", d, timeout=600)
+    assert rc == 0, log[-3000:]
+    return d
+
+
+def causal_lm(path, adapter_dir=None):
+    from transformers import AutoModelForCausalLM
+
+    m = AutoModelForCausalLM.from_pretrained(str(path), torch_dtype=torch.float32)
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        m = PeftModel.from_pretrained(m, str(adapter_dir))
+    return m.eval()
+
+
+def answer_logp(m, prompt, answer):
+    ids = torch.tensor([list(prompt) + list(answer)])
+    with torch.no_grad():
+        lp = torch.log_softmax(m(input_ids=ids).logits[0, :-1].float(), -1)
+    labels = ids[0, 1:]
+    return lp[torch.arange(len(labels)), labels][len(prompt) - 1:].sum().item()
+
+
+def margins(m, rows):
+    return [answer_logp(m, r["prompt_ids"], r["chosen_ids"]) - answer_logp(m, r["prompt_ids"], r["rejected_ids"])
+            for r in rows]
+
+
+def test_reference_log_probabilities_are_each_pairs_own(tiny, pairs, ref_run):
+    _, prepared = pairs
+    _, rows, _ = read_prepared(prepared)
+    table = reference.read(ref_run / "output" / "train" / "train.arrow", len(rows))
+    got_c, got_r = table.column("ref_chosen_logps").to_pylist(), table.column("ref_rejected_logps").to_pylist()
+    m = causal_lm(tiny[1])
+    for i, r in enumerate(rows):
+        want_c = answer_logp(m, r["prompt_ids"], r["chosen_ids"])
+        want_r = answer_logp(m, r["prompt_ids"], r["rejected_ids"])
+        assert math.isclose(got_c[i], want_c, rel_tol=1e-4, abs_tol=1e-3), (i, got_c[i], want_c)
+        assert math.isclose(got_r[i], want_r, rel_tol=1e-4, abs_tol=1e-3), (i, got_r[i], want_r)
+    # Answers of different lengths in one batch: the padding is real.
+    assert len({len(r["chosen_ids"]) for r in rows} | {len(r["rejected_ids"]) for r in rows}) > 1
+
+
+def dpo(tiny, pairs, ref_run, name, beta, steps=30, lr=5e-3):
+    work, prepared = pairs
+    d = work / name
+    cfg = assets.train_config("dpo", {"model": assets.model_config(dtype="fp32")}, steps=steps, micro=4,
+                              max_length=MAX_LEN, extra={"dpo": {"beta": beta, "loss": "sigmoid", "labelSmoothing": 0.0}})
+    cfg["training"]["learningRate"] = lr
+    inputs = {"train": {"path": str(prepared), "kind": "stage-output"},
+              "reference-logps": {"path": str(ref_run / "output"), "kind": "stage-output"}, **model_in(tiny)}
+    assets.write_stage(d, name, "dpo", cfg, inputs)
+    rc, log = verify.entry("dpo", d, timeout=900)
+    assert rc == 0, log[-4000:]
+    planned.assert_plan_ran(d, "DPOConfig")
+    return d
+
+
+def test_dpo_starts_at_the_reference_and_raises_the_margin(tiny, pairs, ref_run):
+    d = dpo(tiny, pairs, ref_run, "dpo-b01", beta=0.1)
+    ms = [m for m in verify.metrics_of(d) if "rewards/margins" in m and not m.get("final")]
+    assert ms, verify.metrics_of(d)
+    # Step 1's forward ran before any update: the LoRA policy is the
+    # reference, so every pair's log-ratio is zero if its reference
+    # log-probabilities are its own.
+    assert abs(ms[0]["rewards/margins"]) < 1e-3 and abs(ms[0]["rewards/chosen"]) < 1e-3, ms[0]
+    assert all(math.isfinite(m["loss"]) for m in ms if "loss" in m)
+    assert ms[-1]["rewards/margins"] > 0.1, [m["rewards/margins"] for m in ms]
+
+    _, rows, _ = read_prepared(pairs[1])
+    table = reference.read(ref_run / "output" / "train" / "train.arrow", len(rows))
+    ref = [c - r for c, r in zip(table.column("ref_chosen_logps").to_pylist(),
+                                 table.column("ref_rejected_logps").to_pylist())]
+    pol = margins(causal_lm(tiny[1], d / "output"), rows)
+    gain = [p - q for p, q in zip(pol, ref)]
+    assert sum(g > 0 for g in gain) >= 0.9 * len(rows), gain
+    assert sum(gain) / len(gain) > 1.0, gain
+
+
+def test_dpo_full_weights_loads_no_reference_copy(tiny, pairs, ref_run):
+    """adapter none: trl would copy the model as its reference; with the
+    reference stage's log-probabilities it keeps none."""
+    work, prepared = pairs
+    d = work / "dpo-full"
+    cfg = assets.train_config("dpo", {"model": assets.model_config(dtype="fp32")}, steps=4, micro=4,
+                              max_length=MAX_LEN, adapter_block=assets.adapter("none"),
+                              extra={"dpo": {"beta": 0.1, "loss": "hinge", "labelSmoothing": 0.0}})
+    inputs = {"train": {"path": str(prepared), "kind": "stage-output"},
+              "reference-logps": {"path": str(ref_run / "output"), "kind": "stage-output"}, **model_in(tiny)}
+    assets.write_stage(d, "dpo-full", "dpo", cfg, inputs)
+    rc, log = verify.entry("dpo", d, timeout=900)
+    assert rc == 0, log[-4000:]
+    planned.assert_plan_ran(d, "DPOConfig")
+    ms = [m for m in verify.metrics_of(d) if "rewards/margins" in m and not m.get("final")]
+    assert ms and abs(ms[0]["rewards/margins"]) < 1e-3, ms[:1]
+
+
+def test_dpo_refuses_reference_rows_that_do_not_match(tiny, pairs, ref_run, tmp_path):
+    """Log-probabilities of other rows (here: of a different prepared set)
+    are refused by count before training."""
+    work, _ = pairs
+    other = prepare(tiny, tmp_path, assets.preference_rows(9, seed=11), name="other")
+    d = tmp_path / "dpo-mismatch"
+    cfg = assets.train_config("dpo", {"model": assets.model_config(dtype="fp32")}, steps=2, micro=4,
+                              max_length=MAX_LEN, extra={"dpo": {"beta": 0.1, "loss": "sigmoid", "labelSmoothing": 0.0}})
+    inputs = {"train": {"path": str(other), "kind": "stage-output"},
+              "reference-logps": {"path": str(ref_run / "output"), "kind": "stage-output"}, **model_in(tiny)}
+    assets.write_stage(d, "dpo-mismatch", "dpo", cfg, inputs)
+    rc, log = verify.entry("dpo", d, timeout=600)
+    assert rc == 2 and "the prepared input has" in log, log[-2000:]
