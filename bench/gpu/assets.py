@@ -208,9 +208,9 @@ def write_stage(run_dir: Path, name: str, kind: str, config: dict, inputs: dict,
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "output").mkdir(exist_ok=True)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
-    if kind == "reference" and not _cuda():
+    if kind in ("reference", "eval") and not _cuda():
         config = dict(config, device="cpu")
-    elif kind not in ("prepare", "export", "reference") and not _cuda():
+    elif kind not in ("prepare", "export", "reference", "eval") and not _cuda():
         # Planned for the CPU where there is no GPU, as ftc run --cpu
         # plans it: the entrypoints refuse a GPU plan without one.
         config = dict(config, distributed=dict(config.get("distributed") or {}, device="cpu"))

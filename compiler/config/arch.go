@@ -51,7 +51,9 @@ func (r *Recipe) modelSites() []modelSite {
 				out = append(out, modelSite{path: fmt.Sprintf("%s.rewards.%d.model", base, i), m: m, derived: m.From != nil})
 			}
 		}
-		out = append(out, modelSite{path: base + ".output", m: &st.Output, derived: true})
+		if st.Method != "eval" { // an evaluation trains no model
+			out = append(out, modelSite{path: base + ".output", m: &st.Output, derived: true})
+		}
 		r.Stages[name] = st
 	}
 	return out

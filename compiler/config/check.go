@@ -378,6 +378,10 @@ func (r *Recipe) TrainingProcesses(st Stage) int {
 
 func (c *checker) stage(name string, st Stage) {
 	base := "stages." + name
+	if st.Method == "eval" {
+		c.evalStage(base, st)
+		return
+	}
 
 	// Data: train or a mix, each source in a format the method reads.
 	c.mix(name, st)
@@ -449,6 +453,77 @@ func (c *checker) stage(name string, st Stage) {
 		c.grpo(base, st)
 	case "dpo":
 		c.dpo(base, st)
+	}
+}
+
+// evalFormats are the dataset formats an eval stage reads: those SFT
+// trains on (their answers' loss), and prompts (generated answers scored).
+var evalFormats = append(append([]string(nil), formatsFor["sft"]...), "prompt")
+
+// evalStage checks an eval stage: a causal language model, one eval
+// dataset, and scorers exactly where answers are generated. It trains
+// nothing, so none of the training checks apply.
+func (c *checker) evalStage(base string, st Stage) {
+	d := st.Data
+	hasTrain := d.Train.Name != "" || d.Train.Format != ""
+	if hasTrain || len(d.Mix) > 0 || d.EvalFraction > 0 {
+		p := base + ".data.train"
+		if len(d.Mix) > 0 {
+			p = base + ".data.mix"
+		} else if !hasTrain {
+			p = base + ".data.evalFraction"
+		}
+		c.errorf(p, "an eval stage trains nothing: it reads data.eval only").
+			WithHint("write data: eval: datasets.NAME")
+	}
+	if d.Eval == nil {
+		c.errorf(base+".data", "an eval stage needs data.eval, the dataset to evaluate on").
+			WithHint("write data: eval: datasets.NAME")
+	} else if !contains(evalFormats, d.Eval.Format) {
+		c.errorf(base+".data.eval", "eval stage cannot evaluate on %q data from dataset %q", d.Eval.Format, d.Eval.Name).
+			WithHint("conversations, prompt-completion pairs or text give the loss of their answers; prompts (format \"prompt\") give generated answers for scorers")
+	}
+	if d.Packing {
+		c.errorf(base+".data.packing", "packing applies to SFT only, not eval")
+	}
+	var scorers []RewardFunction
+	if st.Eval != nil {
+		scorers = st.Eval.Scorers
+	}
+	switch {
+	case st.Generates() && len(scorers) == 0:
+		c.errorf(base+".eval.scorers", "eval on prompts generates answers, and no scorer scores them").
+			WithHint("eval: scorers: [{file: \"score.py\", name: \"exact_match\"}] (a function like GRPO's reward functions)")
+	case !st.Generates() && len(scorers) > 0 && d.Eval != nil:
+		c.errorf(base+".eval.scorers", "scorers score generated answers, but %q data has its own answers: the stage measures their loss", d.Eval.Format).
+			WithHint("leave scorers out, or evaluate on a dataset of format \"prompt\"")
+	}
+	if st.Generates() {
+		for i, sc := range scorers {
+			c.rewardFunction(fmt.Sprintf("%s.eval.scorers.%d", base, i), sc, c.columns(*d.Eval))
+		}
+	}
+	m := st.Model
+	if m == nil {
+		return
+	}
+	switch {
+	case m.From != nil && m.From.Kind == "reward-model":
+		c.errorf(base+".model", "stage %q produces a reward model; eval measures a causal language model", m.From.Stage)
+	case m.From == nil && m.Kind == "reward-model":
+		c.errorf(base+".model", "%s is declared a reward model (kind: \"reward-model\"); eval measures a causal language model", m.Name())
+	}
+	if m.From != nil && c.methodOf(m.From.Stage) == "eval" {
+		c.errorf(base+".model", "stage %q is an eval stage: it has no model to evaluate", m.From.Stage)
+	}
+	c.modelRef(base+".model", m)
+	length, what := d.MaxLength, "maxLength"
+	if st.Generates() && st.Eval != nil {
+		length += st.Eval.MaxNewTokens
+		what = "maxLength + eval.maxNewTokens"
+	}
+	if length > m.Arch.MaxPositions {
+		c.errorf(base+".data.maxLength", "%s = %d exceeds the %d positions %s was trained for", what, length, m.Arch.MaxPositions, m.Name())
 	}
 }
 

@@ -130,6 +130,11 @@ func Decode(src Source, files fs.FS, opts Options) (*Recipe, diag.List, error) {
 				r.readFile(files, rw.Function.File, fmt.Sprintf("%s.rewards.%d.function.file", base, i), &diags)
 			}
 		}
+		if st.Eval != nil {
+			for i, sc := range st.Eval.Scorers {
+				r.readFile(files, sc.File, fmt.Sprintf("%s.eval.scorers.%d.file", base, i), &diags)
+			}
+		}
 	}
 	if !r.resolveArchs(src.File, opts.Archs, &diags) {
 		// The checks need every model's architecture: the lock first.
@@ -239,6 +244,8 @@ func isRelPathField(parent, k string) bool {
 	case parent == "file" && k == "path": // datasets.*.file.path
 		return true
 	case parent == "function" && k == "file": // rewards[].function.file
+		return true
+	case parent == "scorers" && k == "file": // eval.scorers[].file
 		return true
 	case k == "path" && modelFields[parent]: // a local model's directory
 		return true

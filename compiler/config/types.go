@@ -412,6 +412,21 @@ type Stage struct {
 	GRPO    *GRPO          `json:"grpo,omitempty"`
 	// dpo
 	DPO *DPO `json:"dpo,omitempty"`
+	// eval
+	Eval *EvalSettings `json:"eval,omitempty"`
+}
+
+// EvalSettings are an eval stage's generation settings and scorers.
+type EvalSettings struct {
+	MaxNewTokens int              `json:"maxNewTokens"`
+	Temperature  float64          `json:"temperature"`
+	Scorers      []RewardFunction `json:"scorers,omitempty"`
+}
+
+// Generates reports whether an eval stage generates answers (prompt
+// data) rather than measuring the loss of the dataset's own answers.
+func (s Stage) Generates() bool {
+	return s.Method == "eval" && s.Data.Eval != nil && s.Data.Eval.Format == "prompt"
 }
 
 // DPO holds trl's DPO knobs.

@@ -64,10 +64,11 @@ func Prepare() Plan { return cpuStage("prepare") }
 // an adapter is a sum per weight, no GPU needed).
 func Export() Plan { return cpuStage("export") }
 
-// Reference is the launch plan of a reference stage (DPO's reference
-// log-probabilities): one process on the first GPU, or on the CPU.
-func Reference(cpu bool) Plan {
-	p := cpuStage("reference")
+// OneDevice is the launch plan of a stage of kind that needs one device
+// and no launcher (DPO's reference log-probabilities, an evaluation): one
+// process on the first GPU, or on the CPU.
+func OneDevice(kind string, cpu bool) Plan {
+	p := cpuStage(kind)
 	if cpu {
 		p.Env = map[string]string{"CUDA_VISIBLE_DEVICES": ""}
 	} else {

@@ -18,12 +18,15 @@ const (
 	// chosen and rejected answers of prepared preference pairs, for DPO.
 	// It runs on one device of the training hardware.
 	KindReference Kind = "reference"
+	// KindEval evaluates a model on one device: loss and perplexity, or
+	// scores of generated answers.
+	KindEval Kind = "eval"
 )
 
 // Valid reports whether k is one of the kinds.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindPrepare, KindSFT, KindReward, KindPPO, KindGRPO, KindExport, KindDPO, KindReference:
+	case KindPrepare, KindSFT, KindReward, KindPPO, KindGRPO, KindExport, KindDPO, KindReference, KindEval:
 		return true
 	}
 	return false
@@ -31,5 +34,5 @@ func (k Kind) Valid() bool {
 
 // Training reports whether a stage of kind k runs on the training
 // devices (the GPUs, or the CPUs with --cpu) rather than as one CPU
-// process: every training kind, and the reference forward pass.
+// process: every training kind, the reference forward pass and eval.
 func (k Kind) Training() bool { return k.Valid() && k != KindPrepare && k != KindExport }

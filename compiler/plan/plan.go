@@ -148,6 +148,7 @@ var kinds = map[string]func(b *builder, st config.Stage) (*Stage, error){
 	"ppo":    buildPPO,
 	"grpo":   buildGRPO,
 	"dpo":    buildDPO,
+	"eval":   buildEval,
 }
 
 // Options tune a build.

@@ -2,6 +2,7 @@ package plan_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"slices"
 	"sort"
@@ -94,8 +95,8 @@ func checkGraph(t *testing.T, example string, p *plan.Plan) {
 				t.Errorf("%s: stage %s: source %s has no pin", example, s.Name, in.Source.Ref)
 			}
 		}
-		if !s.Kind.Training() || s.Kind == plan.KindReference {
-			// (The reference stage is one forward pass on one device: no
+		if !s.Kind.Training() || s.Kind == plan.KindReference || s.Kind == plan.KindEval {
+			// (Reference and eval stages are forward passes on one device: no
 			// steps, and no estimate yet.)
 			if s.Launch.Processes != 1 || s.Launch.Launcher != "python" || s.Estimate != nil || s.Steps != nil {
 				t.Errorf("%s: stage %s (%s) launches %d process(es) with %s, estimate %v, steps %v: want one python process, no estimate", example, s.Name, s.Kind, s.Launch.Processes, s.Launch.Launcher, s.Estimate, s.Steps)
@@ -369,5 +370,66 @@ func TestDPOSweepSharesOneReferenceStage(t *testing.T) {
 	cr := stageOf(t, cpu, "dpo-b005.reference")
 	if cr.Key == ref.Key || !cr.OnCPU() || cr.Launch.Env["CUDA_VISIBLE_DEVICES"] != "" {
 		t.Errorf("--cpu reference stage: key %s (GPU %s), launch %+v", cr.Key.Short(), ref.Key.Short(), cr.Launch)
+	}
+}
+
+// TestEvalStagesAreKeyedByWhatTheyEvaluate: an eval stage's key holds its
+// model, prepared data and settings: training the fine-tune differently
+// moves the fine-tune's evaluation and leaves the base's; greedy decoding
+// leaves the seed out. The base and fine-tuned evaluations of the same
+// data and settings form one comparison.
+func TestEvalStagesAreKeyedByWhatTheyEvaluate(t *testing.T) {
+	p := planOf(t, "sft-eval", plan.Options{})
+	lr := planOf(t, "sft-eval", plan.Options{}, "stages.sft.training.weightDecay=0.01")
+	for name, moves := range map[string]bool{"loss-base": false, "math-base": false, "loss-sft": true, "math-sft": true} {
+		if got := stageOf(t, lr, name).Key != stageOf(t, p, name).Key; got != moves {
+			t.Errorf("weight decay of sft moved %s's key: %v, want %v", name, got, moves)
+		}
+	}
+	seed := planOf(t, "sft-eval", plan.Options{}, "seed=7")
+	if stageOf(t, seed, "math-base").Key != stageOf(t, p, "math-base").Key {
+		t.Error("the recipe seed moved a greedy evaluation's key")
+	}
+	hot := planOf(t, "sft-eval", plan.Options{}, `stages."math-base".eval.temperature=0.7`)
+	if stageOf(t, hot, "math-base").Key == stageOf(t, p, "math-base").Key {
+		t.Error("sampling did not move the evaluation's key")
+	}
+	math := stageOf(t, p, "math-sft")
+	cfg := math.Config.(plan.EvalConfig)
+	if cfg.Mode != "generate" || len(cfg.Scorers) != 2 || cfg.MaxNewTokens != 512 || stageOf(t, p, "loss-sft").Config.(plan.EvalConfig).Mode != "loss" {
+		t.Errorf("eval configs: %+v", cfg)
+	}
+	if len(math.Launch.GPUs) != 1 || math.Launch.Processes != 1 {
+		t.Errorf("eval launch %+v, want one process on one GPU", math.Launch)
+	}
+
+	final := map[string]map[string]any{
+		"loss-base": {"eval_loss": 2.5, "perplexity": 12.18, "seconds": 3.0},
+		"loss-sft":  {"eval_loss": 1.25, "perplexity": 3.49},
+		"math-base": {"correctness_reward": 0.0},
+		"math-sft":  {"correctness_reward": 0.5, "format_reward": 1.0},
+	}
+	cs := plan.Compare(p, final)
+	if len(cs) != 2 {
+		t.Fatalf("%d comparisons, want 2: %+v", len(cs), cs)
+	}
+	for _, c := range cs {
+		if len(c.Stages) != 2 || c.Models[0] != "Qwen/Qwen2.5-1.5B-Instruct" || c.Models[1] != "stage sft" {
+			t.Errorf("comparison of %v on %v", c.Stages, c.Models)
+		}
+		for i, m := range c.Metrics {
+			for j, st := range c.Stages {
+				want := ""
+				if v, ok := final[st][m]; ok {
+					want = fmt.Sprint(v)
+				}
+				if c.Values[i][j] != want {
+					t.Errorf("%s of %s: %q, want %q", m, st, c.Values[i][j], want)
+				}
+			}
+			if m == "seconds" {
+				t.Error("run time is compared")
+			}
+		}
 	}
 }

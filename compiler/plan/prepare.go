@@ -99,8 +99,17 @@ func MixRole(i int) string { return fmt.Sprintf("train.%d", i) }
 func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float64, name string) (*Stage, error) {
 	bm := st.Base()
 	tok := b.baseSource(bm)
+	consumer := st.Method
+	if st.Method == "eval" {
+		// An evaluation's rows are shaped as the method that reads such
+		// data shapes them, so they are the same cache entry.
+		consumer = "sft"
+		if d.Format == "prompt" {
+			consumer = "grpo"
+		}
+	}
 	cfg := PrepareConfig{
-		Consumer:   st.Method,
+		Consumer:   consumer,
 		Dataset:    b.datasetConfig(d),
 		Tokenizer:  TokenizerConfig{Repo: bm.Repo, Revision: tok.Pin},
 		MaxLength:  st.Data.MaxLength,
@@ -114,6 +123,10 @@ func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float6
 	if st.Method == "sft" {
 		cfg.Backend = st.Backend
 		cfg.CompletionOnly = st.CompletionOnly == nil || *st.CompletionOnly
+	}
+	if consumer == "sft" && st.Method == "eval" {
+		// The loss of the answers, as SFT trains them by default.
+		cfg.Backend, cfg.CompletionOnly = "trl", true
 	}
 	if st.GRPO != nil {
 		cfg.MaxPrompt = st.GRPO.MaxPromptLength

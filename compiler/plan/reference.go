@@ -89,7 +89,7 @@ func (b *builder) reference(st config.Stage, data []Input) (*Stage, error) {
 		ResumeKey: k,
 		Inputs:    inputs,
 		Config:    cfg,
-		Launch:    launch.Reference(b.r.CPU),
+		Launch:    launch.OneDevice(string(KindReference), b.r.CPU),
 		Device:    device(b.r),
 	}
 	if rs.Files, err = b.jobFiles(rs.Name, rs); err != nil {

@@ -35,6 +35,7 @@ var ConfigByKind = map[plan.Kind]reflect.Type{
 	plan.KindDPO:     reflect.TypeFor[plan.StageConfig](),
 	// The reference stage of a DPO stage.
 	plan.KindReference: reflect.TypeFor[plan.ReferenceConfig](),
+	plan.KindEval:      reflect.TypeFor[plan.EvalConfig](),
 }
 
 // enums are the named string types with a fixed set of values. Neither
@@ -44,7 +45,7 @@ var enums = map[reflect.Type][]string{
 	reflect.TypeFor[plan.Kind](): {
 		string(plan.KindPrepare), string(plan.KindSFT), string(plan.KindReward),
 		string(plan.KindPPO), string(plan.KindGRPO), string(plan.KindExport),
-		string(plan.KindDPO), string(plan.KindReference),
+		string(plan.KindDPO), string(plan.KindReference), string(plan.KindEval),
 	},
 	reflect.TypeFor[config.Strategy](): {
 		string(config.StrategySingle), string(config.StrategyDDP), string(config.StrategyFSDP),

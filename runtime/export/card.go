@@ -126,6 +126,7 @@ func Card(c CardInfo) string {
 	if !wrote {
 		b.WriteString("none recorded\n\n")
 	}
+	b.WriteString(comparisons(p, s, c.Summaries))
 	if cfg.Form != "adapter" {
 		b.WriteString("## Use\n\n```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n" +
 			"model = AutoModelForCausalLM.from_pretrained(\"PATH\", torch_dtype=\"auto\")\ntokenizer = AutoTokenizer.from_pretrained(\"PATH\")\n```\n\n" +
@@ -186,4 +187,48 @@ func uniq(s []string) []string {
 		}
 	}
 	return out
+}
+
+// comparisons renders, as Markdown, the recipe's side-by-side evaluations
+// in which the exported model is one of the models evaluated: the trained
+// stage's output against its base (plan.Compare), from the records.
+func comparisons(p *plan.Plan, s *plan.Stage, summaries map[string]json.RawMessage) string {
+	trained := inputOf(s, "model")
+	if trained == nil || trained.Stage == "" {
+		return ""
+	}
+	final := map[string]map[string]any{}
+	for name, raw := range summaries {
+		var m map[string]any
+		if json.Unmarshal(raw, &m) == nil {
+			final[name] = m
+		}
+	}
+	var b strings.Builder
+	for _, c := range plan.Compare(p, final) {
+		ours := false
+		for _, m := range c.Models {
+			ours = ours || m == "stage "+trained.Stage
+		}
+		if !ours || len(c.Metrics) == 0 {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("## Evaluation against the base\n\n")
+		}
+		b.WriteString("| metric |")
+		for j, st := range c.Stages {
+			fmt.Fprintf(&b, " %s (%s) |", st, c.Models[j])
+		}
+		b.WriteString("\n| --- |" + strings.Repeat(" --- |", len(c.Stages)) + "\n")
+		for i, m := range c.Metrics {
+			fmt.Fprintf(&b, "| %s |", m)
+			for _, v := range c.Values[i] {
+				fmt.Fprintf(&b, " %s |", v)
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }

@@ -138,6 +138,30 @@ func Render(in Input) []byte {
 	}
 	b.WriteString("</table>\n")
 
+	final := map[string]map[string]any{}
+	for name, r := range results {
+		final[name] = r.Metrics
+	}
+	if cs := plan.Compare(p, final); len(cs) > 0 {
+		b.WriteString("<h2>Evaluations side by side</h2>\n")
+		b.WriteString(`<p class=dim>Eval stages that ran the same evaluation (data, settings, scorers) on different models. Each is cached by its model and evaluation: a base model's column comes from the cache once it has run.</p>` + "\n")
+		for _, c := range cs {
+			b.WriteString("<table><tr><th>metric</th>")
+			for j, st := range c.Stages {
+				fmt.Fprintf(&b, "<th>%s<br><span class=dim>%s</span></th>", e(st), e(c.Models[j]))
+			}
+			b.WriteString("</tr>\n")
+			for i, m := range c.Metrics {
+				fmt.Fprintf(&b, "<tr><td>%s</td>", e(m))
+				for _, v := range c.Values[i] {
+					fmt.Fprintf(&b, "<td class=n>%s</td>", e(v))
+				}
+				b.WriteString("</tr>\n")
+			}
+			b.WriteString("</table>\n")
+		}
+	}
+
 	b.WriteString("<h2>Evaluation</h2>\n")
 	b.WriteString(evaluation(p, results, series))
 

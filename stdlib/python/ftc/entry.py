@@ -27,6 +27,7 @@ MODULES = {
     "export": "ftc.export",
     "dpo": "ftc.train_dpo",
     "reference": "ftc.reference",
+    "eval": "ftc.evaluate",
 }
 
 
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             from . import trainargs
 
             trainargs.check_device((stage.config.get("distributed") or {}).get("device") or "cuda")
-        elif stage.kind == "reference":
+        elif stage.kind in ("reference", "eval"):
             from . import trainargs
 
             trainargs.check_device(stage.config.get("device") or "cuda")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 STAGE_FILE_VERSION = "ftc.dev/stage/v1alpha1"
-KINDS = ("prepare", "sft", "reward", "ppo", "grpo", "export", "dpo", "reference")
+KINDS = ("prepare", "sft", "reward", "ppo", "grpo", "export", "dpo", "reference", "eval")
 
 
 class StageError(ValueError):
@@ -338,6 +338,41 @@ class ReferenceStageConfig:
                    max_length=int(_num(d, "maxLength", "config")),
                    tokens_per_forward=int(_num(d, "tokensPerForward", "config")),
                    device=_device(d))
+
+
+@dataclass(frozen=True)
+class EvalStageConfig:
+    """compiler/plan/eval.go (EvalConfig): the model in input role "model",
+    the prepared rows in "data", and for mode "generate" the generation
+    settings and the scorers (input roles scorers.N)."""
+
+    model: ModelConfig
+    mode: str
+    max_length: int
+    max_new_tokens: int
+    temperature: float
+    seed: int
+    scorers: tuple["RewardConfig", ...]
+    device: str
+
+    @classmethod
+    def parse(cls, d: dict) -> "EvalStageConfig":
+        mode = _req(d, "mode", "config")
+        if mode not in ("loss", "generate"):
+            raise StageError(f"stage.json: config.mode {mode!r} is not loss or generate")
+        scorers = []
+        for i, sc in enumerate(d.get("scorers") or []):
+            if _req(sc, "kind", f"config.scorers[{i}]") != "function":
+                raise StageError(f"stage.json: config.scorers[{i}].kind must be function")
+            scorers.append(RewardConfig(kind="function", weight=float(sc.get("weight", 1.0)), role=f"scorers.{i}",
+                                        file=sc.get("file", ""), name=_req(sc, "name", f"config.scorers[{i}]"),
+                                        sha256=sc.get("sha256", "")))
+        if mode == "generate" and not scorers:
+            raise StageError("stage.json: an eval stage in mode generate needs scorers")
+        return cls(model=ModelConfig.parse(_req(d, "model", "config"), "config.model"), mode=mode,
+                   max_length=int(_num(d, "maxLength", "config")),
+                   max_new_tokens=int(d.get("maxNewTokens") or 0), temperature=float(d.get("temperature") or 0.0),
+                   seed=int(d.get("seed") or 0), scorers=tuple(scorers), device=_device(d))
 
 
 @dataclass(frozen=True)
@@ -689,7 +724,7 @@ class StageFile:
         return role in self.inputs
 
     def train_config(self) -> TrainConfig:
-        if self.kind in ("prepare", "export", "reference"):
+        if self.kind in ("prepare", "export", "reference", "eval"):
             raise StageError(f"stage.json: a {self.kind} stage has no training config")
         cfg = TrainConfig.parse(self.config)
         if cfg.method != self.kind:
@@ -700,6 +735,11 @@ class StageFile:
         if self.kind != "prepare":
             raise StageError(f"stage.json: kind {self.kind!r} is not prepare")
         return PrepareConfig.parse(self.config)
+
+    def eval_config(self) -> EvalStageConfig:
+        if self.kind != "eval":
+            raise StageError(f"stage.json: kind {self.kind!r} is not eval")
+        return EvalStageConfig.parse(self.config)
 
     def reference_config(self) -> ReferenceStageConfig:
         if self.kind != "reference":

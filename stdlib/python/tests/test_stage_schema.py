@@ -168,6 +168,8 @@ def parse_config(st: StageFile):
         return st.export_config()
     if st.kind == "reference":
         return st.reference_config()
+    if st.kind == "eval":
+        return st.eval_config()
     return st.train_config()
 
 
