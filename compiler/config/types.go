@@ -393,7 +393,7 @@ type Stage struct {
 	Trainer Passthrough `json:"trainer,omitempty"`
 	PEFT    Passthrough `json:"peft,omitempty"`
 
-	// sft, reward, grpo, dpo
+	// sft, reward, grpo, dpo, orpo, simpo
 	Model *Model `json:"model,omitempty"`
 	// sft
 	Backend        string `json:"backend,omitempty"`
@@ -412,6 +412,21 @@ type Stage struct {
 	GRPO    *GRPO          `json:"grpo,omitempty"`
 	// dpo
 	DPO *DPO `json:"dpo,omitempty"`
+	// orpo
+	ORPO *ORPO `json:"orpo,omitempty"`
+	// simpo
+	SimPO *SimPO `json:"simpo,omitempty"`
+}
+
+// ORPO holds trl's ORPO knobs.
+type ORPO struct {
+	Beta float64 `json:"beta"`
+}
+
+// SimPO holds the knobs of trl's CPOTrainer with its SimPO loss.
+type SimPO struct {
+	Beta  float64 `json:"beta"`
+	Gamma float64 `json:"gamma"`
 }
 
 // DPO holds trl's DPO knobs.

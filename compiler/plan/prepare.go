@@ -100,7 +100,7 @@ func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float6
 	bm := st.Base()
 	tok := b.baseSource(bm)
 	cfg := PrepareConfig{
-		Consumer:   st.Method,
+		Consumer:   Consumer(st.Method),
 		Dataset:    b.datasetConfig(d),
 		Tokenizer:  TokenizerConfig{Repo: bm.Repo, Revision: tok.Pin},
 		MaxLength:  st.Data.MaxLength,
@@ -177,4 +177,16 @@ func (b *builder) datasetConfig(d config.Dataset) DatasetConfig {
 		dc.Config, dc.Split = d.Hub.Config, d.Hub.Split
 	}
 	return dc
+}
+
+// Consumer is the prepare consumer of a training method: the shape of the
+// rows it reads. ORPO and SimPO read DPO's (prompt, chosen and rejected
+// token ids), so the three share one prepare stage and its cache entry
+// when the rest of the prepare key agrees.
+func Consumer(method string) string {
+	switch method {
+	case "orpo", "simpo":
+		return "dpo"
+	}
+	return method
 }
