@@ -335,6 +335,8 @@ var formatsFor = map[string][]string{
 	"ppo":    {"prompt"},
 	"grpo":   {"prompt"},
 	"dpo":    {"preference"},
+	"orpo":   {"preference"},
+	"simpo":  {"preference"},
 }
 
 var formatHint = map[string]string{
@@ -343,6 +345,8 @@ var formatHint = map[string]string{
 	"ppo":    "PPO rolls out from prompts only: format \"prompt\"",
 	"grpo":   "GRPO samples completions for prompts only: format \"prompt\"",
 	"dpo":    "DPO trains on preference pairs: format \"preference\" with chosen and rejected (and a prompt)",
+	"orpo":   "ORPO trains on preference pairs: format \"preference\" with chosen and rejected (and a prompt)",
+	"simpo":  "SimPO trains on preference pairs: format \"preference\" with chosen and rejected (and a prompt)",
 }
 
 // DefaultMasterPort is torch.distributed's default rendezvous port, which

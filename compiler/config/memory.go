@@ -70,11 +70,12 @@ func (r *Recipe) MemoryInput(st Stage, checkpointing bool) memory.Input {
 		train.Rows = 2 * t.MicroBatch
 		train.Loss = memory.LossNone
 		r.paddedMask(&train, bm, train.Rows, seq)
-	case "dpo":
+	case "dpo", "orpo", "simpo":
 		// Chosen and rejected of every pair go through the policy together,
 		// padded to the longer, with log-probabilities over the
-		// vocabulary. The reference's come from the reference stage:
-		// no second model here.
+		// vocabulary. DPO's reference log-probabilities come from the
+		// reference stage, and ORPO and SimPO have none: no second model
+		// here.
 		train.TokensPerMicroBatch = 2 * t.MicroBatch * seq
 		train.Rows = 2 * t.MicroBatch
 		train.LogitsTokens = train.TokensPerMicroBatch

@@ -264,6 +264,10 @@ func builders(classes []string) string {
 			out = append(out, "a ppo stage")
 		case libknobs.DPOConfig:
 			out = append(out, "a dpo stage")
+		case libknobs.ORPOConfig:
+			out = append(out, "an orpo stage")
+		case libknobs.CPOConfig:
+			out = append(out, "a simpo stage")
 		}
 	}
 	return strings.Join(out, " or ")

@@ -69,7 +69,7 @@ func (r *Recipe) Steps(st Stage) StepPlan {
 		ex = math.Ceil(bytes / bytesPerToken / float64(st.Data.MaxLength))
 		exact = false
 		sp.Unit = "packed sequences"
-	case st.Method == "sft" || st.Method == "reward" || st.Method == "dpo":
+	case st.Method == "sft" || st.Method == "reward" || st.Method == "dpo" || st.Method == "orpo" || st.Method == "simpo":
 		ex = rowsN
 		sp.Unit = "rows"
 	case st.Method == "grpo" && st.GRPO != nil && st.GRPO.Generations > 0:

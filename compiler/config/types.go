@@ -393,7 +393,7 @@ type Stage struct {
 	Trainer Passthrough `json:"trainer,omitempty"`
 	PEFT    Passthrough `json:"peft,omitempty"`
 
-	// sft, reward, grpo, dpo
+	// sft, reward, grpo, dpo, orpo, simpo
 	Model *Model `json:"model,omitempty"`
 	// sft
 	Backend        string `json:"backend,omitempty"`
@@ -414,6 +414,10 @@ type Stage struct {
 	DPO *DPO `json:"dpo,omitempty"`
 	// eval
 	Eval *EvalSettings `json:"eval,omitempty"`
+	// orpo
+	ORPO *ORPO `json:"orpo,omitempty"`
+	// simpo
+	SimPO *SimPO `json:"simpo,omitempty"`
 }
 
 // EvalSettings are an eval stage's generation settings and scorers.
@@ -427,6 +431,17 @@ type EvalSettings struct {
 // data) rather than measuring the loss of the dataset's own answers.
 func (s Stage) Generates() bool {
 	return s.Method == "eval" && s.Data.Eval != nil && s.Data.Eval.Format == "prompt"
+}
+
+// ORPO holds trl's ORPO knobs.
+type ORPO struct {
+	Beta float64 `json:"beta"`
+}
+
+// SimPO holds the knobs of trl's CPOTrainer with its SimPO loss.
+type SimPO struct {
+	Beta  float64 `json:"beta"`
+	Gamma float64 `json:"gamma"`
 }
 
 // DPO holds trl's DPO knobs.

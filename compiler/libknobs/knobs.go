@@ -15,10 +15,12 @@ const (
 	GRPOConfig        = "GRPOConfig"
 	PPOConfig         = "PPOConfig"
 	DPOConfig         = "DPOConfig"
+	ORPOConfig        = "ORPOConfig" // trl.ORPOConfig; trl.experimental.orpo from 1.x
+	CPOConfig         = "CPOConfig"  // trl.CPOConfig; trl.experimental.cpo from 1.x (simpo stages)
 )
 
 // Classes are the config classes in a fixed order.
-var Classes = []string{TrainingArguments, SFTConfig, RewardConfig, GRPOConfig, PPOConfig, DPOConfig}
+var Classes = []string{TrainingArguments, SFTConfig, RewardConfig, GRPOConfig, PPOConfig, DPOConfig, ORPOConfig, CPOConfig}
 
 // Spelling is the field name a range of library versions has for a knob.
 type Spelling struct {
@@ -191,6 +193,17 @@ var Table = []Knob{
 	// The reference stage computed them; the entrypoint hands them over.
 	trl(DPOConfig, "precompute_ref_log_probs", ""),
 	trl(DPOConfig, "disable_dropout", ""),
+
+	trl(ORPOConfig, "beta", "orpo.beta"),
+	trl(ORPOConfig, "max_length", "data.maxLength"),
+	trl(ORPOConfig, "disable_dropout", ""),
+
+	trl(CPOConfig, "beta", "simpo.beta"),
+	trl(CPOConfig, "simpo_gamma", "simpo.gamma"),
+	trl(CPOConfig, "loss_type", ""),
+	trl(CPOConfig, "cpo_alpha", ""),
+	trl(CPOConfig, "max_length", "data.maxLength"),
+	trl(CPOConfig, "disable_dropout", ""),
 }
 
 // LoraConfig is peft's adapter config class, which ftc's entrypoints
@@ -358,6 +371,10 @@ func ClassOf(method, backend string) string {
 		return PPOConfig
 	case "dpo":
 		return DPOConfig
+	case "orpo":
+		return ORPOConfig
+	case "simpo":
+		return CPOConfig
 	}
 	return ""
 }

@@ -65,12 +65,16 @@ var foreignNames = map[string][]foreignName{
 	"beta": {
 		{lib: "trl", at: "grpo.beta", stage: true, methods: []string{"grpo"}},
 		{lib: "trl", at: "dpo.beta", stage: true, methods: []string{"dpo"}},
+		{lib: "trl", at: "orpo.beta", stage: true, methods: []string{"orpo"}},
+		{lib: "trl", at: "simpo.beta", stage: true, methods: []string{"simpo"}},
 		{lib: "trl", at: "ppo.klCoef", stage: true, methods: []string{"ppo"}},
 	},
 	"kl_coef":                  {{lib: "trl", at: "ppo.klCoef", stage: true, methods: []string{"ppo"}}},
 	"loss_type":                {{lib: "trl", at: "dpo.loss", stage: true, methods: []string{"dpo"}}},
 	"label_smoothing":          {{lib: "trl", at: "dpo.labelSmoothing", stage: true, methods: []string{"dpo"}}},
 	"precompute_ref_log_probs": {{lib: "trl", at: "", stage: true, methods: []string{"dpo"}, note: "the reference stage (NAME.reference) computes them once, cached"}},
+	"simpo_gamma":              {{lib: "trl", at: "simpo.gamma", stage: true, methods: []string{"simpo"}}},
+	"cpo_alpha":                {{lib: "trl", at: "", stage: true, methods: []string{"simpo"}, note: "a simpo stage is pure SimPO: cpo_alpha 0"}},
 	"temperature": {
 		{lib: "trl", at: "grpo.temperature", stage: true, methods: []string{"grpo"}},
 		{lib: "trl", at: "ppo.temperature", stage: true, methods: []string{"ppo"}},
@@ -139,6 +143,10 @@ func foreignHint(user cue.Value, path []string) string {
 			at = "datasets." + path[1] + strings.TrimPrefix(at, "datasets.NAME")
 		}
 		h := fmt.Sprintf("%s is %s name; in ftc it is %s", name, possessive(e.lib), at)
+		if e.at == "" {
+			// No recipe field: ftc sets it, and the note says how.
+			h = fmt.Sprintf("%s is %s name; ftc sets it itself", name, possessive(e.lib))
+		}
 		if e.note != "" {
 			h += " (" + e.note + ")"
 		}
@@ -169,4 +177,28 @@ func possessive(s string) string {
 		return s + "'"
 	}
 	return s + "'s"
+}
+
+// referenceFree are the methods without a reference model, with what
+// they do instead.
+var referenceFree = map[string]string{
+	"orpo":  "ORPO's odds-ratio term needs no reference model",
+	"simpo": "SimPO's length-normalised rewards need no reference model",
+}
+
+// methodFieldHint explains a stage field that the stage's method lacks
+// but another has: a reference model on a reference-free method.
+func methodFieldHint(user cue.Value, path []string) string {
+	if len(path) != 3 || path[0] != "stages" || path[2] != "reference" {
+		return ""
+	}
+	method, err := user.LookupPath(cue.MakePath(cue.Str("stages"), cue.Str(path[1]), cue.Str("method"))).String()
+	if err != nil {
+		return ""
+	}
+	why, ok := referenceFree[method]
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("a %s stage has no reference: %s; leave reference out, or use method \"dpo\" to train against one", method, why)
 }

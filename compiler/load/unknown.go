@@ -33,7 +33,10 @@ func newUnknown(e cueerrors.Error, def, user cue.Value) *unknownField {
 	if len(p) > 0 && p[0] == schema.Definition {
 		p = p[1:]
 	}
-	if u.hint = foreignHint(user, p); u.hint == "" {
+	if u.hint = methodFieldHint(user, p); u.hint == "" {
+		u.hint = foreignHint(user, p)
+	}
+	if u.hint == "" {
 		u.suggest = suggestion(def, user, e.Path())
 	}
 	return u

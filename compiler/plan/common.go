@@ -33,6 +33,8 @@ type StageConfig struct {
 	GRPO                  *config.GRPO           `json:"grpo,omitempty"`
 	Rewards               []RewardConfig         `json:"rewards,omitempty"`
 	DPO                   *config.DPO            `json:"dpo,omitempty"`
+	ORPO                  *config.ORPO           `json:"orpo,omitempty"`
+	SimPO                 *config.SimPO          `json:"simpo,omitempty"`
 	Distributed           Distributed            `json:"distributed"`
 	Cadence               Cadence                `json:"cadence"`
 	// Trainer and PEFT are the stage's passthrough settings, vetted

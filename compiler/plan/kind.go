@@ -14,6 +14,8 @@ const (
 	KindGRPO    Kind = "grpo"
 	KindExport  Kind = "export"
 	KindDPO     Kind = "dpo"
+	KindORPO    Kind = "orpo"
+	KindSimPO   Kind = "simpo"
 	// KindReference computes a reference model's log-probabilities of the
 	// chosen and rejected answers of prepared preference pairs, for DPO.
 	// It runs on one device of the training hardware.
@@ -26,7 +28,7 @@ const (
 // Valid reports whether k is one of the kinds.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindPrepare, KindSFT, KindReward, KindPPO, KindGRPO, KindExport, KindDPO, KindReference, KindEval:
+	case KindPrepare, KindSFT, KindReward, KindPPO, KindGRPO, KindExport, KindDPO, KindORPO, KindSimPO, KindReference, KindEval:
 		return true
 	}
 	return false

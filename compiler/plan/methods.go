@@ -80,3 +80,17 @@ func buildDPO(b *builder, st config.Stage) (*Stage, error) {
 	cfg := StageConfig{Models: map[string]ModelConfig{"model": mc}, DPO: st.DPO}
 	return b.training(st, cfg, []Input{in})
 }
+
+// buildORPO plans ORPO: one model, no reference.
+func buildORPO(b *builder, st config.Stage) (*Stage, error) {
+	mc, in := b.model("model", st.Model)
+	cfg := StageConfig{Models: map[string]ModelConfig{"model": mc}, ORPO: st.ORPO}
+	return b.training(st, cfg, []Input{in})
+}
+
+// buildSimPO plans SimPO: one model, no reference.
+func buildSimPO(b *builder, st config.Stage) (*Stage, error) {
+	mc, in := b.model("model", st.Model)
+	cfg := StageConfig{Models: map[string]ModelConfig{"model": mc}, SimPO: st.SimPO}
+	return b.training(st, cfg, []Input{in})
+}

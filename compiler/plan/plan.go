@@ -83,8 +83,8 @@ type Stage struct {
 	// Name is unique in the plan: a recipe stage's name, or
 	// "<stage>.prepare" and "<stage>.prepare-eval" for its data.
 	Name string `json:"name"`
-	// Kind is "prepare", "sft", "reward", "ppo", "grpo", "dpo",
-	// "reference" or "export".
+	// Kind is "prepare", "sft", "reward", "ppo", "grpo", "dpo", "orpo",
+	// "simpo", "reference" or "export".
 	Kind Kind `json:"kind"`
 	// Key is the stage's content key.
 	Key key.Key `json:"key"`
@@ -149,6 +149,8 @@ var kinds = map[string]func(b *builder, st config.Stage) (*Stage, error){
 	"grpo":   buildGRPO,
 	"dpo":    buildDPO,
 	"eval":   buildEval,
+	"orpo":   buildORPO,
+	"simpo":  buildSimPO,
 }
 
 // Options tune a build.

@@ -433,3 +433,47 @@ func TestEvalStagesAreKeyedByWhatTheyEvaluate(t *testing.T) {
 		}
 	}
 }
+
+// TestORPOAndSimPOShareDPOsPreparedPairs: orpo and simpo stages read the
+// rows prepare shapes for DPO (consumer "dpo"), so the two stages of
+// examples/orpo, and a dpo stage on the same data, share one prepare
+// stage; neither has a reference stage.
+func TestORPOAndSimPOShareDPOsPreparedPairs(t *testing.T) {
+	p := planOf(t, "orpo", plan.Options{})
+	var prep []*plan.Stage
+	for _, s := range p.Stages {
+		switch s.Kind {
+		case plan.KindPrepare:
+			prep = append(prep, s)
+		case plan.KindReference:
+			t.Errorf("reference stage %s in a plan without dpo", s.Name)
+		}
+	}
+	if len(prep) != 1 {
+		t.Fatalf("%d prepare stages, want 1 shared by orpo and simpo", len(prep))
+	}
+	if c := prep[0].Config.(plan.PrepareConfig).Consumer; c != "dpo" {
+		t.Errorf("prepare consumer %q, want dpo", c)
+	}
+	for _, name := range []string{"orpo", "simpo"} {
+		var found bool
+		for _, in := range stageOf(t, p, name).Inputs {
+			if in.Role == "train" {
+				found = in.Key == prep[0].Key
+			}
+		}
+		if !found {
+			t.Errorf("%s does not read the shared prepare stage %s", name, prep[0].Key.Short())
+		}
+	}
+	for _, m := range []string{"sft", "reward", "ppo", "grpo", "dpo"} {
+		if got := plan.Consumer(m); got != m {
+			t.Errorf("Consumer(%q) = %q", m, got)
+		}
+	}
+	for _, m := range []string{"orpo", "simpo"} {
+		if got := plan.Consumer(m); got != "dpo" {
+			t.Errorf("Consumer(%q) = %q, want dpo", m, got)
+		}
+	}
+}

@@ -99,7 +99,7 @@ func MixRole(i int) string { return fmt.Sprintf("train.%d", i) }
 func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float64, name string) (*Stage, error) {
 	bm := st.Base()
 	tok := b.baseSource(bm)
-	consumer := st.Method
+	consumer := Consumer(st.Method)
 	if st.Method == "eval" {
 		// An evaluation's rows are shaped as the method that reads such
 		// data shapes them, so they are the same cache entry.
@@ -190,4 +190,16 @@ func (b *builder) datasetConfig(d config.Dataset) DatasetConfig {
 		dc.Config, dc.Split = d.Hub.Config, d.Hub.Split
 	}
 	return dc
+}
+
+// Consumer is the prepare consumer of a training method: the shape of the
+// rows it reads. ORPO and SimPO read DPO's (prompt, chosen and rejected
+// token ids), so the three share one prepare stage and its cache entry
+// when the rest of the prepare key agrees.
+func Consumer(method string) string {
+	switch method {
+	case "orpo", "simpo":
+		return "dpo"
+	}
+	return method
 }

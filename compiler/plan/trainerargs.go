@@ -293,6 +293,31 @@ func methodArgs(args map[string]any, cfg StageConfig, libs Libraries) error {
 		// The reference ran without dropout; so does the policy, as in
 		// trl's default.
 		args["disable_dropout"] = true
+	case "orpo":
+		p := cfg.ORPO
+		if p == nil {
+			return fmt.Errorf("trainer arguments: an orpo stage without its orpo block")
+		}
+		args["beta"] = p.Beta
+		// prepare fitted every pair to it: the entrypoint hands trl the
+		// rows as they are (ftc/train_prefs.py), truncating nothing.
+		args["max_length"] = cfg.Data.MaxLength
+		args["disable_dropout"] = true
+	case "simpo":
+		p := cfg.SimPO
+		if p == nil {
+			return fmt.Errorf("trainer arguments: a simpo stage without its simpo block")
+		}
+		// trl's CPOTrainer with the SimPO loss: mean log-probabilities of
+		// the answers, margin gamma/beta; cpo_alpha 0 leaves out CPO's
+		// behaviour-cloning term (pure SimPO), on 0.16 and 1.9 alike
+		// (trl/trainer/cpo_config.py, trl/experimental/cpo/cpo_config.py).
+		args["loss_type"] = "simpo"
+		args["beta"] = p.Beta
+		args["simpo_gamma"] = p.Gamma
+		args["cpo_alpha"] = 0.0
+		args["max_length"] = cfg.Data.MaxLength
+		args["disable_dropout"] = true
 	default:
 		return fmt.Errorf("trainer arguments: method %q trains nothing", cfg.Method)
 	}

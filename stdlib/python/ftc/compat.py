@@ -205,6 +205,31 @@ def ppo_classes():
     raise Unsupported(f"trl {installed('trl')} has no PPOTrainer in {', '.join(ppo_module_candidates(version('trl')))}")
 
 
+def preference_free_module_candidates(trl: tuple[int, ...], method: str) -> tuple[str, ...]:
+    """Where ORPO's and CPO's trainers live: trl itself up to 0.x,
+    trl.experimental.orpo / trl.experimental.cpo in 1.x."""
+    sub = {"orpo": "orpo", "cpo": "cpo"}[method]
+    if trl and trl >= (1,):
+        return (f"trl.experimental.{sub}", "trl")
+    return ("trl", f"trl.experimental.{sub}")
+
+
+def preference_free_classes(method: str):
+    """(config class, trainer class) of "orpo" (ORPOConfig, ORPOTrainer) or
+    "cpo" (CPOConfig, CPOTrainer, which simpo stages use) in the installed
+    trl."""
+    name = {"orpo": "ORPO", "cpo": "CPO"}[method]
+    cands = preference_free_module_candidates(version("trl"), method)
+    for mod_name in cands:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError:
+            continue
+        if hasattr(mod, f"{name}Trainer") and hasattr(mod, f"{name}Config"):
+            return getattr(mod, f"{name}Config"), getattr(mod, f"{name}Trainer")
+    raise Unsupported(f"trl {installed('trl')} has no {name}Trainer in {', '.join(cands)}")
+
+
 def attention_interface():
     """transformers' AttentionInterface, or None before 4.50."""
     try:

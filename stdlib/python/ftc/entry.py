@@ -26,13 +26,15 @@ MODULES = {
     "grpo": "ftc.train_grpo",
     "export": "ftc.export",
     "dpo": "ftc.train_dpo",
+    "orpo": "ftc.train_prefs",
+    "simpo": "ftc.train_prefs",
     "reference": "ftc.reference",
     "eval": "ftc.evaluate",
 }
 
 
 # The stages that train, and so save checkpoints on SIGTERM.
-TRAINING = ("sft", "reward", "ppo", "grpo", "dpo")
+TRAINING = ("sft", "reward", "ppo", "grpo", "dpo", "orpo", "simpo")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

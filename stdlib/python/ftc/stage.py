@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 STAGE_FILE_VERSION = "ftc.dev/stage/v1alpha1"
-KINDS = ("prepare", "sft", "reward", "ppo", "grpo", "export", "dpo", "reference", "eval")
+KINDS = ("prepare", "sft", "reward", "ppo", "grpo", "export", "dpo", "orpo", "simpo", "reference", "eval")
 
 
 class StageError(ValueError):
@@ -318,6 +318,40 @@ class DPOConfig:
 
 
 @dataclass(frozen=True)
+class ORPOConfig:
+    """compiler/config.ORPO: trl's ORPO knobs (beta, the odds-ratio weight),
+    which the plan writes into the trainer arguments."""
+
+    beta: float
+
+    @classmethod
+    def parse(cls, d: dict) -> "ORPOConfig":
+        beta = float(_num(d, "beta", "config.orpo"))
+        if beta <= 0:
+            raise StageError(f"stage.json: config.orpo.beta {beta} must be above 0")
+        return cls(beta=beta)
+
+
+@dataclass(frozen=True)
+class SimPOConfig:
+    """compiler/config.SimPO: the knobs of trl's CPOTrainer with its SimPO
+    loss, which the plan writes into the trainer arguments."""
+
+    beta: float
+    gamma: float
+
+    @classmethod
+    def parse(cls, d: dict) -> "SimPOConfig":
+        beta = float(_num(d, "beta", "config.simpo"))
+        gamma = float(d.get("gamma") or 0.0)
+        if beta <= 0:
+            raise StageError(f"stage.json: config.simpo.beta {beta} must be above 0")
+        if gamma < 0:
+            raise StageError(f"stage.json: config.simpo.gamma {gamma} must be at least 0")
+        return cls(beta=beta, gamma=gamma)
+
+
+@dataclass(frozen=True)
 class ReferenceStageConfig:
     """compiler/plan/reference.go (ReferenceConfig): the model in input role
     "model" and the input roles of the prepared pairs whose reference
@@ -452,6 +486,8 @@ class TrainConfig:
     grpo: GRPOConfig | None = None
     rewards: tuple[RewardConfig, ...] = ()
     dpo: DPOConfig | None = None
+    orpo: ORPOConfig | None = None
+    simpo: SimPOConfig | None = None
     # The passthrough settings (config.trainer, config.peft): library
     # keywords the entrypoints apply last (compat.passthrough).
     trainer: dict = field(default_factory=dict)
@@ -521,6 +557,8 @@ class TrainConfig:
             grpo=GRPOConfig.parse(d["grpo"]) if d.get("grpo") else None,
             rewards=tuple(rewards),
             dpo=DPOConfig.parse(d["dpo"]) if d.get("dpo") else None,
+            orpo=ORPOConfig.parse(d["orpo"]) if d.get("orpo") else None,
+            simpo=SimPOConfig.parse(d["simpo"]) if d.get("simpo") else None,
             trainer=_passthrough(d, "trainer"),
             peft=_passthrough(d, "peft"),
         )
