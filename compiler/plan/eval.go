@@ -8,7 +8,6 @@ import (
 
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/key"
-	"github.com/ftc-dev/ftc/compiler/launch"
 )
 
 // evalVersion is the version of the eval key material.
@@ -34,15 +33,6 @@ type EvalConfig struct {
 	// Device is "cpu" on a CPU run, so CPU and GPU results are never one
 	// cache entry.
 	Device string `json:"device,omitempty"`
-}
-
-type evalMaterial struct {
-	Kind        string          `json:"kind"`
-	Config      EvalConfig      `json:"config"`
-	Inputs      []inputMaterial `json:"inputs"`
-	Environment key.Key         `json:"environment"`
-	Entrypoints string          `json:"entrypoints"`
-	Platform    string          `json:"platform"`
 }
 
 // buildEval plans an eval stage: its data prepared as SFT's (loss) or
@@ -79,33 +69,19 @@ func buildEval(b *builder, st config.Stage) (*Stage, error) {
 			inputs = append(inputs, Input{Role: role, Source: &Source{Kind: "recipe-file", Ref: sc.File, Pin: "sha256:" + f.SHA256, Pinned: true}})
 		}
 	}
-	mat := evalMaterial{Kind: string(KindEval), Config: cfg, Environment: b.env, Entrypoints: entrypointsDigest(), Platform: Platform}
-	mat.Config.Model.ChatTemplate = "" // a file's name is not its content
-	scorers := make([]RewardConfig, len(cfg.Scorers))
+	// File names are not contents: the scorers' digests are in the key.
+	keyed := cfg
+	keyed.Model.ChatTemplate = ""
+	keyed.Scorers = make([]RewardConfig, len(cfg.Scorers))
 	for i, sc := range cfg.Scorers {
 		sc.File = ""
-		scorers[i] = sc
+		keyed.Scorers[i] = sc
 	}
-	mat.Config.Scorers = scorers
-	mat.Inputs = material(string(KindEval), StageConfig{}, inputs, b.env).Inputs
-	k, err := key.Of(key.DomainStage, evalVersion, mat)
+	k, err := b.configKey(KindEval, evalVersion, keyed, inputs)
 	if err != nil {
 		return nil, err
 	}
-	es := &Stage{
-		Name:      st.Name,
-		Kind:      KindEval,
-		Key:       k,
-		ResumeKey: k,
-		Inputs:    inputs,
-		Config:    cfg,
-		Launch:    launch.OneDevice(string(KindEval), b.r.CPU),
-		Device:    device(b.r),
-	}
-	if es.Files, err = b.jobFiles(es.Name, es); err != nil {
-		return nil, err
-	}
-	return es, nil
+	return b.oneDevice(st.Name, KindEval, k, inputs, cfg)
 }
 
 // Comparison is eval stages that ran the same evaluation (the same

@@ -22,13 +22,44 @@ type ExportConfig struct {
 	Model ModelConfig `json:"model"`
 }
 
-type exportMaterial struct {
+// configMaterial is what the key of a stage with a config type of its
+// own hashes (export, reference, eval): the fields of a training stage's
+// material, with that config (its file names emptied by the caller).
+type configMaterial struct {
 	Kind        string          `json:"kind"`
-	Config      ExportConfig    `json:"config"`
+	Config      any             `json:"config"`
 	Inputs      []inputMaterial `json:"inputs"`
 	Environment key.Key         `json:"environment"`
 	Entrypoints string          `json:"entrypoints"`
 	Platform    string          `json:"platform"`
+}
+
+// configKey is the key of a stage of kind with config cfg (already
+// stripped of file names) and inputs.
+func (b *builder) configKey(kind Kind, version int, cfg any, inputs []Input) (key.Key, error) {
+	mat := configMaterial{Kind: string(kind), Config: cfg, Environment: b.env, Entrypoints: entrypointsDigest(), Platform: Platform,
+		Inputs: material(string(kind), StageConfig{}, inputs, b.env).Inputs}
+	return key.Of(key.DomainStage, version, mat)
+}
+
+// oneDevice is a stage that runs one process on one device of the
+// training hardware (reference, eval), with its target's job files.
+func (b *builder) oneDevice(name string, kind Kind, k key.Key, inputs []Input, cfg any) (*Stage, error) {
+	s := &Stage{
+		Name:      name,
+		Kind:      kind,
+		Key:       k,
+		ResumeKey: k,
+		Inputs:    inputs,
+		Config:    cfg,
+		Launch:    launch.OneDevice(string(kind), b.r.CPU),
+		Device:    device(b.r),
+	}
+	var err error
+	if s.Files, err = b.jobFiles(name, s); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // CPUOnly reports whether the stage runs as one CPU process on the
@@ -63,10 +94,9 @@ func (b *builder) export(st config.Stage, trained *Stage) (*Stage, error) {
 	if in, ok := b.chatTemplate(bm); ok {
 		inputs = append(inputs, in)
 	}
-	mat := exportMaterial{Kind: "export", Config: cfg, Environment: b.env, Entrypoints: entrypointsDigest(), Platform: Platform}
-	mat.Config.Model.ChatTemplate = "" // a file's name is not its content
-	mat.Inputs = material("export", StageConfig{}, inputs, b.env).Inputs
-	k, err := key.Of(key.DomainStage, exportVersion, mat)
+	keyed := cfg
+	keyed.Model.ChatTemplate = "" // a file's name is not its content
+	k, err := b.configKey(KindExport, exportVersion, keyed, inputs)
 	if err != nil {
 		return nil, err
 	}

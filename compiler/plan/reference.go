@@ -2,8 +2,6 @@ package plan
 
 import (
 	"github.com/ftc-dev/ftc/compiler/config"
-	"github.com/ftc-dev/ftc/compiler/key"
-	"github.com/ftc-dev/ftc/compiler/launch"
 )
 
 // referenceVersion is the version of the reference key material.
@@ -45,15 +43,6 @@ type ReferenceConfig struct {
 // IPC stream with float32 columns ref_chosen_logps and ref_rejected_logps.
 func ReferenceFile(role, split string) string { return role + "/" + split + ".arrow" }
 
-type referenceMaterial struct {
-	Kind        string          `json:"kind"`
-	Config      ReferenceConfig `json:"config"`
-	Inputs      []inputMaterial `json:"inputs"`
-	Environment key.Key         `json:"environment"`
-	Entrypoints string          `json:"entrypoints"`
-	Platform    string          `json:"platform"`
-}
-
 // reference plans (or finds) the reference stage of DPO stage st over its
 // prepared data inputs. Its key holds the reference model, the prepared
 // rows' keys, the device and the environment, and nothing of the DPO
@@ -72,27 +61,17 @@ func (b *builder) reference(st config.Stage, data []Input) (*Stage, error) {
 		inputs = append(inputs, d)
 	}
 	inputs = append(inputs, in)
-	mat := referenceMaterial{Kind: string(KindReference), Config: cfg, Environment: b.env, Entrypoints: entrypointsDigest(), Platform: Platform}
-	mat.Config.Model.ChatTemplate, mat.Config.Model.ChatTemplateSHA256 = "", "" // the rows are tokenized already
-	mat.Inputs = material(string(KindReference), StageConfig{}, inputs, b.env).Inputs
-	k, err := key.Of(key.DomainStage, referenceVersion, mat)
+	keyed := cfg
+	keyed.Model.ChatTemplate, keyed.Model.ChatTemplateSHA256 = "", "" // the rows are tokenized already
+	k, err := b.configKey(KindReference, referenceVersion, keyed, inputs)
 	if err != nil {
 		return nil, err
 	}
 	if rs, ok := b.byKey[k]; ok {
 		return rs, nil
 	}
-	rs := &Stage{
-		Name:      st.Name + ".reference",
-		Kind:      KindReference,
-		Key:       k,
-		ResumeKey: k,
-		Inputs:    inputs,
-		Config:    cfg,
-		Launch:    launch.OneDevice(string(KindReference), b.r.CPU),
-		Device:    device(b.r),
-	}
-	if rs.Files, err = b.jobFiles(rs.Name, rs); err != nil {
+	rs, err := b.oneDevice(st.Name+".reference", KindReference, k, inputs, cfg)
+	if err != nil {
 		return nil, err
 	}
 	b.byKey[k] = rs

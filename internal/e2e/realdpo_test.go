@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,26 +13,8 @@ import (
 // log-probabilities and both earlier stages cached and trains only the
 // new one. Each DPO stage logs trl's reward margin from its first step.
 func TestRealDPOSweepScoresTheReferenceOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: builds a Python environment (several GB of wheels the first time)")
-	}
-	repo, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const profile = "current-2026"
-	pyvenv := filepath.Join(repo, "scripts", "pyvenv.sh")
-	if out, err := exec.Command("bash", pyvenv, "ensure", profile).CombinedOutput(); err != nil {
-		t.Fatalf("scripts/pyvenv.sh ensure %s: %v\n%s", profile, err, out)
-	}
-	dir := t.TempDir()
-	copyDir(t, "testdata/realdpo", filepath.Join(dir, "recipe"))
-	hf := filepath.Join(dir, "hf")
-	snapshot := filepath.Join(hf, "hub", "models--Qwen--Qwen2.5-0.5B-Instruct", "snapshots", qwen05Revision)
-	tinyQwen2(t, snapshot, 1024, "bash", pyvenv, "run", profile, "python")
-
-	e := &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")}
-	real := []string{"FTC_ENTRYPOINT=bash " + pyvenv + " entry " + profile, "HF_HOME=" + hf}
+	rs := realRecipe(t, "realdpo")
+	e, real, dir := rs.env, rs.extraEnv, rs.dir
 	pl := e.ftc(nil, "plan", "--cpu", e.recipe)
 	if n := strings.Count(pl.out, "[reference]"); pl.code != 0 || n != 1 {
 		t.Fatalf("the sweep plans %d reference stages, want 1 (exit %d):\n%s", n, pl.code, pl.out)

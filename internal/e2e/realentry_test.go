@@ -26,26 +26,8 @@ const qwen05Revision = "7ae557604adf67be50417f59c2c2f167def9a775"
 // Qwen2.5-0.5B-Instruct (no Hub here), so the entrypoints load it exactly
 // as they load a real snapshot offline.
 func TestRealEntrypointsTrainOnCPU(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: builds a Python environment (several GB of wheels the first time)")
-	}
-	repo, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const profile = "current-2026"
-	pyvenv := filepath.Join(repo, "scripts", "pyvenv.sh")
-	if out, err := exec.Command("bash", pyvenv, "ensure", profile).CombinedOutput(); err != nil {
-		t.Fatalf("scripts/pyvenv.sh ensure %s: %v\n%s", profile, err, out)
-	}
-	dir := t.TempDir()
-	copyDir(t, "testdata/realsft", filepath.Join(dir, "recipe"))
-	hf := filepath.Join(dir, "hf")
-	snapshot := filepath.Join(hf, "hub", "models--Qwen--Qwen2.5-0.5B-Instruct", "snapshots", qwen05Revision)
-	tinyQwen2(t, snapshot, 1024, "bash", pyvenv, "run", profile, "python")
-
-	e := &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")}
-	real := []string{"FTC_ENTRYPOINT=bash " + pyvenv + " entry " + profile, "HF_HOME=" + hf}
+	rs := realRecipe(t, "realsft")
+	e, real := rs.env, rs.extraEnv
 	r := e.run(real, "--cpu")
 	expect(t, r, 0, 0, 2)
 
@@ -130,6 +112,51 @@ func TestRealEntrypointsTrainOnCPU(t *testing.T) {
 // model, with python (a command: an interpreter, or scripts/pyvenv.sh run
 // PROFILE python): the entrypoints load it as they load a real snapshot
 // offline.
+// realSetup is a recipe of testdata run through the real entrypoints on
+// the CPU, in current-2026's locked environment (scripts/pyvenv.sh), with
+// a tiny Qwen2 where the Hub cache would hold Qwen2.5-0.5B-Instruct.
+type realSetup struct {
+	env *env
+	// extraEnv is what ftc's commands need to start the real entrypoints
+	// and find the tiny model.
+	extraEnv []string
+	// dir is the test's directory: recipe/ (the copy of testdata), hf/,
+	// cache/.
+	dir string
+	// python runs the environment's python.
+	python []string
+}
+
+// realRecipe sets up testdata/name for a run through the real
+// entrypoints; -short skips the test.
+func realRecipe(t *testing.T, name string) realSetup {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: builds a Python environment (several GB of wheels the first time)")
+	}
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const profile = "current-2026"
+	pyvenv := filepath.Join(repo, "scripts", "pyvenv.sh")
+	if out, err := exec.Command("bash", pyvenv, "ensure", profile).CombinedOutput(); err != nil {
+		t.Fatalf("scripts/pyvenv.sh ensure %s: %v\n%s", profile, err, out)
+	}
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("testdata", name), filepath.Join(dir, "recipe"))
+	hf := filepath.Join(dir, "hf")
+	snapshot := filepath.Join(hf, "hub", "models--Qwen--Qwen2.5-0.5B-Instruct", "snapshots", qwen05Revision)
+	python := []string{"bash", pyvenv, "run", profile, "python"}
+	tinyQwen2(t, snapshot, 1024, python...)
+	return realSetup{
+		env:      &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")},
+		extraEnv: []string{"FTC_ENTRYPOINT=bash " + pyvenv + " entry " + profile, "HF_HOME=" + hf},
+		dir:      dir,
+		python:   python,
+	}
+}
+
 func tinyQwen2(t *testing.T, snapshot string, maxPos int, python ...string) {
 	t.Helper()
 	repo, err := filepath.Abs("../..")

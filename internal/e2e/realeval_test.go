@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -18,26 +17,8 @@ import (
 // run is all hits, and a changed SFT reruns only what reads it — the base
 // model's evaluations stay cached.
 func TestRealEvalComparesBaseAndFineTuned(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: builds a Python environment (several GB of wheels the first time)")
-	}
-	repo, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const profile = "current-2026"
-	pyvenv := filepath.Join(repo, "scripts", "pyvenv.sh")
-	if out, err := exec.Command("bash", pyvenv, "ensure", profile).CombinedOutput(); err != nil {
-		t.Fatalf("scripts/pyvenv.sh ensure %s: %v\n%s", profile, err, out)
-	}
-	dir := t.TempDir()
-	copyDir(t, "testdata/realeval", filepath.Join(dir, "recipe"))
-	hf := filepath.Join(dir, "hf")
-	snapshot := filepath.Join(hf, "hub", "models--Qwen--Qwen2.5-0.5B-Instruct", "snapshots", qwen05Revision)
-	tinyQwen2(t, snapshot, 1024, "bash", pyvenv, "run", profile, "python")
-
-	e := &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")}
-	real := []string{"FTC_ENTRYPOINT=bash " + pyvenv + " entry " + profile, "HF_HOME=" + hf}
+	rs := realRecipe(t, "realeval")
+	e, real, dir := rs.env, rs.extraEnv, rs.dir
 	first := e.run(real, "--cpu")
 	// 2 prepare, sft, sft.export, 4 eval
 	expect(t, first, 0, 0, 8)

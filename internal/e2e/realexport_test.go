@@ -15,26 +15,8 @@ import (
 // the keys; a second run is all hits; a non-empty DIR is refused unless
 // --force; the cache is left as it was.
 func TestRealEntrypointsExportMerged(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: builds a Python environment (several GB of wheels the first time)")
-	}
-	repo, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const profile = "current-2026"
-	pyvenv := filepath.Join(repo, "scripts", "pyvenv.sh")
-	if out, err := exec.Command("bash", pyvenv, "ensure", profile).CombinedOutput(); err != nil {
-		t.Fatalf("scripts/pyvenv.sh ensure %s: %v\n%s", profile, err, out)
-	}
-	dir := t.TempDir()
-	copyDir(t, "testdata/realsft-export", filepath.Join(dir, "recipe"))
-	hf := filepath.Join(dir, "hf")
-	snapshot := filepath.Join(hf, "hub", "models--Qwen--Qwen2.5-0.5B-Instruct", "snapshots", qwen05Revision)
-	tinyQwen2(t, snapshot, 1024, "bash", pyvenv, "run", profile, "python")
-
-	e := &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")}
-	real := []string{"FTC_ENTRYPOINT=bash " + pyvenv + " entry " + profile, "HF_HOME=" + hf}
+	rs := realRecipe(t, "realsft-export")
+	e, real, dir := rs.env, rs.extraEnv, rs.dir
 	expect(t, e.run(real, "--cpu"), 0, 0, 3) // prepare, sft, sft.export
 	expect(t, e.run(real, "--cpu"), 0, 3, 0) // asking again costs nothing
 
@@ -56,7 +38,7 @@ func TestRealEntrypointsExportMerged(t *testing.T) {
 			t.Errorf("model card lacks %q:\n%s", want, card)
 		}
 	}
-	check := exec.Command("bash", pyvenv, "run", profile, "python", "-c", `
+	check := exec.Command(rs.python[0], append(rs.python[1:], "-c", `
 import sys, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 d = sys.argv[1]
@@ -69,7 +51,7 @@ ids = tok(tok.apply_chat_template([{"role": "user", "content": "hi"}], add_gener
 with torch.no_grad():
     assert torch.isfinite(m(input_ids=torch.tensor([ids])).logits).all()
 print("loaded", sum(p.numel() for p in m.parameters()))
-`, out)
+`, out)...)
 	if b, err := check.CombinedOutput(); err != nil {
 		t.Fatalf("loading the exported folder: %v\n%s", err, b)
 	}

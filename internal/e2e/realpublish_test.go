@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"testing"
@@ -15,26 +14,8 @@ import (
 // reruns prepare and sft in a fresh cache and finds the same stage keys
 // and the same output tree, byte for byte (weights and every other file).
 func TestRealEntrypointsPublishReproduce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: builds a Python environment (several GB of wheels the first time)")
-	}
-	repo, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const profile = "current-2026"
-	pyvenv := filepath.Join(repo, "scripts", "pyvenv.sh")
-	if out, err := exec.Command("bash", pyvenv, "ensure", profile).CombinedOutput(); err != nil {
-		t.Fatalf("scripts/pyvenv.sh ensure %s: %v\n%s", profile, err, out)
-	}
-	dir := t.TempDir()
-	copyDir(t, "testdata/realsft-export", filepath.Join(dir, "recipe"))
-	hf := filepath.Join(dir, "hf")
-	snapshot := filepath.Join(hf, "hub", "models--Qwen--Qwen2.5-0.5B-Instruct", "snapshots", qwen05Revision)
-	tinyQwen2(t, snapshot, 1024, "bash", pyvenv, "run", profile, "python")
-
-	e := &env{t: t, recipe: filepath.Join(dir, "recipe", "recipe.cue"), cache: filepath.Join(dir, "cache")}
-	real := []string{"FTC_ENTRYPOINT=bash " + pyvenv + " entry " + profile, "HF_HOME=" + hf}
+	rs := realRecipe(t, "realsft-export")
+	e, real, dir := rs.env, rs.extraEnv, rs.dir
 	expect(t, e.run(real, "--cpu"), 0, 0, 3) // prepare, sft, sft.export
 
 	layout := filepath.Join(dir, "layout")

@@ -123,6 +123,24 @@ def load_model(stage: StageFile, mc: ModelConfig, role: str, *, head: str = "cau
     return cls.from_pretrained(loc, **kw)
 
 
+def load_trained_lm(stage: StageFile, cfg: TrainConfig, mc: ModelConfig):
+    """(model, peft_config) of a trl trainer that wraps the adapter itself
+    (GRPO, DPO, ORPO, SimPO): the causal LM in role "model", with the KV
+    cache off under gradient checkpointing and QLoRA's 4-bit weights
+    prepared for training; peft_config is None for full weights."""
+    gc = cfg.gradient_checkpointing_on()
+    model = load_model(stage, mc, "model", adapter=cfg.adapter)
+    if gc:
+        model.config.use_cache = False
+    peft_config = lora_config(cfg.adapter, "CAUSAL_LM", cfg.peft) if cfg.adapter.type != "none" else None
+    if cfg.adapter.type == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gc,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model, peft_config
+
+
 def lora_config(adapter: AdapterConfig, task_type: str, extra: dict | None = None):
     """peft's LoraConfig from the stage's adapter block; extra, the stage's
     passthrough settings (peft: {...}), goes in last, checked again that

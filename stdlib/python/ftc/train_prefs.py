@@ -106,16 +106,7 @@ def run(stage: StageFile) -> dict:
 
     _, train_rows, eval_rows = trainer.read_train_eval(stage, CONSUMER)
     tok = models.load_tokenizer(stage, mc, "model")
-    gc = cfg.gradient_checkpointing_on()
-    model = models.load_model(stage, mc, "model", adapter=cfg.adapter)
-    if gc:
-        model.config.use_cache = False
-    peft_config = models.lora_config(cfg.adapter, "CAUSAL_LM", cfg.peft) if cfg.adapter.type != "none" else None
-    if cfg.adapter.type == "qlora":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gc,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+    model, peft_config = models.load_trained_lm(stage, cfg, mc)
 
     kw = trainargs.plan_args(stage.root, stage.checkpoints, models.decoder_layer_class(model))
     if stage.kind == "simpo" and (kw.get("loss_type") != "simpo" or kw.get("cpo_alpha") != 0):
