@@ -28,11 +28,13 @@ from ftc.prepare import read_prepared
 MAX_LEN = 96
 
 
-def prepare(tiny, work, rows, name="pairs", prompt="explicit"):
+def prepare(tiny, work, rows, name="pairs", prompt="explicit", eval_fraction=0.0):
     data = assets.write_jsonl(work / f"{name}.jsonl", rows)
     d = work / name
-    assets.write_stage(d, name, "prepare", assets.prepare_config("dpo", "preference", max_length=MAX_LEN, prompt=prompt),
-                       {"dataset": {"path": str(data)}, "tokenizer": {"path": str(tiny[0])}})
+    cfg = assets.prepare_config("dpo", "preference", max_length=MAX_LEN, prompt=prompt)
+    if eval_fraction:
+        cfg.update(evalFraction=eval_fraction, seed=3)
+    assets.write_stage(d, name, "prepare", cfg, {"dataset": {"path": str(data)}, "tokenizer": {"path": str(tiny[0])}})
     rc, log = verify.entry("prepare", d, timeout=600)
     assert rc == 0, log[-3000:]
     return d / "output"
@@ -48,10 +50,8 @@ def pairs(tiny, tmp_path_factory):
     return work, prepare(tiny, work, assets.preference_rows(16))
 
 
-@pytest.fixture(scope="module")
-def ref_run(tiny, pairs):
-    work, prepared = pairs
-    d = work / "reference"
+def score_reference(tiny, work, prepared, name="reference"):
+    d = work / name
     cfg = {"model": assets.model_config(dtype="fp32"), "data": ["train"], "maxLength": MAX_LEN,
            # A small budget: several batches, padded rows of unequal length.
            "tokensPerForward": 4 * MAX_LEN}
@@ -60,6 +60,11 @@ def ref_run(tiny, pairs):
     rc, log = verify.entry("reference", d, timeout=600)
     assert rc == 0, log[-3000:]
     return d
+
+
+@pytest.fixture(scope="module")
+def ref_run(tiny, pairs):
+    return score_reference(tiny, *pairs)
 
 
 def causal_lm(path, adapter_dir=None):
@@ -168,3 +173,34 @@ def test_dpo_refuses_reference_rows_that_do_not_match(tiny, pairs, ref_run, tmp_
     assets.write_stage(d, "dpo-mismatch", "dpo", cfg, inputs)
     rc, log = verify.entry("dpo", d, timeout=600)
     assert rc == 2 and "the prepared input has" in log, log[-2000:]
+
+
+def test_dpo_evaluates_held_out_pairs_against_their_reference(tiny, tmp_path):
+    """With an eval split, the reference stage scores the held-out pairs
+    too (train.arrow and eval.arrow of the input), and trl's periodic
+    evaluation reads them: its first reward margin, before any update of
+    the LoRA policy, is 0 on the held-out pairs as on the training ones."""
+    prepared = prepare(tiny, tmp_path, assets.preference_rows(16, seed=5), name="split", eval_fraction=0.25)
+    ref = score_reference(tiny, tmp_path, prepared, name="split-reference")
+    _, train, held = read_prepared(prepared)
+    assert len(held) == 4 and len(train) == 12
+    reference.read(ref / "output" / "train" / "eval.arrow", len(held))
+    d = tmp_path / "dpo-eval"
+    cfg = assets.train_config("dpo", {"model": assets.model_config(dtype="fp32")}, steps=4, micro=4,
+                              max_length=MAX_LEN, extra={"dpo": {"beta": 0.1, "loss": "sigmoid", "labelSmoothing": 0.0}})
+    cfg["data"]["hasEval"] = True
+    cfg["cadence"]["evalEvery"] = 2
+    cfg["training"]["learningRate"] = 5e-3
+    inputs = {"train": {"path": str(prepared), "kind": "stage-output"},
+              "reference-logps": {"path": str(ref / "output"), "kind": "stage-output"}, **model_in(tiny)}
+    assets.write_stage(d, "dpo-eval", "dpo", cfg, inputs)
+    rc, log = verify.entry("dpo", d, timeout=900)
+    assert rc == 0, log[-4000:]
+    planned.assert_plan_ran(d, "DPOConfig")
+    evals = [m for m in verify.metrics_of(d) if "eval_rewards/margins" in m]
+    assert len(evals) >= 2 and all(math.isfinite(m["eval_loss"]) for m in evals), evals
+    # Two steps of LoRA by the first evaluation move the margin by about
+    # 0.01 (the training log's step 2); a held-out pair joined to another
+    # pair's reference values would be off by beta (0.1) times a
+    # difference of log-probabilities of tens of nats.
+    assert abs(evals[0]["eval_rewards/margins"]) < 0.5, evals
