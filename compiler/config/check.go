@@ -334,6 +334,7 @@ var formatsFor = map[string][]string{
 	"reward": {"preference"},
 	"ppo":    {"prompt"},
 	"grpo":   {"prompt"},
+	"rloo":   {"prompt"},
 	"dpo":    {"preference"},
 	"orpo":   {"preference"},
 	"simpo":  {"preference"},
@@ -344,6 +345,7 @@ var formatHint = map[string]string{
 	"reward": "a reward model trains on preference pairs: format \"preference\" with chosen and rejected",
 	"ppo":    "PPO rolls out from prompts only: format \"prompt\"",
 	"grpo":   "GRPO samples completions for prompts only: format \"prompt\"",
+	"rloo":   "RLOO samples completions for prompts only: format \"prompt\"",
 	"dpo":    "DPO trains on preference pairs: format \"preference\" with chosen and rejected (and a prompt)",
 	"orpo":   "ORPO trains on preference pairs: format \"preference\" with chosen and rejected (and a prompt)",
 	"simpo":  "SimPO trains on preference pairs: format \"preference\" with chosen and rejected (and a prompt)",
@@ -455,6 +457,8 @@ func (c *checker) stage(name string, st Stage) {
 		c.ppo(base, st)
 	case "grpo":
 		c.grpo(base, st)
+	case "rloo":
+		c.rloo(base, st)
 	case "dpo":
 		c.dpo(base, st)
 	}
@@ -576,17 +580,19 @@ func (c *checker) rolloutLength(base string, st Stage) {
 		prompt, gen = st.Data.MaxLength, st.PPO.ResponseLength
 		genPath, genName, promptName = base+".ppo.responseLength", "responseLength", "data.maxLength"
 		models = append(models, st.Reward, st.Value)
-	case st.Method == "grpo" && st.GRPO != nil:
-		// The entrypoint truncates prompts to maxPromptLength, else to
-		// data.maxLength (prepare.py).
-		prompt, gen = st.Data.MaxLength, st.GRPO.MaxCompletionLength
-		promptName = "grpo.maxPromptLength"
-		if st.GRPO.MaxPromptLength > 0 {
-			prompt = st.GRPO.MaxPromptLength
-		}
-		genPath, genName = base+".grpo.maxCompletionLength", "maxCompletionLength"
 	default:
-		return
+		g, ok := st.Rollouts()
+		if !ok {
+			return
+		}
+		// prepare truncates prompts to maxPromptLength, else to
+		// data.maxLength (prepare.py).
+		prompt, gen = st.Data.MaxLength, g.MaxCompletionLength
+		promptName = g.Block + ".maxPromptLength"
+		if g.MaxPromptLength > 0 {
+			prompt = g.MaxPromptLength
+		}
+		genPath, genName = base+"."+g.Block+".maxCompletionLength", "maxCompletionLength"
 	}
 	for _, m := range models {
 		if m == nil || prompt+gen <= m.Arch.MaxPositions {
@@ -930,7 +936,6 @@ func (c *checker) methodOf(stage string) string {
 func (c *checker) grpo(base string, st Stage) {
 	g := st.GRPO
 	h := c.r.Hardware
-	procs := c.r.TrainingProcesses(st)
 	if g.Generation.Engine == "vllm" {
 		p := base + ".grpo.generation"
 		if !c.r.Environment.HasFeature("vllm") {
@@ -965,6 +970,35 @@ func (c *checker) grpo(base string, st Stage) {
 			}
 		}
 	}
+	c.rollouts(base, st)
+}
+
+// rloo checks an RLOO stage: trl's reward-function RLOOTrainer, then
+// what it shares with GRPO.
+func (c *checker) rloo(base string, st Stage) {
+	// trl 0.16's RLOOTrainer is the PPO-style one (policy, ref_policy,
+	// reward_model; no reward functions), which ftc does not drive. The
+	// GRPO-shaped RLOOTrainer came with trl's rewrite (trl#3801); the
+	// release it first shipped in is not checked here: the boundary is
+	// trl 1.x, checked against 0.16.0 (old) and 1.9.0 (reward functions).
+	if trl := c.r.Environment.Packages["trl"]; trl != "" && !versionAtLeast(trl, 1, 0) {
+		c.errorf(base+".method", "method \"rloo\" needs trl's RLOOTrainer with reward functions (trl 1.x); profile %q has trl %s, whose RLOOTrainer is the older PPO-style one, which ftc does not drive",
+			c.r.Environment.Profile, trl).
+			WithHint("use profiles.Current2026, or method \"grpo\"")
+		return
+	}
+	c.rollouts(base, st)
+}
+
+// rollouts checks what GRPO and RLOO share: the batch of completions
+// divides into groups of generations, and the rewards.
+func (c *checker) rollouts(base string, st Stage) {
+	g, ok := st.Rollouts()
+	if !ok {
+		return
+	}
+	name := strings.ToUpper(st.Method)
+	procs := c.r.TrainingProcesses(st)
 	if procs >= 1 {
 		// trl 0.16 groups the completions of one prompt within a step's
 		// micro batches across processes; from trl 0.18 the generation
@@ -979,7 +1013,7 @@ func (c *checker) grpo(base string, st Stage) {
 			unit *= b.GradAccum
 		}
 		if batch%g.Generations != 0 {
-			c.errorf(base+".grpo.generations", "generations %d does not divide the batch of %d completions (%s)",
+			c.errorf(base+"."+g.Block+".generations", "generations %d does not divide the batch of %d completions (%s)",
 				g.Generations, batch, what).
 				WithHint("valid generations for this batch: %s; or change microBatch to a multiple of %d", validGenerations(batch), g.Generations/gcd(g.Generations, unit))
 		}
@@ -987,7 +1021,7 @@ func (c *checker) grpo(base string, st Stage) {
 	if len(st.Rewards) == 0 || !c.r.Pos.Has(base+".rewards") {
 		// The schema's [#RewardSignal, ...] fills in one empty element
 		// when the field is absent; say what is really missing.
-		c.errorf(base+".rewards", "GRPO needs at least one reward").
+		c.errorf(base+".rewards", "%s needs at least one reward", name).
 			WithHint("rewards: [{function: {file: \"rewards.py\", name: \"f\"}}] or [{model: stages.NAME.output}]")
 		return
 	}
@@ -998,7 +1032,7 @@ func (c *checker) grpo(base string, st Stage) {
 	if allZero {
 		// Every reward is multiplied by 0: each completion scores 0, the
 		// group advantages are all 0 and only the KL term moves the policy.
-		c.errorf(base+".rewards.0.weight", "every reward has weight 0, so every completion scores 0 and GRPO has nothing to learn from").
+		c.errorf(base+".rewards.0.weight", "every reward has weight 0, so every completion scores 0 and %s has nothing to learn from", name).
 			WithHint("give at least one reward a non-zero weight (the default is 1.0)")
 	}
 	for i, rw := range st.Rewards {

@@ -102,8 +102,8 @@ func (r *Recipe) MemoryInput(st Stage, checkpointing bool) memory.Input {
 		in.Frozen = append(in.Frozen,
 			memory.Frozen{Role: "reference", Model: memModel(ref), Shared: st.Adapter.Type != "none", Tokens: train.TokensPerMicroBatch, LogitsTokens: train.TokensPerMicroBatch},
 			memory.Frozen{Role: "reward model", Model: memModel(st.Reward), Tokens: train.TokensPerMicroBatch})
-	case "grpo":
-		g := st.GRPO
+	case "grpo", "rloo":
+		g, _ := st.Rollouts()
 		prompt := seq
 		if g.MaxPromptLength > 0 {
 			prompt = g.MaxPromptLength
@@ -114,7 +114,7 @@ func (r *Recipe) MemoryInput(st Stage, checkpointing bool) memory.Input {
 		train.LogitsTokens = t.MicroBatch * g.MaxCompletionLength
 		train.Loss = memory.LossLogps
 		r.paddedMask(&train, bm, t.MicroBatch, total)
-		if g.Generation.Engine != "vllm" {
+		if !g.VLLM {
 			in.Rollout = &memory.Rollout{Sequences: t.MicroBatch, Length: total}
 		}
 		if g.Beta > 0 {

@@ -260,6 +260,8 @@ func builders(classes []string) string {
 			out = append(out, "a reward stage")
 		case libknobs.GRPOConfig:
 			out = append(out, "a grpo stage")
+		case libknobs.RLOOConfig:
+			out = append(out, "an rloo stage")
 		case libknobs.PPOConfig:
 			out = append(out, "a ppo stage")
 		case libknobs.DPOConfig:

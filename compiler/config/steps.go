@@ -72,13 +72,15 @@ func (r *Recipe) Steps(st Stage) StepPlan {
 	case st.Method == "sft" || st.Method == "reward" || st.Method == "dpo" || st.Method == "orpo" || st.Method == "simpo":
 		ex = rowsN
 		sp.Unit = "rows"
-	case st.Method == "grpo" && st.GRPO != nil && st.GRPO.Generations > 0:
-		// The global batch counts completions: each prompt makes
-		// generations of them.
-		ex = rowsN * float64(st.GRPO.Generations)
-		sp.Unit = "completions"
 	default:
-		return sp
+		// GRPO's and RLOO's global batch counts completions: each prompt
+		// makes generations of them.
+		g, ok := st.Rollouts()
+		if !ok || g.Generations <= 0 {
+			return sp
+		}
+		ex = rowsN * float64(g.Generations)
+		sp.Unit = "completions"
 	}
 	if st.Data.EvalFraction > 0 {
 		ex = math.Floor(ex * (1 - st.Data.EvalFraction))

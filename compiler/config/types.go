@@ -393,7 +393,7 @@ type Stage struct {
 	Trainer Passthrough `json:"trainer,omitempty"`
 	PEFT    Passthrough `json:"peft,omitempty"`
 
-	// sft, reward, grpo, dpo, orpo, simpo
+	// sft, reward, grpo, rloo, dpo, orpo, simpo
 	Model *Model `json:"model,omitempty"`
 	// sft
 	Backend        string `json:"backend,omitempty"`
@@ -407,9 +407,11 @@ type Stage struct {
 	Reward    *Model `json:"reward,omitempty"`
 	Value     *Model `json:"value,omitempty"`
 	PPO       *PPO   `json:"ppo,omitempty"`
-	// grpo
+	// grpo, rloo
 	Rewards []RewardSignal `json:"rewards,omitempty"`
 	GRPO    *GRPO          `json:"grpo,omitempty"`
+	// rloo
+	RLOO *RLOO `json:"rloo,omitempty"`
 	// dpo
 	DPO *DPO `json:"dpo,omitempty"`
 	// eval
@@ -505,6 +507,45 @@ type GRPO struct {
 	Beta                float64    `json:"beta"`
 	Temperature         float64    `json:"temperature"`
 	Generation          Generation `json:"generation"`
+}
+
+// RLOO holds trl's RLOO knobs (RLOOConfig from trl 1.x): GRPO's sampling
+// knobs, without a vLLM server for now.
+type RLOO struct {
+	Generations         int     `json:"generations"`
+	MaxPromptLength     int     `json:"maxPromptLength,omitempty"`
+	MaxCompletionLength int     `json:"maxCompletionLength"`
+	Beta                float64 `json:"beta"`
+	Temperature         float64 `json:"temperature"`
+}
+
+// Rollouts are the sampling knobs GRPO and RLOO share: both sample
+// Generations completions per prompt and score them with the rewards.
+type Rollouts struct {
+	// Block is the recipe block that holds them: "grpo" or "rloo".
+	Block               string
+	Generations         int
+	MaxPromptLength     int
+	MaxCompletionLength int
+	Beta                float64
+	// VLLM: completions come from a vLLM server (GRPO only).
+	VLLM bool
+}
+
+// Rollouts returns the sampling knobs of a grpo or rloo stage, and false
+// for every other stage.
+func (s Stage) Rollouts() (Rollouts, bool) {
+	switch {
+	case s.Method == "grpo" && s.GRPO != nil:
+		g := s.GRPO
+		return Rollouts{Block: "grpo", Generations: g.Generations, MaxPromptLength: g.MaxPromptLength,
+			MaxCompletionLength: g.MaxCompletionLength, Beta: g.Beta, VLLM: g.Generation.Engine == "vllm"}, true
+	case s.Method == "rloo" && s.RLOO != nil:
+		g := s.RLOO
+		return Rollouts{Block: "rloo", Generations: g.Generations, MaxPromptLength: g.MaxPromptLength,
+			MaxCompletionLength: g.MaxCompletionLength, Beta: g.Beta}, true
+	}
+	return Rollouts{}, false
 }
 
 // Generation is where GRPO samples completions.

@@ -17,10 +17,13 @@ const (
 	DPOConfig         = "DPOConfig"
 	ORPOConfig        = "ORPOConfig" // trl.ORPOConfig; trl.experimental.orpo from 1.x
 	CPOConfig         = "CPOConfig"  // trl.CPOConfig; trl.experimental.cpo from 1.x (simpo stages)
+	// RLOOConfig is trl's; ftc builds the GRPO-shaped one of trl 1.x only
+	// (trl 0.16's is the PPO-style RLOO, which vet refuses).
+	RLOOConfig = "RLOOConfig"
 )
 
 // Classes are the config classes in a fixed order.
-var Classes = []string{TrainingArguments, SFTConfig, RewardConfig, GRPOConfig, PPOConfig, DPOConfig, ORPOConfig, CPOConfig}
+var Classes = []string{TrainingArguments, SFTConfig, RewardConfig, GRPOConfig, PPOConfig, DPOConfig, ORPOConfig, CPOConfig, RLOOConfig}
 
 // Spelling is the field name a range of library versions has for a knob.
 type Spelling struct {
@@ -204,6 +207,22 @@ var Table = []Knob{
 	trl(CPOConfig, "cpo_alpha", ""),
 	trl(CPOConfig, "max_length", "data.maxLength"),
 	trl(CPOConfig, "disable_dropout", ""),
+
+	// trl 0.16's RLOOConfig (the PPO-style RLOO) lacks all but
+	// temperature; vet refuses rloo stages there.
+	rloo1("num_generations", "rloo.generations"),
+	rloo1("max_completion_length", "rloo.maxCompletionLength"),
+	rloo1("beta", "rloo.beta"),
+	trl(RLOOConfig, "temperature", "rloo.temperature"),
+	rloo1("reward_weights", "rewards"),
+	rloo1("log_completions", ""),
+	rloo1("top_k", ""),
+}
+
+// rloo1 is a keyword of trl 1.x's RLOOConfig that trl 0.16's lacks.
+func rloo1(name, setting string) Knob {
+	return Knob{Class: RLOOConfig, Name: name, Lib: "trl", Spellings: []Spelling{{Name: name, Since: "1.0.0"}}, Setting: setting,
+		Handled: "vet refuses method rloo before trl 1.x", Source: "trl 0.16.0 and 1.9.0 (trl/trainer/rloo_config.py)"}
 }
 
 // LoraConfig is peft's adapter config class, which ftc's entrypoints
@@ -367,6 +386,8 @@ func ClassOf(method, backend string) string {
 		return RewardConfig
 	case "grpo":
 		return GRPOConfig
+	case "rloo":
+		return RLOOConfig
 	case "ppo":
 		return PPOConfig
 	case "dpo":

@@ -180,9 +180,10 @@ func sampleStages() []plan.StageConfig {
 			CenterRewards: &cr,
 			GRPO: &config.GRPO{Generations: 2, MaxCompletionLength: 8, Beta: 0.1, Temperature: 1,
 				Generation: config.Generation{Engine: "vllm", Port: 8000, GroupPort: 51216}},
+			RLOO:    &config.RLOO{Generations: 2, MaxCompletionLength: 8, Beta: 0.05, Temperature: 1},
 			Rewards: []plan.RewardConfig{{Kind: "function", Weight: 1}},
 			PPO:     &config.PPO{Epochs: 1, MiniBatches: 1, ResponseLength: 8, MissingEOSPenalty: &pen},
 		}
 	}
-	return []plan.StageConfig{base("sft", "trl"), base("sft", "transformers"), base("reward", ""), base("grpo", ""), base("ppo", "")}
+	return []plan.StageConfig{base("sft", "trl"), base("sft", "transformers"), base("reward", ""), base("grpo", ""), base("rloo", ""), base("ppo", "")}
 }

@@ -31,6 +31,7 @@ type StageConfig struct {
 	CenterRewards         *float64               `json:"centerRewards,omitempty"`
 	PPO                   *config.PPO            `json:"ppo,omitempty"`
 	GRPO                  *config.GRPO           `json:"grpo,omitempty"`
+	RLOO                  *config.RLOO           `json:"rloo,omitempty"`
 	Rewards               []RewardConfig         `json:"rewards,omitempty"`
 	DPO                   *config.DPO            `json:"dpo,omitempty"`
 	ORPO                  *config.ORPO           `json:"orpo,omitempty"`
@@ -121,7 +122,7 @@ type Distributed struct {
 	NCCLTimeoutMinutes int             `json:"ncclTimeoutMinutes,omitempty"`
 }
 
-// RewardConfig is one GRPO reward.
+// RewardConfig is one GRPO or RLOO reward.
 type RewardConfig struct {
 	Kind   string       `json:"kind"` // "model" or "function"
 	Model  *ModelConfig `json:"model,omitempty"`

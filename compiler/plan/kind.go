@@ -12,6 +12,7 @@ const (
 	KindReward  Kind = "reward"
 	KindPPO     Kind = "ppo"
 	KindGRPO    Kind = "grpo"
+	KindRLOO    Kind = "rloo"
 	KindExport  Kind = "export"
 	KindDPO     Kind = "dpo"
 	KindORPO    Kind = "orpo"
@@ -28,7 +29,7 @@ const (
 // Valid reports whether k is one of the kinds.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindPrepare, KindSFT, KindReward, KindPPO, KindGRPO, KindExport, KindDPO, KindORPO, KindSimPO, KindReference, KindEval:
+	case KindPrepare, KindSFT, KindReward, KindPPO, KindGRPO, KindRLOO, KindExport, KindDPO, KindORPO, KindSimPO, KindReference, KindEval:
 		return true
 	}
 	return false

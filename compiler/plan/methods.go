@@ -55,7 +55,20 @@ func buildPPO(b *builder, st config.Stage) (*Stage, error) {
 func buildGRPO(b *builder, st config.Stage) (*Stage, error) {
 	mc, in := b.model("model", st.Model)
 	cfg := StageConfig{Models: map[string]ModelConfig{"model": mc}, GRPO: st.GRPO}
-	inputs := []Input{in}
+	return b.training(st, cfg, b.rewards(st, &cfg, []Input{in}))
+}
+
+// buildRLOO plans RLOO: GRPO's policy and rewards, RLOO's knobs.
+func buildRLOO(b *builder, st config.Stage) (*Stage, error) {
+	mc, in := b.model("model", st.Model)
+	cfg := StageConfig{Models: map[string]ModelConfig{"model": mc}, RLOO: st.RLOO}
+	return b.training(st, cfg, b.rewards(st, &cfg, []Input{in}))
+}
+
+// rewards adds the reward models and functions of a GRPO or RLOO stage
+// to its config, each in input role rewards.<index>, and returns inputs
+// with theirs appended.
+func (b *builder) rewards(st config.Stage, cfg *StageConfig, inputs []Input) []Input {
 	for i, rw := range st.Rewards {
 		role := fmt.Sprintf("rewards.%d", i)
 		switch {
@@ -70,7 +83,7 @@ func buildGRPO(b *builder, st config.Stage) (*Stage, error) {
 			inputs = append(inputs, Input{Role: role, Source: &Source{Kind: "recipe-file", Ref: rw.Function.File, Pin: "sha256:" + f.SHA256, Pinned: true}})
 		}
 	}
-	return b.training(st, cfg, inputs)
+	return inputs
 }
 
 // buildDPO plans DPO. Its reference stage comes with its data inputs

@@ -83,7 +83,7 @@ type Stage struct {
 	// Name is unique in the plan: a recipe stage's name, or
 	// "<stage>.prepare" and "<stage>.prepare-eval" for its data.
 	Name string `json:"name"`
-	// Kind is "prepare", "sft", "reward", "ppo", "grpo", "dpo", "orpo",
+	// Kind is "prepare", "sft", "reward", "ppo", "grpo", "rloo", "dpo", "orpo",
 	// "simpo", "reference" or "export".
 	Kind Kind `json:"kind"`
 	// Key is the stage's content key.
@@ -147,6 +147,7 @@ var kinds = map[string]func(b *builder, st config.Stage) (*Stage, error){
 	"reward": buildReward,
 	"ppo":    buildPPO,
 	"grpo":   buildGRPO,
+	"rloo":   buildRLOO,
 	"dpo":    buildDPO,
 	"eval":   buildEval,
 	"orpo":   buildORPO,

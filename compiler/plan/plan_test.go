@@ -477,3 +477,35 @@ func TestORPOAndSimPOShareDPOsPreparedPairs(t *testing.T) {
 		}
 	}
 }
+
+// TestRLOOReadsGRPOsPromptsAndRewards: an rloo stage reads the prompts
+// prepare shapes for GRPO (consumer "grpo", truncated to
+// rloo.maxPromptLength) and takes its rewards as GRPO does, each reward
+// function a pinned recipe-file input in role rewards.<index>.
+func TestRLOOReadsGRPOsPromptsAndRewards(t *testing.T) {
+	if got := plan.Consumer("rloo"); got != "grpo" {
+		t.Errorf("Consumer(rloo) = %q, want grpo", got)
+	}
+	p := planOf(t, "rloo-reward-funcs", plan.Options{})
+	prep := stageOf(t, p, "rloo.prepare").Config.(plan.PrepareConfig)
+	if prep.Consumer != "grpo" || prep.MaxPrompt != 256 {
+		t.Errorf("prepare consumer %q, maxPromptLength %d; want grpo, 256", prep.Consumer, prep.MaxPrompt)
+	}
+	st := stageOf(t, p, "rloo")
+	cfg := st.Config.(plan.StageConfig)
+	if st.Kind != plan.KindRLOO || cfg.RLOO == nil || cfg.RLOO.Generations != 4 || cfg.GRPO != nil {
+		t.Errorf("rloo stage: kind %s, rloo %+v, grpo %+v", st.Kind, cfg.RLOO, cfg.GRPO)
+	}
+	if len(cfg.Rewards) != 2 || cfg.Rewards[0].Name != "format_reward" || cfg.Rewards[0].Weight != 0.5 || cfg.Rewards[1].Name != "correctness_reward" {
+		t.Errorf("rewards %+v", cfg.Rewards)
+	}
+	roles := map[string]bool{}
+	for _, in := range st.Inputs {
+		if in.Source != nil && in.Source.Kind == "recipe-file" && in.Source.Pinned {
+			roles[in.Role] = true
+		}
+	}
+	if !roles["rewards.0"] || !roles["rewards.1"] {
+		t.Errorf("reward function inputs %v, want rewards.0 and rewards.1", roles)
+	}
+}

@@ -128,8 +128,8 @@ func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float6
 		// The loss of the answers, as SFT trains them by default.
 		cfg.Backend, cfg.CompletionOnly = "trl", true
 	}
-	if st.GRPO != nil {
-		cfg.MaxPrompt = st.GRPO.MaxPromptLength
+	if g, ok := st.Rollouts(); ok {
+		cfg.MaxPrompt = g.MaxPromptLength
 	}
 	if evalFraction > 0 {
 		// The split is drawn with the seed; without a split the seed
@@ -195,11 +195,13 @@ func (b *builder) datasetConfig(d config.Dataset) DatasetConfig {
 // Consumer is the prepare consumer of a training method: the shape of the
 // rows it reads. ORPO and SimPO read DPO's (prompt, chosen and rejected
 // token ids), so the three share one prepare stage and its cache entry
-// when the rest of the prepare key agrees.
+// when the rest of the prepare key agrees; RLOO reads GRPO's prompts.
 func Consumer(method string) string {
 	switch method {
 	case "orpo", "simpo":
 		return "dpo"
+	case "rloo":
+		return "grpo"
 	}
 	return method
 }

@@ -160,6 +160,22 @@ func TrainerArgs(cfg StageConfig, libs Libraries, decoderLayer string) ([]byte, 
 	return append(b, '\n'), nil
 }
 
+// rolloutArgs sets the knobs GRPOConfig and RLOOConfig share: the
+// completions per prompt, their length, the KL coefficient, the sampling
+// temperature and the rewards' weights, in the order of cfg.Rewards.
+func rolloutArgs(args map[string]any, cfg StageConfig, generations, maxCompletion int, beta, temperature float64) {
+	weights := make([]float64, len(cfg.Rewards))
+	for i, rw := range cfg.Rewards {
+		weights[i] = rw.Weight
+	}
+	args["num_generations"] = generations
+	args["max_completion_length"] = maxCompletion
+	args["beta"] = beta
+	args["temperature"] = temperature
+	args["reward_weights"] = weights
+	args["log_completions"] = false
+}
+
 // methodArgs adds the method's own config fields.
 func methodArgs(args map[string]any, cfg StageConfig, libs Libraries) error {
 	t := cfg.Training
@@ -186,16 +202,7 @@ func methodArgs(args map[string]any, cfg StageConfig, libs Libraries) error {
 		if g == nil {
 			return fmt.Errorf("trainer arguments: a grpo stage without its grpo block")
 		}
-		weights := make([]float64, len(cfg.Rewards))
-		for i, rw := range cfg.Rewards {
-			weights[i] = rw.Weight
-		}
-		args["num_generations"] = g.Generations
-		args["max_completion_length"] = g.MaxCompletionLength
-		args["beta"] = g.Beta
-		args["temperature"] = g.Temperature
-		args["reward_weights"] = weights
-		args["log_completions"] = false
+		rolloutArgs(args, cfg, g.Generations, g.MaxCompletionLength, g.Beta, g.Temperature)
 		// Top-k off on every trl: 0.16 and 0.17 sample from the top 50 by
 		// default, later releases from all tokens; None turns it off before
 		// 0.28, 0 from 0.28 (trl/trainer/grpo_config.py at those tags).
@@ -220,6 +227,17 @@ func methodArgs(args map[string]any, cfg StageConfig, libs Libraries) error {
 			args["vllm_mode"] = "server"
 			args["vllm_group_port"] = g.Generation.GroupPort
 		}
+	case "rloo":
+		g := cfg.RLOO
+		if g == nil {
+			return fmt.Errorf("trainer arguments: an rloo stage without its rloo block")
+		}
+		rolloutArgs(args, cfg, g.Generations, g.MaxCompletionLength, g.Beta, g.Temperature)
+		// RLOOConfig (trl 1.x, the only RLOOTrainer ftc drives) turns
+		// top-k off with 0, its default, and has no max_prompt_length:
+		// prepare truncated prompts to rloo.maxPromptLength or
+		// data.maxLength (trl/trainer/rloo_config.py at v1.9.0).
+		args["top_k"] = 0
 	case "ppo":
 		p := cfg.PPO
 		if p == nil {

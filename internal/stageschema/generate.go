@@ -31,6 +31,7 @@ var ConfigByKind = map[plan.Kind]reflect.Type{
 	plan.KindReward:  reflect.TypeFor[plan.StageConfig](),
 	plan.KindPPO:     reflect.TypeFor[plan.StageConfig](),
 	plan.KindGRPO:    reflect.TypeFor[plan.StageConfig](),
+	plan.KindRLOO:    reflect.TypeFor[plan.StageConfig](),
 	plan.KindExport:  reflect.TypeFor[plan.ExportConfig](),
 	plan.KindDPO:     reflect.TypeFor[plan.StageConfig](),
 	plan.KindORPO:    reflect.TypeFor[plan.StageConfig](),
@@ -46,7 +47,7 @@ var ConfigByKind = map[plan.Kind]reflect.Type{
 var enums = map[reflect.Type][]string{
 	reflect.TypeFor[plan.Kind](): {
 		string(plan.KindPrepare), string(plan.KindSFT), string(plan.KindReward),
-		string(plan.KindPPO), string(plan.KindGRPO), string(plan.KindExport),
+		string(plan.KindPPO), string(plan.KindGRPO), string(plan.KindRLOO), string(plan.KindExport),
 		string(plan.KindDPO), string(plan.KindORPO), string(plan.KindSimPO), string(plan.KindReference), string(plan.KindEval),
 	},
 	reflect.TypeFor[config.Strategy](): {

@@ -11,8 +11,8 @@ regenerates it in each profile's environment and fails when it differs
 from the committed file, so the table cannot drift from the libraries.
 
 Only the classes ftc builds are listed: transformers.TrainingArguments,
-trl's SFTConfig, RewardConfig, GRPOConfig, PPOConfig, DPOConfig, ORPOConfig and
-CPOConfig (which extend it:
+trl's SFTConfig, RewardConfig, GRPOConfig, PPOConfig, DPOConfig, ORPOConfig,
+CPOConfig and RLOOConfig (which extend it:
 only the fields they add or retype are listed), and peft's LoraConfig.
 A type is a list of JSON kinds ("bool", "int", "float", "str", "list",
 "dict", "null", "any"), or "object" for a Python object a recipe cannot
@@ -108,6 +108,8 @@ def classes() -> list:
             ("DPOConfig", "trl", trl.DPOConfig),
             ("ORPOConfig", "trl", compat.preference_free_classes("orpo")[0]),
             ("CPOConfig", "trl", compat.preference_free_classes("cpo")[0]),
+            # trl 0.16's RLOOConfig is the PPO-style one; listed as it is.
+            ("RLOOConfig", "trl", trl.RLOOConfig),
             ("LoraConfig", "peft", peft.LoraConfig)]
 
 

@@ -24,6 +24,7 @@ MODULES = {
     "reward": "ftc.train_reward",
     "ppo": "ftc.train_ppo",
     "grpo": "ftc.train_grpo",
+    "rloo": "ftc.train_rloo",
     "export": "ftc.export",
     "dpo": "ftc.train_dpo",
     "orpo": "ftc.train_prefs",
@@ -34,7 +35,7 @@ MODULES = {
 
 
 # The stages that train, and so save checkpoints on SIGTERM.
-TRAINING = ("sft", "reward", "ppo", "grpo", "dpo", "orpo", "simpo")
+TRAINING = ("sft", "reward", "ppo", "grpo", "rloo", "dpo", "orpo", "simpo")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

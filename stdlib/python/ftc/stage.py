@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 STAGE_FILE_VERSION = "ftc.dev/stage/v1alpha1"
-KINDS = ("prepare", "sft", "reward", "ppo", "grpo", "export", "dpo", "orpo", "simpo", "reference", "eval")
+KINDS = ("prepare", "sft", "reward", "ppo", "grpo", "rloo", "export", "dpo", "orpo", "simpo", "reference", "eval")
 
 
 class StageError(ValueError):
@@ -318,6 +318,33 @@ class DPOConfig:
 
 
 @dataclass(frozen=True)
+class RLOOConfig:
+    """compiler/config.RLOO: trl 1.x's RLOO knobs, GRPO's sampling knobs
+    without a vLLM server; the plan writes them into the trainer
+    arguments."""
+
+    generations: int = 2
+    max_prompt_length: int = 0
+    max_completion_length: int = 256
+    beta: float = 0.05
+    temperature: float = 1.0
+
+    @classmethod
+    def parse(cls, d: dict) -> "RLOOConfig":
+        c = cls(
+            generations=int(_num(d, "generations", "config.rloo")),
+            max_prompt_length=int(d.get("maxPromptLength") or 0),
+            max_completion_length=int(_num(d, "maxCompletionLength", "config.rloo")),
+            beta=float(d.get("beta") or 0.0),
+            temperature=float(_num(d, "temperature", "config.rloo")),
+        )
+        if c.generations < 2:
+            raise StageError(f"stage.json: config.rloo.generations {c.generations} must be at least 2 "
+                             "(the leave-one-out baseline needs another completion)")
+        return c
+
+
+@dataclass(frozen=True)
 class ORPOConfig:
     """compiler/config.ORPO: trl's ORPO knobs (beta, the odds-ratio weight),
     which the plan writes into the trainer arguments."""
@@ -468,7 +495,8 @@ class SpeedConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The stage config of a training kind (sft, reward, ppo, grpo)."""
+    """The stage config of a training kind (sft, reward, ppo, grpo, rloo,
+    dpo, orpo, simpo)."""
 
     method: str
     models: dict[str, ModelConfig]
@@ -484,6 +512,7 @@ class TrainConfig:
     center_rewards: float | None = None
     ppo: PPOConfig | None = None
     grpo: GRPOConfig | None = None
+    rloo: RLOOConfig | None = None
     rewards: tuple[RewardConfig, ...] = ()
     dpo: DPOConfig | None = None
     orpo: ORPOConfig | None = None
@@ -555,6 +584,7 @@ class TrainConfig:
             center_rewards=d.get("centerRewards"),
             ppo=PPOConfig.parse(d["ppo"]) if d.get("ppo") else None,
             grpo=GRPOConfig.parse(d["grpo"]) if d.get("grpo") else None,
+            rloo=RLOOConfig.parse(d["rloo"]) if d.get("rloo") else None,
             rewards=tuple(rewards),
             dpo=DPOConfig.parse(d["dpo"]) if d.get("dpo") else None,
             orpo=ORPOConfig.parse(d["orpo"]) if d.get("orpo") else None,

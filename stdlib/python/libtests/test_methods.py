@@ -21,6 +21,7 @@ import pytest
 import torch
 from conftest import assets
 
+import online
 import planned
 import verify
 from ftc import checkpoint, compat
@@ -237,33 +238,12 @@ def test_reward_model_ranks_chosen_over_rejected(prep, reward_model):
     assert right >= 0.9 * len(rows), f"chosen ranked first on {right}/{len(rows)} pairs: {margins}"
 
 
-SHORT_PY = '''
-def short(prompts, completions, **kwargs):
-    """1 for an empty answer, falling with its length: learnable by ending early."""
-    out = []
-    for c in completions:
-        text = c if isinstance(c, str) else c[0]["content"]
-        out.append(1.0 - min(len(text), 80) / 80.0)
-    return out
-'''
-
-
 def grpo_config(steps, save_every=500, rewards=None, lr=2e-3):
-    extra = {"grpo": {"generations": 4, "maxPromptLength": 64, "maxCompletionLength": 16, "beta": 0.0,
-                      "temperature": 1.0, "generation": {"engine": "transformers", "gpus": 1, "port": 8000,
-                                                         "groupPort": 51216, "memoryUtilization": 0.9}},
-             "rewards": rewards or [{"kind": "function", "file": "rewards.py", "name": "short", "weight": 1.0}]}
-    cfg = assets.train_config("grpo", {"model": assets.model_config(dtype="fp32")}, steps=steps, micro=4,
-                              adapter_block=assets.adapter("none"), save_every=save_every, extra=extra)
-    cfg["training"]["learningRate"] = lr
-    return cfg
+    return online.config("grpo", steps, save_every=save_every, rewards=rewards, lr=lr)
 
 
-def reward_key(ms):
-    for k in ("reward", "rewards/mean", "train/reward"):
-        if any(k in m for m in ms):
-            return k
-    raise AssertionError(f"no reward in GRPO metrics: {sorted({k for m in ms for k in m})}")
+reward_key = online.reward_key
+SHORT_PY = online.SHORT_PY
 
 
 def test_grpo_reward_rises_with_a_reward_function(tiny, prep, tmp_path):

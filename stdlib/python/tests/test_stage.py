@@ -122,3 +122,14 @@ def test_ppo_models_and_knobs():
     assert cfg.model("reward").input == "reward" and cfg.model("reference").input == ""
     with pytest.raises(StageError, match="no 'critic' model"):
         cfg.model("critic")
+
+
+def test_rloo_knobs_and_their_bounds():
+    from ftc.stage import RLOOConfig
+
+    c = RLOOConfig.parse({"generations": 4, "maxCompletionLength": 16, "beta": 0, "temperature": 1.0})
+    assert (c.generations, c.max_prompt_length, c.max_completion_length, c.beta) == (4, 0, 16, 0.0)
+    with pytest.raises(StageError, match="leave-one-out"):
+        RLOOConfig.parse({"generations": 1, "maxCompletionLength": 16, "temperature": 1.0})
+    with pytest.raises(StageError, match="config.rloo.maxCompletionLength is missing"):
+        RLOOConfig.parse({"generations": 2, "temperature": 1.0})
