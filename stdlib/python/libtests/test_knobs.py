@@ -26,8 +26,12 @@ def this_profile():
 
 def config_classes():
     ppo_config, _ = compat.ppo_classes()
+    orpo_config, _ = compat.preference_free_classes("orpo")
+    cpo_config, _ = compat.preference_free_classes("cpo")
     return {"TrainingArguments": transformers.TrainingArguments, "SFTConfig": trl.SFTConfig,
-            "RewardConfig": trl.RewardConfig, "GRPOConfig": trl.GRPOConfig, "PPOConfig": ppo_config}
+            "RewardConfig": trl.RewardConfig, "GRPOConfig": trl.GRPOConfig, "PPOConfig": ppo_config,
+            "DPOConfig": trl.DPOConfig, "ORPOConfig": orpo_config, "CPOConfig": cpo_config,
+            "RLOOConfig": trl.RLOOConfig}
 
 
 def test_knob_table_matches_the_installed_config_classes():
