@@ -138,6 +138,11 @@ func Decode(src Source, files fs.FS, opts Options) (*Recipe, diag.List, error) {
 	}
 	if !r.resolveArchs(src.File, opts.Archs, &diags) {
 		// The checks need every model's architecture: the lock first.
+		if !diags.HasErrors() {
+			// Skipping every check without saying why would let a recipe
+			// through unchecked (an eval stage's empty output once did).
+			return nil, diags, fmt.Errorf("decoding recipe: a model has no architecture and no error says which (a bug in ftc)")
+		}
 		diags = diags.Sort()
 		return &r, diags, diags.Err()
 	}
