@@ -508,7 +508,7 @@ func (c *checker) evalStage(base string, st Stage) {
 	}
 	if st.Generates() {
 		for i, sc := range scorers {
-			c.rewardFunction(fmt.Sprintf("%s.eval.scorers.%d", base, i), sc, c.columns(*d.Eval))
+			c.calledFunction(fmt.Sprintf("%s.eval.scorers.%d", base, i), sc, c.columns(*d.Eval), "the eval stage")
 		}
 	}
 	m := st.Model
@@ -1051,7 +1051,7 @@ func (c *checker) rollouts(base string, st Stage) {
 			}
 			c.modelRef(p+".model", rw.Model)
 		case rw.Function != nil:
-			c.rewardFunction(p+".function", *rw.Function, c.mixColumns(st.Data))
+			c.calledFunction(p+".function", *rw.Function, c.mixColumns(st.Data), strings.ToUpper(st.Method))
 		}
 	}
 }
@@ -1074,6 +1074,12 @@ func (c *checker) rollouts(base string, st Stage) {
 // parameters are checked as written, but problems are warnings: most
 // decorators keep the signature, some do not.
 func (c *checker) rewardFunction(p string, fn RewardFunction, columns []string) {
+	c.calledFunction(p, fn, columns, "GRPO")
+}
+
+// calledFunction is rewardFunction for a function that caller (RLOO, an
+// eval stage's scorers) calls as GRPO calls its reward functions.
+func (c *checker) calledFunction(p string, fn RewardFunction, columns []string, caller string) {
 	m := c.python(p, fn.File)
 	if m == nil {
 		return // unreadable, unparsable or not parsed: already reported
@@ -1102,21 +1108,21 @@ func (c *checker) rewardFunction(p string, fn RewardFunction, columns []string) 
 		hasVarKeyword = hasVarKeyword || prm.Kind == pyast.VarKeyword
 	}
 	if !hasVarKeyword {
-		report(p+".name", "%s in %s has no **kwargs parameter%s; GRPO calls it as %s(prompts=..., completions=..., **columns)", fn.Name, fn.File, unless, fn.Name).
+		report(p+".name", "%s in %s has no **kwargs parameter%s; %s calls it as %s(prompts=..., completions=..., **columns)", fn.Name, fn.File, unless, caller, fn.Name).
 			WithHint("def %s(prompts, completions, **kwargs)", fn.Name)
 	}
 	for _, prm := range b.Params {
 		switch {
 		case prm.Kind == pyast.VarPositional || prm.Kind == pyast.VarKeyword || prm.HasDefault:
 		case prm.Kind == pyast.PositionalOnly:
-			report(p+".name", "%s in %s has positional-only parameters%s, but GRPO passes arguments by name", fn.Name, fn.File, unless)
+			report(p+".name", "%s in %s has positional-only parameters%s, but %s passes arguments by name", fn.Name, fn.File, unless, caller)
 			return
 		case prm.Name == "prompts" || prm.Name == "completions" || contains(columns, prm.Name):
 		case columns != nil:
-			report(p+".name", "parameter %q of %s gets no value%s: the dataset has no column %q, and GRPO calls %s(prompts=..., completions=..., **columns)", prm.Name, fn.Name, unless, prm.Name, fn.Name).
+			report(p+".name", "parameter %q of %s gets no value%s: the dataset has no column %q, and %s calls %s(prompts=..., completions=..., **columns)", prm.Name, fn.Name, unless, prm.Name, caller, fn.Name).
 				WithHint("dataset columns: %s", strings.Join(columns, ", "))
 		default:
-			c.warnf(p+".name", "parameter %q of %s gets a value only if the dataset has a column %q: GRPO calls %s(prompts=..., completions=..., **columns)", prm.Name, fn.Name, prm.Name, fn.Name)
+			c.warnf(p+".name", "parameter %q of %s gets a value only if the dataset has a column %q: %s calls %s(prompts=..., completions=..., **columns)", prm.Name, fn.Name, prm.Name, caller, fn.Name)
 		}
 	}
 }
