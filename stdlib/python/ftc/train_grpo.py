@@ -66,16 +66,7 @@ def load_online(stage: StageFile, cfg) -> Online:
     funcs, reward_toks, _ = reward_funcs(stage, cfg, columns)
 
     tok = models.load_tokenizer(stage, mc, "model", padding_side="left")
-    gc = cfg.gradient_checkpointing_on()
-    model = models.load_model(stage, mc, "model", adapter=cfg.adapter)
-    if gc:
-        model.config.use_cache = False
-    peft_config = models.lora_config(cfg.adapter, "CAUSAL_LM", cfg.peft) if cfg.adapter.type != "none" else None
-    if cfg.adapter.type == "qlora":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gc,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+    model, peft_config = models.load_trained_lm(stage, cfg, mc)
     return Online(mc, train_rows, eval_rows, funcs, reward_toks, tok, model, peft_config)
 
 
@@ -103,11 +94,7 @@ def train_online(stage: StageFile, cfg, o: Online, trainer_cls, args, resumable:
                     eval_dataset=trainer.rows_dataset(o.eval_rows, True) if o.eval_rows else None,
                     processing_class=o.tok, reward_processing_classes=o.reward_toks, peft_config=o.peft_config,
                     callbacks=trainer.callbacks(stage, cfg, None, with_checkpoints=resumable))
-    trainer.scale_loss_once_under_deepspeed(t)
-    trainer.record_args(stage, t.args)
-    t.train(resume_from_checkpoint=trainer.resume_checkpoint(stage))
-    models.save_output(stage, cfg, t, o.tok, kind="causal-lm", base=o.mc)
-    return trainer.close(stage, t.state.global_step, None, {"rewards": len(o.funcs)})
+    return trainer.train_to_output(stage, cfg, t, o.tok, kind="causal-lm", base=o.mc, extra={"rewards": len(o.funcs)})
 
 
 def run(stage: StageFile) -> dict:

@@ -121,8 +121,4 @@ def run(stage: StageFile) -> dict:
         eval_dataset=in_memory(eval_rows) if len(eval_rows) else None,
         processing_class=tok, peft_config=peft_config,
         callbacks=trainer.callbacks(stage, cfg, None))
-    trainer.scale_loss_once_under_deepspeed(t)
-    trainer.record_args(stage, t.args)
-    t.train(resume_from_checkpoint=trainer.resume_checkpoint(stage))
-    models.save_output(stage, cfg, t, tok, kind="causal-lm", base=mc)
-    return trainer.close(stage, t.state.global_step, None, {"pairs": len(train_rows)})
+    return trainer.train_to_output(stage, cfg, t, tok, kind="causal-lm", base=mc, extra={"pairs": len(train_rows)})

@@ -44,8 +44,4 @@ def run(stage: StageFile) -> dict:
     t = RewardTrainer(model=model, args=args, train_dataset=trainer.rows_dataset(train_rows, True),
                       eval_dataset=trainer.rows_dataset(eval_rows, True) if eval_rows else None,
                       processing_class=tok, callbacks=trainer.callbacks(stage, cfg, throughput))
-    trainer.scale_loss_once_under_deepspeed(t)
-    trainer.record_args(stage, t.args)
-    t.train(resume_from_checkpoint=trainer.resume_checkpoint(stage))
-    models.save_output(stage, cfg, t, tok, kind="reward-model", base=mc)
-    return trainer.close(stage, t.state.global_step, None, {"pairs": len(train_rows)})
+    return trainer.train_to_output(stage, cfg, t, tok, kind="reward-model", base=mc, extra={"pairs": len(train_rows)})

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import checkpoint, compat, metrics, preempt, profiling, trainargs
+from . import checkpoint, compat, metrics, models, preempt, profiling, trainargs
 from .stage import StageFile, TrainConfig
 
 log = logging.getLogger("ftc")
@@ -158,6 +158,17 @@ def record_args(stage: StageFile, args) -> None:
         if k.endswith("_token") and v == f"<{k.upper()}>" and compat.knob(type(args), k) is not None:
             d[k] = getattr(args, k)
     (Path(stage.root) / EFFECTIVE_ARGS).write_text(json.dumps(d, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def train_to_output(stage: StageFile, cfg: TrainConfig, t, tok, *, kind: str, base, extra: dict) -> dict:
+    """The end every trl entrypoint shares: the DeepSpeed loss scaling, the
+    record of the arguments the trainer holds, training (resumed from the
+    newest complete checkpoint), the output and the last metrics line."""
+    scale_loss_once_under_deepspeed(t)
+    record_args(stage, t.args)
+    t.train(resume_from_checkpoint=resume_checkpoint(stage))
+    models.save_output(stage, cfg, t, tok, kind=kind, base=base)
+    return close(stage, t.state.global_step, None, extra)
 
 
 def close(stage: StageFile, step: int, throughput: metrics.Throughput | None, extra: dict | None = None) -> dict:
