@@ -32,6 +32,16 @@ Facts used (read in each library's source at the named tag):
   the optimizer steps once per window (so miniBatches > 1 is refused).
 - transformers 4.46-4.48 Trainer under DeepSpeed divides the loss by the
   accumulation steps and DeepSpeed divides again (fixed by PR 35808).
+- deepspeed before 0.19 (0.16.2 read; 0.19.8 fixed, deepspeedai/DeepSpeed
+  PR 8539): Init._allgather_params_coalesced, the ZeRO-3 gather of a module
+  holding several parameters outside the forward (GatheredParameters:
+  saving the model, loading it under zero.Init), launches one async
+  all-gather per parameter and waits only for the last. On CUDA the
+  stream orders them; on the CPU accelerator each gloo operation runs on a
+  thread of its own, so an earlier parameter (a projection's weight beside
+  its bias) is read, saved and copied back into its partition before it
+  arrives: saved weights and later steps see uninitialised memory, now
+  and then.
 - transformers >= 4.56 takes `dtype` in from_pretrained (`torch_dtype`
   before); 5.x detects packed sequences from position_ids for sdpa and
   accepts registered attention functions (AttentionInterface, 4.50+).
@@ -145,6 +155,39 @@ def passes_scale_wrt_gas(trainer_cls) -> bool:
         except (OSError, TypeError):
             continue
     return False if found else version("transformers") >= (4, 49)
+
+
+def zero3_gathers_race_on_cpu(deepspeed: tuple[int, ...]) -> bool:
+    """Whether this DeepSpeed waits for only the last of a coalesced
+    ZeRO-3 gather's operations (module doc). Versions between 0.16.2 and
+    0.19.8 are not read: they are treated as racing, which costs only
+    speed on the CPU."""
+    return bool(deepspeed) and deepspeed < (0, 19, 8)
+
+
+def serialize_zero3_gathers_on_cpu() -> bool:
+    """On the CPU accelerator, makes a DeepSpeed whose coalesced ZeRO-3
+    gather races (zero3_gathers_race_on_cpu) gather one parameter at a
+    time: with a single operation, the one wait it does is the one that
+    matters. Returns whether it did. Idempotent."""
+    if not zero3_gathers_race_on_cpu(version("deepspeed")):
+        return False
+    from deepspeed.accelerator import get_accelerator
+    from deepspeed.runtime.zero.partition_parameters import Init
+
+    if get_accelerator().device_name() != "cpu":
+        return False
+    coalesced = Init._allgather_params_coalesced
+    if getattr(coalesced, "ftc_one_at_a_time", False):
+        return True
+
+    def one_at_a_time(self, param_list, hierarchy=0, quantize=False):
+        for p in param_list:
+            coalesced(self, [p], hierarchy=hierarchy, quantize=quantize)
+
+    one_at_a_time.ftc_one_at_a_time = True
+    Init._allgather_params_coalesced = one_at_a_time
+    return True
 
 
 def dtype_kwarg(transformers: tuple[int, ...]) -> str:

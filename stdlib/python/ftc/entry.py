@@ -72,7 +72,15 @@ def main(argv: list[str] | None = None) -> int:
         if stage.kind in TRAINING:
             from . import trainargs
 
-            trainargs.check_device((stage.config.get("distributed") or {}).get("device") or "cuda")
+            dist = stage.config.get("distributed") or {}
+            trainargs.check_device(dist.get("device") or "cuda")
+            if dist.get("strategy") == "zero3":
+                from . import compat
+
+                if compat.serialize_zero3_gathers_on_cpu():
+                    print(f"ftc.entry: deepspeed {compat.installed('deepspeed')} waits for only the last of a "
+                          "coalesced ZeRO-3 gather, which races on the CPU (deepspeedai/DeepSpeed#8539): "
+                          "gathering one parameter at a time", file=sys.stderr, flush=True)
         elif stage.kind in ("reference", "eval"):
             from . import trainargs
 

@@ -81,6 +81,16 @@ def test_deepspeed_divides_the_loss_once():
     assert not trainer.scale_loss_once_under_deepspeed(one)
 
 
+def test_zero3_gathers_race_before_the_fixed_deepspeed():
+    # The pinned profile's 0.16.2 races (deepspeedai/DeepSpeed#8539); the
+    # current profile's 0.19.8 waits for every operation; no DeepSpeed, no race.
+    assert compat.zero3_gathers_race_on_cpu((0, 16, 2))
+    assert compat.zero3_gathers_race_on_cpu((0, 19, 7))
+    assert not compat.zero3_gathers_race_on_cpu((0, 19, 8))
+    assert not compat.zero3_gathers_race_on_cpu((1, 0, 0))
+    assert not compat.zero3_gathers_race_on_cpu(())
+
+
 def test_grpo_differences():
     assert not compat.grpo_resume_supported(PINNED_TRL) and compat.grpo_resume_supported(CURRENT_TRL)
 
