@@ -75,6 +75,7 @@ func (b *builder) reference(st config.Stage, data []Input) (*Stage, error) {
 	if err != nil {
 		return nil, err
 	}
+	rs.Estimate = inferenceEstimate(b.r, st)
 	b.byKey[k] = rs
 	b.stages = append(b.stages, rs)
 	return rs, nil
