@@ -389,9 +389,14 @@ func (c *checker) inferenceMemory(base string, st Stage) {
 			m.Name(), weights/memory.GiB)
 		return
 	}
-	knob := "data.maxLength"
-	if st.Generates() {
-		knob = "data.maxLength or eval.maxNewTokens"
+	knob := ", or a lower data.maxLength"
+	switch {
+	case st.Generates():
+		knob = ", or a lower data.maxLength or eval.maxNewTokens"
+	case st.Method == "dpo" && 2*st.Data.MaxLength <= ReferenceTokensPerForward:
+		// The reference batches pairs up to its token budget: shorter
+		// rows make more of them, not fewer tokens.
+		knob = ", or a smaller model"
 	}
-	d.WithHint("the stage runs as one process on one GPU whatever hardware.strategy: use a GPU with more memory, or a lower %s", knob)
+	d.WithHint("the stage runs as one process on one GPU whatever hardware.strategy: use a GPU with more memory%s", knob)
 }
