@@ -450,6 +450,7 @@ func (c *checker) stage(name string, st Stage) {
 		// The estimate needs a consistent stage: judge memory once the
 		// rest holds.
 		c.memory(base, st)
+		c.inferenceMemory(base, st)
 	}
 
 	switch st.Method {
@@ -532,6 +533,9 @@ func (c *checker) evalStage(base string, st Stage) {
 	}
 	if length > m.Arch.MaxPositions {
 		c.errorf(base+".data.maxLength", "%s = %d exceeds the %d positions %s was trained for", what, length, m.Arch.MaxPositions, m.Name())
+	}
+	if !c.diags.HasErrors() {
+		c.inferenceMemory(base, st)
 	}
 }
 

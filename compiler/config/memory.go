@@ -297,3 +297,106 @@ func (r *Recipe) packedMask(st Stage, tokens int) (int, float64) {
 	}
 	return tokens, memory.DTypeBytes(m.DType)
 }
+
+// ReferenceTokensPerForward bounds the tokens of one forward pass of
+// DPO's reference stage (plan.ReferenceTokensPerForward, the entrypoint's
+// tokens_per_forward): pairs are batched, padded to the longer of each,
+// until the next would pass it, at least one pair.
+const ReferenceTokensPerForward = 8192
+
+// EvalBatch is the rows of one forward pass, or of one generate call, of
+// an eval stage (evaluate.py's LOSS_BATCH and GENERATE_BATCH).
+const EvalBatch = 8
+
+// InferenceInput describes the inference stage a stage runs as one
+// process on one GPU, whatever the training topology: a DPO stage's
+// reference stage, or an eval stage. It returns the model the stage
+// loads, and false for a stage that runs none.
+func (r *Recipe) InferenceInput(st Stage) (*Model, memory.Inference, bool) {
+	seq := st.Data.MaxLength
+	var m *Model
+	var in memory.Inference
+	switch {
+	case st.Method == "dpo":
+		m = st.Reference
+		if m == nil {
+			m = st.Model
+		}
+		// reference.py: as many pairs as fit the token budget with both
+		// answers padded to the longest, at least one; its logits for every
+		// token, then one row's log-softmax at a time.
+		pairs := max(1, ReferenceTokensPerForward/(2*max(1, seq)))
+		in.Rows = 2 * pairs
+		in.Tokens = in.Rows * seq
+		in.LogitsTokens, in.RowLogitsTokens = in.Tokens, seq
+	case st.Method == "eval" && st.Generates():
+		m = st.Model
+		// evaluate.py's generate: EvalBatch prompts left-padded to the
+		// longest; the prompt's forward returns the last token's logits
+		// only, and the KV cache grows to prompt + maxNewTokens.
+		in.Rows = EvalBatch
+		in.Tokens = EvalBatch * seq
+		in.LogitsTokens = EvalBatch
+		newTokens := 0
+		if st.Eval != nil {
+			newTokens = st.Eval.MaxNewTokens
+		}
+		in.Generate = &memory.Rollout{Sequences: EvalBatch, Length: seq + newTokens}
+	case st.Method == "eval":
+		m = st.Model
+		// evaluate.py's loss: EvalBatch rows padded to the longest, logits
+		// for every token, one row's answer tokens log-softmaxed at a time.
+		in.Rows = EvalBatch
+		in.Tokens = EvalBatch * seq
+		in.LogitsTokens, in.RowLogitsTokens = in.Tokens, seq
+	}
+	if m == nil {
+		return nil, in, false
+	}
+	in.Model = memModel(m)
+	in.CapacityGiB = r.Hardware.GPU.MemoryGiB
+	// The mask of padded rows over the rows' length (generate's prompt
+	// forward is its largest: each new token attends through one row).
+	var t memory.Training
+	r.paddedMask(&t, m, in.Rows, seq)
+	in.MaskElements, in.MaskElementBytes, in.MaskNote = t.MaskElements, t.MaskElementBytes, t.MaskNote
+	return m, in, true
+}
+
+// inferenceMemory reports an inference stage (InferenceInput) whose model
+// does not fit its one GPU, at the model it loads.
+func (c *checker) inferenceMemory(base string, st Stage) {
+	m, in, ok := c.r.InferenceInput(st)
+	if !ok || c.r.Hardware.GPU.MemoryGiB == 0 {
+		return
+	}
+	b := memory.EstimateInference(in)
+	if b.Fits() {
+		return
+	}
+	what, at := "the eval stage", base+".model"
+	if st.Method == "dpo" {
+		what = "the reference stage"
+		if st.Reference != nil {
+			at = base + ".reference"
+		}
+	}
+	d := c.errorf(at, "%s needs about %.1f GiB on its one GPU, more than %.0f%% of the %s's %.1f GiB:\n%s",
+		what, b.TotalGiB(), memory.Headroom*100, c.r.Hardware.GPU.Name, b.CapacityGiB, indent(b.String()))
+	weights := float64(in.Model.Params) * memory.DTypeBytes(in.Model.DType)
+	if weights > b.Usable {
+		d.WithHint("%s's weights alone (%.1f GiB) exceed it, and the stage runs as one process on one GPU whatever hardware.strategy: use a GPU with more memory, or a smaller model",
+			m.Name(), weights/memory.GiB)
+		return
+	}
+	knob := ", or a lower data.maxLength"
+	switch {
+	case st.Generates():
+		knob = ", or a lower data.maxLength or eval.maxNewTokens"
+	case st.Method == "dpo" && 2*st.Data.MaxLength <= ReferenceTokensPerForward:
+		// The reference batches pairs up to its token budget: shorter
+		// rows make more of them, not fewer tokens.
+		knob = ", or a smaller model"
+	}
+	d.WithHint("the stage runs as one process on one GPU whatever hardware.strategy: use a GPU with more memory%s", knob)
+}

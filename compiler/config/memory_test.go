@@ -1,6 +1,9 @@
 package config
 
 import (
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/ftc-dev/ftc/compiler/memory"
@@ -56,6 +59,49 @@ func TestPaddedMask(t *testing.T) {
 		r.paddedMask(&tr, &Model{Attention: c.attention, DType: "bf16"}, c.rows, 100)
 		if tr.MaskElements != c.elements || tr.MaskElementBytes != c.bytes {
 			t.Errorf("%s: %d × %v bytes, want %d × %v", c.name, tr.MaskElements, tr.MaskElementBytes, c.elements, c.bytes)
+		}
+	}
+}
+
+// The inference stages' batches are those the entrypoints use: the
+// reference's token budget in pairs of two rows, evaluate.py's batch.
+func TestInferenceInputBatches(t *testing.T) {
+	r := &Recipe{Hardware: Hardware{GPU: GPU{MemoryGiB: 80}}}
+	m := &Model{Attention: "flash_attention_2", DType: "bf16"}
+	ref := &Model{Attention: "flash_attention_2", DType: "bf16", Repo: "ref"}
+	for _, c := range []struct {
+		name                     string
+		st                       Stage
+		model                    *Model
+		rows, tokens, logits, kv int
+	}{
+		{"dpo, 1024: 4 pairs", Stage{Method: "dpo", Model: m, Data: StageData{MaxLength: 1024}}, m, 8, 8192, 8192, 0},
+		{"dpo, 8192: one pair past the budget", Stage{Method: "dpo", Model: m, Reference: ref, Data: StageData{MaxLength: 8192}}, ref, 2, 16384, 16384, 0},
+		{"eval loss", Stage{Method: "eval", Model: m, Data: StageData{MaxLength: 512, Eval: &Dataset{Format: "messages"}}}, m, EvalBatch, EvalBatch * 512, EvalBatch * 512, 0},
+		{"eval generate", Stage{Method: "eval", Model: m, Data: StageData{MaxLength: 512, Eval: &Dataset{Format: "prompt"}}, Eval: &EvalSettings{MaxNewTokens: 256}}, m, EvalBatch, EvalBatch * 512, EvalBatch, 768},
+	} {
+		got, in, ok := r.InferenceInput(c.st)
+		if !ok || got != c.model || in.Rows != c.rows || in.Tokens != c.tokens || in.LogitsTokens != c.logits {
+			t.Errorf("%s: %v %v rows %d tokens %d logits %d, want rows %d tokens %d logits %d", c.name, ok, got == c.model, in.Rows, in.Tokens, in.LogitsTokens, c.rows, c.tokens, c.logits)
+		}
+		if kv := in.Generate; (kv != nil) != (c.kv > 0) || kv != nil && kv.Length != c.kv {
+			t.Errorf("%s: generate %+v, want length %d", c.name, kv, c.kv)
+		}
+	}
+	if _, _, ok := r.InferenceInput(Stage{Method: "sft", Model: m}); ok {
+		t.Errorf("an SFT stage runs no inference stage")
+	}
+}
+
+// EvalBatch is evaluate.py's batch: the estimate is of what it runs.
+func TestEvalBatchIsTheEntrypoints(t *testing.T) {
+	src, err := os.ReadFile("../../stdlib/python/ftc/evaluate.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"LOSS_BATCH", "GENERATE_BATCH"} {
+		if want := fmt.Sprintf("\n%s = %d\n", name, EvalBatch); !strings.Contains(string(src), want) {
+			t.Errorf("evaluate.py has no %q: EvalBatch and the entrypoint disagree", strings.TrimSpace(want))
 		}
 	}
 }

@@ -21,6 +21,11 @@
 // Breakdown.Unmodelled, and such an estimate never says "fits".
 // calibration_test.go checks the derivation against measured peaks.
 //
+// EstimateInference (inference.go) is the same for a stage that runs a
+// model forward without gradients on one GPU (DPO's reference stage, an
+// eval stage): weights, a frozen model's working set, the logits and,
+// when it generates, the KV cache, all alive at once.
+//
 // It is pure arithmetic on plain inputs; the plan calls it and resolves
 // "auto" settings from it, so the stage key records the decision.
 package memory

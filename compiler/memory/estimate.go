@@ -246,14 +246,7 @@ func Estimate(in Input) Breakdown {
 		parts = append(parts, Part{f.Role + " fwd", work, "inference working set", PhaseRollout})
 	}
 	if r := in.Rollout; r != nil {
-		// Generation's KV cache: keys and values (KVHeads wide: GQA) of
-		// every layer for every sequence generated at once, in the model
-		// dtype; a sliding-window layer keeps at most its window.
-		kv := float64(r.Sequences) * 2 * float64(m.kvDim()) * dt * KVTokens(m, r.Length)
-		note := fmt.Sprintf("%d sequences × %d tokens", r.Sequences, r.Length)
-		if m.SlidingWindow > 0 && m.SlidingWindow < r.Length && m.SlidingLayers > 0 {
-			note += fmt.Sprintf(", %d of %d layers windowed to %d", m.SlidingLayers, m.Layers, m.SlidingWindow)
-		}
+		kv, note := rolloutKV(m, *r)
 		parts = append(parts, Part{"rollout KV", kv, note, PhaseRollout})
 		unmodelled = append(unmodelled, "generation's working memory besides the KV cache")
 	}
@@ -263,6 +256,18 @@ func Estimate(in Input) Breakdown {
 	b.Total = peak(parts)
 	b.Usable = in.CapacityGiB * GiB * Headroom
 	return b
+}
+
+// rolloutKV is generation's KV cache: keys and values (KVHeads wide:
+// GQA) of every layer for every sequence generated at once, in the model
+// dtype; a sliding-window layer keeps at most its window.
+func rolloutKV(m Model, r Rollout) (float64, string) {
+	kv := float64(r.Sequences) * 2 * float64(m.kvDim()) * DTypeBytes(m.DType) * KVTokens(m, r.Length)
+	note := fmt.Sprintf("%d sequences × %d tokens", r.Sequences, r.Length)
+	if m.SlidingWindow > 0 && m.SlidingWindow < r.Length && m.SlidingLayers > 0 {
+		note += fmt.Sprintf(", %d of %d layers windowed to %d", m.SlidingLayers, m.Layers, m.SlidingWindow)
+	}
+	return kv, note
 }
 
 // optimizerBytes is the optimizer state per trainable parameter.

@@ -288,13 +288,16 @@ func (b Breakdown) Verdict(offload bool) string {
 var phaseNames = [phases]string{PhaseRollout: "rollout", PhaseBackward: "backward", PhaseLoss: "loss", PhaseLayer: "layer", PhaseStep: "step"}
 
 // String renders the breakdown as lines; each part not held through the
-// step says its phase, and the total says how the phases combine.
+// step says its phase, and the total says how the phases combine (when
+// every part is held, as in an inference stage's, it is their sum).
 func (b Breakdown) String() string {
 	var s strings.Builder
+	phased := false
 	for _, p := range b.Parts {
 		if p.Bytes == 0 {
 			continue
 		}
+		phased = phased || p.Phase != PhaseHeld
 		fmt.Fprintf(&s, "%-16s %7.1f GiB", p.Name, p.Bytes/GiB)
 		note := p.Note
 		if p.Phase != PhaseHeld {
@@ -305,7 +308,10 @@ func (b Breakdown) String() string {
 		}
 		s.WriteByte('\n')
 	}
-	fmt.Fprintf(&s, "%-16s %7.1f GiB of %.1f GiB (%.0f%% usable): held + max(rollout, backward + max(loss, layer), step)", "total", b.Total/GiB, b.CapacityGiB, Headroom*100)
+	fmt.Fprintf(&s, "%-16s %7.1f GiB of %.1f GiB (%.0f%% usable)", "total", b.Total/GiB, b.CapacityGiB, Headroom*100)
+	if phased {
+		s.WriteString(": held + max(rollout, backward + max(loss, layer), step)")
+	}
 	if len(b.Unmodelled) > 0 {
 		fmt.Fprintf(&s, "\nnot modelled: %s", unmodelledNote(b.Unmodelled))
 	}

@@ -15,8 +15,12 @@ type Estimate struct {
 	// Verdict is "fits", "fits with offload" or "does not fit".
 	Verdict string `json:"verdict"`
 	// Checkpointing is the resolved gradient checkpointing.
-	Checkpointing bool           `json:"checkpointing"`
-	Parts         []EstimatePart `json:"parts"`
+	Checkpointing bool `json:"checkpointing"`
+	// Inference is set for a stage that runs a model forward without
+	// gradients as one process on one GPU (DPO's reference, eval):
+	// PerGPUGiB is that GPU's, and it has no checkpointing or speed.
+	Inference bool           `json:"inference,omitempty"`
+	Parts     []EstimatePart `json:"parts"`
 	// TokensPerSecond is the estimated training speed over all GPUs.
 	TokensPerSecond float64 `json:"tokensPerSecond"`
 	// Tokens is the estimated number of tokens trained on (from the data
@@ -78,6 +82,24 @@ func estimate(r *config.Recipe, st config.Stage, cfg StageConfig) *Estimate {
 	if e.Tokens > 0 && e.TokensPerSecond > 0 && (st.Method == "sft" || st.Method == "reward") {
 		e.Hours = e.Tokens / e.TokensPerSecond / 3600
 		e.GPUHours = e.Hours * float64(h.GPUs())
+	}
+	return e
+}
+
+// inferenceEstimate is the estimate of the one-GPU inference stage that
+// stage st runs (DPO's reference stage, an eval stage), nil without a
+// GPU to compare with.
+func inferenceEstimate(r *config.Recipe, st config.Stage) *Estimate {
+	_, in, ok := r.InferenceInput(st)
+	if !ok || r.Hardware.GPU.MemoryGiB == 0 {
+		return nil
+	}
+	b := memory.EstimateInference(in)
+	e := &Estimate{PerGPUGiB: round1(b.TotalGiB()), CapacityGiB: r.Hardware.GPU.MemoryGiB, Verdict: b.Verdict(false), Inference: true}
+	for _, p := range b.Parts {
+		if p.Bytes > 0 {
+			e.Parts = append(e.Parts, EstimatePart{Name: p.Name, GiB: round1(p.Bytes / memory.GiB), Note: p.Note})
+		}
 	}
 	return e
 }

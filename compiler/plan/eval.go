@@ -81,7 +81,12 @@ func buildEval(b *builder, st config.Stage) (*Stage, error) {
 	if err != nil {
 		return nil, err
 	}
-	return b.oneDevice(st.Name, KindEval, k, inputs, cfg)
+	es, err := b.oneDevice(st.Name, KindEval, k, inputs, cfg)
+	if err != nil {
+		return nil, err
+	}
+	es.Estimate = inferenceEstimate(b.r, st)
+	return es, nil
 }
 
 // Comparison is eval stages that ran the same evaluation (the same

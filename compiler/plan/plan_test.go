@@ -95,9 +95,13 @@ func checkGraph(t *testing.T, example string, p *plan.Plan) {
 				t.Errorf("%s: stage %s: source %s has no pin", example, s.Name, in.Source.Ref)
 			}
 		}
-		if !s.Kind.Training() || s.Kind == plan.KindReference || s.Kind == plan.KindEval {
-			// (Reference and eval stages are forward passes on one device: no
-			// steps, and no estimate yet.)
+		if s.Kind == plan.KindReference || s.Kind == plan.KindEval {
+			// Forward passes on one device: no steps, an estimate of that
+			// device's memory.
+			if s.Launch.Processes != 1 || s.Launch.Launcher != "python" || s.Estimate == nil || !s.Estimate.Inference || s.Steps != nil {
+				t.Errorf("%s: stage %s (%s) launches %d process(es) with %s, estimate %v, steps %v: want one python process, an inference estimate", example, s.Name, s.Kind, s.Launch.Processes, s.Launch.Launcher, s.Estimate, s.Steps)
+			}
+		} else if !s.Kind.Training() {
 			if s.Launch.Processes != 1 || s.Launch.Launcher != "python" || s.Estimate != nil || s.Steps != nil {
 				t.Errorf("%s: stage %s (%s) launches %d process(es) with %s, estimate %v, steps %v: want one python process, no estimate", example, s.Name, s.Kind, s.Launch.Processes, s.Launch.Launcher, s.Estimate, s.Steps)
 			}

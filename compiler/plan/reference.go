@@ -15,8 +15,9 @@ const ReferenceRole = "reference-logps"
 // ReferenceTokensPerForward bounds the tokens of one forward pass of the
 // reference stage: pairs are batched, padded to the longer of each, until
 // the next would pass it (at least one pair). It is part of the key, as
-// batching moves low-precision results in their last bits.
-const ReferenceTokensPerForward = 8192
+// batching moves low-precision results in their last bits; vet's memory
+// estimate of the stage reads the same constant.
+const ReferenceTokensPerForward = config.ReferenceTokensPerForward
 
 // ReferenceConfig is what the reference entrypoint reads: the model whose
 // log-probabilities it computes (input role "model", as a training stage
@@ -74,6 +75,7 @@ func (b *builder) reference(st config.Stage, data []Input) (*Stage, error) {
 	if err != nil {
 		return nil, err
 	}
+	rs.Estimate = inferenceEstimate(b.r, st)
 	b.byKey[k] = rs
 	b.stages = append(b.stages, rs)
 	return rs, nil

@@ -83,7 +83,12 @@ func Plan(w io.Writer, p *plan.Plan) {
 			fmt.Fprintf(w, "   steps %s\n", st.StepsLine())
 			fmt.Fprintf(w, "         %s\n", st.TokensLine())
 		}
-		if e := s.Estimate; e != nil {
+		if e := s.Estimate; e != nil && e.Inference {
+			fmt.Fprintf(w, "   mem   %.1f GiB on its one GPU of %.1f: %s\n", e.PerGPUGiB, e.CapacityGiB, e.Verdict)
+			for _, p := range e.Parts {
+				fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("         %-14s %6.1f GiB  %s", p.Name, p.GiB, p.Note), " "))
+			}
+		} else if e != nil {
 			ck := "off"
 			if e.Checkpointing {
 				ck = "on"
