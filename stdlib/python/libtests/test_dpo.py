@@ -204,3 +204,41 @@ def test_dpo_evaluates_held_out_pairs_against_their_reference(tiny, tmp_path):
     # pair's reference values would be off by beta (0.1) times a
     # difference of log-probabilities of tens of nats.
     assert abs(evals[0]["eval_rewards/margins"]) < 0.5, evals
+
+
+def test_dpo_on_a_mix_joins_each_source_to_its_own_reference(tiny, tmp_path):
+    """A mix of two prepared sources: the reference stage scores each
+    (train.0/train.arrow, train.1/train.arrow), the DPO stage joins each
+    source's rows to its own file before drawing the mix. The LoRA policy
+    starts as the reference, so step 1's margin is zero only if every
+    drawn row kept its own reference values through the draw; a source
+    joined to the other's file is refused by count (sizes differ), one
+    joined after the draw would be off by tens of nats times beta."""
+    a = prepare(tiny, tmp_path, assets.preference_rows(12, seed=21), name="src-a")
+    b = prepare(tiny, tmp_path, assets.preference_rows(8, seed=22), name="src-b")
+    d = tmp_path / "mix-reference"
+    cfg = {"model": assets.model_config(dtype="fp32"), "data": ["train.0", "train.1"], "maxLength": MAX_LEN,
+           "tokensPerForward": 4 * MAX_LEN}
+    assets.write_stage(d, "mix-reference", "reference", cfg,
+                       {"train.0": {"path": str(a), "kind": "stage-output"},
+                        "train.1": {"path": str(b), "kind": "stage-output"}, **model_in(tiny)})
+    rc, log = verify.entry("reference", d, timeout=600)
+    assert rc == 0, log[-3000:]
+    reference.read(d / "output" / "train.0" / "train.arrow", 12)
+    reference.read(d / "output" / "train.1" / "train.arrow", 8)
+
+    t = tmp_path / "dpo-mix"
+    cfg = assets.train_config("dpo", {"model": assets.model_config(dtype="fp32")}, steps=4, micro=4,
+                              max_length=MAX_LEN, extra={"dpo": {"beta": 0.1, "loss": "sigmoid", "labelSmoothing": 0.0}})
+    cfg["data"]["mix"] = [{"input": "train.0", "weight": 1}, {"input": "train.1", "weight": 1.5}]
+    cfg["training"]["learningRate"] = 5e-3
+    inputs = {"train.0": {"path": str(a), "kind": "stage-output"}, "train.1": {"path": str(b), "kind": "stage-output"},
+              "reference-logps": {"path": str(d / "output"), "kind": "stage-output"}, **model_in(tiny)}
+    assets.write_stage(t, "dpo-mix", "dpo", cfg, inputs)
+    rc, log = verify.entry("dpo", t, timeout=900)
+    assert rc == 0, log[-4000:]
+    assert "mix of 2 sources: 12 (train.0 ×1) + 12 (train.1 ×1.5)" in log, log[-3000:]
+    planned.assert_plan_ran(t, "DPOConfig")
+    ms = [m for m in verify.metrics_of(t) if "rewards/margins" in m and not m.get("final")]
+    assert ms and abs(ms[0]["rewards/margins"]) < 1e-3 and abs(ms[0]["rewards/chosen"]) < 1e-3, ms[:1]
+    assert all(math.isfinite(m["loss"]) for m in ms if "loss" in m), ms
