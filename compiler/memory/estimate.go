@@ -252,10 +252,14 @@ func Estimate(in Input) Breakdown {
 	}
 	parts = append(parts, Part{"framework", frameworkBytes, "CUDA context, NCCL buffers (outside the allocator)", PhaseHeld})
 
-	b := Breakdown{Parts: parts, CapacityGiB: in.CapacityGiB, Unmodelled: unmodelled}
-	b.Total = peak(parts)
-	b.Usable = in.CapacityGiB * GiB * Headroom
-	return b
+	return breakdown(parts, unmodelled, in.CapacityGiB)
+}
+
+// breakdown totals parts at their peak against the usable share of a GPU
+// of capacityGiB.
+func breakdown(parts []Part, unmodelled []string, capacityGiB float64) Breakdown {
+	return Breakdown{Parts: parts, CapacityGiB: capacityGiB, Unmodelled: unmodelled,
+		Total: peak(parts), Usable: capacityGiB * GiB * Headroom}
 }
 
 // rolloutKV is generation's KV cache: keys and values (KVHeads wide:

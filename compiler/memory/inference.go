@@ -61,8 +61,5 @@ func EstimateInference(in Inference) Breakdown {
 		unmodelled = append(unmodelled, "generation's working memory besides the KV cache")
 	}
 	parts = append(parts, Part{"framework", frameworkBytes, "CUDA context (outside the allocator)", PhaseHeld})
-	b := Breakdown{Parts: parts, CapacityGiB: in.CapacityGiB, Unmodelled: unmodelled}
-	b.Total = peak(parts)
-	b.Usable = in.CapacityGiB * GiB * Headroom
-	return b
+	return breakdown(parts, unmodelled, in.CapacityGiB)
 }
