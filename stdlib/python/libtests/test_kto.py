@@ -115,3 +115,30 @@ def test_kto_full_runs_to_finite_losses(tiny, pairs):
     ms = verify.metrics_of(d)
     assert any("loss" in m for m in ms), ms
     assert all(math.isfinite(m["loss"]) for m in ms if "loss" in m), ms
+
+
+def test_kto_evaluates_held_out_pairs_made_unpaired(tiny, tmp_path):
+    """Held-out pairs (prepare's evalFraction) are made unpaired too, and
+    trl's periodic evaluation reads them to finite losses."""
+    data = assets.write_jsonl(tmp_path / "split.jsonl", assets.preference_rows(16, seed=5))
+    prep = tmp_path / "split"
+    pcfg = assets.prepare_config("dpo", "preference", max_length=MAX_LEN, prompt="explicit")
+    pcfg.update(evalFraction=0.25, seed=3)
+    assets.write_stage(prep, "split", "prepare", pcfg, {"dataset": {"path": str(data)}, "tokenizer": {"path": str(tiny[0])}})
+    rc, log = verify.entry("prepare", prep, timeout=600)
+    assert rc == 0, log[-3000:]
+    _, train_rows, held = read_prepared(prep / "output")
+    assert len(held) == 4 and len(train_rows) == 12
+
+    d = tmp_path / "kto-eval"
+    cfg = assets.train_config("kto", {"model": assets.model_config(dtype="fp32")}, steps=4, micro=4,
+                              max_length=MAX_LEN, extra={"kto": BLOCK})
+    cfg["data"]["hasEval"] = True
+    cfg["cadence"]["evalEvery"] = 2
+    inputs = {"train": {"path": str(prep / "output"), "kind": "stage-output"},
+              "model": {"path": str(tiny[1]), "kind": "hub-model"}}
+    assets.write_stage(d, "kto-eval", "kto", cfg, inputs)
+    rc, log = verify.entry("kto", d, timeout=900)
+    assert rc == 0, log[-4000:]
+    evals = [m for m in verify.metrics_of(d) if "eval_loss" in m]
+    assert len(evals) >= 2 and all(math.isfinite(m["eval_loss"]) for m in evals), evals
