@@ -227,7 +227,7 @@ def write_stage(run_dir: Path, name: str, kind: str, config: dict, inputs: dict,
     return p
 
 
-TRAINING = ("sft", "reward", "grpo", "rloo", "ppo", "dpo", "orpo", "simpo")
+TRAINING = ("sft", "reward", "grpo", "rloo", "ppo", "dpo", "orpo", "simpo", "kto")
 _ftc_bin: list[str] = []
 
 

@@ -338,6 +338,7 @@ var formatsFor = map[string][]string{
 	"dpo":    {"preference"},
 	"orpo":   {"preference"},
 	"simpo":  {"preference"},
+	"kto":    {"preference"},
 }
 
 var formatHint = map[string]string{
@@ -349,6 +350,7 @@ var formatHint = map[string]string{
 	"dpo":    "DPO trains on preference pairs: format \"preference\" with chosen and rejected (and a prompt)",
 	"orpo":   "ORPO trains on preference pairs: format \"preference\" with chosen and rejected (and a prompt)",
 	"simpo":  "SimPO trains on preference pairs: format \"preference\" with chosen and rejected (and a prompt)",
+	"kto":    "KTO trains on answers labelled desirable or undesirable; ftc makes them from preference pairs: format \"preference\" with kto: unpairPreferences: true",
 }
 
 // DefaultMasterPort is torch.distributed's default rendezvous port, which
@@ -462,6 +464,32 @@ func (c *checker) stage(name string, st Stage) {
 		c.rloo(base, st)
 	case "dpo":
 		c.dpo(base, st)
+	case "kto":
+		c.kto(name, st)
+	}
+}
+
+// kto checks that KTO's unpaired rows can be made: from preference pairs
+// only when the recipe asks for the conversion, and a micro-batch of two
+// rows or more (trl estimates the KL term from the completions of the
+// other rows of the micro-batch).
+func (c *checker) kto(name string, st Stage) {
+	base := "stages." + name
+	if st.KTO == nil {
+		return
+	}
+	if !st.KTO.UnpairPreferences {
+		for i, src := range st.Data.Sources() {
+			if src.Dataset.Format != "preference" {
+				continue
+			}
+			c.errorf(st.Data.SourcePath(name, i), "kto stage reads answers labelled desirable or undesirable, not the pairs of preference dataset %q", src.Dataset.Name).
+				WithHint("set kto: unpairPreferences: true to train on each pair as a desirable row (prompt, chosen) and an undesirable one (prompt, rejected), or use method \"dpo\" to train on the pairs")
+		}
+	}
+	if t := st.Training; t.MicroBatch > 0 && t.MicroBatch < 2 {
+		c.errorf(base+".training.microBatch", "kto stage needs microBatch ≥ 2: trl estimates KTO's KL term from the other answers of the micro-batch, and with one it equals the reward").
+			WithHint("set training.microBatch to 2 or more")
 	}
 }
 

@@ -81,6 +81,18 @@ func (r *Recipe) MemoryInput(st Stage, checkpointing bool) memory.Input {
 		train.LogitsTokens = train.TokensPerMicroBatch
 		train.Loss = memory.LossLogps
 		r.paddedMask(&train, bm, train.Rows, seq)
+	case "kto":
+		// Each row's answer goes through the policy with gradients; trl
+		// scores the same rows and the KL rows (each prompt with another
+		// row's answer) with the reference, the starting weights: with
+		// LoRA the policy with its adapter disabled, else a frozen copy.
+		train.TokensPerMicroBatch = t.MicroBatch * seq
+		train.Rows = t.MicroBatch
+		train.LogitsTokens = train.TokensPerMicroBatch
+		train.Loss = memory.LossLogps
+		r.paddedMask(&train, bm, train.Rows, seq)
+		in.Frozen = append(in.Frozen, memory.Frozen{Role: "reference", Model: memModel(bm), Shared: st.Adapter.Type != "none",
+			Tokens: 2 * train.TokensPerMicroBatch, LogitsTokens: 2 * train.TokensPerMicroBatch})
 	case "ppo":
 		total := seq + st.PPO.ResponseLength
 		train.TokensPerMicroBatch = t.MicroBatch * total

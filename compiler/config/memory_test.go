@@ -105,3 +105,24 @@ func TestEvalBatchIsTheEntrypoints(t *testing.T) {
 		}
 	}
 }
+
+// KTO's reference is the starting weights, scored inside the stage over
+// the rows and their KL rows: shared with the policy under LoRA (the
+// adapter disabled), its own frozen copy under full fine-tuning.
+func TestKTOEstimatesItsReference(t *testing.T) {
+	r := &Recipe{Environment: Environment{Packages: map[string]string{"transformers": "4.48.2"}}}
+	for _, c := range []struct {
+		adapter string
+		shared  bool
+	}{{"lora", true}, {"none", false}} {
+		st := Stage{Method: "kto", Model: &Model{Attention: "sdpa", DType: "bf16"}, KTO: &KTO{Beta: 0.1, UnpairPreferences: true},
+			Adapter: Adapter{Type: c.adapter}, Training: Training{MicroBatch: 4}, Data: StageData{MaxLength: 512}}
+		in := r.MemoryInput(st, false)
+		if in.Train.TokensPerMicroBatch != 4*512 || in.Train.Loss != memory.LossLogps {
+			t.Errorf("%s: train %d tokens, loss %v", c.adapter, in.Train.TokensPerMicroBatch, in.Train.Loss)
+		}
+		if len(in.Frozen) != 1 || in.Frozen[0].Role != "reference" || in.Frozen[0].Shared != c.shared || in.Frozen[0].Tokens != 2*4*512 {
+			t.Errorf("%s: frozen %+v, want one reference over 2 × 4 × 512 tokens, shared %v", c.adapter, in.Frozen, c.shared)
+		}
+	}
+}

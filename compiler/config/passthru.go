@@ -270,6 +270,8 @@ func builders(classes []string) string {
 			out = append(out, "an orpo stage")
 		case libknobs.CPOConfig:
 			out = append(out, "a simpo stage")
+		case libknobs.KTOConfig:
+			out = append(out, "a kto stage")
 		}
 	}
 	return strings.Join(out, " or ")

@@ -72,6 +72,10 @@ func (r *Recipe) Steps(st Stage) StepPlan {
 	case st.Method == "sft" || st.Method == "reward" || st.Method == "dpo" || st.Method == "orpo" || st.Method == "simpo":
 		ex = rowsN
 		sp.Unit = "rows"
+	case st.Method == "kto":
+		// unpairPreferences: a desirable and an undesirable row per pair.
+		ex = 2 * rowsN
+		sp.Unit = "rows"
 	default:
 		// GRPO's and RLOO's global batch counts completions: each prompt
 		// makes generations of them.

@@ -420,6 +420,8 @@ type Stage struct {
 	ORPO *ORPO `json:"orpo,omitempty"`
 	// simpo
 	SimPO *SimPO `json:"simpo,omitempty"`
+	// kto
+	KTO *KTO `json:"kto,omitempty"`
 }
 
 // EvalSettings are an eval stage's generation settings and scorers.
@@ -438,6 +440,16 @@ func (s Stage) Generates() bool {
 // ORPO holds trl's ORPO knobs.
 type ORPO struct {
 	Beta float64 `json:"beta"`
+}
+
+// KTO holds trl's KTO knobs and how its unpaired rows are made.
+type KTO struct {
+	Beta              float64 `json:"beta"`
+	DesirableWeight   float64 `json:"desirableWeight"`
+	UndesirableWeight float64 `json:"undesirableWeight"`
+	// UnpairPreferences makes each preference pair a desirable (chosen)
+	// and an undesirable (rejected) row.
+	UnpairPreferences bool `json:"unpairPreferences"`
 }
 
 // SimPO holds the knobs of trl's CPOTrainer with its SimPO loss.

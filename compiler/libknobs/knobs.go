@@ -20,10 +20,13 @@ const (
 	// RLOOConfig is trl's; ftc builds the GRPO-shaped one of trl 1.x only
 	// (trl 0.16's is the PPO-style RLOO, which vet refuses).
 	RLOOConfig = "RLOOConfig"
+	// KTOConfig is trl.KTOConfig (trl/trainer/kto_config.py on 0.16 and
+	// 1.9; trl.experimental.kto re-exports it, deprecated, on 1.x).
+	KTOConfig = "KTOConfig"
 )
 
 // Classes are the config classes in a fixed order.
-var Classes = []string{TrainingArguments, SFTConfig, RewardConfig, GRPOConfig, PPOConfig, DPOConfig, ORPOConfig, CPOConfig, RLOOConfig}
+var Classes = []string{TrainingArguments, SFTConfig, RewardConfig, GRPOConfig, PPOConfig, DPOConfig, ORPOConfig, CPOConfig, RLOOConfig, KTOConfig}
 
 // Spelling is the field name a range of library versions has for a knob.
 type Spelling struct {
@@ -207,6 +210,12 @@ var Table = []Knob{
 	trl(CPOConfig, "cpo_alpha", ""),
 	trl(CPOConfig, "max_length", "data.maxLength"),
 	trl(CPOConfig, "disable_dropout", ""),
+
+	trl(KTOConfig, "beta", "kto.beta"),
+	trl(KTOConfig, "desirable_weight", "kto.desirableWeight"),
+	trl(KTOConfig, "undesirable_weight", "kto.undesirableWeight"),
+	trl(KTOConfig, "max_length", "data.maxLength"),
+	trl(KTOConfig, "disable_dropout", ""),
 
 	// trl 0.16's RLOOConfig (the PPO-style RLOO) lacks all but
 	// temperature; vet refuses rloo stages there.
@@ -396,6 +405,8 @@ func ClassOf(method, backend string) string {
 		return ORPOConfig
 	case "simpo":
 		return CPOConfig
+	case "kto":
+		return KTOConfig
 	}
 	return ""
 }

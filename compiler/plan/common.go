@@ -36,6 +36,7 @@ type StageConfig struct {
 	DPO                   *config.DPO            `json:"dpo,omitempty"`
 	ORPO                  *config.ORPO           `json:"orpo,omitempty"`
 	SimPO                 *config.SimPO          `json:"simpo,omitempty"`
+	KTO                   *config.KTO            `json:"kto,omitempty"`
 	Distributed           Distributed            `json:"distributed"`
 	Cadence               Cadence                `json:"cadence"`
 	// Trainer and PEFT are the stage's passthrough settings, vetted

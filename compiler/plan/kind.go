@@ -17,6 +17,7 @@ const (
 	KindDPO     Kind = "dpo"
 	KindORPO    Kind = "orpo"
 	KindSimPO   Kind = "simpo"
+	KindKTO     Kind = "kto"
 	// KindReference computes a reference model's log-probabilities of the
 	// chosen and rejected answers of prepared preference pairs, for DPO.
 	// It runs on one device of the training hardware.
@@ -29,7 +30,7 @@ const (
 // Valid reports whether k is one of the kinds.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindPrepare, KindSFT, KindReward, KindPPO, KindGRPO, KindRLOO, KindExport, KindDPO, KindORPO, KindSimPO, KindReference, KindEval:
+	case KindPrepare, KindSFT, KindReward, KindPPO, KindGRPO, KindRLOO, KindExport, KindDPO, KindORPO, KindSimPO, KindKTO, KindReference, KindEval:
 		return true
 	}
 	return false

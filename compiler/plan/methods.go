@@ -107,3 +107,11 @@ func buildSimPO(b *builder, st config.Stage) (*Stage, error) {
 	cfg := StageConfig{Models: map[string]ModelConfig{"model": mc}, SimPO: st.SimPO}
 	return b.training(st, cfg, []Input{in})
 }
+
+// buildKTO plans KTO: one model; trl scores the reference (the starting
+// weights) inside the stage, so there is no reference stage.
+func buildKTO(b *builder, st config.Stage) (*Stage, error) {
+	mc, in := b.model("model", st.Model)
+	cfg := StageConfig{Models: map[string]ModelConfig{"model": mc}, KTO: st.KTO}
+	return b.training(st, cfg, []Input{in})
+}

@@ -152,6 +152,7 @@ var kinds = map[string]func(b *builder, st config.Stage) (*Stage, error){
 	"eval":   buildEval,
 	"orpo":   buildORPO,
 	"simpo":  buildSimPO,
+	"kto":    buildKTO,
 }
 
 // Options tune a build.

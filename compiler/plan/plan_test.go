@@ -513,3 +513,37 @@ func TestRLOOReadsGRPOsPromptsAndRewards(t *testing.T) {
 		t.Errorf("reward function inputs %v, want rewards.0 and rewards.1", roles)
 	}
 }
+
+// TestKTOReadsDPOsPreparedPairs: a kto stage reads the pairs prepare
+// shapes for DPO (consumer "dpo"; its entrypoint makes them unpaired), so
+// examples/kto's prepare stage is examples/orpo's, key for key; trl
+// computes the reference inside the stage, so there is no reference
+// stage; the trainer arguments carry the kto block.
+func TestKTOReadsDPOsPreparedPairs(t *testing.T) {
+	if got := plan.Consumer("kto"); got != "dpo" {
+		t.Errorf("Consumer(kto) = %q, want dpo", got)
+	}
+	p := planOf(t, "kto", plan.Options{})
+	for _, s := range p.Stages {
+		if s.Kind == plan.KindReference {
+			t.Errorf("reference stage %s in a kto plan: trl scores the reference inside the stage", s.Name)
+		}
+	}
+	prep := stageOf(t, p, "kto.prepare")
+	if c := prep.Config.(plan.PrepareConfig).Consumer; c != "dpo" {
+		t.Errorf("prepare consumer %q, want dpo", c)
+	}
+	if o := stageOf(t, planOf(t, "orpo", plan.Options{}), "orpo.prepare"); o.Key != prep.Key {
+		t.Errorf("kto.prepare %s, orpo.prepare %s: the same pairs, maxLength and tokenizer must share one prepared entry", prep.Key.Short(), o.Key.Short())
+	}
+	st := stageOf(t, p, "kto")
+	cfg := st.Config.(plan.StageConfig)
+	if st.Kind != plan.KindKTO || cfg.KTO == nil || !cfg.KTO.UnpairPreferences {
+		t.Fatalf("kto stage: kind %s, kto %+v", st.Kind, cfg.KTO)
+	}
+	for name, want := range map[string]any{"beta": 0.1, "desirable_weight": 1.0, "undesirable_weight": 1.0, "max_length": 1024.0, "disable_dropout": true} {
+		if got := trainerArg(t, st, name); got != want {
+			t.Errorf("trainer_args.json %s = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -196,9 +196,11 @@ func (b *builder) datasetConfig(d config.Dataset) DatasetConfig {
 // rows it reads. ORPO and SimPO read DPO's (prompt, chosen and rejected
 // token ids), so the three share one prepare stage and its cache entry
 // when the rest of the prepare key agrees; RLOO reads GRPO's prompts.
+// KTO reads DPO's pairs too (vet admits only kto: unpairPreferences:
+// true): its entrypoint makes each a desirable and an undesirable row.
 func Consumer(method string) string {
 	switch method {
-	case "orpo", "simpo":
+	case "orpo", "simpo", "kto":
 		return "dpo"
 	case "rloo":
 		return "grpo"

@@ -336,6 +336,18 @@ func methodArgs(args map[string]any, cfg StageConfig, libs Libraries) error {
 		args["cpo_alpha"] = 0.0
 		args["max_length"] = cfg.Data.MaxLength
 		args["disable_dropout"] = true
+	case "kto":
+		p := cfg.KTO
+		if p == nil {
+			return fmt.Errorf("trainer arguments: a kto stage without its kto block")
+		}
+		args["beta"] = p.Beta
+		args["desirable_weight"] = p.DesirableWeight
+		args["undesirable_weight"] = p.UndesirableWeight
+		// prepare fitted every pair to it: the entrypoint hands trl the
+		// rows as they are (ftc/train_kto.py), truncating nothing.
+		args["max_length"] = cfg.Data.MaxLength
+		args["disable_dropout"] = true
 	default:
 		return fmt.Errorf("trainer arguments: method %q trains nothing", cfg.Method)
 	}

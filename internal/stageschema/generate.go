@@ -36,6 +36,7 @@ var ConfigByKind = map[plan.Kind]reflect.Type{
 	plan.KindDPO:     reflect.TypeFor[plan.StageConfig](),
 	plan.KindORPO:    reflect.TypeFor[plan.StageConfig](),
 	plan.KindSimPO:   reflect.TypeFor[plan.StageConfig](),
+	plan.KindKTO:     reflect.TypeFor[plan.StageConfig](),
 	// The reference stage of a DPO stage.
 	plan.KindReference: reflect.TypeFor[plan.ReferenceConfig](),
 	plan.KindEval:      reflect.TypeFor[plan.EvalConfig](),
@@ -48,7 +49,7 @@ var enums = map[reflect.Type][]string{
 	reflect.TypeFor[plan.Kind](): {
 		string(plan.KindPrepare), string(plan.KindSFT), string(plan.KindReward),
 		string(plan.KindPPO), string(plan.KindGRPO), string(plan.KindRLOO), string(plan.KindExport),
-		string(plan.KindDPO), string(plan.KindORPO), string(plan.KindSimPO), string(plan.KindReference), string(plan.KindEval),
+		string(plan.KindDPO), string(plan.KindORPO), string(plan.KindSimPO), string(plan.KindKTO), string(plan.KindReference), string(plan.KindEval),
 	},
 	reflect.TypeFor[config.Strategy](): {
 		string(config.StrategySingle), string(config.StrategyDDP), string(config.StrategyFSDP),

@@ -150,7 +150,7 @@ func TestValidatorCatches(t *testing.T) {
 		{"wrong type", func(m map[string]any) { obj(m, "config", "training")["learningRate"] = "2e-5" }, `$.config.training.learningRate: "2e-5" is not number`},
 		{"fraction for an integer", func(m map[string]any) { obj(m, "config", "training")["microBatch"] = 1.5 }, `$.config.training.microBatch: 1.5 is not integer`},
 		{"bad enum", func(m map[string]any) { obj(m, "world")["strategy"] = "zero4" }, `$.world.strategy: "zero4" is not one of "single", "ddp", "fsdp", "zero2", "zero3"`},
-		{"bad kind", func(m map[string]any) { m["kind"] = "kto" }, `$.kind: "kto" is not one of`},
+		{"bad kind", func(m map[string]any) { m["kind"] = "ipo" }, `$.kind: "ipo" is not one of`},
 		{"missing required", func(m map[string]any) { delete(obj(m, "config", "data"), "maxLength") }, `$.config.data: "maxLength" is required`},
 		{"null where not nullable", func(m map[string]any) { obj(m, "config")["adapter"] = nil }, `$.config.adapter: null is not object`},
 		{"bad targets", func(m map[string]any) { obj(m, "config", "adapter")["targets"] = "all" }, `$.config.adapter.targets: matches none of oneOf`},

@@ -146,7 +146,7 @@ func run() error {
 	start := 1
 	trajectory := "start"
 	var term atomic.Bool
-	training := sf.Kind == "sft" || sf.Kind == "reward" || sf.Kind == "ppo" || sf.Kind == "grpo" || sf.Kind == "rloo" || sf.Kind == "dpo" || sf.Kind == "orpo" || sf.Kind == "simpo"
+	training := sf.Kind == "sft" || sf.Kind == "reward" || sf.Kind == "ppo" || sf.Kind == "grpo" || sf.Kind == "rloo" || sf.Kind == "dpo" || sf.Kind == "orpo" || sf.Kind == "simpo" || sf.Kind == "kto"
 	if training {
 		if err := os.Remove(preemptedMarker); err != nil && !os.IsNotExist(err) {
 			return err

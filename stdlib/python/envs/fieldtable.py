@@ -12,7 +12,7 @@ from the committed file, so the table cannot drift from the libraries.
 
 Only the classes ftc builds are listed: transformers.TrainingArguments,
 trl's SFTConfig, RewardConfig, GRPOConfig, PPOConfig, DPOConfig, ORPOConfig,
-CPOConfig and RLOOConfig (which extend it:
+CPOConfig, RLOOConfig and KTOConfig (which extend it:
 only the fields they add or retype are listed), and peft's LoraConfig.
 A type is a list of JSON kinds ("bool", "int", "float", "str", "list",
 "dict", "null", "any"), or "object" for a Python object a recipe cannot
@@ -110,6 +110,7 @@ def classes() -> list:
             ("CPOConfig", "trl", compat.preference_free_classes("cpo")[0]),
             # trl 0.16's RLOOConfig is the PPO-style one; listed as it is.
             ("RLOOConfig", "trl", trl.RLOOConfig),
+            ("KTOConfig", "trl", compat.kto_classes()[0]),
             ("LoraConfig", "peft", peft.LoraConfig)]
 
 

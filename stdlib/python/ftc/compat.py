@@ -273,6 +273,21 @@ def preference_free_classes(method: str):
     raise Unsupported(f"trl {installed('trl')} has no {name}Trainer in {', '.join(cands)}")
 
 
+def kto_classes():
+    """(KTOConfig, KTOTrainer) in the installed trl: trl itself on 0.16
+    and 1.x (1.x also re-exports them from trl.experimental.kto, with a
+    deprecation warning; ftc takes the stable ones)."""
+    cands = ("trl", "trl.experimental.kto")
+    for mod_name in cands:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError:
+            continue
+        if hasattr(mod, "KTOTrainer") and hasattr(mod, "KTOConfig"):
+            return mod.KTOConfig, mod.KTOTrainer
+    raise Unsupported(f"trl {installed('trl')} has no KTOTrainer in {', '.join(cands)}")
+
+
 def attention_interface():
     """transformers' AttentionInterface, or None before 4.50."""
     try:

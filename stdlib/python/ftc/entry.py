@@ -29,13 +29,14 @@ MODULES = {
     "dpo": "ftc.train_dpo",
     "orpo": "ftc.train_prefs",
     "simpo": "ftc.train_prefs",
+    "kto": "ftc.train_kto",
     "reference": "ftc.reference",
     "eval": "ftc.evaluate",
 }
 
 
 # The stages that train, and so save checkpoints on SIGTERM.
-TRAINING = ("sft", "reward", "ppo", "grpo", "rloo", "dpo", "orpo", "simpo")
+TRAINING = ("sft", "reward", "ppo", "grpo", "rloo", "dpo", "orpo", "simpo", "kto")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

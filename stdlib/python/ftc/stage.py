@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 STAGE_FILE_VERSION = "ftc.dev/stage/v1alpha1"
-KINDS = ("prepare", "sft", "reward", "ppo", "grpo", "rloo", "export", "dpo", "orpo", "simpo", "reference", "eval")
+KINDS = ("prepare", "sft", "reward", "ppo", "grpo", "rloo", "export", "dpo", "orpo", "simpo", "kto", "reference", "eval")
 
 
 class StageError(ValueError):
@@ -360,6 +360,28 @@ class ORPOConfig:
 
 
 @dataclass(frozen=True)
+class KTOConfig:
+    """compiler/config.KTO: trl's KTO knobs, which the plan writes into the
+    trainer arguments, and whether preference pairs become KTO's rows."""
+
+    beta: float
+    desirable_weight: float
+    undesirable_weight: float
+    unpair_preferences: bool
+
+    @classmethod
+    def parse(cls, d: dict) -> "KTOConfig":
+        out = {}
+        for name, key in (("beta", "beta"), ("desirable_weight", "desirableWeight"),
+                          ("undesirable_weight", "undesirableWeight")):
+            v = float(_num(d, key, "config.kto"))
+            if v <= 0:
+                raise StageError(f"stage.json: config.kto.{key} {v} must be above 0")
+            out[name] = v
+        return cls(unpair_preferences=bool(d.get("unpairPreferences")), **out)
+
+
+@dataclass(frozen=True)
 class SimPOConfig:
     """compiler/config.SimPO: the knobs of trl's CPOTrainer with its SimPO
     loss, which the plan writes into the trainer arguments."""
@@ -517,6 +539,7 @@ class TrainConfig:
     dpo: DPOConfig | None = None
     orpo: ORPOConfig | None = None
     simpo: SimPOConfig | None = None
+    kto: KTOConfig | None = None
     # The passthrough settings (config.trainer, config.peft): library
     # keywords the entrypoints apply last (compat.passthrough).
     trainer: dict = field(default_factory=dict)
@@ -589,6 +612,7 @@ class TrainConfig:
             dpo=DPOConfig.parse(d["dpo"]) if d.get("dpo") else None,
             orpo=ORPOConfig.parse(d["orpo"]) if d.get("orpo") else None,
             simpo=SimPOConfig.parse(d["simpo"]) if d.get("simpo") else None,
+            kto=KTOConfig.parse(d["kto"]) if d.get("kto") else None,
             trainer=_passthrough(d, "trainer"),
             peft=_passthrough(d, "peft"),
         )

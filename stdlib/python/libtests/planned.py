@@ -71,6 +71,8 @@ def assert_plan_ran(run_dir, cls_name):
 def _config_class(name):
     if name == "PPOConfig":
         return compat.ppo_classes()[0]
+    if name == "KTOConfig":
+        return compat.kto_classes()[0]
     if name in ("ORPOConfig", "CPOConfig"):
         return compat.preference_free_classes(name[:-6].lower())[0]
     if name == "TrainingArguments":

@@ -31,7 +31,7 @@ def config_classes():
     return {"TrainingArguments": transformers.TrainingArguments, "SFTConfig": trl.SFTConfig,
             "RewardConfig": trl.RewardConfig, "GRPOConfig": trl.GRPOConfig, "PPOConfig": ppo_config,
             "DPOConfig": trl.DPOConfig, "ORPOConfig": orpo_config, "CPOConfig": cpo_config,
-            "RLOOConfig": trl.RLOOConfig}
+            "RLOOConfig": trl.RLOOConfig, "KTOConfig": compat.kto_classes()[0]}
 
 
 def test_knob_table_matches_the_installed_config_classes():

@@ -48,7 +48,7 @@ def test_stage_file_from_environment(tmp_path):
 
 
 def test_unknown_kind_is_a_usage_error(tmp_path):
-    r = run(["kto", "--config", "x.json"], tmp_path)
+    r = run(["ipo", "--config", "x.json"], tmp_path)
     assert r.returncode == 2 and "invalid choice" in r.stderr
 
 

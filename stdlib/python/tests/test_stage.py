@@ -76,7 +76,7 @@ def test_errors_name_the_field(tmp_path):
     with pytest.raises(StageError, match="config.training.microBatch"):
         load("sft.stage.json", tmp_path, lambda r: r["config"]["training"].pop("microBatch")).train_config()
     with pytest.raises(StageError, match="kind"):
-        load("sft.stage.json", tmp_path, lambda r: r.update(kind="kto"))
+        load("sft.stage.json", tmp_path, lambda r: r.update(kind="ipo"))
     with pytest.raises(StageError, match="config.method"):
         load("sft.stage.json", tmp_path, lambda r: r.update(kind="reward")).train_config()
     with pytest.raises(StageError, match="no input with role"):

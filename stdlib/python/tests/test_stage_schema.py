@@ -188,7 +188,7 @@ def sft_golden() -> dict:
     (lambda d: d["config"]["training"].__setitem__("microBatch", True),
      "$.config.training.microBatch: True is not integer"),
     (lambda d: d["world"].__setitem__("strategy", "zero4"), "$.world.strategy: 'zero4' is not one of"),
-    (lambda d: d.__setitem__("kind", "kto"), "$.kind: 'kto' is not one of"),
+    (lambda d: d.__setitem__("kind", "ipo"), "$.kind: 'ipo' is not one of"),
     (lambda d: d["config"]["data"].pop("maxLength"), "$.config.data: 'maxLength' is required"),
     (lambda d: d["config"].__setitem__("adapter", None), "$.config.adapter: None is not object"),
     (lambda d: d["config"]["adapter"].__setitem__("targets", "all"), "$.config.adapter.targets: matches none of oneOf"),
@@ -321,6 +321,6 @@ def test_parse_rejects_a_stage_file_the_schema_rejects(tmp_path):
     """The schema is stricter than stage.py in shape; where stage.py checks
     values (kinds), both refuse."""
     doc = sft_golden()
-    doc["kind"] = "kto"
+    doc["kind"] = "ipo"
     with pytest.raises(StageError):
         StageFile.parse(doc, tmp_path)

@@ -1,0 +1,64 @@
+"""KTO stages on the Python side without the libraries: the stage file the
+planner writes (examples/kto's golden) parses, and ftc's prepared pairs
+become KTO's unpaired rows and KL answers as trl would rotate them."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ftc import entry, train_kto
+from ftc.stage import StageError, StageFile
+
+GOLDEN = Path(__file__).resolve().parents[3] / "examples" / "testdata" / "stages" / "kto"
+
+
+def load(tmp_path, edit=None):
+    raw = json.loads((GOLDEN / "kto.json").read_text())
+    if edit:
+        edit(raw)
+    p = tmp_path / "stage.json"
+    p.write_text(json.dumps(raw))
+    return StageFile.load(p)
+
+
+def test_planned_kto_stage_file(tmp_path):
+    k = load(tmp_path).train_config()
+    assert k.method == "kto" and k.kto.beta == 0.1 and k.kto.unpair_preferences
+    assert k.kto.desirable_weight == 1.0 and k.kto.undesirable_weight == 1.0 and k.dpo is None
+    assert entry.MODULES["kto"] == "ftc.train_kto" and "kto" in entry.TRAINING
+
+
+def test_kto_weights_must_be_positive(tmp_path):
+    def edit(raw):
+        raw["config"]["kto"]["undesirableWeight"] = 0
+    with pytest.raises(StageError, match="undesirableWeight 0.0 must be above 0"):
+        load(tmp_path, edit).train_config()
+
+
+def test_unpaired_rows_desirable_first():
+    rows = [{"prompt_ids": [1, 2], "chosen_ids": [3], "rejected_ids": [4, 5]},
+            {"prompt_ids": [6], "chosen_ids": [7], "rejected_ids": [8]}]
+    assert train_kto.unpaired(rows) == [
+        {"prompt_ids": [1, 2], "completion_ids": [3], "label": True},
+        {"prompt_ids": [6], "completion_ids": [7], "label": True},
+        {"prompt_ids": [1, 2], "completion_ids": [4, 5], "label": False},
+        {"prompt_ids": [6], "completion_ids": [8], "label": False}]
+    with pytest.raises(StageError, match="lacks rejected_ids"):
+        train_kto.unpaired([{"prompt_ids": [1], "chosen_ids": [2]}])
+    with pytest.raises(StageError, match="empty"):
+        train_kto.unpaired([{"prompt_ids": [1], "chosen_ids": [], "rejected_ids": [2]}])
+
+
+def test_kl_answers_rotate_within_each_micro_batch():
+    # trl: (x_1, y_1), ..., (x_n, y_n) -> (x_1, y_n), (x_2, y_1), ... per batch.
+    assert train_kto.kl_rotated(["a", "b", "c", "d", "e"], 2) == ["b", "a", "d", "c", "e"]
+    assert train_kto.kl_rotated(["a", "b", "c"], 3) == ["c", "a", "b"]
+
+
+def test_016_process_tokens_keeps_ftcs_ids():
+    out = train_kto.ftc_process_tokens({"label": False, "prompt_input_ids": [1, 2], "answer_input_ids": [3]},
+                                       prefix="KL_", is_encoder_decoder=False, label_pad_token_id=-100)
+    assert out == {"KL_label": False, "KL_prompt_input_ids": [1, 2], "KL_prompt_attention_mask": [1, 1],
+                   "KL_completion_input_ids": [1, 2, 3], "KL_completion_attention_mask": [1, 1, 1],
+                   "KL_completion_labels": [-100, -100, 3]}
