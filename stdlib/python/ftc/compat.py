@@ -236,16 +236,21 @@ def filter_kwargs(cls: type, kwargs: dict) -> tuple[dict, list[str]]:
 # ---- accessors (import the libraries) --------------------------------
 
 
-def ppo_classes():
-    """(PPOConfig, PPOTrainer) for the installed trl."""
-    for mod_name in ppo_module_candidates(version("trl")):
+def trl_classes(name: str, modules: tuple[str, ...]):
+    """(NAMEConfig, NAMETrainer) from the first of modules that has both."""
+    for mod_name in modules:
         try:
             mod = importlib.import_module(mod_name)
         except ImportError:
             continue
-        if hasattr(mod, "PPOTrainer") and hasattr(mod, "PPOConfig"):
-            return mod.PPOConfig, mod.PPOTrainer
-    raise Unsupported(f"trl {installed('trl')} has no PPOTrainer in {', '.join(ppo_module_candidates(version('trl')))}")
+        if hasattr(mod, f"{name}Trainer") and hasattr(mod, f"{name}Config"):
+            return getattr(mod, f"{name}Config"), getattr(mod, f"{name}Trainer")
+    raise Unsupported(f"trl {installed('trl')} has no {name}Trainer in {', '.join(modules)}")
+
+
+def ppo_classes():
+    """(PPOConfig, PPOTrainer) for the installed trl."""
+    return trl_classes("PPO", ppo_module_candidates(version("trl")))
 
 
 def preference_free_module_candidates(trl: tuple[int, ...], method: str) -> tuple[str, ...]:
@@ -261,31 +266,14 @@ def preference_free_classes(method: str):
     """(config class, trainer class) of "orpo" (ORPOConfig, ORPOTrainer) or
     "cpo" (CPOConfig, CPOTrainer, which simpo stages use) in the installed
     trl."""
-    name = {"orpo": "ORPO", "cpo": "CPO"}[method]
-    cands = preference_free_module_candidates(version("trl"), method)
-    for mod_name in cands:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ImportError:
-            continue
-        if hasattr(mod, f"{name}Trainer") and hasattr(mod, f"{name}Config"):
-            return getattr(mod, f"{name}Config"), getattr(mod, f"{name}Trainer")
-    raise Unsupported(f"trl {installed('trl')} has no {name}Trainer in {', '.join(cands)}")
+    return trl_classes({"orpo": "ORPO", "cpo": "CPO"}[method], preference_free_module_candidates(version("trl"), method))
 
 
 def kto_classes():
     """(KTOConfig, KTOTrainer) in the installed trl: trl itself on 0.16
     and 1.x (1.x also re-exports them from trl.experimental.kto, with a
     deprecation warning; ftc takes the stable ones)."""
-    cands = ("trl", "trl.experimental.kto")
-    for mod_name in cands:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ImportError:
-            continue
-        if hasattr(mod, "KTOTrainer") and hasattr(mod, "KTOConfig"):
-            return mod.KTOConfig, mod.KTOTrainer
-    raise Unsupported(f"trl {installed('trl')} has no KTOTrainer in {', '.join(cands)}")
+    return trl_classes("KTO", ("trl", "trl.experimental.kto"))
 
 
 def attention_interface():

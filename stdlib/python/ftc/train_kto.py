@@ -34,12 +34,10 @@ import logging
 
 from . import compat, models, trainargs, trainer
 from .stage import StageError, StageFile
+from .train_prefs import CONSUMER, pair_ids
 
 log = logging.getLogger("ftc")
 
-# The prepare consumer whose rows KTO reads (compiler/plan.Consumer).
-CONSUMER = "dpo"
-FTC_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
 
 
 def unpaired(rows) -> list[dict]:
@@ -47,12 +45,7 @@ def unpaired(rows) -> list[dict]:
     desirable, then every pair's (prompt, rejected) as undesirable."""
     good, bad = [], []
     for row in rows:
-        missing = [c for c in FTC_COLUMNS if c not in row]
-        if missing:
-            raise StageError(f"a prepared preference row lacks {', '.join(missing)}")
-        p, c, r = list(row["prompt_ids"]), list(row["chosen_ids"]), list(row["rejected_ids"])
-        if not p or not c or not r:
-            raise StageError("a prepared preference row has an empty prompt or answer")
+        p, c, r = pair_ids(row)
         good.append({"prompt_ids": p, "completion_ids": c, "label": True})
         bad.append({"prompt_ids": p, "completion_ids": r, "label": False})
     return good + bad

@@ -47,21 +47,28 @@ from .stage import StageError, StageFile
 
 log = logging.getLogger("ftc")
 
-# The prepare consumer whose rows these methods read (compiler/plan.Consumer).
+# The prepare consumer whose rows these methods (and KTO) read (compiler/plan.Consumer).
 CONSUMER = "dpo"
 FTC_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
 # trl's class by stage kind: ORPO's own, CPO's for SimPO.
 CLASSES = {"orpo": "orpo", "simpo": "cpo"}
 
 
-def trl_row(row: dict, label_pad_token_id: int) -> dict:
-    """The columns trl's ORPO and CPO collators read, from ftc's ids."""
+def pair_ids(row: dict) -> tuple[list, list, list]:
+    """(prompt, chosen, rejected) ids of a prepared preference row, none
+    of them empty."""
     missing = [c for c in FTC_COLUMNS if c not in row]
     if missing:
         raise StageError(f"a prepared preference row lacks {', '.join(missing)}")
     p, c, r = list(row["prompt_ids"]), list(row["chosen_ids"]), list(row["rejected_ids"])
     if not p or not c or not r:
         raise StageError("a prepared preference row has an empty prompt or answer")
+    return p, c, r
+
+
+def trl_row(row: dict, label_pad_token_id: int) -> dict:
+    """The columns trl's ORPO and CPO collators read, from ftc's ids."""
+    p, c, r = pair_ids(row)
     out = {"prompt_input_ids": p, "prompt_attention_mask": [1] * len(p)}
     for name, ans in (("chosen", c), ("rejected", r)):
         ids = p + ans

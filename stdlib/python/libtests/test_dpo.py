@@ -17,27 +17,13 @@ What could go wrong, and is checked:
 import math
 
 import pytest
-import torch
 from conftest import assets
 
 import planned
 import verify
 from ftc import reference
 from ftc.prepare import read_prepared
-
-MAX_LEN = 96
-
-
-def prepare(tiny, work, rows, name="pairs", prompt="explicit", eval_fraction=0.0):
-    data = assets.write_jsonl(work / f"{name}.jsonl", rows)
-    d = work / name
-    cfg = assets.prepare_config("dpo", "preference", max_length=MAX_LEN, prompt=prompt)
-    if eval_fraction:
-        cfg.update(evalFraction=eval_fraction, seed=3)
-    assets.write_stage(d, name, "prepare", cfg, {"dataset": {"path": str(data)}, "tokenizer": {"path": str(tiny[0])}})
-    rc, log = verify.entry("prepare", d, timeout=600)
-    assert rc == 0, log[-3000:]
-    return d / "output"
+from prefpairs import MAX_LEN, answer_logp, causal_lm, prepare_pairs
 
 
 def model_in(tiny):
@@ -47,7 +33,7 @@ def model_in(tiny):
 @pytest.fixture(scope="module")
 def pairs(tiny, tmp_path_factory):
     work = tmp_path_factory.mktemp("dpo")
-    return work, prepare(tiny, work, assets.preference_rows(16))
+    return work, prepare_pairs(tiny, work, assets.preference_rows(16))
 
 
 def score_reference(tiny, work, prepared, name="reference"):
@@ -65,25 +51,6 @@ def score_reference(tiny, work, prepared, name="reference"):
 @pytest.fixture(scope="module")
 def ref_run(tiny, pairs):
     return score_reference(tiny, *pairs)
-
-
-def causal_lm(path, adapter_dir=None):
-    from transformers import AutoModelForCausalLM
-
-    m = AutoModelForCausalLM.from_pretrained(str(path), torch_dtype=torch.float32)
-    if adapter_dir is not None:
-        from peft import PeftModel
-
-        m = PeftModel.from_pretrained(m, str(adapter_dir))
-    return m.eval()
-
-
-def answer_logp(m, prompt, answer):
-    ids = torch.tensor([list(prompt) + list(answer)])
-    with torch.no_grad():
-        lp = torch.log_softmax(m(input_ids=ids).logits[0, :-1].float(), -1)
-    labels = ids[0, 1:]
-    return lp[torch.arange(len(labels)), labels][len(prompt) - 1:].sum().item()
 
 
 def margins(m, rows):
@@ -164,7 +131,7 @@ def test_dpo_refuses_reference_rows_that_do_not_match(tiny, pairs, ref_run, tmp_
     """Log-probabilities of other rows (here: of a different prepared set)
     are refused by count before training."""
     work, _ = pairs
-    other = prepare(tiny, tmp_path, assets.preference_rows(9, seed=11), name="other")
+    other = prepare_pairs(tiny, tmp_path, assets.preference_rows(9, seed=11), name="other")
     d = tmp_path / "dpo-mismatch"
     cfg = assets.train_config("dpo", {"model": assets.model_config(dtype="fp32")}, steps=2, micro=4,
                               max_length=MAX_LEN, extra={"dpo": {"beta": 0.1, "loss": "sigmoid", "labelSmoothing": 0.0}})
@@ -180,7 +147,7 @@ def test_dpo_evaluates_held_out_pairs_against_their_reference(tiny, tmp_path):
     too (train.arrow and eval.arrow of the input), and trl's periodic
     evaluation reads them: its first reward margin, before any update of
     the LoRA policy, is 0 on the held-out pairs as on the training ones."""
-    prepared = prepare(tiny, tmp_path, assets.preference_rows(16, seed=5), name="split", eval_fraction=0.25)
+    prepared = prepare_pairs(tiny, tmp_path, assets.preference_rows(16, seed=5), name="split", eval_fraction=0.25)
     ref = score_reference(tiny, tmp_path, prepared, name="split-reference")
     _, train, held = read_prepared(prepared)
     assert len(held) == 4 and len(train) == 12
@@ -214,8 +181,8 @@ def test_dpo_on_a_mix_joins_each_source_to_its_own_reference(tiny, tmp_path):
     drawn row kept its own reference values through the draw; a source
     joined to the other's file is refused by count (sizes differ), one
     joined after the draw would be off by tens of nats times beta."""
-    a = prepare(tiny, tmp_path, assets.preference_rows(12, seed=21), name="src-a")
-    b = prepare(tiny, tmp_path, assets.preference_rows(8, seed=22), name="src-b")
+    a = prepare_pairs(tiny, tmp_path, assets.preference_rows(12, seed=21), name="src-a")
+    b = prepare_pairs(tiny, tmp_path, assets.preference_rows(8, seed=22), name="src-b")
     d = tmp_path / "mix-reference"
     cfg = {"model": assets.model_config(dtype="fp32"), "data": ["train.0", "train.1"], "maxLength": MAX_LEN,
            "tokensPerForward": 4 * MAX_LEN}

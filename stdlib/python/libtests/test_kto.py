@@ -19,49 +19,20 @@ What could go wrong, and is checked:
 import math
 
 import pytest
-import torch
 from conftest import assets
 
 import planned
 import verify
 from ftc.prepare import read_prepared
+from prefpairs import MAX_LEN, answer_logp, causal_lm, prepare_pairs
 
-MAX_LEN = 96
 PAIRS = 8
 
 
 @pytest.fixture(scope="module")
 def pairs(tiny, tmp_path_factory):
     work = tmp_path_factory.mktemp("kto")
-    data = assets.write_jsonl(work / "pairs.jsonl", assets.preference_rows(PAIRS))
-    d = work / "prepare"
-    # The consumer the plan gives kto stages (compiler/plan.Consumer).
-    assets.write_stage(d, "pairs", "prepare", assets.prepare_config("dpo", "preference", max_length=MAX_LEN,
-                                                                    prompt="explicit"),
-                       {"dataset": {"path": str(data)}, "tokenizer": {"path": str(tiny[0])}})
-    rc, log = verify.entry("prepare", d, timeout=600)
-    assert rc == 0, log[-3000:]
-    return work, d / "output"
-
-
-def causal_lm(path, adapter_dir=None):
-    from transformers import AutoModelForCausalLM
-
-    m = AutoModelForCausalLM.from_pretrained(str(path), torch_dtype=torch.float32)
-    if adapter_dir is not None:
-        from peft import PeftModel
-
-        m = PeftModel.from_pretrained(m, str(adapter_dir))
-    return m.eval()
-
-
-def answer_logp(m, prompt, answer, mean=False):
-    ids = torch.tensor([list(prompt) + list(answer)])
-    with torch.no_grad():
-        lp = torch.log_softmax(m(input_ids=ids).logits[0, :-1].float(), -1)
-    labels = ids[0, 1:]
-    a = lp[torch.arange(len(labels)), labels][len(prompt) - 1:]
-    return (a.mean() if mean else a.sum()).item()
+    return work, prepare_pairs(tiny, work, assets.preference_rows(PAIRS))
 
 
 def train(tiny, pairs, block, steps=30, lr=5e-3, adapter=None):
@@ -120,14 +91,8 @@ def test_kto_full_runs_to_finite_losses(tiny, pairs):
 def test_kto_evaluates_held_out_pairs_made_unpaired(tiny, tmp_path):
     """Held-out pairs (prepare's evalFraction) are made unpaired too, and
     trl's periodic evaluation reads them to finite losses."""
-    data = assets.write_jsonl(tmp_path / "split.jsonl", assets.preference_rows(16, seed=5))
-    prep = tmp_path / "split"
-    pcfg = assets.prepare_config("dpo", "preference", max_length=MAX_LEN, prompt="explicit")
-    pcfg.update(evalFraction=0.25, seed=3)
-    assets.write_stage(prep, "split", "prepare", pcfg, {"dataset": {"path": str(data)}, "tokenizer": {"path": str(tiny[0])}})
-    rc, log = verify.entry("prepare", prep, timeout=600)
-    assert rc == 0, log[-3000:]
-    _, train_rows, held = read_prepared(prep / "output")
+    split = prepare_pairs(tiny, tmp_path, assets.preference_rows(16, seed=5), name="split", eval_fraction=0.25)
+    _, train_rows, held = read_prepared(split)
     assert len(held) == 4 and len(train_rows) == 12
 
     d = tmp_path / "kto-eval"
@@ -135,7 +100,7 @@ def test_kto_evaluates_held_out_pairs_made_unpaired(tiny, tmp_path):
                               max_length=MAX_LEN, extra={"kto": BLOCK})
     cfg["data"]["hasEval"] = True
     cfg["cadence"]["evalEvery"] = 2
-    inputs = {"train": {"path": str(prep / "output"), "kind": "stage-output"},
+    inputs = {"train": {"path": str(split), "kind": "stage-output"},
               "model": {"path": str(tiny[1]), "kind": "hub-model"}}
     assets.write_stage(d, "kto-eval", "kto", cfg, inputs)
     rc, log = verify.entry("kto", d, timeout=900)

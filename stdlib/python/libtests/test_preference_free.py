@@ -20,54 +20,25 @@ What could go wrong, and is checked:
 import math
 
 import pytest
-import torch
 from conftest import assets
 
 import planned
 import verify
 from ftc.prepare import read_prepared
+from prefpairs import MAX_LEN, answer_logp, causal_lm, prepare_pairs
 
-MAX_LEN = 96
 PAIRS = 16
 
 
 @pytest.fixture(scope="module")
 def pairs(tiny, tmp_path_factory):
     work = tmp_path_factory.mktemp("prefs")
-    data = assets.write_jsonl(work / "pairs.jsonl", assets.preference_rows(PAIRS))
-    d = work / "prepare"
-    # The consumer the plan gives orpo and simpo stages (compiler/plan.Consumer).
-    assets.write_stage(d, "pairs", "prepare", assets.prepare_config("dpo", "preference", max_length=MAX_LEN,
-                                                                    prompt="explicit"),
-                       {"dataset": {"path": str(data)}, "tokenizer": {"path": str(tiny[0])}})
-    rc, log = verify.entry("prepare", d, timeout=600)
-    assert rc == 0, log[-3000:]
-    return work, d / "output"
-
-
-def causal_lm(path, adapter_dir=None):
-    from transformers import AutoModelForCausalLM
-
-    m = AutoModelForCausalLM.from_pretrained(str(path), torch_dtype=torch.float32)
-    if adapter_dir is not None:
-        from peft import PeftModel
-
-        m = PeftModel.from_pretrained(m, str(adapter_dir))
-    return m.eval()
-
-
-def mean_answer_logp(m, prompt, answer):
-    """The mean log-probability of the answer's tokens given the prompt."""
-    ids = torch.tensor([list(prompt) + list(answer)])
-    with torch.no_grad():
-        lp = torch.log_softmax(m(input_ids=ids).logits[0, :-1].float(), -1)
-    labels = ids[0, 1:]
-    return lp[torch.arange(len(labels)), labels][len(prompt) - 1:].mean().item()
+    return work, prepare_pairs(tiny, work, assets.preference_rows(PAIRS))
 
 
 def answer_logps(m, rows):
-    return ([mean_answer_logp(m, r["prompt_ids"], r["chosen_ids"]) for r in rows],
-            [mean_answer_logp(m, r["prompt_ids"], r["rejected_ids"]) for r in rows])
+    return ([answer_logp(m, r["prompt_ids"], r["chosen_ids"], mean=True) for r in rows],
+            [answer_logp(m, r["prompt_ids"], r["rejected_ids"], mean=True) for r in rows])
 
 
 def train(tiny, pairs, kind, block, steps=30, lr=5e-3):
