@@ -15,6 +15,7 @@ import torch
 from deepspeed.runtime.zero.partition_parameters import GatheredParameters
 
 from ftc import compat
+from ftc.entry import leave
 
 
 def main() -> None:
@@ -41,3 +42,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # A rank exits as the entrypoint does: Python's finalization races the
+    # gloo threads still dropping the last gather's tensors (ftc.entry.leave).
+    leave(0)
