@@ -338,7 +338,7 @@ var formatsFor = map[string][]string{
 	"dpo":    {"preference"},
 	"orpo":   {"preference"},
 	"simpo":  {"preference"},
-	"kto":    {"preference"},
+	"kto":    {"unpaired-preference", "preference"},
 }
 
 var formatHint = map[string]string{
@@ -350,7 +350,17 @@ var formatHint = map[string]string{
 	"dpo":    "DPO trains on preference pairs: format \"preference\" with chosen and rejected (and a prompt)",
 	"orpo":   "ORPO trains on preference pairs: format \"preference\" with chosen and rejected (and a prompt)",
 	"simpo":  "SimPO trains on preference pairs: format \"preference\" with chosen and rejected (and a prompt)",
-	"kto":    "KTO trains on answers labelled desirable or undesirable; ftc makes them from preference pairs: format \"preference\" with kto: unpairPreferences: true",
+	"kto":    "KTO trains on answers labelled desirable or undesirable: format \"unpaired-preference\" ({prompt, completion, label}), or preference pairs (format \"preference\") with kto: unpairPreferences: true",
+}
+
+// formatHintFor is the hint for a method refusing data of a format: what
+// the method reads and, for labelled answers, which method reads them (a
+// user with KTO data who picked another method learns where it goes).
+func formatHintFor(method, format string) string {
+	if format == "unpaired-preference" && method != "kto" {
+		return formatHint[method] + "; labelled answers (format \"unpaired-preference\") train with method \"kto\""
+	}
+	return formatHint[method]
 }
 
 // DefaultMasterPort is torch.distributed's default rendezvous port, which
@@ -399,13 +409,13 @@ func (c *checker) stage(name string, st Stage) {
 		}
 		if want := formatsFor[st.Method]; !contains(want, src.Dataset.Format) {
 			c.errorf(st.Data.SourcePath(name, i), "%s stage cannot train on %q data from dataset %q", st.Method, src.Dataset.Format, src.Dataset.Name).
-				WithHint("%s", formatHint[st.Method])
+				WithHint("%s", formatHintFor(st.Method, src.Dataset.Format))
 		}
 	}
 	if st.Data.Eval != nil && len(st.Data.Mix) > 0 {
 		if want := formatsFor[st.Method]; !contains(want, st.Data.Eval.Format) {
 			c.errorf(base+".data.eval", "%s stage cannot evaluate on %q data from dataset %q", st.Method, st.Data.Eval.Format, st.Data.Eval.Name).
-				WithHint("%s", formatHint[st.Method])
+				WithHint("%s", formatHintFor(st.Method, st.Data.Eval.Format))
 		}
 	}
 	if st.Data.Eval != nil {
@@ -469,23 +479,39 @@ func (c *checker) stage(name string, st Stage) {
 	}
 }
 
-// kto checks that KTO's unpaired rows can be made: from preference pairs
-// only when the recipe asks for the conversion, and a micro-batch of two
-// rows or more (trl estimates the KL term from the completions of the
-// other rows of the micro-batch).
+// kto checks that KTO's unpaired rows can be made: labelled rows as they
+// are, preference pairs only when the recipe asks for the conversion (and
+// the conversion only on pairs, so that one stage's sources are one kind
+// and prepare has one consumer for them), and a micro-batch of two rows or
+// more (trl estimates the KL term from the completions of the other rows
+// of the micro-batch).
 func (c *checker) kto(name string, st Stage) {
 	base := "stages." + name
 	if st.KTO == nil {
 		return
 	}
-	if !st.KTO.UnpairPreferences {
-		for i, src := range st.Data.Sources() {
-			if src.Dataset.Format != "preference" {
-				continue
-			}
+	flagged := false
+	for i, src := range st.Data.Sources() {
+		switch {
+		case src.Dataset.Format == "preference" && !st.KTO.UnpairPreferences:
 			c.errorf(st.Data.SourcePath(name, i), "kto stage reads answers labelled desirable or undesirable, not the pairs of preference dataset %q", src.Dataset.Name).
-				WithHint("set kto: unpairPreferences: true to train on each pair as a desirable row (prompt, chosen) and an undesirable one (prompt, rejected), or use method \"dpo\" to train on the pairs")
+				WithHint("set kto: unpairPreferences: true to train on each pair as a desirable row (prompt, chosen) and an undesirable one (prompt, rejected), use format \"unpaired-preference\" data, or use method \"dpo\" to train on the pairs")
+		case src.Dataset.Format == "unpaired-preference" && st.KTO.UnpairPreferences && !flagged:
+			flagged = true
+			c.errorf(base+".kto.unpairPreferences", "kto: unpairPreferences makes rows from preference pairs, but dataset %q (format \"unpaired-preference\") is already labelled rows", src.Dataset.Name).
+				WithHint("leave unpairPreferences out to train on the labelled rows; a stage reads either pairs (with unpairPreferences) or labelled rows, not both")
 		}
+	}
+	// A mix's eval dataset is checked against the method's formats only;
+	// it must be of the kind its sources are, since it is prepared for the
+	// same consumer.
+	if ev := st.Data.Eval; ev != nil && len(st.Data.Mix) > 0 && (ev.Format == "preference") != st.KTO.UnpairPreferences {
+		want := "\"unpaired-preference\""
+		if st.KTO.UnpairPreferences {
+			want = "\"preference\" (kto: unpairPreferences)"
+		}
+		c.errorf(base+".data.eval", "kto stage's eval dataset %q has format %q; its training sources are %s", ev.Name, ev.Format, want).
+			WithHint("evaluate on data of the training sources' kind")
 	}
 	if t := st.Training; t.MicroBatch > 0 && t.MicroBatch < 2 {
 		c.errorf(base+".training.microBatch", "kto stage needs microBatch ≥ 2: trl estimates KTO's KL term from the other answers of the micro-batch, and with one it equals the reward").

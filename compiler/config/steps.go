@@ -73,8 +73,13 @@ func (r *Recipe) Steps(st Stage) StepPlan {
 		ex = rowsN
 		sp.Unit = "rows"
 	case st.Method == "kto":
-		// unpairPreferences: a desirable and an undesirable row per pair.
-		ex = 2 * rowsN
+		// unpairPreferences: a desirable and an undesirable row per pair;
+		// unpaired-preference data is a row per row (vet keeps a stage's
+		// sources of one kind).
+		ex = rowsN
+		if st.KTO != nil && st.KTO.UnpairPreferences {
+			ex = 2 * rowsN
+		}
 		sp.Unit = "rows"
 	default:
 		// GRPO's and RLOO's global batch counts completions: each prompt

@@ -14,7 +14,7 @@ var Roles = []string{"system", "user", "assistant", "tool"}
 // Spec is what a dataset declares about its rows.
 type Spec struct {
 	// Format is one of messages, alpaca, sharegpt, prompt-completion,
-	// text, preference, prompt (schema/data.cue).
+	// text, preference, prompt, unpaired-preference (schema/data.cue).
 	Format string
 	// Prompt is "implicit" or "explicit" (preference data).
 	Prompt string
@@ -96,6 +96,8 @@ func (s Spec) checkRow(v any) *problem {
 		return c.preference()
 	case "prompt":
 		return c.prompt()
+	case "unpaired-preference":
+		return c.unpaired()
 	}
 	return &problem{msg: fmt.Sprintf("unknown format %q", s.Format)}
 }
@@ -155,6 +157,23 @@ func (c rowChecker) promptCompletion() *problem {
 		return nil
 	}
 	return c.strings("prompt", "completion")
+}
+
+// unpaired checks a KTO row: prompt and completion as prompt-completion
+// has them, and a label that is a JSON boolean (true desirable, false
+// undesirable). A 0/1 or "yes" is refused rather than guessed at.
+func (c rowChecker) unpaired() *problem {
+	if p := c.promptCompletion(); p != nil {
+		return p
+	}
+	l, p := c.get("label")
+	if p != nil {
+		return p
+	}
+	if _, ok := l.(bool); !ok {
+		return &problem{msg: fmt.Sprintf("%q must be true (desirable) or false (undesirable), got %s", c.s.source("label"), jsonType(l))}
+	}
+	return nil
 }
 
 func (c rowChecker) text() *problem {
@@ -354,6 +373,8 @@ func (s Spec) Want() string {
 		return fmt.Sprintf("want {%s: ..., %s: ...}, both strings or both lists of messages, each holding the prompt (prompt: \"implicit\")", q("chosen"), q("rejected"))
 	case "prompt":
 		return fmt.Sprintf("want {%s: \"...\"} or {%s: %s} not ending with an assistant turn", q("prompt"), q("prompt"), msgs)
+	case "unpaired-preference":
+		return fmt.Sprintf("want {%s: ..., %s: ..., %s: true or false}, prompt and completion each a string or a list of messages", q("prompt"), q("completion"), q("label"))
 	}
 	return ""
 }

@@ -471,12 +471,12 @@ func TestORPOAndSimPOShareDPOsPreparedPairs(t *testing.T) {
 		}
 	}
 	for _, m := range []string{"sft", "reward", "ppo", "grpo", "dpo"} {
-		if got := plan.Consumer(m); got != m {
+		if got := plan.Consumer(m, "preference"); got != m {
 			t.Errorf("Consumer(%q) = %q", m, got)
 		}
 	}
 	for _, m := range []string{"orpo", "simpo"} {
-		if got := plan.Consumer(m); got != "dpo" {
+		if got := plan.Consumer(m, "preference"); got != "dpo" {
 			t.Errorf("Consumer(%q) = %q, want dpo", m, got)
 		}
 	}
@@ -487,7 +487,7 @@ func TestORPOAndSimPOShareDPOsPreparedPairs(t *testing.T) {
 // rloo.maxPromptLength) and takes its rewards as GRPO does, each reward
 // function a pinned recipe-file input in role rewards.<index>.
 func TestRLOOReadsGRPOsPromptsAndRewards(t *testing.T) {
-	if got := plan.Consumer("rloo"); got != "grpo" {
+	if got := plan.Consumer("rloo", "prompt"); got != "grpo" {
 		t.Errorf("Consumer(rloo) = %q, want grpo", got)
 	}
 	p := planOf(t, "rloo-reward-funcs", plan.Options{})
@@ -520,7 +520,7 @@ func TestRLOOReadsGRPOsPromptsAndRewards(t *testing.T) {
 // computes the reference inside the stage, so there is no reference
 // stage; the trainer arguments carry the kto block.
 func TestKTOReadsDPOsPreparedPairs(t *testing.T) {
-	if got := plan.Consumer("kto"); got != "dpo" {
+	if got := plan.Consumer("kto", "preference"); got != "dpo" {
 		t.Errorf("Consumer(kto) = %q, want dpo", got)
 	}
 	p := planOf(t, "kto", plan.Options{})
@@ -545,5 +545,33 @@ func TestKTOReadsDPOsPreparedPairs(t *testing.T) {
 		if got := trainerArg(t, st, name); got != want {
 			t.Errorf("trainer_args.json %s = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// TestKTOOnUnpairedRowsHasItsOwnConsumer: a kto stage on
+// "unpaired-preference" data reads rows prepare shapes for consumer "kto"
+// (prompt, completion, label), a cache entry of its own; the same stage on
+// pairs keeps DPO's, so its key is unchanged by the new format; the plan
+// carries no unpairPreferences for labelled rows.
+func TestKTOOnUnpairedRowsHasItsOwnConsumer(t *testing.T) {
+	if got := plan.Consumer("kto", "unpaired-preference"); got != "kto" {
+		t.Errorf("Consumer(kto, unpaired-preference) = %q, want kto", got)
+	}
+	p := planOf(t, "kto-unpaired", plan.Options{})
+	prep := stageOf(t, p, "kto.prepare")
+	pc := prep.Config.(plan.PrepareConfig)
+	if pc.Consumer != "kto" || pc.Dataset.Format != "unpaired-preference" || pc.Dataset.Prompt != "" {
+		t.Errorf("prepare consumer %q, format %q, prompt %q; want kto, unpaired-preference and no prompt mode", pc.Consumer, pc.Dataset.Format, pc.Dataset.Prompt)
+	}
+	if pairs := stageOf(t, planOf(t, "kto", plan.Options{}), "kto.prepare"); pairs.Key == prep.Key {
+		t.Errorf("kto.prepare on labelled rows and on pairs share key %s", prep.Key.Short())
+	}
+	st := stageOf(t, p, "kto")
+	cfg := st.Config.(plan.StageConfig)
+	if st.Kind != plan.KindKTO || cfg.KTO == nil || cfg.KTO.UnpairPreferences {
+		t.Fatalf("kto stage: kind %s, kto %+v", st.Kind, cfg.KTO)
+	}
+	if got := trainerArg(t, st, "undesirable_weight"); got != 2.0 {
+		t.Errorf("trainer_args.json undesirable_weight = %v, want 2", got)
 	}
 }

@@ -99,7 +99,7 @@ func MixRole(i int) string { return fmt.Sprintf("train.%d", i) }
 func (b *builder) prepare(st config.Stage, d config.Dataset, evalFraction float64, name string) (*Stage, error) {
 	bm := st.Base()
 	tok := b.baseSource(bm)
-	consumer := Consumer(st.Method)
+	consumer := Consumer(st.Method, d.Format)
 	if st.Method == "eval" {
 		// An evaluation's rows are shaped as the method that reads such
 		// data shapes them, so they are the same cache entry.
@@ -192,15 +192,24 @@ func (b *builder) datasetConfig(d config.Dataset) DatasetConfig {
 	return dc
 }
 
-// Consumer is the prepare consumer of a training method: the shape of the
-// rows it reads. ORPO and SimPO read DPO's (prompt, chosen and rejected
-// token ids), so the three share one prepare stage and its cache entry
-// when the rest of the prepare key agrees; RLOO reads GRPO's prompts.
-// KTO reads DPO's pairs too (vet admits only kto: unpairPreferences:
-// true): its entrypoint makes each a desirable and an undesirable row.
-func Consumer(method string) string {
+// Consumer is the prepare consumer of a training method on data of a
+// format: the shape of the rows it reads. ORPO and SimPO read DPO's
+// (prompt, chosen and rejected token ids), so the three share one prepare
+// stage and its cache entry when the rest of the prepare key agrees; RLOO
+// reads GRPO's prompts. KTO on preference pairs (vet admits them only with
+// kto: unpairPreferences: true) reads DPO's pairs too, and its entrypoint
+// makes each a desirable and an undesirable row; KTO on
+// "unpaired-preference" data reads rows of its own shape (prompt and
+// completion token ids and a label), consumer "kto". The format decides
+// only KTO's consumer: every other method reads one kind of data.
+func Consumer(method, format string) string {
 	switch method {
-	case "orpo", "simpo", "kto":
+	case "kto":
+		if format == "unpaired-preference" {
+			return "kto"
+		}
+		return "dpo"
+	case "orpo", "simpo":
 		return "dpo"
 	case "rloo":
 		return "grpo"

@@ -342,6 +342,33 @@ def dpo_pair(row: dict, prompt_mode: str) -> DPOPair:
 
 
 @dataclass(frozen=True)
+class UnpairedRow:
+    """A prompt, one answer to it and whether the answer is desirable
+    (KTO's rows). Conversations are message lists (a string prompt or
+    completion beside a conversation becomes a user or assistant turn, as
+    in prompt-completion rows), text is text."""
+
+    prompt: Any
+    completion: Any
+    label: bool
+    conversational: bool
+
+
+def unpaired_row(row: dict) -> UnpairedRow:
+    """The prompt, answer and label of an unpaired-preference row. The
+    label must be a JSON boolean: a 0/1 or "yes" is refused, not guessed."""
+    if "prompt" not in row or "completion" not in row or "label" not in row:
+        raise DataError(f"an unpaired-preference row needs prompt, completion and label; row has {sorted(row)}")
+    label = row["label"]
+    if not isinstance(label, bool):
+        raise DataError(f"label must be true (desirable) or false (undesirable), got {_json_type(label)}")
+    p, c = row["prompt"], row["completion"]
+    if is_messages(p) or is_messages(c):
+        return UnpairedRow(_as_messages(p, "user", "prompt"), _as_messages(c, "assistant", "completion"), label, True)
+    return UnpairedRow(_text(row, "prompt"), _text(row, "completion"), label, False)
+
+
+@dataclass(frozen=True)
 class PromptRow:
     prompt: Any  # str or messages
     extra: dict = field(default_factory=dict)
@@ -378,6 +405,8 @@ def check_row(fmt: str, prompt_mode: str, columns: dict[str, str], row: Any) -> 
         preference_pair(row, prompt_mode)
     elif fmt == "prompt":
         prompt_row(row)
+    elif fmt == "unpaired-preference":
+        unpaired_row(row)
     else:
         raise DataError(f"unknown format {fmt!r}")
 
@@ -408,6 +437,9 @@ def want(fmt: str, prompt_mode: str, columns: dict[str, str]) -> str:
                 'each holding the prompt (prompt: "implicit")')
     if fmt == "prompt":
         return f'want {{{q("prompt")}: "..."}} or {{{q("prompt")}: {msgs}}} not ending with an assistant turn'
+    if fmt == "unpaired-preference":
+        return (f"want {{{q('prompt')}: ..., {q('completion')}: ..., {q('label')}: true or false}}, "
+                "prompt and completion each a string or a list of messages")
     return ""
 
 
@@ -433,4 +465,5 @@ def formats_for(consumer: str) -> tuple[str, ...]:
         "ppo": ("prompt",),
         "grpo": ("prompt",),
         "dpo": ("preference",),
+        "kto": ("unpaired-preference",),
     }[consumer]

@@ -172,23 +172,49 @@ def _reward(cfg: PrepareConfig, rows: list[dict], tok: Any, st: Stats, names: li
     return out
 
 
+def fit_answers(cfg: PrepareConfig, st: Stats, prompt: list[int], answers: list[list[int]]) -> list[list[int]] | None:
+    """The answers to a prompt fitted to maxLength (prompt + the longest
+    answer), or None when the row is dropped; counted in st."""
+    if len(prompt) + max(len(a) for a in answers) <= cfg.max_length:
+        return answers
+    room = cfg.max_length - len(prompt)
+    if cfg.over_length == "drop" or room < 1:
+        # A prompt that fills maxLength leaves no answer to score.
+        st.over_length_dropped += 1
+        return None
+    # The prompt is kept whole and the answers' ends cut, which may cut
+    # what decides the preference (or the label): drop is the default.
+    st.over_length_truncated += 1
+    return [a[:room] for a in answers]
+
+
 def _dpo(cfg: PrepareConfig, rows: list[dict], tok: Any, st: Stats, names: list[str] | None = None) -> list[dict]:
     out = []
     for name, row in zip(_names(rows, names), rows):
         with _row(name):
             p, c, r = tokens.dpo_tokens(tok, data.dpo_pair(row, cfg.dataset.prompt))
-        if len(p) + max(len(c), len(r)) > cfg.max_length:
-            room = cfg.max_length - len(p)
-            if cfg.over_length == "drop" or room < 1:
-                # A prompt that fills maxLength leaves no answer to score.
-                st.over_length_dropped += 1
-                continue
-            # The prompt is kept whole and the answers' ends cut, which
-            # may cut what decides the preference: drop is the default.
-            st.over_length_truncated += 1
-            c, r = c[:room], r[:room]
+        fitted = fit_answers(cfg, st, p, [c, r])
+        if fitted is None:
+            continue
+        c, r = fitted
         st.tokens += 2 * len(p) + len(c) + len(r)
         out.append({"prompt_ids": p, "chosen_ids": c, "rejected_ids": r})
+    return out
+
+
+def _kto(cfg: PrepareConfig, rows: list[dict], tok: Any, st: Stats, names: list[str] | None = None) -> list[dict]:
+    """KTO's labelled rows, each prompt and answer split and fitted as a
+    DPO pair's are."""
+    out = []
+    for name, row in zip(_names(rows, names), rows):
+        with _row(name):
+            u = data.unpaired_row(row)
+            p, c = tokens.unpaired_tokens(tok, u)
+        fitted = fit_answers(cfg, st, p, [c])
+        if fitted is None:
+            continue
+        st.tokens += len(p) + len(fitted[0])
+        out.append({"prompt_ids": p, "completion_ids": fitted[0], "label": u.label})
     return out
 
 
@@ -246,7 +272,7 @@ def _grpo(cfg: PrepareConfig, rows: list[dict], tok: Any, st: Stats, names: list
     return out
 
 
-SHAPERS = {"sft": _sft, "reward": _reward, "ppo": _ppo, "grpo": _grpo, "dpo": _dpo}
+SHAPERS = {"sft": _sft, "reward": _reward, "ppo": _ppo, "grpo": _grpo, "dpo": _dpo, "kto": _kto}
 
 
 def check_consumer(cfg: PrepareConfig) -> None:

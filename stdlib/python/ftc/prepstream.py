@@ -250,7 +250,9 @@ def _shape(cfg: PrepareConfig, rows: list[dict], names: list[str], tok: Any, st:
                                 pa.array([r.get("margin") for r in out], type=pa.float64())],
                                schema=schema(cfg, False))
     sch = schema(cfg, False)
-    return pa.record_batch([_ids([r[c] for r in out]) for c in sch.names], schema=sch)
+    # Token id lists, and scalars (a KTO row's label) as their own type.
+    return pa.record_batch([_ids([r[f.name] for r in out]) if pa.types.is_list(f.type)
+                            else pa.array([r[f.name] for r in out], type=f.type) for f in sch], schema=sch)
 
 
 def _ids(col: list[list[int]]):
@@ -261,7 +263,8 @@ def _ids(col: list[list[int]]):
 
 def schema(cfg: PrepareConfig, packed: bool):
     """The columns of the rows a consumer reads. Token ids are int32 (every
-    vocabulary fits); a reward row's margin is null where the row has none."""
+    vocabulary fits); a reward row's margin is null where the row has none;
+    a KTO row's label is a boolean."""
     import pyarrow as pa
 
     ids = pa.list_(pa.int32())
@@ -273,6 +276,8 @@ def schema(cfg: PrepareConfig, packed: bool):
         cols = [("input_ids", ids)]
     elif cfg.consumer == "dpo":
         cols = [("prompt_ids", ids), ("chosen_ids", ids), ("rejected_ids", ids)]
+    elif cfg.consumer == "kto":
+        cols = [("prompt_ids", ids), ("completion_ids", ids), ("label", pa.bool_())]
     else:
         raise StageError(f"the {cfg.consumer} consumer is not prepared by streaming")
     return pa.schema(cols)

@@ -666,13 +666,14 @@ class PrepareConfig:
         src = _req(ds, "source", "config.dataset")
         tok = _req(d, "tokenizer", "config")
         fmt = _req(ds, "format", "config.dataset")
-        if fmt not in ("messages", "alpaca", "sharegpt", "prompt-completion", "text", "preference", "prompt"):
+        if fmt not in ("messages", "alpaca", "sharegpt", "prompt-completion", "text", "preference", "prompt",
+                       "unpaired-preference"):
             raise StageError(f"stage.json: config.dataset.format {fmt!r} is unknown")
         ol = d.get("overLength", "drop")
         if ol not in ("drop", "truncate"):
             raise StageError(f"stage.json: config.overLength {ol!r} is not drop or truncate")
         consumer = _req(d, "consumer", "config")
-        if consumer not in ("sft", "reward", "ppo", "grpo", "dpo"):
+        if consumer not in ("sft", "reward", "ppo", "grpo", "dpo", "kto"):
             raise StageError(f"stage.json: config.consumer {consumer!r} is unknown")
         return cls(
             consumer=consumer,

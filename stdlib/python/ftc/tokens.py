@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .data import DataError, DPOPair, PreferencePair, SFTExample
+from .data import DataError, DPOPair, PreferencePair, SFTExample, UnpairedRow
 from .stage import StageError
 
 IGNORE = -100
@@ -148,23 +148,37 @@ def preference_tokens(tok: Any, pair: PreferencePair) -> tuple[list[int], list[i
     return _side(tok, pair.chosen, pair.conversational), _side(tok, pair.rejected, pair.conversational)
 
 
-def dpo_tokens(tok: Any, pair: DPOPair) -> tuple[list[int], list[int], list[int]]:
-    """prompt_ids, chosen_ids, rejected_ids. The prompt is what the policy
-    sees before answering (with the generation prompt); each answer is the
-    rest of the rendered conversation (its text and end-of-turn marker),
-    encoded as its own span as SFT's assistant turns are. Text answers end
-    with EOS, as trl adds it."""
-    if not pair.conversational:
-        return encode(tok, pair.prompt), _side(tok, pair.chosen, False), _side(tok, pair.rejected, False)
-    head = render(tok, pair.prompt, add_generation_prompt=True)
-    answers = []
-    for name, msgs in (("chosen", pair.chosen), ("rejected", pair.rejected)):
-        full = render(tok, pair.prompt + msgs)
+def answer_tokens(tok: Any, prompt: Any, answers: dict[str, Any], conversational: bool) -> tuple[list[int], list[list[int]]]:
+    """prompt_ids and the ids of each answer to it (DPO's two, KTO's one).
+    The prompt is what the policy sees before answering (with the
+    generation prompt); each answer is the rest of the rendered
+    conversation (its text and end-of-turn marker), encoded as its own span
+    as SFT's assistant turns are. Text answers end with EOS, as trl adds
+    it. answers maps each answer's name (for errors) to its text or
+    messages."""
+    if not conversational:
+        return encode(tok, prompt), [_side(tok, a, False) for a in answers.values()]
+    head = render(tok, prompt, add_generation_prompt=True)
+    out = []
+    for name, msgs in answers.items():
+        full = render(tok, prompt + msgs)
         if not full.startswith(head):
             raise DataError(f"the chat template renders the prompt differently once the {name} answer follows, "
                             "so the answer's tokens cannot be told apart")
-        answers.append(encode(tok, full[len(head):]))
-    return encode(tok, head), answers[0], answers[1]
+        out.append(encode(tok, full[len(head):]))
+    return encode(tok, head), out
+
+
+def dpo_tokens(tok: Any, pair: DPOPair) -> tuple[list[int], list[int], list[int]]:
+    """prompt_ids, chosen_ids, rejected_ids (answer_tokens)."""
+    p, (c, r) = answer_tokens(tok, pair.prompt, {"chosen": pair.chosen, "rejected": pair.rejected}, pair.conversational)
+    return p, c, r
+
+
+def unpaired_tokens(tok: Any, row: UnpairedRow) -> tuple[list[int], list[int]]:
+    """prompt_ids, completion_ids of a KTO row, split as DPO's pairs are."""
+    p, (c,) = answer_tokens(tok, row.prompt, {"completion": row.completion}, row.conversational)
+    return p, c
 
 
 def prompt_tokens(tok: Any, prompt: Any) -> list[int]:

@@ -3,14 +3,23 @@ undesirable, against the starting weights as reference (trl computes the
 reference inside the trainer: with LoRA the policy with its adapter
 disabled, no second copy; without, a frozen copy).
 
-The rows: prepare's "dpo" consumer (compiler/plan.Consumer maps kto to
-it, so KTO shares DPO's, ORPO's and SimPO's prepared cache entry) wrote
-prompt_ids, chosen_ids and rejected_ids, fitted to maxLength. vet admits
-a kto stage on them only with kto: unpairPreferences: true, and here each
-pair becomes a desirable row (prompt, chosen) and an undesirable one
-(prompt, rejected): all desirable rows first, then all undesirable, so
-that trl's KL rows (each prompt with the answer of the row before it in
-its micro-batch) pair a prompt with another prompt's answer.
+The rows, one of two kinds as the plan says (vet keeps a stage's sources
+of one kind):
+- kto.unpairPreferences: prepare's "dpo" consumer (compiler/plan.Consumer
+  maps kto on preference pairs to it, so KTO shares DPO's, ORPO's and
+  SimPO's prepared cache entry) wrote prompt_ids, chosen_ids and
+  rejected_ids, fitted to maxLength. Each pair becomes a desirable row
+  (prompt, chosen) and an undesirable one (prompt, rejected): all
+  desirable rows first, then all undesirable, so that trl's KL rows (each
+  prompt with the answer of the row before it in its micro-batch) pair a
+  prompt with another prompt's answer.
+- otherwise: prepare's "kto" consumer (data of format
+  "unpaired-preference") wrote the rows themselves: prompt_ids,
+  completion_ids and label, fitted to maxLength, in the data's order.
+Both become the same (prompt_ids, completion_ids, label) rows, and all
+after that is one path. Rows all of one label are refused: trl counts
+each label at least once when it weighs them, and trains on without the
+other kind, whose loss term KTO needs.
 
 trl gets ftc's ids as they are, on both versions: no re-tokenizing, no
 added BOS or EOS, no truncation of the rows themselves.
@@ -34,10 +43,41 @@ import logging
 
 from . import compat, models, trainargs, trainer
 from .stage import StageError, StageFile
-from .train_prefs import CONSUMER, pair_ids
+from .data import DataError
+from .train_prefs import CONSUMER as PAIRS, pair_ids
 
 log = logging.getLogger("ftc")
 
+# LABELLED is prepare's consumer of unpaired-preference data
+# (compiler/plan.Consumer).
+LABELLED = "kto"
+
+
+def labelled(rows) -> list[dict]:
+    """KTO's rows as prepared from unpaired-preference data, checked: a
+    prompt and an answer, neither empty, and a boolean label."""
+    out = []
+    for row in rows:
+        missing = [c for c in ("prompt_ids", "completion_ids", "label") if c not in row]
+        if missing:
+            raise StageError(f"a prepared KTO row lacks {', '.join(missing)}")
+        p, c, label = list(row["prompt_ids"]), list(row["completion_ids"]), row["label"]
+        if not p or not c:
+            raise StageError("a prepared KTO row has an empty prompt or answer")
+        if not isinstance(label, bool):
+            raise StageError(f"a prepared KTO row's label is {type(label).__name__}, not a boolean")
+        out.append({"prompt_ids": p, "completion_ids": c, "label": label})
+    return out
+
+
+def check_labels(rows: list[dict], split: str) -> None:
+    """Refuses rows all of one label: KTO weighs desirable against
+    undesirable answers, and trl would train on without complaint."""
+    good = sum(1 for r in rows if r["label"])
+    if rows and (good == 0 or good == len(rows)):
+        kind, other = ("desirable", "undesirable (label false)") if good else ("undesirable", "desirable (label true)")
+        raise DataError(f"the prepared {split} rows are all {kind} ({len(rows)} rows): KTO needs "
+                        f"{other} answers too; add rows of that label to the data (or to the mix)")
 
 
 def unpaired(rows) -> list[dict]:
@@ -49,6 +89,15 @@ def unpaired(rows) -> list[dict]:
         good.append({"prompt_ids": p, "completion_ids": c, "label": True})
         bad.append({"prompt_ids": p, "completion_ids": r, "label": False})
     return good + bad
+
+
+def counts(from_pairs: bool, prepared: int, rows: list[dict]) -> dict:
+    """What the output reports of the rows trained on."""
+    good = sum(1 for r in rows if r["label"])
+    out = {"rows": len(rows), "desirable": good, "undesirable": len(rows) - good}
+    if from_pairs:
+        out["pairs"] = prepared
+    return out
 
 
 def kl_rotated(completions: list, batch: int) -> list:
@@ -119,15 +168,19 @@ def run(stage: StageFile) -> dict:
         raise StageError(f"stage.json: kind {stage.kind!r} is not kto")
     if cfg.kto is None:
         raise StageError("stage.json: a kto stage without its kto block")
-    if not cfg.kto.unpair_preferences:
-        raise StageError("stage.json: a kto stage reads prepared preference pairs only with "
-                         "kto.unpairPreferences (vet asks for it)")
     trainer.seed(cfg)  # LoRA's A matrices are drawn as the adapter wraps
     mc = cfg.model("model")
     config_cls, trainer_cls = compat.kto_classes()
 
-    _, train_pairs, eval_pairs = trainer.read_train_eval(stage, CONSUMER)
-    train_rows, eval_rows = unpaired(train_pairs), unpaired(eval_pairs)
+    # The plan says which rows the inputs hold: pairs to unpair, or
+    # labelled rows.
+    if cfg.kto.unpair_preferences:
+        _, train_in, eval_in = trainer.read_train_eval(stage, PAIRS)
+        train_rows, eval_rows = unpaired(train_in), unpaired(eval_in)
+    else:
+        _, train_in, eval_in = trainer.read_train_eval(stage, LABELLED)
+        train_rows, eval_rows = labelled(train_in), labelled(eval_in)
+    check_labels(train_rows, "training")
     tok = models.load_tokenizer(stage, mc, "model")
     model, peft_config = models.load_trained_lm(stage, cfg, mc)
 
@@ -149,4 +202,4 @@ def run(stage: StageFile) -> dict:
             processing_class=tok, peft_config=peft_config,
             callbacks=trainer.callbacks(stage, cfg, None))
     return trainer.train_to_output(stage, cfg, t, tok, kind="causal-lm", base=mc,
-                                   extra={"pairs": len(train_pairs), "rows": len(train_rows)})
+                                   extra=counts(cfg.kto.unpair_preferences, len(train_in), train_rows))

@@ -13,11 +13,19 @@ MAX_LEN = 96
 
 def prepare_pairs(tiny, work, rows, name="pairs", prompt="explicit", eval_fraction=0.0):
     """The prepare stage of preference rows, with the consumer the plan
-    gives dpo, orpo, simpo and kto stages (compiler/plan.Consumer); the
-    path of its output."""
+    gives dpo, orpo, simpo and kto-on-pairs stages
+    (compiler/plan.Consumer); the path of its output."""
+    return prepare(tiny, work, rows, "dpo", "preference", name, prompt=prompt, eval_fraction=eval_fraction)
+
+
+def prepare(tiny, work, rows, consumer, fmt, name, prompt="", columns=None, eval_fraction=0.0):
+    """The prepare stage of rows of a format for a consumer; the path of
+    its output."""
     data = assets.write_jsonl(work / f"{name}.jsonl", rows)
     d = work / name
-    cfg = assets.prepare_config("dpo", "preference", max_length=MAX_LEN, prompt=prompt)
+    cfg = assets.prepare_config(consumer, fmt, max_length=MAX_LEN, prompt=prompt)
+    if columns:
+        cfg["dataset"]["columns"] = columns
     if eval_fraction:
         cfg.update(evalFraction=eval_fraction, seed=3)
     assets.write_stage(d, name, "prepare", cfg, {"dataset": {"path": str(data)}, "tokenizer": {"path": str(tiny[0])}})

@@ -211,3 +211,50 @@ def test_dpo_refuses_pairs_it_cannot_split():
     same = [{"chosen": [{"role": "assistant", "content": "x"}], "rejected": [{"role": "assistant", "content": "y"}]}]
     with pytest.raises(DataError, match="share no prompt"):
         prepare.prepare_rows(cfg("dpo", "preference"), same, tok)
+
+
+def test_kto_rows_split_as_dpo_pairs_with_their_label():
+    """Unpaired-preference rows: the prompt and the answer apart, as a DPO
+    pair's, with the label kept; renamed columns; over-length rows dropped
+    or their answer cut after the whole prompt."""
+    rows = [{"q": "Q", "a": "good", "ok": True},
+            {"q": "Q", "a": "bad", "ok": False},
+            {"q": "Q" * 20, "a": "g" * 20, "ok": True}]
+    c = cfg("kto", "unpaired-preference", dataset={"columns": {"prompt": "q", "completion": "a", "label": "ok"}},
+            maxLength=30)
+    train, _, st = prepare.prepare_rows(c, rows, tok)
+    assert len(train) == 2 and st.over_length_dropped == 1
+    assert [r["label"] for r in train] == [True, False]
+    assert tok.decode(train[0]["prompt_ids"]) == "Q" and tok.decode(train[0]["completion_ids"]) == "good<|im_end|>"
+    assert st.tokens == sum(len(r["prompt_ids"]) + len(r["completion_ids"]) for r in train)
+    c = cfg("kto", "unpaired-preference", dataset={"columns": {"prompt": "q", "completion": "a", "label": "ok"}},
+            maxLength=30, overLength="truncate")
+    train, _, st = prepare.prepare_rows(c, rows, tok)
+    assert st.over_length_truncated == 1 and len(train[2]["prompt_ids"]) == 20 and len(train[2]["completion_ids"]) == 10
+
+
+def test_kto_conversation_rows_match_dpo_pairs():
+    """A conversational row's prompt and answer ids are those of the DPO
+    pair with the same prompt and that answer (one tokenization)."""
+    user = [{"role": "user", "content": "hi"}]
+    row = {"prompt": user, "completion": [{"role": "assistant", "content": "hello"}], "label": False}
+    (k,), _, _ = prepare.prepare_rows(cfg("kto", "unpaired-preference"), [row], tok)
+    pair = {"prompt": user, "chosen": row["completion"], "rejected": [{"role": "assistant", "content": "go"}]}
+    (d,), _, _ = prepare.prepare_rows(cfg("dpo", "preference", dataset={"prompt": "explicit"}), [pair], tok)
+    assert k == {"prompt_ids": d["prompt_ids"], "completion_ids": d["chosen_ids"], "label": False}
+    # A string completion beside a conversation prompt is the assistant turn.
+    (s,), _, _ = prepare.prepare_rows(cfg("kto", "unpaired-preference"), [dict(row, completion="hello")], tok)
+    assert s == k
+
+
+def test_kto_rows_refuse_labels_that_are_not_booleans():
+    for bad in (1, "true", None):
+        with pytest.raises(DataError, match="label must be true .desirable. or false"):
+            prepare.prepare_rows(cfg("kto", "unpaired-preference"), [{"prompt": "Q", "completion": "A", "label": bad}], tok)
+    with pytest.raises(DataError, match="needs prompt, completion and label"):
+        prepare.prepare_rows(cfg("kto", "unpaired-preference"), [{"prompt": "Q", "completion": "A"}], tok)
+    # The pairs' consumer does not read labelled rows, nor KTO's pairs.
+    with pytest.raises(DataError, match="a dpo stage cannot read 'unpaired-preference'"):
+        prepare.prepare_rows(cfg("dpo", "unpaired-preference"), [{"prompt": "Q", "completion": "A", "label": True}], tok)
+    with pytest.raises(DataError, match="a kto stage cannot read 'preference'"):
+        prepare.prepare_rows(cfg("kto", "preference"), [{"chosen": "a", "rejected": "b"}], tok)

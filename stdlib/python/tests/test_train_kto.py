@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ftc import entry, train_kto
+from ftc.data import DataError
 from ftc.stage import StageError, StageFile
 
 GOLDEN = Path(__file__).resolve().parents[3] / "examples" / "testdata" / "stages" / "kto"
@@ -27,6 +28,19 @@ def test_planned_kto_stage_file(tmp_path):
     assert k.method == "kto" and k.kto.beta == 0.1 and k.kto.unpair_preferences
     assert k.kto.desirable_weight == 1.0 and k.kto.undesirable_weight == 1.0 and k.dpo is None
     assert entry.MODULES["kto"] == "ftc.train_kto" and "kto" in entry.TRAINING
+
+
+def test_planned_kto_stage_on_labelled_rows(tmp_path):
+    """examples/kto-unpaired: no unpairPreferences, and its prepare stage
+    is consumer kto on unpaired-preference data."""
+    golden = GOLDEN.parent / "kto-unpaired"
+    p = tmp_path / "stage.json"
+    p.write_text((golden / "kto.json").read_text())
+    k = StageFile.load(p).train_config()
+    assert not k.kto.unpair_preferences and k.kto.undesirable_weight == 2.0
+    p.write_text((golden / "kto.prepare.json").read_text())
+    c = StageFile.load(p).prepare_config()
+    assert c.consumer == train_kto.LABELLED == "kto" and c.dataset.format == "unpaired-preference"
 
 
 def test_kto_weights_must_be_positive(tmp_path):
@@ -62,3 +76,31 @@ def test_016_process_tokens_keeps_ftcs_ids():
     assert out == {"KL_label": False, "KL_prompt_input_ids": [1, 2], "KL_prompt_attention_mask": [1, 1],
                    "KL_completion_input_ids": [1, 2, 3], "KL_completion_attention_mask": [1, 1, 1],
                    "KL_completion_labels": [-100, -100, 3]}
+
+
+def test_labelled_rows_pass_through_checked():
+    rows = [{"prompt_ids": [1], "completion_ids": [2, 3], "label": True},
+            {"prompt_ids": [4], "completion_ids": [5], "label": False}]
+    assert train_kto.labelled(rows) == rows
+    with pytest.raises(StageError, match="lacks label"):
+        train_kto.labelled([{"prompt_ids": [1], "completion_ids": [2]}])
+    with pytest.raises(StageError, match="empty prompt or answer"):
+        train_kto.labelled([{"prompt_ids": [1], "completion_ids": [], "label": True}])
+    with pytest.raises(StageError, match="not a boolean"):
+        train_kto.labelled([{"prompt_ids": [1], "completion_ids": [2], "label": 1}])
+
+
+def test_rows_of_one_label_are_refused():
+    good = {"prompt_ids": [1], "completion_ids": [2], "label": True}
+    bad = dict(good, label=False)
+    train_kto.check_labels([good, bad], "training")
+    train_kto.check_labels([], "eval")
+    with pytest.raises(DataError, match=r"all desirable \(2 rows\): KTO needs undesirable \(label false\)"):
+        train_kto.check_labels([good, good], "training")
+    with pytest.raises(DataError, match=r"all undesirable \(1 rows\): KTO needs desirable \(label true\)"):
+        train_kto.check_labels([bad], "training")
+    # Pairs always make both kinds.
+    rows = train_kto.unpaired([{"prompt_ids": [1], "chosen_ids": [2], "rejected_ids": [3]}])
+    train_kto.check_labels(rows, "training")
+    assert train_kto.counts(True, 1, rows) == {"rows": 2, "desirable": 1, "undesirable": 1, "pairs": 1}
+    assert train_kto.counts(False, 2, [good, good]) == {"rows": 2, "desirable": 2, "undesirable": 0}
