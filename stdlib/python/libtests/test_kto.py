@@ -25,9 +25,8 @@ On labelled rows (format "unpaired-preference", columns renamed):
 - rows all of one label are refused before training, by name.
 """
 
-import random
-
 import math
+import random
 
 import pytest
 from conftest import assets
