@@ -66,7 +66,23 @@ dir_of() {
 	echo "$cache/$1-$d"
 }
 
-ready() { [ -f "$1/.ftc-pyvenv" ]; }
+ready() { [ -f "$1/.ftc-pyvenv" ] && [ -f "$1/.ftc-pyvenv-compiled" ]; }
+
+# compile DIR: byte-compile what pip installed (--no-compile, as ftc build
+# does). Without it every interpreter compiles torch, transformers, trl and
+# DeepSpeed from source on each import wherever PYTHONDONTWRITEBYTECODE is
+# set (it is on our machines): about 12 s more for each entrypoint process,
+# and the libtests start a few hundred. Environments built before this step
+# get it on their next ensure.
+compile() {
+	local t0=$SECONDS
+	if ! timeout 1200 "$1/bin/python" -m compileall -q -j 0 "$1/lib" "$1/tools" >&2; then
+		log "byte-compiling $1 failed"
+		exit 1
+	fi
+	touch "$1/.ftc-pyvenv-compiled"
+	log "byte-compiled $1 in $((SECONDS - t0)) s"
+}
 
 interpreter() {
 	local py="${FTC_PYTHON:-python3.11}"
@@ -91,6 +107,11 @@ ensure() {
 	# Another test run may be building one: wait for it (bounded).
 	flock -w 2400 9 || { log "timed out waiting for another build under $cache"; exit 1; }
 	if ready "$dir"; then exec 9>&-; return 0; fi
+	if [ -f "$dir/.ftc-pyvenv" ]; then
+		compile "$dir"
+		exec 9>&-
+		return 0
+	fi
 	local py t0=$SECONDS
 	py=$(interpreter)
 	rm -rf "$dir"
@@ -138,6 +159,7 @@ ensure() {
 	# pip check: the lock is a consistent closure for this interpreter.
 	"${pip_env[@]}" "$dir/bin/python" -m pip check >&2 || { log "pip check failed in $dir"; exit 1; }
 	echo "$profile" >"$dir/.ftc-pyvenv"
+	compile "$dir"
 	exec 9>&-
 	log "built $dir in $((SECONDS - t0)) s (wheels $((t1 - t0)) s, install $((t2 - t1)) s, sdists and tools $((SECONDS - t2)) s)"
 }

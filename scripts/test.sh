@@ -94,7 +94,7 @@ for profile in $(bash scripts/pyvenv.sh profiles); do
 	bash scripts/pyvenv.sh versions "$profile"
 	out=$(mktemp)
 	timeout 2400 bash scripts/pyvenv.sh run "$profile" python -m pytest -q -p no:cacheprovider \
-		--basetemp "$pytmp/$profile" stdlib/python/libtests 2>&1 | tee "$out"
+		--durations 12 --basetemp "$pytmp/$profile" stdlib/python/libtests 2>&1 | tee "$out"
 	rc=${PIPESTATUS[0]}
 	rm -rf "${pytmp:?}/$profile"
 	line=$(grep -E '^=*[ ]*[0-9]+ (passed|failed|error)' "$out" | tail -n 1 | tr -d '=' | sed 's/^ *//; s/ *$//')

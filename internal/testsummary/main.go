@@ -36,6 +36,7 @@ func summarize(r io.Reader, w io.Writer) bool {
 	var passed, failed, skipped int
 	output := map[string]*strings.Builder{} // package/test → output
 	var failedTests, skippedTests []string
+	var timed []timing // top-level tests that passed or failed
 	pkgResult := map[string]string{}
 	var pkgs []string
 
@@ -77,6 +78,9 @@ func summarize(r io.Reader, w io.Writer) bool {
 			if strings.Contains(e.Test, "/") {
 				continue // count top-level tests; subtests show in their output
 			}
+			if e.Action != "skip" {
+				timed = append(timed, timing{id, e.Elapsed})
+			}
 			switch e.Action {
 			case "pass":
 				passed++
@@ -92,6 +96,15 @@ func summarize(r io.Reader, w io.Writer) bool {
 	for _, p := range pkgs {
 		fmt.Fprintf(w, "%-60s %s\n", p, pkgResult[p])
 	}
+	if len(timed) > 0 {
+		// Where the run's time goes: CI has a wall-clock budget, and the
+		// next test to trim is the one at the top of this list.
+		sort.SliceStable(timed, func(i, j int) bool { return timed[i].seconds > timed[j].seconds })
+		fmt.Fprintf(w, "\nslowest:\n")
+		for _, tm := range timed[:min(len(timed), slowest)] {
+			fmt.Fprintf(w, "  %7.1fs  %s\n", tm.seconds, tm.id)
+		}
+	}
 	if len(skippedTests) > 0 {
 		fmt.Fprintf(w, "\nskipped:\n")
 		for _, id := range skippedTests {
@@ -106,6 +119,14 @@ func summarize(r io.Reader, w io.Writer) bool {
 	}
 	fmt.Fprintf(w, "\n%d passed, %d failed, %d skipped\n", passed, failed, skipped)
 	return failed == 0 && passed > 0 && len(failedTests) == 0
+}
+
+// slowest is how many of the slowest tests the report lists.
+const slowest = 12
+
+type timing struct {
+	id      string
+	seconds float64
 }
 
 // skipReason is what a skipped test printed, without go test's own

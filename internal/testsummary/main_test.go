@@ -46,3 +46,17 @@ func TestSummaryFailsARunWithNoTestsOrAFailure(t *testing.T) {
 		t.Errorf("a failed test must fail the run and show its output:\n%s", out.String())
 	}
 }
+
+func TestSummaryListsTheSlowestTestsFirst(t *testing.T) {
+	var events strings.Builder
+	for i, secs := range []string{"3.5", "120.25", "0.1", "44"} {
+		events.WriteString(`{"Action":"pass","Package":"p","Test":"Test` + string(rune('A'+i)) + `","Elapsed":` + secs + "}\n")
+	}
+	events.WriteString(`{"Action":"pass","Package":"p","Test":"TestB/sub","Elapsed":999}` + "\n")
+	var out strings.Builder
+	summarize(strings.NewReader(events.String()), &out)
+	want := "slowest:\n    120.2s  p TestB\n     44.0s  p TestD\n      3.5s  p TestA\n      0.1s  p TestC\n"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("want the top-level tests slowest first, subtests left out:\n%s\nin:\n%s", want, out.String())
+	}
+}
