@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import data, packing, prepare
+from . import cpus, data, packing, prepare
 from .data import DataError
 from .prepare import SHOWN_ROWS, PrepareConfig, Stats
 from .stage import StageError, StageFile
@@ -53,8 +53,9 @@ TRAIN_FILE, EVAL_FILE = "train.arrow", "eval.arrow"
 
 
 def workers() -> int:
-    """Worker processes: FTC_PREPARE_WORKERS, else one per core this
-    process may run on. 1 prepares in this process."""
+    """Worker processes: FTC_PREPARE_WORKERS, else one per CPU this
+    process may use (its cores, capped by its cgroup's CPU quota: a pod's
+    limits.cpu). 1 prepares in this process."""
     env = os.environ.get("FTC_PREPARE_WORKERS", "")
     if env:
         try:
@@ -64,10 +65,7 @@ def workers() -> int:
         if n < 1:
             raise StageError(f"FTC_PREPARE_WORKERS={env!r} must be at least 1")
         return n
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return cpus.available()
 
 
 @dataclass
