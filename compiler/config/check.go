@@ -482,9 +482,10 @@ func (c *checker) stage(name string, st Stage) {
 // kto checks that KTO's unpaired rows can be made: labelled rows as they
 // are, preference pairs only when the recipe asks for the conversion (and
 // the conversion only on pairs, so that one stage's sources are one kind
-// and prepare has one consumer for them), and a micro-batch of two rows or
-// more (trl estimates the KL term from the completions of the other rows
-// of the micro-batch).
+// and prepare has one consumer for them), and, for the KTO loss, a
+// micro-batch of two rows or more (trl estimates the KL term from the
+// completions of the other rows of the micro-batch; apo_zero_unpaired has
+// no KL term).
 func (c *checker) kto(name string, st Stage) {
 	base := "stages." + name
 	if st.KTO == nil {
@@ -513,9 +514,9 @@ func (c *checker) kto(name string, st Stage) {
 		c.errorf(base+".data.eval", "kto stage's eval dataset %q has format %q; its training sources are %s", ev.Name, ev.Format, want).
 			WithHint("evaluate on data of the training sources' kind")
 	}
-	if t := st.Training; t.MicroBatch > 0 && t.MicroBatch < 2 {
+	if t := st.Training; t.MicroBatch > 0 && t.MicroBatch < 2 && st.KTO.Loss != "apo_zero_unpaired" {
 		c.errorf(base+".training.microBatch", "kto stage needs microBatch ≥ 2: trl estimates KTO's KL term from the other answers of the micro-batch, and with one it equals the reward").
-			WithHint("set training.microBatch to 2 or more")
+			WithHint("set training.microBatch to 2 or more, or kto: loss: \"apo_zero_unpaired\", which has no KL term")
 	}
 }
 

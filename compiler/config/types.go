@@ -444,7 +444,9 @@ type ORPO struct {
 
 // KTO holds trl's KTO knobs and how its unpaired rows are made.
 type KTO struct {
-	Beta              float64 `json:"beta"`
+	Beta float64 `json:"beta"`
+	// Loss is trl's loss_type: "kto" or "apo_zero_unpaired".
+	Loss              string  `json:"loss"`
 	DesirableWeight   float64 `json:"desirableWeight"`
 	UndesirableWeight float64 `json:"undesirableWeight"`
 	// UnpairPreferences makes each preference pair a desirable (chosen)

@@ -212,6 +212,7 @@ var Table = []Knob{
 	trl(CPOConfig, "disable_dropout", ""),
 
 	trl(KTOConfig, "beta", "kto.beta"),
+	trl(KTOConfig, "loss_type", "kto.loss"),
 	trl(KTOConfig, "desirable_weight", "kto.desirableWeight"),
 	trl(KTOConfig, "undesirable_weight", "kto.undesirableWeight"),
 	trl(KTOConfig, "max_length", "data.maxLength"),

@@ -72,7 +72,7 @@ var foreignNames = map[string][]foreignName{
 		{lib: "trl", at: "ppo.klCoef", stage: true, methods: []string{"ppo"}},
 	},
 	"kl_coef":                  {{lib: "trl", at: "ppo.klCoef", stage: true, methods: []string{"ppo"}}},
-	"loss_type":                {{lib: "trl", at: "dpo.loss", stage: true, methods: []string{"dpo"}}},
+	"loss_type":                {{lib: "trl", at: "dpo.loss", stage: true, methods: []string{"dpo"}}, {lib: "trl", at: "kto.loss", stage: true, methods: []string{"kto"}}},
 	"label_smoothing":          {{lib: "trl", at: "dpo.labelSmoothing", stage: true, methods: []string{"dpo"}}},
 	"precompute_ref_log_probs": {{lib: "trl", at: "", stage: true, methods: []string{"dpo"}, note: "the reference stage (NAME.reference) computes them once, cached"}},
 	"desirable_weight":         {{lib: "trl", at: "kto.desirableWeight", stage: true, methods: []string{"kto"}}},

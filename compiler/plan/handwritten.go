@@ -39,7 +39,8 @@ const stageDefaults = `{
   "ppo": {"epochs": 4, "miniBatches": 1, "responseLength": 53, "klCoef": 0.05, "clipRange": 0.2,
           "valueClipRange": 0.2, "vfCoef": 0.1, "gamma": 1.0, "lam": 0.95, "temperature": 0.7},
   "grpo": {"generations": 8, "maxCompletionLength": 256, "beta": 0.04, "temperature": 0.9,
-           "generation": {"engine": "transformers", "gpus": 1, "port": 8000, "groupPort": 51216}}
+           "generation": {"engine": "transformers", "gpus": 1, "port": 8000, "groupPort": 51216}},
+  "kto": {"loss": "kto"}
 }`
 
 // handWrittenStage decodes a stage.json's config with stageDefaults
@@ -63,7 +64,7 @@ func handWrittenStage(b []byte) (StageConfig, error) {
 	}
 	for k, v := range defaults {
 		// A method block is filled in only where the stage has one.
-		if (k == "ppo" || k == "grpo") && raw.Config[k] == nil {
+		if (k == "ppo" || k == "grpo" || k == "kto") && raw.Config[k] == nil {
 			continue
 		}
 		raw.Config[k] = fillAbsent(raw.Config[k], v)

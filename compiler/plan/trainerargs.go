@@ -342,6 +342,8 @@ func methodArgs(args map[string]any, cfg StageConfig, libs Libraries) error {
 			return fmt.Errorf("trainer arguments: a kto stage without its kto block")
 		}
 		args["beta"] = p.Beta
+		// A string on 0.16 and 1.9 alike (trl/trainer/kto_config.py).
+		args["loss_type"] = p.Loss
 		args["desirable_weight"] = p.DesirableWeight
 		args["undesirable_weight"] = p.UndesirableWeight
 		// prepare fitted every pair to it: the entrypoint hands trl the

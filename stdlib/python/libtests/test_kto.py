@@ -15,7 +15,9 @@ What could go wrong, and is checked:
   probabilities rises, measured afterwards from the written adapter;
   losses are finite;
 - the trainer ran with the plan's arguments (planned.assert_plan_ran:
-  KTOConfig with beta and the two weights).
+  KTOConfig with beta and the two weights), the loss kto.loss names
+  included: "apo_zero_unpaired" (no KL term) learns the pairs too, and
+  trains on micro-batches of one row.
 On labelled rows (format "unpaired-preference", columns renamed):
 - prepare splits them as it splits the same answers in pairs (the ids
   equal DPO's prepared pairs'), labels kept;
@@ -45,12 +47,12 @@ def pairs(tiny, tmp_path_factory):
     return work, prepare_pairs(tiny, work, assets.preference_rows(PAIRS))
 
 
-def train(tiny, pairs, block, steps=30, lr=5e-3, adapter=None, name=None, ok=True):
+def train(tiny, pairs, block, steps=30, lr=5e-3, adapter=None, name=None, ok=True, micro=2 * PAIRS):
     work, prepared = pairs
     d = work / (name or ("kto-full" if adapter else "kto"))
-    # Every unpaired row (2 × PAIRS) in one micro batch: step 1's metrics
-    # are over all of them.
-    cfg = assets.train_config("kto", {"model": assets.model_config(dtype="fp32")}, steps=steps, micro=2 * PAIRS,
+    # By default every unpaired row (2 × PAIRS) in one micro batch: step
+    # 1's metrics are over all of them.
+    cfg = assets.train_config("kto", {"model": assets.model_config(dtype="fp32")}, steps=steps, micro=micro,
                               max_length=MAX_LEN, extra={"kto": block}, adapter_block=adapter)
     cfg["training"]["learningRate"] = lr
     inputs = {"train": {"path": str(prepared), "kind": "stage-output"},
@@ -64,7 +66,7 @@ def train(tiny, pairs, block, steps=30, lr=5e-3, adapter=None, name=None, ok=Tru
     return d
 
 
-BLOCK = {"beta": 0.1, "desirableWeight": 1.0, "undesirableWeight": 1.0, "unpairPreferences": True}
+BLOCK = {"beta": 0.1, "loss": "kto", "desirableWeight": 1.0, "undesirableWeight": 1.0, "unpairPreferences": True}
 
 
 def check_learned(tiny, d, triples):
@@ -109,6 +111,22 @@ def test_kto_full_runs_to_finite_losses(tiny, pairs):
     assert all(math.isfinite(m["loss"]) for m in ms if "loss" in m), ms
 
 
+def test_kto_apo_zero_unpaired_loss_raises_the_margin(tiny, pairs):
+    # kto.loss "apo_zero_unpaired": the plan's loss_type reaches
+    # KTOConfig, and the loss without a KL term still learns the pairs.
+    d = train(tiny, pairs, {**BLOCK, "loss": "apo_zero_unpaired"}, name="kto-apo")
+    _, ran = planned.assert_plan_ran(d, "KTOConfig")
+    assert ran.get("loss_type") == "apo_zero_unpaired", ran
+    _, rows, _ = read_prepared(pairs[1])
+    check_learned(tiny, d, [(r["prompt_ids"], r["chosen_ids"], r["rejected_ids"]) for r in rows])
+    # Without a KL term a micro-batch of one row trains (vet allows it
+    # for this loss only).
+    d = train(tiny, pairs, {**BLOCK, "loss": "apo_zero_unpaired"}, steps=3, micro=1, name="kto-apo-micro1")
+    ms = verify.metrics_of(d)
+    assert any("loss" in m for m in ms), ms
+    assert all(math.isfinite(m["loss"]) for m in ms if "loss" in m), ms
+
+
 def test_kto_evaluates_held_out_pairs_made_unpaired(tiny, tmp_path):
     """Held-out pairs (prepare's evalFraction) are made unpaired too, and
     trl's periodic evaluation reads them to finite losses."""
@@ -133,7 +151,7 @@ def test_kto_evaluates_held_out_pairs_made_unpaired(tiny, tmp_path):
 # The labelled rows: each pair's chosen answer desirable and its rejected
 # answer undesirable, shuffled (real KTO data comes in no order), in the
 # file's own column names.
-LABELS = {"beta": 0.1, "desirableWeight": 1.0, "undesirableWeight": 1.0}
+LABELS = {"beta": 0.1, "loss": "kto", "desirableWeight": 1.0, "undesirableWeight": 1.0}
 COLUMNS = {"prompt": "question", "completion": "answer", "label": "good"}
 
 
