@@ -31,8 +31,10 @@ added BOS or EOS, no truncation of the rows themselves.
   _tokenize (text -> ids) and _process_tokens (truncation, BOS/EOS,
   labels); while __init__ runs, they are replaced by ftc_tokenize and
   ftc_process_tokens, which build the same columns from ftc's ids.
-A KL row (a prompt with another row's answer) can exceed maxLength; 1.x's
-collator truncates it at max_length as trl does, 0.16 keeps it whole.
+A KL row (a prompt with another row's answer) can exceed maxLength: both
+cut it to max_length, keeping its start (1.x's collator as trl does;
+ftc_process_tokens on 0.16, whose own _process_tokens would have), so no
+forward is longer than the plan's memory estimate assumes.
 """
 
 from __future__ import annotations
@@ -121,17 +123,22 @@ def ftc_tokenize(batch, tokenizer=None):
 
 
 def ftc_process_tokens(example, model=None, **kw):
-    """trl 0.16's _process_tokens for a causal LM, without truncation or
-    added BOS/EOS: the labels are label_pad_token_id over the prompt."""
+    """trl 0.16's _process_tokens for a causal LM, without added BOS/EOS:
+    the labels are label_pad_token_id over the prompt. ftc's rows fit
+    max_length already; a KL row (prefix "KL_": a prompt with another
+    row's answer) may not, and is cut to it, keeping its start as trl
+    1.x's collator does."""
     if kw.get("is_encoder_decoder"):
         raise compat.Unsupported("ftc's KTO rows are for causal language models, not encoder-decoder models")
     pre = kw["prefix"]
     p, a = list(example["prompt_input_ids"]), list(example["answer_input_ids"])
-    ids = p + a
+    ids, labels = p + a, [kw["label_pad_token_id"]] * len(p) + a
+    if pre == "KL_" and kw.get("max_length"):
+        ids, labels = ids[:kw["max_length"]], labels[:kw["max_length"]]
     return {f"{pre}label": example["label"],
             f"{pre}prompt_input_ids": p, f"{pre}prompt_attention_mask": [1] * len(p),
             f"{pre}completion_input_ids": ids, f"{pre}completion_attention_mask": [1] * len(ids),
-            f"{pre}completion_labels": [kw["label_pad_token_id"]] * len(p) + a}
+            f"{pre}completion_labels": labels}
 
 
 @contextlib.contextmanager

@@ -78,6 +78,21 @@ def test_016_process_tokens_keeps_ftcs_ids():
                    "KL_completion_labels": [-100, -100, 3]}
 
 
+def test_016_kl_rows_are_cut_to_max_length_keeping_their_start():
+    # A prompt with another row's (longer) answer: cut as trl 1.x's
+    # collator cuts it. ftc's own rows fit already and are left whole.
+    row = {"label": True, "prompt_input_ids": [1, 2], "answer_input_ids": [3, 4, 5]}
+    kl = train_kto.ftc_process_tokens(row, prefix="KL_", is_encoder_decoder=False, label_pad_token_id=-100,
+                                      max_length=4)
+    assert kl["KL_completion_input_ids"] == [1, 2, 3, 4]
+    assert kl["KL_completion_attention_mask"] == [1, 1, 1, 1]
+    assert kl["KL_completion_labels"] == [-100, -100, 3, 4]
+    assert kl["KL_prompt_input_ids"] == [1, 2]
+    own = train_kto.ftc_process_tokens(row, prefix="", is_encoder_decoder=False, label_pad_token_id=-100,
+                                       max_length=4)
+    assert own["completion_input_ids"] == [1, 2, 3, 4, 5]
+
+
 def test_labelled_rows_pass_through_checked():
     rows = [{"prompt_ids": [1], "completion_ids": [2, 3], "label": True},
             {"prompt_ids": [4], "completion_ids": [5], "label": False}]
