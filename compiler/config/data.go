@@ -1,8 +1,10 @@
 package config
 
 import (
+	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 
 	"github.com/ftc-dev/ftc/compiler/datacheck"
 	"github.com/ftc-dev/ftc/compiler/diag"
@@ -70,6 +72,8 @@ func (r *Recipe) checkData(files fs.FS) diag.List {
 				}
 				rows.N += n
 				rows.Exact = rows.Exact && sample.Complete
+				rows.Desirable += int64(sample.Desirable)
+				rows.Undesirable += int64(sample.Undesirable)
 			}
 		}
 		if bad {
@@ -93,4 +97,62 @@ func (r *Recipe) Encoding(d Dataset) string {
 		return enc
 	}
 	return d.File.EncodingOrDefault()
+}
+
+// checkLabels refuses a kto stage on labelled rows (format
+// "unpaired-preference") that are all of one label, where vet read every
+// row of every source: KTO weighs desirable against undesirable answers,
+// and trl would train on without the other kind (the entrypoint refuses
+// it too, for data vet cannot read whole).
+func (r *Recipe) checkLabels() diag.List {
+	var out diag.List
+	for _, name := range r.SortedStageNames() {
+		st := r.Stages[name]
+		if st.Method != "kto" || st.KTO == nil || st.KTO.UnpairPreferences {
+			continue
+		}
+		var good, bad int64
+		var names []string
+		known := true
+		for _, src := range st.Data.Sources() {
+			d := src.Dataset
+			if d.Format != "unpaired-preference" || d.File == nil || d.Hub != nil {
+				known = false
+				break
+			}
+			rows, ok := r.DataRows[d.File.Path]
+			if !ok || !rows.Exact {
+				known = false
+				break
+			}
+			good += rows.Desirable
+			bad += rows.Undesirable
+			names = append(names, fmt.Sprintf("%q", d.Name))
+		}
+		if !known || good+bad == 0 || good > 0 && bad > 0 {
+			continue
+		}
+		kind, other, label := "desirable", "undesirable", "false"
+		if good == 0 {
+			kind, other, label = "undesirable", "desirable", "true"
+		}
+		path := "stages." + name + ".data"
+		if len(st.Data.Mix) == 0 {
+			path += ".train"
+		} else {
+			path += ".mix"
+		}
+		of := "dataset " + names[0] + " holds"
+		if len(names) > 1 {
+			of = "datasets " + strings.Join(names, ", ") + " hold"
+		}
+		d := out.Errorf(r.Pos.At(path), path, "kto stage's %d training rows are all %s: %s no %s answer (label %s), and KTO weighs one kind against the other",
+			good+bad, kind, of, other, label)
+		if good > 0 {
+			d.WithHint("add rows labelled false, or train on the desirable answers with method \"sft\" (format \"prompt-completion\")")
+		} else {
+			d.WithHint("add rows labelled true")
+		}
+	}
+	return out
 }

@@ -148,6 +148,7 @@ func Decode(src Source, files fs.FS, opts Options) (*Recipe, diag.List, error) {
 	}
 	diags = append(diags, check(&r, files, data)...)
 	diags = append(diags, r.checkData(data)...)
+	diags = append(diags, r.checkLabels()...)
 	diags = append(diags, r.checkCheckpoints()...)
 	if opts.Digest != nil {
 		diags = append(diags, CheckDigests(&r, data, opts.Digest)...)

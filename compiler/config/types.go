@@ -55,6 +55,10 @@ type Recipe struct {
 type Rows struct {
 	N     int64
 	Exact bool
+	// Desirable and Undesirable count rows of format
+	// "unpaired-preference" by label, over the rows read (all of them
+	// when Exact).
+	Desirable, Undesirable int64
 }
 
 // File is a file next to the recipe that becomes part of a stage.

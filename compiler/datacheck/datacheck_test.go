@@ -184,3 +184,19 @@ func TestSample(t *testing.T) {
 		t.Errorf("past SampleBytes: got %+v, want %+v", got, want)
 	}
 }
+
+// TestSampleCountsLabels: the good rows of format "unpaired-preference"
+// are counted by label, through a rename; bad rows count in neither.
+func TestSampleCountsLabels(t *testing.T) {
+	data := `{"p": "a", "completion": "b", "meta": {"ok": true}}
+{"p": "a", "completion": "c", "meta": {"ok": false}}
+{"p": "a", "completion": "d", "meta": {"ok": true}}
+{"p": "a", "completion": "e", "meta": {"ok": 1}}
+`
+	fsys := fstest.MapFS{"d.jsonl": {Data: []byte(data)}}
+	spec := Spec{Format: "unpaired-preference", Columns: map[string]string{"prompt": "p", "label": "meta.ok"}}
+	_, s := CheckSample(fsys, Dataset{Spec: spec, Path: "datasets.d", File: "d.jsonl", Abs: "/r/d.jsonl", Encoding: "jsonl"}, nil)
+	if s.Desirable != 2 || s.Undesirable != 1 || s.Rows != 4 || !s.Complete {
+		t.Errorf("got %+v, want 2 desirable and 1 undesirable of 4 rows, complete", s)
+	}
+}

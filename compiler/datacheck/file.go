@@ -57,6 +57,9 @@ type Sample struct {
 	// Complete is set when the sample is the whole file: Rows is then its
 	// row count.
 	Complete bool
+	// Desirable and Undesirable count the good rows of format
+	// "unpaired-preference" by label (true, false).
+	Desirable, Undesirable int
 }
 
 // CheckSample is Check that also returns the sample's row count (zero
@@ -139,6 +142,7 @@ func (c *checker) jsonl(f fs.File) {
 
 	var (
 		rows, bad int
+		labels    [2]int // good unpaired-preference rows: false, true
 		shown     []row
 		more      int // line of the first bad row not shown
 		read      int
@@ -183,6 +187,9 @@ func (c *checker) jsonl(f fs.File) {
 						first = o
 					}
 					p = c.d.checkRow(v)
+					if l, ok := c.d.label(v); p == nil && ok {
+						labels[btoi(l)]++
+					}
 				}
 			}
 			if p != nil {
@@ -199,7 +206,7 @@ func (c *checker) jsonl(f fs.File) {
 			break
 		}
 	}
-	c.sample = Sample{Rows: rows, Bytes: int64(read), Complete: complete}
+	c.sample = Sample{Rows: rows, Bytes: int64(read), Complete: complete, Desirable: labels[1], Undesirable: labels[0]}
 	if rows == 0 {
 		if complete {
 			c.fileError("the file has no rows, only blank lines").WithHint("%s, one JSON object per line", c.d.Want())

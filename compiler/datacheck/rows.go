@@ -102,6 +102,25 @@ func (s Spec) checkRow(v any) *problem {
 	return &problem{msg: fmt.Sprintf("unknown format %q", s.Format)}
 }
 
+// label is an unpaired-preference row's label, through the columns'
+// renaming; ok is false for other formats and rows without a boolean one.
+func (s Spec) label(v any) (label, ok bool) {
+	raw, isObj := v.(map[string]any)
+	if s.Format != "unpaired-preference" || !isObj {
+		return false, false
+	}
+	x, _, found := Lookup(raw, s.source("label"))
+	label, ok = x.(bool)
+	return label, found && ok
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 type rowChecker struct {
 	s   Spec
 	row map[string]any // renamed
