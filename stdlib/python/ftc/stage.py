@@ -368,6 +368,7 @@ class KTOConfig:
     desirable_weight: float
     undesirable_weight: float
     unpair_preferences: bool
+    loss: str = "kto"  # trl's loss_type (the plan's trainer_args.json carries it)
 
     @classmethod
     def parse(cls, d: dict) -> "KTOConfig":
@@ -378,7 +379,14 @@ class KTOConfig:
             if v <= 0:
                 raise StageError(f"stage.json: config.kto.{key} {v} must be above 0")
             out[name] = v
-        return cls(unpair_preferences=bool(d.get("unpairPreferences")), **out)
+        loss = d.get("loss", "kto")
+        if loss not in KTO_LOSSES:
+            raise StageError(f"stage.json: config.kto.loss {loss!r} is not one of {', '.join(KTO_LOSSES)}")
+        return cls(unpair_preferences=bool(d.get("unpairPreferences")), loss=loss, **out)
+
+
+# schema/stage.cue #KTO.kto.loss: what both profiles' KTOTrainer take.
+KTO_LOSSES = ("kto", "apo_zero_unpaired")
 
 
 @dataclass(frozen=True)

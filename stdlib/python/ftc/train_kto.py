@@ -192,6 +192,11 @@ def run(stage: StageFile) -> dict:
     model, peft_config = models.load_trained_lm(stage, cfg, mc)
 
     kw = trainargs.plan_args(stage.root, stage.checkpoints, models.decoder_layer_class(model))
+    # The stage's loss and the trainer's: one plan, so they agree (a
+    # hand-edited file that splits them is refused, not half-obeyed).
+    if kw.get("loss_type", "kto") != cfg.kto.loss:
+        raise StageError(f"trainer_args.json: loss_type {kw.get('loss_type')!r} is not the stage's kto.loss "
+                         f"{cfg.kto.loss!r}")
     args, dropped = compat.make_config(config_cls, kw, cfg.trainer)
     if dropped:
         log.info("ftc: %s lacks %s here; the library without it does what ftc asks",
