@@ -511,10 +511,23 @@ func numbers(v string) []int {
 	return out
 }
 
+// RuntimeArgs are the trainer arguments whose plan value the entrypoints
+// complete with what only the running process knows. Every other keyword
+// of trainer_args.json (compiler/plan.TrainerArgs) reaches the library's
+// config as written (ftc/trainargs.py plan_args); the library tests
+// compare each method's effective config with that file, these keys
+// excepted (libtests/planned.py reads them from knobs.json).
+var RuntimeArgs = map[string]string{
+	"output_dir":       "resolved against the stage's run directory",
+	"deepspeed":        "resolved against the stage's run directory",
+	"vllm_server_host": "the first node's address (FTC_MASTER_ADDR) when the trainers span nodes",
+	"total_episodes":   "null when it follows the prepared prompts: epochs × prompts, counted at run time",
+}
+
 // JSON is the table for the Python side (stdlib/python/ftc/knobs.json):
-// the knobs, and for each stock profile the name each class has for each
-// of its knobs (null where it lacks it), which the library tests check
-// against the installed classes.
+// the knobs, the runtime arguments, and for each stock profile the name
+// each class has for each of its knobs (null where it lacks it), which
+// the library tests check against the installed classes.
 func JSON() []byte {
 	type profile struct {
 		Profile  string                        `json:"profile"`
@@ -523,14 +536,16 @@ func JSON() []byte {
 		Fields   map[string]map[string]*string `json:"fields"`
 	}
 	doc := struct {
-		Comment  string    `json:"comment"`
-		Knobs    []Knob    `json:"knobs"`
-		Owned    []Owned   `json:"owned"`
-		Profiles []profile `json:"profiles"`
+		Comment  string            `json:"comment"`
+		Knobs    []Knob            `json:"knobs"`
+		Owned    []Owned           `json:"owned"`
+		Runtime  map[string]string `json:"runtime"`
+		Profiles []profile         `json:"profiles"`
 	}{
 		Comment: "Written by compiler/libknobs (FTC_UPDATE_GOLDEN=1 go test ./compiler/libknobs); do not edit.",
 		Knobs:   Table,
 		Owned:   OwnedKeys,
+		Runtime: RuntimeArgs,
 	}
 	for _, p := range Stock {
 		pr := profile{Profile: p.ID, Name: p.Name, Versions: p.Versions, Fields: map[string]map[string]*string{}}

@@ -19,18 +19,6 @@ type Libraries struct {
 	Transformers, TRL string
 }
 
-// RuntimeArgs are the trainer arguments whose plan value the entrypoints
-// complete with what only the running process knows. Every other keyword
-// of trainer_args.json reaches the library's config as written
-// (ftc/trainargs.py plan_args; libtests/test_methods.py compares each
-// method's effective config with this file).
-var RuntimeArgs = map[string]string{
-	"output_dir":       "resolved against the stage's run directory",
-	"deepspeed":        "resolved against the stage's run directory",
-	"vllm_server_host": "the first node's address (FTC_MASTER_ADDR) when the trainers span nodes",
-	"total_episodes":   "null when it follows the prepared prompts: epochs × prompts, counted at run time",
-}
-
 // optimizers maps ftc's optimizer names to transformers' optim values.
 var optimizers = map[string]string{
 	"adamw":            "adamw_torch_fused",
@@ -260,7 +248,7 @@ func methodArgs(args map[string]any, cfg StageConfig, libs Libraries) error {
 		args["num_mini_batches"] = mini
 		// The plan knows the episodes when the recipe says them or counts
 		// steps; with epochs they follow the prepared prompts, counted by
-		// the entrypoint (RuntimeArgs).
+		// the entrypoint (libknobs.RuntimeArgs).
 		var episodes any
 		switch {
 		case p.TotalEpisodes > 0:

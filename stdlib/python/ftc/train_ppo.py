@@ -258,7 +258,7 @@ def run(stage: StageFile) -> dict:
     kw = trainargs.plan_args(stage.root, stage.checkpoints, models.decoder_layer_class(policy))
     if kw.get("total_episodes") is None:
         # The plan leaves the episodes to the prepared prompts when the
-        # recipe counts epochs (compiler/plan.RuntimeArgs).
+        # recipe counts epochs (compiler/libknobs.RuntimeArgs).
         kw["total_episodes"] = epoch_episodes(cfg, len(train_rows))
     args, dropped = compat.make_config(PPOConfig, kw, cfg.trainer)
     if dropped:

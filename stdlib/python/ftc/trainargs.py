@@ -59,7 +59,7 @@ def plan_args(run_dir, checkpoints_dir, layer_class: str | None = None) -> dict:
     plan states relative to where the stage runs: output_dir is the
     stage's checkpoint directory, and a DeepSpeed file resolves against
     the run directory. What only the running process knows is filled in
-    by the entrypoints (compiler/plan.RuntimeArgs: the vLLM host of a
+    by the entrypoints (compiler/libknobs.RuntimeArgs: the vLLM host of a
     multi-node run, PPO's episodes over the prepared prompts).
     layer_class, when given, is the loaded model's decoder layer class,
     which an FSDP plan's wrap class must name."""

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from ftc import compat, trainer
 
-# What the entrypoints complete at run time (compiler/plan.RuntimeArgs):
-# checked for what they must be, not against the plan's placeholder.
-RUNTIME = ("output_dir", "deepspeed", "vllm_server_host", "total_episodes")
+# What the entrypoints complete at run time (compiler/libknobs.RuntimeArgs,
+# in knobs.json): checked for what they must be, not against the plan's
+# placeholder.
+RUNTIME = tuple(compat.knob_table()["runtime"])
 
 
 def _norm(key, v):
