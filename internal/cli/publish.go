@@ -96,7 +96,8 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 		return err
 	}
 	art, err := publish.FromRun(publish.RunOptions{Record: rec, Recipe: r, RecipeFile: file, Plan: p, Resolved: res,
-		Flags: f.keyFlags(), Image: f.image, Store: store, WithOutputs: withOutputs, Builder: Version})
+		Flags: f.keyFlags(), Image: f.image, Store: store, WithOutputs: withOutputs, Builder: Version,
+		Cache: runner.CacheRoot(f.cache.dir)})
 	var nc *publish.NotCachedError
 	if errors.As(err, &nc) {
 		fmt.Fprintf(stderr, "ftc: %v; run `%s` first\n", err, shq.Join(append(append([]string{"ftc", "run"}, f.keyFlags()...), file)))

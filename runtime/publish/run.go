@@ -110,6 +110,9 @@ type RunOptions struct {
 	WithOutputs []string
 	// Builder names ftc and its version, for the provenance.
 	Builder string
+	// Cache is the ftc cache's root ($FTC_CACHE): the run record names
+	// paths under it, which are published as "$FTC_CACHE/...".
+	Cache string
 }
 
 // FromRun collects the artifact of a run: per stage its key, output tree
@@ -181,11 +184,51 @@ func FromRun(o RunOptions) (*Artifact, error) {
 		return nil, err
 	}
 	files = append(files, File{Name: "ftc-run/plan.json", Role: RolePlan, Content: planJSON})
-	files = append(files, File{Name: "ftc-run/events.jsonl", Role: RoleEvents, Source: filepath.Join(rec.Dir, "events.jsonl")})
-	if rep := filepath.Join(rec.Dir, "report.html"); exists(rep) {
-		files = append(files, File{Name: "ftc-run/report.html", Role: RoleReport, Source: rep})
+	// The run record is the one part written with this machine's paths
+	// in it (a stage's command line, where it resumed from, a failure's
+	// log): they are published relative to the folders they name.
+	local := localPaths(r.Dir, o.Cache)
+	events, err := os.ReadFile(filepath.Join(rec.Dir, "events.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, File{Name: "ftc-run/events.jsonl", Role: RoleEvents, Content: []byte(local.Replace(string(events)))})
+	if rep, err := os.ReadFile(filepath.Join(rec.Dir, "report.html")); err == nil {
+		files = append(files, File{Name: "ftc-run/report.html", Role: RoleReport, Content: []byte(local.Replace(string(rep)))})
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
 	}
 	return &Artifact{Index: idx, Files: files, Builder: o.Builder}, nil
+}
+
+// localPaths rewrites this machine's folders in a run record's text as
+// the names others know them by: the recipe's folder as $RECIPE_DIR, the
+// cache as $FTC_CACHE, the home folder as $HOME (the longest first, so a
+// cache under the home folder is $FTC_CACHE). A folder matches whole:
+// followed by a slash or closing a JSON string. Names that HTML escapes
+// (quotes, ampersands) are left in the report as they are.
+func localPaths(recipeDir, cache string) *strings.Replacer {
+	type pair struct{ dir, as string }
+	var pairs []pair
+	add := func(dir, as string) {
+		if dir == "" || !filepath.IsAbs(dir) {
+			return
+		}
+		if dir = filepath.Clean(dir); dir != string(filepath.Separator) {
+			pairs = append(pairs, pair{dir, as})
+		}
+	}
+	add(recipeDir, "$RECIPE_DIR")
+	add(cache, "$FTC_CACHE")
+	if home, err := os.UserHomeDir(); err == nil {
+		add(home, "$HOME")
+	}
+	sort.SliceStable(pairs, func(i, j int) bool { return len(pairs[i].dir) > len(pairs[j].dir) })
+	var args []string
+	for _, p := range pairs {
+		args = append(args, p.dir+"/", p.as+"/", `"`+p.dir+`"`, `"`+p.as+`"`)
+	}
+	return strings.NewReplacer(args...)
 }
 
 // Bytes is the size of the artifact's files.

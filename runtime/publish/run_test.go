@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,5 +160,61 @@ func TestCompareImage(t *testing.T) {
 	}
 	if r := f.CompareImage("sha256:" + strings.Repeat("b", 64)); !r.Failed() {
 		t.Errorf("another digest: %+v", r)
+	}
+}
+
+// TestFromRunPublishesNoLocalPaths: the run record's paths under the
+// recipe's folder, the cache and the home folder are published as
+// $RECIPE_DIR, $FTC_CACHE and $HOME (a cache inside the home folder is
+// the cache), in events.jsonl and report.html alike; a folder that only
+// shares a prefix is left alone.
+func TestFromRunPublishesNoLocalPaths(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	cache, recipeDir := filepath.Join(home, ".cache", "ftc"), filepath.Join(home, "work", "tiny")
+	store, err := cas.Open(filepath.Join(cache, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(cache, "records")
+	dir := writeRecord(t, root, "20260101T000000Z-tiny", "tiny")
+	events := fmt.Sprintf(`{"type":"run-start","message":"tiny"}
+{"type":"start","stage":"sft","message":"python -m ftc.entry sft --config %[1]s/runs/k/stage.json"}
+{"type":"resume","stage":"sft","message":"resuming from %[1]s/runs/k/checkpoints/checkpoint-2"}
+{"type":"failed","stage":"sft","message":"reading %[2]s/data/a.jsonl, %[3]s/notes and %[3]s-old/x"}
+{"type":"cached","stage":"sft","message":"%[2]s"}
+{"type":"run-end","message":"0 cached, 1 ran, 0 failed"}
+`, cache, recipeDir, home)
+	os.WriteFile(filepath.Join(dir, "events.jsonl"), []byte(events), 0o644)
+	os.WriteFile(filepath.Join(dir, "report.html"), []byte("<p>log at "+cache+"/runs/k/logs/stage.log</p>"), 0o644)
+	rec, err := LastRecord(root, "tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(recipeDir, 0o755)
+	file := filepath.Join(recipeDir, "recipe.cue")
+	os.WriteFile(file, []byte("name: \"tiny\"\n"), 0o644)
+	a, err := FromRun(RunOptions{Record: rec, Recipe: &config.Recipe{Name: "tiny", Dir: recipeDir}, RecipeFile: file,
+		Plan: &plan.Plan{Recipe: "tiny"}, Store: store, Builder: "test", Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range a.Files {
+		got[f.Role] = string(f.Content)
+	}
+	for _, want := range []string{
+		`--config $FTC_CACHE/runs/k/stage.json"`, `resuming from $FTC_CACHE/runs/k/checkpoints/checkpoint-2"`,
+		`reading $RECIPE_DIR/data/a.jsonl, $HOME/notes and ` + home + `-old/x"`, `"message":"$RECIPE_DIR"`,
+	} {
+		if !strings.Contains(got[RoleEvents], want) {
+			t.Errorf("events.jsonl lacks %q:\n%s", want, got[RoleEvents])
+		}
+	}
+	if want := "<p>log at $FTC_CACHE/runs/k/logs/stage.log</p>"; got[RoleReport] != want {
+		t.Errorf("report.html = %q, want %q", got[RoleReport], want)
+	}
+	if strings.Count(got[RoleEvents], home) != 1 {
+		t.Errorf("events.jsonl names the home folder other than in %s-old:\n%s", home, got[RoleEvents])
 	}
 }
