@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import checkpoint, compat, metrics, models, preempt, profiling, trainargs
+from . import checkpoint, compat, cpus, metrics, models, preempt, profiling, trainargs
 from .stage import StageFile, TrainConfig
 
 log = logging.getLogger("ftc")
@@ -33,6 +33,34 @@ def setup() -> None:
         os.environ.setdefault("ACCELERATE_TORCH_DEVICE", "cpu")
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
     cpu_map_location()
+    cpu_threads()
+
+
+def cpu_threads() -> None:
+    """torch's intra-op threads within the stage's CPU quota. torch counts
+    the cores it may run on; in a pod with limits.cpu: 4 on a 96-core node
+    it would start 48 or more threads sharing 4 CPUs' time, throttled
+    (--cpu training, and the CPU work of a GPU stage). OMP_NUM_THREADS,
+    the user's or torchrun's (1 for each of several ranks), wins."""
+    n = threads_for(os.environ.get("OMP_NUM_THREADS"), cpus.quota())
+    if n is None:
+        return
+    import torch
+
+    if torch.get_num_threads() > n:
+        log.info("ftc: %d torch threads: the cgroup's CPU quota is %.4g CPUs (torch counted %d cores)",
+                 n, cpus.quota(), torch.get_num_threads())
+        torch.set_num_threads(n)
+
+
+def threads_for(omp_num_threads: str | None, quota: float | None) -> int | None:
+    """The threads a CPU quota allows (rounded up), or None to leave
+    torch's count: no quota, or OMP_NUM_THREADS set."""
+    if omp_num_threads or quota is None:
+        return None
+    import math
+
+    return max(1, math.ceil(quota))
 
 
 def seed(cfg) -> None:

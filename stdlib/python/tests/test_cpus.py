@@ -130,3 +130,12 @@ def test_a_real_v1_cpu_quota(tmp_path):
         assert int(n) == min(2, len(os.sched_getaffinity(0)))
     finally:
         cg.rmdir()
+
+
+def test_torch_threads_follow_the_quota_unless_omp_num_threads_says():
+    from ftc import trainer
+
+    assert trainer.threads_for(None, 2.5) == 3
+    assert trainer.threads_for(None, 0.2) == 1
+    assert trainer.threads_for("1", 2.5) is None  # torchrun's, or the user's
+    assert trainer.threads_for(None, None) is None  # no quota: torch's own count
