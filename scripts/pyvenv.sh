@@ -20,6 +20,11 @@
 #                                              interpreter's path (tests that
 #                                              run torch themselves use it)
 #   bash scripts/pyvenv.sh profiles            the profiles, one a line
+#   bash scripts/pyvenv.sh readers             build once, then print, the
+#                                              folder of the trackers'
+#                                              readers (envs/readers.txt),
+#                                              for PYTHONPATH beside a
+#                                              profile's interpreter
 #
 # FTC_PYVENVS  the cache (default /var/cache/ftc-pyenvs): wheels/ (shared by
 #              the profiles, reused between runs), PROFILE-DIGEST/ (one
@@ -27,7 +32,7 @@
 # FTC_PYTHON   the CPython 3.11 interpreter to make them with (default: the
 #              python3.11 on PATH)
 #
-# Only `ensure` (and `python`) use the network (the package index, when wheels are
+# Only `ensure` (and `python`, `readers`) use the network (the package index, when wheels are
 # missing). `run` and `entry` set HF_HUB_OFFLINE=1 and PIP_NO_INDEX=1: no
 # test reaches the network. pytest and its two missing dependencies
 # (stdlib/python/envs/tools.txt) sit in a folder of their own on
@@ -164,6 +169,35 @@ ensure() {
 	log "built $dir in $((SECONDS - t0)) s (wheels $((t1 - t0)) s, install $((t2 - t1)) s, sdists and tools $((SECONDS - t2)) s)"
 }
 
+# readers: the folder of stdlib/python/envs/readers.txt's packages (the
+# trackers' own readers, for tests of what ftc's tracking wrote), installed
+# --no-deps by any CPython 3.11, outside every environment.
+readers() {
+	local reqs="$envs/readers.txt" dir
+	dir="$cache/readers-$(sha256sum "$reqs" | cut -c1-12)"
+	if [ ! -f "$dir/.ftc-readers" ]; then
+		mkdir -p "$cache" "$wheels"
+		exec 9>"$cache/.lock"
+		flock -w 2400 9 || { log "timed out waiting for another build under $cache"; exit 1; }
+		if [ ! -f "$dir/.ftc-readers" ]; then
+			local py
+			py=$(interpreter)
+			rm -rf "$dir"
+			if ! timeout 600 "${pip_env[@]}" "$py" -m pip download -q --no-deps --require-hashes --only-binary=:all: \
+				-d "$wheels" -r "$reqs" ||
+				! timeout 600 "${pip_env[@]}" "$py" -m pip install -q --no-index --find-links "$wheels" --no-deps \
+					--require-hashes --only-binary=:all: --target "$dir" -r "$reqs" ||
+				! "$py" -m compileall -q "$dir" >&2; then
+				log "installing $reqs into $dir failed"
+				exit 1
+			fi
+			touch "$dir/.ftc-readers"
+		fi
+		exec 9>&-
+	fi
+	echo "$dir"
+}
+
 run() {
 	local profile=$1 dir
 	shift
@@ -209,8 +243,9 @@ python)
 	echo "$(dir_of "$2")/bin/python"
 	;;
 profiles) profiles ;;
+readers) readers ;;
 *)
-	sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 	;;
 esac

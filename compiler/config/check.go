@@ -98,7 +98,17 @@ func (c *checker) run() diag.List {
 	for _, name := range c.r.SortedStageNames() {
 		c.stage(name, c.r.Stages[name])
 	}
+	c.tracking()
 	return c.diags
+}
+
+// tracking checks where the trackers write: inside the recipe's
+// directory.
+func (c *checker) tracking() {
+	if t := c.r.Tracking; t != nil && t.TensorBoard != nil && !fs.ValidPath(t.TensorBoard.Dir) {
+		c.errorf("tracking.tensorboard.dir", "%q must be a folder inside the recipe's directory", t.TensorBoard.Dir).
+			WithHint("use a slash-separated relative path without \"..\", e.g. \"runs\"")
+	}
 }
 
 func (c *checker) errorf(path, format string, args ...any) *diag.Diagnostic {

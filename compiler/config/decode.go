@@ -253,6 +253,8 @@ func isRelPathField(parent, k string) bool {
 		return true
 	case parent == "scorers" && k == "file": // eval.scorers[].file
 		return true
+	case parent == "tensorboard" && k == "dir": // tracking.tensorboard.dir
+		return true
 	case k == "path" && modelFields[parent]: // a local model's directory
 		return true
 	}

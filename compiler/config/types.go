@@ -22,6 +22,9 @@ type Recipe struct {
 	// (the recipe's dataRoots and --data-root, cleaned and sorted). They
 	// never enter a key: data is keyed by its digest.
 	DataRoots []string `json:"dataRoots,omitempty"`
+	// Tracking names the experiment trackers a run writes metrics to;
+	// no key depends on it.
+	Tracking *Tracking `json:"tracking,omitempty"`
 
 	// Dir is the recipe's directory; relative paths are resolved in it.
 	Dir string `json:"-"`
@@ -48,6 +51,17 @@ type Recipe struct {
 	// ModelTrees holds each local model directory the recipe names, by
 	// path: its files, tree digest and config.json facts.
 	ModelTrees map[string]ModelTree `json:"-"`
+}
+
+// Tracking is the recipe's experiment trackers (schema #Tracking).
+type Tracking struct {
+	TensorBoard *TensorBoard `json:"tensorboard,omitempty"`
+}
+
+// TensorBoard writes event files under Dir, relative to the recipe's
+// directory.
+type TensorBoard struct {
+	Dir string `json:"dir"`
 }
 
 // Rows is a data file's number of rows: counted when vet's sample was the

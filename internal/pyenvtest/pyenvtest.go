@@ -46,3 +46,21 @@ func Wheelhouse() string {
 	}
 	return filepath.Join(cache, "wheels")
 }
+
+// Readers builds once, and returns, the folder of the experiment trackers'
+// own readers (stdlib/python/envs/readers.txt: TensorBoard's event file
+// reader), to put on PYTHONPATH beside a profile's interpreter (Python).
+func Readers(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "pyvenv.sh")
+	out, err := exec.Command("bash", script, "readers").Output()
+	if err != nil {
+		msg := err.Error()
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = strings.TrimSpace(string(ee.Stderr))
+		}
+		needs.Missing(t, "the trackers' readers (bash scripts/pyvenv.sh readers): %s", msg)
+	}
+	return strings.TrimSpace(string(out))
+}

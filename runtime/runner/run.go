@@ -12,6 +12,7 @@ import (
 	"github.com/ftc-dev/ftc/runtime/cas"
 	"github.com/ftc-dev/ftc/runtime/exec"
 	"github.com/ftc-dev/ftc/runtime/report"
+	"github.com/ftc-dev/ftc/runtime/track"
 )
 
 // Reporter hears what a run does, in order; the CLI prints it. A run
@@ -150,7 +151,20 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		eventsFile = filepath.Join(out.Record, "events.jsonl")
 	}
 	rep.Starting(p, o.DryRun)
-	events, err := exec.NewEventLog(eventsFile, rep.Event)
+	sink := rep.Event
+	if t := r.Tracking; t != nil && t.TensorBoard != nil && !o.DryRun {
+		// Experiment tracking follows the recorded events: no key, no
+		// stage input and no library in the image depends on it.
+		tb := &track.TensorBoard{Dir: filepath.Join(r.Dir, filepath.FromSlash(t.TensorBoard.Dir))}
+		defer tb.Close()
+		sink = func(e exec.Event) {
+			rep.Event(e)
+			if err := tb.Event(e); err != nil {
+				rep.Warning(err.Error())
+			}
+		}
+	}
+	events, err := exec.NewEventLog(eventsFile, sink)
 	if err != nil {
 		rep.Finished(out)
 		return nil, err
