@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -155,7 +156,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if t := r.Tracking; t != nil && t.TensorBoard != nil && !o.DryRun {
 		// Experiment tracking follows the recorded events: no key, no
 		// stage input and no library in the image depends on it.
-		tb := &track.TensorBoard{Dir: filepath.Join(r.Dir, filepath.FromSlash(t.TensorBoard.Dir))}
+		tb := &track.TensorBoard{Dir: filepath.Join(r.Dir, filepath.FromSlash(t.TensorBoard.Dir)), Cached: cachedMetrics(store)}
 		defer tb.Close()
 		sink = func(e exec.Event) {
 			rep.Event(e)
@@ -201,6 +202,33 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		rep.Pushed(o.Remote, n, moved, err)
 	}
 	return out, nil
+}
+
+// cachedMetrics gives the metrics.jsonl of a cache entry's logs tree,
+// verified as the store reads it (nil when the entry has none).
+func cachedMetrics(store *cas.Store) func(key string) ([]byte, error) {
+	return func(key string) ([]byte, error) {
+		a, err := store.GetAction(key)
+		if errors.Is(err, cas.ErrNotFound) {
+			return nil, nil
+		} else if err != nil {
+			return nil, err
+		}
+		logs := a.Outputs["logs"]
+		if logs == "" {
+			return nil, nil
+		}
+		t, err := store.ReadTree(logs)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range t.Entries {
+			if e.Path == "metrics.jsonl" {
+				return store.ReadBlob(e.Digest)
+			}
+		}
+		return nil, nil
+	}
 }
 
 type nopReporter struct{}

@@ -2,7 +2,8 @@
 // makes them, beside ftc's own records: TensorBoard event files
 // (TensorBoard). A tracker sees the metric events the runtime records
 // (exec.EventMetric), never a key or a stage input, so turning tracking on
-// or off reruns nothing; a stage found in the cache sends nothing.
+// or off reruns nothing; a stage found in the cache sends the metrics its
+// entry holds, once per stage and key.
 //
 // The event files are written here, not by the training process: no
 // tracking library enters the stage image or its environment, and every

@@ -2,6 +2,7 @@ package track
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"hash/crc32"
 	"math"
@@ -21,6 +22,11 @@ import (
 // files as one run, in step order.
 type TensorBoard struct {
 	Dir string
+	// Cached, when set, gives the metrics.jsonl a cached stage's entry
+	// holds (nil when it has none): a stage and key TensorBoard has no
+	// folder for yet gets its metrics from there, so turning tracking on
+	// after a run shows what that run measured, and only once.
+	Cached func(key string) ([]byte, error)
 
 	mu    sync.Mutex
 	keys  map[string]string // stage → key, from its start event
@@ -45,12 +51,52 @@ func (tb *TensorBoard) Event(e exec.Event) error {
 			tb.keys[e.Stage] = e.Key
 		}
 	case exec.EventMetric:
-		if tb.err = tb.write(e); tb.err != nil {
-			tb.err = fmt.Errorf("tensorboard: %w; no more metrics are written there this run", tb.err)
-			return tb.err
+		tb.err = tb.write(e)
+	case exec.EventCached:
+		tb.err = tb.cached(e)
+	}
+	if tb.err != nil {
+		tb.err = fmt.Errorf("tensorboard: %w; no more metrics are written there this run", tb.err)
+		return tb.err
+	}
+	return nil
+}
+
+// cached writes a cached stage's recorded metrics where TensorBoard has
+// no folder for its stage and key yet.
+func (tb *TensorBoard) cached(e exec.Event) error {
+	if tb.Cached == nil || e.Key == "" {
+		return nil
+	}
+	if _, err := os.Stat(tb.folder(e.Stage, e.Key)); err == nil {
+		return nil // tracked when it ran, or by an earlier cached run
+	}
+	b, err := tb.Cached(e.Key)
+	if err != nil || len(b) == 0 {
+		return err
+	}
+	if tb.keys == nil {
+		tb.keys = map[string]string{}
+	}
+	tb.keys[e.Stage] = e.Key
+	for _, line := range strings.Split(string(b), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil {
+			continue
+		}
+		step, ok := m["step"].(float64)
+		if !ok {
+			continue
+		}
+		if err := tb.write(exec.Event{Type: exec.EventMetric, Stage: e.Stage, Time: e.Time, Step: int(step), Metrics: m}); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func (tb *TensorBoard) folder(stage, key string) string {
+	return filepath.Join(tb.Dir, stage+"-"+shortKey(key))
 }
 
 func (tb *TensorBoard) write(e exec.Event) error {
@@ -60,7 +106,7 @@ func (tb *TensorBoard) write(e exec.Event) error {
 	}
 	f := tb.files[e.Stage]
 	if f == nil {
-		dir := filepath.Join(tb.Dir, e.Stage+"-"+shortKey(k))
+		dir := tb.folder(e.Stage, k)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}

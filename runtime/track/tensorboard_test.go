@@ -163,3 +163,35 @@ func TestTensorBoardReportsAWriteErrorOnce(t *testing.T) {
 		t.Fatalf("second write: %v, want nothing more", err)
 	}
 }
+
+// A cached stage TensorBoard has no folder for gets its entry's metrics;
+// one it has (tracked when it ran) is not asked for them again.
+func TestTensorBoardCachedStages(t *testing.T) {
+	dir := t.TempDir()
+	asked := 0
+	tb := &TensorBoard{Dir: dir, Cached: func(key string) ([]byte, error) {
+		asked++
+		return []byte(`{"step": 1, "loss": 2.5}` + "\n" + `{"loss": 9}` + "\n" + `{"step": 2, "loss": 2.0}` + "\n"), nil
+	}}
+	os.MkdirAll(filepath.Join(dir, "rm-111111111111"), 0o755)
+	for _, e := range []exec.Event{
+		{Type: exec.EventCached, Stage: "rm", Key: "sha256:" + strings.Repeat("1", 64)},
+		{Type: exec.EventCached, Stage: "sft", Key: "sha256:" + strings.Repeat("2", 64)},
+	} {
+		if err := tb.Event(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb.Close()
+	if asked != 1 {
+		t.Errorf("asked the cache %d times, want once (sft only)", asked)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "sft-222222222222", "events.out.tfevents.*"))
+	if len(files) != 1 {
+		t.Fatalf("event files %v", files)
+	}
+	b, _ := os.ReadFile(files[0])
+	if n := len(readRecords(t, b)); n != 3 {
+		t.Errorf("%d records, want the version and the two lines with a step", n)
+	}
+}
