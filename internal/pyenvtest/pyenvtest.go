@@ -6,6 +6,7 @@
 package pyenvtest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,15 +23,22 @@ import (
 // needs: a skip on a developer's machine, a failure under CI.
 func Python(t testing.TB, profile string) string {
 	t.Helper()
+	return pyvenv(t, fmt.Sprintf("the %s test environment (bash scripts/pyvenv.sh ensure %s)", profile, profile), "python", profile)
+}
+
+// pyvenv runs scripts/pyvenv.sh with args and returns what it prints; a
+// failure ends the test through needs, naming what was wanted.
+func pyvenv(t testing.TB, what string, args ...string) string {
+	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "pyvenv.sh")
-	out, err := exec.Command("bash", script, "python", profile).Output()
+	out, err := exec.Command("bash", append([]string{script}, args...)...).Output()
 	if err != nil {
 		msg := err.Error()
 		if ee, ok := err.(*exec.ExitError); ok {
 			msg = strings.TrimSpace(string(ee.Stderr))
 		}
-		needs.Missing(t, "the %s test environment (bash scripts/pyvenv.sh ensure %s): %s", profile, profile, msg)
+		needs.Missing(t, "%s: %s", what, msg)
 	}
 	return strings.TrimSpace(string(out))
 }
@@ -52,15 +60,5 @@ func Wheelhouse() string {
 // reader), to put on PYTHONPATH beside a profile's interpreter (Python).
 func Readers(t testing.TB) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "pyvenv.sh")
-	out, err := exec.Command("bash", script, "readers").Output()
-	if err != nil {
-		msg := err.Error()
-		if ee, ok := err.(*exec.ExitError); ok {
-			msg = strings.TrimSpace(string(ee.Stderr))
-		}
-		needs.Missing(t, "the trackers' readers (bash scripts/pyvenv.sh readers): %s", msg)
-	}
-	return strings.TrimSpace(string(out))
+	return pyvenv(t, "the trackers' readers (bash scripts/pyvenv.sh readers)", "readers")
 }
