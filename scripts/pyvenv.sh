@@ -25,6 +25,11 @@
 #                                              readers (envs/readers.txt),
 #                                              for PYTHONPATH beside a
 #                                              profile's interpreter
+#   bash scripts/pyvenv.sh server NAME         build once, then print the
+#                                              python of, the environment of
+#                                              envs/NAME.txt (a tracking
+#                                              server the tests send to:
+#                                              mlflow-server)
 #
 # FTC_PYVENVS  the cache (default /var/cache/ftc-pyenvs): wheels/ (shared by
 #              the profiles, reused between runs), PROFILE-DIGEST/ (one
@@ -32,7 +37,7 @@
 # FTC_PYTHON   the CPython 3.11 interpreter to make them with (default: the
 #              python3.11 on PATH)
 #
-# Only `ensure` (and `python`, `readers`) use the network (the package index, when wheels are
+# Only `ensure` (and `python`, `readers`, `server`) use the network (the package index, when wheels are
 # missing). `run` and `entry` set HF_HUB_OFFLINE=1 and PIP_NO_INDEX=1: no
 # test reaches the network. pytest and its two missing dependencies
 # (stdlib/python/envs/tools.txt) sit in a folder of their own on
@@ -198,6 +203,41 @@ readers() {
 	echo "$dir"
 }
 
+# server NAME: the interpreter of a virtual environment holding exactly
+# envs/NAME.txt (a whole closure, each wheel by version and hash), for a
+# service the tests start by PID (the MLflow tracking server), outside
+# every profile's environment.
+server() {
+	local reqs="$envs/$1.txt" dir
+	[[ "$1" =~ ^[a-z][a-z0-9-]*-server$ && -f "$reqs" ]] || { log "no server environment $1 (envs/NAME-server.txt)"; exit 2; }
+	dir="$cache/$1-$(sha256sum "$reqs" | cut -c1-12)"
+	if [ ! -f "$dir/.ftc-server" ]; then
+		mkdir -p "$cache" "$wheels"
+		exec 9>"$cache/.lock"
+		flock -w 2400 9 || { log "timed out waiting for another build under $cache"; exit 1; }
+		if [ ! -f "$dir/.ftc-server" ]; then
+			local py t0=$SECONDS
+			py=$(interpreter)
+			rm -rf "$dir"
+			log "building $dir from $reqs ($(grep -c '^[^#]' "$reqs") packages)"
+			"$py" -m venv "$dir"
+			if ! timeout 1200 "${pip_env[@]}" "$dir/bin/python" -m pip download -q --no-deps --require-hashes \
+				--only-binary=:all: -d "$wheels" -r "$reqs" ||
+				! timeout 1200 "${pip_env[@]}" "$dir/bin/python" -m pip install -q --no-index --find-links "$wheels" \
+					--no-deps --require-hashes --only-binary=:all: --no-compile -r "$reqs" ||
+				! "${pip_env[@]}" "$dir/bin/python" -m pip check >&2 ||
+				! timeout 1200 "$dir/bin/python" -m compileall -q -j 0 "$dir/lib" >&2; then
+				log "building $dir from $reqs failed"
+				exit 1
+			fi
+			touch "$dir/.ftc-server"
+			log "built $dir in $((SECONDS - t0)) s"
+		fi
+		exec 9>&-
+	fi
+	echo "$dir/bin/python"
+}
+
 run() {
 	local profile=$1 dir
 	shift
@@ -244,8 +284,12 @@ python)
 	;;
 profiles) profiles ;;
 readers) readers ;;
+server)
+	[ $# -eq 2 ] || { log "usage: server NAME"; exit 2; }
+	server "$2"
+	;;
 *)
-	sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 	;;
 esac

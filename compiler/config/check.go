@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"net"
+	"net/url"
 	"path"
 	"path/filepath"
 	"sort"
@@ -103,12 +105,41 @@ func (c *checker) run() diag.List {
 }
 
 // tracking checks where the trackers write: inside the recipe's
-// directory.
+// directory, or a server named without credentials.
 func (c *checker) tracking() {
-	if t := c.r.Tracking; t != nil && t.TensorBoard != nil && !fs.ValidPath(t.TensorBoard.Dir) {
+	t := c.r.Tracking
+	if t == nil {
+		return
+	}
+	if t.TensorBoard != nil && !fs.ValidPath(t.TensorBoard.Dir) {
 		c.errorf("tracking.tensorboard.dir", "%q must be a folder inside the recipe's directory", t.TensorBoard.Dir).
 			WithHint("use a slash-separated relative path without \"..\", e.g. \"runs\"")
 	}
+	if m := t.MLflow; m != nil {
+		u, err := url.Parse(m.URI)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
+			c.errorf("tracking.mlflow.uri", "%q is not an MLflow tracking server's address", m.URI).
+				WithHint("give the server's http:// or https:// address, e.g. \"http://127.0.0.1:5000\" (MLflow's file store is in maintenance mode since MLflow 3: start `mlflow server` on a local database instead)")
+		case u.User != nil:
+			// The address is recorded (the recipe, its record); a
+			// password in it would be too.
+			c.errorf("tracking.mlflow.uri", "the address holds credentials; ftc would record them with the recipe").
+				WithHint("remove them from the address and name the variables that hold them: auth: {username: \"MLFLOW_TRACKING_USERNAME\", password: \"MLFLOW_TRACKING_PASSWORD\"} or auth: token: \"MLFLOW_TRACKING_TOKEN\"")
+		case u.Scheme == "http" && len(m.Auth.Variables()) > 0 && !loopback(u.Hostname()):
+			c.warnf("tracking.mlflow.auth", "the credentials go to %s over plain http, readable on the way", u.Host).
+				WithHint("use the server's https:// address")
+		}
+	}
+}
+
+// loopback says whether host is this machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (c *checker) errorf(path, format string, args ...any) *diag.Diagnostic {

@@ -56,6 +56,35 @@ type Recipe struct {
 // Tracking is the recipe's experiment trackers (schema #Tracking).
 type Tracking struct {
 	TensorBoard *TensorBoard `json:"tensorboard,omitempty"`
+	MLflow      *MLflow      `json:"mlflow,omitempty"`
+}
+
+// MLflow sends to the MLflow tracking server at URI, in Experiment (the
+// recipe's name when empty). Auth names environment variables, never
+// holds their values.
+type MLflow struct {
+	URI        string     `json:"uri"`
+	Experiment string     `json:"experiment,omitempty"`
+	Auth       MLflowAuth `json:"auth"`
+}
+
+// MLflowAuth names the variables MLflow's credentials are read from: a
+// bearer Token, or Username and Password; all empty, none.
+type MLflowAuth struct {
+	Token    string `json:"token,omitempty"`
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+}
+
+// Variables are the environment variables a names, in the order given.
+func (a MLflowAuth) Variables() []string {
+	var out []string
+	for _, v := range []string{a.Token, a.Username, a.Password} {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // TensorBoard writes event files under Dir, relative to the recipe's

@@ -33,6 +33,11 @@ network. Exit status: 0 valid, 1 invalid, 2 usage error.`,
 			bad := false
 			for _, f := range files {
 				r, diags, err := runner.Vet(f, overrides, vo)
+				if r != nil {
+					// What this environment lacks for the run: a warning,
+					// since the recipe may run elsewhere.
+					diags = append(diags, runner.TrackingWarnings(r)...)
+				}
 				printDiags(stderr, diags)
 				if err != nil {
 					if len(diags) == 0 {

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -9,8 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ftc-dev/ftc/internal/mlflowtest"
 	"github.com/ftc-dev/ftc/internal/pyenvtest"
 	rexec "github.com/ftc-dev/ftc/runtime/exec"
+	"github.com/ftc-dev/ftc/runtime/track"
 )
 
 // readTensorBoard is TensorBoard's own reader (EventAccumulator) over each
@@ -45,7 +49,7 @@ func TestTrackingTensorBoard(t *testing.T) {
 	}
 
 	expect(t, e.run(nil, on...), 0, 0, 4)
-	want := recordedMetrics(t, e)
+	want := recordedMetrics(t, e, track.Tag)
 	if len(want) < 2 {
 		t.Fatalf("the record has metrics of %d stages, want the pipeline's training stages", len(want))
 	}
@@ -53,7 +57,7 @@ func TestTrackingTensorBoard(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("TensorBoard runs %v, want one per stage with metrics: %v", keysOf(got), keysOf(want))
 	}
-	sameMetrics(t, got, want)
+	sameMetrics(t, "TensorBoard", got, want)
 
 	before := files()
 	expect(t, e.run(nil), 0, 4, 0)
@@ -67,19 +71,20 @@ func TestTrackingTensorBoard(t *testing.T) {
 	// recorded.
 	kl := []string{"--set", "stages.ppo.ppo.klCoef=0.1"}
 	expect(t, e.run(nil, kl...), 0, 3, 1)
-	untracked := recordedMetrics(t, e)
+	untracked := recordedMetrics(t, e, track.Tag)
 	expect(t, e.run(nil, append(kl, on...)...), 0, 4, 0)
 	got = readTensorBoardRuns(t, py, readers, tb)
 	if len(untracked) != 1 || len(got) != len(want)+1 {
 		t.Fatalf("after the untracked ppo run: record %v, TensorBoard runs %v", keysOf(untracked), keysOf(got))
 	}
-	sameMetrics(t, got, untracked)
+	sameMetrics(t, "TensorBoard", got, untracked)
 }
 
 // recordedMetrics is ftc's own record of the latest run: per started
-// stage (as its TensorBoard folder, STAGE-KEY12) each metric's value at
-// each step, under the tag transformers' TensorBoard callback would give.
-func recordedMetrics(t *testing.T, e *env) map[string]map[string]map[string]float64 {
+// stage (as its TensorBoard folder and MLflow run name, STAGE-KEY12) each
+// metric's value at each step, under the name the tracker gives it
+// (track.Tag: TensorBoard's tag; MLflow keeps ftc's names).
+func recordedMetrics(t *testing.T, e *env, name func(string) string) map[string]map[string]map[string]float64 {
 	t.Helper()
 	events, err := rexec.ReadEvents(filepath.Join(e.cache, "records", latestID(e), "events.jsonl"))
 	if err != nil {
@@ -98,15 +103,12 @@ func recordedMetrics(t *testing.T, e *env) map[string]map[string]map[string]floa
 			if !ok {
 				continue
 			}
-			for name, v := range ev.Metrics {
+			for metric, v := range ev.Metrics {
 				x, ok := v.(float64)
-				if !ok || name == "step" {
+				if !ok || metric == "step" {
 					continue
 				}
-				tag := "train/" + name
-				if rest, ok := strings.CutPrefix(name, "eval_"); ok {
-					tag = "eval/" + rest
-				}
+				tag := name(metric)
 				if want[f] == nil {
 					want[f] = map[string]map[string]float64{}
 				}
@@ -136,23 +138,23 @@ func readTensorBoardRuns(t *testing.T, py, readers, dir string) map[string]map[s
 	return got
 }
 
-// sameMetrics checks that TensorBoard holds exactly want's points for each
-// folder of want (float32, as TensorBoard stores scalars).
-func sameMetrics(t *testing.T, got, want map[string]map[string]map[string]float64) {
+// sameMetrics checks that the tracker holds exactly want's points for
+// each run of want (within float32, as TensorBoard stores scalars).
+func sameMetrics(t *testing.T, tracker string, got, want map[string]map[string]map[string]float64) {
 	t.Helper()
 	for f, tags := range want {
 		if len(got[f]) != len(tags) {
-			t.Errorf("%s: TensorBoard has tags %v, ftc recorded %v", f, keysOf(got[f]), keysOf(tags))
+			t.Errorf("%s: %s has tags %v, ftc recorded %v", f, tracker, keysOf(got[f]), keysOf(tags))
 		}
 		for tag, steps := range tags {
 			for step, x := range steps {
 				y, ok := got[f][tag][step]
 				if !ok || math.Abs(y-x) > 1e-6*math.Max(1, math.Abs(x)) {
-					t.Errorf("%s %s step %s: TensorBoard has %v (%v), ftc recorded %v", f, tag, step, y, ok, x)
+					t.Errorf("%s %s step %s: %s has %v (%v), ftc recorded %v", f, tag, step, tracker, y, ok, x)
 				}
 			}
 			if len(got[f][tag]) != len(steps) {
-				t.Errorf("%s %s: TensorBoard has %d steps, ftc recorded %d", f, tag, len(got[f][tag]), len(steps))
+				t.Errorf("%s %s: %s has %d steps, ftc recorded %d", f, tag, tracker, len(got[f][tag]), len(steps))
 			}
 		}
 	}
@@ -176,4 +178,126 @@ func stderrOf(err error) string {
 		return string(ee.Stderr)
 	}
 	return ""
+}
+
+// readMLflow is MLflow's own client over an experiment: run name → the
+// runs of that name, each with its status, ftc tags and metric history
+// (metric → step → value).
+const readMLflow = `
+import json, sys
+from mlflow.tracking import MlflowClient
+client = MlflowClient(tracking_uri=sys.argv[1])
+exp = client.get_experiment_by_name(sys.argv[2])
+out = {}
+for r in client.search_runs([exp.experiment_id], max_results=1000):
+    history = {k: {str(m.step): m.value for m in client.get_metric_history(r.info.run_id, k)} for k in r.data.metrics}
+    out.setdefault(r.info.run_name, []).append({"status": r.info.status,
+        "tags": {k: v for k, v in r.data.tags.items() if k.startswith("ftc.")}, "metrics": history})
+print(json.dumps(out))
+`
+
+type mlflowRun struct {
+	Status  string                        `json:"status"`
+	Tags    map[string]string             `json:"tags"`
+	Metrics map[string]map[string]float64 `json:"metrics"`
+}
+
+func readMLflowRuns(t *testing.T, srv *mlflowtest.Server, experiment string) map[string][]mlflowRun {
+	t.Helper()
+	cmd := exec.Command(srv.Python, "-c", readMLflow, srv.URI, experiment)
+	cmd.Env = append(os.Environ(), "MLFLOW_TRACKING_URI=")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("MLflow's client: %v\n%s", err, stderrOf(err))
+	}
+	var got map[string][]mlflowRun
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	return got
+}
+
+// metricsOf is each run name's metrics, failing when a name has more than
+// one run or a run did not finish.
+func metricsOf(t *testing.T, runs map[string][]mlflowRun) map[string]map[string]map[string]float64 {
+	t.Helper()
+	out := map[string]map[string]map[string]float64{}
+	for name, rs := range runs {
+		if len(rs) != 1 {
+			t.Errorf("MLflow has %d runs named %s, want 1", len(rs), name)
+		}
+		r := rs[0]
+		if r.Status != "FINISHED" || !strings.HasPrefix(name, r.Tags["ftc.stage"]+"-") || r.Tags["ftc.key"] == "" || r.Tags["ftc.recipe"] == "" {
+			t.Errorf("MLflow run %s: status %s, tags %v; want FINISHED, tagged with its stage, key and recipe", name, r.Status, r.Tags)
+		}
+		out[name] = r.Metrics
+	}
+	return out
+}
+
+// TestTrackingMLflow: with tracking.mlflow on a real MLflow server (a
+// SQLite database behind mlflow server, started by PID), each started
+// stage is an MLflow run, FINISHED, whose metrics read back by MLflow's
+// own client equal ftc's record of them. A credential variable the recipe
+// names and the environment lacks stops the run before any stage; its
+// value, once set, reaches no record, log or cache entry. Tracking enters
+// no key; a cached stage already in the experiment sends nothing, one it
+// lacks (run while tracking was off) becomes a run holding what its cache
+// entry recorded.
+func TestTrackingMLflow(t *testing.T) {
+	srv := mlflowtest.Start(t)
+	e := newEnv(t)
+	const secret = "ftc-e2e-token-5f1d2c"
+	on := []string{"--set", fmt.Sprintf("tracking.mlflow.uri=%q", srv.URI), "--set", `tracking.mlflow.experiment="e2e"`,
+		"--set", `tracking.mlflow.auth.token="FTC_E2E_MLFLOW_TOKEN"`}
+	same := func(name string) string { return name }
+
+	r := e.run(nil, on...)
+	if r.code == 0 || !strings.Contains(r.out, "FTC_E2E_MLFLOW_TOKEN (tracking.mlflow.auth.token)") {
+		t.Fatalf("a run whose tracking names an unset variable: exit %d, want a failure naming it:\n%s", r.code, r.out)
+	}
+	if _, err := os.Stat(filepath.Join(e.cache, "records")); err == nil {
+		if ids, _ := os.ReadDir(filepath.Join(e.cache, "records")); len(ids) > 0 {
+			t.Errorf("the run stopped for tracking's credentials left a record: it started")
+		}
+	}
+
+	withToken := []string{"FTC_E2E_MLFLOW_TOKEN=" + secret}
+	expect(t, e.run(withToken, on...), 0, 0, 4)
+	want := recordedMetrics(t, e, same)
+	if len(want) < 2 {
+		t.Fatalf("the record has metrics of %d stages, want the pipeline's training stages", len(want))
+	}
+	runs := readMLflowRuns(t, srv, "e2e")
+	got := metricsOf(t, runs)
+	if len(got) != len(want) {
+		t.Errorf("MLflow runs %v, want one per stage with metrics: %v", keysOf(got), keysOf(want))
+	}
+	sameMetrics(t, "MLflow", got, want)
+
+	expect(t, e.run(nil), 0, 4, 0)
+	expect(t, e.run(withToken, on...), 0, 4, 0)
+	if after := readMLflowRuns(t, srv, "e2e"); len(after) != len(runs) {
+		t.Errorf("a fully cached run made MLflow runs for stages the experiment has: %v, before %v", keysOf(after), keysOf(runs))
+	}
+
+	kl := []string{"--set", "stages.ppo.ppo.klCoef=0.1"}
+	expect(t, e.run(nil, kl...), 0, 3, 1)
+	untracked := recordedMetrics(t, e, same)
+	expect(t, e.run(withToken, append(kl, on...)...), 0, 4, 0)
+	got = metricsOf(t, readMLflowRuns(t, srv, "e2e"))
+	if len(untracked) != 1 || len(got) != len(want)+1 {
+		t.Fatalf("after the untracked ppo run: record %v, MLflow runs %v", keysOf(untracked), keysOf(got))
+	}
+	sameMetrics(t, "MLflow", got, untracked)
+
+	// The token was read by name only.
+	_ = filepath.WalkDir(filepath.Dir(e.cache), func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if b, _ := os.ReadFile(path); bytes.Contains(b, []byte(secret)) {
+				t.Errorf("%s holds the MLflow token's value", path)
+			}
+		}
+		return nil
+	})
 }

@@ -62,3 +62,11 @@ func Readers(t testing.TB) string {
 	t.Helper()
 	return pyvenv(t, "the trackers' readers (bash scripts/pyvenv.sh readers)", "readers")
 }
+
+// Server builds once, and returns the interpreter of, the environment of
+// a service the tests start themselves (stdlib/python/envs/NAME.txt:
+// mlflow-server).
+func Server(t testing.TB, name string) string {
+	t.Helper()
+	return pyvenv(t, fmt.Sprintf("the %s environment (bash scripts/pyvenv.sh server %s)", name, name), "server", name)
+}

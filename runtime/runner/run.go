@@ -13,7 +13,6 @@ import (
 	"github.com/ftc-dev/ftc/runtime/cas"
 	"github.com/ftc-dev/ftc/runtime/exec"
 	"github.com/ftc-dev/ftc/runtime/report"
-	"github.com/ftc-dev/ftc/runtime/track"
 )
 
 // Reporter hears what a run does, in order; the CLI prints it. A run
@@ -100,6 +99,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.checkWhereItRuns(ctx, be); err != nil {
 		return nil, fmt.Errorf("--backend %s: %w", o.Backend, err)
 	}
+	store, err := cas.Open(o.Dirs.Store)
+	if err != nil {
+		return nil, err
+	}
+	// The trackers are ready before anything runs: missing credentials or
+	// an unreachable server stop the run here. A dry run sends nothing.
+	var trackers []tracker
+	if !o.DryRun {
+		if trackers, err = openTrackers(ctx, r, store); err != nil {
+			return nil, err
+		}
+		defer closeTrackers(trackers)
+	}
 	// What --gpus changed is said before anything runs.
 	if p.Rescaled != nil {
 		rep.Rescaled(p.Rescaled.Lines())
@@ -131,10 +143,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := rs.WriteLock(); err != nil {
 		return nil, err
 	}
-	store, err := cas.Open(o.Dirs.Store)
-	if err != nil {
-		return nil, err
-	}
 
 	if o.Remote != "" && o.Transfer != nil && !o.DryRun {
 		n, moved, err := o.Transfer(ctx, store, o.Remote, PlanKeys(p), false)
@@ -153,15 +161,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	rep.Starting(p, o.DryRun)
 	sink := rep.Event
-	if t := r.Tracking; t != nil && t.TensorBoard != nil && !o.DryRun {
+	if len(trackers) > 0 {
 		// Experiment tracking follows the recorded events: no key, no
 		// stage input and no library in the image depends on it.
-		tb := &track.TensorBoard{Dir: filepath.Join(r.Dir, filepath.FromSlash(t.TensorBoard.Dir)), Cached: cachedMetrics(store)}
-		defer tb.Close()
 		sink = func(e exec.Event) {
 			rep.Event(e)
-			if err := tb.Event(e); err != nil {
-				rep.Warning(err.Error())
+			for _, t := range trackers {
+				if err := t.Event(e); err != nil {
+					rep.Warning(err.Error())
+				}
 			}
 		}
 	}
