@@ -115,6 +115,10 @@ func (c *checker) tracking() {
 		c.errorf("tracking.tensorboard.dir", "%q must be a folder inside the recipe's directory", t.TensorBoard.Dir).
 			WithHint("use a slash-separated relative path without \"..\", e.g. \"runs\"")
 	}
+	if w := t.WandB; w != nil && !fs.ValidPath(w.Dir) {
+		c.errorf("tracking.wandb.dir", "%q must be a folder inside the recipe's directory", w.Dir).
+			WithHint("use a slash-separated relative path without \"..\", e.g. \".\" (runs go to ./wandb)")
+	}
 	if m := t.MLflow; m != nil {
 		u, err := url.Parse(m.URI)
 		switch {

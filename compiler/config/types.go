@@ -57,6 +57,21 @@ type Recipe struct {
 type Tracking struct {
 	TensorBoard *TensorBoard `json:"tensorboard,omitempty"`
 	MLflow      *MLflow      `json:"mlflow,omitempty"`
+	WandB       *WandB       `json:"wandb,omitempty"`
+}
+
+// WandB sends to Weights & Biases: Project (the recipe's name when
+// empty), Entity (W&B's default when empty), Mode "offline" or "online",
+// Dir W&B's directory relative to the recipe's. Auth.APIKey names the
+// variable the API key is read from.
+type WandB struct {
+	Project string `json:"project,omitempty"`
+	Entity  string `json:"entity,omitempty"`
+	Mode    string `json:"mode"`
+	Dir     string `json:"dir"`
+	Auth    struct {
+		APIKey string `json:"apiKey,omitempty"`
+	} `json:"auth"`
 }
 
 // MLflow sends to the MLflow tracking server at URI, in Experiment (the

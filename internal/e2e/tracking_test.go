@@ -301,3 +301,145 @@ func TestTrackingMLflow(t *testing.T) {
 		return nil
 	})
 }
+
+// readWandB reads every W&B run file under DIR/wandb (not the latest-run
+// link) with W&B's own protobuf definitions (wandb_internal_pb2), after
+// checking the framing wandb-core writes (a LevelDB-style log: a 7-byte
+// header, 32 KiB blocks of records, each with a CRC-32 seeded by its
+// type), written out here rather than shared with any writer. It gives
+// run name → the runs of that name, each with its config (ftc's keys),
+// exit code, and metric → step → value.
+const readWandB = `
+import glob, json, os, struct, sys, zlib
+from wandb.proto import wandb_internal_pb2 as pb
+
+def records(path):
+    b = open(path, "rb").read()
+    ident, magic, version = struct.unpack("<4sHB", b[:7])
+    assert ident == b":W&B" and magic == 0xBEE1, (path, ident, magic)
+    pos, block, pending = 7, 32768, b""
+    while pos + 7 <= len(b):
+        left = block - pos % block
+        if left < 7:
+            pos += left
+            continue
+        crc, n, typ = struct.unpack("<IHB", b[pos:pos + 7])
+        if typ == 0 and n == 0:
+            break
+        data = b[pos + 7:pos + 7 + n]
+        assert crc == zlib.crc32(data, zlib.crc32(bytes([typ]))) & 0xFFFFFFFF, (path, pos)
+        pos += 7 + n
+        if typ == 1:
+            yield data
+        elif typ == 2:
+            pending = data
+        elif typ == 3:
+            pending += data
+        elif typ == 4:
+            yield pending + data
+
+out = {}
+for d in sorted(glob.glob(os.path.join(sys.argv[1], "wandb", "*-run-*"))):
+    if os.path.islink(d):
+        continue
+    run = {"config": {}, "exit": None, "metrics": {}}
+    name = None
+    for path in glob.glob(os.path.join(d, "run-*.wandb")):
+        for data in records(path):
+            r = pb.Record()
+            r.ParseFromString(data)
+            kind = r.WhichOneof("record_type")
+            if kind == "run":
+                name = r.run.display_name
+                run["config"].update({i.key: json.loads(i.value_json) for i in r.run.config.update if i.key.startswith("ftc.")})
+            elif kind == "history":
+                # W&B nests keys with a slash (train/loss: nested_key).
+                items = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+                for k, v in items.items():
+                    if not k.startswith("_"):
+                        run["metrics"].setdefault(k, {})[str(r.history.step.num)] = v
+            elif kind == "exit":
+                run["exit"] = r.exit.exit_code
+    out.setdefault(name, []).append(run)
+print(json.dumps(out))
+`
+
+type wandbRun struct {
+	Config  map[string]string             `json:"config"`
+	Exit    *int                          `json:"exit"`
+	Metrics map[string]map[string]float64 `json:"metrics"`
+}
+
+func readWandBRuns(t *testing.T, python, dir string) map[string]map[string]map[string]float64 {
+	t.Helper()
+	out, err := exec.Command(python, "-c", readWandB, dir).Output()
+	if err != nil {
+		t.Fatalf("reading W&B's run files: %v\n%s", err, stderrOf(err))
+	}
+	var runs map[string][]wandbRun
+	if err := json.Unmarshal(out, &runs); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	got := map[string]map[string]map[string]float64{}
+	for name, rs := range runs {
+		if len(rs) != 1 {
+			t.Errorf("W&B has %d runs named %s, want 1", len(rs), name)
+		}
+		r := rs[0]
+		if r.Exit == nil || *r.Exit != 0 || !strings.HasPrefix(name, r.Config["ftc.stage"]+"-") || r.Config["ftc.key"] == "" || r.Config["ftc.recipe"] == "" {
+			t.Errorf("W&B run %s: exit %v, config %v; want exit 0 and ftc's stage, key and recipe", name, r.Exit, r.Config)
+		}
+		got[name] = r.Metrics
+	}
+	return got
+}
+
+// TestTrackingWandB: with tracking.wandb (offline), ftc run makes W&B's
+// environment (wandb and its closure from PyPI, by hash, in the cache's
+// envs/) and runs W&B's library beside it; each started stage is a W&B
+// run whose metrics, read back from W&B's own run files, equal ftc's
+// record of them. Tracking enters no key; a cached stage W&B has a run of
+// sends nothing, one it lacks (run while tracking was off) becomes a run
+// holding what its cache entry recorded. An API key variable the recipe
+// names and the environment lacks stops the run before any stage.
+func TestTrackingWandB(t *testing.T) {
+	e := newEnv(t)
+	dir := filepath.Dir(e.recipe)
+	on := []string{"--set", `tracking.wandb.project="e2e"`}
+
+	r := e.run(nil, append(on, "--set", `tracking.wandb.auth.apiKey="FTC_E2E_WANDB_KEY"`)...)
+	if r.code == 0 || !strings.Contains(r.out, "FTC_E2E_WANDB_KEY (tracking.wandb.auth.apiKey)") {
+		t.Fatalf("a run whose tracking names an unset variable: exit %d, want a failure naming it:\n%s", r.code, r.out)
+	}
+
+	expect(t, e.run(nil, on...), 0, 0, 4)
+	pythons, _ := filepath.Glob(filepath.Join(e.cache, "envs", "*", "bin", "python"))
+	if len(pythons) != 1 {
+		t.Fatalf("W&B's environment: %v, want one in the cache's envs/", pythons)
+	}
+	want := recordedMetrics(t, e, track.Tag)
+	if len(want) < 2 {
+		t.Fatalf("the record has metrics of %d stages, want the pipeline's training stages", len(want))
+	}
+	got := readWandBRuns(t, pythons[0], dir)
+	if len(got) != len(want) {
+		t.Errorf("W&B runs %v, want one per stage with metrics: %v", keysOf(got), keysOf(want))
+	}
+	sameMetrics(t, "W&B", got, want)
+
+	expect(t, e.run(nil), 0, 4, 0)
+	expect(t, e.run(nil, on...), 0, 4, 0)
+	if again := readWandBRuns(t, pythons[0], dir); len(again) != len(got) {
+		t.Errorf("a fully cached run made W&B runs for stages W&B has: %v, before %v", keysOf(again), keysOf(got))
+	}
+
+	kl := []string{"--set", "stages.ppo.ppo.klCoef=0.1"}
+	expect(t, e.run(nil, kl...), 0, 3, 1)
+	untracked := recordedMetrics(t, e, track.Tag)
+	expect(t, e.run(nil, append(kl, on...)...), 0, 4, 0)
+	got = readWandBRuns(t, pythons[0], dir)
+	if len(untracked) != 1 || len(got) != len(want)+1 {
+		t.Fatalf("after the untracked ppo run: record %v, W&B runs %v", keysOf(untracked), keysOf(got))
+	}
+	sameMetrics(t, "W&B", got, untracked)
+}

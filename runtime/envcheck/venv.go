@@ -264,6 +264,19 @@ func linkEntrypoints(v *Venv, dir string) error {
 	return renameio.WriteFile(filepath.Join(site, "ftc-entrypoints.pth"), []byte(dir+"\n"), 0o644)
 }
 
+// PythonRelease is the release of interpreter python ("3.11").
+func PythonRelease(ctx context.Context, python string) (string, error) {
+	info, err := interpreterInfo(ctx, python)
+	if err != nil {
+		return "", err
+	}
+	v := strings.SplitN(info.Version, ".", 3)
+	if len(v) < 2 {
+		return "", fmt.Errorf("%s says its version is %q", python, info.Version)
+	}
+	return v[0] + "." + v[1], nil
+}
+
 func interpreterInfo(ctx context.Context, python string) (*pythonInfo, error) {
 	path, err := exec.LookPath(python)
 	if err != nil {

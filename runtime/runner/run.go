@@ -107,7 +107,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// an unreachable server stop the run here. A dry run sends nothing.
 	var trackers []tracker
 	if !o.DryRun {
-		if trackers, err = openTrackers(ctx, r, store); err != nil {
+		if trackers, err = openTrackers(ctx, o, store); err != nil {
 			return nil, err
 		}
 		defer closeTrackers(trackers)

@@ -10,7 +10,9 @@ import (
 
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/diag"
+	"github.com/ftc-dev/ftc/compiler/image"
 	"github.com/ftc-dev/ftc/runtime/cas"
+	"github.com/ftc-dev/ftc/runtime/envcheck"
 	"github.com/ftc-dev/ftc/runtime/exec"
 	"github.com/ftc-dev/ftc/runtime/track"
 )
@@ -27,6 +29,9 @@ type trackingVar struct{ path, name string }
 
 func trackingVars(r *config.Recipe) []trackingVar {
 	var out []trackingVar
+	if t := r.Tracking; t != nil && t.WandB != nil && t.WandB.Auth.APIKey != "" {
+		out = append(out, trackingVar{"tracking.wandb.auth.apiKey", t.WandB.Auth.APIKey})
+	}
 	if t := r.Tracking; t != nil && t.MLflow != nil {
 		a := t.MLflow.Auth
 		for _, v := range []trackingVar{{"token", a.Token}, {"username", a.Username}, {"password", a.Password}} {
@@ -55,7 +60,8 @@ func TrackingWarnings(r *config.Recipe) diag.List {
 // openTrackers makes the recipe's trackers ready before any stage runs:
 // a credential variable the environment lacks, an unreachable MLflow
 // server or refused credentials stop the run here.
-func openTrackers(ctx context.Context, r *config.Recipe, store *cas.Store) ([]tracker, error) {
+func openTrackers(ctx context.Context, o Options, store *cas.Store) ([]tracker, error) {
+	r := o.Recipe
 	t := r.Tracking
 	if t == nil {
 		return nil, nil
@@ -92,6 +98,93 @@ func openTrackers(ctx context.Context, r *config.Recipe, store *cas.Store) ([]tr
 			return nil, fmt.Errorf("tracking.mlflow: %w", err)
 		}
 		out = append(out, ml)
+	}
+	if w := t.WandB; w != nil {
+		python, err := wandbEnv(ctx, o)
+		if err != nil {
+			closeTrackers(out)
+			return nil, fmt.Errorf("tracking.wandb: %w", err)
+		}
+		project := w.Project
+		if project == "" {
+			project = r.Name
+		}
+		var env []string
+		if w.Auth.APIKey != "" {
+			env = append(env, "WANDB_API_KEY="+os.Getenv(w.Auth.APIKey))
+		}
+		wb := &track.WandB{Python: python, Dir: filepath.Join(r.Dir, filepath.FromSlash(w.Dir)), Project: project, Entity: w.Entity,
+			Mode: w.Mode, Recipe: r.Name, Env: env, Cached: cachedMetrics(store)}
+		if err := wb.Open(ctx); err != nil {
+			closeTrackers(out)
+			return nil, fmt.Errorf("tracking.wandb: %w", err)
+		}
+		out = append(out, wb)
+	}
+	return out, nil
+}
+
+// wandbEnv is the interpreter of the environment holding W&B's library
+// (track.WandBRequirements), made in the cache's envs/ on first use, from
+// PyPI by hash, with the first CPython 3.11–3.13 found: --python, then
+// python3.11, python3.12, python3.13, python3.
+func wandbEnv(ctx context.Context, o Options) (string, error) {
+	pkgs, err := requirements(track.WandBRequirements)
+	if err != nil {
+		return "", err
+	}
+	var tried []string
+	for _, py := range []string{o.Python, "python3.11", "python3.12", "python3.13", "python3"} {
+		if py == "" {
+			continue
+		}
+		release, err := envcheck.PythonRelease(ctx, py)
+		if err != nil {
+			continue
+		}
+		if release != "3.11" && release != "3.12" && release != "3.13" {
+			tried = append(tried, py+" is "+release)
+			continue
+		}
+		key := envcheck.VenvKey(release, pkgs)
+		dir := envcheck.VenvDir(o.Dirs.Envs, key)
+		if v, ok := envcheck.FindVenv(dir, key); ok {
+			return v.Interpreter(), nil
+		}
+		var log strings.Builder
+		v, err := envcheck.CreateVenv(ctx, envcheck.VenvOptions{Python: py, Release: release, Profile: "wandb", Packages: pkgs, Dir: dir, Log: &log})
+		if err != nil {
+			return "", fmt.Errorf("making W&B's environment with %s: %w", py, err)
+		}
+		return v.Interpreter(), nil
+	}
+	return "", fmt.Errorf("W&B's library runs beside ftc in CPython 3.11, 3.12 or 3.13, and none was found (%s); install one, or give it with --python",
+		strings.Join(append(tried, "looked for python3.11, python3.12, python3.13, python3"), "; "))
+}
+
+// requirements reads a requirements file of pinned, hashed packages
+// (NAME==VERSION --hash=sha256:HEX ...), comments aside.
+func requirements(text string) ([]image.Package, error) {
+	var out []image.Package
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		name, version, ok := strings.Cut(f[0], "==")
+		if !ok || len(f) < 2 {
+			return nil, fmt.Errorf("requirements line %d: %q is not NAME==VERSION with hashes", i+1, line)
+		}
+		p := image.Package{Name: name, Version: version}
+		for _, h := range f[1:] {
+			d, ok := strings.CutPrefix(h, "--hash=")
+			if !ok {
+				return nil, fmt.Errorf("requirements line %d: %q is not a hash", i+1, h)
+			}
+			p.Hashes = append(p.Hashes, d)
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }
