@@ -192,13 +192,14 @@ out = {}
 for r in client.search_runs([exp.experiment_id], max_results=1000):
     history = {k: {str(m.step): m.value for m in client.get_metric_history(r.info.run_id, k)} for k in r.data.metrics}
     out.setdefault(r.info.run_name, []).append({"status": r.info.status,
-        "tags": {k: v for k, v in r.data.tags.items() if k.startswith("ftc.")}, "metrics": history})
+        "tags": {k: v for k, v in r.data.tags.items() if k.startswith("ftc.")}, "params": r.data.params, "metrics": history})
 print(json.dumps(out))
 `
 
 type mlflowRun struct {
 	Status  string                        `json:"status"`
 	Tags    map[string]string             `json:"tags"`
+	Params  map[string]string             `json:"params"`
 	Metrics map[string]map[string]float64 `json:"metrics"`
 }
 
@@ -219,7 +220,7 @@ func readMLflowRuns(t *testing.T, srv *mlflowtest.Server, experiment string) map
 
 // metricsOf is each run name's metrics, failing when a name has more than
 // one run or a run did not finish.
-func metricsOf(t *testing.T, runs map[string][]mlflowRun) map[string]map[string]map[string]float64 {
+func metricsOf(t *testing.T, configs map[string]map[string]string, runs map[string][]mlflowRun) map[string]map[string]map[string]float64 {
 	t.Helper()
 	out := map[string]map[string]map[string]float64{}
 	for name, rs := range runs {
@@ -229,6 +230,10 @@ func metricsOf(t *testing.T, runs map[string][]mlflowRun) map[string]map[string]
 		r := rs[0]
 		if r.Status != "FINISHED" || !strings.HasPrefix(name, r.Tags["ftc.stage"]+"-") || r.Tags["ftc.key"] == "" || r.Tags["ftc.recipe"] == "" {
 			t.Errorf("MLflow run %s: status %s, tags %v; want FINISHED, tagged with its stage, key and recipe", name, r.Status, r.Tags)
+		}
+		// The stage's settings, from the plan.
+		if want := configs[name]; len(want) == 0 || !sameParams(r.Params, want) {
+			t.Errorf("MLflow run %s: params %v, want the plan's stage config %v", name, r.Params, want)
 		}
 		out[name] = r.Metrics
 	}
@@ -269,7 +274,7 @@ func TestTrackingMLflow(t *testing.T) {
 		t.Fatalf("the record has metrics of %d stages, want the pipeline's training stages", len(want))
 	}
 	runs := readMLflowRuns(t, srv, "e2e")
-	got := metricsOf(t, runs)
+	got := metricsOf(t, planConfigs(t, e), runs)
 	if len(got) != len(want) {
 		t.Errorf("MLflow runs %v, want one per stage with metrics: %v", keysOf(got), keysOf(want))
 	}
@@ -285,7 +290,7 @@ func TestTrackingMLflow(t *testing.T) {
 	expect(t, e.run(nil, kl...), 0, 3, 1)
 	untracked := recordedMetrics(t, e, same)
 	expect(t, e.run(withToken, append(kl, on...)...), 0, 4, 0)
-	got = metricsOf(t, readMLflowRuns(t, srv, "e2e"))
+	got = metricsOf(t, planConfigs(t, e, kl), readMLflowRuns(t, srv, "e2e"))
 	if len(untracked) != 1 || len(got) != len(want)+1 {
 		t.Fatalf("after the untracked ppo run: record %v, MLflow runs %v", keysOf(untracked), keysOf(got))
 	}
@@ -309,6 +314,48 @@ func TestTrackingMLflow(t *testing.T) {
 // type), written out here rather than shared with any writer. It gives
 // run name → the runs of that name, each with its config (ftc's keys),
 // exit code, and metric → step → value.
+// planConfigs is each stage's config in the plan of e's recipe (ftc plan
+// --json), by run name (STAGE-KEY12), flattened as trackers file it
+// (track.Params). Later args' plans add theirs.
+func planConfigs(t *testing.T, e *env, args ...[]string) map[string]map[string]string {
+	t.Helper()
+	out := map[string]map[string]string{}
+	for _, a := range append([][]string{nil}, args...) {
+		r := e.ftc(nil, append([]string{"plan", "--json", e.recipe}, a...)...)
+		var p struct {
+			Stages []struct {
+				Name   string `json:"name"`
+				Key    string `json:"key"`
+				Config any    `json:"config"`
+			} `json:"stages"`
+		}
+		if r.code != 0 || json.Unmarshal([]byte(r.out), &p) != nil {
+			t.Fatalf("ftc plan --json: exit %d\n%s", r.code, r.out)
+		}
+		for _, s := range p.Stages {
+			name := track.RunName(s.Name, s.Key)
+			out[name] = map[string]string{}
+			for _, kv := range track.Params(s.Config) {
+				out[name][kv.Key] = kv.Value
+			}
+		}
+	}
+	return out
+}
+
+// sameParams says whether got holds exactly want.
+func sameParams(got, want map[string]string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
 const readWandB = `
 import glob, json, os, struct, sys, zlib
 from wandb.proto import wandb_internal_pb2 as pb
@@ -351,7 +398,7 @@ for d in sorted(glob.glob(os.path.join(sys.argv[1], "wandb", "*-run-*"))):
             kind = r.WhichOneof("record_type")
             if kind == "run":
                 name = r.run.display_name
-                run["config"].update({i.key: json.loads(i.value_json) for i in r.run.config.update if i.key.startswith("ftc.")})
+                run["config"].update({i.key: json.loads(i.value_json) for i in r.run.config.update if i.key != "_wandb"})
             elif kind == "history":
                 # W&B nests keys with a slash (train/loss: nested_key).
                 items = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
@@ -365,12 +412,12 @@ print(json.dumps(out))
 `
 
 type wandbRun struct {
-	Config  map[string]string             `json:"config"`
+	Config  map[string]any                `json:"config"`
 	Exit    *int                          `json:"exit"`
 	Metrics map[string]map[string]float64 `json:"metrics"`
 }
 
-func readWandBRuns(t *testing.T, python, dir string) map[string]map[string]map[string]float64 {
+func readWandBRuns(t *testing.T, configs map[string]map[string]string, python, dir string) map[string]map[string]map[string]float64 {
 	t.Helper()
 	out, err := exec.Command(python, "-c", readWandB, dir).Output()
 	if err != nil {
@@ -386,8 +433,25 @@ func readWandBRuns(t *testing.T, python, dir string) map[string]map[string]map[s
 			t.Errorf("W&B has %d runs named %s, want 1", len(rs), name)
 		}
 		r := rs[0]
-		if r.Exit == nil || *r.Exit != 0 || !strings.HasPrefix(name, r.Config["ftc.stage"]+"-") || r.Config["ftc.key"] == "" || r.Config["ftc.recipe"] == "" {
+		stage, _ := r.Config["ftc.stage"].(string)
+		key, _ := r.Config["ftc.key"].(string)
+		recipe, _ := r.Config["ftc.recipe"].(string)
+		if r.Exit == nil || *r.Exit != 0 || !strings.HasPrefix(name, stage+"-") || key == "" || recipe == "" {
 			t.Errorf("W&B run %s: exit %v, config %v; want exit 0 and ftc's stage, key and recipe", name, r.Exit, r.Config)
+		}
+		// The rest of its config is the stage's, from the plan.
+		settings := map[string]any{}
+		for k, v := range r.Config {
+			if !strings.HasPrefix(k, "ftc.") {
+				settings[k] = v
+			}
+		}
+		flat := map[string]string{}
+		for _, kv := range track.Params(settings) {
+			flat[kv.Key] = kv.Value
+		}
+		if want := configs[name]; len(want) == 0 || !sameParams(flat, want) {
+			t.Errorf("W&B run %s: config %v, want the plan's stage config %v", name, flat, want)
 		}
 		got[name] = r.Metrics
 	}
@@ -421,7 +485,7 @@ func TestTrackingWandB(t *testing.T) {
 	if len(want) < 2 {
 		t.Fatalf("the record has metrics of %d stages, want the pipeline's training stages", len(want))
 	}
-	got := readWandBRuns(t, pythons[0], dir)
+	got := readWandBRuns(t, planConfigs(t, e), pythons[0], dir)
 	if len(got) != len(want) {
 		t.Errorf("W&B runs %v, want one per stage with metrics: %v", keysOf(got), keysOf(want))
 	}
@@ -429,7 +493,7 @@ func TestTrackingWandB(t *testing.T) {
 
 	expect(t, e.run(nil), 0, 4, 0)
 	expect(t, e.run(nil, on...), 0, 4, 0)
-	if again := readWandBRuns(t, pythons[0], dir); len(again) != len(got) {
+	if again := readWandBRuns(t, planConfigs(t, e), pythons[0], dir); len(again) != len(got) {
 		t.Errorf("a fully cached run made W&B runs for stages W&B has: %v, before %v", keysOf(again), keysOf(got))
 	}
 
@@ -437,7 +501,7 @@ func TestTrackingWandB(t *testing.T) {
 	expect(t, e.run(nil, kl...), 0, 3, 1)
 	untracked := recordedMetrics(t, e, track.Tag)
 	expect(t, e.run(nil, append(kl, on...)...), 0, 4, 0)
-	got = readWandBRuns(t, pythons[0], dir)
+	got = readWandBRuns(t, planConfigs(t, e, kl), pythons[0], dir)
 	if len(untracked) != 1 || len(got) != len(want)+1 {
 		t.Fatalf("after the untracked ppo run: record %v, W&B runs %v", keysOf(untracked), keysOf(got))
 	}

@@ -161,6 +161,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	rep.Starting(p, o.DryRun)
 	sink := rep.Event
+	configure(trackers, p)
 	if len(trackers) > 0 {
 		// Experiment tracking follows the recorded events: no key, no
 		// stage input and no library in the image depends on it.

@@ -11,6 +11,7 @@ import (
 	"github.com/ftc-dev/ftc/compiler/config"
 	"github.com/ftc-dev/ftc/compiler/diag"
 	"github.com/ftc-dev/ftc/compiler/image"
+	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/cas"
 	"github.com/ftc-dev/ftc/runtime/envcheck"
 	"github.com/ftc-dev/ftc/runtime/exec"
@@ -187,6 +188,23 @@ func requirements(text string) ([]image.Package, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// configure gives the trackers that file settings the plan's stage
+// configs (the plan as it runs, after this machine's preparation).
+func configure(ts []tracker, p *plan.Plan) {
+	configs := map[string]any{}
+	for _, s := range p.Stages {
+		configs[s.Name] = s.Config
+	}
+	for _, t := range ts {
+		switch t := t.(type) {
+		case *track.MLflow:
+			t.Configs = configs
+		case *track.WandB:
+			t.Configs = configs
+		}
+	}
 }
 
 func closeTrackers(ts []tracker) error {

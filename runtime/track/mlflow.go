@@ -41,6 +41,9 @@ type MLflow struct {
 	// when it has none): a stage and key no MLflow run is tagged with yet
 	// gets a run holding them.
 	Cached func(key string) ([]byte, error)
+	// Configs are the plan's stage configs, by stage: each run gets its
+	// stage's settings as MLflow params (Params).
+	Configs map[string]any
 	// Client is the HTTP client (http.DefaultClient when nil); each
 	// request is bounded by Timeout (10 s when 0).
 	Client  *http.Client
@@ -189,6 +192,33 @@ func (m *MLflow) start(ctx context.Context, stage, key string, at time.Time) err
 		m.runs = map[string]string{}
 	}
 	m.runs[stage] = made.Run.Info.ID
+	return m.params(ctx, made.Run.Info.ID, Params(m.Configs[stage]))
+}
+
+// paramLimit is the most params MLflow takes in one runs/log-batch, and
+// paramValueLimit the longest value it keeps.
+const (
+	paramLimit      = 100
+	paramValueLimit = 6000
+)
+
+// params files a run's settings, in batches MLflow takes.
+func (m *MLflow) params(ctx context.Context, run string, ps []Param) error {
+	for len(ps) > 0 {
+		n := min(len(ps), paramLimit)
+		batch := make([]map[string]string, 0, n)
+		for _, p := range ps[:n] {
+			v := p.Value
+			if len(v) > paramValueLimit {
+				v = v[:paramValueLimit]
+			}
+			batch = append(batch, map[string]string{"key": p.Key, "value": v})
+		}
+		if err := m.call(ctx, http.MethodPost, "runs/log-batch", map[string]any{"run_id": run, "params": batch}, nil); err != nil {
+			return err
+		}
+		ps = ps[n:]
+	}
 	return nil
 }
 

@@ -246,3 +246,42 @@ func TestMLflowCached(t *testing.T) {
 		t.Errorf("a key already tracked: calls %s", got)
 	}
 }
+
+// A stage's config becomes its settings, flattened by path, in key
+// order; MLflow gets them with the run, 100 a request, values cut to
+// what MLflow keeps.
+func TestParams(t *testing.T) {
+	config := map[string]any{"method": "dpo", "dpo": map[string]any{"beta": 0.05, "loss": "sigmoid"},
+		"data": map[string]any{"packing": false, "targets": []string{"q", "v"}, "none": nil}, "steps": 6}
+	var got []string
+	for _, p := range Params(config) {
+		got = append(got, p.Key+"="+p.Value)
+	}
+	want := "data.packing=false data.targets=[\"q\",\"v\"] dpo.beta=0.05 dpo.loss=sigmoid method=dpo steps=6"
+	if strings.Join(got, " ") != want {
+		t.Errorf("Params: %s\nwant %s", strings.Join(got, " "), want)
+	}
+
+	many := map[string]any{"long": strings.Repeat("x", paramValueLimit+10)}
+	for i := 0; i < 150; i++ {
+		many[fmt.Sprintf("k%03d", i)] = i
+	}
+	f := &fakeMLflow{exists: true}
+	m := newMLflow(t, f)
+	m.Configs = map[string]any{"sft": many}
+	m.Open(context.Background())
+	m.Event(exec.Event{Type: exec.EventStart, Stage: "sft", Key: "sha256:aa", Time: t0})
+	if err := m.Event(exec.Event{Type: exec.EventMetric, Stage: "sft", Step: 1, Time: t0, Metrics: map[string]any{"loss": 1.0}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.callList(); got != "GET experiments/get-by-name, POST runs/create, POST runs/log-batch, POST runs/log-batch, POST runs/log-batch" {
+		t.Fatalf("calls %s", got)
+	}
+	first, second := f.bodies[2]["params"].([]any), f.bodies[3]["params"].([]any)
+	if len(first) != paramLimit || len(second) != 51 {
+		t.Errorf("params in batches of %d and %d, want %d and 51", len(first), len(second), paramLimit)
+	}
+	if v := second[50].(map[string]any)["value"].(string); len(v) != paramValueLimit {
+		t.Errorf("a long value kept %d characters, want %d", len(v), paramValueLimit)
+	}
+}

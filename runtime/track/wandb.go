@@ -56,6 +56,9 @@ type WandB struct {
 	// when it has none): a stage and key W&B has no run folder for yet
 	// gets a run holding them.
 	Cached func(key string) ([]byte, error)
+	// Configs are the plan's stage configs, by stage: each run's W&B
+	// config holds its stage's (nested, as the plan writes it).
+	Configs map[string]any
 	// Bound is how long the process gets to start, and to finish its
 	// runs when ftc is done (2 minutes when 0).
 	Bound time.Duration
@@ -246,7 +249,11 @@ func (w *WandB) start(stage, key, id string) error {
 		w.runs = map[string]bool{}
 	}
 	w.runs[stage] = true
-	return w.send(map[string]any{"op": "start", "stage": stage, "key": key, "id": id, "name": RunName(stage, key), "recipe": w.Recipe})
+	msg := map[string]any{"op": "start", "stage": stage, "key": key, "id": id, "name": RunName(stage, key), "recipe": w.Recipe}
+	if c, ok := w.Configs[stage]; ok {
+		msg["config"] = c
+	}
+	return w.send(msg)
 }
 
 func (w *WandB) log(e exec.Event) error {

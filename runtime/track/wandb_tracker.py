@@ -3,7 +3,7 @@ own (wandb and its closure, by hash), fed one JSON object a line on stdin
 by runtime/track (WandB). It never sees a key's inputs, only what the
 runtime recorded: a stage's start, its metrics, its end.
 
-  {"op": "start", "stage", "key", "id", "name", "recipe"}
+  {"op": "start", "stage", "key", "id", "name", "recipe", "config"}
   {"op": "log", "stage", "step", "metrics": {TAG: number}}
   {"op": "end", "stage", "exit": 0 | 1}
 
@@ -40,7 +40,8 @@ def main():
                     group=msg.get("recipe") or None,
                     job_type=stage.split(".")[0],
                     tags=["ftc"],
-                    config={"ftc.stage": stage, "ftc.key": msg["key"], "ftc.recipe": msg.get("recipe", "")},
+                    config={**(msg.get("config") or {}), "ftc.stage": stage, "ftc.key": msg["key"],
+                            "ftc.recipe": msg.get("recipe", "")},
                     dir=os.environ["WANDB_DIR"],
                     reinit="create_new",
                     settings=wandb.Settings(
