@@ -115,9 +115,17 @@ func (c *checker) tracking() {
 		c.errorf("tracking.tensorboard.dir", "%q must be a folder inside the recipe's directory", t.TensorBoard.Dir).
 			WithHint("use a slash-separated relative path without \"..\", e.g. \"runs\"")
 	}
-	if w := t.WandB; w != nil && !fs.ValidPath(w.Dir) {
-		c.errorf("tracking.wandb.dir", "%q must be a folder inside the recipe's directory", w.Dir).
-			WithHint("use a slash-separated relative path without \"..\", e.g. \".\" (runs go to ./wandb)")
+	if w := t.WandB; w != nil {
+		if !fs.ValidPath(w.Dir) {
+			c.errorf("tracking.wandb.dir", "%q must be a folder inside the recipe's directory", w.Dir).
+				WithHint("use a slash-separated relative path without \"..\", e.g. \".\" (runs go to ./wandb)")
+		}
+		// W&B refuses these in a project's name, and only when the
+		// first run starts.
+		if i := strings.IndexAny(w.Project, "/\\#?%:"); i >= 0 || len(w.Project) > 128 {
+			c.errorf("tracking.wandb.project", "W&B refuses the project name %q: at most 128 characters, none of / \\ # ? %% :", w.Project).
+				WithHint("the team or user goes in entity, e.g. {entity: \"team\", project: \"llm\"}")
+		}
 	}
 	if m := t.MLflow; m != nil {
 		u, err := url.Parse(m.URI)
