@@ -174,33 +174,45 @@ ensure() {
 	log "built $dir in $((SECONDS - t0)) s (wheels $((t1 - t0)) s, install $((t2 - t1)) s, sdists and tools $((SECONDS - t2)) s)"
 }
 
+# build_once DIR STAMP CMD...: CMD builds DIR (from nothing) unless DIR has
+# STAMP, which is written after it. Another test run may be building it
+# under the same cache: wait for it, bounded.
+build_once() {
+	local dir=$1 stamp=$2
+	shift 2
+	[ -f "$dir/$stamp" ] && return 0
+	mkdir -p "$cache" "$wheels"
+	exec 9>"$cache/.lock"
+	flock -w 2400 9 || { log "timed out waiting for another build under $cache"; exit 1; }
+	if [ ! -f "$dir/$stamp" ]; then
+		rm -rf "$dir"
+		"$@"
+		touch "$dir/$stamp"
+	fi
+	exec 9>&-
+}
+
 # readers: the folder of stdlib/python/envs/readers.txt's packages (the
 # trackers' own readers, for tests of what ftc's tracking wrote), installed
 # --no-deps by any CPython 3.11, outside every environment.
 readers() {
 	local reqs="$envs/readers.txt" dir
 	dir="$cache/readers-$(sha256sum "$reqs" | cut -c1-12)"
-	if [ ! -f "$dir/.ftc-readers" ]; then
-		mkdir -p "$cache" "$wheels"
-		exec 9>"$cache/.lock"
-		flock -w 2400 9 || { log "timed out waiting for another build under $cache"; exit 1; }
-		if [ ! -f "$dir/.ftc-readers" ]; then
-			local py
-			py=$(interpreter)
-			rm -rf "$dir"
-			if ! timeout 600 "${pip_env[@]}" "$py" -m pip download -q --no-deps --require-hashes --only-binary=:all: \
-				-d "$wheels" -r "$reqs" ||
-				! timeout 600 "${pip_env[@]}" "$py" -m pip install -q --no-index --find-links "$wheels" --no-deps \
-					--require-hashes --only-binary=:all: --target "$dir" -r "$reqs" ||
-				! "$py" -m compileall -q "$dir" >&2; then
-				log "installing $reqs into $dir failed"
-				exit 1
-			fi
-			touch "$dir/.ftc-readers"
-		fi
-		exec 9>&-
-	fi
+	build_once "$dir" .ftc-readers build_readers "$reqs" "$dir"
 	echo "$dir"
+}
+
+build_readers() {
+	local reqs=$1 dir=$2 py
+	py=$(interpreter)
+	if ! timeout 600 "${pip_env[@]}" "$py" -m pip download -q --no-deps --require-hashes --only-binary=:all: \
+		-d "$wheels" -r "$reqs" ||
+		! timeout 600 "${pip_env[@]}" "$py" -m pip install -q --no-index --find-links "$wheels" --no-deps \
+			--require-hashes --only-binary=:all: --target "$dir" -r "$reqs" ||
+		! "$py" -m compileall -q "$dir" >&2; then
+		log "installing $reqs into $dir failed"
+		exit 1
+	fi
 }
 
 # server NAME: the interpreter of a virtual environment holding exactly
@@ -211,31 +223,25 @@ server() {
 	local reqs="$envs/$1.txt" dir
 	[[ "$1" =~ ^[a-z][a-z0-9-]*-server$ && -f "$reqs" ]] || { log "no server environment $1 (envs/NAME-server.txt)"; exit 2; }
 	dir="$cache/$1-$(sha256sum "$reqs" | cut -c1-12)"
-	if [ ! -f "$dir/.ftc-server" ]; then
-		mkdir -p "$cache" "$wheels"
-		exec 9>"$cache/.lock"
-		flock -w 2400 9 || { log "timed out waiting for another build under $cache"; exit 1; }
-		if [ ! -f "$dir/.ftc-server" ]; then
-			local py t0=$SECONDS
-			py=$(interpreter)
-			rm -rf "$dir"
-			log "building $dir from $reqs ($(grep -c '^[^#]' "$reqs") packages)"
-			"$py" -m venv "$dir"
-			if ! timeout 1200 "${pip_env[@]}" "$dir/bin/python" -m pip download -q --no-deps --require-hashes \
-				--only-binary=:all: -d "$wheels" -r "$reqs" ||
-				! timeout 1200 "${pip_env[@]}" "$dir/bin/python" -m pip install -q --no-index --find-links "$wheels" \
-					--no-deps --require-hashes --only-binary=:all: --no-compile -r "$reqs" ||
-				! "${pip_env[@]}" "$dir/bin/python" -m pip check >&2 ||
-				! timeout 1200 "$dir/bin/python" -m compileall -q -j 0 "$dir/lib" >&2; then
-				log "building $dir from $reqs failed"
-				exit 1
-			fi
-			touch "$dir/.ftc-server"
-			log "built $dir in $((SECONDS - t0)) s"
-		fi
-		exec 9>&-
-	fi
+	build_once "$dir" .ftc-server build_server "$reqs" "$dir"
 	echo "$dir/bin/python"
+}
+
+build_server() {
+	local reqs=$1 dir=$2 py t0=$SECONDS
+	py=$(interpreter)
+	log "building $dir from $reqs ($(grep -c '^[^#]' "$reqs") packages)"
+	"$py" -m venv "$dir"
+	if ! timeout 1200 "${pip_env[@]}" "$dir/bin/python" -m pip download -q --no-deps --require-hashes \
+		--only-binary=:all: -d "$wheels" -r "$reqs" ||
+		! timeout 1200 "${pip_env[@]}" "$dir/bin/python" -m pip install -q --no-index --find-links "$wheels" \
+			--no-deps --require-hashes --only-binary=:all: --no-compile -r "$reqs" ||
+		! "${pip_env[@]}" "$dir/bin/python" -m pip check >&2 ||
+		! timeout 1200 "$dir/bin/python" -m compileall -q -j 0 "$dir/lib" >&2; then
+		log "building $dir from $reqs failed"
+		exit 1
+	fi
+	log "built $dir in $((SECONDS - t0)) s"
 }
 
 run() {

@@ -51,8 +51,8 @@ type MLflow struct {
 
 	mu         sync.Mutex
 	experiment string
-	started    map[string]exec.Event // stage → its start event
-	runs       map[string]string     // stage → open MLflow run
+	started    starts
+	runs       map[string]string // stage → open MLflow run
 	err        error
 }
 
@@ -108,15 +108,7 @@ func (m *MLflow) Event(e exec.Event) error {
 	ctx := context.Background()
 	switch e.Type {
 	case exec.EventStart, exec.EventResume:
-		if e.Key == "" {
-			return nil
-		}
-		if m.started == nil {
-			m.started = map[string]exec.Event{}
-		}
-		if _, ok := m.started[e.Stage]; !ok {
-			m.started[e.Stage] = e
-		}
+		m.started.note(e)
 	case exec.EventMetric:
 		// The run is made with the stage's first metrics: a stage that
 		// records none (a prepare stage) leaves no empty run behind.

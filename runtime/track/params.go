@@ -4,7 +4,27 @@ import (
 	"encoding/json"
 	"sort"
 	"strconv"
+
+	"github.com/ftc-dev/ftc/runtime/exec"
 )
+
+// starts holds each stage's first start event of this run (its key and
+// time), for the trackers that make a stage's run with its first
+// metrics.
+type starts map[string]exec.Event
+
+// note keeps e when it is a stage's first start (or resume) with a key.
+func (s *starts) note(e exec.Event) {
+	if e.Key == "" {
+		return
+	}
+	if *s == nil {
+		*s = starts{}
+	}
+	if _, ok := (*s)[e.Stage]; !ok {
+		(*s)[e.Stage] = e
+	}
+}
 
 // Param is one of a stage's settings as a tracker shows it: the path of
 // the setting in the plan's stage config ("training.learningRate") and

@@ -2,7 +2,6 @@ package track
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"hash/crc32"
 	"math"
@@ -79,16 +78,8 @@ func (tb *TensorBoard) cached(e exec.Event) error {
 		tb.keys = map[string]string{}
 	}
 	tb.keys[e.Stage] = e.Key
-	for _, line := range strings.Split(string(b), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) != nil {
-			continue
-		}
-		step, ok := m["step"].(float64)
-		if !ok {
-			continue
-		}
-		if err := tb.write(exec.Event{Type: exec.EventMetric, Stage: e.Stage, Time: e.Time, Step: int(step), Metrics: m}); err != nil {
+	for _, ev := range metricEvents(b, e) {
+		if err := tb.write(ev); err != nil {
 			return err
 		}
 	}

@@ -74,7 +74,7 @@ type WandB struct {
 	errMu   sync.Mutex
 	waitErr error
 	errs    []string // the process's "error:" lines
-	started map[string]exec.Event
+	started starts
 	runs    map[string]bool
 	err     error
 }
@@ -187,15 +187,7 @@ func (w *WandB) Event(e exec.Event) error {
 	}
 	switch e.Type {
 	case exec.EventStart, exec.EventResume:
-		if e.Key == "" {
-			return nil
-		}
-		if w.started == nil {
-			w.started = map[string]exec.Event{}
-		}
-		if _, ok := w.started[e.Stage]; !ok {
-			w.started[e.Stage] = e
-		}
+		w.started.note(e)
 	case exec.EventMetric:
 		if s, ok := w.started[e.Stage]; ok && !w.runs[e.Stage] {
 			w.err = w.start(e.Stage, s.Key, runID(e.Stage, s.Key, s.Time))
