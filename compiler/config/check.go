@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
-	"net"
-	"net/url"
 	"path"
 	"path/filepath"
 	"sort"
@@ -128,30 +126,55 @@ func (c *checker) tracking() {
 		}
 	}
 	if m := t.MLflow; m != nil {
-		u, err := url.Parse(m.URI)
+		scheme, host, user, ok := serverAddress(m.URI)
 		switch {
-		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
+		case !ok:
 			c.errorf("tracking.mlflow.uri", "%q is not an MLflow tracking server's address", m.URI).
 				WithHint("give the server's http:// or https:// address, e.g. \"http://127.0.0.1:5000\" (MLflow's file store is in maintenance mode since MLflow 3: start `mlflow server` on a local database instead)")
-		case u.User != nil:
+		case user:
 			// The address is recorded (the recipe, its record); a
 			// password in it would be too.
 			c.errorf("tracking.mlflow.uri", "the address holds credentials; ftc would record them with the recipe").
 				WithHint("remove them from the address and name the variables that hold them: auth: {username: \"MLFLOW_TRACKING_USERNAME\", password: \"MLFLOW_TRACKING_PASSWORD\"} or auth: token: \"MLFLOW_TRACKING_TOKEN\"")
-		case u.Scheme == "http" && len(m.Auth.Variables()) > 0 && !loopback(u.Hostname()):
-			c.warnf("tracking.mlflow.auth", "the credentials go to %s over plain http, readable on the way", u.Host).
+		case scheme == "http" && len(m.Auth.Variables()) > 0 && !loopback(host):
+			c.warnf("tracking.mlflow.auth", "the credentials go to %s over plain http, readable on the way", host).
 				WithHint("use the server's https:// address")
 		}
 	}
 }
 
-// loopback says whether host is this machine.
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
+// serverAddress reads an http:// or https:// address: its scheme, its
+// host (without port or brackets), and whether it holds user
+// information (user:password@). The compiler keeps out of the network
+// packages, net/url included, so it is read here by hand.
+func serverAddress(uri string) (scheme, host string, user, ok bool) {
+	scheme, rest, found := strings.Cut(uri, "://")
+	if !found || (scheme != "http" && scheme != "https") || strings.ContainsAny(uri, " \t\n") {
+		return "", "", false, false
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	authority := rest
+	if i := strings.IndexAny(authority, "/?#"); i >= 0 {
+		authority = authority[:i]
+	}
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		user, authority = true, authority[at+1:]
+	}
+	host = authority
+	if strings.HasPrefix(host, "[") {
+		end := strings.Index(host, "]")
+		if end < 0 {
+			return "", "", false, false
+		}
+		host = host[1:end]
+	} else if i := strings.LastIndex(host, ":"); i >= 0 {
+		host = host[:i]
+	}
+	return scheme, host, user, host != ""
+}
+
+// loopback says whether host names this machine.
+func loopback(host string) bool {
+	return host == "localhost" || host == "::1" || strings.HasPrefix(host, "127.")
 }
 
 func (c *checker) errorf(path, format string, args ...any) *diag.Diagnostic {

@@ -99,15 +99,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.checkWhereItRuns(ctx, be); err != nil {
 		return nil, fmt.Errorf("--backend %s: %w", o.Backend, err)
 	}
-	store, err := cas.Open(o.Dirs.Store)
-	if err != nil {
-		return nil, err
-	}
-	// The trackers are ready before anything runs: missing credentials or
-	// an unreachable server stop the run here. A dry run sends nothing.
+	// The trackers are ready before anything runs, or is written to the
+	// cache: missing credentials or an unreachable server stop the run
+	// here. A dry run sends nothing.
 	var trackers []tracker
 	if !o.DryRun {
-		if trackers, err = openTrackers(ctx, o, store); err != nil {
+		if trackers, err = openTrackers(ctx, o); err != nil {
 			return nil, err
 		}
 		defer closeTrackers(trackers)
@@ -143,6 +140,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := rs.WriteLock(); err != nil {
 		return nil, err
 	}
+	store, err := cas.Open(o.Dirs.Store)
+	if err != nil {
+		return nil, err
+	}
 
 	if o.Remote != "" && o.Transfer != nil && !o.DryRun {
 		n, moved, err := o.Transfer(ctx, store, o.Remote, PlanKeys(p), false)
@@ -161,7 +162,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	rep.Starting(p, o.DryRun)
 	sink := rep.Event
-	configure(trackers, p)
+	configure(trackers, p, store)
 	if len(trackers) > 0 {
 		// Experiment tracking follows the recorded events: no key, no
 		// stage input and no library in the image depends on it.

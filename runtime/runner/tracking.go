@@ -61,7 +61,7 @@ func TrackingWarnings(r *config.Recipe) diag.List {
 // openTrackers makes the recipe's trackers ready before any stage runs:
 // a credential variable the environment lacks, an unreachable MLflow
 // server or refused credentials stop the run here.
-func openTrackers(ctx context.Context, o Options, store *cas.Store) ([]tracker, error) {
+func openTrackers(ctx context.Context, o Options) ([]tracker, error) {
 	r := o.Recipe
 	t := r.Tracking
 	if t == nil {
@@ -78,7 +78,7 @@ func openTrackers(ctx context.Context, o Options, store *cas.Store) ([]tracker, 
 	}
 	var out []tracker
 	if t.TensorBoard != nil {
-		out = append(out, &track.TensorBoard{Dir: filepath.Join(r.Dir, filepath.FromSlash(t.TensorBoard.Dir)), Cached: cachedMetrics(store)})
+		out = append(out, &track.TensorBoard{Dir: filepath.Join(r.Dir, filepath.FromSlash(t.TensorBoard.Dir))})
 	}
 	if m := t.MLflow; m != nil {
 		name := m.Experiment
@@ -93,7 +93,7 @@ func openTrackers(ctx context.Context, o Options, store *cas.Store) ([]tracker, 
 			req := http.Request{Header: h}
 			req.SetBasicAuth(os.Getenv(a.Username), os.Getenv(a.Password))
 		}
-		ml := &track.MLflow{URI: m.URI, Experiment: name, Recipe: r.Name, Header: h, Cached: cachedMetrics(store)}
+		ml := &track.MLflow{URI: m.URI, Experiment: name, Recipe: r.Name, Header: h}
 		if err := ml.Open(ctx); err != nil {
 			closeTrackers(out)
 			return nil, fmt.Errorf("tracking.mlflow: %w", err)
@@ -115,7 +115,7 @@ func openTrackers(ctx context.Context, o Options, store *cas.Store) ([]tracker, 
 			env = append(env, "WANDB_API_KEY="+os.Getenv(w.Auth.APIKey))
 		}
 		wb := &track.WandB{Python: python, Dir: filepath.Join(r.Dir, filepath.FromSlash(w.Dir)), Project: project, Entity: w.Entity,
-			Mode: w.Mode, Recipe: r.Name, Env: env, Cached: cachedMetrics(store)}
+			Mode: w.Mode, Recipe: r.Name, Env: env}
 		if err := wb.Open(ctx); err != nil {
 			closeTrackers(out)
 			return nil, fmt.Errorf("tracking.wandb: %w", err)
@@ -190,19 +190,23 @@ func requirements(text string) ([]image.Package, error) {
 	return out, nil
 }
 
-// configure gives the trackers that file settings the plan's stage
-// configs (the plan as it runs, after this machine's preparation).
-func configure(ts []tracker, p *plan.Plan) {
+// configure gives the trackers the plan's stage configs (the plan as it
+// runs, after this machine's preparation) and the cache, whose entries
+// hold a cached stage's metrics.
+func configure(ts []tracker, p *plan.Plan, store *cas.Store) {
 	configs := map[string]any{}
 	for _, s := range p.Stages {
 		configs[s.Name] = s.Config
 	}
+	cached := cachedMetrics(store)
 	for _, t := range ts {
 		switch t := t.(type) {
+		case *track.TensorBoard:
+			t.Cached = cached
 		case *track.MLflow:
-			t.Configs = configs
+			t.Configs, t.Cached = configs, cached
 		case *track.WandB:
-			t.Configs = configs
+			t.Configs, t.Cached = configs, cached
 		}
 	}
 }
