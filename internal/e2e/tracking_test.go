@@ -49,7 +49,7 @@ func TestTrackingTensorBoard(t *testing.T) {
 	}
 
 	expect(t, e.run(nil, on...), 0, 0, 4)
-	want := recordedMetrics(t, e, track.Tag)
+	want := recordedMetrics(t, e, transformersTag)
 	if len(want) < 2 {
 		t.Fatalf("the record has metrics of %d stages, want the pipeline's training stages", len(want))
 	}
@@ -71,7 +71,7 @@ func TestTrackingTensorBoard(t *testing.T) {
 	// recorded.
 	kl := []string{"--set", "stages.ppo.ppo.klCoef=0.1"}
 	expect(t, e.run(nil, kl...), 0, 3, 1)
-	untracked := recordedMetrics(t, e, track.Tag)
+	untracked := recordedMetrics(t, e, transformersTag)
 	expect(t, e.run(nil, append(kl, on...)...), 0, 4, 0)
 	got = readTensorBoardRuns(t, py, readers, tb)
 	if len(untracked) != 1 || len(got) != len(want)+1 {
@@ -80,10 +80,20 @@ func TestTrackingTensorBoard(t *testing.T) {
 	sameMetrics(t, "TensorBoard", got, untracked)
 }
 
+// transformersTag is the tag transformers' TensorBoard and W&B callbacks
+// give a logged name (eval_loss → eval/loss, loss → train/loss), written
+// out here rather than taken from runtime/track, which the tests check.
+func transformersTag(name string) string {
+	if rest, ok := strings.CutPrefix(name, "eval_"); ok {
+		return "eval/" + rest
+	}
+	return "train/" + name
+}
+
 // recordedMetrics is ftc's own record of the latest run: per started
 // stage (as its TensorBoard folder and MLflow run name, STAGE-KEY12) each
 // metric's value at each step, under the name the tracker gives it
-// (track.Tag: TensorBoard's tag; MLflow keeps ftc's names).
+// (transformersTag for TensorBoard and W&B; MLflow keeps ftc's names).
 func recordedMetrics(t *testing.T, e *env, name func(string) string) map[string]map[string]map[string]float64 {
 	t.Helper()
 	events, err := rexec.ReadEvents(filepath.Join(e.cache, "records", latestID(e), "events.jsonl"))
@@ -481,7 +491,7 @@ func TestTrackingWandB(t *testing.T) {
 	if len(pythons) != 1 {
 		t.Fatalf("W&B's environment: %v, want one in the cache's envs/", pythons)
 	}
-	want := recordedMetrics(t, e, track.Tag)
+	want := recordedMetrics(t, e, transformersTag)
 	if len(want) < 2 {
 		t.Fatalf("the record has metrics of %d stages, want the pipeline's training stages", len(want))
 	}
@@ -499,7 +509,7 @@ func TestTrackingWandB(t *testing.T) {
 
 	kl := []string{"--set", "stages.ppo.ppo.klCoef=0.1"}
 	expect(t, e.run(nil, kl...), 0, 3, 1)
-	untracked := recordedMetrics(t, e, track.Tag)
+	untracked := recordedMetrics(t, e, transformersTag)
 	expect(t, e.run(nil, append(kl, on...)...), 0, 4, 0)
 	got = readWandBRuns(t, planConfigs(t, e, kl), pythons[0], dir)
 	if len(untracked) != 1 || len(got) != len(want)+1 {
