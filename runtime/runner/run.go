@@ -107,7 +107,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if trackers, err = openTrackers(ctx, o); err != nil {
 			return nil, err
 		}
-		defer closeTrackers(trackers)
+		defer func() {
+			// What a tracker could not finish (W&B's runs, MLflow's run
+			// ends) is said; the run's outcome stands.
+			if err := closeTrackers(trackers); err != nil {
+				rep.Warning(err.Error())
+			}
+		}()
 	}
 	// What --gpus changed is said before anything runs.
 	if p.Rescaled != nil {
