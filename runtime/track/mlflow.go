@@ -284,13 +284,9 @@ func (m *MLflow) cached(ctx context.Context, e exec.Event) error {
 	if err != nil || len(found.Runs) > 0 {
 		return err // tracked when it ran, or by an earlier cached run
 	}
-	b, err := m.Cached(e.Key)
-	if err != nil || len(b) == 0 {
+	events, err := cachedEvents(m.Cached, e)
+	if err != nil || len(events) == 0 {
 		return err
-	}
-	events := metricEvents(b, e)
-	if len(events) == 0 {
-		return nil
 	}
 	if err := m.start(ctx, e.Stage, e.Key, events[0].Time); err != nil {
 		return err
@@ -301,9 +297,14 @@ func (m *MLflow) cached(ctx context.Context, e exec.Event) error {
 	return m.end(ctx, e.Stage, "FINISHED", events[len(events)-1].Time)
 }
 
-// metricEvents are the metric records of a cache entry's metrics.jsonl
-// as events of e's stage, at e's time when a record has none.
-func metricEvents(b []byte, e exec.Event) []exec.Event {
+// cachedEvents are the metric records of a cached stage's entry
+// (cached(e.Key), nil when it has none) as events of e's stage, in step
+// order, at e's time when a record has none.
+func cachedEvents(cached func(key string) ([]byte, error), e exec.Event) ([]exec.Event, error) {
+	b, err := cached(e.Key)
+	if err != nil || len(b) == 0 {
+		return nil, err
+	}
 	var out []exec.Event
 	for _, line := range strings.Split(string(b), "\n") {
 		var rec map[string]any
@@ -322,7 +323,9 @@ func metricEvents(b []byte, e exec.Event) []exec.Event {
 		}
 		out = append(out, exec.Event{Type: exec.EventMetric, Stage: e.Stage, Time: at, Step: int(step), Metrics: rec})
 	}
-	return out
+	// A tracker takes steps in order (W&B drops one below the last).
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Step < out[j].Step })
+	return out, nil
 }
 
 // mlflowError is an error the server answered with.

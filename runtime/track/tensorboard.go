@@ -70,15 +70,15 @@ func (tb *TensorBoard) cached(e exec.Event) error {
 	if _, err := os.Stat(tb.folder(e.Stage, e.Key)); err == nil {
 		return nil // tracked when it ran, or by an earlier cached run
 	}
-	b, err := tb.Cached(e.Key)
-	if err != nil || len(b) == 0 {
+	events, err := cachedEvents(tb.Cached, e)
+	if err != nil || len(events) == 0 {
 		return err
 	}
 	if tb.keys == nil {
 		tb.keys = map[string]string{}
 	}
 	tb.keys[e.Stage] = e.Key
-	for _, ev := range metricEvents(b, e) {
+	for _, ev := range events {
 		if err := tb.write(ev); err != nil {
 			return err
 		}
@@ -152,18 +152,9 @@ func scalars(m map[string]any) []scalar {
 		if name == "step" {
 			continue // the x axis
 		}
-		var x float64
-		switch v := v.(type) {
-		case float64:
-			x = v
-		case int:
-			x = float64(v)
-		case int64:
-			x = float64(v)
-		default:
-			continue
+		if x, ok := number(v); ok {
+			out = append(out, scalar{Tag(name), float32(x)})
 		}
-		out = append(out, scalar{Tag(name), float32(x)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].tag < out[j].tag })
 	return out

@@ -219,7 +219,13 @@ func runID(stage, key string, at time.Time) string {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	return strings.ReplaceAll(RunName(stage, key), ".", "_") + "-" + strconv.FormatInt(at.UnixMilli(), 36)
+	return idPrefix(stage, key) + strconv.FormatInt(at.UnixMilli(), 36)
+}
+
+// idPrefix begins the W&B run ids of a stage and key: RunName, with the
+// dot of a derived stage's name (W&B ids take none) an underscore.
+func idPrefix(stage, key string) string {
+	return strings.ReplaceAll(RunName(stage, key), ".", "_") + "-"
 }
 
 func (w *WandB) send(msg map[string]any) error {
@@ -276,19 +282,13 @@ func (w *WandB) cached(e exec.Event) error {
 	if w.Cached == nil || e.Key == "" {
 		return nil
 	}
-	prefix := strings.ReplaceAll(RunName(e.Stage, e.Key), ".", "_") + "-"
-	if m, _ := filepath.Glob(filepath.Join(w.Dir, "wandb", "*-"+prefix+"*")); len(m) > 0 {
+	if m, _ := filepath.Glob(filepath.Join(w.Dir, "wandb", "*-"+idPrefix(e.Stage, e.Key)+"*")); len(m) > 0 {
 		return nil // tracked when it ran, or by an earlier cached run
 	}
-	b, err := w.Cached(e.Key)
-	if err != nil || len(b) == 0 {
+	events, err := cachedEvents(w.Cached, e)
+	if err != nil || len(events) == 0 {
 		return err
 	}
-	events := metricEvents(b, e)
-	if len(events) == 0 {
-		return nil
-	}
-	sort.SliceStable(events, func(i, j int) bool { return events[i].Step < events[j].Step })
 	if err := w.start(e.Stage, e.Key, runID(e.Stage, e.Key, e.Time)); err != nil {
 		return err
 	}
