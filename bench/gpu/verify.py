@@ -1,8 +1,13 @@
 """End-to-end checks of ftc's entrypoints on one GPU with tiny Qwen2-shaped
-models: every method runs a few steps through `python -m ftc.entry`,
+models: every method runs a few steps through `python -m ftc.entry`
+(sft on both backends, reward, ppo, grpo with reward functions and with a
+reward model, rloo, dpo after its reference stage, orpo, simpo, kto),
 losses are finite, adapters are written, and interrupted runs (SIGKILL
-after their first checkpoint) resume from it. Prints a table; exits 1 if
-any check failed.
+after their first checkpoint) resume from it. The reference stage's
+batched log-probabilities are checked against unpadded forwards on the
+same device; sft-trl's adapter is exported merged, loaded, and measured
+by the eval stage in both modes. Prints a table; exits 1 if any check
+failed.
 
 Usage: python bench/gpu/verify.py WORKDIR   (verify.sh sets PYTHONPATH)
 """
@@ -28,6 +33,7 @@ HAVE_TRL = True
 # The checks run on the GPU; FTC_VERIFY_DEVICE=cpu runs them on a CPU (tiny
 # models only), which is how the script itself is checked without a GPU.
 DEVICE = os.environ.get("FTC_VERIFY_DEVICE", "cuda")
+MODEL_DIR: Path = Path()  # the tiny model, set by main
 
 
 def record(name: str, ok: bool | None, detail: str) -> None:
@@ -81,8 +87,77 @@ def check_output(run_dir: Path, adapter: bool) -> tuple[bool, str]:
     return True, "adapter written" if adapter else "full weights written"
 
 
+def check_reference(prepared: Path):
+    """The reference stage's log-probabilities: one finite, non-positive
+    pair per prepared row, and the first rows' equal (within bf16) to an
+    unpadded forward of the same model on the same device, so the
+    batched, padded scoring on this device is each pair's own."""
+
+    def check(d: Path) -> tuple[bool, str]:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from ftc import reference
+        from ftc.prepare import read_prepared
+
+        _, rows, _ = read_prepared(prepared)
+        table = reference.read(d / "output" / "train" / "train.arrow", len(rows))
+        chosen, rejected = table.column("ref_chosen_logps").to_pylist(), table.column("ref_rejected_logps").to_pylist()
+        bad = [v for v in chosen + rejected if not math.isfinite(v) or v > 0]
+        if bad:
+            return False, f"{len(bad)} log-probabilities not finite or positive: {bad[:3]}"
+        m = AutoModelForCausalLM.from_pretrained(str(MODEL_DIR), torch_dtype=torch.bfloat16).to(DEVICE).eval()
+        worst = 0.0
+        for i, r in enumerate(list(rows)[:4]):
+            for got, ans in ((chosen[i], r["chosen_ids"]), (rejected[i], r["rejected_ids"])):
+                ids = torch.tensor([list(r["prompt_ids"]) + list(ans)], device=DEVICE)
+                with torch.no_grad():
+                    lp = torch.log_softmax(m(input_ids=ids).logits[0, :-1].float(), -1)
+                tgt = ids[0, 1:]
+                want = lp[torch.arange(len(tgt), device=DEVICE), tgt][len(r["prompt_ids"]) - 1:].sum().item()
+                worst = max(worst, abs(got - want) / max(1.0, abs(want)))
+        del m
+        return worst < 3e-2, f"{len(rows)} pairs scored; first 4 vs unpadded forwards: rel err {worst:.1e}"
+
+    return check
+
+
+def check_export(d: Path) -> tuple[bool, str]:
+    """A merged export: full safetensors weights with the tokenizer and a
+    generation config, no adapter files, loadable by from_pretrained."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out = d / "output"
+    names = {p.name for p in out.iterdir()}
+    need = {"config.json", "generation_config.json", "tokenizer_config.json"}
+    if not need <= names or not any(n.endswith(".safetensors") for n in names):
+        return False, f"missing {sorted(need - names)} or weights in {sorted(names)}"
+    if any(n.startswith("adapter_") for n in names):
+        return False, f"adapter files in a merged export: {sorted(names)}"
+    m = AutoModelForCausalLM.from_pretrained(str(out), torch_dtype=torch.bfloat16).to(DEVICE).eval()
+    with torch.no_grad():
+        logits = m(input_ids=torch.tensor([[1, 2, 3, 4]], device=DEVICE)).logits
+    ok = bool(torch.isfinite(logits).all())
+    del m
+    return ok, "merged weights load" + ("" if ok else " but give non-finite logits")
+
+
+def check_eval(metric: str):
+    def check(d: Path) -> tuple[bool, str]:
+        doc = json.loads((d / "output" / "eval.json").read_text())
+        v = doc["metrics"].get(metric)
+        ok = isinstance(v, (int, float)) and math.isfinite(v)
+        return ok, f"{metric} {v if v is None else f'{v:.4g}'} over {doc['metrics'].get('rows')} rows"
+
+    return check
+
+
 def run_stage(name: str, kind: str, work: Path, config: dict, inputs: dict, *, adapter: bool | None = None,
-              loss_keys=("loss",), timeout: int = 420) -> Path | None:
+              loss_keys=("loss",), timeout: int = 420, check=None) -> Path | None:
+    """Runs one stage and records it: prepare by its row counts, check(d)
+    -> (ok, detail) where given (the stages that train nothing), else by
+    finite losses and the output's form."""
     d = work / name
     # A rerun in the same work folder (it keeps the built models) starts
     # each stage afresh: old metrics or checkpoints would pass for new ones.
@@ -98,6 +173,10 @@ def run_stage(name: str, kind: str, work: Path, config: dict, inputs: dict, *, a
         stats = json.loads((d / "output" / "stats.json").read_text())
         record(name, True, f"{stats['rowsOut']}/{stats['rowsIn']} rows, {stats['tokens']} tokens ({took})")
         return d
+    if check is not None:
+        ok, detail = check(d)
+        record(name, ok, f"{detail} ({took})")
+        return d if ok else None
     ok, detail = finite_losses(metrics_of(d), loss_keys)
     if ok and adapter is not None:
         ok, d2 = check_output(d, adapter)
@@ -203,7 +282,7 @@ def together(*thunks) -> None:
 
 
 def main() -> int:
-    global HAVE_TRL
+    global HAVE_TRL, MODEL_DIR
     work = Path(sys.argv[1]).resolve()
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -221,6 +300,7 @@ def main() -> int:
         cfg = assets.qwen2_config(tok, hidden=64, intermediate=128, layers=2, heads=4, kv_heads=2,
                                   vocab=max(1024, len(tok)), max_pos=2048)
         assets.build_model(model_dir, cfg, tok)
+    MODEL_DIR = model_dir
     tok = AutoTokenizer.from_pretrained(str(tok_dir))
     print(f"verify: tokenizer {len(tok)} tokens; model {model_dir}", flush=True)
 
@@ -240,7 +320,7 @@ def main() -> int:
 
     def prepare(name, consumer, fmt, kw):
         src = {"sft": files["messages"] if fmt == "messages" else files["pc"], "reward": files["pref"],
-               "ppo": files["prompts"], "grpo": files["prompts"]}[consumer]
+               "dpo": files["pref"], "ppo": files["prompts"], "grpo": files["prompts"]}[consumer]
         prep[name] = run_stage(name, "prepare", work, assets.prepare_config(consumer, fmt, **kw),
                                {"dataset": {"path": str(src)}, **tok_in})
 
@@ -250,6 +330,7 @@ def main() -> int:
         ("prepare-reward", "reward", "preference", {"prompt": "explicit"}),
         ("prepare-ppo", "ppo", "prompt", {"max_length": 64}),
         ("prepare-grpo", "grpo", "prompt", {"max_prompt_length": 64}),
+        ("prepare-dpo", "dpo", "preference", {"prompt": "explicit"}),
     )))
 
     model = {"model": {"path": str(model_dir), "kind": "hub-model"}}
@@ -283,7 +364,8 @@ def main() -> int:
             {**train_in("prepare-sft-pc"), **model}, 300))
     rm_box = {}
     if not HAVE_TRL:
-        for n in ("sft-trl", "reward", "grpo-functions", "resume-grpo", "grpo-reward-model", "ppo", "resume-ppo"):
+        for n in ("sft-trl", "reward", "grpo-functions", "resume-grpo", "grpo-reward-model", "ppo", "resume-ppo",
+                  "reference", "dpo", "orpo", "simpo", "kto", "rloo", "export-merged", "eval-loss", "eval-generate"):
             record(n, None, "needs trl and datasets (bash bench/gpu/wheels.sh download)")
     else:
         if train_in("prepare-sft-packed"):
@@ -358,6 +440,74 @@ def main() -> int:
                             assets.train_config("ppo", ppo_models, steps=16, micro=4, save_every=2, extra=ppo_block),
                             ppo_in(), 16)
             wave2 += [ppo, resume_ppo]
+        if train_in("prepare-dpo"):
+            pref_in = {**train_in("prepare-dpo"), **model}
+            ref_box = {}
+
+            def reference():
+                ref_box["ref"] = run_stage(
+                    "reference", "reference", work,
+                    # A budget of a few rows per forward: several padded batches.
+                    {"model": mc, "data": ["train"], "maxLength": 512, "tokensPerForward": 2048},
+                    pref_in, check=check_reference(prep["prepare-dpo"] / "output"))
+            wave1.append(reference)
+
+            def dpo():
+                if ref_box.get("ref") is None:
+                    record("dpo", None, "needs the reference stage's output")
+                    return
+                run_stage("dpo", "dpo", work,
+                          assets.train_config("dpo", {"model": mc}, steps=4, micro=4,
+                                              extra={"dpo": {"beta": 0.1, "loss": "sigmoid", "labelSmoothing": 0.0}}),
+                          {**pref_in, "reference-logps": {"path": str(ref_box["ref"] / "output"),
+                                                          "kind": "stage-output"}}, adapter=True)
+            wave2.append(dpo)
+            for kind, block in (("orpo", {"beta": 0.1}), ("simpo", {"beta": 2.0, "gamma": 0.5}),
+                                ("kto", {"beta": 0.1, "loss": "kto", "desirableWeight": 1.0,
+                                         "undesirableWeight": 1.0, "unpairPreferences": True})):
+                wave1.append(lambda kind=kind, block=block: run_stage(
+                    kind, kind, work, assets.train_config(kind, {"model": mc}, steps=4, micro=4, extra={kind: block}),
+                    pref_in, adapter=True))
+        if train_in("prepare-grpo"):
+            wave1.append(lambda: run_stage(
+                "rloo", "rloo", work,
+                assets.train_config("rloo", {"model": mc}, steps=3, micro=4, extra={
+                    "rloo": {"generations": 4, "maxPromptLength": 64, "maxCompletionLength": 16, "beta": 0.04,
+                             "temperature": 0.9},
+                    "rewards": [{"kind": "function", "file": "rewards.py", "name": "has_answer", "weight": 1.0}]}),
+                {**train_in("prepare-grpo"), **model, "rewards.0": {"path": str(rewards_py)}}, adapter=True))
+        if train_in("prepare-sft-packed"):
+            def export_then_eval():
+                # The path out of ftc: sft-trl's adapter merged into its base,
+                # then measured by the eval stage in both modes.
+                sft = work / "sft-trl" / "output"
+                if not (sft / "ftc-output.json").exists():
+                    for n in ("export-merged", "eval-loss", "eval-generate"):
+                        record(n, None, "needs sft-trl's adapter")
+                    return
+                emc = dict(mc, input="model", kind="causal-lm", adapter="lora")
+                ex = run_stage("export-merged", "export", work, {"form": "merged", "dtype": "bf16", "model": emc},
+                               {"model": {"path": str(sft), "kind": "stage-output"}, **{"base": model["model"]}},
+                               check=check_export)
+                if ex is None:
+                    for n in ("eval-loss", "eval-generate"):
+                        record(n, None, "needs the merged export")
+                    return
+                merged = {"model": {"path": str(ex / "output"), "kind": "stage-output"}}
+                vmc = dict(mc, input="model", kind="causal-lm", adapter="none")
+                if train_in("prepare-sft-pc"):
+                    run_stage("eval-loss", "eval", work, {"model": vmc, "mode": "loss", "maxLength": 512, "seed": 0},
+                              {**merged, "data": train_in("prepare-sft-pc")["train"]}, check=check_eval("eval_loss"))
+                if train_in("prepare-grpo"):
+                    run_stage("eval-generate", "eval", work,
+                              {"model": vmc, "mode": "generate", "maxLength": 512, "maxNewTokens": 16,
+                               "temperature": 0.0, "seed": 0,
+                               "scorers": [{"kind": "function", "file": "rewards.py", "name": "has_answer",
+                                            "weight": 1}]},
+                              {**merged, "data": train_in("prepare-grpo")["train"],
+                               "scorers.0": {"path": str(rewards_py), "kind": "recipe-file"}},
+                              check=check_eval("has_answer"))
+            wave2.append(export_then_eval)
     together(*wave1)
     together(*wave2)
 

@@ -18,9 +18,11 @@
 # built models between calls, so a rerun skips building.
 #
 # verify: tiny Qwen2-shaped models; prepare, sft (both backends), reward,
-#         ppo, grpo with reward functions and with a reward model run a few
-#         steps through `python -m ftc.entry`; losses finite; adapters
-#         written; SFT, PPO and GRPO killed after a checkpoint resume from it;
+#         ppo, grpo with reward functions and with a reward model, rloo,
+#         reference + dpo, orpo, simpo, kto run a few steps through
+#         `python -m ftc.entry`; losses finite; adapters written; sft's
+#         adapter exported merged and measured by eval (loss, generate);
+#         SFT, PPO and GRPO killed after a checkpoint resume from it;
 #         ftc's packed attention and chunked loss checked against plain
 #         references.
 #         FTC_VERIFY_DEVICE=cpu runs this part on a CPU (how the script
