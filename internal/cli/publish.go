@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -26,6 +27,7 @@ func newPublish(stdout, stderr io.Writer) *cobra.Command {
 	var f runFlags
 	var layoutDir string
 	var withOutputs []string
+	var withModels bool
 	cmd := &cobra.Command{
 		Use:   "publish FILE [REF]",
 		Short: "Push the last run of a recipe as one OCI artifact others can check (ftc reproduce)",
@@ -37,9 +39,12 @@ templates, data), ftc.lock, the plan (as ftc plan --json prints it), the run
 record (events.jsonl, report.html), each stage's metrics, and an in-toto
 provenance statement (SLSA provenance v1) whose subjects are the stage
 outputs' digests in the cache. Its index gives each stage's key, output tree
-digest and final metrics, the run's key flags and the image by digest
-(--image). The plan is made with the flags the run had (--set, --gpus,
---cpu: the record has them). Secrets are names only; nothing from the
+digest and final metrics, the run's key flags, the image by digest
+(--image) and each local model directory the run trained from (model:
+path) by tree digest; --with-models carries that directory's files too
+(without it, ftc reproduce is given a copy with --model). The plan is
+made with the flags the run had (--set, --gpus, --cpu: the record has
+them). Secrets are names only; nothing from the
 environment is written. Publishing the same run twice gives the same digest.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) < 1 || len(args) > 2 {
@@ -55,18 +60,19 @@ environment is written. Publishing the same run twice gives the same digest.`,
 			if len(args) == 2 {
 				ref = args[1]
 			}
-			return publishRecipe(cmd.Context(), args[0], ref, layoutDir, withOutputs, &f, stdout, stderr)
+			return publishRecipe(cmd.Context(), args[0], ref, layoutDir, withOutputs, withModels, &f, stdout, stderr)
 		},
 	}
 	cmd.Flags().StringArrayVar(&f.recipe.dataRoots, "data-root", nil, "a `DIR` outside the recipe's directory that data files may reach through symlinks (as given to ftc run)")
 	f.cache.register(cmd)
 	cmd.Flags().StringVar(&f.image, "image", "", "the stage image by digest, `REF@sha256:…` (from ftc build), named in the artifact and its provenance")
 	cmd.Flags().StringArrayVar(&withOutputs, "with-output", nil, "carry the files of `STAGE`'s output too (repeatable; e.g. sft.export, the exported model), not only its digest")
+	cmd.Flags().BoolVar(&withModels, "with-models", false, "carry the files of the local model directories the run trained from (model: path), not only their tree digests")
 	cmd.Flags().StringVar(&layoutDir, "layout", "", "write the artifact into the OCI layout `DIR` (made when absent) instead of pushing it; REF, when given, names it there")
 	return cmd
 }
 
-func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs []string, f *runFlags, stdout, stderr io.Writer) error {
+func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs []string, withModels bool, f *runFlags, stdout, stderr io.Writer) error {
 	if f.image != "" && !image.ByDigest(f.image) {
 		return usageError{fmt.Errorf("--image %q: want REF@sha256:<64 hex digits> (ftc build prints it)", f.image)}
 	}
@@ -96,7 +102,7 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 		return err
 	}
 	art, err := publish.FromRun(publish.RunOptions{Record: rec, Recipe: r, RecipeFile: file, Plan: p, Resolved: res,
-		Flags: f.keyFlags(), Image: f.image, Store: store, WithOutputs: withOutputs, Builder: Version,
+		Flags: f.keyFlags(), Image: f.image, Store: store, WithOutputs: withOutputs, WithModels: withModels, Builder: Version,
 		Cache: runner.CacheRoot(f.cache.dir)})
 	var nc *publish.NotCachedError
 	if errors.As(err, &nc) {
@@ -135,6 +141,15 @@ func publishRecipe(ctx context.Context, file, ref, layoutDir string, withOutputs
 		}
 	} else {
 		check = append(check, ref)
+	}
+	for _, m := range idx.Models {
+		if m.Carried {
+			fmt.Fprintf(stdout, "  model %s: carried (%d file(s), %s, tree sha256:%.12s)\n", m.Path, m.Files, display.HumanBytes(m.Bytes), m.Tree)
+			continue
+		}
+		fmt.Fprintf(stdout, "  model %s: not carried, by tree sha256:%.12s only (%d file(s), %s): reproduce with --model %s=DIR, or publish --with-models\n",
+			m.Path, m.Tree, m.Files, display.HumanBytes(m.Bytes), m.Path)
+		check = append(check, "--model", m.Path+"=DIR")
 	}
 	fmt.Fprintf(stdout, "  check it: %s\n", shq.Join(check))
 	return nil
@@ -209,6 +224,7 @@ func newReproduce(stdout, stderr io.Writer) *cobra.Command {
 	var tol float64
 	var rebuildImage bool
 	var b buildFlags
+	var models []string
 	cmd := &cobra.Command{
 		Use:   "reproduce [REF]",
 		Short: "Pull a published run, verify it, re-plan it here and compare (optionally rerun a stage)",
@@ -235,6 +251,12 @@ $BUILDKIT_HOST; wheels from --wheels, --index-url or PyPI), and compares
 its digest with the one the artifact names (ftc publish --image). Give
 --source-date-epoch when the image was built with one.
 
+A run that trained from a local model directory (model: path) names it by
+tree digest; unless it was published --with-models, give a copy with
+--model PATH=DIR (PATH as the recipe names it): its files must have the
+published tree digest, and are placed (hard-linked where possible) in the
+pulled recipe's directory.
+
 It prints a table: what | published | here | match, and exits 1 when
 anything differs.`,
 		Args: func(_ *cobra.Command, args []string) error {
@@ -253,13 +275,25 @@ anything differs.`,
 			if rebuildImage {
 				rb = &b
 			}
-			return reproduce(cmd.Context(), ref, layoutDir, dir, rerun, tol, rb, &f, stdout, stderr)
+			given := map[string]string{}
+			for _, m := range models {
+				p, d, ok := strings.Cut(m, "=")
+				if !ok || p == "" || d == "" {
+					return usageError{fmt.Errorf("--model %q: want PATH=DIR (the model's path in the recipe, a directory here)", m)}
+				}
+				if _, dup := given[p]; dup {
+					return usageError{fmt.Errorf("--model %s: given twice", p)}
+				}
+				given[p] = d
+			}
+			return reproduce(cmd.Context(), ref, layoutDir, dir, rerun, tol, rb, given, &f, stdout, stderr)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&layoutDir, "layout", "", "read the artifact from the OCI layout `DIR` (ftc publish --layout) instead of a registry")
 	fl.StringVar(&dir, "dir", "", "pull into `DIR` (absent or empty; default a new temporary directory): the recipe's files, and the cache of --rerun")
 	fl.StringVar(&rerun, "rerun", "", "run the stages up to `STAGE` here, in a fresh cache, and compare its output and final metrics with the published ones")
+	fl.StringArrayVar(&models, "model", nil, "`PATH=DIR`: a copy of the local model directory the recipe names PATH, which the artifact does not carry (repeatable)")
 	fl.Float64Var(&tol, "tolerance", 0.01, "relative tolerance of the metrics' comparison (0: exactly)")
 	fl.StringVar(&f.python, "python", "python", "Python interpreter that runs the stages of --rerun (as ftc run --python)")
 	fl.Lookup("python").DefValue = ""
@@ -276,7 +310,7 @@ anything differs.`,
 
 // reproduce pulls, verifies, re-plans and compares; rebuild, when set,
 // holds the builder flags of --rebuild.
-func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float64, rebuild *buildFlags, f *runFlags, stdout, stderr io.Writer) error {
+func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float64, rebuild *buildFlags, models map[string]string, f *runFlags, stdout, stderr io.Writer) error {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "ftc-reproduce-")
 		if err != nil {
@@ -288,7 +322,7 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 	}
 	tty, _, _ := progressMode("auto", stdout)
 	m := display.NewTransferMeter(stdout, "pulling", tty, nil)
-	o := publish.ReproduceOptions{Ref: ref, Layout: layoutDir, Dir: dir, Bytes: m.Add, Rerun: rerun, Tolerance: tol,
+	o := publish.ReproduceOptions{Ref: ref, Layout: layoutDir, Dir: dir, Bytes: m.Add, Rerun: rerun, Tolerance: tol, Models: models,
 		Pulled: func(got *publish.Fetched) {
 			m.Finish()
 			fmt.Fprintf(stdout, "pulled %s (%s, %d file(s), every blob verified; %s) into %s\n", got.Index.Recipe, got.Digest, len(got.Files), m.Summary(), got.Dir)
@@ -345,6 +379,22 @@ func reproduce(ctx context.Context, ref, layoutDir, dir, rerun string, tol float
 			fmt.Fprintf(stderr, "ftc: reproduce %s: %v\n", source, re.Err)
 		case publish.StepFlags:
 			fmt.Fprintf(stderr, "ftc: the artifact's flags: %v\n", re.Err)
+		case publish.StepModels:
+			var (
+				mm *publish.MissingModelsError
+				um *publish.UnknownModelError
+			)
+			switch {
+			case errors.As(re.Err, &um):
+				return usageError{fmt.Errorf("--model %v", re.Err)}
+			case errors.As(re.Err, &mm):
+				fmt.Fprintf(stderr, "ftc: reproduce: %v\n", re.Err)
+				for _, x := range mm.Models {
+					fmt.Fprintf(stderr, "  give a copy with --model %s=DIR (its files must have that tree digest), or ask for the artifact published with --with-models\n", x.Path)
+				}
+			default:
+				fmt.Fprintf(stderr, "ftc: reproduce: %v\n", re.Err)
+			}
 		case publish.StepRebuild:
 			fmt.Fprintf(stderr, "ftc: reproduce: rebuilding the image failed\n")
 		case publish.StepRerun:

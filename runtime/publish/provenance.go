@@ -49,7 +49,8 @@ type provenanceV1 struct {
 // statement is the in-toto Statement v1 of the artifact: its subjects
 // are the stage outputs (their cache tree digests), its predicate a SLSA
 // provenance v1 whose resolved dependencies are the artifact's inputs
-// (recipe, its files, data, lock) by sha256 and the image by digest.
+// (recipe, its files, data, lock) by sha256, local models by tree digest
+// and the image by digest.
 func statement(a Artifact, layers []*layer) ([]byte, error) {
 	var s statementV1
 	s.Type, s.PredicateType = StatementType, PredicateType
@@ -81,6 +82,13 @@ func statement(a Artifact, layers []*layer) ([]byte, error) {
 				resourceDescriptor{Name: l.f.Name, Digest: map[string]string{"sha256": l.digest.Hex},
 					Annotations: map[string]string{"dev.ftc.role": l.f.Role}})
 		}
+	}
+	// A local model is a dependency by its tree digest, carried or not
+	// (its files, when carried, are not listed one by one).
+	for _, m := range a.Index.Models {
+		p.BuildDefinition.ResolvedDependencies = append(p.BuildDefinition.ResolvedDependencies,
+			resourceDescriptor{Name: m.Path, Digest: map[string]string{"sha256": m.Tree},
+				Annotations: map[string]string{"dev.ftc.role": RoleModel, "dev.ftc.digest": "tree"}})
 	}
 	if a.Index.Image != "" {
 		ref, dg, _ := strings.Cut(a.Index.Image, "@")

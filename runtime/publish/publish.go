@@ -64,6 +64,10 @@ const (
 	// RoleOutput is a file of a stage's output, carried when asked
 	// (ftc publish --with-output): ftc-run/outputs/<stage>/<path>.
 	RoleOutput = "output"
+	// RoleModel is a file of a local model directory the run trained
+	// from, carried when asked (ftc publish --with-models), under the
+	// directory's path in the recipe's.
+	RoleModel = "model"
 )
 
 // MediaType is the media type of a file of role.
@@ -91,6 +95,8 @@ func MediaType(role string) string {
 		return cas.TreeMediaType
 	case RoleOutput:
 		return "application/vnd.ftc.output.v1"
+	case RoleModel:
+		return "application/vnd.ftc.model.v1"
 	}
 	return "application/octet-stream"
 }
@@ -112,6 +118,9 @@ type Index struct {
 	Started  string  `json:"started,omitempty"`
 	Finished string  `json:"finished,omitempty"`
 	Stages   []Stage `json:"stages"`
+	// Models are the local model directories the run trained from, by
+	// tree digest, carried or not.
+	Models []Model `json:"models,omitempty"`
 }
 
 // Stage is one stage of the published plan.

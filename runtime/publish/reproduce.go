@@ -34,6 +34,11 @@ type ReproduceOptions struct {
 	Rerun     string
 	RunStage  func(ctx context.Context, file, stage string) (*cas.Store, error)
 	Tolerance float64
+	// Models give a directory here for each local model the artifact
+	// does not carry (its path in the recipe → the directory): it is
+	// checked against the published tree digest and placed in the pulled
+	// recipe's directory (placeModels) before the recipe is planned.
+	Models map[string]string
 }
 
 // Reproduced is what Reproduce found: the artifact and the rows of its
@@ -69,6 +74,7 @@ const (
 	StepOpen    = "open"    // finding and reading the artifact (Open's OpenError)
 	StepFetch   = "fetch"   // fetching its files, verified (a TamperedError names a changed one)
 	StepFlags   = "flags"   // reading its key flags
+	StepModels  = "models"  // placing the local models the artifact does not carry (MissingModelsError, ModelMismatchError, UnknownModelError)
 	StepRebuild = "rebuild" // the caller's Rebuild, which said why
 	StepRerun   = "rerun"   // the caller's RunStage, which said why
 	StepCompare = "compare" // reading the rerun's output from the cache
@@ -106,6 +112,9 @@ func Reproduce(ctx context.Context, o ReproduceOptions) (*Reproduced, error) {
 	flags, err := ParseKeyFlags(pub.Flags)
 	if err != nil {
 		return nil, &ReproduceError{Step: StepFlags, Err: err}
+	}
+	if err := placeModels(pub.Models, recipeDir, o.Models); err != nil {
+		return nil, &ReproduceError{Step: StepModels, Err: err}
 	}
 	file := filepath.Join(recipeDir, filepath.FromSlash(pub.RecipeFile))
 	p, err := o.Plan(ctx, file, flags)

@@ -108,6 +108,9 @@ type RunOptions struct {
 	// WithOutputs are the stages whose output files are carried, not
 	// only their tree's digest.
 	WithOutputs []string
+	// WithModels carries the files of the local model directories the
+	// run trained from (Resolved.Models), not only their tree digests.
+	WithModels bool
 	// Builder names ftc and its version, for the provenance.
 	Builder string
 	// Cache is the ftc cache's root ($FTC_CACHE): the run record names
@@ -175,6 +178,12 @@ func FromRun(o RunOptions) (*Artifact, error) {
 				files = append(files, File{Name: name, Role: RoleData, Source: abs})
 			}
 		}
+		models, mfiles, err := localModels(r, o.Resolved.Models, o.WithModels)
+		if err != nil {
+			return nil, err
+		}
+		idx.Models = models
+		files = append(files, mfiles...)
 	}
 	if lock := filepath.Join(r.Dir, resolve.LockFile); exists(lock) {
 		files = append(files, File{Name: resolve.LockFile, Role: RoleLock, Source: lock})
