@@ -15,6 +15,7 @@ import (
 	"github.com/ftc-dev/ftc/runtime/envcheck"
 	"github.com/ftc-dev/ftc/runtime/exec"
 	"github.com/ftc-dev/ftc/runtime/runner"
+	"github.com/ftc-dev/ftc/runtime/track"
 )
 
 // allowEnvFlag is the flag that goes on with an environment other than
@@ -88,7 +89,7 @@ on the local backend. Exit status: 0 the machine matches, 1 it does not,
 	check.Flags().Lookup("python").DefValue = ""
 	check.Flags().IntVar(&gpus, "gpus", 0, "number of GPUs the run will use (default: the recipe's gpusPerNode)")
 	check.Flags().BoolVar(&cpu, "cpu", false, "check for a run with --cpu: the packages, no CUDA or GPUs")
-	cmd.AddCommand(check, newEnvCreate(stdout, stderr))
+	cmd.AddCommand(check, newEnvCreate(stdout, stderr), newEnvWandBRequirements(stdout))
 	return cmd
 }
 
@@ -241,4 +242,28 @@ func prepareLocal(ctx context.Context, file string, r *config.Recipe, p *plan.Pl
 		return nil, err
 	}
 	return out, nil
+}
+
+// newEnvWandBRequirements prints the pinned closure of the environment ftc
+// run makes for tracking.wandb, so that a machine without PyPI can be
+// given its wheels (ftc run --wheels).
+func newEnvWandBRequirements(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "wandb-requirements",
+		Short: "Print the pinned wheels of the environment ftc run makes for tracking.wandb (for pip download)",
+		Long: `wandb-requirements prints the requirements file (NAME==VERSION with sha256
+hashes, for CPython 3.11, 3.12 and 3.13 on x86_64 Linux) of the virtual
+environment ftc run makes in the cache the first time a recipe tracks with
+W&B. Where ftc run has no PyPI, download them elsewhere with the Python
+that will run W&B's library, and give the folder to ftc run:
+
+  ftc env wandb-requirements > wandb.txt
+  python3.11 -m pip download --no-deps --only-binary=:all: --require-hashes -r wandb.txt -d wheels/
+  ftc run --wheels wheels/ recipe.cue`,
+		Args: argsError(0),
+		RunE: func(*cobra.Command, []string) error {
+			_, err := io.WriteString(stdout, track.WandBRequirements)
+			return err
+		},
+	}
 }

@@ -40,7 +40,10 @@ type runFlags struct {
 	remote     string
 	allowEnv   bool
 	prepareOn  string
-	progress   string
+	// wheels, indexURL: where the environment ftc run makes for
+	// tracking.wandb installs from.
+	wheels, indexURL string
+	progress         string
 	// until, when set, runs only that stage and the stages it reads
 	// (ftc reproduce --rerun).
 	until string
@@ -100,6 +103,8 @@ its newest complete checkpoint on the next run.`,
 	fl.StringVar(&f.image, "image", "", "the stage image by digest, REF@sha256:… (ftc build prints it), where stages run in it: the docker, podman and kubernetes backends, and slurm with hardware.slurm.container pyxis or apptainer")
 	fl.BoolVar(&f.offline, "offline", false, "never contact the Hub; unpinned references must be in ftc.lock")
 	fl.StringVar(&f.remote, "remote", os.Getenv("FTC_REMOTE_CACHE"), "OCI repository used as a remote cache (pull hits before running, push results after; default $FTC_REMOTE_CACHE)")
+	fl.StringVar(&f.wheels, "wheels", "", "local wheel `DIR` the environment ftc run makes for tracking.wandb installs from, without network (ftc env wandb-requirements lists them)")
+	fl.StringVar(&f.indexURL, "index-url", "", "Python package index `URL` the environment ftc run makes for tracking.wandb installs from (default: pip's, PyPI)")
 	fl.StringVar(&f.prepareOn, "prepare-on", "host", "where a cluster run prepares data, `WHERE`: host (this machine) or cluster (--backend slurm only: a one-node job without GPUs in the recipe's partition)")
 	fl.StringVar(&f.progress, "progress", "auto", "how running stages show step / total, loss, tokens/s and ETA: auto (tty on a terminal, else plain), tty (redrawn in place) or plain (a line per tenth of the steps, and at least one every 2 minutes)")
 	fl.BoolVar(&f.allowEnv, allowEnvFlag, false, "go on when the local interpreter's packages are not the profile's (outputs are keyed by the environment that ran)")
@@ -164,6 +169,7 @@ func (f *runFlags) options() runner.Options {
 		Image: f.image, Until: f.until, Backend: f.engine, BackendSet: f.engineSet,
 		GPUs: f.gpus, GPUsSet: f.gpusSet, Force: f.force, Restart: f.restart, Retries: f.retries,
 		DryRun: f.dryRun, Python: f.python, PrepareOn: f.prepareOn, KeyFlags: f.keyFlags(),
+		Wheels: f.wheels, IndexURL: f.indexURL,
 		Dirs:   f.cache.dirs(),
 		Remote: f.remote, Hub: runner.HubFromEnv(f.offline),
 	}

@@ -468,9 +468,45 @@ func readWandBRuns(t *testing.T, configs map[string]map[string]string, python, d
 	return got
 }
 
+// wandbWheels downloads the wheels `ftc env wandb-requirements` lists
+// into a folder, with the interpreter ftc run will make W&B's environment
+// from (the first CPython 3.11–3.13 of python3.11, python3.12,
+// python3.13, python3), as the command's help tells a user without PyPI
+// on the machine that runs ftc.
+func wandbWheels(t *testing.T, e *env) string {
+	t.Helper()
+	r := e.ftc(nil, "env", "wandb-requirements")
+	if r.code != 0 || !strings.Contains(r.out, "wandb==") {
+		t.Fatalf("ftc env wandb-requirements: exit %d\n%s", r.code, r.out)
+	}
+	reqs := filepath.Join(t.TempDir(), "wandb.txt")
+	if err := os.WriteFile(reqs, []byte(r.out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	py := ""
+	for _, c := range []string{"python3.11", "python3.12", "python3.13", "python3"} {
+		out, err := exec.Command(c, "-c", `import sys; print("%d.%d" % sys.version_info[:2])`).Output()
+		if v := strings.TrimSpace(string(out)); err == nil && (v == "3.11" || v == "3.12" || v == "3.13") {
+			py = c
+			break
+		}
+	}
+	if py == "" {
+		t.Fatal("no CPython 3.11–3.13 to run W&B's library")
+	}
+	dir := filepath.Join(t.TempDir(), "wheels")
+	cmd := exec.Command(py, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--require-hashes", "-r", reqs, "-d", dir)
+	cmd.Env = append(os.Environ(), "PIP_CONFIG_FILE=/dev/null", "PIP_DISABLE_PIP_VERSION_CHECK=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pip download of W&B's wheels: %v\n%s", err, out)
+	}
+	return dir
+}
+
 // TestTrackingWandB: with tracking.wandb (offline), ftc run makes W&B's
-// environment (wandb and its closure from PyPI, by hash, in the cache's
-// envs/) and runs W&B's library beside it; each started stage is a W&B
+// environment (wandb and its closure, by hash, in the cache's envs/; here
+// from a folder of wheels, --wheels, as on a machine without PyPI) and
+// runs W&B's library beside it; each started stage is a W&B
 // run whose metrics, read back from W&B's own run files, equal ftc's
 // record of them. Tracking enters no key; a cached stage W&B has a run of
 // sends nothing, one it lacks (run while tracking was off) becomes a run
@@ -479,9 +515,18 @@ func readWandBRuns(t *testing.T, configs map[string]map[string]string, python, d
 func TestTrackingWandB(t *testing.T) {
 	e := newEnv(t)
 	dir := filepath.Dir(e.recipe)
-	on := []string{"--set", `tracking.wandb.project="e2e"`}
+	wheels := wandbWheels(t, e)
+	on := []string{"--set", `tracking.wandb.project="e2e"`, "--wheels", wheels}
 
-	r := e.run(nil, append(on, "--set", `tracking.wandb.auth.apiKey="FTC_E2E_WANDB_KEY"`)...)
+	// A folder without the wheels: the run stops before any stage, saying
+	// what to give it.
+	r := e.run(nil, "--set", `tracking.wandb.project="e2e"`, "--wheels", t.TempDir())
+	if r.code != 1 || !strings.Contains(r.out, "making W&B's environment") || !strings.Contains(r.out, "ftc env wandb-requirements lists the wheels it needs") ||
+		strings.Contains(r.out, "stage(s)") {
+		t.Fatalf("a run given no W&B wheels: exit %d, want 1 before any stage, with the hint:\n%s", r.code, r.out)
+	}
+
+	r = e.run(nil, append(on, "--set", `tracking.wandb.auth.apiKey="FTC_E2E_WANDB_KEY"`)...)
 	if r.code == 0 || !strings.Contains(r.out, "FTC_E2E_WANDB_KEY (tracking.wandb.auth.apiKey)") {
 		t.Fatalf("a run whose tracking names an unset variable: exit %d, want a failure naming it:\n%s", r.code, r.out)
 	}

@@ -72,6 +72,10 @@ type Options struct {
 	Entrypoint []string
 	// PrepareOn is where a cluster run prepares data: host or cluster.
 	PrepareOn string
+	// Wheels (a local directory, no network) or IndexURL is where the
+	// environment ftc run makes for itself (tracking.wandb: W&B's library)
+	// installs its wheels from; neither: pip's default index.
+	Wheels, IndexURL string
 	// KeyFlags are the flags that decided the plan's keys, for the record.
 	KeyFlags []string
 	Dirs     Dirs
@@ -114,6 +118,14 @@ func (o *Options) Cluster() bool { return o.Backend == "kubernetes" || o.Backend
 func (o *Options) Validate(cpu bool) error {
 	if err := o.checkPrepareOn(); err != nil {
 		return UsageError{err}
+	}
+	if o.Wheels != "" && o.IndexURL != "" {
+		return UsageError{errors.New("--wheels and --index-url: give one source of wheels")}
+	}
+	if o.Wheels != "" {
+		if fi, err := os.Stat(o.Wheels); err != nil || !fi.IsDir() {
+			return UsageError{fmt.Errorf("--wheels %s: not a directory", o.Wheels)}
+		}
 	}
 	if cpu && o.Cluster() {
 		return UsageError{fmt.Errorf("--cpu: --backend %s schedules the stages on the cluster's GPU nodes; --cpu runs them on this machine (local, docker or podman)", o.Backend)}

@@ -126,9 +126,10 @@ func openTrackers(ctx context.Context, o Options) ([]tracker, error) {
 }
 
 // wandbEnv is the interpreter of the environment holding W&B's library
-// (track.WandBRequirements), made in the cache's envs/ on first use, from
-// PyPI by hash, with the first CPython 3.11–3.13 found: --python, then
-// python3.11, python3.12, python3.13, python3.
+// (track.WandBRequirements), made in the cache's envs/ on first use, by
+// hash, from PyPI (or --wheels DIR, --index-url URL), with the first
+// CPython 3.11–3.13 found: --python, then python3.11, python3.12,
+// python3.13, python3.
 func wandbEnv(ctx context.Context, o Options) (string, error) {
 	pkgs, err := requirements(track.WandBRequirements)
 	if err != nil {
@@ -153,9 +154,14 @@ func wandbEnv(ctx context.Context, o Options) (string, error) {
 			return v.Interpreter(), nil
 		}
 		var log strings.Builder
-		v, err := envcheck.CreateVenv(ctx, envcheck.VenvOptions{Python: py, Release: release, Profile: "wandb", Packages: pkgs, Dir: dir, Log: &log})
+		v, err := envcheck.CreateVenv(ctx, envcheck.VenvOptions{Python: py, Release: release, Profile: "wandb", Packages: pkgs, Dir: dir,
+			Wheels: o.Wheels, IndexURL: o.IndexURL, Log: &log})
 		if err != nil {
-			return "", fmt.Errorf("making W&B's environment with %s: %w", py, err)
+			hint := "; without network, give its wheels with --wheels DIR (ftc env wandb-requirements lists them) or an index with --index-url"
+			if o.Wheels != "" || o.IndexURL != "" {
+				hint = " (ftc env wandb-requirements lists the wheels it needs)"
+			}
+			return "", fmt.Errorf("making W&B's environment with %s: %w%s", py, err, hint)
 		}
 		return v.Interpreter(), nil
 	}
