@@ -106,7 +106,9 @@ environment images ftc build caches go by the same rules: kept when they
 are a --keep recipe's environment (from its ftc.lock, with
 $SOURCE_DATE_EPOCH or 0) or were built or reused within --keep-days. The
 entrypoints other ftc versions wrote go (this ftc's stay; each version
-writes its own again when it runs). The virtual environments ftc env
+writes its own again when it runs), and so does the bytecode the stage
+images' Python kept in the cache (one folder per image) unless a run used
+it within --keep-days. The virtual environments ftc env
 create made are left alone: ftc cache du shows them, and removing one
 (rm -r) only means ftc env create makes it again. Run it when no ftc run
 or ftc build is writing to the cache.`,
@@ -135,6 +137,9 @@ or ftc build is writing to the cache.`,
 			}
 			if ep := res.Entrypoints; ep != nil {
 				fmt.Fprintf(stdout, "removed %d entrypoints copies of other ftc versions, freed %s\n", ep.Entries, display.HumanBytes(ep.Bytes))
+			}
+			if pc := res.Pycache; pc != nil && pc.Entries > 0 {
+				fmt.Fprintf(stdout, "removed the bytecode of %d stage image(s), freed %s\n", pc.Entries, display.HumanBytes(pc.Bytes))
 			}
 			return err
 		},

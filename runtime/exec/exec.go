@@ -79,6 +79,10 @@ type Options struct {
 	// (the local backend; data preparation of cluster runs): the
 	// materialised entrypoints on PYTHONPATH.
 	LocalEnv []string
+	// ImageEnv holds extra variables for jobs that do not run on this
+	// machine (containers, a cluster's nodes): where the stage image's
+	// Python keeps its bytecode.
+	ImageEnv []string
 }
 
 // StageResult is what happened to one stage.
@@ -481,6 +485,8 @@ func (r *runner) execute(ctx context.Context, s *plan.Stage, gpus []int, res *St
 	job.Env = append(launch.SortedEnv(s.Launch.Env), job.Env...)
 	if local {
 		job.Env = append(job.Env, r.opts.LocalEnv...)
+	} else {
+		job.Env = append(job.Env, r.opts.ImageEnv...)
 	}
 	var runErr error
 	if sv := s.Launch.Server; sv != nil && !r.opts.Cluster {

@@ -73,12 +73,16 @@ type GCResult struct {
 	Environment *build.PruneResult
 	// Entrypoints are the entrypoints copies of other ftc versions.
 	Entrypoints *envcheck.Usage
+	// Pycache are the stage images' bytecode folders not used within
+	// KeepNewerThan.
+	Pycache *envcheck.Usage
 }
 
 // GC removes the store's entries not kept, then every blob no entry
 // reaches, then the environment images not kept, then the entrypoints
-// other ftc versions wrote. The virtual environments ftc env create made
-// are left alone.
+// other ftc versions wrote, then the bytecode folders of stage images
+// not used within KeepNewerThan. The virtual environments ftc env create
+// made are left alone.
 func GC(d CacheDirs, o GCOptions) (*GCResult, error) {
 	res := &GCResult{}
 	s, err := cas.Open(d.Store)
@@ -100,6 +104,11 @@ func GC(d CacheDirs, o GCOptions) (*GCResult, error) {
 		return res, err
 	}
 	res.Entrypoints = &ep
+	pyc, err := prunePycache(DirsAt(d.Root).Pycache, o.KeepNewerThan, o.Now)
+	if err != nil {
+		return res, err
+	}
+	res.Pycache = &pyc
 	return res, nil
 }
 
@@ -145,6 +154,7 @@ func Usage(d CacheDirs) (*DiskUsage, error) {
 	for _, x := range []struct{ dir, what string }{
 		{"entrypoints", "entrypoints copies"},
 		{"envs", "virtual environments (ftc env create)"},
+		{"pycache", "stage images' bytecode (by image digest)"},
 	} {
 		dir := filepath.Join(d.Root, x.dir)
 		du, err := envcheck.DirUsage(dir)

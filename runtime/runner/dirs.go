@@ -36,6 +36,7 @@ func DirsAt(root string) Dirs {
 		Envs:        filepath.Join(root, "envs"),
 		Images:      filepath.Join(root, "images"),
 		Entrypoints: filepath.Join(root, "entrypoints"),
+		Pycache:     filepath.Join(root, "pycache"),
 	}
 }
 

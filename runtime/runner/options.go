@@ -32,6 +32,7 @@ type Dirs struct {
 	Envs        string // ftc env create's virtual environments (envcheck.VenvKey)
 	Images      string // ftc build's environment images (build.Options.Cache)
 	Entrypoints string // the entrypoints each ftc version materialises
+	Pycache     string // the stage images' bytecode, by image digest (PycacheDir)
 }
 
 // Options configure a run. Flag names in messages are ftc run's: the

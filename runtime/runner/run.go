@@ -191,10 +191,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		prep.Record(events, out.Record, p)
 	}
 
+	pyc, err := o.pycacheEnv(r)
+	if err != nil {
+		rep.Finished(out)
+		return nil, err
+	}
 	opts := exec.Options{
 		Store: store, RunsDir: o.Dirs.Runs, Backend: be, RecipeDir: r.Dir, Files: res.Files, Sets: res.Sets, Models: res.Models,
 		GPUs: gpus, KeyFlags: o.KeyFlags, Cluster: cluster, Force: set(o.Force), Restart: set(o.Restart), Retries: o.Retries,
-		DryRun: o.DryRun, Events: events, Env: secretEnv(r), LocalEnv: prep.LocalEnv,
+		DryRun: o.DryRun, Events: events, Env: secretEnv(r), LocalEnv: prep.LocalEnv, ImageEnv: pyc,
 		PrepareOnCluster: o.PrepareOn == "cluster",
 	}
 	switch {
