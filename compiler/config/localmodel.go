@@ -59,7 +59,7 @@ func (r *Recipe) readModelTrees(data fs.FS, digest Digester) {
 			if digest != nil {
 				return digest(filepath.Join(r.Dir, filepath.FromSlash(rel)))
 			}
-			return hashFS(data, rel)
+			return HashFile(data, rel)
 		})
 		if t.Err == nil {
 			b, err := fs.ReadFile(data, path.Join(p, "config.json"))
@@ -72,8 +72,9 @@ func (r *Recipe) readModelTrees(data fs.FS, digest Digester) {
 	}
 }
 
-// hashFS is the hex sha256 of a file of fsys.
-func hashFS(fsys fs.FS, name string) (string, error) {
+// HashFile is the hex sha256 of a file of fsys, as TreeDigest and
+// SetDigest take it.
+func HashFile(fsys fs.FS, name string) (string, error) {
 	f, err := fsys.Open(name)
 	if err != nil {
 		return "", err

@@ -1,8 +1,6 @@
 package publish
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -155,7 +153,7 @@ func placeModels(models []Model, recipeDir string, given map[string]string) erro
 
 func placeModel(m Model, dir, recipeDir string) error {
 	src := os.DirFS(dir)
-	files, sum, err := config.TreeDigest(src, ".", func(rel string) (string, error) { return fileSHA256(src, rel) })
+	files, sum, err := config.TreeDigest(src, ".", func(rel string) (string, error) { return config.HashFile(src, rel) })
 	if err != nil {
 		return &ModelMismatchError{Path: m.Path, Dir: dir, ListingErr: err}
 	}
@@ -176,19 +174,6 @@ func placeModel(m Model, dir, recipeDir string) error {
 
 // hardLink is os.Link; a test makes it fail as across filesystems.
 var hardLink = os.Link
-
-func fileSHA256(fsys fs.FS, name string) (string, error) {
-	f, err := fsys.Open(name)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
 
 // linkOrCopy makes dst hold src's bytes: a hard link to the file src
 // resolves to (a Hub cache snapshot's files are symlinks), else a copy

@@ -29,7 +29,7 @@ func TestPlaceModels(t *testing.T) {
 	write(src, "shards/model-00001.safetensors", "weights")
 	write(src, ".cache/lock", "not part of the tree")
 	fsys := os.DirFS(src)
-	_, tree, err := config.TreeDigest(fsys, ".", func(rel string) (string, error) { return fileSHA256(fsys, rel) })
+	_, tree, err := config.TreeDigest(fsys, ".", func(rel string) (string, error) { return config.HashFile(fsys, rel) })
 	if err != nil {
 		t.Fatal(err)
 	}
