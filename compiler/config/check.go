@@ -754,12 +754,6 @@ func (c *checker) modelRef(base string, m *Model) {
 		if _, ok := c.r.Stages[m.From.Stage]; !ok {
 			c.errorf(base, "model comes from stage %q, which this recipe does not have", m.From.Stage)
 		}
-		if m.IsLocal() && m.From.Adapter != "none" {
-			// The entrypoints load an adapter's base by its Hub repo; a
-			// local base reaches a stage only as its own input.
-			c.errorf(base, "model is the %s adapter that stage %q trains on the local model %s; a stage cannot start from an adapter on a local model yet", m.From.Adapter, m.From.Stage, m.Path).
-				WithHint("train stage %q with adapter: type: \"none\" (full weights), which a later stage loads on their own", m.From.Stage)
-		}
 	} else if !ident.IsCommit(m.Revision) && m.Arch.FromConfig == "" && !m.IsLocal() {
 		// (An architecture from ftc.lock comes with the lock's pin.)
 		c.warnf(base, "model %s at revision %q is not pinned to a commit; `ftc lock` or `ftc run` pins it in ftc.lock", m.Repo, m.Revision)

@@ -184,7 +184,7 @@ func material(kind string, cfg StageConfig, inputs []Input, env key.Key) stageMa
 
 // model resolves a model for role: weights from an earlier stage become a
 // stage input, Hub weights a pinned source.
-func (b *builder) model(role string, m *config.Model) (ModelConfig, Input) {
+func (b *builder) model(role string, m *config.Model) (ModelConfig, []Input) {
 	src := b.baseSource(m)
 	mc := ModelConfig{Repo: m.Repo, Revision: src.Pin, DType: m.DType, Attention: m.Attention, Family: m.Arch.Family}
 	if m.ChatTemplate != "" {
@@ -194,10 +194,20 @@ func (b *builder) model(role string, m *config.Model) (ModelConfig, Input) {
 	if m.From != nil {
 		up := b.byStage[m.From.Stage]
 		mc.Input, mc.Kind, mc.Adapter = role, m.From.Kind, m.From.Adapter
-		return mc, Input{Role: role, Stage: up.Name, Key: up.Key}
+		in := []Input{{Role: role, Stage: up.Name, Key: up.Key}}
+		if m.IsLocal() && m.From.Adapter != "none" {
+			// An adapter's base is loaded by Hub repo; a local base has
+			// none, so it comes as an input of its own (BaseRole).
+			in = append(in, Input{Role: BaseRole(role), Source: src})
+		}
+		return mc, in
 	}
-	return mc, Input{Role: role, Source: src}
+	return mc, []Input{{Role: role, Source: src}}
 }
+
+// BaseRole is the input role of the local model directory an adapter in
+// role was trained on (model: path), which the entrypoints load it onto.
+func BaseRole(role string) string { return role + ".base" }
 
 // baseSource is the source of a model's base weights: a Hub model at its
 // revision, or a local model directory pinned by its tree digest (the

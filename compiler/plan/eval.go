@@ -54,7 +54,7 @@ func buildEval(b *builder, st config.Stage) (*Stage, error) {
 	if err != nil {
 		return nil, err
 	}
-	inputs := []Input{{Role: "data", Stage: ps.Name, Key: ps.Key}, in}
+	inputs := append([]Input{{Role: "data", Stage: ps.Name, Key: ps.Key}}, in...)
 	if st.Generates() {
 		e := st.Eval
 		cfg.Mode, cfg.MaxNewTokens, cfg.Temperature = "generate", e.MaxNewTokens, e.Temperature

@@ -15,7 +15,7 @@ func buildSFT(b *builder, st config.Stage) (*Stage, error) {
 		Speed:          st.Speed,
 		Models:         map[string]ModelConfig{"model": mc},
 	}
-	return b.training(st, cfg, []Input{in})
+	return b.training(st, cfg, in)
 }
 
 // buildReward plans reward model training.
@@ -25,7 +25,7 @@ func buildReward(b *builder, st config.Stage) (*Stage, error) {
 		Models:        map[string]ModelConfig{"model": mc},
 		CenterRewards: st.CenterRewards,
 	}
-	return b.training(st, cfg, []Input{in})
+	return b.training(st, cfg, in)
 }
 
 // buildPPO plans PPO. Reference and value default as trl's example does:
@@ -46,7 +46,7 @@ func buildPPO(b *builder, st config.Stage) (*Stage, error) {
 	}{{"policy", st.Policy}, {"reference", ref}, {"reward", st.Reward}, {"value", value}} {
 		mc, in := b.model(m.role, m.model)
 		cfg.Models[m.role] = mc
-		inputs = append(inputs, in)
+		inputs = append(inputs, in...)
 	}
 	return b.training(st, cfg, inputs)
 }
@@ -55,14 +55,14 @@ func buildPPO(b *builder, st config.Stage) (*Stage, error) {
 func buildGRPO(b *builder, st config.Stage) (*Stage, error) {
 	mc, in := b.model("model", st.Model)
 	cfg := StageConfig{Models: map[string]ModelConfig{"model": mc}, GRPO: st.GRPO}
-	return b.training(st, cfg, b.rewards(st, &cfg, []Input{in}))
+	return b.training(st, cfg, b.rewards(st, &cfg, in))
 }
 
 // buildRLOO plans RLOO: GRPO's policy and rewards, RLOO's knobs.
 func buildRLOO(b *builder, st config.Stage) (*Stage, error) {
 	mc, in := b.model("model", st.Model)
 	cfg := StageConfig{Models: map[string]ModelConfig{"model": mc}, RLOO: st.RLOO}
-	return b.training(st, cfg, b.rewards(st, &cfg, []Input{in}))
+	return b.training(st, cfg, b.rewards(st, &cfg, in))
 }
 
 // rewards adds the reward models and functions of a GRPO or RLOO stage
@@ -75,7 +75,7 @@ func (b *builder) rewards(st config.Stage, cfg *StageConfig, inputs []Input) []I
 		case rw.Model != nil:
 			rmc, rin := b.model(role, rw.Model)
 			cfg.Rewards = append(cfg.Rewards, RewardConfig{Kind: "model", Model: &rmc, Weight: rw.Weight})
-			inputs = append(inputs, rin)
+			inputs = append(inputs, rin...)
 		case rw.Function != nil:
 			f := b.r.Files[rw.Function.File]
 			cfg.Rewards = append(cfg.Rewards, RewardConfig{Kind: "function", File: rw.Function.File,
@@ -91,21 +91,21 @@ func (b *builder) rewards(st config.Stage, cfg *StageConfig, inputs []Input) []I
 func buildDPO(b *builder, st config.Stage) (*Stage, error) {
 	mc, in := b.model("model", st.Model)
 	cfg := StageConfig{Models: map[string]ModelConfig{"model": mc}, DPO: st.DPO}
-	return b.training(st, cfg, []Input{in})
+	return b.training(st, cfg, in)
 }
 
 // buildORPO plans ORPO: one model, no reference.
 func buildORPO(b *builder, st config.Stage) (*Stage, error) {
 	mc, in := b.model("model", st.Model)
 	cfg := StageConfig{Models: map[string]ModelConfig{"model": mc}, ORPO: st.ORPO}
-	return b.training(st, cfg, []Input{in})
+	return b.training(st, cfg, in)
 }
 
 // buildSimPO plans SimPO: one model, no reference.
 func buildSimPO(b *builder, st config.Stage) (*Stage, error) {
 	mc, in := b.model("model", st.Model)
 	cfg := StageConfig{Models: map[string]ModelConfig{"model": mc}, SimPO: st.SimPO}
-	return b.training(st, cfg, []Input{in})
+	return b.training(st, cfg, in)
 }
 
 // buildKTO plans KTO: one model; trl scores the reference (the starting
@@ -113,5 +113,5 @@ func buildSimPO(b *builder, st config.Stage) (*Stage, error) {
 func buildKTO(b *builder, st config.Stage) (*Stage, error) {
 	mc, in := b.model("model", st.Model)
 	cfg := StageConfig{Models: map[string]ModelConfig{"model": mc}, KTO: st.KTO}
-	return b.training(st, cfg, []Input{in})
+	return b.training(st, cfg, in)
 }

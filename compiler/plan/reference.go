@@ -61,7 +61,7 @@ func (b *builder) reference(st config.Stage, data []Input) (*Stage, error) {
 		cfg.Data = append(cfg.Data, d.Role)
 		inputs = append(inputs, d)
 	}
-	inputs = append(inputs, in)
+	inputs = append(inputs, in...)
 	keyed := cfg
 	keyed.Model.ChatTemplate, keyed.Model.ChatTemplateSHA256 = "", "" // the rows are tokenized already
 	k, err := b.configKey(KindReference, referenceVersion, keyed, inputs)

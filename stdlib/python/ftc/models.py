@@ -61,13 +61,27 @@ def _source(stage: StageFile, mc: ModelConfig, role: str) -> tuple[str, str | No
     return mc.repo, mc.revision, None
 
 
+def adapter_base(stage: StageFile, mc: ModelConfig, role: str) -> tuple[str, dict]:
+    """Where the base of the adapter in role is, and the from_pretrained
+    keywords to reach it: the local model directory the plan passes as
+    input "<role>.base" (compiler/plan.BaseRole), else the Hub repo at the
+    pinned revision."""
+    if stage.has_input(role + ".base"):
+        return str(stage.input_path(role + ".base")), {}
+    if not mc.repo:
+        raise StageError(f"model {role} is an adapter on a local model, which has no Hub repo: the stage needs the "
+                         f"base's directory as input {role + '.base'!r} (ftc's plan passes it)")
+    return mc.repo, {"revision": mc.revision}
+
+
 def load_tokenizer(stage: StageFile, mc: ModelConfig, role: str, padding_side: str | None = None):
     from transformers import AutoTokenizer
 
     loc, rev, man = _source(stage, mc, role)
     kw = {"padding_side": padding_side} if padding_side else {}
     if man is not None and not _has_tokenizer(Path(loc)):
-        loc, rev = mc.repo, mc.revision
+        loc, kw_rev = adapter_base(stage, mc, role)
+        rev = kw_rev.get("revision")
     tok = AutoTokenizer.from_pretrained(loc, revision=rev, **kw) if rev else AutoTokenizer.from_pretrained(loc, **kw)
     if mc.chat_template:
         if not stage.has_input("chat-template"):
@@ -115,9 +129,8 @@ def load_model(stage: StageFile, mc: ModelConfig, role: str, *, head: str = "cau
                                      "stage with adapter none or lora")
         from peft import PeftModel
 
-        base_kw = dict(kw)
-        base_kw["revision"] = mc.revision
-        base = cls.from_pretrained(mc.repo, **base_kw)
+        base_loc, at = adapter_base(stage, mc, role)
+        base = cls.from_pretrained(base_loc, **{**kw, **at})
         model = PeftModel.from_pretrained(base, loc)
         return model.merge_and_unload() if merge else model
     return cls.from_pretrained(loc, **kw)

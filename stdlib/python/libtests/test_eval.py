@@ -132,3 +132,59 @@ def test_generated_answers_score_higher_after_training_on_the_task(tiny, setup):
 def test_a_malformed_scorer_fails_the_stage(tiny, setup):
     d = evaluate(tiny, setup, "base", "generate", scorers=("malformed",), expect=2)
     assert "returned 1 values for 4 completions" in (d / "stage.log").read_text()
+
+
+def test_an_adapter_on_a_local_base_loads_onto_the_base_input(tiny, setup):
+    """A LoRA adapter trained on a local model directory has no Hub repo to
+    load its base from: the plan passes the directory as input model.base
+    (compiler/plan.BaseRole). The eval stage's loss is the loss of that
+    base with the adapter, computed here with peft; without the base input
+    the stage fails (a local model has no repo)."""
+    work = setup["work"]
+    d = work / "sft-lora-local"
+    cfg = assets.train_config("sft", {"model": assets.model_config(dtype="fp32")}, steps=10, micro=4,
+                              adapter_block=assets.adapter("lora", dropout=0.0), save_every=10, max_length=MAX_LEN,
+                              extra={"backend": "trl", "completionOnly": True})
+    cfg["training"]["learningRate"] = 1e-2
+    assets.write_stage(d, "sft", "sft", cfg, {"train": {"path": str(setup["sft_rows"]), "kind": "stage-output"},
+                                              "model": {"path": str(tiny[1]), "kind": "local-model"}})
+    rc, log = verify.entry("sft", d, timeout=900)
+    assert rc == 0, log[-3000:]
+    adapter = d / "output"
+    assert (adapter / "adapter_config.json").is_file()
+
+    # As the plan gives a local model: no repo, its tree digest as revision.
+    mc = assets.model_config(dtype="fp32", input="model", kind="causal-lm", adapter="lora", repo="",
+                             revision="sha256:" + "0" * 64)
+    inputs = {"model": {"path": str(adapter), "kind": "stage-output"},
+              "data": {"path": str(setup["sft_rows"]), "kind": "stage-output"}}
+    cfg = {"model": mc, "mode": "loss", "maxLength": MAX_LEN, "temperature": 0.0, "seed": 0}
+    e = work / "eval-lora-local"
+    assets.write_stage(e, e.name, "eval", cfg, {**inputs, "model.base": {"path": str(tiny[1]), "kind": "local-model"}})
+    rc, log = verify.entry("eval", e, timeout=600)
+    assert rc == 0, log[-3000:]
+    got = results(e)
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    m = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny[1]), torch_dtype=torch.float32),
+                                  str(adapter)).eval()
+    _, rows, _ = read_prepared(setup["sft_rows"])
+    total, n = 0.0, 0
+    for r in rows:
+        ids, labels = torch.tensor([list(r["input_ids"])]), torch.tensor(list(r["labels"]))
+        with torch.no_grad():
+            lp = torch.log_softmax(m(input_ids=ids).logits[0, :-1].float(), -1)
+        keep = labels[1:] != -100
+        total += -lp[keep].gather(-1, labels[1:][keep].unsqueeze(-1)).sum().item()
+        n += int(keep.sum())
+    base = results(evaluate(tiny, setup, "base", "loss"))
+    assert got["answer_tokens"] == n and math.isclose(got["eval_loss"], total / n, rel_tol=1e-4), (total / n, got)
+    assert got["eval_loss"] < base["eval_loss"], (base, got)
+
+    # Without the base input the adapter's base would be loaded by Hub repo.
+    e2 = work / "eval-lora-no-base"
+    assets.write_stage(e2, e2.name, "eval", cfg, inputs)
+    rc, log = verify.entry("eval", e2, timeout=600)
+    assert rc == 2 and "needs the base's directory as input 'model.base'" in log, log[-2000:]

@@ -175,7 +175,7 @@ def test_sft_from_a_local_model_directory(tiny, prep, tmp_path):
     # as the revision, and its directory as a "local-model" input: the
     # stages load it from there, and a later stage loads full weights
     # trained on it from the earlier output (an adapter on a local model
-    # is refused at vet).
+    # comes with its base as input model.base: test_eval).
     local = {"repo": "", "revision": "sha256:" + "0" * 64}
     cfg = assets.train_config("sft", {"model": assets.model_config(dtype="fp32", **local)}, steps=2, micro=4,
                               adapter_block=assets.adapter("none", dropout=0.0), save_every=2,
