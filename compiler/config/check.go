@@ -836,6 +836,11 @@ func (c *checker) export(base string, st Stage) {
 	case e.Form != "full" && a == "none":
 		c.errorf(base+".export.form", "export form %q needs an adapter; this stage fine-tunes all weights (adapter type \"none\")", e.Form).
 			WithHint("use form: \"full\"")
+	case e.Form == "adapter" && st.Base() != nil && st.Base().From != nil && st.Base().From.Adapter != "none":
+		// The stage's adapter was trained on the base with stage From's
+		// adapter merged in: on its own, on the base, it is another model.
+		c.errorf(base+".export.form", "export form \"adapter\": this stage's adapter was trained on top of stage %q's %s adapter, so the adapter alone on the base is not the model that was trained", st.Base().From.Stage, adapterName(st.Base().From.Adapter)).
+			WithHint("use form: \"merged\" (both adapters merged into the base)")
 	}
 	if e.DType == "4bit" {
 		if a == "qlora" {

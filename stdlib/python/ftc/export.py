@@ -30,7 +30,7 @@ from .stage import ExportConfig, StageError, StageFile
 # shards and model.safetensors.index.json.
 MAX_SHARD_SIZE = "5GB"
 
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
+ADAPTER_FILES = outputs.ADAPTER_FILES
 
 _PROBE_USER, _PROBE_REPLY = "ftc-probe-question", "ftc-probe-answer"
 
@@ -124,6 +124,9 @@ def run(stage: StageFile) -> None:
     load_kw = {**compat.load_kwargs(models.torch_dtype(ec.dtype), mc.attention), **head_kw}
     causal = mc.kind != "reward-model"
 
+    if ec.form == "adapter" and outputs.stack_dirs(src, man):
+        raise StageError("export form adapter: this adapter was trained on top of an earlier stage's adapter, so on "
+                         "its own it is not the model that was trained; export it merged")
     if ec.form == "adapter":
         from transformers import AutoConfig
 
@@ -153,6 +156,10 @@ def run(stage: StageFile) -> None:
             # Always the base's plain weights in the export dtype: no
             # quantization_config, whatever the stage trained against.
             base = cls.from_pretrained(base_loc, **base_kw, **load_kw)
+            # The adapters the stage's adapter was trained on top of go
+            # into the base first, in order (outputs.stack_dirs).
+            for d in outputs.stack_dirs(src, man):
+                base = PeftModel.from_pretrained(base, str(d)).merge_and_unload()
             model = PeftModel.from_pretrained(base, str(src)).merge_and_unload()
         else:
             model = cls.from_pretrained(str(src), **load_kw)

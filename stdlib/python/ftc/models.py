@@ -131,6 +131,9 @@ def load_model(stage: StageFile, mc: ModelConfig, role: str, *, head: str = "cau
 
         base_loc, at = adapter_base(stage, mc, role)
         base = cls.from_pretrained(base_loc, **{**kw, **at})
+        # The adapters this one was trained on top of, merged first.
+        for d in outputs.stack_dirs(loc, man):
+            base = PeftModel.from_pretrained(base, str(d)).merge_and_unload()
         model = PeftModel.from_pretrained(base, loc)
         return model.merge_and_unload() if merge else model
     return cls.from_pretrained(loc, **kw)
@@ -212,7 +215,20 @@ def save_output(stage: StageFile, cfg: TrainConfig, trainer, tokenizer, *, kind:
         (out / "training_args.bin").unlink(missing_ok=True)
         outputs.write(out, method=cfg.method, kind=kind, adapter=cfg.adapter.type,
                       base={"repo": base.repo, "revision": base.revision}, libraries=compat.library_versions(),
-                      extra=extra)
+                      extra={**(extra or {}), **adapter_stack(stage, cfg, base, out)})
+
+
+def adapter_stack(stage: StageFile, cfg: TrainConfig, mc: ModelConfig, out: Path) -> dict:
+    """The manifest's "stack" of an adapter trained on the adapter output of
+    an earlier stage (mc's input), with those adapters copied into out
+    (outputs.copy_stack); nothing for full weights or a first adapter."""
+    if cfg.adapter.type == "none" or not mc.input or not stage.has_input(mc.input):
+        return {}
+    upstream = stage.input_path(mc.input)
+    man = outputs.read(upstream) or {}
+    if man.get("weights") != "adapter":
+        return {}
+    return {"stack": outputs.copy_stack(upstream, out)}
 
 
 def count_parameters(model) -> dict[str, Any]:

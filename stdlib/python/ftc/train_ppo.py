@@ -316,5 +316,6 @@ def run(stage: StageFile) -> dict:
         tok.save_pretrained(str(out))
         (out / "training_args.bin").unlink(missing_ok=True)
         outputs.write(out, method="ppo", kind="causal-lm", adapter=cfg.adapter.type,
-                      base={"repo": pm.repo, "revision": pm.revision}, libraries=compat.library_versions())
+                      base={"repo": pm.repo, "revision": pm.revision}, libraries=compat.library_versions(),
+                      extra=models.adapter_stack(stage, cfg, pm, out))
     return trainer.close(stage, offset + t.state.global_step, None, {"resumed_from": offset})
