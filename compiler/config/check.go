@@ -1085,6 +1085,12 @@ func (c *checker) grpo(base string, st Stage) {
 		if g.Generation.Port == g.Generation.GroupPort {
 			c.errorf(p+".groupPort", "the server's HTTP port and weight-sync port are both %d", g.Generation.Port)
 		}
+		if m := st.Model; m != nil && m.From != nil && m.From.Adapter != "none" {
+			// The server is started from the policy's starting weights,
+			// which here are an adapter folder vLLM cannot load.
+			c.errorf(p+".engine", "the vLLM server loads the policy's starting weights, and stage %q's output is a %s adapter, which vLLM cannot load as a model", m.From.Stage, adapterName(m.From.Adapter)).
+				WithHint("use engine: \"transformers\", or train stage %q with adapter: type: \"none\"", m.From.Stage)
+		}
 		// The server runs on the first node, where the launcher's
 		// rendezvous listens too.
 		if rp := c.r.LauncherPort(st); rp != 0 {
