@@ -156,6 +156,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		rep.Pulled(o.Remote, n, moved, err)
 	}
 
+	// Where the stage image's Python keeps its bytecode (pycache.go),
+	// made before the run is recorded.
+	pyc, err := o.pycacheEnv(r)
+	if err != nil {
+		return nil, err
+	}
+
 	// A dry run records nothing: ftc status goes on showing the last
 	// real run.
 	out := &Result{Plan: p, DryRun: o.DryRun}
@@ -191,11 +198,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		prep.Record(events, out.Record, p)
 	}
 
-	pyc, err := o.pycacheEnv(r)
-	if err != nil {
-		rep.Finished(out)
-		return nil, err
-	}
 	opts := exec.Options{
 		Store: store, RunsDir: o.Dirs.Runs, Backend: be, RecipeDir: r.Dir, Files: res.Files, Sets: res.Sets, Models: res.Models,
 		GPUs: gpus, KeyFlags: o.KeyFlags, Cluster: cluster, Force: set(o.Force), Restart: set(o.Restart), Retries: o.Retries,
