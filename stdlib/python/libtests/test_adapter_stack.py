@@ -18,7 +18,7 @@ from conftest import assets
 
 import verify
 from ftc.prepare import read_prepared
-from test_eval import MAX_LEN, QA, prepare, results
+from test_eval import MAX_LEN, QA, answer_loss, prepare, results
 
 LOCAL = {"repo": "", "revision": "sha256:" + "0" * 64}
 
@@ -60,18 +60,6 @@ def peft_model(tiny, *adapters):
     return PeftModel.from_pretrained(m, str(adapters[-1])).eval()
 
 
-def answer_loss(m, rows):
-    total, n = 0.0, 0
-    for r in rows:
-        ids, labels = torch.tensor([list(r["input_ids"])]), torch.tensor(list(r["labels"]))
-        with torch.no_grad():
-            lp = torch.log_softmax(m(input_ids=ids).logits[0, :-1].float(), -1)
-        keep = labels[1:] != -100
-        total += -lp[keep].gather(-1, labels[1:][keep].unsqueeze(-1)).sum().item()
-        n += int(keep.sum())
-    return total / n
-
-
 def test_the_second_adapter_carries_the_first(chain):
     man = json.loads((chain["second"] / "ftc-output.json").read_text())
     assert man["stack"] == ["ftc-stack/00"], man
@@ -91,8 +79,10 @@ def test_eval_loads_both_adapters(tiny, chain):
     assert rc == 0, log[-3000:]
     got = results(d)["eval_loss"]
     _, rows, _ = read_prepared(chain["rows"])
-    want = answer_loss(peft_model(tiny, chain["first"], chain["second"]), rows)
-    alone = answer_loss(peft_model(tiny, chain["second"]), rows)
+    total, n = answer_loss(peft_model(tiny, chain["first"], chain["second"]), rows)
+    want = total / n
+    total, n = answer_loss(peft_model(tiny, chain["second"]), rows)
+    alone = total / n
     assert math.isclose(got, want, rel_tol=1e-4), (got, want)
     assert abs(alone - want) > 1e-2, (alone, want)
 

@@ -93,6 +93,21 @@ def evaluate(tiny, setup, which, mode, scorers=("exact_match",), expect=0):
     return d
 
 
+def answer_loss(m, rows):
+    """(summed cross-entropy, count) of the answer tokens of prepared SFT
+    rows under model m, one unpadded forward per row: what the eval
+    stage's loss mode means, computed by hand."""
+    total, n = 0.0, 0
+    for r in rows:
+        ids, labels = torch.tensor([list(r["input_ids"])]), torch.tensor(list(r["labels"]))
+        with torch.no_grad():
+            lp = torch.log_softmax(m(input_ids=ids).logits[0, :-1].float(), -1)
+        keep = labels[1:] != -100
+        total += -lp[keep].gather(-1, labels[1:][keep].unsqueeze(-1)).sum().item()
+        n += int(keep.sum())
+    return total, n
+
+
 def results(d):
     return json.loads((d / "output" / "eval.json").read_text())["metrics"]
 
@@ -106,14 +121,7 @@ def test_loss_is_lower_after_training_on_the_task(tiny, setup):
 
     m = AutoModelForCausalLM.from_pretrained(str(tiny[1]), torch_dtype=torch.float32).eval()
     _, rows, _ = read_prepared(setup["sft_rows"])
-    total, n = 0.0, 0
-    for r in rows:
-        ids, labels = torch.tensor([list(r["input_ids"])]), torch.tensor(list(r["labels"]))
-        with torch.no_grad():
-            lp = torch.log_softmax(m(input_ids=ids).logits[0, :-1].float(), -1)
-        keep = labels[1:] != -100
-        total += -lp[keep].gather(-1, labels[1:][keep].unsqueeze(-1)).sum().item()
-        n += int(keep.sum())
+    total, n = answer_loss(m, rows)
     assert n == base["answer_tokens"] and math.isclose(base["eval_loss"], total / n, rel_tol=1e-4), (total / n, base)
 
 
@@ -171,14 +179,7 @@ def test_an_adapter_on_a_local_base_loads_onto_the_base_input(tiny, setup):
     m = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny[1]), torch_dtype=torch.float32),
                                   str(adapter)).eval()
     _, rows, _ = read_prepared(setup["sft_rows"])
-    total, n = 0.0, 0
-    for r in rows:
-        ids, labels = torch.tensor([list(r["input_ids"])]), torch.tensor(list(r["labels"]))
-        with torch.no_grad():
-            lp = torch.log_softmax(m(input_ids=ids).logits[0, :-1].float(), -1)
-        keep = labels[1:] != -100
-        total += -lp[keep].gather(-1, labels[1:][keep].unsqueeze(-1)).sum().item()
-        n += int(keep.sum())
+    total, n = answer_loss(m, rows)
     base = results(evaluate(tiny, setup, "base", "loss"))
     assert got["answer_tokens"] == n and math.isclose(got["eval_loss"], total / n, rel_tol=1e-4), (total / n, got)
     assert got["eval_loss"] < base["eval_loss"], (base, got)
