@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -123,13 +122,8 @@ error.`,
 			if len(files) > 1 {
 				return usageError{fmt.Errorf("env create: one recipe at a time")}
 			}
-			if wheels != "" && indexURL != "" {
-				return usageError{fmt.Errorf("--wheels and --index-url: give one source of wheels")}
-			}
-			if wheels != "" {
-				if fi, err := os.Stat(wheels); err != nil || !fi.IsDir() {
-					return usageError{fmt.Errorf("--wheels %s: not a directory", wheels)}
-				}
+			if err := envcheck.CheckWheelSource(wheels, indexURL); err != nil {
+				return usageError{err}
 			}
 			overrides, vo, err := flags.options()
 			if err != nil {

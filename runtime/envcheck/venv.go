@@ -103,6 +103,20 @@ type VenvOptions struct {
 	Log io.Writer
 }
 
+// CheckWheelSource checks VenvOptions' Wheels and IndexURL as flags:
+// one source at most, and Wheels a directory.
+func CheckWheelSource(wheels, indexURL string) error {
+	if wheels != "" && indexURL != "" {
+		return errors.New("--wheels and --index-url: give one source of wheels")
+	}
+	if wheels != "" {
+		if fi, err := os.Stat(wheels); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--wheels %s: not a directory", wheels)
+		}
+	}
+	return nil
+}
+
 // pythonInfo is what the interpreter says about itself before an
 // environment is made from it.
 type pythonInfo struct {

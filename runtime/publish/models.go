@@ -119,14 +119,13 @@ func placeModels(models []Model, recipeDir string, given map[string]string) erro
 		known[m.Path] = true
 		names = append(names, m.Path)
 	}
-	for p := range given {
-		if !known[filepath.ToSlash(filepath.Clean(p))] {
-			return &UnknownModelError{Path: p, Known: names}
-		}
-	}
 	byPath := map[string]string{}
 	for p, d := range given {
-		byPath[filepath.ToSlash(filepath.Clean(p))] = d
+		clean := filepath.ToSlash(filepath.Clean(p))
+		if !known[clean] {
+			return &UnknownModelError{Path: p, Known: names}
+		}
+		byPath[clean] = d
 	}
 	var missing []Model
 	for _, m := range models {

@@ -14,6 +14,7 @@ import (
 	"github.com/ftc-dev/ftc/compiler/plan"
 	"github.com/ftc-dev/ftc/runtime/backend"
 	"github.com/ftc-dev/ftc/runtime/cas"
+	"github.com/ftc-dev/ftc/runtime/envcheck"
 	"github.com/ftc-dev/ftc/runtime/exec"
 	"github.com/ftc-dev/ftc/runtime/resolve"
 )
@@ -120,13 +121,8 @@ func (o *Options) Validate(cpu bool) error {
 	if err := o.checkPrepareOn(); err != nil {
 		return UsageError{err}
 	}
-	if o.Wheels != "" && o.IndexURL != "" {
-		return UsageError{errors.New("--wheels and --index-url: give one source of wheels")}
-	}
-	if o.Wheels != "" {
-		if fi, err := os.Stat(o.Wheels); err != nil || !fi.IsDir() {
-			return UsageError{fmt.Errorf("--wheels %s: not a directory", o.Wheels)}
-		}
+	if err := envcheck.CheckWheelSource(o.Wheels, o.IndexURL); err != nil {
+		return UsageError{err}
 	}
 	if cpu && o.Cluster() {
 		return UsageError{fmt.Errorf("--cpu: --backend %s schedules the stages on the cluster's GPU nodes; --cpu runs them on this machine (local, docker or podman)", o.Backend)}

@@ -85,20 +85,15 @@ func prunePycache(dir string, keep time.Duration, now time.Time) (envcheck.Usage
 		if st, err := os.Stat(filepath.Join(p, pycacheStamp)); err == nil && keep > 0 && now.Sub(st.ModTime()) < keep {
 			continue
 		}
-		var size int64
-		filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
-			if err == nil && d.Type().IsRegular() {
-				if info, err := d.Info(); err == nil {
-					size += info.Size()
-				}
-			}
-			return nil
-		})
+		size, err := envcheck.DirUsage(p)
+		if err != nil {
+			return u, err
+		}
 		if err := os.RemoveAll(p); err != nil {
 			return u, fmt.Errorf("removing %s: %w (a container engine that runs as root writes it as root)", p, err)
 		}
 		u.Entries++
-		u.Bytes += size
+		u.Bytes += size.Bytes
 	}
 	return u, nil
 }

@@ -30,8 +30,6 @@ from .stage import ExportConfig, StageError, StageFile
 # shards and model.safetensors.index.json.
 MAX_SHARD_SIZE = "5GB"
 
-ADAPTER_FILES = outputs.ADAPTER_FILES
-
 _PROBE_USER, _PROBE_REPLY = "ftc-probe-question", "ftc-probe-answer"
 
 
@@ -130,7 +128,7 @@ def run(stage: StageFile) -> None:
     if ec.form == "adapter":
         from transformers import AutoConfig
 
-        found = [f for f in ADAPTER_FILES if (src / f).is_file()]
+        found = [f for f in outputs.ADAPTER_FILES if (src / f).is_file()]
         if "adapter_config.json" not in found:
             raise StageError(f"the stage's output has no adapter_config.json (has {sorted(p.name for p in src.iterdir())})")
         for f in found:
@@ -156,11 +154,7 @@ def run(stage: StageFile) -> None:
             # Always the base's plain weights in the export dtype: no
             # quantization_config, whatever the stage trained against.
             base = cls.from_pretrained(base_loc, **base_kw, **load_kw)
-            # The adapters the stage's adapter was trained on top of go
-            # into the base first, in order (outputs.stack_dirs).
-            for d in outputs.stack_dirs(src, man):
-                base = PeftModel.from_pretrained(base, str(d)).merge_and_unload()
-            model = PeftModel.from_pretrained(base, str(src)).merge_and_unload()
+            model = PeftModel.from_pretrained(models.merge_stack(base, src, man), str(src)).merge_and_unload()
         else:
             model = cls.from_pretrained(str(src), **load_kw)
         model = model.to(models.torch_dtype(ec.dtype))

@@ -107,6 +107,17 @@ def _auto_class(kind: str):
     return transformers.AutoModelForSequenceClassification if kind == "seq-cls" else transformers.AutoModelForCausalLM
 
 
+def merge_stack(base, out_dir, man: dict | None):
+    """base with the adapters the adapter output out_dir was trained on top
+    of merged in, in order (outputs.stack_dirs); base itself when there
+    are none. Every loader of an adapter output applies it first."""
+    from peft import PeftModel
+
+    for d in outputs.stack_dirs(out_dir, man):
+        base = PeftModel.from_pretrained(base, str(d)).merge_and_unload()
+    return base
+
+
 def load_model(stage: StageFile, mc: ModelConfig, role: str, *, head: str = "causal-lm",
                attention: str | None = None, adapter: AdapterConfig | None = None, merge: bool = True):
     """Loads a model for role. head is "causal-lm" or "seq-cls" (one label).
@@ -130,10 +141,7 @@ def load_model(stage: StageFile, mc: ModelConfig, role: str, *, head: str = "cau
         from peft import PeftModel
 
         base_loc, at = adapter_base(stage, mc, role)
-        base = cls.from_pretrained(base_loc, **{**kw, **at})
-        # The adapters this one was trained on top of, merged first.
-        for d in outputs.stack_dirs(loc, man):
-            base = PeftModel.from_pretrained(base, str(d)).merge_and_unload()
+        base = merge_stack(cls.from_pretrained(base_loc, **{**kw, **at}), loc, man)
         model = PeftModel.from_pretrained(base, loc)
         return model.merge_and_unload() if merge else model
     return cls.from_pretrained(loc, **kw)
